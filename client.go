@@ -1,0 +1,220 @@
+package socketbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/wire"
+)
+
+// Client is one connection to a server, joined to one channel. It is safe
+// for concurrent use: any number of Sends and Receives may be in flight at
+// once, each an independent stream.
+type Client struct {
+	id      ID
+	channel ID
+	conn    *frameconn.Conn
+
+	mu      sync.Mutex
+	sends   map[ID]*sendCall // Sends in flight, by request ID
+	held    map[ID]*Request  // requests received and not yet finished
+	waiters []*receiveWaiter // Receive calls waiting, oldest first
+	ready   []*Request       // delivered requests no Receive was waiting for
+	polls   map[ID]struct{}  // Receive IDs outstanding at the server
+	err     error            // set once the client is closed
+
+	ctx    context.Context // cancelled when the client closes
+	cancel context.CancelCauseFunc
+	done   chan struct{}
+	closed sync.Once
+}
+
+// Dial connects to the server at addr and joins channel. It returns once
+// the server has acknowledged the join: a Send by another client made after
+// Dial returns sees this client as a peer.
+func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Client, error) {
+	var o dialOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.clientID == (ID{}) {
+		o.clientID = uuid.New()
+	}
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("socketbus: dial %s: %w", addr, err)
+	}
+	if err := handshake(ctx, nc, o.clientID, channel); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	c := &Client{
+		id:      o.clientID,
+		channel: channel,
+		conn:    frameconn.New(nc, frameconn.Config{}),
+		sends:   make(map[ID]*sendCall),
+		held:    make(map[ID]*Request),
+		polls:   make(map[ID]struct{}),
+		done:    make(chan struct{}),
+	}
+	c.ctx, c.cancel = context.WithCancelCause(context.Background())
+	c.conn.OnClose = c.connClosed
+	c.conn.Start(c.handle)
+	return c, nil
+}
+
+// handshake sends the join frame and reads the server's answer, before the
+// connection's goroutines start.
+func handshake(ctx context.Context, nc net.Conn, clientID, channel ID) error {
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+		defer nc.SetDeadline(time.Time{})
+	}
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	join := wire.Header{Version: wire.Version, Type: wire.TypeStart, Flags: wire.FlagJoin,
+		RequestID: uuid.New(), ClientID: clientID, ChannelID: channel, Final: true}
+	if _, err := nc.Write(wire.AppendHeader(nil, &join)); err != nil {
+		return joinErr(ctx, err)
+	}
+	var hdr [wire.HeaderSize]byte
+	if _, err := io.ReadFull(nc, hdr[:]); err != nil {
+		return joinErr(ctx, err)
+	}
+	h, _, err := wire.ParseHeader(hdr[:])
+	if err != nil {
+		return fmt.Errorf("socketbus: join: %w: %v", ErrProtocol, err)
+	}
+	payload := make([]byte, h.Length)
+	if _, err := io.ReadFull(nc, payload); err != nil {
+		return joinErr(ctx, err)
+	}
+	switch {
+	case h.Type == wire.TypeStart && h.Flags == wire.FlagJoin && h.RequestID == join.RequestID:
+		return nil
+	case h.Type == wire.TypeError:
+		e, perr := wire.ParseError(payload)
+		if perr != nil {
+			return fmt.Errorf("socketbus: join: %w: %v", ErrProtocol, perr)
+		}
+		return fmt.Errorf("socketbus: join refused: %w", errorFromWire(e))
+	}
+	return fmt.Errorf("socketbus: join: %w: unexpected answer %s", ErrProtocol, h)
+}
+
+func joinErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("socketbus: join: %w", ctx.Err())
+	}
+	return fmt.Errorf("socketbus: join: %w", err)
+}
+
+// ID returns the client's ID, which receivers see as Request.From.
+func (c *Client) ID() ID { return c.id }
+
+// Channel returns the ID of the channel the client joined.
+func (c *Client) Channel() ID { return c.channel }
+
+// Done is closed when the client has closed, by Close or because the
+// connection ended.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err returns why the client closed: ErrClosed after Close, or the error
+// that ended the connection. It returns nil while the client is open.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Close closes the connection. Calls in flight return ErrClosed; requests
+// this client received and has not answered fail at their senders with
+// ErrPeerGone. Close is idempotent and waits for the connection's
+// goroutines to stop.
+func (c *Client) Close() error {
+	c.conn.Close(ErrClosed)
+	c.conn.Wait()
+	return nil
+}
+
+// connClosed runs once when the connection has closed, for any reason.
+func (c *Client) connClosed(err error) {
+	if !errors.Is(err, ErrClosed) {
+		err = fmt.Errorf("%w: connection lost: %w", ErrClosed, err)
+	} else {
+		err = ErrClosed
+	}
+	c.mu.Lock()
+	c.err = err
+	sends := c.sends
+	held := c.held
+	waiters := c.waiters
+	ready := c.ready
+	c.sends, c.held, c.waiters, c.ready = map[ID]*sendCall{}, map[ID]*Request{}, nil, nil
+	c.mu.Unlock()
+
+	c.cancel(err)
+	for _, call := range sends {
+		call.finish(err)
+	}
+	for _, r := range held {
+		r.abort(err)
+	}
+	for _, r := range ready {
+		r.abort(err)
+	}
+	for _, w := range waiters {
+		w.result <- receiveResult{err: err}
+	}
+	close(c.done)
+}
+
+// send queues frames for the writer; it fails once the client is closed.
+func (c *Client) send(fs ...frameconn.Frame) error {
+	var err error
+	if len(fs) == 1 {
+		err = c.conn.Enqueue(fs[0])
+	} else {
+		err = c.conn.EnqueueAll(fs)
+	}
+	if err != nil {
+		return c.closedErr()
+	}
+	return nil
+}
+
+func (c *Client) closedErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return c.err
+	}
+	return ErrClosed
+}
+
+// header returns a header from this client for request id.
+func (c *Client) header(t wire.FrameType, flags wire.Flags, id ID) wire.Header {
+	return wire.Header{Version: wire.Version, Type: t, Flags: flags, RequestID: id, ClientID: c.id, ChannelID: c.channel}
+}
+
+func (c *Client) creditFrame(flags wire.Flags, id ID, n int) frameconn.Frame {
+	return frameconn.Frame{
+		Header:  c.header(wire.TypeChunk, flags|wire.FlagCredit, id),
+		Payload: wire.AppendCredit(frameconn.GetBuffer(wire.CreditSize)[:0], uint32(n)),
+		Pooled:  true,
+	}
+}
+
+func (c *Client) errorFrame(flags wire.Flags, id ID, code wire.Code, msg string) frameconn.Frame {
+	return frameconn.ErrorFrame(c.header(wire.TypeError, flags, id), code, msg)
+}

@@ -1,0 +1,175 @@
+package socketbus
+
+import (
+	"fmt"
+
+	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/wire"
+)
+
+// handle is the reader goroutine's frame handler: it demultiplexes frames
+// by flags and request ID into the streams of Sends and received Requests.
+// It never blocks; a returned *wire.Error closes the connection after an
+// error frame tells the server why.
+func (c *Client) handle(f frameconn.Frame) error {
+	h := &f.Header
+	if h.ClientID != c.id && h.Flags != 0 {
+		// Delivered frames name the other party; everything else names us.
+		if h.Flags != wire.FlagReceive && h.Flags != wire.FlagResponse {
+			release(f)
+			return wire.Errorf(wire.CodeProtocol, "frame addressed to client %x, this is %x", h.ClientID, c.id)
+		}
+	}
+	switch h.Flags {
+	case wire.FlagRequest, wire.FlagRequest | wire.FlagCredit:
+		return c.handleRequestFrame(f)
+	case wire.FlagResponse:
+		return c.handleResponseFrame(f)
+	case wire.FlagReceive:
+		return c.handleReceiveFrame(f)
+	case wire.FlagResponse | wire.FlagCredit:
+		defer release(f)
+		n, err := wire.ParseCredit(f.Payload)
+		if err != nil {
+			return err
+		}
+		if r := c.heldRequest(h.RequestID); r != nil {
+			r.addCredit(int(n))
+		}
+		return nil
+	case wire.FlagPing:
+		if h.Type == wire.TypeStart {
+			pong := f
+			pong.Header.Type, pong.Header.Final = wire.TypeEnd, true
+			pong.Header.ClientID = c.id
+			_ = c.conn.Enqueue(pong)
+			return nil
+		}
+		release(f)
+		return nil
+	case 0:
+		defer release(f)
+		e, err := wire.ParseError(f.Payload)
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("socketbus: server closed the connection: %w", errorFromWire(e))
+	}
+	release(f)
+	return wire.Errorf(wire.CodeProtocol, "unexpected %s frame with flags %s from the server", h.Type, h.Flags)
+}
+
+func (c *Client) sendCall(id ID) *sendCall {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sends[id]
+}
+
+func (c *Client) heldRequest(id ID) *Request {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.held[id]
+}
+
+// handleRequestFrame handles acknowledgements, credit and errors for one
+// of this client's Sends.
+func (c *Client) handleRequestFrame(f frameconn.Frame) error {
+	h := &f.Header
+	call := c.sendCall(h.RequestID)
+	defer release(f)
+	if call == nil {
+		return nil // the Send has returned; this was in flight
+	}
+	switch {
+	case h.Flags.Has(wire.FlagCredit):
+		n, err := wire.ParseCredit(f.Payload)
+		if err != nil {
+			return err
+		}
+		call.addCredit(int(n))
+	case h.Type == wire.TypeStart: // acknowledgement, maybe with credit
+		if len(f.Payload) > 0 {
+			n, err := wire.ParseCredit(f.Payload)
+			if err != nil {
+				return err
+			}
+			call.addCredit(int(n))
+		}
+	case h.Type == wire.TypeEnd: // the whole body reached the server
+	case h.Type == wire.TypeError:
+		e, err := wire.ParseError(f.Payload)
+		if err != nil {
+			return err
+		}
+		call.finish(errorFromWire(e))
+	default:
+		return wire.Errorf(wire.CodeProtocol, "unexpected %s frame for request %x", h.Type, h.RequestID)
+	}
+	return nil
+}
+
+// handleResponseFrame handles the response stream of one of this client's
+// Sends, and errors for responses this client is writing.
+func (c *Client) handleResponseFrame(f frameconn.Frame) error {
+	h := &f.Header
+	if h.Type == wire.TypeError {
+		defer release(f)
+		e, err := wire.ParseError(f.Payload)
+		if err != nil {
+			return err
+		}
+		if call := c.sendCall(h.RequestID); call != nil {
+			call.finish(errorFromWire(e))
+		} else if r := c.heldRequest(h.RequestID); r != nil {
+			r.abort(errorFromWire(e)) // our response was refused
+		}
+		return nil
+	}
+	call := c.sendCall(h.RequestID)
+	if call == nil {
+		release(f)
+		return nil
+	}
+	if h.Type == wire.TypeStart {
+		release(f)
+		if h.Sequence != 0 {
+			return wire.Errorf(wire.CodeProtocol, "response start frame with sequence %d", h.Sequence)
+		}
+		return nil
+	}
+	return call.resp.push(f)
+}
+
+// handleReceiveFrame handles requests delivered to this client: their
+// start, body and cancellation, and errors for its Receives.
+func (c *Client) handleReceiveFrame(f frameconn.Frame) error {
+	h := &f.Header
+	switch h.Type {
+	case wire.TypeStart:
+		defer release(f)
+		return c.deliver(h, f.Payload)
+	case wire.TypeError:
+		defer release(f)
+		e, err := wire.ParseError(f.Payload)
+		if err != nil {
+			return err
+		}
+		if r := c.heldRequest(h.RequestID); r != nil {
+			r.abort(errorFromWire(e))
+			return nil
+		}
+		c.mu.Lock()
+		_, isPoll := c.polls[h.RequestID]
+		c.mu.Unlock()
+		if isPoll {
+			c.pollFailed(h.RequestID, errorFromWire(e))
+		}
+		return nil
+	}
+	r := c.heldRequest(h.RequestID)
+	if r == nil {
+		release(f)
+		return nil // answered or aborted already
+	}
+	return r.body.push(f)
+}

@@ -1,0 +1,286 @@
+package socketbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/wire"
+)
+
+// sendCall is one Send in flight. The connection's reader goroutine feeds
+// it acknowledgements, credit, the response stream and errors; the Send
+// goroutine (and its uploader, for bodies larger than the initial credit)
+// consume them.
+type sendCall struct {
+	c    *Client
+	id   ID
+	resp *inStream
+
+	mu     sync.Mutex
+	credit int           // request-body bytes the server will accept
+	wake   chan struct{} // capacity 1: credit arrived or the call finished
+	stop   chan struct{} // closed when the call is over
+	over   bool
+}
+
+func (call *sendCall) addCredit(n int) {
+	call.mu.Lock()
+	call.credit += n
+	call.mu.Unlock()
+	select {
+	case call.wake <- struct{}{}:
+	default:
+	}
+}
+
+// finish ends the call with err: the response stream reports it, and the
+// uploader stops.
+func (call *sendCall) finish(err error) {
+	call.resp.fail(err)
+	call.mu.Lock()
+	if !call.over {
+		call.over = true
+		close(call.stop)
+	}
+	call.mu.Unlock()
+}
+
+// takeCredit waits for credit and takes up to max bytes of it.
+func (call *sendCall) takeCredit(max int) (int, bool) {
+	for {
+		call.mu.Lock()
+		n := min(call.credit, max)
+		call.credit -= n
+		over := call.over
+		call.mu.Unlock()
+		if over {
+			return 0, false
+		}
+		if n > 0 {
+			return n, true
+		}
+		select {
+		case <-call.wake:
+		case <-call.stop:
+			return 0, false
+		}
+	}
+}
+
+// Send streams body as a request to one peer on the channel and streams
+// that peer's response into resp (a nil resp discards it). It returns nil
+// once the whole response has been written to resp.
+//
+// ctx's deadline travels with the request and the server enforces it end to
+// end: when it passes, Send returns an error matching both ErrTimeout and
+// context.DeadlineExceeded, and the receiver's Request.Context is
+// cancelled. Without a deadline the server's default timeout applies. If ctx
+// is cancelled, Send returns ctx.Err() and the cancellation reaches the
+// receiver too.
+//
+// Send fails at once with ErrNoPeers when no other client is on the
+// channel. If reading body fails, Send returns an error wrapping the
+// reader's error and the receiver's Body read fails: a partial body never
+// reads as complete. Send returns only after its last read of body.
+func (c *Client) Send(ctx context.Context, body io.Reader, resp io.Writer) error {
+	if err := ctx.Err(); err != nil {
+		return ctxError(ctx)
+	}
+	var timeoutMillis uint64
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl)
+		if left <= 0 {
+			return fmt.Errorf("socketbus: send: %w", ErrTimeout)
+		}
+		timeoutMillis = uint64((left + time.Millisecond - 1) / time.Millisecond)
+	}
+	if body == nil {
+		body = eofReader{}
+	}
+	call := &sendCall{c: c, id: uuid.New(), wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	call.resp = newInStream(func(n int) { _ = c.send(c.creditFrame(wire.FlagResponse, call.id, n)) })
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return c.err
+	}
+	c.sends[call.id] = call
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.sends, call.id)
+		c.mu.Unlock()
+	}()
+
+	// The first chunk goes out with the start frame, and for small bodies
+	// the end frame too: one write for the whole request.
+	start := c.header(wire.TypeStart, wire.FlagRequest, call.id)
+	start.TimeoutMillis = timeoutMillis
+	buf := frameconn.GetBuffer(wire.InitialRequestCredit)
+	n, rerr := fill(body, buf)
+	chunk := frameconn.Frame{Header: c.header(wire.TypeChunk, wire.FlagRequest, call.id), Payload: buf[:n], Pooled: true}
+	chunk.Header.Sequence = 1
+	frames := [3]frameconn.Frame{{Header: start}, chunk}
+	count := 2
+	if rerr == io.EOF {
+		end := c.header(wire.TypeEnd, wire.FlagRequest, call.id)
+		end.Sequence, end.Final = 2, true
+		frames[2] = frameconn.Frame{Header: end}
+		count = 3
+	}
+	if err := c.send(frames[:count]...); err != nil {
+		return err
+	}
+	call.addCredit(wire.InitialRequestCredit - n)
+
+	var uploaded chan error
+	switch {
+	case rerr == io.EOF:
+	case rerr != nil:
+		return c.abortSend(call, rerr)
+	default:
+		uploaded = make(chan error, 1)
+		go func() { uploaded <- call.upload(body, 2) }()
+	}
+
+	err := c.readResponse(ctx, call, resp)
+	call.finish(ErrClosed) // stop the uploader if it is still going
+	if uploaded != nil {
+		if uerr := <-uploaded; uerr != nil && err != nil && !isCtxErr(err) {
+			err = uerr // the body failed first; say so rather than what followed
+		}
+	}
+	return err
+}
+
+// readResponse copies the response stream into resp until it ends.
+func (c *Client) readResponse(ctx context.Context, call *sendCall, resp io.Writer) error {
+	for {
+		piece, err := call.resp.next(ctx)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				c.cancelSend(call, ctx)
+				return ctxError(ctx)
+			}
+			return err
+		}
+		if resp != nil {
+			if _, werr := resp.Write(piece); werr != nil {
+				call.resp.consume(len(piece))
+				_ = c.send(c.errorFrame(wire.FlagRequest, call.id, wire.CodeCancelled, "the sender could not write the response: "+werr.Error()))
+				return fmt.Errorf("socketbus: writing response: %w", werr)
+			}
+		}
+		call.resp.consume(len(piece))
+	}
+}
+
+// upload streams the rest of the body as credit allows.
+func (call *sendCall) upload(body io.Reader, seq uint32) error {
+	c := call.c
+	for {
+		n, ok := call.takeCredit(wire.MaxFramePayload)
+		if !ok {
+			return nil
+		}
+		buf := frameconn.GetBuffer(n)
+		got, rerr := fill(body, buf)
+		if got < n {
+			call.addCredit(n - got) // give back what this chunk did not use
+		}
+		var frames [2]frameconn.Frame
+		count := 0
+		if got > 0 {
+			f := frameconn.Frame{Header: c.header(wire.TypeChunk, wire.FlagRequest, call.id), Payload: buf[:got], Pooled: true}
+			f.Header.Sequence = seq
+			seq++
+			frames[count] = f
+			count++
+		} else {
+			frameconn.PutBuffer(buf)
+		}
+		if rerr == io.EOF {
+			end := c.header(wire.TypeEnd, wire.FlagRequest, call.id)
+			end.Sequence, end.Final = seq, true
+			frames[count] = frameconn.Frame{Header: end}
+			count++
+		}
+		if count > 0 {
+			if err := c.send(frames[:count]...); err != nil {
+				return nil // the client closed; the call has failed already
+			}
+		}
+		switch {
+		case rerr == io.EOF:
+			return nil
+		case rerr != nil:
+			return c.abortSend(call, rerr)
+		}
+	}
+}
+
+// abortSend tells the server the body could not be read to its end and
+// fails the call with an error wrapping the reader's.
+func (c *Client) abortSend(call *sendCall, rerr error) error {
+	err := fmt.Errorf("socketbus: reading request body: %w", rerr)
+	_ = c.send(c.errorFrame(wire.FlagRequest, call.id, wire.CodeAborted, rerr.Error()))
+	call.finish(err)
+	return err
+}
+
+// cancelSend tells the server the sender gave up on the request.
+func (c *Client) cancelSend(call *sendCall, ctx context.Context) {
+	msg := "the sender cancelled the request"
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		msg = "the sender's deadline passed"
+	}
+	_ = c.send(c.errorFrame(wire.FlagRequest, call.id, wire.CodeCancelled, msg))
+	call.finish(ctx.Err())
+}
+
+// ctxError is what Send returns when ctx ends: ctx.Err() itself when
+// cancelled, and an error matching both ErrTimeout and
+// context.DeadlineExceeded when its deadline passed.
+func ctxError(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("socketbus: send: %w", ErrTimeout)
+	}
+	return ctx.Err()
+}
+
+func isCtxErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// fill reads from r until buf is full, r reports EOF, or r fails.
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	empty := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			if empty++; empty > 100 {
+				return n, io.ErrNoProgress
+			}
+		}
+	}
+	return n, nil
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }

@@ -1,0 +1,100 @@
+package socketbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/socketbus/socketbus/internal/wire"
+)
+
+// Errors returned by Client, Request and Server methods. Test for them with
+// errors.Is: the errors returned usually wrap one of these with detail.
+var (
+	// ErrClosed is returned by calls on a Client that has been closed,
+	// including calls that were in flight when Close was called.
+	ErrClosed = errors.New("socketbus: client closed")
+	// ErrServerClosed is returned by Serve after Shutdown or Close, and by
+	// client calls that the server refused or ended because it is shutting
+	// down.
+	ErrServerClosed = errors.New("socketbus: server closed")
+	// ErrTimeout is returned when a request's timeout passes before its
+	// response is complete. It also matches context.DeadlineExceeded and
+	// satisfies net.Error with Timeout() == true.
+	ErrTimeout error = &timeoutError{}
+	// ErrPeerGone is returned when the other side of a request disconnected
+	// before the request ended.
+	ErrPeerGone = errors.New("socketbus: peer disconnected")
+	// ErrNoPeers is returned by Send when no other client is joined to the
+	// channel.
+	ErrNoPeers = errors.New("socketbus: no peers on the channel")
+	// ErrProtocol is returned when the other end broke the wire protocol;
+	// the connection is closed.
+	ErrProtocol = errors.New("socketbus: protocol error")
+	// ErrTooLarge is returned when a body exceeds the server's
+	// ServerConfig.MaxMessageBytes.
+	ErrTooLarge = errors.New("socketbus: body too large")
+	// ErrCancelled is returned by reads of a Request's Body, and by Respond,
+	// when the sender cancelled the request.
+	ErrCancelled = errors.New("socketbus: request cancelled by its sender")
+	// ErrAborted is returned by reads of a Request's Body when the sender's
+	// body could not be read to its end: the body is incomplete.
+	ErrAborted = errors.New("socketbus: request body aborted by its sender")
+	// ErrUnauthorized is returned by Dial when the server refused the join.
+	ErrUnauthorized = errors.New("socketbus: unauthorized")
+	// ErrLimit is returned when a server limit refused a connection, a
+	// request or a Receive.
+	ErrLimit = errors.New("socketbus: server limit reached")
+	// ErrConflict is returned by Dial when another connection already uses
+	// the client ID.
+	ErrConflict = errors.New("socketbus: client ID already connected")
+)
+
+// timeoutError is ErrTimeout's type: it matches context.DeadlineExceeded
+// too and is a net.Error.
+type timeoutError struct{}
+
+func (*timeoutError) Error() string   { return "socketbus: request timed out" }
+func (*timeoutError) Timeout() bool   { return true }
+func (*timeoutError) Temporary() bool { return true }
+func (*timeoutError) Is(target error) bool {
+	return target == context.DeadlineExceeded
+}
+
+// RemoteError is returned by Send when the receiver answered with
+// Request.Fail: Message is the text of the error it failed with.
+type RemoteError struct{ Message string }
+
+func (e *RemoteError) Error() string { return "socketbus: remote error: " + e.Message }
+
+// errorFromWire maps an error frame to the error a caller sees.
+func errorFromWire(e *wire.Error) error {
+	var base error
+	switch e.Code {
+	case wire.CodeRemote:
+		return &RemoteError{Message: e.Message}
+	case wire.CodeNoPeers:
+		base = ErrNoPeers
+	case wire.CodeTimeout:
+		base = ErrTimeout
+	case wire.CodePeerGone:
+		base = ErrPeerGone
+	case wire.CodeServerClosed:
+		base = ErrServerClosed
+	case wire.CodeTooLarge:
+		base = ErrTooLarge
+	case wire.CodeCancelled:
+		base = ErrCancelled
+	case wire.CodeAborted:
+		base = ErrAborted
+	case wire.CodeUnauthorized:
+		base = ErrUnauthorized
+	case wire.CodeLimit, wire.CodeIdle:
+		base = ErrLimit
+	case wire.CodeConflict:
+		base = ErrConflict
+	default:
+		base = ErrProtocol
+	}
+	return fmt.Errorf("%w (%s)", base, e.Message)
+}

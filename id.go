@@ -1,0 +1,26 @@
+package socketbus
+
+import (
+	"github.com/google/uuid"
+
+	"github.com/socketbus/socketbus/internal/wire"
+)
+
+// ID identifies a client, a channel or a request: a UUID.
+type ID = uuid.UUID
+
+// MaxFramePayload is the largest payload one frame carries. Bodies of any
+// size are streamed as many frames.
+const MaxFramePayload = wire.MaxFramePayload
+
+// channelNamespace is the UUID v5 namespace of channel names:
+// 6ba7b811-9dad-11d1-80b4-00c04fd430c8 (the URL namespace) applied to
+// "socketbus:channel" gives it. docs/PROTOCOL.md records its value.
+var channelNamespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("socketbus:channel"))
+
+// ChannelFromName returns the channel ID for a human-readable name: the UUID
+// v5 of name in socketbus's channel namespace. The same name always gives
+// the same ID, in every process and every language.
+func ChannelFromName(name string) ID {
+	return uuid.NewSHA1(channelNamespace, []byte(name))
+}

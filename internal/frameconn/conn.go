@@ -1,0 +1,358 @@
+// Package frameconn is the framed-connection layer that the socketbus client
+// and server share: one reader goroutine and one writer goroutine per
+// connection, frames in both directions, writes coalesced.
+package frameconn
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/socketbus/socketbus/internal/wire"
+)
+
+// Frame is a header and its payload, as read from or written to a connection.
+type Frame struct {
+	Header  wire.Header
+	Payload []byte
+	// Pooled says Payload came from GetBuffer; the writer returns it to the
+	// pool once written, and the receiver of a read frame owns it.
+	Pooled bool
+	// Sent, when set, is told the payload length once the frame is written.
+	Sent SentNotifier
+}
+
+// SentNotifier learns when a relayed frame has left through the socket;
+// flow control uses it to return credit only for bytes really delivered.
+type SentNotifier interface {
+	FrameSent(n int)
+}
+
+// Handler is called by the reader goroutine for every frame read. It owns
+// f.Payload. Returning an error closes the connection with that error.
+type Handler func(f Frame) error
+
+// Config tunes a Conn. The zero value works.
+type Config struct {
+	// WriteTimeout bounds each write to the socket: a peer that accepts no
+	// bytes for this long is cut off. Zero means no limit.
+	WriteTimeout time.Duration
+	// FrameDeadline bounds the time from a frame's first byte to its last:
+	// a peer that starts a frame and stalls is cut off. Zero means no limit.
+	FrameDeadline time.Duration
+}
+
+// ErrClosed is returned by Enqueue once the connection is closed.
+var ErrClosed = errors.New("frameconn: connection closed")
+
+// Conn runs a framed conversation over a net.Conn.
+//
+// The reader goroutine owns br and calls the handler; the writer goroutine
+// owns bw and spare. mu guards queue, closing and err.
+type Conn struct {
+	nc  net.Conn
+	cfg Config
+
+	br *bufio.Reader
+	bw *bufio.Writer
+
+	mu        sync.Mutex
+	queue     []Frame
+	spare     []Frame
+	closing   bool // set by CloseAfterFlush: close once the queue is written
+	err       error
+	closeOnce sync.Once
+
+	kick chan struct{} // capacity 1: wakes the writer
+	done chan struct{} // closed when the connection closes
+	wg   sync.WaitGroup
+
+	// OnClose, when set before Start, is called once from the goroutine
+	// that closes the connection, after the socket is closed.
+	OnClose func(err error)
+}
+
+// New wraps nc. Call Start to begin reading and writing.
+func New(nc net.Conn, cfg Config) *Conn {
+	c := &Conn{
+		nc:   nc,
+		cfg:  cfg,
+		kick: make(chan struct{}, 1),
+		done: make(chan struct{}),
+	}
+	c.br = bufio.NewReaderSize(nc, 64<<10)
+	c.bw = bufio.NewWriterSize(&deadlineWriter{c: c}, 64<<10)
+	return c
+}
+
+// NetConn returns the underlying connection.
+func (c *Conn) NetConn() net.Conn { return c.nc }
+
+// Start launches the reader and writer goroutines.
+func (c *Conn) Start(h Handler) {
+	c.wg.Add(2)
+	go c.readLoop(h)
+	go c.writeLoop()
+}
+
+// Done is closed when the connection has closed.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err returns the error the connection closed with (the first one wins), or
+// nil while it is open.
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Wait blocks until both goroutines have returned. It must not be called
+// from the handler.
+func (c *Conn) Wait() { c.wg.Wait() }
+
+// Enqueue queues f for writing and returns at once. The writer owns f's
+// payload from here on. Flow control, not this queue, bounds how much is
+// queued.
+func (c *Conn) Enqueue(f Frame) error {
+	c.mu.Lock()
+	if c.err != nil || c.closing {
+		c.mu.Unlock()
+		if f.Pooled {
+			PutBuffer(f.Payload)
+		}
+		return ErrClosed
+	}
+	c.queue = append(c.queue, f)
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// EnqueueAll queues several frames at once, so that they go out in one
+// write when the writer is idle. It takes ownership of their payloads.
+func (c *Conn) EnqueueAll(fs []Frame) error {
+	c.mu.Lock()
+	if c.err != nil || c.closing {
+		c.mu.Unlock()
+		for i := range fs {
+			if fs[i].Pooled {
+				PutBuffer(fs[i].Payload)
+			}
+		}
+		return ErrClosed
+	}
+	c.queue = append(c.queue, fs...)
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// CloseAfterFlush queues f as the last frame: once everything queued before
+// it and f itself are written, the connection closes with err. Later
+// Enqueues fail. The socket is closed anyway after the write timeout.
+func (c *Conn) CloseAfterFlush(f Frame, err error) {
+	c.mu.Lock()
+	if c.err != nil || c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.queue = append(c.queue, f)
+	c.closing = true
+	c.err = err
+	c.mu.Unlock()
+	// Stop reading at once: nothing more the peer says matters.
+	_ = c.nc.SetReadDeadline(time.Unix(1, 0))
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Close closes the connection with err (the first error wins) and returns
+// without waiting for the goroutines.
+func (c *Conn) Close(err error) {
+	if err == nil {
+		err = ErrClosed
+	}
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.mu.Unlock()
+	c.shutdown()
+}
+
+func (c *Conn) shutdown() {
+	c.closeOnce.Do(func() {
+		close(c.done)
+		_ = c.nc.Close()
+		if c.OnClose != nil {
+			c.OnClose(c.Err())
+		}
+	})
+}
+
+func (c *Conn) readLoop(h Handler) {
+	defer c.wg.Done()
+	var hdr [wire.HeaderSize]byte
+	for {
+		err := c.readFrame(hdr[:], h)
+		if err == nil {
+			continue
+		}
+		c.mu.Lock()
+		closing := c.closing
+		c.mu.Unlock()
+		if closing {
+			return // the writer flushes the last frame and closes
+		}
+		var werr *wire.Error
+		if errors.As(err, &werr) {
+			// Bad input: tell the peer why, then close.
+			c.CloseAfterFlush(ErrorFrame(wire.Header{}, werr.Code, werr.Message), err)
+			return
+		}
+		c.Close(err)
+		return
+	}
+}
+
+// ErrorFrame builds an error frame whose routing fields come from h and
+// whose payload carries code and message.
+func ErrorFrame(h wire.Header, code wire.Code, message string) Frame {
+	h.Version = wire.Version
+	h.Type = wire.TypeError
+	h.Sequence = 0
+	h.Final = true
+	h.TimeoutMillis = 0
+	p := wire.AppendError(GetBuffer(2 + min(len(message), wire.MaxFramePayload-2))[:0], code, message)
+	return Frame{Header: h, Payload: p, Pooled: true}
+}
+
+// readFrame reads one frame and hands it to h.
+func (c *Conn) readFrame(hdr []byte, h Handler) error {
+	if c.cfg.FrameDeadline > 0 {
+		// Wait as long as needed for a frame to begin...
+		if err := c.nc.SetReadDeadline(time.Time{}); err != nil {
+			return err
+		}
+		if _, err := c.br.Peek(1); err != nil {
+			return readErr(err)
+		}
+		// ...then it must arrive whole within FrameDeadline.
+		if err := c.nc.SetReadDeadline(time.Now().Add(c.cfg.FrameDeadline)); err != nil {
+			return err
+		}
+	}
+	if _, err := io.ReadFull(c.br, hdr); err != nil {
+		return readErr(err)
+	}
+	header, _, err := wire.ParseHeader(hdr)
+	if err != nil {
+		return err
+	}
+	f := Frame{Header: header}
+	if header.Length > 0 {
+		f.Payload = GetBuffer(int(header.Length))
+		f.Pooled = true
+		if _, err := io.ReadFull(c.br, f.Payload); err != nil {
+			PutBuffer(f.Payload)
+			return readErr(err)
+		}
+	}
+	return h(f)
+}
+
+func readErr(err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("frameconn: connection ended inside a frame: %w", err)
+	}
+	return err
+}
+
+func (c *Conn) writeLoop() {
+	defer c.wg.Done()
+	var hdr [wire.HeaderSize]byte
+	for {
+		select {
+		case <-c.kick:
+		case <-c.done:
+			return
+		}
+		c.mu.Lock()
+		batch := c.queue
+		c.queue = c.spare[:0]
+		closing := c.closing
+		c.mu.Unlock()
+
+		err := c.writeBatch(batch, hdr[:])
+		for i := range batch {
+			batch[i] = Frame{}
+		}
+		c.spare = batch[:0]
+		if err != nil {
+			c.Close(fmt.Errorf("frameconn: write: %w", err))
+			return
+		}
+		if closing {
+			c.mu.Lock()
+			drained := len(c.queue) == 0
+			c.mu.Unlock()
+			if drained {
+				c.shutdown()
+				return
+			}
+		}
+	}
+}
+
+func (c *Conn) writeBatch(batch []Frame, hdr []byte) error {
+	var err error
+	for i := range batch {
+		f := &batch[i]
+		if err == nil {
+			f.Header.Length = uint32(len(f.Payload))
+			wire.PutHeader(hdr, &f.Header)
+			if _, err = c.bw.Write(hdr); err == nil && len(f.Payload) > 0 {
+				_, err = c.bw.Write(f.Payload)
+			}
+		}
+		if f.Pooled {
+			PutBuffer(f.Payload)
+		}
+	}
+	if err == nil {
+		err = c.bw.Flush()
+	}
+	if err == nil {
+		for i := range batch {
+			if batch[i].Sent != nil {
+				batch[i].Sent.FrameSent(len(batch[i].Payload))
+			}
+		}
+	}
+	return err
+}
+
+// deadlineWriter gives every socket write its own deadline, so a peer that
+// stops reading is noticed after WriteTimeout without progress.
+type deadlineWriter struct{ c *Conn }
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	if t := w.c.cfg.WriteTimeout; t > 0 {
+		if err := w.c.nc.SetWriteDeadline(time.Now().Add(t)); err != nil {
+			return 0, err
+		}
+	}
+	return w.c.nc.Write(p)
+}

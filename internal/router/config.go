@@ -1,0 +1,86 @@
+package router
+
+import (
+	"time"
+
+	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/wire"
+)
+
+// Config holds the limits the router enforces. Zero values mean "no limit"
+// except where a field says otherwise; the server fills in its defaults.
+type Config struct {
+	DefaultTimeout              time.Duration // for requests whose timeout is 0; must be > 0
+	MaxMessageBytes             int64         // largest request or response body; 0 = no limit
+	MaxChannelQueueBytes        int64         // credit granted to queued request bodies per channel
+	MaxQueuedRequestsPerChannel int           // 0 = no limit
+	MaxInFlightPerClient        int           // requests a client may have open as sender; 0 = no limit
+	MaxPollsPerClient           int           // Receive calls a client may have waiting; 0 = no limit
+	Window                      int           // per-stream window; 0 = wire.StreamWindow
+}
+
+// Peer is a joined connection as the router sees it.
+type Peer interface {
+	// Send queues f for the connection's writer. It must not block and must
+	// take ownership of f's payload even when the connection is closed.
+	Send(f frameconn.Frame)
+}
+
+// Outcome is how a request ended, for the server's counters.
+type Outcome int
+
+// The outcomes a request can have.
+const (
+	OutcomeCompleted   Outcome = iota // the response reached the sender's connection
+	OutcomeRemoteError                // the receiver called Fail
+	OutcomeTimeout
+	OutcomeCancelled // the sender cancelled or its body reader failed
+	OutcomePeerGone
+	OutcomeNoPeers
+	OutcomeTooLarge
+	OutcomeServerClosed
+	OutcomeRejected // refused by a limit
+	numOutcomes
+)
+
+var outcomeNames = [numOutcomes]string{
+	"completed", "remote_error", "timeout", "cancelled", "peer_gone",
+	"no_peers", "too_large", "server_closed", "rejected",
+}
+
+// String returns the outcome's snake_case name.
+func (o Outcome) String() string {
+	if o >= 0 && o < numOutcomes {
+		return outcomeNames[o]
+	}
+	return "unknown"
+}
+
+// Outcomes lists every outcome, in order.
+func Outcomes() []Outcome {
+	out := make([]Outcome, numOutcomes)
+	for i := range out {
+		out[i] = Outcome(i)
+	}
+	return out
+}
+
+func outcomeOf(code wire.Code) Outcome {
+	switch code {
+	case wire.CodeTimeout:
+		return OutcomeTimeout
+	case wire.CodeCancelled, wire.CodeAborted:
+		return OutcomeCancelled
+	case wire.CodePeerGone:
+		return OutcomePeerGone
+	case wire.CodeNoPeers:
+		return OutcomeNoPeers
+	case wire.CodeTooLarge:
+		return OutcomeTooLarge
+	case wire.CodeServerClosed:
+		return OutcomeServerClosed
+	case wire.CodeRemote:
+		return OutcomeRemoteError
+	}
+	return OutcomeRejected
+}

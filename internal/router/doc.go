@@ -1,0 +1,14 @@
+// Package router is socketbus's routing state, kept apart from sockets so it
+// can be tested with fake peers: which clients are joined to which channel,
+// each channel's FIFO of queued requests and of waiting receivers, which
+// member holds which request, per-stream flow control and timeouts.
+//
+// The server's per-connection reader goroutine calls Member.Handle with each
+// frame; the router answers by handing frames to Peers, which must never
+// block (they queue for the connection's writer goroutine).
+//
+// Locking: each channel has one mutex guarding the channel, its members'
+// request tables and every request on it. Methods that need it held are
+// named ...Locked. Peer.Send is called with the channel lock held, so a
+// Peer must not call back into the router synchronously.
+package router

@@ -1,0 +1,198 @@
+package router
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/wire"
+)
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// assignLocked hands a request to receiver m, answering m's Receive pollID:
+// the request's start frame goes to m, carrying pollID, and its body follows
+// as m's credit allows.
+func (ch *channel) assignLocked(req *request, m *Member, pollID wire.ID) {
+	ch.queue.remove(req)
+	ch.reserved -= req.reserved
+	req.reserved = 0
+	req.receiver = m
+	m.held[req.id] = req
+	req.body.downCredit = ch.r.cfg.Window
+
+	h := header(ch, m, wire.TypeStart, wire.FlagReceive, req.id)
+	h.ClientID = req.sender.id
+	h.TimeoutMillis = uint64(max(time.Until(req.deadline).Milliseconds(), 1))
+	h.Length = 16
+	p := frameconn.GetBuffer(16)
+	copy(p, pollID[:])
+	m.peer.Send(frameconn.Frame{Header: h, Payload: p, Pooled: true})
+	ch.pumpLocked(req, false)
+	ch.regrantQueuedLocked()
+}
+
+// pumpLocked forwards a relay's pending frames while downstream credit
+// lasts, then tops up the upstream's credit.
+func (ch *channel) pumpLocked(req *request, response bool) {
+	rl := &req.body
+	down, notify := req.receiver, frameconn.SentNotifier((*bodySent)(req))
+	if response {
+		rl = &req.resp
+		down, notify = req.sender, (*respSent)(req)
+	}
+	if down == nil {
+		return // queued: no receiver yet
+	}
+	sent := 0
+	for sent < len(rl.pending) {
+		f := rl.pending[sent]
+		n := len(f.Payload)
+		if n > rl.downCredit {
+			break
+		}
+		rl.downCredit -= n
+		rl.pendingBytes -= n
+		if n > 0 {
+			rl.inFlight += n
+			f.Sent = notify
+		}
+		if f.Header.Type == wire.TypeEnd {
+			rl.endForwarded = true
+		}
+		down.peer.Send(f)
+		rl.pending[sent] = frameconn.Frame{}
+		sent++
+	}
+	if sent > 0 {
+		rest := copy(rl.pending, rl.pending[sent:])
+		clear(rl.pending[rest:])
+		rl.pending = rl.pending[:rest]
+	}
+	if response && rl.endForwarded {
+		ch.finishLocked(req, OutcomeCompleted)
+		return
+	}
+	ch.grantLocked(req, response)
+}
+
+// grantAmountLocked computes and records the credit to grant upstream now:
+// whatever keeps the stream's total within one window, once at least half a
+// window is free. A queued request is granted only what the channel's queue
+// budget allows.
+func (ch *channel) grantAmountLocked(req *request, response bool) int {
+	rl := &req.body
+	if response {
+		rl = &req.resp
+	}
+	if rl.ended || req.done {
+		return 0
+	}
+	window := ch.r.cfg.Window
+	space := window - rl.upOutstanding - rl.pendingBytes - rl.inFlight
+	if space < window/2 {
+		return 0
+	}
+	if !response && req.queued {
+		if limit := ch.r.cfg.MaxChannelQueueBytes; limit > 0 && ch.reserved+int64(space) > limit {
+			ch.starved = true
+			return 0
+		}
+		ch.reserved += int64(space)
+		req.reserved += int64(space)
+	}
+	rl.upOutstanding += space
+	return space
+}
+
+// grantLocked sends upstream whatever credit grantAmountLocked allows.
+func (ch *channel) grantLocked(req *request, response bool) {
+	n := ch.grantAmountLocked(req, response)
+	if n == 0 {
+		return
+	}
+	if response {
+		req.receiver.peer.Send(creditFrame(ch, req.receiver, req.id, wire.FlagResponse, n))
+	} else {
+		req.sender.peer.Send(creditFrame(ch, req.sender, req.id, wire.FlagRequest, n))
+	}
+}
+
+// regrantQueuedLocked gives queue budget freed by a departing request to
+// queued requests that were waiting for it, oldest first.
+func (ch *channel) regrantQueuedLocked() {
+	if !ch.starved {
+		return
+	}
+	ch.starved = false
+	for req := ch.queue.head; req != nil && !ch.starved; req = req.next {
+		if req.reserved == 0 {
+			ch.grantLocked(req, false)
+		}
+	}
+}
+
+// failLocked ends a request with an error: the sender gets an error frame
+// for its request and the receiver, if any, one cancelling what it holds.
+// Members that are gone are skipped.
+func (ch *channel) failLocked(req *request, code wire.Code, msg string) {
+	ch.failWithLocked(req, code, msg, wire.FlagReceive)
+}
+
+// failWithLocked is failLocked with the flags of the receiver's error frame:
+// FlagReceive when the request is cancelled, FlagResponse when the receiver's
+// own response is refused.
+func (ch *channel) failWithLocked(req *request, code wire.Code, msg string, receiverFlags wire.Flags) {
+	if req.done {
+		return
+	}
+	if s := req.sender; !s.gone {
+		flags := wire.FlagRequest
+		if code == wire.CodeRemote {
+			flags = wire.FlagResponse
+		}
+		f := errorFrame(ch, s, req.id, flags, code, msg)
+		if code == wire.CodeRemote {
+			f.Header.ClientID = s.id
+		}
+		s.peer.Send(f)
+	}
+	if rcv := req.receiver; rcv != nil && !rcv.gone && code != wire.CodeRemote {
+		rcv.peer.Send(errorFrame(ch, rcv, req.id, receiverFlags, code, msg))
+	}
+	ch.finishLocked(req, outcomeOf(code))
+}
+
+// finishLocked removes a request from every table and releases what it holds.
+func (ch *channel) finishLocked(req *request, outcome Outcome) {
+	if req.done {
+		return
+	}
+	req.done = true
+	req.timer.Stop()
+	ch.queue.remove(req)
+	ch.reserved -= req.reserved
+	req.reserved = 0
+	delete(ch.requests, req.id)
+	delete(req.sender.sent, req.id)
+	if !req.body.ended {
+		req.sender.ended.add(req.id)
+	}
+	if rcv := req.receiver; rcv != nil {
+		delete(rcv.held, req.id)
+		if !req.resp.ended {
+			rcv.ended.add(req.id)
+		}
+	}
+	for _, rl := range []*relay{&req.body, &req.resp} {
+		for i := range rl.pending {
+			release(&rl.pending[i])
+		}
+		rl.pending = nil
+		rl.pendingBytes = 0
+	}
+	ch.r.counts[outcome].Add(1)
+	ch.r.inFlight.Add(-1)
+	ch.regrantQueuedLocked()
+	ch.r.signalIfIdle()
+}

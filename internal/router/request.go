@@ -1,0 +1,291 @@
+package router
+
+import (
+	"time"
+
+	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/wire"
+)
+
+// request is one request's routing state, guarded by its channel's lock.
+type request struct {
+	id       wire.ID
+	ch       *channel
+	sender   *Member
+	receiver *Member // nil while queued
+	deadline time.Time
+	timer    *time.Timer
+
+	prev, next *request // links in ch.queue
+	queued     bool
+	reserved   int64 // credit reserved from the channel's queue budget
+	done       bool
+
+	body relay // the request body, sender -> receiver
+	resp relay // the response body, receiver -> sender
+
+	respStarted bool
+}
+
+// relay is one direction of a request: a stream from an upstream member
+// (who sends it) to a downstream member (who reads it), flow-controlled on
+// both hops. The server holds at most window bytes of it: credit granted
+// upstream and not yet used, plus bytes waiting for downstream credit, plus
+// bytes queued for the downstream socket.
+type relay struct {
+	nextSeq       uint32            // the sequence number the next upstream frame must carry
+	chunks        int               // chunk frames received
+	bytes         int64             // body bytes received
+	ended         bool              // the end frame has arrived from upstream
+	endForwarded  bool              // the end frame has gone to downstream
+	pending       []frameconn.Frame // frames waiting for downstream credit or a receiver
+	pendingBytes  int
+	upOutstanding int // credit granted upstream and not yet used
+	downCredit    int // bytes downstream will accept
+	inFlight      int // bytes queued for the downstream socket, not yet written
+}
+
+// bodySent and respSent receive write notifications for the two relays
+// without allocating: they are the request itself under another type.
+type bodySent request
+type respSent request
+
+func (s *bodySent) FrameSent(n int) { (*request)(s).frameSent(n, false) }
+func (s *respSent) FrameSent(n int) { (*request)(s).frameSent(n, true) }
+
+func (req *request) frameSent(n int, response bool) {
+	ch := req.ch
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if req.done {
+		return
+	}
+	rl := &req.body
+	if response {
+		rl = &req.resp
+	}
+	rl.inFlight -= n
+	ch.grantLocked(req, response)
+}
+
+// handleRequestLocked handles a frame of a request stream from its sender.
+func (m *Member) handleRequestLocked(f frameconn.Frame) error {
+	h := &f.Header
+	if h.Type == wire.TypeStart {
+		release(&f)
+		return m.startRequestLocked(h)
+	}
+	req := m.sent[h.RequestID]
+	if req == nil {
+		release(&f)
+		if m.ended.has(h.RequestID) {
+			return nil // the request ended; the sender has not heard yet
+		}
+		return protocolErrorf("%s frame for request %x, which this connection has not started", h.Type, h.RequestID)
+	}
+	if h.Type == wire.TypeError {
+		defer release(&f)
+		e, err := wire.ParseError(f.Payload)
+		if err != nil {
+			return err
+		}
+		if e.Code != wire.CodeCancelled && e.Code != wire.CodeAborted {
+			return protocolErrorf("a sender may end its request with cancelled or aborted, not %s", e.Code)
+		}
+		m.ch.failLocked(req, e.Code, e.Message)
+		return nil
+	}
+	h.Flags = wire.FlagReceive
+	h.ClientID = m.id
+	return m.ch.streamFrameLocked(req, f, false)
+}
+
+// startRequestLocked opens a request: it is refused, handed to a waiting
+// receiver, or queued.
+func (m *Member) startRequestLocked(h *wire.Header) error {
+	ch := m.ch
+	r := m.r
+	if h.Sequence != 0 || h.Final || h.Length != 0 {
+		return protocolErrorf("a request start frame has sequence 0, no final bit and no payload")
+	}
+	if _, live := ch.requests[h.RequestID]; live || m.ended.has(h.RequestID) {
+		return protocolErrorf("request ID %x is already in use", h.RequestID)
+	}
+	refuse := func(code wire.Code, msg string) error {
+		m.ended.add(h.RequestID) // the rest of the stream may already be on its way
+		r.counts[outcomeOf(code)].Add(1)
+		m.peer.Send(errorFrame(ch, m, h.RequestID, wire.FlagRequest, code, msg))
+		return nil
+	}
+	if r.closed.Load() {
+		return refuse(wire.CodeServerClosed, "server is shutting down")
+	}
+	if !ch.hasPeerLocked(m) {
+		return refuse(wire.CodeNoPeers, "no other client is joined to this channel")
+	}
+	if limit := r.cfg.MaxInFlightPerClient; limit > 0 && len(m.sent) >= limit {
+		return refuse(wire.CodeLimit, "too many requests in flight on this connection")
+	}
+	var target *poll
+	for p := ch.polls.head; p != nil; p = p.next {
+		if p.m != m {
+			target = p
+			break
+		}
+	}
+	if limit := r.cfg.MaxQueuedRequestsPerChannel; target == nil && limit > 0 && ch.queue.n >= limit {
+		return refuse(wire.CodeLimit, "the channel's request queue is full")
+	}
+
+	timeout := r.cfg.DefaultTimeout
+	if h.TimeoutMillis > 0 {
+		timeout = time.Duration(min(h.TimeoutMillis, uint64(365*24*time.Hour/time.Millisecond))) * time.Millisecond
+	}
+	req := &request{id: h.RequestID, ch: ch, sender: m, deadline: time.Now().Add(timeout)}
+	req.body.nextSeq = 1
+	req.body.upOutstanding = wire.InitialRequestCredit
+	ch.requests[req.id] = req
+	m.sent[req.id] = req
+	r.inFlight.Add(1)
+	r.started.Add(1)
+	req.timer = time.AfterFunc(timeout, func() {
+		ch.mu.Lock()
+		defer ch.mu.Unlock()
+		if !req.done {
+			ch.failLocked(req, wire.CodeTimeout, "the request timed out after "+timeout.String())
+		}
+	})
+
+	if target != nil {
+		ch.polls.remove(target)
+		delete(target.m.polls, target.id)
+		ch.assignLocked(req, target.m, target.id)
+	} else {
+		ch.queue.push(req)
+	}
+	// The acknowledgement carries the first credit grant, if any.
+	ack := frameconn.Frame{Header: header(ch, m, wire.TypeStart, wire.FlagRequest, req.id)}
+	if n := ch.grantAmountLocked(req, false); n > 0 {
+		ack.Payload = wire.AppendCredit(frameconn.GetBuffer(wire.CreditSize)[:0], uint32(n))
+		ack.Pooled = true
+	}
+	m.peer.Send(ack)
+	return nil
+}
+
+// handleResponseLocked handles a frame of a response stream from the
+// member holding the request.
+func (m *Member) handleResponseLocked(f frameconn.Frame) error {
+	h := &f.Header
+	req := m.held[h.RequestID]
+	if req == nil {
+		release(&f)
+		if m.ended.has(h.RequestID) {
+			return nil
+		}
+		return protocolErrorf("response for request %x, which was not handed to this connection", h.RequestID)
+	}
+	ch := m.ch
+	switch h.Type {
+	case wire.TypeStart:
+		release(&f)
+		if req.respStarted {
+			return protocolErrorf("second response to request %x", h.RequestID)
+		}
+		if h.Sequence != 0 || h.Final || h.Length != 0 {
+			return protocolErrorf("a response start frame has sequence 0, no final bit and no payload")
+		}
+		req.respStarted = true
+		req.resp.nextSeq = 1
+		req.resp.upOutstanding = m.r.cfg.Window
+		req.resp.downCredit = m.r.cfg.Window
+		sh := header(ch, req.sender, wire.TypeStart, wire.FlagResponse, req.id)
+		sh.ClientID = m.id
+		req.sender.peer.Send(frameconn.Frame{Header: sh})
+		return nil
+	case wire.TypeError:
+		defer release(&f)
+		e, err := wire.ParseError(f.Payload)
+		if err != nil {
+			return err
+		}
+		if e.Code != wire.CodeRemote {
+			return protocolErrorf("a receiver fails a request with code remote, not %s", e.Code)
+		}
+		ch.failLocked(req, wire.CodeRemote, e.Message)
+		return nil
+	}
+	if !req.respStarted {
+		release(&f)
+		return protocolErrorf("%s frame of a response that has not started", h.Type)
+	}
+	h.Flags = wire.FlagResponse
+	h.ClientID = m.id
+	return ch.streamFrameLocked(req, f, true)
+}
+
+// streamFrameLocked checks a chunk or end frame of a body against its
+// stream's sequence, credit and size limit, then relays it.
+func (ch *channel) streamFrameLocked(req *request, f frameconn.Frame, response bool) error {
+	h := &f.Header
+	rl := &req.body
+	if response {
+		rl = &req.resp
+	}
+	if rl.ended {
+		release(&f)
+		return protocolErrorf("%s frame after the final frame of stream %x", h.Type, h.RequestID)
+	}
+	if h.Sequence != rl.nextSeq {
+		release(&f)
+		return protocolErrorf("stream %x: got sequence %d, want %d", h.RequestID, h.Sequence, rl.nextSeq)
+	}
+	n := len(f.Payload)
+	switch h.Type {
+	case wire.TypeChunk:
+		if h.Final {
+			release(&f)
+			return protocolErrorf("chunk frame with the final bit; a stream ends with an end frame")
+		}
+		if n > rl.upOutstanding {
+			release(&f)
+			return protocolErrorf("stream %x: %d bytes sent with %d bytes of credit", h.RequestID, n, rl.upOutstanding)
+		}
+		rl.upOutstanding -= n
+		rl.bytes += int64(n)
+		rl.chunks++
+		if max := ch.r.cfg.MaxMessageBytes; max > 0 && rl.bytes > max {
+			release(&f)
+			if response {
+				ch.failWithLocked(req, wire.CodeTooLarge, "response body exceeds the server's limit of "+itoa(max)+" bytes", wire.FlagResponse)
+			} else {
+				ch.failLocked(req, wire.CodeTooLarge, "request body exceeds the server's limit of "+itoa(max)+" bytes")
+			}
+			return nil
+		}
+	case wire.TypeEnd:
+		if n != 0 {
+			release(&f)
+			return protocolErrorf("end frame with a payload")
+		}
+		if rl.chunks == 0 {
+			return protocolErrorf("stream %x ended without a chunk frame; an empty body has one empty chunk", h.RequestID)
+		}
+		rl.ended = true
+		if !response {
+			// Acknowledge the end: the whole body is in the server.
+			ack := header(ch, req.sender, wire.TypeEnd, wire.FlagRequest, req.id)
+			ack.Sequence, ack.Final = h.Sequence, true
+			req.sender.peer.Send(frameconn.Frame{Header: ack})
+		}
+	default:
+		release(&f)
+		return protocolErrorf("unexpected %s frame in stream %x", h.Type, h.RequestID)
+	}
+	rl.nextSeq++
+	h.TimeoutMillis = 0
+	rl.pending = append(rl.pending, f)
+	rl.pendingBytes += n
+	ch.pumpLocked(req, response)
+	return nil
+}

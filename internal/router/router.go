@@ -1,0 +1,195 @@
+package router
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/socketbus/socketbus/internal/wire"
+)
+
+// Router is the registry of channels and their members.
+type Router struct {
+	cfg Config
+
+	mu       sync.Mutex // guards channels, clients and closing
+	channels map[wire.ID]*channel
+	clients  map[wire.ID]*Member
+	closing  bool
+	closed   atomic.Bool // mirrors closing, for readers holding a channel lock
+
+	inFlight atomic.Int64  // live requests, queued or taken
+	idle     chan struct{} // signalled when inFlight drops to zero while closing
+	counts   [numOutcomes]atomic.Int64
+	started  atomic.Int64
+}
+
+// New returns an empty router.
+func New(cfg Config) *Router {
+	if cfg.Window <= 0 {
+		cfg.Window = wire.StreamWindow
+	}
+	return &Router{
+		cfg:      cfg,
+		channels: make(map[wire.ID]*channel),
+		clients:  make(map[wire.ID]*Member),
+		idle:     make(chan struct{}, 1),
+	}
+}
+
+// channel is one channel's state. mu guards every field below it and the
+// mutable state of its members and requests.
+type channel struct {
+	r  *Router
+	id wire.ID
+
+	mu       sync.Mutex
+	members  map[wire.ID]*Member
+	requests map[wire.ID]*request
+	queue    requestList // requests waiting for a receiver, oldest first
+	polls    pollList    // receivers waiting for a request, oldest first
+	// reserved is the credit granted to queued requests beyond their
+	// initial credit; it is bounded by Config.MaxChannelQueueBytes.
+	reserved int64
+	starved  bool // some queued request is waiting for reserved credit
+}
+
+// Join registers a connection as client clientID on channel channelID. It
+// fails with a *wire.Error (CodeConflict) when the client ID is already
+// connected, or CodeServerClosed when the router is closing.
+func (r *Router) Join(clientID, channelID wire.ID, p Peer) (*Member, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closing {
+		return nil, wire.Errorf(wire.CodeServerClosed, "server is shutting down")
+	}
+	if clientID == (wire.ID{}) {
+		return nil, wire.Errorf(wire.CodeProtocol, "join with the nil client ID")
+	}
+	if _, dup := r.clients[clientID]; dup {
+		return nil, wire.Errorf(wire.CodeConflict, "client ID %x is already connected", clientID)
+	}
+	ch := r.channels[channelID]
+	if ch == nil {
+		ch = &channel{r: r, id: channelID, members: make(map[wire.ID]*Member), requests: make(map[wire.ID]*request)}
+		r.channels[channelID] = ch
+	}
+	m := &Member{r: r, ch: ch, id: clientID, peer: p,
+		sent: make(map[wire.ID]*request), held: make(map[wire.ID]*request), polls: make(map[wire.ID]*poll)}
+	ch.mu.Lock()
+	ch.members[clientID] = m
+	ch.mu.Unlock()
+	r.clients[clientID] = m
+	return m, nil
+}
+
+// Leave removes m when its connection has ended: requests it sent are
+// cancelled at their receivers, requests it held fail at their senders with
+// peer_gone, and its waiting Receives are dropped. Leave is idempotent.
+func (m *Member) Leave() {
+	r := m.r
+	ch := m.ch
+	r.mu.Lock()
+	ch.mu.Lock()
+	if m.gone {
+		ch.mu.Unlock()
+		r.mu.Unlock()
+		return
+	}
+	m.gone = true
+	delete(ch.members, m.id)
+	if r.clients[m.id] == m {
+		delete(r.clients, m.id)
+	}
+	empty := len(ch.members) == 0
+	if empty && r.channels[ch.id] == ch {
+		delete(r.channels, ch.id)
+	}
+	r.mu.Unlock()
+
+	for _, req := range m.sent {
+		ch.failLocked(req, wire.CodePeerGone, "the sender's connection ended")
+	}
+	for _, req := range m.held {
+		ch.failLocked(req, wire.CodePeerGone, "the receiver's connection ended before its response was complete")
+	}
+	for _, p := range m.polls {
+		ch.polls.remove(p)
+	}
+	clear(m.polls)
+	ch.failOrphansLocked()
+	ch.mu.Unlock()
+}
+
+// failOrphansLocked fails queued requests whose sender is now the only member.
+func (ch *channel) failOrphansLocked() {
+	if len(ch.members) > 1 {
+		return
+	}
+	for req := ch.queue.head; req != nil; {
+		next := req.next
+		if !ch.hasPeerLocked(req.sender) {
+			ch.failLocked(req, wire.CodeNoPeers, "every other client left the channel")
+		}
+		req = next
+	}
+}
+
+func (ch *channel) hasPeerLocked(m *Member) bool {
+	n := len(ch.members)
+	if _, in := ch.members[m.id]; in {
+		n--
+	}
+	return n > 0
+}
+
+// Close starts a graceful shutdown: new joins, requests and Receives are
+// refused with server_closed and every queued request fails with
+// server_closed. Requests already taken by a receiver go on; Idle says when
+// the last has ended.
+func (r *Router) Close() {
+	r.mu.Lock()
+	if r.closing {
+		r.mu.Unlock()
+		return
+	}
+	r.closing = true
+	r.closed.Store(true)
+	chans := make([]*channel, 0, len(r.channels))
+	for _, ch := range r.channels {
+		chans = append(chans, ch)
+	}
+	r.mu.Unlock()
+	for _, ch := range chans {
+		ch.mu.Lock()
+		for req := ch.queue.head; req != nil; {
+			next := req.next
+			ch.failLocked(req, wire.CodeServerClosed, "server is shutting down")
+			req = next
+		}
+		for p := ch.polls.head; p != nil; {
+			next := p.next
+			ch.polls.remove(p)
+			delete(p.m.polls, p.id)
+			p.m.peer.Send(errorFrame(ch, p.m, p.id, wire.FlagReceive, wire.CodeServerClosed, "server is shutting down"))
+			p = next
+		}
+		ch.mu.Unlock()
+	}
+	r.signalIfIdle()
+}
+
+// InFlight returns the number of live requests, queued or taken.
+func (r *Router) InFlight() int64 { return r.inFlight.Load() }
+
+// Idle returns a channel that receives a value whenever the router is
+// closing and the last live request has ended.
+func (r *Router) Idle() <-chan struct{} { return r.idle }
+
+func (r *Router) signalIfIdle() {
+	if r.closed.Load() && r.inFlight.Load() == 0 {
+		select {
+		case r.idle <- struct{}{}:
+		default:
+		}
+	}
+}

@@ -1,0 +1,59 @@
+package router
+
+import (
+	"bytes"
+	"slices"
+
+	"github.com/socketbus/socketbus/internal/wire"
+)
+
+// ChannelStats is a snapshot of one channel.
+type ChannelStats struct {
+	ID               wire.ID
+	Clients          int // joined connections
+	ReceiversWaiting int // Receive calls waiting for a request
+	Queued           int // requests waiting for a receiver
+	InFlight         int // requests taken by a receiver and not yet ended
+	QueuedBytes      int64
+}
+
+// Stats is a snapshot of the router.
+type Stats struct {
+	Channels []ChannelStats // sorted by ID
+	Started  int64          // requests accepted since start
+	Outcomes [numOutcomes]int64
+	InFlight int64
+}
+
+// Stats takes a snapshot. It locks each channel briefly, one at a time.
+func (r *Router) Stats() Stats {
+	r.mu.Lock()
+	chans := make([]*channel, 0, len(r.channels))
+	for _, ch := range r.channels {
+		chans = append(chans, ch)
+	}
+	r.mu.Unlock()
+	var s Stats
+	for _, ch := range chans {
+		ch.mu.Lock()
+		cs := ChannelStats{
+			ID:               ch.id,
+			Clients:          len(ch.members),
+			ReceiversWaiting: ch.polls.n,
+			Queued:           ch.queue.n,
+			InFlight:         len(ch.requests) - ch.queue.n,
+		}
+		for req := ch.queue.head; req != nil; req = req.next {
+			cs.QueuedBytes += int64(req.body.pendingBytes)
+		}
+		ch.mu.Unlock()
+		s.Channels = append(s.Channels, cs)
+	}
+	slices.SortFunc(s.Channels, func(a, b ChannelStats) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	s.Started = r.started.Load()
+	for i := range s.Outcomes {
+		s.Outcomes[i] = r.counts[i].Load()
+	}
+	s.InFlight = r.inFlight.Load()
+	return s
+}

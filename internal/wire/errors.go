@@ -1,0 +1,102 @@
+package wire
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Code is the numeric code an error frame carries.
+type Code uint16
+
+// The error codes of protocol v1. docs/PROTOCOL.md says who sends each.
+const (
+	CodeProtocol     Code = 1  // malformed frame or stream; the connection is closed
+	CodeBadVersion   Code = 2  // unsupported protocol version; the connection is closed
+	CodeTooLarge     Code = 3  // a payload or body over a limit
+	CodeUnauthorized Code = 4  // the join was refused by authentication
+	CodeConflict     Code = 5  // the client ID is already connected
+	CodeNoPeers      Code = 6  // no other client is joined to the channel
+	CodeTimeout      Code = 7  // the request's timeout passed
+	CodePeerGone     Code = 8  // the other side's connection ended
+	CodeCancelled    Code = 9  // the sender cancelled the request
+	CodeAborted      Code = 10 // the body could not be read to its end by its writer
+	CodeRemote       Code = 11 // the receiver failed the request (Request.Fail)
+	CodeServerClosed Code = 12 // the server is shutting down
+	CodeLimit        Code = 13 // a server limit was reached (connections, in-flight, queue)
+	CodeIdle         Code = 14 // join timeout, read deadline or missed pings
+)
+
+var codeNames = map[Code]string{
+	CodeProtocol: "protocol", CodeBadVersion: "bad_version", CodeTooLarge: "too_large",
+	CodeUnauthorized: "unauthorized", CodeConflict: "conflict", CodeNoPeers: "no_peers",
+	CodeTimeout: "timeout", CodePeerGone: "peer_gone", CodeCancelled: "cancelled",
+	CodeAborted: "aborted", CodeRemote: "remote", CodeServerClosed: "server_closed",
+	CodeLimit: "limit", CodeIdle: "idle",
+}
+
+// String returns the code's snake_case name, or "code(N)" when unknown.
+func (c Code) String() string {
+	if n, ok := codeNames[c]; ok {
+		return n
+	}
+	return "code(" + strconv.Itoa(int(c)) + ")"
+}
+
+// Error is an error with a protocol code: what an error frame carries.
+type Error struct {
+	Code    Code
+	Message string
+}
+
+// Errorf returns an *Error with the code and a formatted message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func (e *Error) Error() string { return e.Code.String() + ": " + e.Message }
+
+// maxMessage keeps an error payload within one frame.
+const maxMessage = MaxFramePayload - 2
+
+// AppendError appends the payload of an error frame to b: the code as a
+// big-endian uint16, then the message in UTF-8 (cut to fit one frame).
+func AppendError(b []byte, code Code, message string) []byte {
+	if len(message) > maxMessage {
+		message = message[:maxMessage]
+	}
+	b = binary.BigEndian.AppendUint16(b, uint16(code))
+	return append(b, message...)
+}
+
+// ParseError decodes an error frame's payload.
+func ParseError(p []byte) (*Error, error) {
+	if len(p) < 2 {
+		return nil, Errorf(CodeProtocol, "error payload of %d bytes is shorter than its 2-byte code", len(p))
+	}
+	msg := p[2:]
+	if !utf8.Valid(msg) {
+		return nil, Errorf(CodeProtocol, "error message is not valid UTF-8")
+	}
+	return &Error{Code: Code(binary.BigEndian.Uint16(p)), Message: string(msg)}, nil
+}
+
+// CreditSize is the payload size of a credit grant.
+const CreditSize = 4
+
+// AppendCredit appends a credit grant's payload: the increment in bytes as a
+// big-endian uint32.
+func AppendCredit(b []byte, n uint32) []byte { return binary.BigEndian.AppendUint32(b, n) }
+
+// ParseCredit decodes a credit grant's payload.
+func ParseCredit(p []byte) (uint32, error) {
+	if len(p) != CreditSize {
+		return 0, Errorf(CodeProtocol, "credit payload is %d bytes, want %d", len(p), CreditSize)
+	}
+	n := binary.BigEndian.Uint32(p)
+	if n == 0 {
+		return 0, Errorf(CodeProtocol, "credit grant of zero bytes")
+	}
+	return n, nil
+}

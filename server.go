@@ -1,0 +1,160 @@
+package socketbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/socketbus/socketbus/internal/router"
+)
+
+// Server routes requests between the clients joined to each channel. Create
+// one with NewServer, then call Serve or ListenAndServe.
+type Server struct {
+	cfg    ServerConfig
+	router *router.Router
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*serverConn]struct{}
+	shutdown  bool
+	done      chan struct{} // closed by Shutdown and Close
+	retired   connCounters  // counters of closed connections
+
+	wg sync.WaitGroup // connection goroutines
+}
+
+// NewServer returns a server configured by cfg (zero fields take their
+// defaults).
+func NewServer(cfg ServerConfig) *Server {
+	cfg = cfg.withDefaults()
+	return &Server{
+		cfg: cfg,
+		router: router.New(router.Config{
+			DefaultTimeout:       cfg.DefaultTimeout,
+			MaxMessageBytes:      cfg.MaxMessageBytes,
+			MaxChannelQueueBytes: cfg.MaxChannelQueueBytes,
+		}),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*serverConn]struct{}),
+		done:      make(chan struct{}),
+	}
+}
+
+// ListenAndServe listens on the TCP address addr and serves it. It always
+// returns a non-nil error; after Shutdown or Close, ErrServerClosed.
+func (s *Server) ListenAndServe(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("socketbus: listen: %w", err)
+	}
+	return s.Serve(ln)
+}
+
+// Serve accepts connections on ln and serves each in its own goroutines.
+// It closes ln when it returns. It always returns a non-nil error; after
+// Shutdown or Close, ErrServerClosed.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			select {
+			case <-s.done:
+				return ErrServerClosed
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Out of file descriptors and the like: wait a little, as
+				// net/http does, instead of spinning.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				t := time.NewTimer(backoff)
+				select {
+				case <-t.C:
+				case <-s.done:
+					t.Stop()
+					return ErrServerClosed
+				}
+				continue
+			}
+			return fmt.Errorf("socketbus: accept: %w", err)
+		}
+		backoff = 0
+		s.startConn(nc)
+	}
+}
+
+// Shutdown stops the server gracefully: it stops accepting connections and
+// new requests, fails every queued request with ErrServerClosed at its
+// sender, lets requests already taken by a receiver finish, then closes
+// every connection. If ctx ends first, Shutdown closes the connections at
+// once and returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.beginShutdown()
+	var err error
+	for s.router.InFlight() > 0 {
+		select {
+		case <-s.router.Idle():
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if err != nil {
+			break
+		}
+	}
+	s.closeConns()
+	return err
+}
+
+// Close stops the server at once: listeners and connections are closed and
+// requests in flight end with errors. Serve returns ErrServerClosed.
+func (s *Server) Close() error {
+	s.beginShutdown()
+	s.closeConns()
+	return nil
+}
+
+func (s *Server) beginShutdown() {
+	s.mu.Lock()
+	if !s.shutdown {
+		s.shutdown = true
+		close(s.done)
+		for ln := range s.listeners {
+			ln.Close()
+		}
+	}
+	s.mu.Unlock()
+	s.router.Close()
+}
+
+func (s *Server) closeConns() {
+	s.mu.Lock()
+	conns := make([]*serverConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.conn.Close(ErrServerClosed)
+	}
+	s.wg.Wait()
+}

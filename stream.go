@@ -1,0 +1,200 @@
+package socketbus
+
+import (
+	"context"
+	"io"
+	"sync"
+
+	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/wire"
+)
+
+// inStream is the client's buffer for one incoming body: a request body
+// delivered to a receiver, or a response body arriving at its sender. The
+// connection's reader goroutine pushes chunks without blocking; the consumer
+// takes them in order and, as it does, grants the sender fresh credit, so
+// the buffer never holds more than one window.
+type inStream struct {
+	grant func(n int) // sends a credit frame; called without mu held
+
+	mu       sync.Mutex
+	chunks   [][]byte // pooled buffers, oldest first
+	off      int      // bytes of chunks[0] already read
+	buffered int
+	nextSeq  uint32
+	ended    bool
+	err      error // terminal error; reported once the buffer is drained
+	consumed int   // bytes consumed since the last grant
+	wake     chan struct{}
+}
+
+func newInStream(grant func(int)) *inStream {
+	return &inStream{grant: grant, nextSeq: 1, wake: make(chan struct{}, 1)}
+}
+
+func (s *inStream) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// push adds a chunk or end frame of the stream. It takes ownership of the
+// payload. A frame out of sequence, or more bytes than the window allows,
+// is a protocol error.
+func (s *inStream) push(f frameconn.Frame) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := &f.Header
+	if s.ended || s.err != nil {
+		release(f)
+		if s.ended {
+			return wire.Errorf(wire.CodeProtocol, "%s frame after the end of stream %x", h.Type, h.RequestID)
+		}
+		return nil // the stream was abandoned; drop what was in flight
+	}
+	if h.Sequence != s.nextSeq {
+		release(f)
+		return wire.Errorf(wire.CodeProtocol, "stream %x: got sequence %d, want %d", h.RequestID, h.Sequence, s.nextSeq)
+	}
+	s.nextSeq++
+	if h.Type == wire.TypeEnd {
+		s.ended = true
+		s.signal()
+		return nil
+	}
+	if s.buffered+len(f.Payload) > wire.StreamWindow {
+		release(f)
+		return wire.Errorf(wire.CodeProtocol, "stream %x: %d bytes over the window", h.RequestID, s.buffered+len(f.Payload)-wire.StreamWindow)
+	}
+	if len(f.Payload) == 0 {
+		release(f)
+		return nil
+	}
+	s.chunks = append(s.chunks, f.Payload)
+	s.buffered += len(f.Payload)
+	s.signal()
+	return nil
+}
+
+// fail ends the stream with err, after whatever is buffered. The first
+// error wins; a stream that already ended whole keeps its data and EOF.
+func (s *inStream) fail(err error) {
+	s.mu.Lock()
+	if s.err == nil && !s.ended {
+		s.err = err
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+// abandon drops everything buffered and makes later pushes no-ops. The
+// buffers go to the garbage collector, not the pool: a reader may still be
+// copying out of the first one.
+func (s *inStream) abandon(err error) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.ended = false
+	s.chunks, s.off, s.buffered = nil, 0, 0
+	s.mu.Unlock()
+	s.signal()
+}
+
+// next blocks until it can return the next piece of the body, which the
+// caller must hand back with done. It returns io.EOF at the end of a
+// complete body and the stream's error otherwise. stop, when non-nil,
+// interrupts the wait with stop's error.
+func (s *inStream) next(ctx context.Context) ([]byte, error) {
+	for {
+		s.mu.Lock()
+		if len(s.chunks) > 0 {
+			c := s.chunks[0][s.off:]
+			s.mu.Unlock()
+			return c, nil
+		}
+		ended, err := s.ended, s.err
+		s.mu.Unlock()
+		if ended {
+			return nil, io.EOF
+		}
+		if err != nil {
+			return nil, err
+		}
+		if ctx == nil {
+			<-s.wake
+			continue
+		}
+		select {
+		case <-s.wake:
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
+}
+
+// consume marks n bytes of the piece next returned as read.
+func (s *inStream) consume(n int) {
+	s.mu.Lock()
+	s.off += n
+	s.buffered -= n
+	if len(s.chunks) > 0 && s.off == len(s.chunks[0]) {
+		if s.err == nil {
+			frameconn.PutBuffer(s.chunks[0])
+		}
+		s.chunks[0] = nil
+		s.chunks = s.chunks[1:]
+		s.off = 0
+	}
+	s.consumed += n
+	grant := 0
+	if !s.ended && s.err == nil && s.consumed >= wire.StreamWindow/2 {
+		grant, s.consumed = s.consumed, 0
+	}
+	s.mu.Unlock()
+	if grant > 0 {
+		s.grant(grant)
+	}
+}
+
+// Read implements io.Reader over the stream.
+func (s *inStream) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c, err := s.next(nil)
+	if err != nil {
+		return 0, err
+	}
+	n := copy(p, c)
+	s.consume(n)
+	return n, nil
+}
+
+// WriteTo implements io.WriterTo, so io.Copy hands chunks over without an
+// intermediate buffer.
+func (s *inStream) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		c, err := s.next(nil)
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		n, werr := w.Write(c)
+		total += int64(n)
+		s.consume(len(c))
+		if werr != nil {
+			return total, werr
+		}
+	}
+}
+
+func release(f frameconn.Frame) {
+	if f.Pooled {
+		frameconn.PutBuffer(f.Payload)
+	}
+}
