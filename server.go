@@ -22,7 +22,7 @@ type Server struct {
 	conns     map[*serverConn]struct{}
 	shutdown  bool
 	done      chan struct{} // closed by Shutdown and Close
-	retired   connCounters  // counters of closed connections
+	retired   traffic       // traffic of closed connections
 
 	wg sync.WaitGroup // connection goroutines
 }

@@ -57,8 +57,7 @@ func (c *serverConn) closed() {
 	s := c.s
 	s.mu.Lock()
 	delete(s.conns, c)
-	s.retired.framesIn.Add(c.counters.framesIn.Load())
-	s.retired.bytesIn.Add(c.counters.bytesIn.Load())
+	s.retired.add(c.conn)
 	s.mu.Unlock()
 }
 
@@ -67,8 +66,6 @@ func (c *serverConn) Send(f frameconn.Frame) { _ = c.conn.Enqueue(f) }
 
 // handle is the reader goroutine's frame handler.
 func (c *serverConn) handle(f frameconn.Frame) error {
-	c.counters.framesIn.Add(1)
-	c.counters.bytesIn.Add(int64(wire.HeaderSize + len(f.Payload)))
 	if !c.joined.Load() {
 		return c.join(f)
 	}

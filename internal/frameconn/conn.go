@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/socketbus/socketbus/internal/wire"
@@ -70,6 +71,9 @@ type Conn struct {
 	kick chan struct{} // capacity 1: wakes the writer
 	done chan struct{} // closed when the connection closes
 	wg   sync.WaitGroup
+
+	// Traffic counters, frames and bytes (headers included) in each direction.
+	FramesIn, BytesIn, FramesOut, BytesOut atomic.Int64
 
 	// OnClose, when set before Start, is called once from the goroutine
 	// that closes the connection, after the socket is closed.
@@ -262,6 +266,8 @@ func (c *Conn) readFrame(hdr []byte, h Handler) error {
 		return err
 	}
 	f := Frame{Header: header}
+	c.FramesIn.Add(1)
+	c.BytesIn.Add(int64(wire.HeaderSize) + int64(header.Length))
 	if header.Length > 0 {
 		f.Payload = GetBuffer(int(header.Length))
 		f.Pooled = true
@@ -318,8 +324,10 @@ func (c *Conn) writeLoop() {
 
 func (c *Conn) writeBatch(batch []Frame, hdr []byte) error {
 	var err error
+	bytes := 0
 	for i := range batch {
 		f := &batch[i]
+		bytes += wire.HeaderSize + len(f.Payload)
 		if err == nil {
 			f.Header.Length = uint32(len(f.Payload))
 			wire.PutHeader(hdr, &f.Header)
@@ -334,6 +342,8 @@ func (c *Conn) writeBatch(batch []Frame, hdr []byte) error {
 	if err == nil {
 		err = c.bw.Flush()
 	}
+	c.FramesOut.Add(int64(len(batch)))
+	c.BytesOut.Add(int64(bytes))
 	if err == nil {
 		for i := range batch {
 			if batch[i].Sent != nil {

@@ -192,6 +192,7 @@ func (ch *channel) finishLocked(req *request, outcome Outcome) {
 		rl.pendingBytes = 0
 	}
 	ch.r.counts[outcome].Add(1)
+	ch.r.latency.observe(time.Since(req.started))
 	ch.r.inFlight.Add(-1)
 	ch.regrantQueuedLocked()
 	ch.r.signalIfIdle()

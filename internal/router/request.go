@@ -13,6 +13,7 @@ type request struct {
 	ch       *channel
 	sender   *Member
 	receiver *Member // nil while queued
+	started  time.Time
 	deadline time.Time
 	timer    *time.Timer
 
@@ -141,7 +142,8 @@ func (m *Member) startRequestLocked(h *wire.Header) error {
 	if h.TimeoutMillis > 0 {
 		timeout = time.Duration(min(h.TimeoutMillis, uint64(365*24*time.Hour/time.Millisecond))) * time.Millisecond
 	}
-	req := &request{id: h.RequestID, ch: ch, sender: m, deadline: time.Now().Add(timeout)}
+	now := time.Now()
+	req := &request{id: h.RequestID, ch: ch, sender: m, started: now, deadline: now.Add(timeout)}
 	req.body.nextSeq = 1
 	req.body.upOutstanding = wire.InitialRequestCredit
 	ch.requests[req.id] = req

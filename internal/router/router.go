@@ -21,6 +21,7 @@ type Router struct {
 	idle     chan struct{} // signalled when inFlight drops to zero while closing
 	counts   [numOutcomes]atomic.Int64
 	started  atomic.Int64
+	latency  latency
 }
 
 // New returns an empty router.

@@ -23,6 +23,7 @@ type Stats struct {
 	Started  int64          // requests accepted since start
 	Outcomes [numOutcomes]int64
 	InFlight int64
+	Latency  LatencySnapshot
 }
 
 // Stats takes a snapshot. It locks each channel briefly, one at a time.
@@ -55,5 +56,6 @@ func (r *Router) Stats() Stats {
 		s.Outcomes[i] = r.counts[i].Load()
 	}
 	s.InFlight = r.inFlight.Load()
+	s.Latency = r.latency.snapshot()
 	return s
 }

@@ -1,0 +1,92 @@
+package socketbus
+
+import (
+	"time"
+
+	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/router"
+)
+
+// Stats is a snapshot of a server's state and counters, from Server.Stats.
+// Counters count from the server's start.
+type Stats struct {
+	Connections int            // open connections, joined or not
+	Channels    []ChannelStats // channels with at least one client, by ID
+	InFlight    int64          // requests queued or taken, not yet ended
+
+	RequestsStarted int64 // requests accepted (not refused at once)
+	// Requests counts requests that ended, by outcome: completed,
+	// remote_error, timeout, cancelled, peer_gone, no_peers, too_large,
+	// server_closed, rejected. Refusals (no_peers, server_closed, rejected)
+	// are counted here without counting in RequestsStarted.
+	Requests map[string]int64
+
+	FramesIn, FramesOut int64 // frames read and written on all connections
+	BytesIn, BytesOut   int64 // bytes read and written, headers included
+
+	// Latency is the distribution of the time from a request's start frame
+	// to its end, over requests that ended after being started.
+	Latency LatencyHistogram
+}
+
+// ChannelStats describes one channel.
+type ChannelStats struct {
+	ID               ID
+	Clients          int   // joined connections
+	ReceiversWaiting int   // Receive calls waiting for a request
+	Queued           int   // requests waiting for a receiver
+	InFlight         int   // requests taken by a receiver and not yet ended
+	QueuedBytes      int64 // request-body bytes the server holds for queued requests
+}
+
+// LatencyHistogram is a cumulative-free histogram: Counts[i] requests took
+// at most Bounds[i] (and more than Bounds[i-1]); the last count is for
+// requests slower than every bound.
+type LatencyHistogram struct {
+	Bounds []time.Duration
+	Counts []int64 // len(Bounds)+1
+	Sum    time.Duration
+}
+
+// Stats returns a snapshot of the server's state. It is cheap enough to
+// call every second: it takes each channel's lock briefly, one at a time.
+func (s *Server) Stats() Stats {
+	rs := s.router.Stats()
+	st := Stats{
+		InFlight:        rs.InFlight,
+		RequestsStarted: rs.Started,
+		Requests:        make(map[string]int64, len(rs.Outcomes)),
+	}
+	for _, o := range router.Outcomes() {
+		st.Requests[o.String()] = rs.Outcomes[o]
+	}
+	for _, c := range rs.Channels {
+		st.Channels = append(st.Channels, ChannelStats{
+			ID: c.ID, Clients: c.Clients, ReceiversWaiting: c.ReceiversWaiting,
+			Queued: c.Queued, InFlight: c.InFlight, QueuedBytes: c.QueuedBytes,
+		})
+	}
+	st.Latency = LatencyHistogram{Bounds: rs.Latency.Bounds, Counts: rs.Latency.Counts, Sum: rs.Latency.Sum}
+
+	s.mu.Lock()
+	st.Connections = len(s.conns)
+	t := s.retired
+	for c := range s.conns {
+		t.add(c.conn)
+	}
+	s.mu.Unlock()
+	st.FramesIn, st.FramesOut, st.BytesIn, st.BytesOut = t.framesIn, t.framesOut, t.bytesIn, t.bytesOut
+	return st
+}
+
+// traffic sums connections' counters.
+type traffic struct {
+	framesIn, framesOut, bytesIn, bytesOut int64
+}
+
+func (t *traffic) add(c *frameconn.Conn) {
+	t.framesIn += c.FramesIn.Load()
+	t.framesOut += c.FramesOut.Load()
+	t.bytesIn += c.BytesIn.Load()
+	t.bytesOut += c.BytesOut.Load()
+}
