@@ -1,6 +1,7 @@
 package socketbus
 
 import (
+	"crypto/tls"
 	"time"
 )
 
@@ -25,6 +26,44 @@ type ServerConfig struct {
 	// server cuts it off; the requests it held fail with ErrPeerGone. Zero
 	// means 10 s.
 	WriteTimeout time.Duration
+
+	// TLSConfig, when set, makes the server speak TLS (1.2 at least) on
+	// every connection it accepts. The handshake must finish within
+	// JoinTimeout.
+	TLSConfig *tls.Config
+
+	// Authenticate, when set, is called when a connection joins, with the
+	// client ID, channel and token (WithToken) it presented. A non-nil
+	// error refuses the join with an unauthorized error frame; the client's
+	// Dial returns ErrUnauthorized.
+	Authenticate func(clientID, channel ID, token string) error
+
+	// JoinTimeout is how long a new connection may take to finish its TLS
+	// handshake and join. Zero means 5 s.
+	JoinTimeout time.Duration
+
+	// FrameReadTimeout is how long a frame may take to arrive once its
+	// first byte has: a peer that stalls inside a frame is cut off. Zero
+	// means 30 s.
+	FrameReadTimeout time.Duration
+
+	// PingInterval is how often the server pings a connection it has heard
+	// nothing from; after two unanswered pings the connection is closed and
+	// the requests it held fail with ErrPeerGone. Zero means 30 s; negative
+	// turns keepalive off.
+	PingInterval time.Duration
+
+	// MaxConnections caps open connections; extra connections get an error
+	// frame (code limit) and are closed. Zero means 65,536.
+	MaxConnections int
+
+	// MaxInFlightPerClient caps the requests one client may have open as a
+	// sender at once; more are refused with ErrLimit. Zero means 1,024.
+	MaxInFlightPerClient int
+
+	// MaxQueuedRequestsPerChannel caps the requests waiting for a receiver
+	// on one channel; more are refused with ErrLimit. Zero means 4,096.
+	MaxQueuedRequestsPerChannel int
 }
 
 // Defaults of ServerConfig's zero fields.
@@ -32,6 +71,12 @@ const (
 	DefaultRequestTimeout       = 30 * time.Second
 	DefaultMaxChannelQueueBytes = 64 << 20
 	DefaultWriteTimeout         = 10 * time.Second
+	DefaultJoinTimeout          = 5 * time.Second
+	DefaultFrameReadTimeout     = 30 * time.Second
+	DefaultPingInterval         = 30 * time.Second
+	DefaultMaxConnections       = 65536
+	DefaultMaxInFlightPerClient = 1024
+	DefaultMaxQueuedRequests    = 4096
 )
 
 // withDefaults returns cfg with every zero field set to its default.
@@ -45,6 +90,24 @@ func (cfg ServerConfig) withDefaults() ServerConfig {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
 	}
+	if cfg.JoinTimeout <= 0 {
+		cfg.JoinTimeout = DefaultJoinTimeout
+	}
+	if cfg.FrameReadTimeout <= 0 {
+		cfg.FrameReadTimeout = DefaultFrameReadTimeout
+	}
+	if cfg.PingInterval == 0 {
+		cfg.PingInterval = DefaultPingInterval
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	if cfg.MaxInFlightPerClient <= 0 {
+		cfg.MaxInFlightPerClient = DefaultMaxInFlightPerClient
+	}
+	if cfg.MaxQueuedRequestsPerChannel <= 0 {
+		cfg.MaxQueuedRequestsPerChannel = DefaultMaxQueuedRequests
+	}
 	return cfg
 }
 
@@ -52,7 +115,27 @@ func (cfg ServerConfig) withDefaults() ServerConfig {
 type DialOption func(*dialOptions)
 
 type dialOptions struct {
-	clientID ID
+	clientID     ID
+	tls          *tls.Config
+	token        string
+	pingInterval time.Duration
+}
+
+// WithTLS makes the client speak TLS with cfg (TLS 1.2 at least).
+func WithTLS(cfg *tls.Config) DialOption {
+	return func(o *dialOptions) { o.tls = cfg }
+}
+
+// WithToken presents token when joining; the server's Authenticate sees it.
+func WithToken(token string) DialOption {
+	return func(o *dialOptions) { o.token = token }
+}
+
+// WithPingInterval sets how often the client pings a server it has heard
+// nothing from; after two unanswered pings it closes the connection and
+// calls in flight fail. Zero means 30 s; negative turns keepalive off.
+func WithPingInterval(d time.Duration) DialOption {
+	return func(o *dialOptions) { o.pingInterval = d }
 }
 
 // WithClientID makes the client join with id instead of a fresh random ID.
