@@ -2,6 +2,8 @@ package socketbus
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -19,9 +21,10 @@ import (
 // for concurrent use: any number of Sends and Receives may be in flight at
 // once, each an independent stream.
 type Client struct {
-	id      ID
-	channel ID
-	conn    *frameconn.Conn
+	id         ID
+	channel    ID
+	maxMessage int64 // the server's body limit, from the join; 0 = none
+	conn       *frameconn.Conn
 
 	mu      sync.Mutex
 	sends   map[ID]*sendCall // Sends in flight, by request ID
@@ -53,18 +56,44 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 	if err != nil {
 		return nil, fmt.Errorf("socketbus: dial %s: %w", addr, err)
 	}
-	if err := handshake(ctx, nc, o.clientID, channel); err != nil {
+	if o.tls != nil {
+		cfg := o.tls.Clone()
+		if cfg.MinVersion < tls.VersionTLS12 {
+			cfg.MinVersion = tls.VersionTLS12
+		}
+		if cfg.ServerName == "" && !cfg.InsecureSkipVerify {
+			if host, _, err := net.SplitHostPort(addr); err == nil {
+				cfg.ServerName = host
+			}
+		}
+		tc := tls.Client(nc, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("socketbus: TLS handshake with %s: %w", addr, err)
+		}
+		nc = tc
+	}
+	maxMessage, err := handshake(ctx, nc, o.clientID, channel, o.token)
+	if err != nil {
 		nc.Close()
 		return nil, err
 	}
+	ping := o.pingInterval
+	if ping == 0 {
+		ping = DefaultPingInterval
+	}
 	c := &Client{
-		id:      o.clientID,
-		channel: channel,
-		conn:    frameconn.New(nc, frameconn.Config{}),
-		sends:   make(map[ID]*sendCall),
-		held:    make(map[ID]*Request),
-		polls:   make(map[ID]struct{}),
-		done:    make(chan struct{}),
+		id:         o.clientID,
+		channel:    channel,
+		maxMessage: maxMessage,
+		conn: frameconn.New(nc, frameconn.Config{
+			PingInterval: ping,
+			PingHeader:   wire.Header{ClientID: o.clientID, ChannelID: channel},
+		}),
+		sends: make(map[ID]*sendCall),
+		held:  make(map[ID]*Request),
+		polls: make(map[ID]struct{}),
+		done:  make(chan struct{}),
 	}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	c.conn.OnClose = c.connClosed
@@ -74,7 +103,7 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 
 // handshake sends the join frame and reads the server's answer, before the
 // connection's goroutines start.
-func handshake(ctx context.Context, nc net.Conn, clientID, channel ID) error {
+func handshake(ctx context.Context, nc net.Conn, clientID, channel ID, token string) (maxMessage int64, err error) {
 	if dl, ok := ctx.Deadline(); ok {
 		nc.SetDeadline(dl)
 		defer nc.SetDeadline(time.Time{})
@@ -82,34 +111,40 @@ func handshake(ctx context.Context, nc net.Conn, clientID, channel ID) error {
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
+	if len(token) > wire.MaxFramePayload {
+		return 0, fmt.Errorf("socketbus: join: token of %d bytes is over %d", len(token), wire.MaxFramePayload)
+	}
 	join := wire.Header{Version: wire.Version, Type: wire.TypeStart, Flags: wire.FlagJoin,
-		RequestID: uuid.New(), ClientID: clientID, ChannelID: channel, Final: true}
-	if _, err := nc.Write(wire.AppendHeader(nil, &join)); err != nil {
-		return joinErr(ctx, err)
+		RequestID: uuid.New(), ClientID: clientID, ChannelID: channel, Final: true, Length: uint32(len(token))}
+	if _, err := nc.Write(append(wire.AppendHeader(nil, &join), token...)); err != nil {
+		return 0, joinErr(ctx, err)
 	}
 	var hdr [wire.HeaderSize]byte
 	if _, err := io.ReadFull(nc, hdr[:]); err != nil {
-		return joinErr(ctx, err)
+		return 0, joinErr(ctx, err)
 	}
 	h, _, err := wire.ParseHeader(hdr[:])
 	if err != nil {
-		return fmt.Errorf("socketbus: join: %w: %v", ErrProtocol, err)
+		return 0, fmt.Errorf("socketbus: join: %w: %w", ErrProtocol, err)
 	}
 	payload := make([]byte, h.Length)
 	if _, err := io.ReadFull(nc, payload); err != nil {
-		return joinErr(ctx, err)
+		return 0, joinErr(ctx, err)
 	}
 	switch {
 	case h.Type == wire.TypeStart && h.Flags == wire.FlagJoin && h.RequestID == join.RequestID:
-		return nil
+		if len(payload) >= 8 {
+			maxMessage = int64(binary.BigEndian.Uint64(payload))
+		}
+		return maxMessage, nil
 	case h.Type == wire.TypeError:
 		e, perr := wire.ParseError(payload)
 		if perr != nil {
-			return fmt.Errorf("socketbus: join: %w: %v", ErrProtocol, perr)
+			return 0, fmt.Errorf("socketbus: join: %w: %w", ErrProtocol, perr)
 		}
-		return fmt.Errorf("socketbus: join refused: %w", errorFromWire(e))
+		return 0, fmt.Errorf("socketbus: join refused: %w", errorFromWire(e))
 	}
-	return fmt.Errorf("socketbus: join: %w: unexpected answer %s", ErrProtocol, h)
+	return 0, fmt.Errorf("socketbus: join: %w: unexpected answer %s", ErrProtocol, h)
 }
 
 func joinErr(ctx context.Context, err error) error {

@@ -73,7 +73,7 @@ const (
 	DefaultWriteTimeout         = 10 * time.Second
 	DefaultJoinTimeout          = 5 * time.Second
 	DefaultFrameReadTimeout     = 30 * time.Second
-	DefaultPingInterval         = 30 * time.Second
+	DefaultPingInterval         = 30 * time.Second // for servers and clients
 	DefaultMaxConnections       = 65536
 	DefaultMaxInFlightPerClient = 1024
 	DefaultMaxQueuedRequests    = 4096

@@ -137,7 +137,13 @@ func (r *Request) Respond(body io.Reader) error {
 	if err := c.send(frames[:count]...); err != nil {
 		return err
 	}
+	total := int64(n)
 	for rerr == nil {
+		if c.maxMessage > 0 && total > c.maxMessage {
+			// The server refuses the response (the requester gets
+			// ErrTooLarge); stop streaming it.
+			return fmt.Errorf("socketbus: response body over the server's limit of %d bytes: %w", c.maxMessage, ErrTooLarge)
+		}
 		var k int
 		if k, rerr = r.takeCredit(); rerr != nil {
 			return rerr
@@ -145,6 +151,7 @@ func (r *Request) Respond(body io.Reader) error {
 		buf := frameconn.GetBuffer(k)
 		var got int
 		got, rerr = fill(body, buf)
+		total += int64(got)
 		if got < k {
 			r.addCredit(k - got)
 		}
@@ -170,6 +177,9 @@ func (r *Request) Respond(body io.Reader) error {
 				return err
 			}
 		}
+	}
+	if c.maxMessage > 0 && total > c.maxMessage {
+		return fmt.Errorf("socketbus: response body over the server's limit of %d bytes: %w", c.maxMessage, ErrTooLarge)
 	}
 	if rerr != io.EOF {
 		err := fmt.Errorf("socketbus: reading response body: %w", rerr)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/socketbus/socketbus/internal/router"
@@ -23,6 +24,7 @@ type Server struct {
 	shutdown  bool
 	done      chan struct{} // closed by Shutdown and Close
 	retired   traffic       // traffic of closed connections
+	refused   atomic.Int64  // connections refused by MaxConnections
 
 	wg sync.WaitGroup // connection goroutines
 }
@@ -34,9 +36,12 @@ func NewServer(cfg ServerConfig) *Server {
 	return &Server{
 		cfg: cfg,
 		router: router.New(router.Config{
-			DefaultTimeout:       cfg.DefaultTimeout,
-			MaxMessageBytes:      cfg.MaxMessageBytes,
-			MaxChannelQueueBytes: cfg.MaxChannelQueueBytes,
+			DefaultTimeout:              cfg.DefaultTimeout,
+			MaxMessageBytes:             cfg.MaxMessageBytes,
+			MaxChannelQueueBytes:        cfg.MaxChannelQueueBytes,
+			MaxInFlightPerClient:        cfg.MaxInFlightPerClient,
+			MaxQueuedRequestsPerChannel: cfg.MaxQueuedRequestsPerChannel,
+			MaxPollsPerClient:           cfg.MaxInFlightPerClient,
 		}),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*serverConn]struct{}),
@@ -154,7 +159,14 @@ func (s *Server) closeConns() {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.conn.Close(ErrServerClosed)
+		s.mu.Lock()
+		conn, nc := c.conn, c.nc
+		s.mu.Unlock()
+		if conn != nil {
+			conn.Close(ErrServerClosed)
+		} else {
+			nc.Close() // still joining
+		}
 	}
 	s.wg.Wait()
 }

@@ -1,64 +1,183 @@
 package socketbus
 
 import (
+	"crypto/tls"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"io"
 	"net"
-	"sync/atomic"
+	"time"
 
 	"github.com/socketbus/socketbus/internal/frameconn"
 	"github.com/socketbus/socketbus/internal/router"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
-// serverConn is one client connection on the server.
-//
-// The reader goroutine (frameconn's) owns member and calls handle; other
-// goroutines reach the connection only through conn.Enqueue (as a
-// router.Peer) and conn.Close.
+// serverConn is one client connection on the server. Its run goroutine
+// performs the join; after that frameconn's reader goroutine owns member
+// and calls handle, and other goroutines reach the connection only through
+// conn.Enqueue (as a router.Peer) and conn.Close. s.mu guards conn and nc
+// swaps during the join.
 type serverConn struct {
-	s        *Server
-	conn     *frameconn.Conn
-	member   *router.Member
-	joined   atomic.Bool
-	counters connCounters
+	s      *Server
+	nc     net.Conn
+	conn   *frameconn.Conn // nil until joined
+	member *router.Member
 }
 
-// connCounters are one connection's traffic counters.
-type connCounters struct {
-	framesIn, bytesIn atomic.Int64
-}
-
+// startConn registers an accepted connection and serves it.
 func (s *Server) startConn(nc net.Conn) {
-	c := &serverConn{s: s}
-	c.conn = frameconn.New(nc, frameconn.Config{WriteTimeout: s.cfg.WriteTimeout})
+	c := &serverConn{s: s, nc: nc}
 	s.mu.Lock()
 	if s.shutdown {
 		s.mu.Unlock()
 		nc.Close()
 		return
 	}
-	s.conns[c] = struct{}{}
+	full := len(s.conns) >= s.cfg.MaxConnections
+	if !full {
+		s.conns[c] = struct{}{}
+	}
 	s.wg.Add(1)
 	s.mu.Unlock()
-
-	c.conn.OnClose = func(error) { c.closed() }
-	c.conn.Start(c.handle)
-	go func() {
-		defer s.wg.Done()
-		c.conn.Wait()
-	}()
+	go c.run(full)
 }
 
-// closed runs once when the connection has closed.
-func (c *serverConn) closed() {
-	if c.joined.Load() {
-		c.member.Leave()
-	}
+// run joins the connection and then waits for it to end.
+func (c *serverConn) run(full bool) {
 	s := c.s
+	defer s.wg.Done()
+	if full {
+		s.refused.Add(1)
+		c.refuse(nil, wire.Errorf(wire.CodeLimit, "the server is at its limit of %d connections", s.cfg.MaxConnections))
+		return
+	}
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		if c.conn != nil {
+			s.retired.add(c.conn)
+		}
+		s.mu.Unlock()
+	}()
+	join, err := c.handshake()
+	if err != nil {
+		var werr *wire.Error
+		if errors.As(err, &werr) {
+			c.refuse(join, werr)
+		} else {
+			c.nc.Close()
+		}
+		return
+	}
+	c.conn.Start(c.handle)
+	c.conn.Wait()
+}
+
+// refuse answers a connection that may not join with an error frame and
+// closes it.
+func (c *serverConn) refuse(join *wire.Header, werr *wire.Error) {
+	h := wire.Header{Flags: wire.FlagJoin}
+	if join != nil {
+		h.RequestID, h.ClientID, h.ChannelID = join.RequestID, join.ClientID, join.ChannelID
+	}
+	if werr.Code == wire.CodeProtocol || werr.Code == wire.CodeBadVersion || werr.Code == wire.CodeTooLarge {
+		h.Flags = 0 // the connection itself was at fault
+	}
+	f := frameconn.ErrorFrame(h, werr.Code, werr.Message)
+	buf := wire.AppendHeader(nil, &wire.Header{Version: f.Header.Version, Type: f.Header.Type, Flags: f.Header.Flags,
+		RequestID: h.RequestID, ClientID: h.ClientID, ChannelID: h.ChannelID, Final: true, Length: uint32(len(f.Payload))})
+	buf = append(buf, f.Payload...)
+	frameconn.PutBuffer(f.Payload)
+	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	c.nc.Write(buf)
+	c.nc.Close()
+}
+
+// handshake runs the TLS handshake, if configured, and the join, all within
+// JoinTimeout. On success the connection is a member of its channel and
+// c.conn is ready to start.
+func (c *serverConn) handshake() (*wire.Header, error) {
+	s := c.s
+	deadline := time.Now().Add(s.cfg.JoinTimeout)
+	c.nc.SetDeadline(deadline)
+	if s.cfg.TLSConfig != nil {
+		tc := tls.Server(c.nc, serverTLS(s.cfg.TLSConfig))
+		if err := tc.Handshake(); err != nil {
+			return nil, fmt.Errorf("socketbus: TLS handshake: %w", err)
+		}
+		s.mu.Lock()
+		c.nc = tc
+		s.mu.Unlock()
+	}
+	var hdr [wire.HeaderSize]byte
+	if _, err := io.ReadFull(c.nc, hdr[:]); err != nil {
+		if isTimeout(err) {
+			return nil, wire.Errorf(wire.CodeIdle, "no join within %s", s.cfg.JoinTimeout)
+		}
+		return nil, err
+	}
+	h, _, err := wire.ParseHeader(hdr[:])
+	if err != nil {
+		return nil, err
+	}
+	if h.Type != wire.TypeStart || h.Flags != wire.FlagJoin {
+		return &h, wire.Errorf(wire.CodeProtocol, "the first frame must be a join (start, flags join), not %s %s", h.Type, h.Flags)
+	}
+	token := make([]byte, h.Length)
+	if _, err := io.ReadFull(c.nc, token); err != nil {
+		if isTimeout(err) {
+			return &h, wire.Errorf(wire.CodeIdle, "no join within %s", s.cfg.JoinTimeout)
+		}
+		return &h, err
+	}
+	if auth := s.cfg.Authenticate; auth != nil {
+		if err := auth(h.ClientID, h.ChannelID, string(token)); err != nil {
+			return &h, wire.Errorf(wire.CodeUnauthorized, "join refused: %v", err)
+		}
+	}
+	c.nc.SetDeadline(time.Time{})
+
+	conn := frameconn.New(c.nc, frameconn.Config{
+		WriteTimeout:  s.cfg.WriteTimeout,
+		FrameDeadline: s.cfg.FrameReadTimeout,
+		PingInterval:  s.cfg.PingInterval,
+		PingHeader:    wire.Header{Version: wire.Version, Type: wire.TypeStart, Flags: wire.FlagPing, ClientID: h.ClientID, ChannelID: h.ChannelID},
+	})
 	s.mu.Lock()
-	delete(s.conns, c)
-	s.retired.add(c.conn)
+	if s.shutdown {
+		s.mu.Unlock()
+		return &h, wire.Errorf(wire.CodeServerClosed, "server is shutting down")
+	}
+	c.conn = conn
 	s.mu.Unlock()
+	m, err := s.router.Join(h.ClientID, h.ChannelID, c)
+	if err != nil {
+		return &h, err
+	}
+	c.member = m
+	// The acknowledgement carries the server's settings: its body limit.
+	ack := wire.Header{Version: wire.Version, Type: wire.TypeStart, Flags: wire.FlagJoin, RequestID: h.RequestID,
+		ClientID: h.ClientID, ChannelID: h.ChannelID, Final: true}
+	settings := binary.BigEndian.AppendUint64(frameconn.GetBuffer(8)[:0], uint64(max(s.cfg.MaxMessageBytes, 0)))
+	conn.Enqueue(frameconn.Frame{Header: ack, Payload: settings, Pooled: true})
+	conn.OnClose = func(error) { m.Leave() }
+	return &h, nil
+}
+
+// serverTLS returns cfg with TLS 1.2 as the minimum version.
+func serverTLS(cfg *tls.Config) *tls.Config {
+	cfg = cfg.Clone()
+	if cfg.MinVersion < tls.VersionTLS12 {
+		cfg.MinVersion = tls.VersionTLS12
+	}
+	return cfg
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // Send implements router.Peer.
@@ -66,15 +185,10 @@ func (c *serverConn) Send(f frameconn.Frame) { _ = c.conn.Enqueue(f) }
 
 // handle is the reader goroutine's frame handler.
 func (c *serverConn) handle(f frameconn.Frame) error {
-	if !c.joined.Load() {
-		return c.join(f)
-	}
 	h := &f.Header
 	switch {
 	case h.Flags == 0: // the client reports a connection-level error and leaves
-		if f.Pooled {
-			frameconn.PutBuffer(f.Payload)
-		}
+		release(f)
 		return errors.New("socketbus: client closed the connection with an error frame")
 	case h.Flags == wire.FlagPing && h.Type == wire.TypeStart:
 		h.Type = wire.TypeEnd
@@ -82,40 +196,11 @@ func (c *serverConn) handle(f frameconn.Frame) error {
 		c.Send(f)
 		return nil
 	case h.Flags == wire.FlagPing:
-		if f.Pooled {
-			frameconn.PutBuffer(f.Payload)
-		}
+		release(f)
 		return nil
+	case h.Flags == wire.FlagJoin:
+		release(f)
+		return wire.Errorf(wire.CodeProtocol, "this connection has already joined")
 	}
 	return c.member.Handle(f)
-}
-
-// join handles the first frame of a connection, which must be a join.
-func (c *serverConn) join(f frameconn.Frame) error {
-	h := f.Header
-	if f.Pooled {
-		frameconn.PutBuffer(f.Payload)
-	}
-	if h.Type != wire.TypeStart || h.Flags != wire.FlagJoin {
-		return wire.Errorf(wire.CodeProtocol, "the first frame must be a join (start, flags join), not %s %s", h.Type, h.Flags)
-	}
-	m, err := c.s.router.Join(h.ClientID, h.ChannelID, c)
-	if err != nil {
-		var werr *wire.Error
-		errors.As(err, &werr)
-		c.conn.CloseAfterFlush(frameconn.ErrorFrame(wire.Header{Flags: wire.FlagJoin, RequestID: h.RequestID, ClientID: h.ClientID, ChannelID: h.ChannelID}, werr.Code, werr.Message), err)
-		return err
-	}
-	c.member = m
-	c.joined.Store(true)
-	select {
-	case <-c.conn.Done():
-		m.Leave() // closed while joining: closed() may have missed the member
-		return nil
-	default:
-	}
-	ack := wire.Header{Version: wire.Version, Type: wire.TypeStart, Flags: wire.FlagJoin, RequestID: h.RequestID,
-		ClientID: h.ClientID, ChannelID: h.ChannelID, Final: true}
-	c.Send(frameconn.Frame{Header: ack})
-	return nil
 }

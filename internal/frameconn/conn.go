@@ -45,7 +45,17 @@ type Config struct {
 	// FrameDeadline bounds the time from a frame's first byte to its last:
 	// a peer that starts a frame and stalls is cut off. Zero means no limit.
 	FrameDeadline time.Duration
+	// PingInterval, when positive, makes the connection ping a peer it has
+	// heard nothing from for that long, with PingHeader as the ping frame's
+	// header (its type and flags are set here). After two pings go
+	// unanswered the connection closes with ErrIdle.
+	PingInterval time.Duration
+	PingHeader   wire.Header
 }
+
+// ErrIdle is the error a connection closes with when its peer missed two
+// keepalive pings.
+var ErrIdle = errors.New("frameconn: peer missed two keepalive pings")
 
 // ErrClosed is returned by Enqueue once the connection is closed.
 var ErrClosed = errors.New("frameconn: connection closed")
@@ -67,6 +77,11 @@ type Conn struct {
 	closing   bool // set by CloseAfterFlush: close once the queue is written
 	err       error
 	closeOnce sync.Once
+
+	// Keepalive state, owned by the ping timer's callback.
+	pingTimer *time.Timer
+	pingSeen  int64 // FramesIn at the last tick
+	missed    int   // pings sent since the peer last said anything
 
 	kick chan struct{} // capacity 1: wakes the writer
 	done chan struct{} // closed when the connection closes
@@ -101,6 +116,39 @@ func (c *Conn) Start(h Handler) {
 	c.wg.Add(2)
 	go c.readLoop(h)
 	go c.writeLoop()
+	if c.cfg.PingInterval > 0 {
+		c.mu.Lock()
+		if c.err == nil {
+			c.pingTimer = time.AfterFunc(c.cfg.PingInterval, c.keepalive)
+		}
+		c.mu.Unlock()
+	}
+}
+
+// keepalive runs every PingInterval: it pings a silent peer and closes the
+// connection once two pings have gone unanswered. Any frame from the peer
+// counts as an answer.
+func (c *Conn) keepalive() {
+	if n := c.FramesIn.Load(); n != c.pingSeen {
+		c.pingSeen, c.missed = n, 0
+	} else {
+		if c.missed >= 2 {
+			c.Close(ErrIdle)
+			return
+		}
+		c.missed++
+		h := c.cfg.PingHeader
+		h.Version, h.Type, h.Flags = wire.Version, wire.TypeStart, wire.FlagPing
+		h.Final = true
+		if c.Enqueue(Frame{Header: h}) != nil {
+			return
+		}
+	}
+	c.mu.Lock()
+	if c.err == nil {
+		c.pingTimer.Reset(c.cfg.PingInterval)
+	}
+	c.mu.Unlock()
 }
 
 // Done is closed when the connection has closed.
@@ -198,6 +246,11 @@ func (c *Conn) Close(err error) {
 
 func (c *Conn) shutdown() {
 	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		if c.pingTimer != nil {
+			c.pingTimer.Stop()
+		}
+		c.mu.Unlock()
 		close(c.done)
 		_ = c.nc.Close()
 		if c.OnClose != nil {
@@ -245,17 +298,22 @@ func ErrorFrame(h wire.Header, code wire.Code, message string) Frame {
 
 // readFrame reads one frame and hands it to h.
 func (c *Conn) readFrame(hdr []byte, h Handler) error {
-	if c.cfg.FrameDeadline > 0 {
-		// Wait as long as needed for a frame to begin...
+	// A frame may take as long as it likes to begin, but once its first
+	// byte is here the rest must follow within FrameDeadline. Deadlines
+	// are only set when a read would really wait on the socket.
+	armed := false
+	if c.cfg.FrameDeadline > 0 && c.br.Buffered() < wire.HeaderSize {
 		if err := c.nc.SetReadDeadline(time.Time{}); err != nil {
 			return err
 		}
 		if _, err := c.br.Peek(1); err != nil {
 			return readErr(err)
 		}
-		// ...then it must arrive whole within FrameDeadline.
-		if err := c.nc.SetReadDeadline(time.Now().Add(c.cfg.FrameDeadline)); err != nil {
-			return err
+		if c.br.Buffered() < wire.HeaderSize {
+			if err := c.nc.SetReadDeadline(time.Now().Add(c.cfg.FrameDeadline)); err != nil {
+				return err
+			}
+			armed = true
 		}
 	}
 	if _, err := io.ReadFull(c.br, hdr); err != nil {
@@ -264,6 +322,11 @@ func (c *Conn) readFrame(hdr []byte, h Handler) error {
 	header, _, err := wire.ParseHeader(hdr)
 	if err != nil {
 		return err
+	}
+	if c.cfg.FrameDeadline > 0 && !armed && c.br.Buffered() < int(header.Length) {
+		if err := c.nc.SetReadDeadline(time.Now().Add(c.cfg.FrameDeadline)); err != nil {
+			return err
+		}
 	}
 	f := Frame{Header: header}
 	c.FramesIn.Add(1)
@@ -282,6 +345,10 @@ func (c *Conn) readFrame(hdr []byte, h Handler) error {
 func readErr(err error) error {
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("frameconn: connection ended inside a frame: %w", err)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return wire.Errorf(wire.CodeIdle, "frame not completed within the read deadline")
 	}
 	return err
 }
