@@ -1,0 +1,205 @@
+// Command bench measures socketbus side by side with NATS and a bare TCP
+// relay on the same machine, in the same process: each workload runs on
+// each system in turn (socketbus, NATS, relay), for several rounds, and
+// the table reports the median of each figure and the ratios of socketbus
+// to the others.
+//
+//	cd bench && go run .
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"time"
+)
+
+func main() {
+	if err := benchMain(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command's flags.
+type options struct {
+	smoke        bool
+	rounds       int
+	workloads    string
+	systems      string
+	duration     time.Duration
+	md           string
+	cpuProfile   string
+	memProfile   string
+	blockProfile string
+}
+
+func parseFlags() options {
+	var o options
+	flag.BoolVar(&o.smoke, "smoke", false, "tiny counts and one round: a few seconds in all, for CI")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds of every workload on every system")
+	flag.StringVar(&o.workloads, "workloads", "lat,tput,large,fanin", "comma-separated workloads to run")
+	flag.StringVar(&o.systems, "systems", "socketbus,NATS,relay", "comma-separated systems to run (for profiling one)")
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "how long the tput and fanin workloads run")
+	flag.StringVar(&o.md, "md", "", "also write the table as markdown to this file")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the whole run to this file")
+	flag.StringVar(&o.blockProfile, "blockprofile", "", "write a blocking profile of the whole run to this file")
+	flag.Parse()
+	if o.smoke {
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["rounds"] {
+			o.rounds = 1
+		}
+		if !set["duration"] {
+			o.duration = 250 * time.Millisecond
+		}
+	}
+	return o
+}
+
+func benchMain() error {
+	o := parseFlags()
+	if o.rounds < 1 {
+		return fmt.Errorf("-rounds %d: want at least 1", o.rounds)
+	}
+	ws, err := pick(workloads(o.duration, o.smoke), o.workloads, func(w workload) string { return w.name })
+	if err != nil {
+		return err
+	}
+	all := []system{socketbusSystem{}, natsSystem{}, relaySystem{}}
+	systems, err := pick(all, o.systems, system.Name)
+	if err != nil {
+		return err
+	}
+	stop, err := startProfiles(o)
+	if err != nil {
+		return err
+	}
+	rows, err := measure(ws, systems, o.rounds)
+	if perr := stop(); perr != nil && err == nil {
+		err = perr
+	}
+	if err != nil {
+		return err
+	}
+
+	names := make([]string, len(systems))
+	for i, s := range systems {
+		names[i] = s.Name()
+	}
+	fmt.Printf("\n%d round(s), median of each figure; %d CPUs, %s %s/%s\n\n", o.rounds, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	if err := writeText(os.Stdout, rows, names); err != nil {
+		return err
+	}
+	if o.md != "" {
+		f, err := os.Create(o.md)
+		if err != nil {
+			return fmt.Errorf("markdown: %w", err)
+		}
+		werr := writeMarkdown(f, rows, names)
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return fmt.Errorf("markdown: %w", werr)
+		}
+	}
+	return nil
+}
+
+// pick returns the items of all named in the comma-separated list, in the
+// order of all; names match case-insensitively.
+func pick[T any](all []T, list string, name func(T) string) ([]T, error) {
+	want := map[string]bool{}
+	for n := range strings.SplitSeq(list, ",") {
+		if n = strings.ToLower(strings.TrimSpace(n)); n != "" {
+			want[n] = true
+		}
+	}
+	var out []T
+	for _, x := range all {
+		if want[strings.ToLower(name(x))] {
+			out = append(out, x)
+			delete(want, strings.ToLower(name(x)))
+		}
+	}
+	if len(want) > 0 {
+		var unknown []string
+		for n := range want {
+			unknown = append(unknown, n)
+		}
+		slices.Sort(unknown)
+		return nil, fmt.Errorf("unknown name(s) %s in %q", strings.Join(unknown, ", "), list)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("nothing selected by %q", list)
+	}
+	return out, nil
+}
+
+// measure runs every workload, round after round, on each system in turn,
+// and returns the median of every figure.
+func measure(ws []workload, systems []system, rounds int) ([]row, error) {
+	var rows []row
+	for _, w := range ws {
+		results := map[string][]result{}
+		for round := 1; round <= rounds; round++ {
+			for _, sys := range systems {
+				res, err := runWatched(sys, w)
+				if err != nil {
+					return nil, fmt.Errorf("%s on %s, round %d: %w", w.name, sys.Name(), round, err)
+				}
+				results[sys.Name()] = append(results[sys.Name()], res)
+				fmt.Fprintf(os.Stderr, "%-5s round %d/%d %-9s %s\n", w.name, round, rounds, sys.Name(), describe(w, res))
+			}
+		}
+		for _, m := range w.metrics {
+			r := row{workload: w.name, metric: m, values: map[string]float64{}}
+			for name, rs := range results {
+				vs := make([]float64, len(rs))
+				for i, res := range rs {
+					vs[i] = m.value(res)
+				}
+				r.values[name] = median(vs)
+			}
+			rows = append(rows, r)
+		}
+	}
+	return rows, nil
+}
+
+// runWatched runs w on sys once. A run that outlives its time limit is a
+// hang: the goroutines are dumped to stderr and the program exits.
+func runWatched(sys system, w workload) (result, error) {
+	limit := 2 * time.Minute
+	if w.count == 0 {
+		limit = w.duration + time.Minute
+	}
+	watchdog := time.AfterFunc(limit, func() {
+		fmt.Fprintf(os.Stderr, "bench: %s on %s did not finish within %v; goroutines:\n", w.name, sys.Name(), limit)
+		pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
+		os.Exit(2)
+	})
+	defer watchdog.Stop()
+	res, err := run(context.Background(), sys, w)
+	if err != nil {
+		return res, err
+	}
+	return res, checkStray()
+}
+
+// describe formats one run's figures for the progress log.
+func describe(w workload, res result) string {
+	var parts []string
+	for _, m := range w.metrics {
+		parts = append(parts, fmt.Sprintf("%s %s", m.name, formatValue(map[string]float64{"": m.value(res)}, "")))
+	}
+	return fmt.Sprintf("%s (%d round trips in %v)", strings.Join(parts, ", "), res.requests, res.elapsed.Round(time.Millisecond))
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// row is one figure of one workload: the median over rounds per system.
+type row struct {
+	workload string
+	metric   metric
+	values   map[string]float64 // by system name; absent if not run
+}
+
+// ratioSystems are the systems socketbus is compared with, in column order.
+var ratioSystems = []string{"NATS", "relay"}
+
+// cells lays out the table: a heading line, then one line per row.
+func cells(rows []row, systems []string) [][]string {
+	head := []string{"workload", "figure"}
+	head = append(head, systems...)
+	for _, s := range ratioSystems {
+		head = append(head, "socketbus/"+s)
+	}
+	head = append(head, "target", "verdict")
+	out := [][]string{head}
+	for _, r := range rows {
+		line := []string{r.workload, r.metric.name}
+		for _, s := range systems {
+			line = append(line, formatValue(r.values, s))
+		}
+		sb, haveSB := r.values["socketbus"]
+		var targets []string
+		verdict := ""
+		for _, s := range ratioSystems {
+			other, ok := r.values[s]
+			if !haveSB || !ok || other == 0 {
+				line = append(line, "-")
+				continue
+			}
+			ratio := sb / other
+			line = append(line, fmt.Sprintf("%.2fx", ratio))
+			bound := r.metric.vsNATS
+			if s == "relay" {
+				bound = r.metric.vsRelay
+			}
+			if bound == 0 {
+				continue
+			}
+			op, met := "≥", ratio >= bound
+			if r.metric.lowerBetter {
+				op, met = "≤", ratio <= bound
+			}
+			targets = append(targets, fmt.Sprintf("%s%gx %s", op, bound, s))
+			switch {
+			case !met:
+				verdict = "missed"
+			case verdict == "":
+				verdict = "met"
+			}
+		}
+		line = append(line, strings.Join(targets, ", "), verdict)
+		out = append(out, line)
+	}
+	return out
+}
+
+func formatValue(values map[string]float64, system string) string {
+	v, ok := values[system]
+	switch {
+	case !ok:
+		return "-"
+	case v >= 1000:
+		return fmt.Sprintf("%.0f", v)
+	default:
+		return fmt.Sprintf("%.1f", v)
+	}
+}
+
+// writeText writes the table with aligned columns.
+func writeText(w io.Writer, rows []row, systems []string) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, line := range cells(rows, systems) {
+		fmt.Fprintln(tw, strings.Join(line, "\t"))
+	}
+	return tw.Flush()
+}
+
+// writeMarkdown writes the table as a markdown table.
+func writeMarkdown(w io.Writer, rows []row, systems []string) error {
+	lines := cells(rows, systems)
+	var b strings.Builder
+	for i, line := range lines {
+		b.WriteString("| " + strings.Join(line, " | ") + " |\n")
+		if i == 0 {
+			b.WriteString("|" + strings.Repeat(" --- |", len(line)) + "\n")
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+)
+
+// workload is one benchmark scenario, run the same way on every system.
+// Requesters run closed loops: each sends a request, waits for the whole
+// response, and sends the next.
+type workload struct {
+	name         string
+	requesters   int
+	responders   int
+	requestSize  int
+	responseSize int
+	// warmup is the number of untimed round trips each requester makes
+	// before the measurement starts.
+	warmup int
+	// count is the number of timed round trips per requester; when it is
+	// zero, requesters run for duration instead.
+	count    int
+	duration time.Duration
+	// sampleHeap records the peak heap during the timed part.
+	sampleHeap bool
+	metrics    []metric
+}
+
+// metric is one figure a workload reports, with the target for it.
+type metric struct {
+	name string
+	// lowerBetter says smaller values win (latencies, heap).
+	lowerBetter bool
+	value       func(r result) float64
+	// vsNATS and vsRelay bound the ratio socketbus/NATS and
+	// socketbus/relay: at most the bound when lowerBetter, at least it
+	// otherwise. Zero means no target.
+	vsNATS, vsRelay float64
+}
+
+// result is what one run of a workload on one system measured.
+type result struct {
+	requests  int
+	elapsed   time.Duration
+	latencies []time.Duration // sorted
+	bytes     int64           // request and response bytes of the timed round trips
+	peakHeap  uint64          // bytes, when the workload samples the heap
+}
+
+func (r result) perSecond() float64 { return float64(r.requests) / r.elapsed.Seconds() }
+
+func (r result) megabytesPerSecond() float64 { return float64(r.bytes) / 1e6 / r.elapsed.Seconds() }
+
+// The figures workloads report.
+var (
+	p50     = metric{name: "p50 µs", lowerBetter: true, value: func(r result) float64 { return micros(percentile(r.latencies, 0.50)) }}
+	p99     = metric{name: "p99 µs", lowerBetter: true, value: func(r result) float64 { return micros(percentile(r.latencies, 0.99)) }}
+	reqRate = metric{name: "req/s", value: result.perSecond}
+	mbRate  = metric{name: "MB/s", value: result.megabytesPerSecond}
+	heap    = metric{name: "peak heap MiB", lowerBetter: true, value: func(r result) float64 { return float64(r.peakHeap) / (1 << 20) }}
+)
+
+// withTargets returns m with targets set.
+func (m metric) withTargets(vsNATS, vsRelay float64) metric {
+	m.vsNATS, m.vsRelay = vsNATS, vsRelay
+	return m
+}
+
+// workloads returns the four workloads; smoke shrinks their counts
+// and durations so that all of them run in a few seconds.
+func workloads(duration time.Duration, smoke bool) []workload {
+	ws := []workload{
+		{name: "lat", requesters: 1, responders: 1, requestSize: 128, responseSize: 128,
+			warmup: 1000, count: 20000,
+			metrics: []metric{p50.withTargets(0.8, 0), p99}},
+		{name: "tput", requesters: 32, responders: 4, requestSize: 128, responseSize: 128,
+			warmup: 10, duration: duration,
+			metrics: []metric{reqRate.withTargets(1.25, 0), p50, p99}},
+		{name: "large", requesters: 1, responders: 1, requestSize: 16 << 20, responseSize: 16 << 20,
+			warmup: 1, count: 20, sampleHeap: true,
+			metrics: []metric{mbRate.withTargets(1.5, 0.7), heap.withTargets(0.5, 0)}},
+		{name: "fanin", requesters: 256, responders: 1, requestSize: 1024, responseSize: 1024,
+			warmup: 10, duration: duration,
+			metrics: []metric{reqRate.withTargets(1.25, 0), p99}},
+	}
+	if smoke {
+		for i := range ws {
+			w := &ws[i]
+			w.warmup = min(w.warmup, 10)
+			if w.count > 0 {
+				w.count = max(w.count/20, 2)
+			}
+		}
+	}
+	return ws
+}
+
+// run measures w once on sys.
+func run(ctx context.Context, sys system, w workload) (res result, err error) {
+	request := make([]byte, w.requestSize)
+	response := make([]byte, w.responseSize)
+	for i := range request {
+		request[i] = byte(i)
+	}
+	for i := range response {
+		response[i] = byte(i * 7)
+	}
+	dep, err := sys.Start(ctx, shape{Requesters: w.requesters, Responders: w.responders,
+		RequestSize: w.requestSize, Response: response})
+	if err != nil {
+		return res, fmt.Errorf("start: %w", err)
+	}
+	defer func() {
+		if cerr := dep.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close: %w", cerr)
+		}
+	}()
+	reqs := dep.Requesters()
+
+	if w.warmup > 0 {
+		if _, err := drive(ctx, reqs, request, w.responseSize, w.warmup, time.Time{}); err != nil {
+			return res, fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	// Twice: the first GC moves what sync.Pools hold (the previous
+	// system's buffers among them) to their victim caches, the second
+	// frees it.
+	runtime.GC()
+	runtime.GC()
+	var sampler *heapSampler
+	if w.sampleHeap {
+		sampler = startHeapSampler(500 * time.Microsecond)
+	}
+	var deadline time.Time
+	start := time.Now()
+	if w.count == 0 {
+		deadline = start.Add(w.duration)
+	}
+	lats, err := drive(ctx, reqs, request, w.responseSize, w.count, deadline)
+	res.elapsed = time.Since(start)
+	if sampler != nil {
+		res.peakHeap = sampler.Stop()
+	}
+	if err != nil {
+		return res, err
+	}
+	slices.Sort(lats)
+	res.latencies = lats
+	res.requests = len(lats)
+	res.bytes = int64(len(lats)) * int64(w.requestSize+w.responseSize)
+	return res, nil
+}
+
+// drive runs every requester in its own goroutine, each making count round
+// trips, or as many as fit before deadline when count is zero, and returns
+// the latency of every round trip. The first failure stops them all.
+func drive(ctx context.Context, reqs []requester, body []byte, respSize, count int, deadline time.Time) ([]time.Duration, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	perRequester := make([][]time.Duration, len(reqs))
+	var wg sync.WaitGroup
+	for i, rq := range reqs {
+		wg.Go(func() {
+			lats := make([]time.Duration, 0, max(count, 1024))
+			defer func() { perRequester[i] = lats }()
+			for n := 0; count == 0 || n < count; n++ {
+				t0 := time.Now()
+				if count == 0 && !t0.Before(deadline) {
+					return
+				}
+				got, err := rq.RoundTrip(ctx, body)
+				if err == nil && got != respSize {
+					err = fmt.Errorf("response of %d bytes, want %d", got, respSize)
+				}
+				if err != nil {
+					// The first failure wins; the others follow from it.
+					cancel(fmt.Errorf("requester %d, round trip %d: %w", i, n, err))
+					return
+				}
+				lats = append(lats, time.Since(t0))
+			}
+		})
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
+	}
+	var all []time.Duration
+	for _, l := range perRequester {
+		all = append(all, l...)
+	}
+	return all, nil
+}
