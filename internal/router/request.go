@@ -79,8 +79,10 @@ func (m *Member) handleRequestLocked(f frameconn.Frame) error {
 	req := m.sent[h.RequestID]
 	if req == nil {
 		release(&f)
-		if m.ended.has(h.RequestID) {
-			return nil // the request ended; the sender has not heard yet
+		if h.Type == wire.TypeError || m.ended.has(h.RequestID) {
+			// The request ended (a cancel may cross its response on the
+			// wire); the sender has not heard yet.
+			return nil
 		}
 		return protocolErrorf("%s frame for request %x, which this connection has not started", h.Type, h.RequestID)
 	}
