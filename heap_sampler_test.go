@@ -42,4 +42,3 @@ func (s *heapSampler) Stop() uint64 {
 	s.wg.Wait()
 	return s.peak
 }
-
