@@ -51,8 +51,12 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 	if o.clientID == (ID{}) {
 		o.clientID = uuid.New()
 	}
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	dial := o.dial
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
+	nc, err := dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("socketbus: dial %s: %w", addr, err)
 	}

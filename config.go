@@ -1,7 +1,9 @@
 package socketbus
 
 import (
+	"context"
 	"crypto/tls"
+	"net"
 	"time"
 )
 
@@ -119,6 +121,13 @@ type dialOptions struct {
 	tls          *tls.Config
 	token        string
 	pingInterval time.Duration
+	dial         func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// WithDialer makes Dial open its connection with dial instead of a
+// net.Dialer: for proxies, custom transports, or fault injection in tests.
+func WithDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) DialOption {
+	return func(o *dialOptions) { o.dial = dial }
 }
 
 // WithTLS makes the client speak TLS with cfg (TLS 1.2 at least).
