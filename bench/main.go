@@ -78,6 +78,7 @@ func benchMain() error {
 	if err != nil {
 		return err
 	}
+	loadBefore := loadAverage()
 	stop, err := startProfiles(o)
 	if err != nil {
 		return err
@@ -94,7 +95,8 @@ func benchMain() error {
 	for i, s := range systems {
 		names[i] = s.Name()
 	}
-	fmt.Printf("\n%d round(s), median of each figure; %d CPUs, %s %s/%s\n\n", o.rounds, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Printf("\n%d round(s), median of each figure; %d CPUs, %s %s/%s; load average %s before, %s after\n\n",
+		o.rounds, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, loadBefore, loadAverage())
 	if err := writeText(os.Stdout, rows, names); err != nil {
 		return err
 	}
@@ -201,5 +203,9 @@ func describe(w workload, res result) string {
 	for _, m := range w.metrics {
 		parts = append(parts, fmt.Sprintf("%s %s", m.name, formatValue(map[string]float64{"": m.value(res)}, "")))
 	}
-	return fmt.Sprintf("%s (%d round trips in %v)", strings.Join(parts, ", "), res.requests, res.elapsed.Round(time.Millisecond))
+	s := fmt.Sprintf("%s (%d round trips in %v", strings.Join(parts, ", "), res.requests, res.elapsed.Round(time.Millisecond))
+	if res.frames >= 0 && res.requests > 0 {
+		s += fmt.Sprintf("; server frames per round trip %.1f", float64(res.frames)/float64(res.requests))
+	}
+	return s + ")"
 }

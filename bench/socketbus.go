@@ -106,6 +106,12 @@ func (d *sbDeployment) fail(err error) {
 
 func (d *sbDeployment) Requesters() []requester { return d.reqs }
 
+// Frames returns the frames the server has read and written.
+func (d *sbDeployment) Frames() int64 {
+	st := d.srv.Stats()
+	return st.FramesIn + st.FramesOut
+}
+
 func (d *sbDeployment) Close() error {
 	d.stop()
 	for _, c := range d.requesters {

@@ -41,3 +41,10 @@ type requester interface {
 	// returns its length.
 	RoundTrip(ctx context.Context, body []byte) (int, error)
 }
+
+// A frameCounter is a deployment whose server counts the frames it reads
+// and writes; the progress log shows them per round trip.
+type frameCounter interface {
+	// Frames returns the frames read and written by the server so far.
+	Frames() int64
+}

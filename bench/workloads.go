@@ -49,6 +49,9 @@ type result struct {
 	latencies []time.Duration // sorted
 	bytes     int64           // request and response bytes of the timed round trips
 	peakHeap  uint64          // bytes, when the workload samples the heap
+	// frames is the number of frames the server read and wrote during the
+	// timed round trips, when the system counts them, else -1.
+	frames int64
 }
 
 func (r result) perSecond() float64 { return float64(r.requests) / r.elapsed.Seconds() }
@@ -135,6 +138,11 @@ func run(ctx context.Context, sys system, w workload) (res result, err error) {
 	if w.sampleHeap {
 		sampler = startHeapSampler(500 * time.Microsecond)
 	}
+	fc, counting := dep.(frameCounter)
+	res.frames = -1
+	if counting {
+		res.frames = -fc.Frames()
+	}
 	var deadline time.Time
 	start := time.Now()
 	if w.count == 0 {
@@ -144,6 +152,9 @@ func run(ctx context.Context, sys system, w workload) (res result, err error) {
 	res.elapsed = time.Since(start)
 	if sampler != nil {
 		res.peakHeap = sampler.Stop()
+	}
+	if counting {
+		res.frames += fc.Frames()
 	}
 	if err != nil {
 		return res, err
