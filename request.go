@@ -100,7 +100,9 @@ func (r *Request) claim() error {
 	if r.abortErr != nil {
 		return r.abortErr
 	}
-	return nil
+	// The context ends before the server's word arrives when the request's
+	// own deadline passes (cause ErrTimeout) or the client closes.
+	return context.Cause(r.ctx)
 }
 
 // Respond streams body to the requester as the response and returns once
