@@ -1,48 +1,110 @@
-// Command socketbus runs a socketbus server.
+// Command socketbus runs a socketbus server and talks to one from the
+// shell.
 //
-//	socketbus serve [-addr 127.0.0.1:7411]
+//	socketbus serve                                   # run a server on 127.0.0.1:7411
+//	socketbus receive --channel upper --exec 'tr a-z A-Z'  # answer requests with a command
+//	echo hello | socketbus send --channel upper        # send one request, print the response
+//	socketbus status                                  # what a server is doing
+//	socketbus bench                                   # measure a server
+//
+// Run "socketbus help" for the flags, and the exit statuses that tell one
+// failure from another.
 package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
-	"net"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
-	"github.com/socketbus/socketbus"
+	"github.com/spf13/cobra"
 )
 
-func main() {
-	if len(os.Args) < 2 || os.Args[1] != "serve" {
-		fmt.Fprintln(os.Stderr, "usage: socketbus serve [-addr host:port]")
-		os.Exit(2)
-	}
-	fs := flag.NewFlagSet("serve", flag.ExitOnError)
-	addr := fs.String("addr", "127.0.0.1:7411", "address to listen on")
-	fs.Parse(os.Args[2:])
+// streams are the standard streams a command uses: the process's in main,
+// buffers in tests.
+type streams struct {
+	in  io.Reader
+	out io.Writer
+	err io.Writer
+}
 
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "socketbus:", err)
-		os.Exit(1)
+func main() {
+	os.Exit(run(os.Args[1:], &streams{in: os.Stdin, out: os.Stdout, err: os.Stderr}))
+}
+
+// run runs the command line args and returns the exit status.
+func run(args []string, s *streams) int {
+	root := newRootCommand(s)
+	root.SetArgs(args)
+	// Client commands stop what they do on SIGINT or SIGTERM; serve
+	// handles its signals itself. After the first signal the default
+	// action is back, so a second one ends the process at once.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	context.AfterFunc(ctx, stop)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return exitOK
 	}
-	srv := socketbus.NewServer(socketbus.ServerConfig{})
-	fmt.Printf("socketbus listening on %s\n", ln.Addr())
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		<-sig
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, socketbus.ErrServerClosed) {
-		fmt.Fprintln(os.Stderr, "socketbus:", err)
-		os.Exit(1)
+	if cmd == nil {
+		cmd = root
+	}
+	code := exitCode(err)
+	line := fmt.Sprintf("%s: %s", cmd.CommandPath(), reasonLine(err))
+	if code == exitUsage {
+		line += fmt.Sprintf(" (see %s --help)", cmd.CommandPath())
+	}
+	fmt.Fprintln(s.err, line)
+	return code
+}
+
+// newRootCommand returns the socketbus command with its subcommands.
+func newRootCommand(s *streams) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "socketbus",
+		Short: "A request/response message bus over TCP",
+		Long: `socketbus runs a message bus server and talks to one from the shell.
+
+A client joins a channel; a request sent on a channel goes to one other
+client on it, whose response streams back. Channels are UUIDs; --channel NAME
+maps a name to one, the same in every process.
+
+` + exitHelp,
+		Example: `  # Terminal 1: a server on 127.0.0.1:7411.
+  socketbus serve
+
+  # Terminal 2: answer requests on channel "upper" by running a command.
+  socketbus receive --channel upper --exec 'tr a-z A-Z'
+
+  # Terminal 3: send a request and print the response.
+  echo 'hello, bus' | socketbus send --channel upper`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return applyEnv(cmd.Flags(), os.LookupEnv)
+		},
+	}
+	// Completion scripts stay available without crowding the help.
+	root.CompletionOptions.HiddenDefaultCmd = true
+	root.SetIn(s.in)
+	root.SetOut(s.out)
+	root.SetErr(s.err)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.AddCommand(
+		newServeCommand(s),
+	)
+	return root
+}
+
+// runE wraps a command's Run function, marking its errors as its own:
+// whatever else cobra returns is about the command line, exit status 2.
+func runE(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := fn(cmd, args); err != nil {
+			return &runError{err}
+		}
+		return nil
 	}
 }

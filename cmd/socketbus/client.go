@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/spf13/pflag"
+
+	"github.com/socketbus/socketbus"
+)
+
+// defaultServer is where client commands look for a server, and where
+// serve listens, unless told otherwise.
+const defaultServer = "127.0.0.1:7411"
+
+// clientFlags are the flags every client command shares: where the server
+// is and how to join it.
+type clientFlags struct {
+	server         string
+	token          string
+	tls            bool
+	tlsCA          string
+	tlsInsecure    bool
+	connectTimeout time.Duration
+}
+
+// register adds the flags to fs; the environment can set the connection
+// flags (SOCKETBUS_SERVER, SOCKETBUS_TOKEN...), which keeps a token off the
+// command line.
+func (f *clientFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.server, "server", defaultServer, "server address `host:port`")
+	fs.StringVar(&f.token, "token", "", "token to present when joining (see serve --tokens)")
+	fs.BoolVar(&f.tls, "tls", false, "connect with TLS, verifying the server against the system's roots")
+	fs.StringVar(&f.tlsCA, "tls-ca", "", "connect with TLS, verifying the server against the CA certificates in PEM `file`")
+	fs.BoolVar(&f.tlsInsecure, "tls-insecure", false, "connect with TLS without verifying the server's certificate (testing only)")
+	fs.DurationVar(&f.connectTimeout, "connect-timeout", 10*time.Second, "how long connecting and joining may take")
+	bindEnv(fs, "server", "token", "tls", "tls-ca", "tls-insecure")
+}
+
+// dial connects to the server and joins channel. Its errors are
+// *dialError, so that a server that cannot be reached has its own exit
+// status.
+func (f *clientFlags) dial(ctx context.Context, channel socketbus.ID) (*socketbus.Client, error) {
+	var opts []socketbus.DialOption
+	tlsCfg, err := clientTLS(f.server, f.tls, f.tlsCA, f.tlsInsecure)
+	if err != nil {
+		return nil, err
+	}
+	if tlsCfg != nil {
+		opts = append(opts, socketbus.WithTLS(tlsCfg))
+	}
+	if f.token != "" {
+		opts = append(opts, socketbus.WithToken(f.token))
+	}
+	if f.connectTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, f.connectTimeout)
+		defer cancel()
+	}
+	c, err := socketbus.Dial(ctx, f.server, channel, opts...)
+	if err != nil {
+		return nil, &dialError{err}
+	}
+	return c, nil
+}
+
+// channelFlags choose a channel by name (--channel) or by ID
+// (--channel-id).
+type channelFlags struct {
+	name string
+	id   string
+}
+
+// register adds the flags to fs, one of which the command will need.
+func (f *channelFlags) register(fs *pflag.FlagSet) {
+	fs.StringVarP(&f.name, "channel", "c", "", "channel `name` (mapped to its ID with ChannelFromName)")
+	fs.StringVar(&f.id, "channel-id", "", "channel `UUID`, for channels named by ID")
+}
+
+// resolve returns the channel's ID and how to name it in messages.
+func (f *channelFlags) resolve() (socketbus.ID, string, error) {
+	switch {
+	case f.name != "" && f.id != "":
+		return socketbus.ID{}, "", usagef("give --channel or --channel-id, not both")
+	case f.name != "":
+		return socketbus.ChannelFromName(f.name), "channel " + strconv.Quote(f.name), nil
+	case f.id != "":
+		id, err := uuid.Parse(f.id)
+		if err != nil {
+			return socketbus.ID{}, "", usagef("--channel-id %q: %w", f.id, err)
+		}
+		return id, "channel " + id.String(), nil
+	}
+	return socketbus.ID{}, "", usagef("a channel is needed: give --channel NAME or --channel-id UUID")
+}
