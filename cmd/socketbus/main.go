@@ -94,6 +94,10 @@ maps a name to one, the same in every process.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.AddCommand(
 		newServeCommand(s),
+		newSendCommand(s),
+		newReceiveCommand(s),
+		newStatusCommand(s),
+		newBenchCommand(s),
 	)
 	return root
 }

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// sendOptions are send's flags.
+type sendOptions struct {
+	client     clientFlags
+	channel    channelFlags
+	data       string
+	file       string
+	out        string
+	timeout    time.Duration
+	progress   bool
+	noProgress bool
+}
+
+func newSendCommand(s *streams) *cobra.Command {
+	var o sendOptions
+	cmd := &cobra.Command{
+		Use:   "send",
+		Short: "Send one request and write its response to stdout",
+		Long: `Send one request on a channel and write its response to stdout.
+
+The body is read from stdin, unless --data or --file gives it; the response
+streams to stdout, or to --out FILE (written whole or not at all). Bodies of
+any size stream through. For bodies over 1 MiB a progress bar goes to stderr
+when stderr is a terminal; --progress and --no-progress decide instead.
+
+On failure send exits non-zero with one line on stderr, and the exit status
+says which failure it was: 3 no peers, 4 timeout, 5 remote error, 6 server
+unreachable, 7 body too large, 8 unauthorized (see "socketbus help").`,
+		Example: `  # The body from stdin:
+  echo 'hello, bus' | socketbus send --channel upper
+
+  # The body from a flag, with a 5 s timeout:
+  socketbus send --channel upper --data 'hello, bus' --timeout 5s
+
+  # A file in, a file out, on another server:
+  socketbus send --server bus.example:7411 --tls --channel resize --file photo.jpg --out small.jpg`,
+		Args: cobra.NoArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			return o.run(cmd.Context(), s, cmd.Flags().Changed("data"))
+		}),
+	}
+	fs := cmd.Flags()
+	o.client.register(fs)
+	o.channel.register(fs)
+	fs.StringVarP(&o.data, "data", "d", "", "the request body (instead of stdin)")
+	fs.StringVarP(&o.file, "file", "f", "", "read the request body from `file` (instead of stdin; - is stdin)")
+	fs.StringVarP(&o.out, "out", "o", "", "write the response to `file` instead of stdout")
+	fs.DurationVarP(&o.timeout, "timeout", "t", 0, "how long the request may take, end to end (0: the server's default)")
+	fs.BoolVar(&o.progress, "progress", false, "show a progress bar on stderr, whatever the size and wherever stderr goes")
+	fs.BoolVar(&o.noProgress, "no-progress", false, "never show a progress bar")
+	cmd.MarkFlagsMutuallyExclusive("data", "file")
+	cmd.MarkFlagsMutuallyExclusive("channel", "channel-id")
+	cmd.MarkFlagsMutuallyExclusive("progress", "no-progress")
+	return cmd
+}
+
+// run sends the request. hasData says whether --data was given, even empty.
+func (o *sendOptions) run(ctx context.Context, s *streams, hasData bool) error {
+	channel, name, err := o.channel.resolve()
+	if err != nil {
+		return err
+	}
+	if o.timeout < 0 {
+		return usagef("--timeout cannot be negative")
+	}
+	body, size, err := o.body(s, hasData)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	out, err := openOutput(o.out, s.out)
+	if err != nil {
+		return err
+	}
+	defer out.abort()
+
+	c, err := o.client.dial(ctx, channel)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	if o.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+	}
+	var r io.Reader = body
+	if o.progress || (!o.noProgress && isTerminal(s.err)) {
+		threshold := int64(progressThreshold)
+		if o.progress {
+			threshold = -1
+		}
+		pr := &progressReader{r: body, w: s.err, size: size, threshold: threshold}
+		defer pr.finish()
+		r = pr
+	}
+	if err := c.Send(ctx, r, out); err != nil {
+		return fmt.Errorf("%s at %s: %w", name, o.client.server, err)
+	}
+	return out.commit()
+}
+
+// body opens the request body and returns its size, or -1 if unknown.
+func (o *sendOptions) body(s *streams, hasData bool) (io.ReadCloser, int64, error) {
+	switch {
+	case hasData:
+		return io.NopCloser(strings.NewReader(o.data)), int64(len(o.data)), nil
+	case o.file != "" && o.file != "-":
+		f, err := os.Open(o.file)
+		if err != nil {
+			return nil, 0, usagef("--file: %w", err)
+		}
+		return f, fileSize(f), nil
+	}
+	size := int64(-1)
+	if f, ok := s.in.(*os.File); ok {
+		size = fileSize(f)
+	}
+	return io.NopCloser(s.in), size, nil
+}
+
+// fileSize returns the size of f if it is a regular file, else -1.
+func fileSize(f *os.File) int64 {
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return -1
+	}
+	return fi.Size()
+}
+
+// output is where the response goes: stdout, or a file that appears only
+// when the whole response has arrived.
+type output struct {
+	io.Writer
+	tmp  *os.File // nil for stdout
+	path string
+	done bool
+}
+
+// openOutput opens path for the response, or returns stdout when path is
+// empty. A file is written beside path under a temporary name and renamed
+// by commit.
+func openOutput(path string, stdout io.Writer) (*output, error) {
+	if path == "" || path == "-" {
+		return &output{Writer: stdout}, nil
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.part")
+	if err != nil {
+		return nil, usagef("--out: %w", err)
+	}
+	return &output{Writer: tmp, tmp: tmp, path: path}, nil
+}
+
+// commit puts the finished response in place.
+func (o *output) commit() error {
+	if o.tmp == nil {
+		return nil
+	}
+	o.done = true
+	// CreateTemp made the file private; give it the usual mode of a new file.
+	err := errors.Join(o.tmp.Chmod(0o644), o.tmp.Close(), os.Rename(o.tmp.Name(), o.path))
+	if err != nil {
+		os.Remove(o.tmp.Name())
+		return fmt.Errorf("writing %s: %w", o.path, err)
+	}
+	return nil
+}
+
+// abort removes the partial response, unless commit ran.
+func (o *output) abort() {
+	if o.tmp == nil || o.done {
+		return
+	}
+	o.tmp.Close()
+	os.Remove(o.tmp.Name())
+}
