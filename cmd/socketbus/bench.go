@@ -25,6 +25,7 @@ type benchOptions struct {
 	workloads  string
 	duration   time.Duration
 	count      int
+	largeCount int
 	largeSize  byteSize
 	requesters int
 	responders int
@@ -32,17 +33,18 @@ type benchOptions struct {
 }
 
 func newBenchCommand(s *streams) *cobra.Command {
-	o := benchOptions{largeSize: 16 << 20}
+	o := benchOptions{count: 20000, largeCount: 20, largeSize: 16 << 20}
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure a running server with the lat, tput and large workloads",
 		Long: `Measure a running server, as bench/ does in-process, with three workloads:
 
   lat    1 requester, 1 responder, 128-byte request and response, one at a
-         time: the round-trip latency.
+         time, --count times: the round-trip latency.
   tput   32 requesters, 4 responders (--requesters, --responders), 128 bytes
          each way, for --duration: requests per second.
-  large  1 requester, 1 responder, 16 MiB each way (--large-size): MB/s.
+  large  1 requester, 1 responder, 16 MiB each way (--large-size),
+         --large-count times: MB/s.
 
 Each requester and responder is a client of its own on a fresh channel;
 requesters run closed loops (send, wait for the whole response, send again)
@@ -52,7 +54,10 @@ results table goes to stdout.`,
   socketbus bench
 
   # A quick look at latency and throughput only:
-  socketbus bench --workloads lat,tput --count 2000 --duration 2s`,
+  socketbus bench --workloads lat,tput --count 2000 --duration 2s
+
+  # Large bodies only, 64 MiB each way:
+  socketbus bench --workloads large --large-size 64MiB --large-count 5`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), s) }),
 	}
@@ -61,7 +66,8 @@ results table goes to stdout.`,
 	fs.StringVarP(&o.channel, "channel", "c", "", "channel `name` to use (default: a fresh one per run)")
 	fs.StringVarP(&o.workloads, "workloads", "w", "lat,tput,large", "comma-separated workloads to run")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "how long tput runs")
-	fs.IntVar(&o.count, "count", 0, "timed round trips of lat and large (0: 20000 and 20)")
+	fs.IntVar(&o.count, "count", o.count, "timed round trips of lat")
+	fs.IntVar(&o.largeCount, "large-count", o.largeCount, "timed round trips of large")
 	fs.Var(&o.largeSize, "large-size", "request and response size of large")
 	fs.IntVar(&o.requesters, "requesters", 32, "requesters of tput")
 	fs.IntVar(&o.responders, "responders", 4, "responders of tput")
@@ -89,19 +95,13 @@ type benchResult struct {
 
 // pick returns the workloads --workloads names, in its order.
 func (o *benchOptions) pick() ([]benchWorkload, error) {
-	if o.count < 0 || o.requesters < 1 || o.responders < 1 || o.duration <= 0 || o.largeSize < 1 {
-		return nil, usagef("--count cannot be negative; --requesters, --responders, --duration and --large-size must be positive")
-	}
-	count := func(def int) int {
-		if o.count > 0 {
-			return o.count
-		}
-		return def
+	if o.count < 1 || o.largeCount < 1 || o.requesters < 1 || o.responders < 1 || o.duration <= 0 || o.largeSize < 1 {
+		return nil, usagef("--count, --large-count, --requesters, --responders, --duration and --large-size must be positive")
 	}
 	all := []benchWorkload{
-		{name: "lat", requesters: 1, responders: 1, size: 128, warmup: 1000, count: count(20000)},
+		{name: "lat", requesters: 1, responders: 1, size: 128, warmup: 1000, count: o.count},
 		{name: "tput", requesters: o.requesters, responders: o.responders, size: 128, warmup: 10, duration: o.duration},
-		{name: "large", requesters: 1, responders: 1, size: int(o.largeSize), warmup: 1, count: count(20)},
+		{name: "large", requesters: 1, responders: 1, size: int(o.largeSize), warmup: 1, count: o.largeCount},
 	}
 	var ws []benchWorkload
 	for _, name := range strings.Split(o.workloads, ",") {

@@ -228,7 +228,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 	t.Run("bench", func(t *testing.T) {
-		res := runCmd(t, bin, nil, "", "bench", "--server", srv.addr, "--count", "5", "--duration", "100ms", "--large-size", "1MiB")
+		res := runCmd(t, bin, nil, "", "bench", "--server", srv.addr, "--count", "5", "--duration", "100ms", "--large-count", "2", "--large-size", "1MiB")
 		if res.code != 0 {
 			t.Fatalf("bench: exit %d, stderr %q", res.code, res.stderr)
 		}
