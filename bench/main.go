@@ -95,8 +95,9 @@ func benchMain() error {
 	for i, s := range systems {
 		names[i] = s.Name()
 	}
-	fmt.Printf("\n%d round(s), median of each figure; %d CPUs, %s %s/%s; load average %s before, %s after\n\n",
+	caption := fmt.Sprintf("%d round(s), median of each figure; %d CPUs, %s %s/%s; load average %s before, %s after",
 		o.rounds, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, loadBefore, loadAverage())
+	fmt.Printf("\n%s\n\n", caption)
 	if err := writeText(os.Stdout, rows, names); err != nil {
 		return err
 	}
@@ -105,7 +106,7 @@ func benchMain() error {
 		if err != nil {
 			return fmt.Errorf("markdown: %w", err)
 		}
-		werr := writeMarkdown(f, rows, names)
+		werr := writeMarkdown(f, caption, rows, names)
 		if cerr := f.Close(); werr == nil {
 			werr = cerr
 		}

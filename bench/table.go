@@ -88,10 +88,12 @@ func writeText(w io.Writer, rows []row, systems []string) error {
 	return tw.Flush()
 }
 
-// writeMarkdown writes the table as a markdown table.
-func writeMarkdown(w io.Writer, rows []row, systems []string) error {
+// writeMarkdown writes caption as a paragraph, then the table as a markdown
+// table.
+func writeMarkdown(w io.Writer, caption string, rows []row, systems []string) error {
 	lines := cells(rows, systems)
 	var b strings.Builder
+	b.WriteString(caption + "\n\n")
 	for i, line := range lines {
 		b.WriteString("| " + strings.Join(line, " | ") + " |\n")
 		if i == 0 {
