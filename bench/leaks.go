@@ -4,13 +4,22 @@ import (
 	"bytes"
 	"fmt"
 	"runtime"
+	"time"
 )
 
 // ownFrames mark a goroutine as started by this program or by socketbus:
-// the bench's own functions and the library's. nats-server and nats.go end
-// some goroutines asynchronously after Shutdown and Close (closed-client
-// bookkeeping, read loops), so their goroutines are not checked.
+// the bench's own functions and the library's.
 var ownFrames = [][]byte{[]byte("\nmain."), []byte("\ngithub.com/socketbus/socketbus")}
+
+// natsFrames mark goroutines of nats-server and nats.go, which end some
+// goroutines asynchronously after Shutdown and Close (closed-client
+// bookkeeping, read loops, a subscription's last callback); they are not
+// checked.
+var natsFrames = []byte("\ngithub.com/nats-io/")
+
+// strayGrace bounds how long checkStray lets goroutines that have done
+// their work (a WaitGroup's Done, a last channel send) finish returning.
+const strayGrace = time.Second
 
 // strayGoroutines returns the stacks of the goroutines, other than the
 // caller's, that run code of this program or of socketbus. Called once a
@@ -28,8 +37,8 @@ func strayGoroutines() []string {
 	}
 	var stray []string
 	for i, g := range bytes.Split(buf, []byte("\n\n")) {
-		if i == 0 {
-			continue // the caller
+		if i == 0 || bytes.Contains(g, natsFrames) {
+			continue // the caller, or a NATS goroutine
 		}
 		for _, f := range ownFrames {
 			if bytes.Contains(g, f) {
@@ -41,9 +50,16 @@ func strayGoroutines() []string {
 	return stray
 }
 
-// checkStray returns an error listing stray goroutines, if any.
+// checkStray returns an error listing stray goroutines, if any remain
+// after strayGrace. A goroutine that signalled its end may still be a few
+// instructions from returning, so it yields to them until then.
 func checkStray() error {
+	deadline := time.Now().Add(strayGrace)
 	stray := strayGoroutines()
+	for len(stray) > 0 && time.Now().Before(deadline) {
+		runtime.Gosched()
+		stray = strayGoroutines()
+	}
 	if len(stray) == 0 {
 		return nil
 	}
