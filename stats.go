@@ -72,7 +72,9 @@ func (s *Server) Stats() Stats {
 	st.Connections = len(s.conns)
 	t := s.retired
 	for c := range s.conns {
-		t.add(c.conn)
+		if c.conn != nil { // nil while the connection is still joining
+			t.add(c.conn)
+		}
 	}
 	s.mu.Unlock()
 	st.FramesIn, st.FramesOut, st.BytesIn, st.BytesOut = t.framesIn, t.framesOut, t.bytesIn, t.bytesOut
