@@ -451,8 +451,8 @@ func (c *hardConn) poll() error {
 
 // sync returns once the server has handled every frame c sent before it:
 // the server reads a connection's frames in order and answers a ping at
-// once, so the pong comes after it has dealt with them. Frames other than
-// the pong are an error.
+// once, so the pong comes after it has dealt with them. Frames that come
+// before the pong are skipped; the connection ending is an error.
 func (c *hardConn) sync() error {
 	id := uuid.New()
 	h := c.header(wire.TypeStart, wire.FlagPing, id)
@@ -467,9 +467,6 @@ func (c *hardConn) sync() error {
 		}
 		if h.Flags == wire.FlagPing && h.Type == wire.TypeEnd && h.RequestID == id {
 			return nil
-		}
-		if h.Flags != wire.FlagPing {
-			return fmt.Errorf("waiting for the pong: got %v", h)
 		}
 	}
 }
@@ -504,10 +501,16 @@ func (c *hardConn) receiveRequest() (socketbus.ID, []byte, error) {
 	}
 }
 
-// responseFrames encodes a whole response to request id, from client
+// hardResponseFrames encodes a whole response to request id, from client
 // from on channel: start, one chunk with body, end.
 func hardResponseFrames(from, channel, id socketbus.ID, body []byte) []byte {
-	h := wire.Header{Version: wire.Version, Type: wire.TypeStart, Flags: wire.FlagResponse, RequestID: id, ClientID: from, ChannelID: channel}
+	return hardStreamFrames(wire.FlagResponse, from, channel, id, body)
+}
+
+// hardStreamFrames encodes a whole stream with flags (a request or a
+// response): start, one chunk with body, end.
+func hardStreamFrames(flags wire.Flags, from, channel, id socketbus.ID, body []byte) []byte {
+	h := wire.Header{Version: wire.Version, Type: wire.TypeStart, Flags: flags, RequestID: id, ClientID: from, ChannelID: channel}
 	b := wire.AppendHeader(nil, &h)
 	h.Type, h.Sequence, h.Length = wire.TypeChunk, 1, uint32(len(body))
 	b = append(wire.AppendHeader(b, &h), body...)

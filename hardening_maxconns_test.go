@@ -1,12 +1,16 @@
 package socketbus_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/socketbus/socketbus"
 	"github.com/socketbus/socketbus/internal/wire"
@@ -93,4 +97,113 @@ func TestHardeningMaxConnections(t *testing.T) {
 	st := srv.Stats()
 	t.Logf("MaxConnections %d: %d extra connections refused with a limit error frame and closed, Dial at the limit got ErrLimit; the %d joined clients completed %d round trips meanwhile (p99 %v), 0 failed; server counts %d open, %v",
 		limit, counts.get("refused"), limit, len(lat), hardPercentile(lat, 99), st.Connections, st.Requests)
+}
+
+// TestHardeningRequestLimits: a client past MaxInFlightPerClient, and a
+// channel past MaxQueuedRequestsPerChannel, get ErrLimit for the request
+// over the limit, at once; the requests within it, and other clients,
+// are untouched, and the limit frees up as requests end.
+func TestHardeningRequestLimits(t *testing.T) {
+	const limit = 4
+	srv, addr := startServer(t, socketbus.ServerConfig{MaxInFlightPerClient: limit, MaxQueuedRequestsPerChannel: limit})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	t.Run("in flight per client", func(t *testing.T) {
+		channel := socketbus.ChannelFromName("hard-limit-in-flight")
+		sender := dial(t, addr, channel)
+		holder := dial(t, addr, channel)
+		errs := make(chan error, limit)
+		for i := range limit {
+			go func() {
+				got, err := roundTrip(ctx, sender, []byte{byte('a' + i)})
+				if err == nil && string(got) != string(upper([]byte{byte('a' + i)})) {
+					err = errors.New("wrong response " + string(got))
+				}
+				errs <- err
+			}()
+		}
+		var held []*socketbus.Request
+		for range limit {
+			req, err := holder.Receive(ctx)
+			if err != nil {
+				t.Fatalf("holder Receive: %v", err)
+			}
+			held = append(held, req)
+		}
+		if _, err := roundTrip(ctx, sender, []byte("one too many")); !errors.Is(err, socketbus.ErrLimit) {
+			t.Fatalf("Send over MaxInFlightPerClient: got %v, want ErrLimit", err)
+		}
+		// Another client on the channel is not held back.
+		other := dial(t, addr, channel)
+		served := make(chan error, 1)
+		go func() { served <- serveN(ctx, dial(t, addr, channel), 1, upper) }()
+		if got, err := roundTrip(ctx, other, []byte("mine")); err != nil || string(got) != "MINE" {
+			t.Fatalf("another client's round trip: got %q, %v; want %q, nil", got, err, "MINE")
+		}
+		if err := <-served; err != nil {
+			t.Fatalf("receiver: %v", err)
+		}
+		for _, req := range held {
+			body, err := io.ReadAll(req.Body)
+			if err != nil {
+				t.Fatalf("held request body: %v", err)
+			}
+			if err := req.Respond(bytes.NewReader(upper(body))); err != nil {
+				t.Fatalf("Respond: %v", err)
+			}
+		}
+		for range limit {
+			if err := <-errs; err != nil {
+				t.Fatalf("a Send within the limit: %v", err)
+			}
+		}
+		served = make(chan error, 1)
+		go func() { served <- serveN(ctx, holder, 1, upper) }()
+		if got, err := roundTrip(ctx, sender, []byte("again")); err != nil || string(got) != "AGAIN" {
+			t.Fatalf("Send once the requests ended: got %q, %v; want %q, nil", got, err, "AGAIN")
+		}
+		if err := <-served; err != nil {
+			t.Fatalf("holder: %v", err)
+		}
+	})
+
+	t.Run("queued per channel", func(t *testing.T) {
+		channel := socketbus.ChannelFromName("hard-limit-queue")
+		peer := dial(t, addr, channel) // joined, not receiving yet
+		for range limit {
+			c, err := hardJoin(addr, channel, "")
+			if err != nil {
+				t.Fatalf("join: %v", err)
+			}
+			defer c.Close()
+			frames := hardStreamFrames(wire.FlagRequest, c.id, channel, uuid.New(), []byte("queued"))
+			if _, err := c.nc.Write(frames); err != nil {
+				t.Fatalf("raw request: %v", err)
+			}
+			if err := c.sync(); err != nil {
+				t.Fatalf("raw request: %v", err)
+			}
+		}
+		if st := channelOf(srv.Stats(), channel); st.Queued != limit {
+			t.Fatalf("queued requests: got %d, want %d", st.Queued, limit)
+		}
+		sender := dial(t, addr, channel)
+		if _, err := roundTrip(ctx, sender, []byte("one too many")); !errors.Is(err, socketbus.ErrLimit) {
+			t.Fatalf("Send to a full queue: got %v, want ErrLimit", err)
+		}
+		if err := serveN(ctx, peer, limit, upper); err != nil {
+			t.Fatalf("serving the queued requests: %v", err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- serveN(ctx, peer, 1, upper) }()
+		if got, err := roundTrip(ctx, sender, []byte("room now")); err != nil || string(got) != "ROOM NOW" {
+			t.Fatalf("Send once the queue drained: got %q, %v; want %q, nil", got, err, "ROOM NOW")
+		}
+		if err := <-served; err != nil {
+			t.Fatalf("peer: %v", err)
+		}
+	})
+	t.Logf("request limits: the request over MaxInFlightPerClient (%d) and over MaxQueuedRequestsPerChannel (%d) got ErrLimit, the others completed; outcomes %v",
+		limit, limit, srv.Stats().Requests)
 }
