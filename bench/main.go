@@ -97,6 +97,9 @@ func benchMain() error {
 	}
 	caption := fmt.Sprintf("%d round(s), median of each figure; %d CPUs, %s %s/%s; load average %s before, %s after",
 		o.rounds, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, loadBefore, loadAverage())
+	if o.smoke {
+		caption = "SMOKE RUN: tiny counts, the figures mean nothing. " + caption
+	}
 	fmt.Printf("\n%s\n\n", caption)
 	if err := writeText(os.Stdout, rows, names); err != nil {
 		return err
