@@ -57,7 +57,11 @@ func TestHardeningStalledRequester(t *testing.T) {
 		bystanders[i] = dial(t, addr, channel)
 	}
 	conns := make(chan *hardStallConn, 1)
-	requester := dial(t, addr, channel, hardStallDialer(false, 4<<10, conns))
+	// A receive buffer of 128 KiB: small enough that the 8 MiB routed to
+	// the stalled requester overflows the socket buffers, and over
+	// loopback's 64 KiB segment size, so that once it reads again the
+	// window reopens at once rather than by zero-window probes.
+	requester := dial(t, addr, channel, hardStallDialer(false, 128<<10, conns))
 	stall := <-conns
 	defer stall.Release()
 
