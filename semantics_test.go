@@ -1,0 +1,324 @@
+package socketbus_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/socketbus/socketbus"
+)
+
+// receiveOne starts a Receive on c and returns a channel that yields the
+// request (nil on error, which is reported on t).
+func receiveOne(t *testing.T, ctx context.Context, c *socketbus.Client) <-chan *socketbus.Request {
+	out := make(chan *socketbus.Request, 1)
+	go func() {
+		req, err := c.Receive(ctx)
+		if err != nil {
+			t.Errorf("Receive: %v", err)
+		}
+		out <- req
+	}()
+	return out
+}
+
+// sendAsync starts a Send from c and returns a channel that yields its
+// error and the response.
+type sendResult struct {
+	resp []byte
+	err  error
+}
+
+func sendAsync(ctx context.Context, c *socketbus.Client, body string) <-chan sendResult {
+	out := make(chan sendResult, 1)
+	go func() {
+		var resp bytes.Buffer
+		err := c.Send(ctx, strings.NewReader(body), &resp)
+		out <- sendResult{resp.Bytes(), err}
+	}()
+	return out
+}
+
+// await returns what ch yields, failing the test after 10 s.
+func await[T any](t *testing.T, what string, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: nothing within 10s", what)
+		panic("unreachable")
+	}
+}
+
+// awaitDone waits for ctx to end, failing the test after 10 s.
+func awaitDone(t *testing.T, what string, ctx context.Context) {
+	t.Helper()
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: context not cancelled within 10s", what)
+	}
+}
+
+func TestSendNoPeers(t *testing.T) {
+	_, addr := startServer(t, socketbus.ServerConfig{})
+	a := dial(t, addr, socketbus.ChannelFromName("alone"))
+	dial(t, addr, socketbus.ChannelFromName("elsewhere")) // no peer of a's
+	start := time.Now()
+	err := a.Send(context.Background(), strings.NewReader("anyone?"), nil)
+	if !errors.Is(err, socketbus.ErrNoPeers) {
+		t.Fatalf("Send alone on a channel: got %v, want ErrNoPeers", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Send alone took %v, want it to fail at once", d)
+	}
+}
+
+func TestRequestNeverGoesToItsSender(t *testing.T) {
+	_, addr := startServer(t, socketbus.ServerConfig{})
+	ch := socketbus.ChannelFromName("not-to-self")
+	a, b := dial(t, addr, ch), dial(t, addr, ch)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// a waits for a request while it sends its own; only b may take it.
+	aCtx, aCancel := context.WithCancel(ctx)
+	aGot := make(chan error, 1)
+	go func() {
+		req, err := a.Receive(aCtx)
+		if req != nil {
+			err = fmt.Errorf("a received request %v from %v", req.ID, req.From)
+		}
+		aGot <- err
+	}()
+	const n = 20
+	served := make(chan error, 1)
+	go func() {
+		for i := 0; i < n; i++ {
+			req, err := b.Receive(ctx)
+			if err != nil {
+				served <- err
+				return
+			}
+			if req.From != a.ID() {
+				served <- fmt.Errorf("b got a request from %v, want a (%v)", req.From, a.ID())
+				return
+			}
+			body, _ := io.ReadAll(req.Body)
+			if err := req.Respond(bytes.NewReader(append([]byte("b:"), body...))); err != nil {
+				served <- err
+				return
+			}
+		}
+		served <- nil
+	}()
+	for i := 0; i < n; i++ {
+		got, err := roundTrip(ctx, a, []byte(fmt.Sprint(i)))
+		if want := fmt.Sprintf("b:%d", i); err != nil || string(got) != want {
+			t.Fatalf("round trip %d: got %q, %v; want %q, nil", i, got, err, want)
+		}
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("b: %v", err)
+	}
+	aCancel()
+	if err := <-aGot; !errors.Is(err, context.Canceled) {
+		t.Fatalf("a's own Receive: got %v, want context.Canceled and no request", err)
+	}
+}
+
+func TestReceiversServedInArrivalOrder(t *testing.T) {
+	_, addr := startServer(t, socketbus.ServerConfig{})
+	ch := socketbus.ChannelFromName("fifo")
+	a := dial(t, addr, ch)
+	// Raw receivers, so that the order their Receives reach the server is
+	// known: each waits for its poll to be handled before the next polls.
+	rs := make([]*rawConn, 4)
+	for i := range rs {
+		rs[i] = joinRaw(t, addr, ch)
+		rs[i].poll(uuid.New())
+		if early := rs[i].sync(); len(early) != 0 {
+			t.Fatalf("receiver %d: frames before any request: got %v, want none", i, early)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var results []<-chan sendResult
+	for i, r := range rs {
+		body := fmt.Sprintf("request %d", i)
+		results = append(results, sendAsync(ctx, a, body))
+		req := r.receive() // request i goes to the i-th receiver to poll
+		if string(req.body) != body || req.from != a.ID() {
+			t.Fatalf("receiver %d got %q from %v, want %q from %v", i, req.body, req.from, body, a.ID())
+		}
+		r.respond(req.id, []byte(fmt.Sprintf("answer %d", i)))
+	}
+	for i, res := range results {
+		r := await(t, "Send", res)
+		if want := fmt.Sprintf("answer %d", i); r.err != nil || string(r.resp) != want {
+			t.Fatalf("Send %d: got %q, %v; want %q, nil", i, r.resp, r.err, want)
+		}
+	}
+}
+
+func TestSendDeadlineCancelsReceiver(t *testing.T) {
+	_, addr := startServer(t, socketbus.ServerConfig{})
+	ch := socketbus.ChannelFromName("deadline")
+	a, b := dial(t, addr, ch), dial(t, addr, ch)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	taken := receiveOne(t, ctx, b)
+
+	const timeout = 300 * time.Millisecond
+	sctx, scancel := context.WithTimeout(ctx, timeout)
+	defer scancel()
+	res := sendAsync(sctx, a, "slow")
+	req := await(t, "Receive", taken)
+	if req == nil {
+		t.FailNow()
+	}
+	if dl, ok := req.Context().Deadline(); !ok || time.Until(dl) > timeout {
+		t.Errorf("receiver's deadline: got %v from now (set %v), want at most %v", time.Until(dl), ok, timeout)
+	}
+	awaitDone(t, "receiver", req.Context())
+	r := await(t, "Send", res)
+	if !errors.Is(r.err, socketbus.ErrTimeout) || !errors.Is(r.err, context.DeadlineExceeded) {
+		t.Fatalf("Send past its deadline: got %v, want ErrTimeout and context.DeadlineExceeded", r.err)
+	}
+	if err := req.Respond(strings.NewReader("too late")); err == nil {
+		t.Fatalf("Respond after the deadline: got nil, want an error")
+	}
+}
+
+func TestSendCancelReachesReceiver(t *testing.T) {
+	_, addr := startServer(t, socketbus.ServerConfig{})
+	ch := socketbus.ChannelFromName("cancel")
+	a, b := dial(t, addr, ch), dial(t, addr, ch)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	taken := receiveOne(t, ctx, b)
+	sctx, scancel := context.WithCancel(ctx)
+	res := sendAsync(sctx, a, "never mind")
+	req := await(t, "Receive", taken)
+	if req == nil {
+		t.FailNow()
+	}
+	scancel()
+	r := await(t, "Send", res)
+	if !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("Send with its ctx cancelled: got %v, want context.Canceled", r.err)
+	}
+	awaitDone(t, "receiver", req.Context())
+	if cause := context.Cause(req.Context()); !errors.Is(cause, socketbus.ErrCancelled) {
+		t.Errorf("receiver's context cause: got %v, want ErrCancelled", cause)
+	}
+	if err := req.Respond(strings.NewReader("too late")); err == nil {
+		t.Fatalf("Respond to a cancelled request: got nil, want an error")
+	}
+	// Both still work.
+	checkRoundTrip(t, a, b, []byte("after the cancel"))
+}
+
+func TestReceiverGoneFailsSenderAtOnce(t *testing.T) {
+	_, addr := startServer(t, socketbus.ServerConfig{})
+	ch := socketbus.ChannelFromName("receiver-gone")
+	a, b := dial(t, addr, ch), dial(t, addr, ch)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	taken := receiveOne(t, ctx, b)
+	start := time.Now()
+	res := sendAsync(ctx, a, "hello?")
+	req := await(t, "Receive", taken)
+	if req == nil {
+		t.FailNow()
+	}
+	b.Close()
+	r := await(t, "Send", res)
+	if !errors.Is(r.err, socketbus.ErrPeerGone) {
+		t.Fatalf("Send whose receiver closed: got %v, want ErrPeerGone", r.err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("Send took %v to see the receiver go, want well under its 1-minute timeout", d)
+	}
+	awaitDone(t, "the closed receiver's request", req.Context())
+}
+
+func TestSenderGoneCancelsReceiver(t *testing.T) {
+	_, addr := startServer(t, socketbus.ServerConfig{})
+	ch := socketbus.ChannelFromName("sender-gone")
+	a, b := dial(t, addr, ch), dial(t, addr, ch)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	taken := receiveOne(t, ctx, b)
+	res := sendAsync(context.Background(), a, "bye")
+	req := await(t, "Receive", taken)
+	if req == nil {
+		t.FailNow()
+	}
+	a.Close()
+	if r := await(t, "Send", res); !errors.Is(r.err, socketbus.ErrClosed) {
+		t.Fatalf("Send on a client closed under it: got %v, want ErrClosed", r.err)
+	}
+	awaitDone(t, "receiver", req.Context())
+	err := req.Respond(strings.NewReader("anyone?"))
+	if !errors.Is(err, socketbus.ErrPeerGone) {
+		t.Fatalf("Respond after the sender left: got %v, want ErrPeerGone", err)
+	}
+}
+
+func TestFailGivesRemoteError(t *testing.T) {
+	_, addr := startServer(t, socketbus.ServerConfig{})
+	ch := socketbus.ChannelFromName("fail")
+	a, b := dial(t, addr, ch), dial(t, addr, ch)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	failed := make(chan error, 1)
+	go func() {
+		req, err := b.Receive(ctx)
+		if err != nil {
+			failed <- err
+			return
+		}
+		failed <- req.Fail(errors.New("no such widget"))
+	}()
+	err := a.Send(ctx, strings.NewReader("widget 7"), nil)
+	var re *socketbus.RemoteError
+	if !errors.As(err, &re) {
+		t.Fatalf("Send answered with Fail: got %v, want a *RemoteError", err)
+	}
+	if re.Message != "no such widget" {
+		t.Fatalf("RemoteError.Message: got %q, want %q", re.Message, "no such widget")
+	}
+	if err := <-failed; err != nil {
+		t.Fatalf("Fail: got %v, want nil", err)
+	}
+}
+
+func TestDuplicateClientIDRefused(t *testing.T) {
+	_, addr := startServer(t, socketbus.ServerConfig{})
+	id := uuid.New()
+	first := dial(t, addr, socketbus.ChannelFromName("dup"), socketbus.WithClientID(id))
+	if first.ID() != id {
+		t.Fatalf("ID: got %v, want %v", first.ID(), id)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, ch := range []string{"dup", "another channel"} {
+		c, err := socketbus.Dial(ctx, addr, socketbus.ChannelFromName(ch), socketbus.WithClientID(id))
+		if err == nil {
+			c.Close()
+			t.Fatalf("second Dial with client ID %v on %q: got a client, want ErrConflict", id, ch)
+		}
+		if !errors.Is(err, socketbus.ErrConflict) {
+			t.Fatalf("second Dial with client ID %v on %q: got %v, want ErrConflict", id, ch, err)
+		}
+	}
+}
