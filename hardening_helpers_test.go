@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"net"
 	"runtime"
+	"runtime/metrics"
 	"sort"
 	"sync"
 	"testing"
@@ -186,6 +187,14 @@ func hardSettle(srv *socketbus.Server, baseConns, baseGoroutines int, timeout ti
 		}
 		runtime.Gosched()
 	}
+}
+
+// hardLiveHeap collects garbage and returns the live heap in bytes.
+func hardLiveHeap() uint64 {
+	runtime.GC()
+	sample := []metrics.Sample{{Name: liveHeapMetric}}
+	metrics.Read(sample)
+	return sample[0].Value.Uint64()
 }
 
 // hardResponders runs n goroutines per client that answer every request

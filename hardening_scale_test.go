@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,14 +49,6 @@ func hardRaiseNoFile(t testing.TB, want uint64) error {
 		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 	})
 	return nil
-}
-
-// hardLiveHeap collects garbage and returns the live heap in bytes.
-func hardLiveHeap() uint64 {
-	runtime.GC()
-	sample := []metrics.Sample{{Name: liveHeapMetric}}
-	metrics.Read(sample)
-	return sample[0].Value.Uint64()
 }
 
 // TestHardeningManyConnections: 10,000 clients connected to one server at

@@ -60,6 +60,8 @@ func TestHardeningStalledFrames(t *testing.T) {
 	srv, addr := startServer(t, socketbus.ServerConfig{FrameReadTimeout: readTimeout})
 	channel := socketbus.ChannelFromName("hard-stalled-frames")
 	baseConns, baseline := srv.Stats().Connections, runtime.NumGoroutine()
+	heapBefore := hardLiveHeap()
+	sampler := startHeapSampler(5 * time.Millisecond)
 
 	// Join them all first, 32 at a time.
 	joined := make([]*hardConn, conns)
@@ -91,7 +93,6 @@ func TestHardeningStalledFrames(t *testing.T) {
 		t.Fatalf("join: %v", err)
 	}
 
-	sampler := startHeapSampler(5 * time.Millisecond)
 	var closings hardClosings
 	for i, c := range joined {
 		wg.Add(1)
@@ -127,8 +128,9 @@ func TestHardeningStalledFrames(t *testing.T) {
 
 	got := closings.counts.get("40 header bytes") + closings.counts.get("half a payload")
 	timing := closings.check(t, readTimeout, readTimeout+5*time.Second)
-	t.Logf("%d connections stalled inside a frame (read deadline %v): %d got an idle error frame and a close (%v); %s; peak live heap %.1f MiB; leaks %d",
-		conns, readTimeout, got, &closings.counts, timing, float64(peak)/(1<<20), max(open-baseConns, 0)+max(goroutines-baseline, 0))
+	t.Logf("%d connections joined, then stalled inside a frame (read deadline %v): %d got an idle error frame and a close (%v); %s; peak live heap %.1f MiB, %.1f MiB over the %.1f MiB before they connected (%.0f KiB per connection, test clients included); leaks %d",
+		conns, readTimeout, got, &closings.counts, timing, float64(peak)/(1<<20), float64(peak-min(peak, heapBefore))/(1<<20), float64(heapBefore)/(1<<20),
+		float64(peak-min(peak, heapBefore))/1024/conns, max(open-baseConns, 0)+max(goroutines-baseline, 0))
 	if got != conns {
 		t.Errorf("connections closed with an idle error frame: got %d, want %d (%v)", got, conns, &closings.counts)
 	}
