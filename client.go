@@ -176,15 +176,19 @@ func (c *Client) Err() error {
 	return c.err
 }
 
-// Close closes the connection. Calls in flight return ErrClosed; requests
-// this client received and has not answered fail at their senders with
-// ErrPeerGone. Close is idempotent and waits for the connection's
-// goroutines to stop.
+// Close closes the connection. What is already queued (the end of a
+// response just given with Respond, say) is written first, for up to two
+// seconds. Calls in flight return ErrClosed; requests this client received
+// and has not answered fail at their senders with ErrPeerGone. Close is
+// idempotent and waits for the connection's goroutines to stop.
 func (c *Client) Close() error {
-	c.conn.Close(ErrClosed)
+	c.conn.Drain(ErrClosed, closeDrainTimeout)
 	c.conn.Wait()
 	return nil
 }
+
+// closeDrainTimeout bounds how long Close spends writing what is queued.
+const closeDrainTimeout = 2 * time.Second
 
 // connClosed runs once when the connection has closed, for any reason.
 func (c *Client) connClosed(err error) {

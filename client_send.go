@@ -240,11 +240,11 @@ func (c *Client) abortSend(call *sendCall, rerr error) error {
 
 // cancelSend tells the server the sender gave up on the request.
 func (c *Client) cancelSend(call *sendCall, ctx context.Context) {
-	msg := "the sender cancelled the request"
+	code, msg := wire.CodeCancelled, "the sender cancelled the request"
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		msg = "the sender's deadline passed"
+		code, msg = wire.CodeTimeout, "the sender's deadline passed"
 	}
-	_ = c.send(c.errorFrame(wire.FlagRequest, call.id, wire.CodeCancelled, msg))
+	_ = c.send(c.errorFrame(wire.FlagRequest, call.id, code, msg))
 	call.finish(ctx.Err())
 }
 

@@ -1,6 +1,8 @@
 package socketbus
 
 import (
+	"fmt"
+
 	"github.com/google/uuid"
 
 	"github.com/socketbus/socketbus/internal/wire"
@@ -17,6 +19,16 @@ const MaxFramePayload = wire.MaxFramePayload
 // 6ba7b811-9dad-11d1-80b4-00c04fd430c8 (the URL namespace) applied to
 // "socketbus:channel" gives it. docs/PROTOCOL.md records its value.
 var channelNamespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("socketbus:channel"))
+
+// ParseID parses an ID in its text form, such as
+// "55c41d59-48f3-54ed-88a3-a83ba985561d".
+func ParseID(s string) (ID, error) {
+	id, err := uuid.Parse(s)
+	if err != nil {
+		return ID{}, fmt.Errorf("socketbus: parse ID %q: %w", s, err)
+	}
+	return id, nil
+}
 
 // ChannelFromName returns the channel ID for a human-readable name: the UUID
 // v5 of name in socketbus's channel namespace. The same name always gives

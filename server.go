@@ -9,7 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/socketbus/socketbus/internal/frameconn"
 	"github.com/socketbus/socketbus/internal/router"
+	"github.com/socketbus/socketbus/internal/wire"
 )
 
 // Server routes requests between the clients joined to each channel. Create
@@ -126,7 +128,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			break
 		}
 	}
-	s.closeConns()
+	if err != nil {
+		s.closeConns(nil)
+	} else {
+		// Let the last responses reach their senders before closing.
+		s.closeConns(ctx)
+		err = ctx.Err()
+	}
 	return err
 }
 
@@ -134,7 +142,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // requests in flight end with errors. Serve returns ErrServerClosed.
 func (s *Server) Close() error {
 	s.beginShutdown()
-	s.closeConns()
+	s.closeConns(nil)
 	return nil
 }
 
@@ -151,7 +159,11 @@ func (s *Server) beginShutdown() {
 	s.router.Close()
 }
 
-func (s *Server) closeConns() {
+// closeConns closes every connection. With a graceful ctx each first
+// writes what is queued for it (the end of a response, say) and a
+// server_closed error frame; when ctx ends first, or with a nil ctx, the
+// connections close at once.
+func (s *Server) closeConns(ctx context.Context) {
 	s.mu.Lock()
 	conns := make([]*serverConn, 0, len(s.conns))
 	for c := range s.conns {
@@ -162,11 +174,17 @@ func (s *Server) closeConns() {
 		s.mu.Lock()
 		conn, nc := c.conn, c.nc
 		s.mu.Unlock()
-		if conn != nil {
+		if conn != nil && ctx != nil {
+			conn.CloseAfterFlush(frameconn.ErrorFrame(wire.Header{}, wire.CodeServerClosed, "server is shutting down"), ErrServerClosed)
+		} else if conn != nil {
 			conn.Close(ErrServerClosed)
 		} else {
 			nc.Close() // still joining
 		}
+	}
+	if ctx != nil {
+		stop := context.AfterFunc(ctx, func() { s.closeConns(nil) })
+		defer stop()
 	}
 	s.wg.Wait()
 }

@@ -92,6 +92,14 @@ func (c *serverConn) refuse(join *wire.Header, werr *wire.Error) {
 	frameconn.PutBuffer(f.Payload)
 	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	c.nc.Write(buf)
+	// Close gracefully: stop sending, then drain what the client sent (its
+	// join, say) for a moment, so the error frame is read rather than lost
+	// to a reset.
+	if tc, ok := c.nc.(*net.TCPConn); ok {
+		tc.CloseWrite()
+		tc.SetReadDeadline(time.Now().Add(time.Second))
+		io.Copy(io.Discard, io.LimitReader(tc, 1<<20))
+	}
 	c.nc.Close()
 }
 
@@ -124,6 +132,9 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 	}
 	if h.Type != wire.TypeStart || h.Flags != wire.FlagJoin {
 		return &h, wire.Errorf(wire.CodeProtocol, "the first frame must be a join (start, flags join), not %s %s", h.Type, h.Flags)
+	}
+	if h.Sequence != 0 || !h.Final || h.TimeoutMillis != 0 {
+		return &h, wire.Errorf(wire.CodeProtocol, "a join is a lone start frame: sequence 0, final, timeout 0")
 	}
 	token := make([]byte, h.Length)
 	if _, err := io.ReadFull(c.nc, token); err != nil {
@@ -186,10 +197,18 @@ func (c *serverConn) Send(f frameconn.Frame) { _ = c.conn.Enqueue(f) }
 // handle is the reader goroutine's frame handler.
 func (c *serverConn) handle(f frameconn.Frame) error {
 	h := &f.Header
+	if h.ClientID != c.member.ID() || h.ChannelID != c.member.Channel() {
+		release(f)
+		return wire.Errorf(wire.CodeProtocol, "frame names client %x on channel %x; this connection joined as %x on %x",
+			h.ClientID, h.ChannelID, c.member.ID(), c.member.Channel())
+	}
 	switch {
 	case h.Flags == 0: // the client reports a connection-level error and leaves
 		release(f)
 		return errors.New("socketbus: client closed the connection with an error frame")
+	case h.Flags == wire.FlagPing && len(f.Payload) > 8:
+		release(f)
+		return wire.Errorf(wire.CodeProtocol, "ping payload of %d bytes; at most 8", len(f.Payload))
 	case h.Flags == wire.FlagPing && h.Type == wire.TypeStart:
 		h.Type = wire.TypeEnd
 		h.Final = true

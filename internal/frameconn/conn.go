@@ -51,6 +51,12 @@ type Config struct {
 	// unanswered the connection closes with ErrIdle.
 	PingInterval time.Duration
 	PingHeader   wire.Header
+	// MaxQueuedBytes bounds the write queue as far as the peer can grow it:
+	// while more than this is queued, the reader stops reading, so a peer
+	// that sends without reading (pings, requests that are refused) meets
+	// its own TCP backpressure instead of growing our memory. Zero means
+	// 4 MiB. The writer never waits for the reader, so this cannot deadlock.
+	MaxQueuedBytes int
 }
 
 // ErrIdle is the error a connection closes with when its peer missed two
@@ -79,9 +85,13 @@ type Conn struct {
 	closeOnce sync.Once
 
 	// Keepalive state, owned by the ping timer's callback.
-	pingTimer *time.Timer
-	pingSeen  int64 // FramesIn at the last tick
-	missed    int   // pings sent since the peer last said anything
+	pingTimer  *time.Timer
+	drainTimer *time.Timer // bounds Drain; guarded by mu
+	pingSeen   int64       // FramesIn at the last tick
+	missed     int         // pings sent since the peer last said anything
+
+	queuedBytes atomic.Int64  // bytes in queue, not yet written
+	drained     chan struct{} // capacity 1: the writer wrote a batch
 
 	kick chan struct{} // capacity 1: wakes the writer
 	done chan struct{} // closed when the connection closes
@@ -98,10 +108,14 @@ type Conn struct {
 // New wraps nc. Call Start to begin reading and writing.
 func New(nc net.Conn, cfg Config) *Conn {
 	c := &Conn{
-		nc:   nc,
-		cfg:  cfg,
-		kick: make(chan struct{}, 1),
-		done: make(chan struct{}),
+		nc:      nc,
+		cfg:     cfg,
+		kick:    make(chan struct{}, 1),
+		drained: make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	if c.cfg.MaxQueuedBytes <= 0 {
+		c.cfg.MaxQueuedBytes = 4 << 20
 	}
 	c.br = bufio.NewReaderSize(nc, 64<<10)
 	c.bw = bufio.NewWriterSize(&deadlineWriter{c: c}, 64<<10)
@@ -180,6 +194,7 @@ func (c *Conn) Enqueue(f Frame) error {
 	}
 	c.queue = append(c.queue, f)
 	c.mu.Unlock()
+	c.queuedBytes.Add(int64(wire.HeaderSize + len(f.Payload)))
 	select {
 	case c.kick <- struct{}{}:
 	default:
@@ -202,6 +217,11 @@ func (c *Conn) EnqueueAll(fs []Frame) error {
 	}
 	c.queue = append(c.queue, fs...)
 	c.mu.Unlock()
+	n := 0
+	for i := range fs {
+		n += wire.HeaderSize + len(fs[i].Payload)
+	}
+	c.queuedBytes.Add(int64(n))
 	select {
 	case c.kick <- struct{}{}:
 	default:
@@ -230,6 +250,28 @@ func (c *Conn) CloseAfterFlush(f Frame, err error) {
 	}
 }
 
+// Drain closes the connection with err once everything queued has been
+// written, or after timeout, whichever comes first. Later Enqueues fail.
+func (c *Conn) Drain(err error, timeout time.Duration) {
+	c.mu.Lock()
+	if c.err != nil || c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.closing = true
+	c.err = err
+	c.mu.Unlock()
+	_ = c.nc.SetReadDeadline(time.Unix(1, 0))
+	t := time.AfterFunc(timeout, c.shutdown)
+	c.mu.Lock()
+	c.drainTimer = t
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
 // Close closes the connection with err (the first error wins) and returns
 // without waiting for the goroutines.
 func (c *Conn) Close(err error) {
@@ -250,6 +292,9 @@ func (c *Conn) shutdown() {
 		if c.pingTimer != nil {
 			c.pingTimer.Stop()
 		}
+		if c.drainTimer != nil {
+			c.drainTimer.Stop()
+		}
 		c.mu.Unlock()
 		close(c.done)
 		_ = c.nc.Close()
@@ -263,6 +308,13 @@ func (c *Conn) readLoop(h Handler) {
 	defer c.wg.Done()
 	var hdr [wire.HeaderSize]byte
 	for {
+		for c.queuedBytes.Load() > int64(c.cfg.MaxQueuedBytes) {
+			select {
+			case <-c.drained:
+			case <-c.done:
+				return
+			}
+		}
 		err := c.readFrame(hdr[:], h)
 		if err == nil {
 			continue
@@ -411,6 +463,11 @@ func (c *Conn) writeBatch(batch []Frame, hdr []byte) error {
 	}
 	c.FramesOut.Add(int64(len(batch)))
 	c.BytesOut.Add(int64(bytes))
+	c.queuedBytes.Add(-int64(bytes))
+	select {
+	case c.drained <- struct{}{}:
+	default:
+	}
 	if err == nil {
 		for i := range batch {
 			if batch[i].Sent != nil {

@@ -81,7 +81,7 @@ func (m *Member) handleCreditLocked(h *wire.Header, payload []byte, table map[wi
 	if response {
 		rl = &req.resp
 	}
-	if int64(rl.downCredit)+int64(n) > int64(m.r.cfg.Window)*2 {
+	if int64(rl.downCredit)+int64(n) > int64(m.r.cfg.Window) {
 		return protocolErrorf("credit grant of %d bytes overflows the window of %d", n, m.r.cfg.Window)
 	}
 	rl.downCredit += int(n)

@@ -152,8 +152,8 @@ func (ch *channel) failWithLocked(req *request, code wire.Code, msg string, rece
 			flags = wire.FlagResponse
 		}
 		f := errorFrame(ch, s, req.id, flags, code, msg)
-		if code == wire.CodeRemote {
-			f.Header.ClientID = s.id
+		if code == wire.CodeRemote && req.receiver != nil {
+			f.Header.ClientID = req.receiver.id // like every response frame
 		}
 		s.peer.Send(f)
 	}

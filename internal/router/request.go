@@ -92,8 +92,8 @@ func (m *Member) handleRequestLocked(f frameconn.Frame) error {
 		if err != nil {
 			return err
 		}
-		if e.Code != wire.CodeCancelled && e.Code != wire.CodeAborted {
-			return protocolErrorf("a sender may end its request with cancelled or aborted, not %s", e.Code)
+		if e.Code != wire.CodeCancelled && e.Code != wire.CodeAborted && e.Code != wire.CodeTimeout {
+			return protocolErrorf("a sender may end its request with cancelled, aborted or timeout, not %s", e.Code)
 		}
 		m.ch.failLocked(req, e.Code, e.Message)
 		return nil
@@ -167,7 +167,9 @@ func (m *Member) startRequestLocked(h *wire.Header) error {
 	} else {
 		ch.queue.push(req)
 	}
-	// The acknowledgement carries the first credit grant, if any.
+	// The acknowledgement carries the first credit grant when it is the
+	// first (a queued request); a request handed to a receiver at once may
+	// have had its grant sent already, in a credit frame, by assignLocked.
 	ack := frameconn.Frame{Header: header(ch, m, wire.TypeStart, wire.FlagRequest, req.id)}
 	if n := ch.grantAmountLocked(req, false); n > 0 {
 		ack.Payload = wire.AppendCredit(frameconn.GetBuffer(wire.CreditSize)[:0], uint32(n))
@@ -250,6 +252,10 @@ func (ch *channel) streamFrameLocked(req *request, f frameconn.Frame, response b
 		if h.Final {
 			release(&f)
 			return protocolErrorf("chunk frame with the final bit; a stream ends with an end frame")
+		}
+		if n == 0 && rl.chunks > 0 {
+			release(&f)
+			return protocolErrorf("stream %x: empty chunk after the first; only an empty body has an empty chunk", h.RequestID)
 		}
 		if n > rl.upOutstanding {
 			release(&f)

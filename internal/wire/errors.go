@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -61,10 +62,17 @@ func (e *Error) Error() string { return e.Code.String() + ": " + e.Message }
 const maxMessage = MaxFramePayload - 2
 
 // AppendError appends the payload of an error frame to b: the code as a
-// big-endian uint16, then the message in UTF-8 (cut to fit one frame).
+// big-endian uint16, then the message in UTF-8. Invalid UTF-8 becomes
+// U+FFFD and a long message is cut, at a character boundary, to fit one
+// frame.
 func AppendError(b []byte, code Code, message string) []byte {
+	message = strings.ToValidUTF8(message, "\uFFFD")
 	if len(message) > maxMessage {
-		message = message[:maxMessage]
+		cut := maxMessage
+		for cut > 0 && !utf8.RuneStart(message[cut]) {
+			cut--
+		}
+		message = message[:cut]
 	}
 	b = binary.BigEndian.AppendUint16(b, uint16(code))
 	return append(b, message...)
