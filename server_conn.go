@@ -192,7 +192,7 @@ func isTimeout(err error) bool {
 }
 
 // Send implements router.Peer.
-func (c *serverConn) Send(f frameconn.Frame) { _ = c.conn.Enqueue(f) }
+func (c *serverConn) Send(f frameconn.Frame, b *frameconn.Batch) { _ = c.conn.EnqueueIn(f, b) }
 
 // handle is the reader goroutine's frame handler.
 func (c *serverConn) handle(f frameconn.Frame) error {
@@ -212,7 +212,7 @@ func (c *serverConn) handle(f frameconn.Frame) error {
 	case h.Flags == wire.FlagPing && h.Type == wire.TypeStart:
 		h.Type = wire.TypeEnd
 		h.Final = true
-		c.Send(f)
+		c.Send(f, c.conn.ReadBatch())
 		return nil
 	case h.Flags == wire.FlagPing:
 		release(f)
@@ -221,5 +221,5 @@ func (c *serverConn) handle(f frameconn.Frame) error {
 		release(f)
 		return wire.Errorf(wire.CodeProtocol, "this connection has already joined")
 	}
-	return c.member.Handle(f)
+	return c.member.Handle(f, c.conn.ReadBatch())
 }

@@ -25,6 +25,32 @@ type Frame struct {
 	Pooled bool
 	// Sent, when set, is told the payload length once the frame is written.
 	Sent SentNotifier
+	// Lazy frames do not wake the writer: they go out with the next write
+	// something else causes. For acknowledgements nobody waits on.
+	Lazy bool
+}
+
+// Batch collects connections that have frames queued but whose writers
+// have not been woken yet, so that frames for one connection produced in a
+// burst go out in one write. A Batch belongs to one goroutine.
+type Batch struct{ conns []*Conn }
+
+func (b *Batch) add(c *Conn) {
+	for _, x := range b.conns {
+		if x == c {
+			return
+		}
+	}
+	b.conns = append(b.conns, c)
+}
+
+// Flush wakes the writer of every connection in the batch.
+func (b *Batch) Flush() {
+	for i, c := range b.conns {
+		c.wake()
+		b.conns[i] = nil
+	}
+	b.conns = b.conns[:0]
 }
 
 // SentNotifier learns when a relayed frame has left through the socket;
@@ -83,6 +109,8 @@ type Conn struct {
 	closing   bool // set by CloseAfterFlush: close once the queue is written
 	err       error
 	closeOnce sync.Once
+
+	batch Batch // frames the handler queued for other connections; reader-owned
 
 	// Keepalive state, owned by the ping timer's callback.
 	pingTimer  *time.Timer
@@ -183,7 +211,23 @@ func (c *Conn) Wait() { c.wg.Wait() }
 // Enqueue queues f for writing and returns at once. The writer owns f's
 // payload from here on. Flow control, not this queue, bounds how much is
 // queued.
-func (c *Conn) Enqueue(f Frame) error {
+func (c *Conn) Enqueue(f Frame) error { return c.EnqueueIn(f, nil) }
+
+// ReadBatch returns the batch of the reader goroutine: a handler passes it
+// to EnqueueIn so that what it queues is written when the reader has
+// handled the burst of frames it read. Only the handler may use it.
+func (c *Conn) ReadBatch() *Batch { return &c.batch }
+
+func (c *Conn) wake() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// EnqueueIn is Enqueue, except that with a non-nil batch the writer is
+// woken when the batch is flushed rather than at once.
+func (c *Conn) EnqueueIn(f Frame, b *Batch) error {
 	c.mu.Lock()
 	if c.err != nil || c.closing {
 		c.mu.Unlock()
@@ -195,9 +239,12 @@ func (c *Conn) Enqueue(f Frame) error {
 	c.queue = append(c.queue, f)
 	c.mu.Unlock()
 	c.queuedBytes.Add(int64(wire.HeaderSize + len(f.Payload)))
-	select {
-	case c.kick <- struct{}{}:
+	switch {
+	case f.Lazy:
+	case b != nil:
+		b.add(c)
 	default:
+		c.wake()
 	}
 	return nil
 }
@@ -307,8 +354,13 @@ func (c *Conn) shutdown() {
 func (c *Conn) readLoop(h Handler) {
 	defer c.wg.Done()
 	var hdr [wire.HeaderSize]byte
+	defer c.batch.Flush()
 	for {
+		if c.br.Buffered() == 0 {
+			c.batch.Flush() // the burst is handled: write what it produced
+		}
 		for c.queuedBytes.Load() > int64(c.cfg.MaxQueuedBytes) {
+			c.batch.Flush()
 			select {
 			case <-c.drained:
 			case <-c.done:

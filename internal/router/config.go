@@ -23,7 +23,10 @@ type Config struct {
 type Peer interface {
 	// Send queues f for the connection's writer. It must not block and must
 	// take ownership of f's payload even when the connection is closed.
-	Send(f frameconn.Frame)
+	// With a non-nil batch the writer is woken when the batch is flushed
+	// (at the end of the reader's current burst of frames) rather than at
+	// once, so that frames for one connection go out in one write.
+	Send(f frameconn.Frame, batch *frameconn.Batch)
 }
 
 // Outcome is how a request ended, for the server's counters.

@@ -23,6 +23,12 @@ func creditFrame(ch *channel, to *Member, id wire.ID, flags wire.Flags, n int) f
 	}
 }
 
+// send hands f to member to's connection, within the channel's current
+// batch if a frame from a connection is being handled.
+func (ch *channel) send(to *Member, f frameconn.Frame) {
+	to.peer.Send(f, ch.batch)
+}
+
 func release(f *frameconn.Frame) {
 	if f.Pooled {
 		frameconn.PutBuffer(f.Payload)

@@ -28,8 +28,10 @@ func (m *Member) Channel() wire.ID { return m.ch.id }
 
 // Handle routes one frame from the member's connection and takes ownership
 // of its payload. A non-nil error is a protocol violation (a *wire.Error):
-// the caller sends it as an error frame and closes the connection.
-func (m *Member) Handle(f frameconn.Frame) error {
+// the caller sends it as an error frame and closes the connection. Frames
+// the router sends in answer join batch (which may be nil); the caller
+// flushes it.
+func (m *Member) Handle(f frameconn.Frame, batch *frameconn.Batch) error {
 	h := &f.Header
 	if h.ClientID != m.id {
 		release(&f)
@@ -41,7 +43,11 @@ func (m *Member) Handle(f frameconn.Frame) error {
 	}
 	ch := m.ch
 	ch.mu.Lock()
-	defer ch.mu.Unlock()
+	ch.batch = batch
+	defer func() {
+		ch.batch = nil
+		ch.mu.Unlock()
+	}()
 	if m.gone {
 		release(&f)
 		return nil
@@ -101,11 +107,11 @@ func (m *Member) handleReceiveLocked(h *wire.Header) error {
 			return protocolErrorf("receive ID %x is already waiting", h.RequestID)
 		}
 		if m.r.closed.Load() {
-			m.peer.Send(errorFrame(ch, m, h.RequestID, wire.FlagReceive, wire.CodeServerClosed, "server is shutting down"))
+			ch.send(m, errorFrame(ch, m, h.RequestID, wire.FlagReceive, wire.CodeServerClosed, "server is shutting down"))
 			return nil
 		}
 		if limit := m.r.cfg.MaxPollsPerClient; limit > 0 && len(m.polls) >= limit {
-			m.peer.Send(errorFrame(ch, m, h.RequestID, wire.FlagReceive, wire.CodeLimit, "too many Receive calls waiting on this connection"))
+			ch.send(m, errorFrame(ch, m, h.RequestID, wire.FlagReceive, wire.CodeLimit, "too many Receive calls waiting on this connection"))
 			return nil
 		}
 		for req := ch.queue.head; req != nil; req = req.next {

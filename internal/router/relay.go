@@ -27,7 +27,7 @@ func (ch *channel) assignLocked(req *request, m *Member, pollID wire.ID) {
 	h.Length = 16
 	p := frameconn.GetBuffer(16)
 	copy(p, pollID[:])
-	m.peer.Send(frameconn.Frame{Header: h, Payload: p, Pooled: true})
+	ch.send(m, frameconn.Frame{Header: h, Payload: p, Pooled: true})
 	ch.pumpLocked(req, false)
 	ch.regrantQueuedLocked()
 }
@@ -42,7 +42,8 @@ func (ch *channel) pumpLocked(req *request, response bool) {
 		down, notify = req.sender, (*respSent)(req)
 	}
 	if down == nil {
-		return // queued: no receiver yet
+		ch.grantLocked(req, response) // queued: credit from the channel's budget
+		return
 	}
 	sent := 0
 	for sent < len(rl.pending) {
@@ -60,7 +61,7 @@ func (ch *channel) pumpLocked(req *request, response bool) {
 		if f.Header.Type == wire.TypeEnd {
 			rl.endForwarded = true
 		}
-		down.peer.Send(f)
+		ch.send(down, f)
 		rl.pending[sent] = frameconn.Frame{}
 		sent++
 	}
@@ -89,6 +90,15 @@ func (ch *channel) grantAmountLocked(req *request, response bool) int {
 		return 0
 	}
 	window := ch.r.cfg.Window
+	// Grant only once the upstream is running low: half its initial credit
+	// left. A small body that fits its initial credit never costs a grant.
+	low := window / 2
+	if !response {
+		low = wire.InitialRequestCredit / 2
+	}
+	if rl.upOutstanding > low {
+		return 0
+	}
 	space := window - rl.upOutstanding - rl.pendingBytes - rl.inFlight
 	if space < window/2 {
 		return 0
@@ -112,9 +122,9 @@ func (ch *channel) grantLocked(req *request, response bool) {
 		return
 	}
 	if response {
-		req.receiver.peer.Send(creditFrame(ch, req.receiver, req.id, wire.FlagResponse, n))
+		ch.send(req.receiver, creditFrame(ch, req.receiver, req.id, wire.FlagResponse, n))
 	} else {
-		req.sender.peer.Send(creditFrame(ch, req.sender, req.id, wire.FlagRequest, n))
+		ch.send(req.sender, creditFrame(ch, req.sender, req.id, wire.FlagRequest, n))
 	}
 }
 
@@ -155,10 +165,10 @@ func (ch *channel) failWithLocked(req *request, code wire.Code, msg string, rece
 		if code == wire.CodeRemote && req.receiver != nil {
 			f.Header.ClientID = req.receiver.id // like every response frame
 		}
-		s.peer.Send(f)
+		ch.send(s, f)
 	}
 	if rcv := req.receiver; rcv != nil && !rcv.gone && code != wire.CodeRemote {
-		rcv.peer.Send(errorFrame(ch, rcv, req.id, receiverFlags, code, msg))
+		ch.send(rcv, errorFrame(ch, rcv, req.id, receiverFlags, code, msg))
 	}
 	ch.finishLocked(req, outcomeOf(code))
 }

@@ -117,7 +117,7 @@ func (m *Member) startRequestLocked(h *wire.Header) error {
 	refuse := func(code wire.Code, msg string) error {
 		m.ended.add(h.RequestID) // the rest of the stream may already be on its way
 		r.counts[outcomeOf(code)].Add(1)
-		m.peer.Send(errorFrame(ch, m, h.RequestID, wire.FlagRequest, code, msg))
+		ch.send(m, errorFrame(ch, m, h.RequestID, wire.FlagRequest, code, msg))
 		return nil
 	}
 	if r.closed.Load() {
@@ -175,7 +175,8 @@ func (m *Member) startRequestLocked(h *wire.Header) error {
 		ack.Payload = wire.AppendCredit(frameconn.GetBuffer(wire.CreditSize)[:0], uint32(n))
 		ack.Pooled = true
 	}
-	m.peer.Send(ack)
+	ack.Lazy = true // nobody waits on it: it rides with the next write
+	ch.send(m, ack)
 	return nil
 }
 
@@ -207,7 +208,7 @@ func (m *Member) handleResponseLocked(f frameconn.Frame) error {
 		req.resp.downCredit = m.r.cfg.Window
 		sh := header(ch, req.sender, wire.TypeStart, wire.FlagResponse, req.id)
 		sh.ClientID = m.id
-		req.sender.peer.Send(frameconn.Frame{Header: sh})
+		ch.send(req.sender, frameconn.Frame{Header: sh})
 		return nil
 	case wire.TypeError:
 		defer release(&f)
@@ -286,7 +287,7 @@ func (ch *channel) streamFrameLocked(req *request, f frameconn.Frame, response b
 			// Acknowledge the end: the whole body is in the server.
 			ack := header(ch, req.sender, wire.TypeEnd, wire.FlagRequest, req.id)
 			ack.Sequence, ack.Final = h.Sequence, true
-			req.sender.peer.Send(frameconn.Frame{Header: ack})
+			ch.send(req.sender, frameconn.Frame{Header: ack, Lazy: true})
 		}
 	default:
 		release(&f)

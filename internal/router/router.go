@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/socketbus/socketbus/internal/frameconn"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -52,6 +53,9 @@ type channel struct {
 	// initial credit; it is bounded by Config.MaxChannelQueueBytes.
 	reserved int64
 	starved  bool // some queued request is waiting for reserved credit
+	// batch is the write batch of the connection whose frame is being
+	// handled, nil outside Member.Handle (timers, write notifications).
+	batch *frameconn.Batch
 }
 
 // Join registers a connection as client clientID on channel channelID. It
@@ -171,7 +175,7 @@ func (r *Router) Close() {
 			next := p.next
 			ch.polls.remove(p)
 			delete(p.m.polls, p.id)
-			p.m.peer.Send(errorFrame(ch, p.m, p.id, wire.FlagReceive, wire.CodeServerClosed, "server is shutting down"))
+			ch.send(p.m, errorFrame(ch, p.m, p.id, wire.FlagReceive, wire.CodeServerClosed, "server is shutting down"))
 			p = next
 		}
 		ch.mu.Unlock()

@@ -29,7 +29,7 @@ func newFakePeer(name string) *fakePeer {
 
 // Send implements router.Peer. It is called with a channel lock held, so
 // it only records and signals.
-func (p *fakePeer) Send(f frameconn.Frame) {
+func (p *fakePeer) Send(f frameconn.Frame, _ *frameconn.Batch) {
 	f.Payload = append([]byte(nil), f.Payload...) // keep a copy; the pooled original goes to the GC
 	f.Sent = nil
 	p.mu.Lock()
@@ -151,7 +151,7 @@ func (m member) frame(typ wire.FrameType, flags wire.Flags, id wire.ID, seq uint
 // handle passes f to the router and fails the test if it is refused.
 func (m member) handle(t *testing.T, f frameconn.Frame) {
 	t.Helper()
-	if err := m.Handle(f); err != nil {
+	if err := m.Handle(f, nil); err != nil {
 		t.Fatalf("%s: Handle(%v): got error %v, want nil", m.peer.name, f.Header, err)
 	}
 }
@@ -459,7 +459,7 @@ func TestLeaveOfReceiverFailsSender(t *testing.T) {
 	if flags != wire.FlagRequest || e.Code != wire.CodePeerGone {
 		t.Fatalf("sender got %v %v, want request peer_gone", flags, e)
 	}
-	if err := b.Handle(b.frame(wire.TypeStart, wire.FlagResponse, id, 0, false, nil)); err != nil {
+	if err := b.Handle(b.frame(wire.TypeStart, wire.FlagResponse, id, 0, false, nil), nil); err != nil {
 		t.Fatalf("Handle after Leave: got %v, want nil (ignored)", err)
 	}
 	st := h.r.Stats()
@@ -561,7 +561,7 @@ func TestSequenceViolations(t *testing.T) {
 				if s.typ != wire.TypeChunk {
 					payload = nil
 				}
-				err = m.Handle(m.frame(s.typ, tc.flags, id, s.seq, s.final, payload))
+				err = m.Handle(m.frame(s.typ, tc.flags, id, s.seq, s.final, payload), nil)
 				if i < len(tc.steps)-1 && err != nil {
 					t.Fatalf("step %d (%v seq %d): got error %v, want nil", i, s.typ, s.seq, err)
 				}
@@ -576,15 +576,15 @@ func TestResponseFromNonHolder(t *testing.T) {
 	a, b, id := taken(t, h)
 	c := h.join("c")
 	for _, m := range []member{c, a} {
-		err := m.Handle(m.frame(wire.TypeStart, wire.FlagResponse, id, 0, false, nil))
+		err := m.Handle(m.frame(wire.TypeStart, wire.FlagResponse, id, 0, false, nil), nil)
 		wantProtocolError(t, m.peer.name+" responding to a request it does not hold", err)
 	}
 	wantProtocolError(t, "response for an unknown request",
-		b.Handle(b.frame(wire.TypeStart, wire.FlagResponse, uuid.New(), 0, false, nil)))
+		b.Handle(b.frame(wire.TypeStart, wire.FlagResponse, uuid.New(), 0, false, nil), nil))
 	wantProtocolError(t, "chunk of a response never started",
-		b.Handle(b.frame(wire.TypeChunk, wire.FlagResponse, id, 1, false, []byte("x"))))
+		b.Handle(b.frame(wire.TypeChunk, wire.FlagResponse, id, 1, false, []byte("x")), nil))
 	wantProtocolError(t, "chunk of a request never started",
-		a.Handle(a.frame(wire.TypeChunk, wire.FlagRequest, uuid.New(), 1, false, []byte("x"))))
+		a.Handle(a.frame(wire.TypeChunk, wire.FlagRequest, uuid.New(), 1, false, []byte("x")), nil))
 	// The real holder still answers.
 	b.respond(t, id, "ok")
 	a.peer.waitFor(t, "end of response", func(h *wire.Header) bool { return h.RequestID == id && h.Type == wire.TypeEnd })
@@ -595,12 +595,12 @@ func TestSpoofedIDs(t *testing.T) {
 	a, b := h.join("a"), h.join("b")
 	f := a.frame(wire.TypeStart, wire.FlagRequest, uuid.New(), 0, false, nil)
 	f.Header.ClientID = b.ID()
-	wantProtocolError(t, "frame naming another client", a.Handle(f))
+	wantProtocolError(t, "frame naming another client", a.Handle(f, nil))
 	f = a.frame(wire.TypeStart, wire.FlagRequest, uuid.New(), 0, false, nil)
 	f.Header.ChannelID = uuid.New()
-	wantProtocolError(t, "frame naming another channel", a.Handle(f))
+	wantProtocolError(t, "frame naming another channel", a.Handle(f, nil))
 	f = a.frame(wire.TypeStart, wire.FlagJoin, uuid.New(), 0, true, nil)
-	wantProtocolError(t, "join after joining", a.Handle(f))
+	wantProtocolError(t, "join after joining", a.Handle(f, nil))
 	if n := len(b.peer.all()); n != 0 {
 		t.Fatalf("b got %d frames, want 0", n)
 	}
