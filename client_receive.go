@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/socketbus/socketbus/internal/frameconn"
 	"github.com/socketbus/socketbus/internal/wire"
 )
@@ -46,7 +44,7 @@ func (c *Client) Receive(ctx context.Context) (*Request, error) {
 	c.waiters = append(c.waiters, w)
 	var pollID ID
 	if len(c.polls) < len(c.waiters) {
-		pollID = uuid.New()
+		pollID = newID()
 		c.polls[pollID] = struct{}{}
 	}
 	c.mu.Unlock()

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/socketbus/socketbus/internal/frameconn"
 	"github.com/socketbus/socketbus/internal/wire"
 )
@@ -104,7 +102,7 @@ func (c *Client) Send(ctx context.Context, body io.Reader, resp io.Writer) error
 	if body == nil {
 		body = eofReader{}
 	}
-	call := &sendCall{c: c, id: uuid.New(), wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	call := &sendCall{c: c, id: newID(), wake: make(chan struct{}, 1), stop: make(chan struct{})}
 	call.resp = newInStream(func(n int) { _ = c.send(c.creditFrame(wire.FlagResponse, call.id, n)) })
 	c.mu.Lock()
 	if c.err != nil {

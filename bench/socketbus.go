@@ -54,7 +54,13 @@ func (socketbusSystem) Start(ctx context.Context, sh shape) (deployment, error) 
 			return nil, fmt.Errorf("socketbus: dial responder: %w", err)
 		}
 		d.responders = append(d.responders, c)
-		d.wg.Go(func() { d.respond(rctx, c, sh) })
+		// A socketbus responder keeps requests coming the way a NATS
+		// subscriber's pending buffer does: with several Receive calls in
+		// flight on its one connection (the client is safe for concurrent
+		// use), so it never idles for a round trip between requests.
+		for range sbReceiveLoops {
+			d.wg.Go(func() { d.respond(rctx, c, sh) })
+		}
 	}
 	for range sh.Requesters {
 		c, err := socketbus.Dial(ctx, addr, channel)
@@ -67,6 +73,9 @@ func (socketbusSystem) Start(ctx context.Context, sh shape) (deployment, error) 
 	}
 	return d, nil
 }
+
+// sbReceiveLoops is how many Receive loops each responder client runs.
+const sbReceiveLoops = 4
 
 // respond answers requests on c one at a time until ctx ends.
 func (d *sbDeployment) respond(ctx context.Context, c *socketbus.Client, sh shape) {
