@@ -96,13 +96,15 @@ var ErrClosed = errors.New("frameconn: connection closed")
 // Conn runs a framed conversation over a net.Conn.
 //
 // The reader goroutine owns br and calls the handler; the writer goroutine
-// owns bw and spare. mu guards queue, closing and err.
+// owns scratch, bufs and spare. mu guards queue, closing and err.
 type Conn struct {
 	nc  net.Conn
 	cfg Config
 
-	br *bufio.Reader
-	bw *bufio.Writer
+	br      *bufio.Reader
+	scratch []byte      // the writer's buffer for headers and small payloads
+	bufs    net.Buffers // the writer's writev list
+	writing net.Buffers // what WriteTo has left to write
 
 	mu        sync.Mutex
 	queue     []Frame
@@ -147,7 +149,6 @@ func New(nc net.Conn, cfg Config) *Conn {
 		c.cfg.MaxQueuedBytes = 4 << 20
 	}
 	c.br = bufio.NewReaderSize(nc, 64<<10)
-	c.bw = bufio.NewWriterSize(&deadlineWriter{c: c}, 64<<10)
 	return c
 }
 
@@ -498,25 +499,64 @@ func (c *Conn) writeLoop() {
 	}
 }
 
-func (c *Conn) writeBatch(batch []Frame, hdr []byte) error {
-	var err error
-	bytes := 0
+func (c *Conn) writeBatch(batch []Frame, _ []byte) error {
+	// Headers and small payloads are copied into one scratch buffer; large
+	// payloads are written from where they are, with the scratch runs
+	// between them, in one writev.
+	need := 0
 	for i := range batch {
-		f := &batch[i]
-		bytes += wire.HeaderSize + len(f.Payload)
-		if err == nil {
-			f.Header.Length = uint32(len(f.Payload))
-			wire.PutHeader(hdr, &f.Header)
-			if _, err = c.bw.Write(hdr); err == nil && len(f.Payload) > 0 {
-				_, err = c.bw.Write(f.Payload)
-			}
-		}
-		if f.Pooled {
-			PutBuffer(f.Payload)
+		need += wire.HeaderSize
+		if len(batch[i].Payload) < copyLimit {
+			need += len(batch[i].Payload)
 		}
 	}
-	if err == nil {
-		err = c.bw.Flush()
+	if cap(c.scratch) < need {
+		c.scratch = make([]byte, 0, max(need, 64<<10))
+	}
+	s := c.scratch[:0]
+	bufs := c.bufs[:0]
+	run := 0
+	for i := range batch {
+		f := &batch[i]
+		f.Header.Length = uint32(len(f.Payload))
+		s = s[:len(s)+wire.HeaderSize]
+		wire.PutHeader(s[len(s)-wire.HeaderSize:], &f.Header)
+		if len(f.Payload) < copyLimit {
+			s = append(s, f.Payload...)
+			continue
+		}
+		bufs = append(bufs, s[run:], f.Payload)
+		run = len(s)
+	}
+	if run < len(s) {
+		bufs = append(bufs, s[run:])
+	}
+	bytes := 0
+	for _, b := range bufs {
+		bytes += len(b)
+	}
+	var err error
+	if t := c.cfg.WriteTimeout; t > 0 {
+		err = c.nc.SetWriteDeadline(time.Now().Add(t))
+	}
+	switch {
+	case err != nil:
+	case len(bufs) == 1:
+		_, err = c.nc.Write(bufs[0])
+	default:
+		c.writing = bufs // WriteTo consumes its receiver; a field does not escape
+		_, err = c.writing.WriteTo(c.nc)
+		c.writing = nil
+	}
+	clear(bufs)
+	c.bufs = bufs[:0]
+	if cap(c.scratch) > 4<<20 {
+		c.scratch = nil // do not keep a burst's worth of memory
+	}
+	for i := range batch {
+		if batch[i].Pooled {
+			PutBuffer(batch[i].Payload)
+		}
 	}
 	c.FramesOut.Add(int64(len(batch)))
 	c.BytesOut.Add(int64(bytes))
@@ -535,15 +575,6 @@ func (c *Conn) writeBatch(batch []Frame, hdr []byte) error {
 	return err
 }
 
-// deadlineWriter gives every socket write its own deadline, so a peer that
-// stops reading is noticed after WriteTimeout without progress.
-type deadlineWriter struct{ c *Conn }
-
-func (w *deadlineWriter) Write(p []byte) (int, error) {
-	if t := w.c.cfg.WriteTimeout; t > 0 {
-		if err := w.c.nc.SetWriteDeadline(time.Now().Add(t)); err != nil {
-			return 0, err
-		}
-	}
-	return w.c.nc.Write(p)
-}
+// copyLimit is the payload size from which the writer hands a payload to
+// writev instead of copying it next to its header.
+const copyLimit = 4 << 10
