@@ -105,10 +105,7 @@ func (c *Client) deliver(h *wire.Header, payload []byte) error {
 	r := &Request{ID: h.RequestID, From: h.ClientID, c: c, wake: make(chan struct{}, 1)}
 	r.body = newInStream(func(n int) { _ = c.send(c.creditFrame(wire.FlagReceive, r.ID, n)) })
 	r.Body = r.body
-	timeout := time.Duration(h.TimeoutMillis) * time.Millisecond
-	ctx, cancel := context.WithCancelCause(c.ctx)
-	r.ctx, r.stopTimer = context.WithDeadlineCause(ctx, time.Now().Add(timeout), ErrTimeout)
-	r.cancel = cancel
+	r.deadline = time.Now().Add(time.Duration(h.TimeoutMillis) * time.Millisecond)
 
 	c.mu.Lock()
 	if c.err != nil {

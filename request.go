@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/socketbus/socketbus/internal/frameconn"
 	"github.com/socketbus/socketbus/internal/wire"
@@ -23,24 +24,56 @@ type Request struct {
 	// ErrPeerGone, ErrTooLarge...) if the body cannot be completed.
 	Body io.Reader
 
-	c         *Client
-	body      *inStream
-	ctx       context.Context
-	cancel    context.CancelCauseFunc
-	stopTimer context.CancelFunc
+	c        *Client
+	body     *inStream
+	deadline time.Time // from the timeout the server gave the request
 
-	mu       sync.Mutex
-	answered bool  // Respond or Fail was called
-	finished bool  // the request is over for this client
-	credit   int   // response bytes the server will accept
-	abortErr error // why the server ended the request, if it did
-	wake     chan struct{}
+	mu        sync.Mutex
+	ctx       context.Context // made by Context on demand
+	cancelCtx context.CancelCauseFunc
+	stopTimer context.CancelFunc
+	endCause  error // why the request ended, for a context made later
+	answered  bool  // Respond or Fail was called
+	finished  bool  // the request is over for this client
+	credit    int   // response bytes the server will accept
+	abortErr  error // why the server ended the request, if it did
+	wake      chan struct{}
 }
 
 // Context returns the request's context. It is cancelled when the request's
 // timeout passes, when its sender cancels it or goes away, when the client
 // closes, and once the request has been answered.
-func (r *Request) Context() context.Context { return r.ctx }
+//
+// The context is made on the first call: requests whose handlers never ask
+// for it cost no context and no timer.
+func (r *Request) Context() context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ctx == nil {
+		ctx, cancel := context.WithCancelCause(r.c.ctx)
+		r.ctx, r.stopTimer = context.WithDeadlineCause(ctx, r.deadline, ErrTimeout)
+		r.cancelCtx = cancel
+		if r.endCause != nil {
+			cancel(r.endCause)
+			r.stopTimer()
+		}
+	}
+	return r.ctx
+}
+
+// cancel ends the request's context, now or when it is made, with cause.
+func (r *Request) cancel(cause error) {
+	r.mu.Lock()
+	if r.endCause == nil {
+		r.endCause = cause
+	}
+	cancel, stop := r.cancelCtx, r.stopTimer
+	r.mu.Unlock()
+	if cancel != nil {
+		cancel(cause)
+		stop()
+	}
+}
 
 // addCredit records a credit grant for the response.
 func (r *Request) addCredit(n int) {
@@ -86,7 +119,6 @@ func (r *Request) forget() {
 		delete(r.c.held, r.ID)
 	}
 	r.c.mu.Unlock()
-	r.stopTimer()
 }
 
 // claim marks the request answered; only the first Respond or Fail may.
@@ -100,9 +132,18 @@ func (r *Request) claim() error {
 	if r.abortErr != nil {
 		return r.abortErr
 	}
-	// The context ends before the server's word arrives when the request's
-	// own deadline passes (cause ErrTimeout) or the client closes.
-	return context.Cause(r.ctx)
+	// The request ends before the server's word arrives when its own
+	// deadline passes or the client closes.
+	if r.ctx != nil {
+		return context.Cause(r.ctx)
+	}
+	if r.endCause != nil {
+		return r.endCause
+	}
+	if !time.Now().Before(r.deadline) {
+		return fmt.Errorf("socketbus: respond: %w", ErrTimeout)
+	}
+	return context.Cause(r.c.ctx)
 }
 
 // Respond streams body to the requester as the response and returns once
