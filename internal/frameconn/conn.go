@@ -119,7 +119,7 @@ type Conn struct {
 	pingTimer  *time.Timer
 	drainTimer *time.Timer // bounds Drain; guarded by mu
 	pingSeen   int64       // FramesIn at the last tick
-	missed     int         // pings sent since the peer last said anything
+	missed     int         // silent half-interval ticks since the peer last spoke
 
 	queuedBytes atomic.Int64  // bytes in queue, not yet written
 	drained     chan struct{} // capacity 1: the writer wrote a batch
@@ -148,7 +148,9 @@ func New(nc net.Conn, cfg Config) *Conn {
 	if c.cfg.MaxQueuedBytes <= 0 {
 		c.cfg.MaxQueuedBytes = 4 << 20
 	}
-	c.br = bufio.NewReaderSize(nc, 64<<10)
+	// 16 KiB holds a burst of small frames; a large payload bypasses the
+	// buffer and is read straight into its own.
+	c.br = bufio.NewReaderSize(nc, 16<<10)
 	return c
 }
 
@@ -163,7 +165,7 @@ func (c *Conn) Start(h Handler) {
 	if c.cfg.PingInterval > 0 {
 		c.mu.Lock()
 		if c.err == nil {
-			c.pingTimer = time.AfterFunc(c.cfg.PingInterval, c.keepalive)
+			c.pingTimer = time.AfterFunc(c.cfg.PingInterval/2, c.keepalive)
 		}
 		c.mu.Unlock()
 	}
@@ -172,25 +174,32 @@ func (c *Conn) Start(h Handler) {
 // keepalive runs every PingInterval: it pings a silent peer and closes the
 // connection once two pings have gone unanswered. Any frame from the peer
 // counts as an answer.
+//
+// It ticks every half interval and counts silent ticks: after one silent
+// interval it pings, half an interval later it pings again, and when a
+// second full interval has passed in silence — both pings missed — it
+// closes. A dead peer is noticed two intervals after it last spoke.
 func (c *Conn) keepalive() {
 	if n := c.FramesIn.Load(); n != c.pingSeen {
 		c.pingSeen, c.missed = n, 0
 	} else {
-		if c.missed >= 2 {
+		c.missed++ // counts silent half-interval ticks
+		switch {
+		case c.missed >= 4:
 			c.Close(ErrIdle)
 			return
-		}
-		c.missed++
-		h := c.cfg.PingHeader
-		h.Version, h.Type, h.Flags = wire.Version, wire.TypeStart, wire.FlagPing
-		h.Final = true
-		if c.Enqueue(Frame{Header: h}) != nil {
-			return
+		case c.missed >= 2:
+			h := c.cfg.PingHeader
+			h.Version, h.Type, h.Flags = wire.Version, wire.TypeStart, wire.FlagPing
+			h.Final = true
+			if c.Enqueue(Frame{Header: h}) != nil {
+				return
+			}
 		}
 	}
 	c.mu.Lock()
 	if c.err == nil {
-		c.pingTimer.Reset(c.cfg.PingInterval)
+		c.pingTimer.Reset(c.cfg.PingInterval / 2)
 	}
 	c.mu.Unlock()
 }
@@ -511,7 +520,7 @@ func (c *Conn) writeBatch(batch []Frame, _ []byte) error {
 		}
 	}
 	if cap(c.scratch) < need {
-		c.scratch = make([]byte, 0, max(need, 64<<10))
+		c.scratch = make([]byte, 0, max(need, 2*cap(c.scratch), 4<<10))
 	}
 	s := c.scratch[:0]
 	bufs := c.bufs[:0]
