@@ -24,9 +24,10 @@ type ServerConfig struct {
 	// Past it, senders wait for credit. Zero means 64 MiB.
 	MaxChannelQueueBytes int64
 
-	// WriteTimeout is how long a connection may accept no bytes before the
-	// server cuts it off; the requests it held fail with ErrPeerGone. Zero
-	// means 10 s.
+	// WriteTimeout bounds each write to a connection (everything queued for
+	// it at that moment, sent with one writev): a client that does not take
+	// it in time is cut off and the requests it held fail with ErrPeerGone.
+	// Zero means 10 s.
 	WriteTimeout time.Duration
 
 	// TLSConfig, when set, makes the server speak TLS (1.2 at least) on

@@ -197,15 +197,16 @@ func (c *serverConn) Send(f frameconn.Frame, b *frameconn.Batch) { _ = c.conn.En
 // handle is the reader goroutine's frame handler.
 func (c *serverConn) handle(f frameconn.Frame) error {
 	h := &f.Header
+	if h.Flags == 0 { // the client reports a connection-level error and leaves
+		release(f)
+		return errors.New("socketbus: client closed the connection with an error frame")
+	}
 	if h.ClientID != c.member.ID() || h.ChannelID != c.member.Channel() {
 		release(f)
 		return wire.Errorf(wire.CodeProtocol, "frame names client %x on channel %x; this connection joined as %x on %x",
 			h.ClientID, h.ChannelID, c.member.ID(), c.member.Channel())
 	}
 	switch {
-	case h.Flags == 0: // the client reports a connection-level error and leaves
-		release(f)
-		return errors.New("socketbus: client closed the connection with an error frame")
 	case h.Flags == wire.FlagPing && len(f.Payload) > 8:
 		release(f)
 		return wire.Errorf(wire.CodeProtocol, "ping payload of %d bytes; at most 8", len(f.Payload))

@@ -75,7 +75,7 @@ func (socketbusSystem) Start(ctx context.Context, sh shape) (deployment, error) 
 }
 
 // sbReceiveLoops is how many Receive loops each responder client runs.
-const sbReceiveLoops = 4
+const sbReceiveLoops = 16
 
 // respond answers requests on c one at a time until ctx ends.
 func (d *sbDeployment) respond(ctx context.Context, c *socketbus.Client, sh shape) {

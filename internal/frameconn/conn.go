@@ -171,7 +171,7 @@ func (c *Conn) Start(h Handler) {
 	}
 }
 
-// keepalive runs every PingInterval: it pings a silent peer and closes the
+// keepalive runs every half PingInterval: it pings a silent peer and closes the
 // connection once two pings have gone unanswered. Any frame from the peer
 // counts as an answer.
 //

@@ -90,11 +90,13 @@ func (ch *channel) grantAmountLocked(req *request, response bool) int {
 		return 0
 	}
 	window := ch.r.cfg.Window
-	// Grant only once the upstream is running low: half its initial credit
-	// left. A small body that fits its initial credit never costs a grant.
+	// Grant only once the upstream is running low: half a window left, or
+	// for a request body's first grant, its initial credit used up. A body
+	// that fits its initial credit never costs a grant; a larger one waits
+	// one round trip, once, for its first.
 	low := window / 2
-	if !response {
-		low = wire.InitialRequestCredit / 2
+	if !response && !rl.granted {
+		low = 0
 	}
 	if rl.upOutstanding > low {
 		return 0
@@ -112,6 +114,7 @@ func (ch *channel) grantAmountLocked(req *request, response bool) int {
 		req.reserved += int64(space)
 	}
 	rl.upOutstanding += space
+	rl.granted = true
 	return space
 }
 

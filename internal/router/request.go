@@ -41,9 +41,10 @@ type relay struct {
 	endForwarded  bool              // the end frame has gone to downstream
 	pending       []frameconn.Frame // frames waiting for downstream credit or a receiver
 	pendingBytes  int
-	upOutstanding int // credit granted upstream and not yet used
-	downCredit    int // bytes downstream will accept
-	inFlight      int // bytes queued for the downstream socket, not yet written
+	upOutstanding int  // credit granted upstream and not yet used
+	downCredit    int  // bytes downstream will accept
+	inFlight      int  // bytes queued for the downstream socket, not yet written
+	granted       bool // upstream has had a grant beyond its initial credit
 }
 
 // bodySent and respSent receive write notifications for the two relays
@@ -167,14 +168,10 @@ func (m *Member) startRequestLocked(h *wire.Header) error {
 	} else {
 		ch.queue.push(req)
 	}
-	// The acknowledgement carries the first credit grant when it is the
-	// first (a queued request); a request handed to a receiver at once may
-	// have had its grant sent already, in a credit frame, by assignLocked.
+	// The acknowledgement carries no credit: a new request still holds its
+	// initial credit, and grants come in credit frames once it is used.
+	// (A client accepts a 4-byte grant in an acknowledgement all the same.)
 	ack := frameconn.Frame{Header: header(ch, m, wire.TypeStart, wire.FlagRequest, req.id)}
-	if n := ch.grantAmountLocked(req, false); n > 0 {
-		ack.Payload = wire.AppendCredit(frameconn.GetBuffer(wire.CreditSize)[:0], uint32(n))
-		ack.Pooled = true
-	}
 	ack.Lazy = true // nobody waits on it: it rides with the next write
 	ch.send(m, ack)
 	return nil
