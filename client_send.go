@@ -191,32 +191,13 @@ func (call *sendCall) upload(body io.Reader, seq uint32) error {
 		if !ok {
 			return nil
 		}
-		buf := frameconn.GetBuffer(n)
-		got, rerr := fill(body, buf)
+		got, next, rerr, serr := c.sendPiece(wire.FlagRequest, call.id, body, n, seq)
+		seq = next
 		if got < n {
 			call.addCredit(n - got) // give back what this chunk did not use
 		}
-		var frames [2]frameconn.Frame
-		count := 0
-		if got > 0 {
-			f := frameconn.Frame{Header: c.header(wire.TypeChunk, wire.FlagRequest, call.id), Payload: buf[:got], Pooled: true}
-			f.Header.Sequence = seq
-			seq++
-			frames[count] = f
-			count++
-		} else {
-			frameconn.PutBuffer(buf)
-		}
-		if rerr == io.EOF {
-			end := c.header(wire.TypeEnd, wire.FlagRequest, call.id)
-			end.Sequence, end.Final = seq, true
-			frames[count] = frameconn.Frame{Header: end}
-			count++
-		}
-		if count > 0 {
-			if err := c.send(frames[:count]...); err != nil {
-				return nil // the client closed; the call has failed already
-			}
+		if serr != nil {
+			return nil // the client closed; the call has failed already
 		}
 		switch {
 		case rerr == io.EOF:

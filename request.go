@@ -191,34 +191,15 @@ func (r *Request) Respond(body io.Reader) error {
 		if k, rerr = r.takeCredit(); rerr != nil {
 			return rerr
 		}
-		buf := frameconn.GetBuffer(k)
 		var got int
-		got, rerr = fill(body, buf)
+		var serr error
+		got, seq, rerr, serr = c.sendPiece(wire.FlagResponse, r.ID, body, k, seq)
 		total += int64(got)
 		if got < k {
 			r.addCredit(k - got)
 		}
-		var fs [2]frameconn.Frame
-		cnt := 0
-		if got > 0 {
-			f := frameconn.Frame{Header: c.header(wire.TypeChunk, wire.FlagResponse, r.ID), Payload: buf[:got], Pooled: true}
-			f.Header.Sequence = seq
-			seq++
-			fs[cnt] = f
-			cnt++
-		} else {
-			frameconn.PutBuffer(buf)
-		}
-		if rerr == io.EOF {
-			end := c.header(wire.TypeEnd, wire.FlagResponse, r.ID)
-			end.Sequence, end.Final = seq, true
-			fs[cnt] = frameconn.Frame{Header: end}
-			cnt++
-		}
-		if cnt > 0 {
-			if err := c.send(fs[:cnt]...); err != nil {
-				return err
-			}
+		if serr != nil {
+			return serr
 		}
 	}
 	if c.maxMessage > 0 && total > c.maxMessage {
