@@ -310,13 +310,6 @@ func TestShutdownDrains(t *testing.T) {
 		t.Errorf("serve: exit %d, want 0; stderr:\n%s", code, srv.stderr)
 	}
 	code := sender.wait()
-	if code == exitGone && !t.Failed() {
-		// Known library bug: once the last request in flight ends,
-		// Server.Shutdown closes every connection at once, dropping
-		// frames still queued for it -- the end of the very response
-		// it waited for. Remove this when Shutdown flushes.
-		t.Skipf("Server.Shutdown dropped the response it drained (library bug): send said %q", sender.stderr)
-	}
 	if code != 0 || sender.stdout.String() != "FINISH ME" {
 		t.Errorf("in-flight send: exit %d, stdout %q, stderr %q; want 0 and %q", code, sender.stdout, sender.stderr, "FINISH ME")
 	}

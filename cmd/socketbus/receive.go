@@ -6,16 +6,11 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/socketbus/socketbus"
 )
-
-// closeLinger is how long receive waits, after answering, before it closes
-// its connection.
-const closeLinger = 200 * time.Millisecond
 
 // receiveOptions are receive's flags.
 type receiveOptions struct {
@@ -93,18 +88,9 @@ func (o *receiveOptions) run(ctx context.Context, s *streams) error {
 	if err != nil {
 		return err
 	}
-	var answered atomic.Bool
-	defer func() {
-		if answered.Load() {
-			// Client.Close drops frames still queued for the server,
-			// and Respond returns once its last frame is queued, not
-			// written: give the writer a moment so the last answer is
-			// not lost. (Until Close flushes; see the report on the
-			// library API.)
-			time.Sleep(closeLinger)
-		}
-		c.Close()
-	}()
+	// Close writes what is still queued (the end of the last answer)
+	// before it closes the connection.
+	defer c.Close()
 	fmt.Fprintf(s.err, "socketbus receive: joined %s at %s, waiting for requests\n", name, o.client.server)
 
 	handle := func(req *socketbus.Request) error { return printRequest(req, s.out) }
@@ -146,7 +132,6 @@ func (o *receiveOptions) run(ctx context.Context, s *streams) error {
 					return
 				}
 				err = handle(req)
-				answered.Store(true)
 				if err != nil {
 					fail(err)
 					return
