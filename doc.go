@@ -1,0 +1,69 @@
+// Package socketbus is a request/response message bus over TCP: a Server
+// that routes requests between the clients joined to each channel, and the
+// Client that talks to it.
+//
+// # Model
+//
+// A Client joins one channel when it is dialled. Send streams a request
+// body to the server, which hands it to exactly one other client on the
+// channel that is waiting in Receive — never to the sender itself, never
+// to another channel — and streams that client's response back to the
+// sender only. Requests wait in a per-channel FIFO until a receiver asks
+// for one; receivers are served in the order they asked. Send fails at once
+// with ErrNoPeers when no other client is joined.
+//
+//	srv := socketbus.NewServer(socketbus.ServerConfig{})
+//	go srv.ListenAndServe("127.0.0.1:7411")
+//
+//	ch := socketbus.ChannelFromName("orders")
+//	responder, _ := socketbus.Dial(ctx, "127.0.0.1:7411", ch)
+//	go func() {
+//		for {
+//			req, err := responder.Receive(ctx)
+//			if err != nil {
+//				return
+//			}
+//			body, _ := io.ReadAll(req.Body)
+//			req.Respond(bytes.NewReader(process(body)))
+//		}
+//	}()
+//
+//	requester, _ := socketbus.Dial(ctx, "127.0.0.1:7411", ch)
+//	var resp bytes.Buffer
+//	err := requester.Send(ctx, bytes.NewReader(order), &resp)
+//
+// # Streams, flow control and memory
+//
+// Every body, request or response, is a stream of frames of at most
+// MaxFramePayload bytes with a 68-byte header (docs/PROTOCOL.md in the
+// repository is the wire reference). Bodies may be of any size: credit-based
+// flow control on every hop keeps at most one window (256 KiB) of each
+// stream in the server and in each client, so the server's memory stays
+// bounded whatever the bodies weigh, and a reader that stops reading one
+// stream stalls that stream only. ServerConfig.MaxMessageBytes caps bodies
+// when you want a cap (ErrTooLarge).
+//
+// # Concurrency
+//
+// A Client is safe for concurrent use. Any number of Sends and Receives
+// may be in flight on one connection: frames of different requests
+// interleave on the wire and are demultiplexed by request ID. A responder
+// that wants requests to keep flowing runs several Receive loops.
+//
+// # Timeouts, cancellation and failures
+//
+// The deadline of Send's context travels with the request and the server
+// enforces it end to end: the sender gets an error matching ErrTimeout and
+// context.DeadlineExceeded, and the receiver's Request.Context is
+// cancelled. Cancelling Send's context cancels the request at the receiver
+// too. Every request ends exactly once — with its response, an error or a
+// timeout: ErrPeerGone when the other side disconnects, a *RemoteError when
+// the receiver calls Request.Fail, ErrServerClosed during Server.Shutdown.
+//
+// # Security and limits
+//
+// ServerConfig holds TLS, an Authenticate hook for the token clients
+// present with WithToken, and limits on connections, requests in flight,
+// queues, frame and join times, and keepalive. SECURITY.md in the
+// repository describes the threat model and each limit's default.
+package socketbus
