@@ -65,6 +65,7 @@ func (*timeoutError) Is(target error) bool {
 // Request.Fail: Message is the text of the error it failed with.
 type RemoteError struct{ Message string }
 
+// Error returns the message, prefixed to say it came from the receiver.
 func (e *RemoteError) Error() string { return "socketbus: remote error: " + e.Message }
 
 // errorFromWire maps an error frame to the error a caller sees.

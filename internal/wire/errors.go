@@ -56,6 +56,7 @@ func Errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// Error returns the code's name and the message.
 func (e *Error) Error() string { return e.Code.String() + ": " + e.Message }
 
 // maxMessage keeps an error payload within one frame.
