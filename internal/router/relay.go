@@ -92,7 +92,7 @@ func (ch *channel) grantAmountLocked(req *request, response bool) int {
 	window := ch.r.cfg.Window
 	// Grant only once the upstream is running low: half a window left, or
 	// for a request body's first grant, its initial credit used up. A body
-	// that fits its initial credit never costs a grant; a larger one waits
+	// under its initial credit never costs a grant; a larger one waits
 	// one round trip, once, for its first.
 	low := window / 2
 	if !response && !rl.granted {
