@@ -13,6 +13,10 @@ import (
 // error frame tells the server why.
 func (c *Client) handle(f frameconn.Frame) error {
 	h := &f.Header
+	if h.Flags != 0 && h.ChannelID != c.channel {
+		release(f)
+		return wire.Errorf(wire.CodeProtocol, "frame for channel %x, this client joined %x", h.ChannelID, c.channel)
+	}
 	if h.ClientID != c.id && h.Flags != 0 {
 		// Delivered frames name the other party; everything else names us.
 		if h.Flags != wire.FlagReceive && h.Flags != wire.FlagResponse {
@@ -132,10 +136,14 @@ func (c *Client) handleResponseFrame(f frameconn.Frame) error {
 	}
 	if h.Type == wire.TypeStart {
 		release(f)
-		if h.Sequence != 0 {
-			return wire.Errorf(wire.CodeProtocol, "response start frame with sequence %d", h.Sequence)
+		if h.Sequence != 0 || call.respStarted.Swap(true) {
+			return wire.Errorf(wire.CodeProtocol, "response start frame with sequence %d, or a second one", h.Sequence)
 		}
 		return nil
+	}
+	if !call.respStarted.Load() {
+		release(f)
+		return wire.Errorf(wire.CodeProtocol, "%s frame of a response that has not started", h.Type)
 	}
 	return call.resp.push(f)
 }

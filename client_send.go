@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/socketbus/socketbus/internal/frameconn"
@@ -20,6 +21,8 @@ type sendCall struct {
 	c    *Client
 	id   ID
 	resp *inStream
+
+	respStarted atomic.Bool // the response's start frame has arrived
 
 	mu     sync.Mutex
 	credit int           // request-body bytes the server will accept
