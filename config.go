@@ -61,7 +61,8 @@ type ServerConfig struct {
 	MaxConnections int
 
 	// MaxInFlightPerClient caps the requests one client may have open as a
-	// sender at once; more are refused with ErrLimit. Zero means 1,024.
+	// sender at once, and separately the Receive calls it may have waiting;
+	// more are refused with ErrLimit. Zero means 1,024.
 	MaxInFlightPerClient int
 
 	// MaxQueuedRequestsPerChannel caps the requests waiting for a receiver
