@@ -33,10 +33,13 @@ func (c *Client) Receive(ctx context.Context) (*Request, error) {
 		c.mu.Unlock()
 		return nil, c.err
 	}
-	if len(c.ready) > 0 {
+	for len(c.ready) > 0 {
 		r := c.ready[0]
 		c.ready[0] = nil
 		c.ready = c.ready[1:]
+		if r.ended() {
+			continue // it timed out or was cancelled while it waited here
+		}
 		c.mu.Unlock()
 		return r, nil
 	}

@@ -105,6 +105,14 @@ func (r *Request) abort(err error) {
 	r.forget()
 }
 
+// ended reports whether the server (or the client's closing) has ended the
+// request.
+func (r *Request) ended() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.abortErr != nil
+}
+
 // forget removes the request from the client's table.
 func (r *Request) forget() {
 	r.mu.Lock()
