@@ -1,81 +1,68 @@
 package router
 
-// requestList is an intrusive doubly linked FIFO of requests.
-type requestList struct {
-	head, tail *request
+// link is embedded in the things a fifo holds: its fields are the fifo's.
+type link[T any] struct {
+	prev, next *T
+	linked     bool // on a fifo now
+}
+
+func (l *link[T]) links() *link[T] { return l }
+
+// node is a pointer to a T that embeds link[T].
+type node[T any] interface {
+	*T
+	links() *link[T]
+}
+
+// fifo is an intrusive doubly linked queue: push at the tail, walk from the
+// head, remove from anywhere in O(1), no allocation.
+type fifo[T any, P node[T]] struct {
+	head, tail *T
 	n          int
 }
 
-func (l *requestList) push(r *request) {
-	r.prev, r.next = l.tail, nil
+func (l *fifo[T, P]) push(x *T) {
+	lx := P(x).links()
+	lx.prev, lx.next = l.tail, nil
 	if l.tail != nil {
-		l.tail.next = r
+		P(l.tail).links().next = x
 	} else {
-		l.head = r
+		l.head = x
 	}
-	l.tail = r
-	r.queued = true
+	l.tail = x
+	lx.linked = true
 	l.n++
 }
 
-func (l *requestList) remove(r *request) {
-	if !r.queued {
+// remove takes x off the queue; it does nothing if x is not on it.
+func (l *fifo[T, P]) remove(x *T) {
+	lx := P(x).links()
+	if !lx.linked {
 		return
 	}
-	if r.prev != nil {
-		r.prev.next = r.next
+	if lx.prev != nil {
+		P(lx.prev).links().next = lx.next
 	} else {
-		l.head = r.next
+		l.head = lx.next
 	}
-	if r.next != nil {
-		r.next.prev = r.prev
+	if lx.next != nil {
+		P(lx.next).links().prev = lx.prev
 	} else {
-		l.tail = r.prev
+		l.tail = lx.prev
 	}
-	r.prev, r.next, r.queued = nil, nil, false
+	lx.prev, lx.next, lx.linked = nil, nil, false
 	l.n--
 }
+
+// requestList holds the requests waiting for a receiver, oldest first.
+type requestList = fifo[request, *request]
 
 // poll is one waiting Receive.
 type poll struct {
-	id         [16]byte
-	m          *Member
-	prev, next *poll
-	linked     bool
+	link[poll]
+	id [16]byte
+	m  *Member
 }
 
-// pollList is an intrusive doubly linked FIFO of polls.
-type pollList struct {
-	head, tail *poll
-	n          int
-}
-
-func (l *pollList) push(p *poll) {
-	p.prev, p.next = l.tail, nil
-	if l.tail != nil {
-		l.tail.next = p
-	} else {
-		l.head = p
-	}
-	l.tail = p
-	p.linked = true
-	l.n++
-}
-
-func (l *pollList) remove(p *poll) {
-	if !p.linked {
-		return
-	}
-	if p.prev != nil {
-		p.prev.next = p.next
-	} else {
-		l.head = p.next
-	}
-	if p.next != nil {
-		p.next.prev = p.prev
-	} else {
-		l.tail = p.prev
-	}
-	p.prev, p.next, p.linked = nil, nil, false
-	l.n--
-}
+// pollList holds the Receives waiting for a request, oldest first.
+type pollList = fifo[poll, *poll]

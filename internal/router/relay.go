@@ -105,7 +105,7 @@ func (ch *channel) grantAmountLocked(req *request, response bool) int {
 	if space < window/2 {
 		return 0
 	}
-	if !response && req.queued {
+	if !response && req.linked {
 		if limit := ch.r.cfg.MaxChannelQueueBytes; limit > 0 && ch.reserved+int64(space) > limit {
 			ch.starved = true
 			return 0

@@ -17,10 +17,9 @@ type request struct {
 	deadline time.Time
 	timer    *time.Timer
 
-	prev, next *request // links in ch.queue
-	queued     bool
-	reserved   int64 // credit reserved from the channel's queue budget
-	done       bool
+	link[request]       // in ch.queue while it waits for a receiver (linked)
+	reserved      int64 // credit reserved from the channel's queue budget
+	done          bool
 
 	body relay // the request body, sender -> receiver
 	resp relay // the response body, receiver -> sender
