@@ -102,21 +102,7 @@ func (c *hardConn) writeFrame(h wire.Header, payload []byte) error {
 }
 
 // next reads one frame.
-func (c *hardConn) next() (wire.Header, []byte, error) {
-	var hdr [wire.HeaderSize]byte
-	if _, err := io.ReadFull(c.br, hdr[:]); err != nil {
-		return wire.Header{}, nil, err
-	}
-	h, _, err := wire.ParseHeader(hdr[:])
-	if err != nil {
-		return h, nil, fmt.Errorf("the server sent a bad header: %w", err)
-	}
-	p := make([]byte, h.Length)
-	if _, err := io.ReadFull(c.br, p); err != nil {
-		return h, nil, err
-	}
-	return h, p, nil
-}
+func (c *hardConn) next() (wire.Header, []byte, error) { return readWireFrame(c.br) }
 
 // nextNotPing reads one frame, skipping keepalive pings.
 func (c *hardConn) nextNotPing() (wire.Header, []byte, error) {

@@ -77,17 +77,20 @@ func (r *rawConn) writeFrame(h wire.Header, payload []byte) {
 }
 
 // readFrame reads one frame.
-func (r *rawConn) readFrame() (wire.Header, []byte, error) {
+func (r *rawConn) readFrame() (wire.Header, []byte, error) { return readWireFrame(r.br) }
+
+// readWireFrame reads one frame from a raw connection's reader.
+func readWireFrame(r io.Reader) (wire.Header, []byte, error) {
 	var hdr [wire.HeaderSize]byte
-	if _, err := io.ReadFull(r.br, hdr[:]); err != nil {
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return wire.Header{}, nil, err
 	}
 	h, _, err := wire.ParseHeader(hdr[:])
 	if err != nil {
-		return h, nil, fmt.Errorf("server sent a bad header: %w", err)
+		return h, nil, fmt.Errorf("the server sent a bad header: %w", err)
 	}
 	p := make([]byte, h.Length)
-	if _, err := io.ReadFull(r.br, p); err != nil {
+	if _, err := io.ReadFull(r, p); err != nil {
 		return h, nil, err
 	}
 	return h, p, nil
