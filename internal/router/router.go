@@ -12,11 +12,10 @@ import (
 type Router struct {
 	cfg Config
 
-	mu       sync.Mutex // guards channels, clients and closing
+	mu       sync.Mutex // guards channels and clients; closed is set under it
 	channels map[wire.ID]*channel
 	clients  map[wire.ID]*Member
-	closing  bool
-	closed   atomic.Bool // mirrors closing, for readers holding a channel lock
+	closed   atomic.Bool // set once by Close; read under channel locks too
 
 	inFlight atomic.Int64  // live requests, queued or taken
 	idle     chan struct{} // signalled when inFlight drops to zero while closing
@@ -64,7 +63,7 @@ type channel struct {
 func (r *Router) Join(clientID, channelID wire.ID, p Peer) (*Member, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closing {
+	if r.closed.Load() {
 		return nil, wire.Errorf(wire.CodeServerClosed, "server is shutting down")
 	}
 	if clientID == (wire.ID{}) {
@@ -153,11 +152,10 @@ func (ch *channel) hasPeerLocked(m *Member) bool {
 // the last has ended.
 func (r *Router) Close() {
 	r.mu.Lock()
-	if r.closing {
+	if r.closed.Load() {
 		r.mu.Unlock()
 		return
 	}
-	r.closing = true
 	r.closed.Store(true)
 	chans := make([]*channel, 0, len(r.channels))
 	for _, ch := range r.channels {
