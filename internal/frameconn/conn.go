@@ -470,7 +470,6 @@ func readErr(err error) error {
 
 func (c *Conn) writeLoop() {
 	defer c.wg.Done()
-	var hdr [wire.HeaderSize]byte
 	for {
 		select {
 		case <-c.kick:
@@ -487,7 +486,7 @@ func (c *Conn) writeLoop() {
 		closing := c.closing
 		c.mu.Unlock()
 
-		err := c.writeBatch(batch, hdr[:])
+		err := c.writeBatch(batch)
 		for i := range batch {
 			batch[i] = Frame{}
 		}
@@ -508,7 +507,7 @@ func (c *Conn) writeLoop() {
 	}
 }
 
-func (c *Conn) writeBatch(batch []Frame, _ []byte) error {
+func (c *Conn) writeBatch(batch []Frame) error {
 	// Headers and small payloads are copied into one scratch buffer; large
 	// payloads are written from where they are, with the scratch runs
 	// between them, in one writev.
