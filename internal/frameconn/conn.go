@@ -66,8 +66,9 @@ type Handler func(f Frame) error
 
 // Config tunes a Conn. The zero value works.
 type Config struct {
-	// WriteTimeout bounds each write to the socket: a peer that accepts no
-	// bytes for this long is cut off. Zero means no limit.
+	// WriteTimeout bounds each write to the socket (one writev of
+	// everything queued at that moment): a peer that does not take it in
+	// time is cut off. Zero means no limit.
 	WriteTimeout time.Duration
 	// FrameDeadline bounds the time from a frame's first byte to its last:
 	// a peer that starts a frame and stalls is cut off. Zero means no limit.
