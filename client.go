@@ -42,7 +42,9 @@ type Client struct {
 
 // Dial connects to the server at addr and joins channel. It returns once
 // the server has acknowledged the join: a Send by another client made after
-// Dial returns sees this client as a peer.
+// Dial returns sees this client as a peer. When ctx has no deadline, the
+// connection and join must finish within two ping intervals (60 s by
+// default; see WithPingInterval).
 func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Client, error) {
 	var o dialOptions
 	for _, opt := range opts {
@@ -50,6 +52,18 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 	}
 	if o.clientID == (ID{}) {
 		o.clientID = uuid.New()
+	}
+	ping := o.pingInterval
+	if ping == 0 {
+		ping = DefaultPingInterval
+	}
+	// Keepalive starts after the join; until then, without a deadline of
+	// the caller's, a server that accepts and says nothing is given two
+	// ping intervals, as a silent server is later.
+	if _, ok := ctx.Deadline(); !ok && ping > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 2*ping)
+		defer cancel()
 	}
 	dial := o.dial
 	if dial == nil {
@@ -81,10 +95,6 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 	if err != nil {
 		nc.Close()
 		return nil, err
-	}
-	ping := o.pingInterval
-	if ping == 0 {
-		ping = DefaultPingInterval
 	}
 	c := &Client{
 		id:         o.clientID,
@@ -154,6 +164,10 @@ func handshake(ctx context.Context, nc net.Conn, clientID, channel ID, token str
 func joinErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("socketbus: join: %w", ctx.Err())
+	}
+	// The socket's deadline is ctx's and may fire a moment before ctx does.
+	if dl, ok := ctx.Deadline(); ok && isTimeout(err) && !time.Now().Before(dl) {
+		return fmt.Errorf("socketbus: join: %w (%v)", context.DeadlineExceeded, err)
 	}
 	return fmt.Errorf("socketbus: join: %w", err)
 }

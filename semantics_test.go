@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -320,5 +321,37 @@ func TestDuplicateClientIDRefused(t *testing.T) {
 		if !errors.Is(err, socketbus.ErrConflict) {
 			t.Fatalf("second Dial with client ID %v on %q: got %v, want ErrConflict", id, ch, err)
 		}
+	}
+}
+
+// TestDialSilentServerTimesOut: without a deadline of its own, Dial gives
+// a server that accepts and never answers the join two ping intervals.
+func TestDialSilentServerTimesOut(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+		close(accepted)
+	}()
+	const ping = 100 * time.Millisecond
+	start := time.Now()
+	_, err = socketbus.Dial(context.Background(), ln.Addr().String(), socketbus.ChannelFromName("silent"),
+		socketbus.WithPingInterval(ping))
+	elapsed := time.Since(start)
+	if c := <-accepted; c != nil {
+		c.Close()
+	}
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Dial to a silent server: got %v, want an error matching context.DeadlineExceeded", err)
+	}
+	if elapsed < 2*ping {
+		t.Fatalf("Dial gave up after %v, want at least two ping intervals (%v)", elapsed, 2*ping)
 	}
 }
