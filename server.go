@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/socketbus/socketbus/internal/frameconn"
@@ -26,7 +25,6 @@ type Server struct {
 	shutdown  bool
 	done      chan struct{} // closed by Shutdown and Close
 	retired   traffic       // traffic of closed connections
-	refused   atomic.Int64  // connections refused by MaxConnections
 
 	wg sync.WaitGroup // connection goroutines
 }

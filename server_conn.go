@@ -49,7 +49,6 @@ func (c *serverConn) run(full bool) {
 	s := c.s
 	defer s.wg.Done()
 	if full {
-		s.refused.Add(1)
 		c.refuse(nil, wire.Errorf(wire.CodeLimit, "the server is at its limit of %d connections", s.cfg.MaxConnections))
 		return
 	}
@@ -86,9 +85,8 @@ func (c *serverConn) refuse(join *wire.Header, werr *wire.Error) {
 		h.Flags = 0 // the connection itself was at fault
 	}
 	f := frameconn.ErrorFrame(h, werr.Code, werr.Message)
-	buf := wire.AppendHeader(nil, &wire.Header{Version: f.Header.Version, Type: f.Header.Type, Flags: f.Header.Flags,
-		RequestID: h.RequestID, ClientID: h.ClientID, ChannelID: h.ChannelID, Final: true, Length: uint32(len(f.Payload))})
-	buf = append(buf, f.Payload...)
+	f.Header.Length = uint32(len(f.Payload))
+	buf := append(wire.AppendHeader(nil, &f.Header), f.Payload...)
 	frameconn.PutBuffer(f.Payload)
 	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	c.nc.Write(buf)
@@ -154,7 +152,7 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 		WriteTimeout:  s.cfg.WriteTimeout,
 		FrameDeadline: s.cfg.FrameReadTimeout,
 		PingInterval:  s.cfg.PingInterval,
-		PingHeader:    wire.Header{Version: wire.Version, Type: wire.TypeStart, Flags: wire.FlagPing, ClientID: h.ClientID, ChannelID: h.ChannelID},
+		PingHeader:    wire.Header{ClientID: h.ClientID, ChannelID: h.ChannelID},
 	})
 	s.mu.Lock()
 	if s.shutdown {

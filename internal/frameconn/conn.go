@@ -96,8 +96,9 @@ var ErrClosed = errors.New("frameconn: connection closed")
 
 // Conn runs a framed conversation over a net.Conn.
 //
-// The reader goroutine owns br and calls the handler; the writer goroutine
-// owns scratch, bufs and spare. mu guards queue, closing and err.
+// The reader goroutine owns br and batch and calls the handler; the writer
+// goroutine owns scratch, bufs, writing and spare; the ping timer's callback
+// owns pingSeen and missed. mu guards queue, closing, err and the timers.
 type Conn struct {
 	nc  net.Conn
 	cfg Config
@@ -155,9 +156,6 @@ func New(nc net.Conn, cfg Config) *Conn {
 	return c
 }
 
-// NetConn returns the underlying connection.
-func (c *Conn) NetConn() net.Conn { return c.nc }
-
 // Start launches the reader and writer goroutines.
 func (c *Conn) Start(h Handler) {
 	c.wg.Add(2)
@@ -172,14 +170,12 @@ func (c *Conn) Start(h Handler) {
 	}
 }
 
-// keepalive runs every half PingInterval: it pings a silent peer and closes the
-// connection once two pings have gone unanswered. Any frame from the peer
-// counts as an answer.
-//
-// It ticks every half interval and counts silent ticks: after one silent
-// interval it pings, half an interval later it pings again, and when a
-// second full interval has passed in silence — both pings missed — it
-// closes. A dead peer is noticed two intervals after it last spoke.
+// keepalive ticks every half PingInterval and counts the ticks in which
+// nothing arrived from the peer (any frame counts as an answer): after one
+// silent interval it pings, half an interval later it pings again, and when
+// a second full interval has passed in silence — both pings missed — it
+// closes with ErrIdle. A dead peer is noticed two intervals after it last
+// spoke.
 func (c *Conn) keepalive() {
 	if n := c.FramesIn.Load(); n != c.pingSeen {
 		c.pingSeen, c.missed = n, 0
@@ -281,54 +277,44 @@ func (c *Conn) EnqueueAll(fs []Frame) error {
 		n += wire.HeaderSize + len(fs[i].Payload)
 	}
 	c.queuedBytes.Add(int64(n))
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
+	c.wake()
 	return nil
 }
 
 // CloseAfterFlush queues f as the last frame: once everything queued before
 // it and f itself are written, the connection closes with err. Later
 // Enqueues fail. The socket is closed anyway after the write timeout.
-func (c *Conn) CloseAfterFlush(f Frame, err error) {
-	c.mu.Lock()
-	if c.err != nil || c.closing {
-		c.mu.Unlock()
-		return
-	}
-	c.queue = append(c.queue, f)
-	c.closing = true
-	c.err = err
-	c.mu.Unlock()
-	// Stop reading at once: nothing more the peer says matters.
-	_ = c.nc.SetReadDeadline(time.Unix(1, 0))
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
-}
+func (c *Conn) CloseAfterFlush(f Frame, err error) { c.closeAfterQueue(&f, err, 0) }
 
 // Drain closes the connection with err once everything queued has been
 // written, or after timeout, whichever comes first. Later Enqueues fail.
-func (c *Conn) Drain(err error, timeout time.Duration) {
+func (c *Conn) Drain(err error, timeout time.Duration) { c.closeAfterQueue(nil, err, timeout) }
+
+// closeAfterQueue is CloseAfterFlush (with a last frame) and Drain (with a
+// timeout of its own): it marks the connection closing, stops reading, and
+// lets the writer write what is queued and then close.
+func (c *Conn) closeAfterQueue(last *Frame, err error, timeout time.Duration) {
 	c.mu.Lock()
 	if c.err != nil || c.closing {
 		c.mu.Unlock()
+		if last != nil && last.Pooled {
+			PutBuffer(last.Payload)
+		}
 		return
+	}
+	if last != nil {
+		c.queue = append(c.queue, *last)
+		c.queuedBytes.Add(int64(wire.HeaderSize + len(last.Payload)))
 	}
 	c.closing = true
 	c.err = err
-	c.mu.Unlock()
-	_ = c.nc.SetReadDeadline(time.Unix(1, 0))
-	t := time.AfterFunc(timeout, c.shutdown)
-	c.mu.Lock()
-	c.drainTimer = t
-	c.mu.Unlock()
-	select {
-	case c.kick <- struct{}{}:
-	default:
+	if timeout > 0 {
+		c.drainTimer = time.AfterFunc(timeout, c.shutdown)
 	}
+	c.mu.Unlock()
+	// Stop reading at once: nothing more the peer says matters.
+	_ = c.nc.SetReadDeadline(time.Unix(1, 0))
+	c.wake()
 }
 
 // Close closes the connection with err (the first error wins) and returns
@@ -509,6 +495,9 @@ func (c *Conn) writeLoop() {
 }
 
 func (c *Conn) writeBatch(batch []Frame) error {
+	if len(batch) == 0 {
+		return nil // woken to close, with nothing left to write
+	}
 	// Headers and small payloads are copied into one scratch buffer; large
 	// payloads are written from where they are, with the scratch runs
 	// between them, in one writev.
