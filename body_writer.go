@@ -8,20 +8,27 @@ import (
 )
 
 // sendPiece reads up to n bytes of body into a pooled buffer and sends them
-// as the next chunk of stream id (a request or response, by flags),
-// followed by the end frame if body has ended. It returns the bytes read,
-// the next sequence number, the reader's error (io.EOF at the end) and the
-// error sending failed with, if it did. Send's uploader and Respond share it.
-func (c *Client) sendPiece(flags wire.Flags, id ID, body io.Reader, n int, seq uint32) (got int, next uint32, rerr, serr error) {
+// as the chunk with sequence seq of stream id (a request or a response, by
+// flags): preceded by the stream's start frame when start is set, and
+// followed by the end frame when body has ended, all in one write. The
+// first chunk is sent even when empty (an empty body has one empty chunk);
+// later ones only with data. It returns the bytes read, the next sequence
+// number, the reader's error (io.EOF at the end) and the error sending
+// failed with, if it did. Send and Respond stream every body through it.
+func (c *Client) sendPiece(flags wire.Flags, id ID, body io.Reader, n int, seq uint32, start *wire.Header) (got int, next uint32, rerr, serr error) {
 	buf := frameconn.GetBuffer(n)
 	got, rerr = fill(body, buf)
-	var frames [2]frameconn.Frame
+	var frames [3]frameconn.Frame
 	count := 0
-	if got > 0 {
-		frames[0] = frameconn.Frame{Header: c.header(wire.TypeChunk, flags, id), Payload: buf[:got], Pooled: true}
-		frames[0].Header.Sequence = seq
-		seq++
+	if start != nil {
+		frames[0] = frameconn.Frame{Header: *start}
 		count = 1
+	}
+	if got > 0 || seq == 1 {
+		frames[count] = frameconn.Frame{Header: c.header(wire.TypeChunk, flags, id), Payload: buf[:got], Pooled: true}
+		frames[count].Header.Sequence = seq
+		seq++
+		count++
 	} else {
 		frameconn.PutBuffer(buf)
 	}

@@ -214,9 +214,8 @@ func (c *Client) connClosed(err error) {
 	c.mu.Lock()
 	c.err = err
 	sends := c.sends
-	held := c.held
+	held := c.held // every request in ready is in held too, or has ended
 	waiters := c.waiters
-	ready := c.ready
 	c.sends, c.held, c.waiters, c.ready = map[ID]*sendCall{}, map[ID]*Request{}, nil, nil
 	c.mu.Unlock()
 
@@ -225,9 +224,6 @@ func (c *Client) connClosed(err error) {
 		call.finish(err)
 	}
 	for _, r := range held {
-		r.abort(err)
-	}
-	for _, r := range ready {
 		r.abort(err)
 	}
 	for _, w := range waiters {

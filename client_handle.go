@@ -38,7 +38,7 @@ func (c *Client) handle(f frameconn.Frame) error {
 			return err
 		}
 		if r := c.heldRequest(h.RequestID); r != nil {
-			r.addCredit(int(n))
+			r.window.add(int(n))
 		}
 		return nil
 	case wire.FlagPing:
@@ -90,14 +90,14 @@ func (c *Client) handleRequestFrame(f frameconn.Frame) error {
 		if err != nil {
 			return err
 		}
-		call.addCredit(int(n))
+		call.window.add(int(n))
 	case h.Type == wire.TypeStart: // acknowledgement, maybe with credit
 		if len(f.Payload) > 0 {
 			n, err := wire.ParseCredit(f.Payload)
 			if err != nil {
 				return err
 			}
-			call.addCredit(int(n))
+			call.window.add(int(n))
 		}
 	case h.Type == wire.TypeEnd: // the whole body reached the server
 	case h.Type == wire.TypeError:

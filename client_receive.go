@@ -105,8 +105,9 @@ func (c *Client) deliver(h *wire.Header, payload []byte) error {
 		return wire.Errorf(wire.CodeProtocol, "a delivered request's start frame carries the 16-byte receive ID, got %d bytes", len(payload))
 	}
 	pollID := ID(payload)
-	r := &Request{ID: h.RequestID, From: h.ClientID, c: c, wake: make(chan struct{}, 1)}
-	r.body = newInStream(func(n int) { _ = c.send(c.creditFrame(wire.FlagReceive, r.ID, n)) })
+	r := &Request{ID: h.RequestID, From: h.ClientID, c: c}
+	r.window.init()
+	r.body = newInStream(c, wire.FlagReceive, r.ID)
 	r.Body = r.body
 	r.deadline = time.Now().Add(time.Duration(h.TimeoutMillis) * time.Millisecond)
 

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/socketbus/socketbus/internal/frameconn"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -23,56 +21,14 @@ type sendCall struct {
 	resp *inStream
 
 	respStarted atomic.Bool // the response's start frame has arrived
-
-	mu     sync.Mutex
-	credit int           // request-body bytes the server will accept
-	wake   chan struct{} // capacity 1: credit arrived or the call finished
-	stop   chan struct{} // closed when the call is over
-	over   bool
-}
-
-func (call *sendCall) addCredit(n int) {
-	call.mu.Lock()
-	call.credit += n
-	call.mu.Unlock()
-	select {
-	case call.wake <- struct{}{}:
-	default:
-	}
+	window      sendWindow  // request-body credit; ended when the call is over
 }
 
 // finish ends the call with err: the response stream reports it, and the
 // uploader stops.
 func (call *sendCall) finish(err error) {
 	call.resp.fail(err)
-	call.mu.Lock()
-	if !call.over {
-		call.over = true
-		close(call.stop)
-	}
-	call.mu.Unlock()
-}
-
-// takeCredit waits for credit and takes up to max bytes of it.
-func (call *sendCall) takeCredit(max int) (int, bool) {
-	for {
-		call.mu.Lock()
-		n := min(call.credit, max)
-		call.credit -= n
-		over := call.over
-		call.mu.Unlock()
-		if over {
-			return 0, false
-		}
-		if n > 0 {
-			return n, true
-		}
-		select {
-		case <-call.wake:
-		case <-call.stop:
-			return 0, false
-		}
-	}
+	call.window.end(err)
 }
 
 // Send streams body as a request to one peer on the channel and streams
@@ -105,8 +61,9 @@ func (c *Client) Send(ctx context.Context, body io.Reader, resp io.Writer) error
 	if body == nil {
 		body = eofReader{}
 	}
-	call := &sendCall{c: c, id: newID(), wake: make(chan struct{}, 1), stop: make(chan struct{})}
-	call.resp = newInStream(func(n int) { _ = c.send(c.creditFrame(wire.FlagResponse, call.id, n)) })
+	call := &sendCall{c: c, id: newID()}
+	call.window.init()
+	call.resp = newInStream(c, wire.FlagResponse, call.id)
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
@@ -124,22 +81,11 @@ func (c *Client) Send(ctx context.Context, body io.Reader, resp io.Writer) error
 	// the end frame too: one write for the whole request.
 	start := c.header(wire.TypeStart, wire.FlagRequest, call.id)
 	start.TimeoutMillis = timeoutMillis
-	buf := frameconn.GetBuffer(wire.InitialRequestCredit)
-	n, rerr := fill(body, buf)
-	chunk := frameconn.Frame{Header: c.header(wire.TypeChunk, wire.FlagRequest, call.id), Payload: buf[:n], Pooled: true}
-	chunk.Header.Sequence = 1
-	frames := [3]frameconn.Frame{{Header: start}, chunk}
-	count := 2
-	if rerr == io.EOF {
-		end := c.header(wire.TypeEnd, wire.FlagRequest, call.id)
-		end.Sequence, end.Final = 2, true
-		frames[2] = frameconn.Frame{Header: end}
-		count = 3
+	n, seq, rerr, serr := c.sendPiece(wire.FlagRequest, call.id, body, wire.InitialRequestCredit, 1, &start)
+	if serr != nil {
+		return serr
 	}
-	if err := c.send(frames[:count]...); err != nil {
-		return err
-	}
-	call.addCredit(wire.InitialRequestCredit - n)
+	call.window.add(wire.InitialRequestCredit - n)
 
 	var uploaded chan error
 	switch {
@@ -148,7 +94,7 @@ func (c *Client) Send(ctx context.Context, body io.Reader, resp io.Writer) error
 		return c.abortSend(call, rerr)
 	default:
 		uploaded = make(chan error, 1)
-		go func() { uploaded <- call.upload(body, 2) }()
+		go func() { uploaded <- call.upload(body, seq) }()
 	}
 
 	err := c.readResponse(ctx, call, resp)
@@ -190,14 +136,14 @@ func (c *Client) readResponse(ctx context.Context, call *sendCall, resp io.Write
 func (call *sendCall) upload(body io.Reader, seq uint32) error {
 	c := call.c
 	for {
-		n, ok := call.takeCredit(wire.MaxFramePayload)
-		if !ok {
-			return nil
+		n, err := call.window.take(wire.MaxFramePayload, nil)
+		if err != nil {
+			return nil // the call is over
 		}
-		got, next, rerr, serr := c.sendPiece(wire.FlagRequest, call.id, body, n, seq)
+		got, next, rerr, serr := c.sendPiece(wire.FlagRequest, call.id, body, n, seq, nil)
 		seq = next
 		if got < n {
-			call.addCredit(n - got) // give back what this chunk did not use
+			call.window.add(n - got) // give back what this chunk did not use
 		}
 		if serr != nil {
 			return nil // the client closed; the call has failed already

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/socketbus/socketbus/internal/frameconn"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -35,9 +34,10 @@ type Request struct {
 	endCause  error // why the request ended, for a context made later
 	answered  bool  // Respond or Fail was called
 	finished  bool  // the request is over for this client
-	credit    int   // response bytes the server will accept
-	abortErr  error // why the server ended the request, if it did
-	wake      chan struct{}
+
+	// window is the response's credit; it ends, with the reason, when the
+	// server (or the client's closing) ends the request.
+	window sendWindow
 }
 
 // Context returns the request's context. It is cancelled when the request's
@@ -75,43 +75,19 @@ func (r *Request) cancel(cause error) {
 	}
 }
 
-// addCredit records a credit grant for the response.
-func (r *Request) addCredit(n int) {
-	r.mu.Lock()
-	r.credit += n
-	r.mu.Unlock()
-	r.signal()
-}
-
-func (r *Request) signal() {
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
-}
-
 // abort ends the request because the server (or the client's closing)
 // said so: the body reports err after what was buffered, the context is
 // cancelled, and Respond or Fail in progress returns err.
 func (r *Request) abort(err error) {
-	r.mu.Lock()
-	if r.abortErr == nil {
-		r.abortErr = err
-	}
-	r.mu.Unlock()
+	r.window.end(err)
 	r.body.fail(err)
 	r.cancel(err)
-	r.signal()
 	r.forget()
 }
 
 // ended reports whether the server (or the client's closing) has ended the
 // request.
-func (r *Request) ended() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.abortErr != nil
-}
+func (r *Request) ended() bool { return r.window.ended() != nil }
 
 // forget removes the request from the client's table.
 func (r *Request) forget() {
@@ -134,11 +110,11 @@ func (r *Request) claim() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.answered {
-		return errors.New("socketbus: request already answered")
+		return errAnswered
 	}
 	r.answered = true
-	if r.abortErr != nil {
-		return r.abortErr
+	if err := r.window.ended(); err != nil {
+		return err
 	}
 	// The request ends before the server's word arrives when its own
 	// deadline passes or the client closes.
@@ -168,26 +144,14 @@ func (r *Request) Respond(body io.Reader) error {
 	}
 	defer r.finish()
 	c := r.c
-	buf := frameconn.GetBuffer(wire.MaxFramePayload)
-	n, rerr := fill(body, buf)
+	// A response starts with a window of credit; the first frame of it goes
+	// out with the start frame.
 	start := c.header(wire.TypeStart, wire.FlagResponse, r.ID)
-	chunk := frameconn.Frame{Header: c.header(wire.TypeChunk, wire.FlagResponse, r.ID), Payload: buf[:n], Pooled: true}
-	chunk.Header.Sequence = 1
-	frames := [3]frameconn.Frame{{Header: start}, chunk}
-	count := 2
-	seq := uint32(2)
-	if rerr == io.EOF {
-		end := c.header(wire.TypeEnd, wire.FlagResponse, r.ID)
-		end.Sequence, end.Final = seq, true
-		frames[2] = frameconn.Frame{Header: end}
-		count = 3
+	n, seq, rerr, serr := c.sendPiece(wire.FlagResponse, r.ID, body, wire.MaxFramePayload, 1, &start)
+	if serr != nil {
+		return serr
 	}
-	r.mu.Lock()
-	r.credit += wire.StreamWindow - n
-	r.mu.Unlock()
-	if err := c.send(frames[:count]...); err != nil {
-		return err
-	}
+	r.window.add(wire.StreamWindow - n)
 	total := int64(n)
 	for rerr == nil {
 		if c.maxMessage > 0 && total > c.maxMessage {
@@ -195,16 +159,15 @@ func (r *Request) Respond(body io.Reader) error {
 			// ErrTooLarge); stop streaming it.
 			return fmt.Errorf("socketbus: response body over the server's limit of %d bytes: %w", c.maxMessage, ErrTooLarge)
 		}
-		var k int
-		if k, rerr = r.takeCredit(); rerr != nil {
-			return rerr
+		k, err := r.window.take(wire.MaxFramePayload, c.done)
+		if err != nil {
+			return err
 		}
 		var got int
-		var serr error
-		got, seq, rerr, serr = c.sendPiece(wire.FlagResponse, r.ID, body, k, seq)
+		got, seq, rerr, serr = c.sendPiece(wire.FlagResponse, r.ID, body, k, seq, nil)
 		total += int64(got)
 		if got < k {
-			r.addCredit(k - got)
+			r.window.add(k - got) // give back what this chunk did not use
 		}
 		if serr != nil {
 			return serr
@@ -221,28 +184,6 @@ func (r *Request) Respond(body io.Reader) error {
 	return nil
 }
 
-// takeCredit waits for response credit and takes up to one frame of it.
-func (r *Request) takeCredit() (int, error) {
-	for {
-		r.mu.Lock()
-		n := min(r.credit, wire.MaxFramePayload)
-		r.credit -= n
-		err := r.abortErr
-		r.mu.Unlock()
-		if err != nil {
-			return 0, err
-		}
-		if n > 0 {
-			return n, nil
-		}
-		select {
-		case <-r.wake:
-		case <-r.c.done:
-			return 0, r.c.closedErr()
-		}
-	}
-}
-
 // Fail answers the request with an error: the requester's Send returns a
 // *RemoteError whose Message is err.Error().
 func (r *Request) Fail(err error) error {
@@ -257,9 +198,13 @@ func (r *Request) Fail(err error) error {
 	return r.c.send(r.c.errorFrame(wire.FlagResponse, r.ID, wire.CodeRemote, msg))
 }
 
+// errAnswered is returned by a second Respond or Fail, and by reads of a
+// Body whose request has been answered.
+var errAnswered = errors.New("socketbus: request already answered")
+
 // finish releases the request once it has been answered.
 func (r *Request) finish() {
-	r.body.abandon(errors.New("socketbus: request already answered"))
+	r.body.abandon(errAnswered)
 	r.forget()
 	r.cancel(context.Canceled)
 }

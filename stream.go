@@ -15,7 +15,11 @@ import (
 // takes them in order and, as it does, grants the sender fresh credit, so
 // the buffer never holds more than one window.
 type inStream struct {
-	grant func(n int) // sends a credit frame; called without mu held
+	// Credit frames go to c for stream id with flags (FlagReceive for a
+	// request body, FlagResponse for a response).
+	c     *Client
+	flags wire.Flags
+	id    ID
 
 	mu       sync.Mutex
 	chunks   [][]byte // pooled buffers, oldest first
@@ -28,16 +32,11 @@ type inStream struct {
 	wake     chan struct{}
 }
 
-func newInStream(grant func(int)) *inStream {
-	return &inStream{grant: grant, nextSeq: 1, wake: make(chan struct{}, 1)}
+func newInStream(c *Client, flags wire.Flags, id ID) *inStream {
+	return &inStream{c: c, flags: flags, id: id, nextSeq: 1, wake: make(chan struct{}, 1)}
 }
 
-func (s *inStream) signal() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
+func (s *inStream) signal() { poke(s.wake) }
 
 // push adds a chunk or end frame of the stream. It takes ownership of the
 // payload. A frame out of sequence, or more bytes than the window allows,
@@ -154,7 +153,7 @@ func (s *inStream) consume(n int) {
 	}
 	s.mu.Unlock()
 	if grant > 0 {
-		s.grant(grant)
+		_ = s.c.send(s.c.creditFrame(s.flags, s.id, grant))
 	}
 }
 
