@@ -83,10 +83,7 @@ func (m *Member) handleCreditLocked(h *wire.Header, payload []byte, table map[wi
 	if req == nil {
 		return nil // the stream ended while the grant was in flight
 	}
-	rl := &req.body
-	if response {
-		rl = &req.resp
-	}
+	rl := req.relay(response)
 	if int64(rl.downCredit)+int64(n) > int64(m.r.cfg.Window) {
 		return protocolErrorf("credit grant of %d bytes overflows the window of %d", n, m.r.cfg.Window)
 	}

@@ -35,10 +35,9 @@ func (ch *channel) assignLocked(req *request, m *Member, pollID wire.ID) {
 // pumpLocked forwards a relay's pending frames while downstream credit
 // lasts, then tops up the upstream's credit.
 func (ch *channel) pumpLocked(req *request, response bool) {
-	rl := &req.body
+	rl := req.relay(response)
 	down, notify := req.receiver, frameconn.SentNotifier((*bodySent)(req))
 	if response {
-		rl = &req.resp
 		down, notify = req.sender, (*respSent)(req)
 	}
 	if down == nil {
@@ -55,7 +54,7 @@ func (ch *channel) pumpLocked(req *request, response bool) {
 		rl.downCredit -= n
 		rl.pendingBytes -= n
 		if n > 0 {
-			rl.inFlight += n
+			rl.inFlight.Add(int64(n))
 			f.Sent = notify
 		}
 		if f.Header.Type == wire.TypeEnd {
@@ -82,10 +81,7 @@ func (ch *channel) pumpLocked(req *request, response bool) {
 // window is free. A queued request is granted only what the channel's queue
 // budget allows.
 func (ch *channel) grantAmountLocked(req *request, response bool) int {
-	rl := &req.body
-	if response {
-		rl = &req.resp
-	}
+	rl := req.relay(response)
 	if rl.ended || req.done {
 		return 0
 	}
@@ -101,10 +97,18 @@ func (ch *channel) grantAmountLocked(req *request, response bool) int {
 	if rl.upOutstanding > low {
 		return 0
 	}
-	space := window - rl.upOutstanding - rl.pendingBytes - rl.inFlight
+	space := window - rl.upOutstanding - rl.pendingBytes - int(rl.inFlight.Load())
 	if space < window/2 {
-		return 0
+		// Ask the downstream writer to come back as bytes leave, then look
+		// again: a write that finished in between is counted either here
+		// or by the writer, which then sees waiting set.
+		rl.waiting.Store(true)
+		space = window - rl.upOutstanding - rl.pendingBytes - int(rl.inFlight.Load())
+		if space < window/2 {
+			return 0
+		}
 	}
+	rl.waiting.Store(false)
 	if !response && req.linked {
 		if limit := ch.r.cfg.MaxChannelQueueBytes; limit > 0 && ch.reserved+int64(space) > limit {
 			ch.starved = true

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/socketbus/socketbus/internal/frameconn"
@@ -42,8 +43,22 @@ type relay struct {
 	pendingBytes  int
 	upOutstanding int  // credit granted upstream and not yet used
 	downCredit    int  // bytes downstream will accept
-	inFlight      int  // bytes queued for the downstream socket, not yet written
 	granted       bool // upstream has had a grant beyond its initial credit
+
+	// inFlight counts bytes queued for the downstream socket and not yet
+	// written; the downstream's writer decrements it without the channel
+	// lock. waiting says a grant is held back until some of them are
+	// written, and only then does the writer take the lock to grant.
+	inFlight atomic.Int64
+	waiting  atomic.Bool
+}
+
+// relay returns the request body's relay, or the response's.
+func (req *request) relay(response bool) *relay {
+	if response {
+		return &req.resp
+	}
+	return &req.body
 }
 
 // bodySent and respSent receive write notifications for the two relays
@@ -55,18 +70,17 @@ func (s *bodySent) FrameSent(n int) { (*request)(s).frameSent(n, false) }
 func (s *respSent) FrameSent(n int) { (*request)(s).frameSent(n, true) }
 
 func (req *request) frameSent(n int, response bool) {
+	rl := req.relay(response)
+	rl.inFlight.Add(-int64(n))
+	if !rl.waiting.Load() {
+		return // no grant waits on these bytes: no lock on the writer's path
+	}
 	ch := req.ch
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	if req.done {
-		return
+	if !req.done {
+		ch.grantLocked(req, response)
 	}
-	rl := &req.body
-	if response {
-		rl = &req.resp
-	}
-	rl.inFlight -= n
-	ch.grantLocked(req, response)
 }
 
 // handleRequestLocked handles a frame of a request stream from its sender.
@@ -231,10 +245,7 @@ func (m *Member) handleResponseLocked(f frameconn.Frame) error {
 // stream's sequence, credit and size limit, then relays it.
 func (ch *channel) streamFrameLocked(req *request, f frameconn.Frame, response bool) error {
 	h := &f.Header
-	rl := &req.body
-	if response {
-		rl = &req.resp
-	}
+	rl := req.relay(response)
 	if rl.ended {
 		release(&f)
 		return protocolErrorf("%s frame after the final frame of stream %x", h.Type, h.RequestID)
