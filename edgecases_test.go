@@ -386,9 +386,7 @@ func checkRoundTrip(t *testing.T, a, b *socketbus.Client, body []byte) {
 }
 
 func TestEdgeLargeBody(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
-	ch := socketbus.ChannelFromName("large")
-	a, b := dial(t, addr, ch), dial(t, addr, ch)
+	a, b := twoClients(t, "large")
 	checkRoundTrip(t, a, b, randomBytes(rand.New(rand.NewPCG(5, 5)), 5<<20))
 }
 
@@ -454,9 +452,7 @@ func (r *gatedReader) Read(p []byte) (int, error) {
 }
 
 func TestEdgeReaderErrorPropagates(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
-	ch := socketbus.ChannelFromName("reader-error")
-	a, b := dial(t, addr, ch), dial(t, addr, ch)
+	a, b := twoClients(t, "reader-error")
 	errBoom := errors.New("boom")
 
 	t.Run("part-way", func(t *testing.T) {
@@ -540,9 +536,7 @@ func TestEdgeReaderErrorPropagates(t *testing.T) {
 }
 
 func TestEdgeConcurrentOperationsOneClient(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
-	ch := socketbus.ChannelFromName("one-client-concurrent")
-	a, b := dial(t, addr, ch), dial(t, addr, ch)
+	a, b := twoClients(t, "one-client-concurrent")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -612,9 +606,7 @@ func transform(from socketbus.ID, body []byte) []byte {
 }
 
 func TestEdgeManySequentialCycles(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
-	ch := socketbus.ChannelFromName("sequential")
-	a, b := dial(t, addr, ch), dial(t, addr, ch)
+	a, b := twoClients(t, "sequential")
 	const cycles = 500
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -636,9 +628,7 @@ func TestEdgeManySequentialCycles(t *testing.T) {
 }
 
 func TestEdgeBoundarySizes(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
-	ch := socketbus.ChannelFromName("boundaries")
-	a, b := dial(t, addr, ch), dial(t, addr, ch)
+	a, b := twoClients(t, "boundaries")
 	const m = socketbus.MaxFramePayload
 	r := rand.New(rand.NewPCG(7, 7))
 	for _, size := range []int{0, 1, 1 << 10, 8 << 10, m - 1, m, m + 1, 3*m + 7} {

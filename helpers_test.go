@@ -71,3 +71,12 @@ func roundTrip(ctx context.Context, c *socketbus.Client, body []byte) ([]byte, e
 	err := c.Send(ctx, bytes.NewReader(body), &out)
 	return out.Bytes(), err
 }
+
+// twoClients starts a server with the default configuration and joins two
+// clients to the channel named name.
+func twoClients(t testing.TB, name string) (a, b *socketbus.Client) {
+	t.Helper()
+	_, addr := startServer(t, socketbus.ServerConfig{})
+	ch := socketbus.ChannelFromName(name)
+	return dial(t, addr, ch), dial(t, addr, ch)
+}

@@ -84,9 +84,7 @@ func TestSendNoPeers(t *testing.T) {
 }
 
 func TestRequestNeverGoesToItsSender(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
-	ch := socketbus.ChannelFromName("not-to-self")
-	a, b := dial(t, addr, ch), dial(t, addr, ch)
+	a, b := twoClients(t, "not-to-self")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -171,9 +169,7 @@ func TestReceiversServedInArrivalOrder(t *testing.T) {
 }
 
 func TestSendDeadlineCancelsReceiver(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
-	ch := socketbus.ChannelFromName("deadline")
-	a, b := dial(t, addr, ch), dial(t, addr, ch)
+	a, b := twoClients(t, "deadline")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	taken := receiveOne(t, ctx, b)
@@ -200,9 +196,7 @@ func TestSendDeadlineCancelsReceiver(t *testing.T) {
 }
 
 func TestSendCancelReachesReceiver(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
-	ch := socketbus.ChannelFromName("cancel")
-	a, b := dial(t, addr, ch), dial(t, addr, ch)
+	a, b := twoClients(t, "cancel")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	taken := receiveOne(t, ctx, b)
@@ -229,9 +223,7 @@ func TestSendCancelReachesReceiver(t *testing.T) {
 }
 
 func TestReceiverGoneFailsSenderAtOnce(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
-	ch := socketbus.ChannelFromName("receiver-gone")
-	a, b := dial(t, addr, ch), dial(t, addr, ch)
+	a, b := twoClients(t, "receiver-gone")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	taken := receiveOne(t, ctx, b)
@@ -253,9 +245,7 @@ func TestReceiverGoneFailsSenderAtOnce(t *testing.T) {
 }
 
 func TestSenderGoneCancelsReceiver(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
-	ch := socketbus.ChannelFromName("sender-gone")
-	a, b := dial(t, addr, ch), dial(t, addr, ch)
+	a, b := twoClients(t, "sender-gone")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	taken := receiveOne(t, ctx, b)
@@ -276,9 +266,7 @@ func TestSenderGoneCancelsReceiver(t *testing.T) {
 }
 
 func TestFailGivesRemoteError(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
-	ch := socketbus.ChannelFromName("fail")
-	a, b := dial(t, addr, ch), dial(t, addr, ch)
+	a, b := twoClients(t, "fail")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	failed := make(chan error, 1)
