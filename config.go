@@ -85,34 +85,25 @@ const (
 
 // withDefaults returns cfg with every zero field set to its default.
 func (cfg ServerConfig) withDefaults() ServerConfig {
-	if cfg.DefaultTimeout <= 0 {
-		cfg.DefaultTimeout = DefaultRequestTimeout
-	}
-	if cfg.MaxChannelQueueBytes <= 0 {
-		cfg.MaxChannelQueueBytes = DefaultMaxChannelQueueBytes
-	}
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = DefaultWriteTimeout
-	}
-	if cfg.JoinTimeout <= 0 {
-		cfg.JoinTimeout = DefaultJoinTimeout
-	}
-	if cfg.FrameReadTimeout <= 0 {
-		cfg.FrameReadTimeout = DefaultFrameReadTimeout
-	}
-	if cfg.PingInterval == 0 {
+	orDefault(&cfg.DefaultTimeout, DefaultRequestTimeout)
+	orDefault(&cfg.MaxChannelQueueBytes, DefaultMaxChannelQueueBytes)
+	orDefault(&cfg.WriteTimeout, DefaultWriteTimeout)
+	orDefault(&cfg.JoinTimeout, DefaultJoinTimeout)
+	orDefault(&cfg.FrameReadTimeout, DefaultFrameReadTimeout)
+	if cfg.PingInterval == 0 { // negative turns keepalive off
 		cfg.PingInterval = DefaultPingInterval
 	}
-	if cfg.MaxConnections <= 0 {
-		cfg.MaxConnections = DefaultMaxConnections
-	}
-	if cfg.MaxInFlightPerClient <= 0 {
-		cfg.MaxInFlightPerClient = DefaultMaxInFlightPerClient
-	}
-	if cfg.MaxQueuedRequestsPerChannel <= 0 {
-		cfg.MaxQueuedRequestsPerChannel = DefaultMaxQueuedRequests
-	}
+	orDefault(&cfg.MaxConnections, DefaultMaxConnections)
+	orDefault(&cfg.MaxInFlightPerClient, DefaultMaxInFlightPerClient)
+	orDefault(&cfg.MaxQueuedRequestsPerChannel, DefaultMaxQueuedRequests)
 	return cfg
+}
+
+// orDefault sets *v to def when it is zero or negative.
+func orDefault[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // DialOption configures Dial.

@@ -68,33 +68,31 @@ type RemoteError struct{ Message string }
 // Error returns the message, prefixed to say it came from the receiver.
 func (e *RemoteError) Error() string { return "socketbus: remote error: " + e.Message }
 
-// errorFromWire maps an error frame to the error a caller sees.
+// codeErrors maps error codes to the sentinels callers test for; codes not
+// listed (protocol, bad_version and any unknown code) map to ErrProtocol.
+var codeErrors = map[wire.Code]error{
+	wire.CodeNoPeers:      ErrNoPeers,
+	wire.CodeTimeout:      ErrTimeout,
+	wire.CodePeerGone:     ErrPeerGone,
+	wire.CodeServerClosed: ErrServerClosed,
+	wire.CodeTooLarge:     ErrTooLarge,
+	wire.CodeCancelled:    ErrCancelled,
+	wire.CodeAborted:      ErrAborted,
+	wire.CodeUnauthorized: ErrUnauthorized,
+	wire.CodeLimit:        ErrLimit,
+	wire.CodeIdle:         ErrLimit,
+	wire.CodeConflict:     ErrConflict,
+}
+
+// errorFromWire maps an error frame to the error a caller sees: a
+// *RemoteError for code remote, otherwise the code's sentinel wrapped
+// with the frame's message.
 func errorFromWire(e *wire.Error) error {
-	var base error
-	switch e.Code {
-	case wire.CodeRemote:
+	if e.Code == wire.CodeRemote {
 		return &RemoteError{Message: e.Message}
-	case wire.CodeNoPeers:
-		base = ErrNoPeers
-	case wire.CodeTimeout:
-		base = ErrTimeout
-	case wire.CodePeerGone:
-		base = ErrPeerGone
-	case wire.CodeServerClosed:
-		base = ErrServerClosed
-	case wire.CodeTooLarge:
-		base = ErrTooLarge
-	case wire.CodeCancelled:
-		base = ErrCancelled
-	case wire.CodeAborted:
-		base = ErrAborted
-	case wire.CodeUnauthorized:
-		base = ErrUnauthorized
-	case wire.CodeLimit, wire.CodeIdle:
-		base = ErrLimit
-	case wire.CodeConflict:
-		base = ErrConflict
-	default:
+	}
+	base, ok := codeErrors[e.Code]
+	if !ok {
 		base = ErrProtocol
 	}
 	return fmt.Errorf("%w (%s)", base, e.Message)
