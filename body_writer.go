@@ -15,7 +15,14 @@ import (
 // later ones only with data. It returns the bytes read, the next sequence
 // number, the reader's error (io.EOF at the end) and the error sending
 // failed with, if it did. Send and Respond stream every body through it.
-func (c *Client) sendPiece(flags wire.Flags, id ID, body io.Reader, n int, seq uint32, start *wire.Header) (got int, next uint32, rerr, serr error) {
+//
+// The frames are queued under w's lock, and only while w is open: the
+// connection's reader ends a stream's window before it handles the next
+// frame it read, so once the client has read the end of a stream no frame
+// of it is queued after anything the reader answers later (the pong that
+// lets the server forget the stream, in particular). A piece for an ended
+// window is dropped and the window's error returned.
+func (c *Client) sendPiece(w *sendWindow, flags wire.Flags, id ID, body io.Reader, n int, seq uint32, start *wire.Header) (got int, next uint32, rerr, serr error) {
 	buf := frameconn.GetBuffer(n)
 	got, rerr = fill(body, buf)
 	var frames [3]frameconn.Frame
@@ -39,7 +46,15 @@ func (c *Client) sendPiece(flags wire.Flags, id ID, body io.Reader, n int, seq u
 		count++
 	}
 	if count > 0 {
-		serr = c.send(frames[:count]...)
+		w.mu.Lock()
+		if serr = w.err; serr == nil {
+			serr = c.send(frames[:count]...)
+		} else {
+			for i := range frames[:count] {
+				release(frames[i])
+			}
+		}
+		w.mu.Unlock()
 	}
 	return got, seq, rerr, serr
 }

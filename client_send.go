@@ -81,7 +81,7 @@ func (c *Client) Send(ctx context.Context, body io.Reader, resp io.Writer) error
 	// the end frame too: one write for the whole request.
 	start := c.header(wire.TypeStart, wire.FlagRequest, call.id)
 	start.TimeoutMillis = timeoutMillis
-	n, seq, rerr, serr := c.sendPiece(wire.FlagRequest, call.id, body, wire.InitialRequestCredit, 1, &start)
+	n, seq, rerr, serr := c.sendPiece(&call.window, wire.FlagRequest, call.id, body, wire.InitialRequestCredit, 1, &start)
 	if serr != nil {
 		return serr
 	}
@@ -124,8 +124,9 @@ func (c *Client) readResponse(ctx context.Context, call *sendCall, resp io.Write
 		if resp != nil {
 			if _, werr := resp.Write(piece); werr != nil {
 				call.resp.consume(len(piece))
-				_ = c.send(c.errorFrame(wire.FlagRequest, call.id, wire.CodeCancelled, "the sender could not write the response: "+werr.Error()))
-				return fmt.Errorf("socketbus: writing response: %w", werr)
+				err := fmt.Errorf("socketbus: writing response: %w", werr)
+				c.endSend(call, wire.CodeCancelled, "the sender could not write the response: "+werr.Error(), err)
+				return err
 			}
 		}
 		call.resp.consume(len(piece))
@@ -140,7 +141,7 @@ func (call *sendCall) upload(body io.Reader, seq uint32) error {
 		if err != nil {
 			return nil // the call is over
 		}
-		got, next, rerr, serr := c.sendPiece(wire.FlagRequest, call.id, body, n, seq, nil)
+		got, next, rerr, serr := c.sendPiece(&call.window, wire.FlagRequest, call.id, body, n, seq, nil)
 		seq = next
 		if got < n {
 			call.window.add(n - got) // give back what this chunk did not use
@@ -161,9 +162,16 @@ func (call *sendCall) upload(body io.Reader, seq uint32) error {
 // fails the call with an error wrapping the reader's.
 func (c *Client) abortSend(call *sendCall, rerr error) error {
 	err := fmt.Errorf("socketbus: reading request body: %w", rerr)
-	_ = c.send(c.errorFrame(wire.FlagRequest, call.id, wire.CodeAborted, rerr.Error()))
-	call.finish(err)
+	c.endSend(call, wire.CodeAborted, rerr.Error(), err)
 	return err
+}
+
+// endSend ends call with err and tells the server, in that order: the
+// window ends first, so no piece of the body is queued after the error
+// frame.
+func (c *Client) endSend(call *sendCall, code wire.Code, msg string, err error) {
+	call.finish(err)
+	_ = c.send(c.errorFrame(wire.FlagRequest, call.id, code, msg))
 }
 
 // cancelSend tells the server the sender gave up on the request.
@@ -172,8 +180,7 @@ func (c *Client) cancelSend(call *sendCall, ctx context.Context) {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		code, msg = wire.CodeTimeout, "the sender's deadline passed"
 	}
-	_ = c.send(c.errorFrame(wire.FlagRequest, call.id, code, msg))
-	call.finish(ctx.Err())
+	c.endSend(call, code, msg, ctx.Err())
 }
 
 // ctxError is what Send returns when ctx ends: ctx.Err() itself when

@@ -68,6 +68,18 @@ type ServerConfig struct {
 	// MaxQueuedRequestsPerChannel caps the requests waiting for a receiver
 	// on one channel; more are refused with ErrLimit. Zero means 4,096.
 	MaxQueuedRequestsPerChannel int
+
+	// MaxMemory caps the memory the server holds for frames, in bytes:
+	// bodies in flight and queued, write queues, frames being read,
+	// pending joins' tokens, and a fixed cost per connection. It counts
+	// what frames really cost (buffers, not payload bytes). When it runs
+	// short the server refuses new requests, responses and joins with
+	// ErrLimit and holds credit back; past its high-water mark it cuts the
+	// connections that hold the most. One channel may hold at most a
+	// quarter of it and one connection a sixteenth. Zero means 1 GiB;
+	// the smallest budget is 1 MiB. SECURITY.md has the bound as a
+	// formula.
+	MaxMemory int64
 }
 
 // Defaults of ServerConfig's zero fields.
@@ -81,6 +93,7 @@ const (
 	DefaultMaxConnections       = 65536
 	DefaultMaxInFlightPerClient = 1024
 	DefaultMaxQueuedRequests    = 4096
+	DefaultMaxMemory            = 1 << 30
 )
 
 // withDefaults returns cfg with every zero field set to its default.
@@ -96,6 +109,7 @@ func (cfg ServerConfig) withDefaults() ServerConfig {
 	orDefault(&cfg.MaxConnections, DefaultMaxConnections)
 	orDefault(&cfg.MaxInFlightPerClient, DefaultMaxInFlightPerClient)
 	orDefault(&cfg.MaxQueuedRequestsPerChannel, DefaultMaxQueuedRequests)
+	orDefault(&cfg.MaxMemory, DefaultMaxMemory)
 	return cfg
 }
 

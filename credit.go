@@ -1,6 +1,10 @@
 package socketbus
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/socketbus/socketbus/internal/frameconn"
+)
 
 // poke wakes whoever waits on a capacity-1 signal channel, without
 // blocking: several pokes before the wait count as one.
@@ -71,4 +75,17 @@ func (w *sendWindow) take(max int, done <-chan struct{}) (int, error) {
 			return 0, ErrClosed
 		}
 	}
+}
+
+// sendWhileOpen queues f on c only while the window is open, under its
+// lock (see sendPiece), and otherwise drops it and returns the window's
+// error.
+func (w *sendWindow) sendWhileOpen(c *Client, f frameconn.Frame) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		release(f)
+		return w.err
+	}
+	return c.send(f)
 }

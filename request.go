@@ -147,7 +147,7 @@ func (r *Request) Respond(body io.Reader) error {
 	// A response starts with a window of credit; the first frame of it goes
 	// out with the start frame.
 	start := c.header(wire.TypeStart, wire.FlagResponse, r.ID)
-	n, seq, rerr, serr := c.sendPiece(wire.FlagResponse, r.ID, body, wire.MaxFramePayload, 1, &start)
+	n, seq, rerr, serr := c.sendPiece(&r.window, wire.FlagResponse, r.ID, body, wire.MaxFramePayload, 1, &start)
 	if serr != nil {
 		return serr
 	}
@@ -164,7 +164,7 @@ func (r *Request) Respond(body io.Reader) error {
 			return err
 		}
 		var got int
-		got, seq, rerr, serr = c.sendPiece(wire.FlagResponse, r.ID, body, k, seq, nil)
+		got, seq, rerr, serr = c.sendPiece(&r.window, wire.FlagResponse, r.ID, body, k, seq, nil)
 		total += int64(got)
 		if got < k {
 			r.window.add(k - got) // give back what this chunk did not use
@@ -178,7 +178,7 @@ func (r *Request) Respond(body io.Reader) error {
 	}
 	if rerr != io.EOF {
 		err := fmt.Errorf("socketbus: reading response body: %w", rerr)
-		_ = c.send(c.errorFrame(wire.FlagResponse, r.ID, wire.CodeRemote, "the responder's body failed: "+rerr.Error()))
+		_ = r.window.sendWhileOpen(c, c.errorFrame(wire.FlagResponse, r.ID, wire.CodeRemote, "the responder's body failed: "+rerr.Error()))
 		return err
 	}
 	return nil
@@ -195,7 +195,7 @@ func (r *Request) Fail(err error) error {
 	if err != nil {
 		msg = err.Error()
 	}
-	return r.c.send(r.c.errorFrame(wire.FlagResponse, r.ID, wire.CodeRemote, msg))
+	return r.window.sendWhileOpen(r.c, r.c.errorFrame(wire.FlagResponse, r.ID, wire.CodeRemote, msg))
 }
 
 // errAnswered is returned by a second Respond or Fail, and by reads of a

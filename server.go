@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/socketbus/socketbus/internal/budget"
 	"github.com/socketbus/socketbus/internal/frameconn"
 	"github.com/socketbus/socketbus/internal/router"
 	"github.com/socketbus/socketbus/internal/wire"
@@ -18,6 +19,8 @@ import (
 type Server struct {
 	cfg    ServerConfig
 	router *router.Router
+	memory *budget.Account // the root of the memory budget (server_memory.go)
+	reaper reaper
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -33,20 +36,25 @@ type Server struct {
 // defaults).
 func NewServer(cfg ServerConfig) *Server {
 	cfg = cfg.withDefaults()
-	return &Server{
-		cfg: cfg,
-		router: router.New(router.Config{
-			DefaultTimeout:              cfg.DefaultTimeout,
-			MaxMessageBytes:             cfg.MaxMessageBytes,
-			MaxChannelQueueBytes:        cfg.MaxChannelQueueBytes,
-			MaxInFlightPerClient:        cfg.MaxInFlightPerClient,
-			MaxQueuedRequestsPerChannel: cfg.MaxQueuedRequestsPerChannel,
-			MaxPollsPerClient:           cfg.MaxInFlightPerClient,
-		}),
+	s := &Server{
+		cfg:       cfg,
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*serverConn]struct{}),
 		done:      make(chan struct{}),
 	}
+	s.memory = budget.New(cfg.MaxMemory, s.memoryPressure)
+	s.router = router.New(router.Config{
+		DefaultTimeout:              cfg.DefaultTimeout,
+		MaxMessageBytes:             cfg.MaxMessageBytes,
+		MaxChannelQueueBytes:        cfg.MaxChannelQueueBytes,
+		MaxInFlightPerClient:        cfg.MaxInFlightPerClient,
+		MaxQueuedRequestsPerChannel: cfg.MaxQueuedRequestsPerChannel,
+		MaxPollsPerClient:           cfg.MaxInFlightPerClient,
+		Memory:                      s.memory,
+		MemoryPerChannel:            cfg.MaxMemory / 4,
+		MemoryPerMember:             cfg.MaxMemory / 16,
+	})
+	return s
 }
 
 // ListenAndServe listens on the TCP address addr and serves it. It always
@@ -185,4 +193,5 @@ func (s *Server) closeConns(ctx context.Context) {
 		defer stop()
 	}
 	s.wg.Wait()
+	s.reaper.wg.Wait()
 }

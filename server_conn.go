@@ -35,23 +35,29 @@ func (s *Server) startConn(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	full := len(s.conns) >= s.cfg.MaxConnections
-	if !full {
+	var refusal *wire.Error
+	switch {
+	case len(s.conns) >= s.cfg.MaxConnections:
+		refusal = wire.Errorf(wire.CodeLimit, "the server is at its limit of %d connections", s.cfg.MaxConnections)
+	case !s.memory.TryCharge(connFixedCost):
+		refusal = wire.Errorf(wire.CodeLimit, "the server's memory budget is short")
+	default:
 		s.conns[c] = struct{}{}
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	go c.run(full)
+	go c.run(refusal)
 }
 
 // run joins the connection and then waits for it to end.
-func (c *serverConn) run(full bool) {
+func (c *serverConn) run(refusal *wire.Error) {
 	s := c.s
 	defer s.wg.Done()
-	if full {
-		c.refuse(nil, wire.Errorf(wire.CodeLimit, "the server is at its limit of %d connections", s.cfg.MaxConnections))
+	if refusal != nil {
+		c.refuse(nil, refusal)
 		return
 	}
+	defer s.memory.Release(connFixedCost)
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, c)
@@ -134,6 +140,10 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 	if h.Sequence != 0 || !h.Final || h.TimeoutMillis != 0 {
 		return &h, wire.Errorf(wire.CodeProtocol, "a join is a lone start frame: sequence 0, final, timeout 0")
 	}
+	if !s.memory.TryCharge(int64(h.Length)) {
+		return &h, wire.Errorf(wire.CodeLimit, "the server's memory budget is short")
+	}
+	defer s.memory.Release(int64(h.Length))
 	token := make([]byte, h.Length)
 	if _, err := io.ReadFull(c.nc, token); err != nil {
 		if isTimeout(err) {
@@ -149,10 +159,12 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 	c.nc.SetDeadline(time.Time{})
 
 	conn := frameconn.New(c.nc, frameconn.Config{
-		WriteTimeout:  s.cfg.WriteTimeout,
-		FrameDeadline: s.cfg.FrameReadTimeout,
-		PingInterval:  s.cfg.PingInterval,
-		PingHeader:    wire.Header{ClientID: h.ClientID, ChannelID: h.ChannelID},
+		WriteTimeout:    s.cfg.WriteTimeout,
+		FrameDeadline:   s.cfg.FrameReadTimeout,
+		PingInterval:    s.cfg.PingInterval,
+		PingHeader:      wire.Header{ClientID: h.ClientID, ChannelID: h.ChannelID},
+		MaxQueuedBytes:  serverQueuePause,
+		MaxControlBytes: serverControlLimit,
 	})
 	s.mu.Lock()
 	if s.shutdown {
@@ -165,7 +177,10 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 	if err != nil {
 		return &h, err
 	}
+	conn.SetAccount(m.Account())
+	s.mu.Lock()
 	c.member = m
+	s.mu.Unlock()
 	// The acknowledgement carries the server's settings: its body limit.
 	ack := wire.Header{Version: wire.Version, Type: wire.TypeStart, Flags: wire.FlagJoin, RequestID: h.RequestID,
 		ClientID: h.ClientID, ChannelID: h.ChannelID, Final: true}
@@ -215,6 +230,9 @@ func (c *serverConn) handle(f frameconn.Frame) error {
 		return nil
 	case h.Flags == wire.FlagPing:
 		release(f)
+		if gen, ok := router.PongGeneration(h.RequestID); ok {
+			c.member.Pong(gen) // the client has read the ends that ping followed
+		}
 		return nil
 	case h.Flags == wire.FlagJoin:
 		release(f)

@@ -27,6 +27,13 @@ type Stats struct {
 	// Latency is the distribution of the time from a request's start frame
 	// to its end, over requests that ended after being started.
 	Latency LatencyHistogram
+
+	// MemoryBytes is the memory the server holds for frames now, as its
+	// budget counts it; MemoryPeakBytes the most it has held; MemoryLimit
+	// is ServerConfig.MaxMemory. MemoryCuts counts connections cut because
+	// the budget passed its high-water mark.
+	MemoryBytes, MemoryPeakBytes, MemoryLimit int64
+	MemoryCuts                                int64
 }
 
 // ChannelStats describes one channel.
@@ -78,6 +85,8 @@ func (s *Server) Stats() Stats {
 	}
 	s.mu.Unlock()
 	st.FramesIn, st.FramesOut, st.BytesIn, st.BytesOut = t.framesIn, t.framesOut, t.bytesIn, t.bytesOut
+	st.MemoryBytes, st.MemoryPeakBytes, st.MemoryLimit = s.memory.Used(), s.memory.Peak(), s.memory.Limit()
+	st.MemoryCuts = s.reaper.cuts.Load()
 	return st
 }
 

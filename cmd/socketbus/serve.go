@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -32,6 +33,7 @@ type serveOptions struct {
 	defaultTimeout              time.Duration
 	maxMessageBytes             byteSize
 	maxChannelQueueBytes        byteSize
+	maxMemory                   byteSize
 	writeTimeout                time.Duration
 	joinTimeout                 time.Duration
 	frameReadTimeout            time.Duration
@@ -42,7 +44,7 @@ type serveOptions struct {
 }
 
 func newServeCommand(s *streams) *cobra.Command {
-	o := serveOptions{maxChannelQueueBytes: socketbus.DefaultMaxChannelQueueBytes}
+	o := serveOptions{maxChannelQueueBytes: socketbus.DefaultMaxChannelQueueBytes, maxMemory: socketbus.DefaultMaxMemory}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run a socketbus server",
@@ -90,6 +92,7 @@ channel not in the file admits no one.`,
 	fs.DurationVar(&o.defaultTimeout, "default-timeout", socketbus.DefaultRequestTimeout, "timeout of requests sent without one")
 	fs.Var(&o.maxMessageBytes, "max-message-bytes", "largest request or response body (0: no limit)")
 	fs.Var(&o.maxChannelQueueBytes, "max-channel-queue-bytes", "request-body bytes held for one channel's queued requests before senders wait")
+	fs.Var(&o.maxMemory, "max-memory", "memory the server may hold for frames, all connections together; also sets the Go runtime's soft memory limit to this plus 64MiB unless GOMEMLIMIT is set")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", socketbus.DefaultWriteTimeout, "how long a connection may accept no bytes before it is cut off")
 	fs.DurationVar(&o.joinTimeout, "join-timeout", socketbus.DefaultJoinTimeout, "how long a new connection may take to finish TLS and join")
 	fs.DurationVar(&o.frameReadTimeout, "frame-read-timeout", socketbus.DefaultFrameReadTimeout, "how long a frame may take to arrive once it has begun")
@@ -100,6 +103,11 @@ channel not in the file admits no one.`,
 	bindEnv(fs)
 	return cmd
 }
+
+// softLimitHeadroom is what serve lets the Go heap grow beyond --max-memory
+// before the garbage collector works harder: the runtime's own memory, and
+// garbage not yet collected.
+const softLimitHeadroom = 64 << 20
 
 // config checks the options and turns them into a ServerConfig; tokens is
 // the table read from --tokens, or nil.
@@ -131,6 +139,7 @@ func (o *serveOptions) config(log *slog.Logger) (socketbus.ServerConfig, *tokenT
 		MaxConnections:              o.maxConnections,
 		MaxInFlightPerClient:        o.maxInFlightPerClient,
 		MaxQueuedRequestsPerChannel: o.maxQueuedRequestsPerChannel,
+		MaxMemory:                   int64(o.maxMemory),
 	}
 	var err error
 	if cfg.TLSConfig, err = serverTLS(o.tlsCert, o.tlsKey); err != nil {
@@ -188,6 +197,11 @@ func (o *serveOptions) run(s *streams) error {
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// The budget counts what frames hold; the soft limit makes the
+		// garbage collector keep the heap's headroom within reach of it.
+		debug.SetMemoryLimit(int64(o.maxMemory) + softLimitHeadroom)
 	}
 	srv := socketbus.NewServer(cfg)
 	var mon *monitor

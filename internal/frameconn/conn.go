@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/socketbus/socketbus/internal/budget"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -80,12 +81,35 @@ type Config struct {
 	PingInterval time.Duration
 	PingHeader   wire.Header
 	// MaxQueuedBytes bounds the write queue as far as the peer can grow it:
-	// while more than this is queued, the reader stops reading, so a peer
-	// that sends without reading (pings, requests that are refused) meets
-	// its own TCP backpressure instead of growing our memory. Zero means
-	// 4 MiB. The writer never waits for the reader, so this cannot deadlock.
+	// while frames costing more than this much memory (FrameCost) are
+	// queued, the reader stops reading, so a peer that sends without
+	// reading (pings, requests that are refused) meets its own TCP
+	// backpressure instead of growing our memory. Zero means 4 MiB. The
+	// writer never waits for the reader, so this cannot deadlock.
 	MaxQueuedBytes int
+	// MaxControlBytes bounds the memory of queued frames that no flow
+	// control bounds — everything but relayed stream bytes, which carry a
+	// SentNotifier — however they were caused (other connections' cancels
+	// and deliveries included): a connection whose queue holds more is cut
+	// off with ErrSlowConsumer. Zero means no limit (a client's own queue
+	// holds the bodies it sends).
+	MaxControlBytes int
+	// Account, when set, is charged for the memory the connection holds
+	// beyond flow-controlled stream bytes: queued control frames, the
+	// payload of the frame being read and the writer's scratch buffer.
+	Account *budget.Account
 }
+
+// FrameOverhead is what a queued frame costs beyond its payload buffer: the
+// Frame itself in queue slices that may be twice their length.
+const FrameOverhead = 160
+
+// FrameCost is the memory a queued frame holds.
+func FrameCost(f *Frame) int64 { return FrameOverhead + int64(cap(f.Payload)) }
+
+// ErrSlowConsumer is the error a connection closes with when more than
+// MaxControlBytes of frames are queued for a peer that does not read them.
+var ErrSlowConsumer = errors.New("frameconn: slow consumer: too much queued for a peer that does not read")
 
 // ErrIdle is the error a connection closes with when its peer missed two
 // keepalive pings.
@@ -123,7 +147,10 @@ type Conn struct {
 	pingSeen   int64       // FramesIn at the last tick
 	missed     int         // silent half-interval ticks since the peer last spoke
 
-	queuedBytes atomic.Int64  // bytes in queue, not yet written
+	queuedBytes  atomic.Int64 // memory of the frames in queue, not yet written (FrameCost)
+	controlBytes atomic.Int64 // the part of queuedBytes without a SentNotifier
+	slowCut      atomic.Bool  // the connection is being cut as a slow consumer
+	scratchCost  int64        // the writer's scratch capacity charged to the account
 	drained     chan struct{} // capacity 1: the writer wrote a batch
 
 	kick chan struct{} // capacity 1: wakes the writer
@@ -246,7 +273,7 @@ func (c *Conn) EnqueueIn(f Frame, b *Batch) error {
 	}
 	c.queue = append(c.queue, f)
 	c.mu.Unlock()
-	c.queuedBytes.Add(int64(wire.HeaderSize + len(f.Payload)))
+	c.queued(&f)
 	switch {
 	case f.Lazy:
 	case b != nil:
@@ -272,13 +299,42 @@ func (c *Conn) EnqueueAll(fs []Frame) error {
 	}
 	c.queue = append(c.queue, fs...)
 	c.mu.Unlock()
-	n := 0
 	for i := range fs {
-		n += wire.HeaderSize + len(fs[i].Payload)
+		c.queued(&fs[i])
 	}
-	c.queuedBytes.Add(int64(n))
 	c.wake()
 	return nil
+}
+
+// SetAccount sets Config.Account; call it before Start.
+func (c *Conn) SetAccount(a *budget.Account) { c.cfg.Account = a }
+
+// QueuedBytes returns the memory of the frames queued and not yet written.
+func (c *Conn) QueuedBytes() int64 { return c.queuedBytes.Load() }
+
+// queued counts a frame just queued, and cuts the connection off as a slow
+// consumer when unbounded frames pile up. It is called with router locks
+// held, so the cut runs in a goroutine of its own.
+func (c *Conn) queued(f *Frame) {
+	cost := FrameCost(f)
+	c.queuedBytes.Add(cost)
+	if f.Sent != nil {
+		return // flow control bounds it, and the relay pays for it
+	}
+	c.cfg.Account.Charge(cost)
+	if limit := int64(c.cfg.MaxControlBytes); c.controlBytes.Add(cost) > limit && limit > 0 && c.slowCut.CompareAndSwap(false, true) {
+		go c.Close(ErrSlowConsumer)
+	}
+}
+
+// written uncounts a frame that was written or dropped.
+func (c *Conn) written(f *Frame) {
+	cost := FrameCost(f)
+	c.queuedBytes.Add(-cost)
+	if f.Sent == nil {
+		c.controlBytes.Add(-cost)
+		c.cfg.Account.Release(cost)
+	}
 }
 
 // CloseAfterFlush queues f as the last frame: once everything queued before
@@ -304,7 +360,7 @@ func (c *Conn) closeAfterQueue(last *Frame, err error, timeout time.Duration) {
 	}
 	if last != nil {
 		c.queue = append(c.queue, *last)
-		c.queuedBytes.Add(int64(wire.HeaderSize + len(last.Payload)))
+		c.queued(last)
 	}
 	c.closing = true
 	c.err = err
@@ -434,6 +490,13 @@ func (c *Conn) readFrame(hdr []byte, h Handler) error {
 	c.FramesIn.Add(1)
 	c.BytesIn.Add(int64(wire.HeaderSize) + int64(header.Length))
 	if header.Length > 0 {
+		// The buffer is charged while this goroutine holds it: a peer that
+		// announces a large frame and trickles it holds real memory.
+		// Whatever the handler keeps of it is charged again where it is
+		// kept.
+		cost := int64(BufferSize(int(header.Length)))
+		c.cfg.Account.Charge(cost)
+		defer c.cfg.Account.Release(cost)
 		f.Payload = GetBuffer(int(header.Length))
 		f.Pooled = true
 		if _, err := io.ReadFull(c.br, f.Payload); err != nil {
@@ -457,6 +520,7 @@ func readErr(err error) error {
 
 func (c *Conn) writeLoop() {
 	defer c.wg.Done()
+	defer c.dropQueue()
 	for {
 		select {
 		case <-c.kick:
@@ -494,22 +558,74 @@ func (c *Conn) writeLoop() {
 	}
 }
 
+// dropQueue releases what is still queued when the writer stops: nothing
+// can be queued after the connection has closed.
+func (c *Conn) dropQueue() {
+	c.mu.Lock()
+	q := c.queue
+	c.queue, c.spare = nil, nil
+	c.mu.Unlock()
+	for i := range q {
+		c.written(&q[i])
+		if q[i].Pooled {
+			PutBuffer(q[i].Payload)
+		}
+	}
+	c.setScratch(nil)
+}
+
+// maxScratch bounds the writer's scratch buffer: a batch whose headers and
+// small payloads need more is written in several writev calls.
+const maxScratch = 64 << 10
+
+// setScratch replaces the writer's scratch buffer, charging its capacity.
+func (c *Conn) setScratch(b []byte) {
+	c.cfg.Account.Release(c.scratchCost)
+	c.scratch = b
+	c.scratchCost = int64(cap(b))
+	c.cfg.Account.Charge(c.scratchCost)
+}
+
+// writeBatch writes batch, in pieces whose copied bytes fit maxScratch.
 func (c *Conn) writeBatch(batch []Frame) error {
+	for len(batch) > 0 {
+		need, n := 0, 0
+		for n < len(batch) {
+			k := wire.HeaderSize
+			if len(batch[n].Payload) < copyLimit {
+				k += len(batch[n].Payload)
+			}
+			if n > 0 && need+k > maxScratch {
+				break
+			}
+			need += k
+			n++
+		}
+		if err := c.writeSegment(batch[:n], need); err != nil {
+			for i := n; i < len(batch); i++ {
+				c.written(&batch[i])
+				if batch[i].Pooled {
+					PutBuffer(batch[i].Payload)
+				}
+			}
+			return err
+		}
+		batch = batch[n:]
+	}
+	return nil
+}
+
+// writeSegment writes frames whose headers and small payloads take need
+// bytes of scratch, in one writev.
+func (c *Conn) writeSegment(batch []Frame, need int) error {
 	if len(batch) == 0 {
 		return nil // woken to close, with nothing left to write
 	}
 	// Headers and small payloads are copied into one scratch buffer; large
 	// payloads are written from where they are, with the scratch runs
 	// between them, in one writev.
-	need := 0
-	for i := range batch {
-		need += wire.HeaderSize
-		if len(batch[i].Payload) < copyLimit {
-			need += len(batch[i].Payload)
-		}
-	}
 	if cap(c.scratch) < need {
-		c.scratch = make([]byte, 0, max(need, 2*cap(c.scratch), 4<<10))
+		c.setScratch(make([]byte, 0, min(max(need, 2*cap(c.scratch), 4<<10), maxScratch+copyLimit)))
 	}
 	s := c.scratch[:0]
 	bufs := c.bufs[:0]
@@ -548,17 +664,17 @@ func (c *Conn) writeBatch(batch []Frame) error {
 	}
 	clear(bufs)
 	c.bufs = bufs[:0]
-	if cap(c.scratch) > 4<<20 {
-		c.scratch = nil // do not keep a burst's worth of memory
+	if cap(c.scratch) > 16<<10 {
+		c.setScratch(nil) // do not keep a burst's worth of memory
 	}
 	for i := range batch {
+		c.written(&batch[i])
 		if batch[i].Pooled {
 			PutBuffer(batch[i].Payload)
 		}
 	}
 	c.FramesOut.Add(int64(len(batch)))
 	c.BytesOut.Add(int64(bytes))
-	c.queuedBytes.Add(-int64(bytes))
 	select {
 	case c.drained <- struct{}{}:
 	default:

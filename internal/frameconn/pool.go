@@ -2,19 +2,35 @@ package frameconn
 
 import "sync"
 
-// Payload buffers come from size-classed pools so that relaying a frame
-// allocates nothing in the steady state. A buffer handed to Enqueue with
-// Frame.Pooled set returns to its pool once the writer has written it.
+// Payload buffers come from power-of-two size classes, 512 bytes to 64 KiB,
+// so that relaying a frame allocates nothing in the steady state and a
+// buffer is never twice its payload once the payload is over 256 bytes:
+// the server's memory budget relies on that bound (internal/router's
+// memory.go). A buffer handed to Enqueue with Frame.Pooled set returns to
+// its pool once the writer has written it.
 //
 // The pools hold pointers to arrays, not slices: converting a full-capacity
 // slice back to its array pointer is free, so putting a buffer back does
 // not allocate a slice header the way pooling *[]byte does.
 var (
 	pool512 = sync.Pool{New: func() any { return new([512]byte) }}
+	pool1k  = sync.Pool{New: func() any { return new([1 << 10]byte) }}
+	pool2k  = sync.Pool{New: func() any { return new([2 << 10]byte) }}
 	pool4k  = sync.Pool{New: func() any { return new([4 << 10]byte) }}
+	pool8k  = sync.Pool{New: func() any { return new([8 << 10]byte) }}
 	pool16k = sync.Pool{New: func() any { return new([16 << 10]byte) }}
+	pool32k = sync.Pool{New: func() any { return new([32 << 10]byte) }}
 	pool64k = sync.Pool{New: func() any { return new([64 << 10]byte) }}
 )
+
+// BufferSize returns the capacity of the buffer GetBuffer(n) returns.
+func BufferSize(n int) int {
+	size := 512
+	for size < n {
+		size *= 2
+	}
+	return size
+}
 
 // GetBuffer returns a slice of length n whose backing array comes from a
 // pool. n must not exceed wire.MaxFramePayload.
@@ -22,10 +38,18 @@ func GetBuffer(n int) []byte {
 	switch {
 	case n <= 512:
 		return pool512.Get().(*[512]byte)[:n]
+	case n <= 1<<10:
+		return pool1k.Get().(*[1 << 10]byte)[:n]
+	case n <= 2<<10:
+		return pool2k.Get().(*[2 << 10]byte)[:n]
 	case n <= 4<<10:
 		return pool4k.Get().(*[4 << 10]byte)[:n]
+	case n <= 8<<10:
+		return pool8k.Get().(*[8 << 10]byte)[:n]
 	case n <= 16<<10:
 		return pool16k.Get().(*[16 << 10]byte)[:n]
+	case n <= 32<<10:
+		return pool32k.Get().(*[32 << 10]byte)[:n]
 	case n <= 64<<10:
 		return pool64k.Get().(*[64 << 10]byte)[:n]
 	}
@@ -38,10 +62,18 @@ func PutBuffer(b []byte) {
 	switch cap(b) {
 	case 512:
 		pool512.Put((*[512]byte)(b[:512]))
+	case 1 << 10:
+		pool1k.Put((*[1 << 10]byte)(b[:1<<10]))
+	case 2 << 10:
+		pool2k.Put((*[2 << 10]byte)(b[:2<<10]))
 	case 4 << 10:
 		pool4k.Put((*[4 << 10]byte)(b[:4<<10]))
+	case 8 << 10:
+		pool8k.Put((*[8 << 10]byte)(b[:8<<10]))
 	case 16 << 10:
 		pool16k.Put((*[16 << 10]byte)(b[:16<<10]))
+	case 32 << 10:
+		pool32k.Put((*[32 << 10]byte)(b[:32<<10]))
 	case 64 << 10:
 		pool64k.Put((*[64 << 10]byte)(b[:64<<10]))
 	}

@@ -3,6 +3,7 @@ package router
 import (
 	"time"
 
+	"github.com/socketbus/socketbus/internal/budget"
 	"github.com/socketbus/socketbus/internal/frameconn"
 	"github.com/socketbus/socketbus/internal/wire"
 )
@@ -15,8 +16,23 @@ type Config struct {
 	MaxChannelQueueBytes        int64         // credit granted to queued request bodies per channel
 	MaxQueuedRequestsPerChannel int           // 0 = no limit
 	MaxInFlightPerClient        int           // requests a client may have open as sender; 0 = no limit
-	MaxPollsPerClient           int           // Receive calls a client may have waiting; 0 = no limit
+	MaxPollsPerClient           int           // Receive calls a client may have waiting, plus requests it holds; 0 = no limit
 	Window                      int           // per-stream window; 0 = wire.StreamWindow
+
+	// Memory is the server's root memory account (nil = unlimited):
+	// streams charge what they may come to hold to their upstream
+	// member's account, a child of its channel's. MemoryPerChannel and
+	// MemoryPerMember are those accounts' shares (0 = none of their own).
+	Memory           *budget.Account
+	MemoryPerChannel int64
+	MemoryPerMember  int64
+}
+
+// tombstoneLimit is how many ended request IDs a member whose pongs do not
+// come back is remembered for: every request it may have open at once as
+// sender and as receiver, twice over.
+func (c Config) tombstoneLimit() int {
+	return max(1024, 2*(c.MaxInFlightPerClient+c.MaxPollsPerClient))
 }
 
 // Peer is a joined connection as the router sees it.

@@ -7,6 +7,13 @@
 // frame; the router answers by handing frames to Peers, which must never
 // block (they queue for the connection's writer goroutine).
 //
+// Ownership of payloads has one rule. Member.Handle owns the frame it is
+// given; a handler that keeps the payload (to relay it later) moves it out
+// with take, and Handle releases whatever is left when the handler returns,
+// on every path. A frame the router builds or keeps is handed to exactly
+// one Peer.Send, which owns it from then on, or released by finishLocked
+// when its request ends first. Nothing else calls release.
+//
 // Locking: each channel has one mutex guarding the channel, its members'
 // request tables and every request on it. Methods that need it held are
 // named ...Locked. Peer.Send is called with the channel lock held, so a

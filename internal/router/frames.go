@@ -1,6 +1,8 @@
 package router
 
 import (
+	"unicode/utf8"
+
 	"github.com/socketbus/socketbus/internal/frameconn"
 	"github.com/socketbus/socketbus/internal/wire"
 )
@@ -29,6 +31,15 @@ func (ch *channel) send(to *Member, f frameconn.Frame) {
 	to.peer.Send(f, ch.batch)
 }
 
+// take moves f out to a caller that keeps it, leaving f empty so that
+// Member.Handle's release finds nothing to free.
+func take(f *frameconn.Frame) frameconn.Frame {
+	kept := *f
+	*f = frameconn.Frame{}
+	return kept
+}
+
+// release returns f's payload to its pool, once: it clears f.
 func release(f *frameconn.Frame) {
 	if f.Pooled {
 		frameconn.PutBuffer(f.Payload)
@@ -40,35 +51,20 @@ func protocolErrorf(format string, args ...any) error {
 	return wire.Errorf(wire.CodeProtocol, format, args...)
 }
 
-// tombstones remembers recently ended request IDs, so that frames a peer
-// sent before it learned of the end are dropped rather than taken for
-// forgeries. A peer stops within one round trip, so a bounded ring is enough.
-type tombstones struct {
-	set  map[wire.ID]struct{}
-	ring []wire.ID
-	next int
-}
+// maxRelayedMessage caps the message of an error the server relays from
+// one client to another (a cancel's reason, a Fail's text): those frames
+// go to a connection that did not cause them, so their size must not be
+// the sender's to choose.
+const maxRelayedMessage = 1 << 10
 
-const tombstoneCapacity = 1024
-
-func (t *tombstones) add(id wire.ID) {
-	if t.set == nil {
-		t.set = make(map[wire.ID]struct{})
+// relayedMessage cuts msg to maxRelayedMessage bytes, on a UTF-8 boundary.
+func relayedMessage(msg string) string {
+	if len(msg) <= maxRelayedMessage {
+		return msg
 	}
-	if _, ok := t.set[id]; ok {
-		return
+	cut := maxRelayedMessage
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
 	}
-	if len(t.ring) < tombstoneCapacity {
-		t.ring = append(t.ring, id)
-	} else {
-		delete(t.set, t.ring[t.next])
-		t.ring[t.next] = id
-		t.next = (t.next + 1) % tombstoneCapacity
-	}
-	t.set[id] = struct{}{}
-}
-
-func (t *tombstones) has(id wire.ID) bool {
-	_, ok := t.set[id]
-	return ok
+	return msg[:cut]
 }

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"github.com/socketbus/socketbus/internal/budget"
 	"github.com/socketbus/socketbus/internal/frameconn"
 	"github.com/socketbus/socketbus/internal/wire"
 )
@@ -11,6 +12,7 @@ type Member struct {
 	ch   *channel
 	id   wire.ID
 	peer Peer
+	acct *budget.Account // pays for the streams this member sends and its connection's write queue
 
 	// Guarded by ch.mu.
 	sent  map[wire.ID]*request // live requests this member sent
@@ -23,22 +25,33 @@ type Member struct {
 // ID returns the member's client ID.
 func (m *Member) ID() wire.ID { return m.id }
 
+// Account returns the member's memory account: the server charges the
+// member's connection's write queue to it too.
+func (m *Member) Account() *budget.Account { return m.acct }
+
 // Channel returns the ID of the member's channel.
 func (m *Member) Channel() wire.ID { return m.ch.id }
 
-// Handle routes one frame from the member's connection and takes ownership
-// of its payload. A non-nil error is a protocol violation (a *wire.Error):
-// the caller sends it as an error frame and closes the connection. Frames
-// the router sends in answer join batch (which may be nil); the caller
-// flushes it.
+// Handle routes one frame from the member's connection. A non-nil error
+// is a protocol violation (a *wire.Error): the caller sends it as an error
+// frame and closes the connection. Frames the router sends in answer join
+// batch (which may be nil); the caller flushes it.
+//
+// Handle owns f's payload, by one rule (see the package doc): a handler
+// that keeps the payload moves it out with take, and whatever is left in f
+// when the handler returns is released here, on every path.
 func (m *Member) Handle(f frameconn.Frame, batch *frameconn.Batch) error {
+	err := m.handle(&f, batch)
+	release(&f)
+	return err
+}
+
+func (m *Member) handle(f *frameconn.Frame, batch *frameconn.Batch) error {
 	h := &f.Header
 	if h.ClientID != m.id {
-		release(&f)
 		return protocolErrorf("frame names client %x but this connection joined as %x", h.ClientID, m.id)
 	}
 	if h.ChannelID != m.ch.id {
-		release(&f)
 		return protocolErrorf("frame names channel %x but this connection joined %x", h.ChannelID, m.ch.id)
 	}
 	ch := m.ch
@@ -49,39 +62,50 @@ func (m *Member) Handle(f frameconn.Frame, batch *frameconn.Batch) error {
 		ch.mu.Unlock()
 	}()
 	if m.gone {
-		release(&f)
 		return nil
 	}
 	switch h.Flags {
 	case wire.FlagRequest:
 		return m.handleRequestLocked(f)
 	case wire.FlagReceive:
-		release(&f)
 		return m.handleReceiveLocked(h)
 	case wire.FlagResponse:
 		return m.handleResponseLocked(f)
 	case wire.FlagCredit | wire.FlagReceive:
-		defer release(&f)
-		return m.handleCreditLocked(h, f.Payload, m.held, false)
+		return m.handleCreditLocked(h, f.Payload, false)
 	case wire.FlagCredit | wire.FlagResponse:
-		defer release(&f)
-		return m.handleCreditLocked(h, f.Payload, m.sent, true)
+		return m.handleCreditLocked(h, f.Payload, true)
 	}
-	release(&f)
 	return protocolErrorf("a client may not send a %s frame with flags %s here", h.Type, h.Flags)
 }
 
 // handleCreditLocked applies a credit grant for the downstream side of a
-// stream: the receiver's window for a request body, or the sender's window
-// for a response body.
-func (m *Member) handleCreditLocked(h *wire.Header, payload []byte, table map[wire.ID]*request, response bool) error {
+// stream: the receiver's window for a request body it holds, or the
+// sender's window for the response to its own request. A grant for a
+// stream that ended while it was in flight is dropped; a grant for a
+// stream this connection never had, or for a response that has not
+// started, is a protocol error.
+func (m *Member) handleCreditLocked(h *wire.Header, payload []byte, response bool) error {
+	if h.Type != wire.TypeChunk {
+		return protocolErrorf("a credit grant is a chunk frame, not %s", h.Type)
+	}
 	n, err := wire.ParseCredit(payload)
 	if err != nil {
 		return err
 	}
+	table := m.held
+	if response {
+		table = m.sent
+	}
 	req := table[h.RequestID]
 	if req == nil {
-		return nil // the stream ended while the grant was in flight
+		// The stream ended while the grant was in flight, or never was
+		// this connection's: a grant cannot touch another connection's
+		// streams, so it is dropped either way.
+		return nil
+	}
+	if response && !req.respStarted {
+		return protocolErrorf("credit for the response to request %x, which has not started", h.RequestID)
 	}
 	rl := req.relay(response)
 	if int64(rl.downCredit)+int64(n) > int64(m.r.cfg.Window) {
@@ -107,8 +131,8 @@ func (m *Member) handleReceiveLocked(h *wire.Header) error {
 			ch.send(m, errorFrame(ch, m, h.RequestID, wire.FlagReceive, wire.CodeServerClosed, "server is shutting down"))
 			return nil
 		}
-		if limit := m.r.cfg.MaxPollsPerClient; limit > 0 && len(m.polls) >= limit {
-			ch.send(m, errorFrame(ch, m, h.RequestID, wire.FlagReceive, wire.CodeLimit, "too many Receive calls waiting on this connection"))
+		if limit := m.r.cfg.MaxPollsPerClient; limit > 0 && len(m.polls)+len(m.held) >= limit {
+			ch.send(m, errorFrame(ch, m, h.RequestID, wire.FlagReceive, wire.CodeLimit, "too many Receive calls waiting and requests held on this connection"))
 			return nil
 		}
 		for req := ch.queue.head; req != nil; req = req.next {
@@ -122,6 +146,9 @@ func (m *Member) handleReceiveLocked(h *wire.Header) error {
 		ch.polls.push(p)
 		return nil
 	case wire.TypeEnd:
+		if !h.Final || h.Sequence != 0 || h.Length != 0 {
+			return protocolErrorf("a poll withdrawal is a lone end frame: sequence 0, final, no payload")
+		}
 		if p := m.polls[h.RequestID]; p != nil {
 			ch.polls.remove(p)
 			delete(m.polls, p.id)

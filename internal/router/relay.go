@@ -33,7 +33,10 @@ func (ch *channel) assignLocked(req *request, m *Member, pollID wire.ID) {
 }
 
 // pumpLocked forwards a relay's pending frames while downstream credit
-// lasts, then tops up the upstream's credit.
+// lasts, then tops up the upstream's credit. A chunk whose buffer is less
+// than 3/4 full (a coalescing buffer still filling) waits while earlier
+// bytes of the relay are queued for the downstream socket (memory.go); the
+// writer's notification pumps again once they are out.
 func (ch *channel) pumpLocked(req *request, response bool) {
 	rl := req.relay(response)
 	down, notify := req.receiver, frameconn.SentNotifier((*bodySent)(req))
@@ -51,6 +54,12 @@ func (ch *channel) pumpLocked(req *request, response bool) {
 		if n > rl.downCredit {
 			break
 		}
+		if f.Header.Type == wire.TypeChunk && n > 0 && 4*n < 3*cap(f.Payload) && rl.inFlight.Load() > 0 {
+			rl.waiting.Store(true)
+			if rl.inFlight.Load() > 0 {
+				break // the writer pumps again when they are written
+			}
+		}
 		rl.downCredit -= n
 		rl.pendingBytes -= n
 		if n > 0 {
@@ -60,6 +69,8 @@ func (ch *channel) pumpLocked(req *request, response bool) {
 		if f.Header.Type == wire.TypeEnd {
 			rl.endForwarded = true
 		}
+		f.Header.Sequence = rl.downSeq
+		rl.downSeq++
 		ch.send(down, f)
 		rl.pending[sent] = frameconn.Frame{}
 		sent++
@@ -74,6 +85,7 @@ func (ch *channel) pumpLocked(req *request, response bool) {
 		return
 	}
 	ch.grantLocked(req, response)
+	ch.shrinkLocked(req, response)
 }
 
 // grantAmountLocked computes and records the credit to grant upstream now:
@@ -108,12 +120,16 @@ func (ch *channel) grantAmountLocked(req *request, response bool) int {
 			return 0
 		}
 	}
-	rl.waiting.Store(false)
-	if !response && req.linked {
-		if limit := ch.r.cfg.MaxChannelQueueBytes; limit > 0 && ch.reserved+int64(space) > limit {
-			ch.starved = true
-			return 0
-		}
+	queued := !response && req.linked
+	if limit := ch.r.cfg.MaxChannelQueueBytes; queued && limit > 0 && ch.reserved+int64(space) > limit {
+		ch.starved = true
+		return 0
+	}
+	if !ch.commitLocked(req, response, space) {
+		ch.starveLocked(req, response)
+		return 0
+	}
+	if queued {
 		ch.reserved += int64(space)
 		req.reserved += int64(space)
 	}
@@ -122,16 +138,19 @@ func (ch *channel) grantAmountLocked(req *request, response bool) int {
 	return space
 }
 
-// grantLocked sends upstream whatever credit grantAmountLocked allows.
+// grantLocked sends upstream whatever credit grantAmountLocked allows. The
+// upstream of a response is the receiver, so a response stream exists only
+// once a receiver holds the request.
 func (ch *channel) grantLocked(req *request, response bool) {
-	n := ch.grantAmountLocked(req, response)
-	if n == 0 {
+	up, flags := req.sender, wire.FlagRequest
+	if response {
+		up, flags = req.receiver, wire.FlagResponse
+	}
+	if up == nil {
 		return
 	}
-	if response {
-		ch.send(req.receiver, creditFrame(ch, req.receiver, req.id, wire.FlagResponse, n))
-	} else {
-		ch.send(req.sender, creditFrame(ch, req.sender, req.id, wire.FlagRequest, n))
+	if n := ch.grantAmountLocked(req, response); n > 0 {
+		ch.send(up, creditFrame(ch, up, req.id, flags, n))
 	}
 }
 
@@ -193,12 +212,12 @@ func (ch *channel) finishLocked(req *request, outcome Outcome) {
 	delete(ch.requests, req.id)
 	delete(req.sender.sent, req.id)
 	if !req.body.ended {
-		req.sender.ended.add(req.id)
+		ch.tombstoneLocked(req.sender, req.id)
 	}
 	if rcv := req.receiver; rcv != nil {
 		delete(rcv.held, req.id)
 		if !req.resp.ended {
-			rcv.ended.add(req.id)
+			ch.tombstoneLocked(rcv, req.id)
 		}
 	}
 	for _, rl := range []*relay{&req.body, &req.resp} {
@@ -208,6 +227,7 @@ func (ch *channel) finishLocked(req *request, outcome Outcome) {
 		rl.pending = nil
 		rl.pendingBytes = 0
 	}
+	ch.releaseChargesLocked(req)
 	ch.r.counts[outcome].Add(1)
 	ch.r.latency.observe(time.Since(req.started))
 	ch.r.inFlight.Add(-1)

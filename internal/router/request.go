@@ -41,9 +41,12 @@ type relay struct {
 	endForwarded  bool              // the end frame has gone to downstream
 	pending       []frameconn.Frame // frames waiting for downstream credit or a receiver
 	pendingBytes  int
-	upOutstanding int  // credit granted upstream and not yet used
-	downCredit    int  // bytes downstream will accept
-	granted       bool // upstream has had a grant beyond its initial credit
+	upOutstanding int    // credit granted upstream and not yet used
+	downCredit    int    // bytes downstream will accept
+	granted       bool   // upstream has had a grant beyond its initial credit
+	downSeq       uint32 // the sequence number of the next frame forwarded downstream
+	charged       int64  // memory charged to the payer's account (memory.go)
+	memStarved    bool   // a grant is held back until memory is freed
 
 	// inFlight counts bytes queued for the downstream socket and not yet
 	// written; the downstream's writer decrements it without the channel
@@ -73,26 +76,25 @@ func (req *request) frameSent(n int, response bool) {
 	rl := req.relay(response)
 	rl.inFlight.Add(-int64(n))
 	if !rl.waiting.Load() {
-		return // no grant waits on these bytes: no lock on the writer's path
+		return // nothing waits on these bytes: no lock on the writer's path
 	}
 	ch := req.ch
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
+	rl.waiting.Store(false) // pumpLocked sets it again if it still waits
 	if !req.done {
-		ch.grantLocked(req, response)
+		ch.pumpLocked(req, response)
 	}
 }
 
 // handleRequestLocked handles a frame of a request stream from its sender.
-func (m *Member) handleRequestLocked(f frameconn.Frame) error {
+func (m *Member) handleRequestLocked(f *frameconn.Frame) error {
 	h := &f.Header
 	if h.Type == wire.TypeStart {
-		release(&f)
 		return m.startRequestLocked(h)
 	}
 	req := m.sent[h.RequestID]
 	if req == nil {
-		release(&f)
 		if h.Type == wire.TypeError || m.ended.has(h.RequestID) {
 			// The request ended (a cancel may cross its response on the
 			// wire); the sender has not heard yet.
@@ -101,7 +103,6 @@ func (m *Member) handleRequestLocked(f frameconn.Frame) error {
 		return protocolErrorf("%s frame for request %x, which this connection has not started", h.Type, h.RequestID)
 	}
 	if h.Type == wire.TypeError {
-		defer release(&f)
 		e, err := wire.ParseError(f.Payload)
 		if err != nil {
 			return err
@@ -109,7 +110,7 @@ func (m *Member) handleRequestLocked(f frameconn.Frame) error {
 		if e.Code != wire.CodeCancelled && e.Code != wire.CodeAborted && e.Code != wire.CodeTimeout {
 			return protocolErrorf("a sender may end its request with cancelled, aborted or timeout, not %s", e.Code)
 		}
-		m.ch.failLocked(req, e.Code, e.Message)
+		m.ch.failLocked(req, e.Code, relayedMessage(e.Message))
 		return nil
 	}
 	h.Flags = wire.FlagReceive
@@ -129,9 +130,9 @@ func (m *Member) startRequestLocked(h *wire.Header) error {
 		return protocolErrorf("request ID %x is already in use", h.RequestID)
 	}
 	refuse := func(code wire.Code, msg string) error {
-		m.ended.add(h.RequestID) // the rest of the stream may already be on its way
 		r.counts[outcomeOf(code)].Add(1)
 		ch.send(m, errorFrame(ch, m, h.RequestID, wire.FlagRequest, code, msg))
+		ch.tombstoneLocked(m, h.RequestID) // the rest of the stream may already be on its way
 		return nil
 	}
 	if r.closed.Load() {
@@ -154,14 +155,21 @@ func (m *Member) startRequestLocked(h *wire.Header) error {
 		return refuse(wire.CodeLimit, "the channel's request queue is full")
 	}
 
+	// Admit the request only if the budget can hold what its initial
+	// credit lets the sender send before anyone reads it.
+	req := &request{id: h.RequestID, ch: ch, sender: m}
+	req.body.upOutstanding = wire.InitialRequestCredit
+	if !ch.commitLocked(req, false, 0) {
+		return refuse(wire.CodeLimit, "the server's memory budget is short; try again later")
+	}
+
 	timeout := r.cfg.DefaultTimeout
 	if h.TimeoutMillis > 0 {
 		timeout = time.Duration(min(h.TimeoutMillis, uint64(365*24*time.Hour/time.Millisecond))) * time.Millisecond
 	}
 	now := time.Now()
-	req := &request{id: h.RequestID, ch: ch, sender: m, started: now, deadline: now.Add(timeout)}
-	req.body.nextSeq = 1
-	req.body.upOutstanding = wire.InitialRequestCredit
+	req.started, req.deadline = now, now.Add(timeout)
+	req.body.nextSeq, req.body.downSeq = 1, 1
 	ch.requests[req.id] = req
 	m.sent[req.id] = req
 	r.inFlight.Add(1)
@@ -192,11 +200,10 @@ func (m *Member) startRequestLocked(h *wire.Header) error {
 
 // handleResponseLocked handles a frame of a response stream from the
 // member holding the request.
-func (m *Member) handleResponseLocked(f frameconn.Frame) error {
+func (m *Member) handleResponseLocked(f *frameconn.Frame) error {
 	h := &f.Header
 	req := m.held[h.RequestID]
 	if req == nil {
-		release(&f)
 		if m.ended.has(h.RequestID) {
 			return nil
 		}
@@ -205,7 +212,6 @@ func (m *Member) handleResponseLocked(f frameconn.Frame) error {
 	ch := m.ch
 	switch h.Type {
 	case wire.TypeStart:
-		release(&f)
 		if req.respStarted {
 			return protocolErrorf("second response to request %x", h.RequestID)
 		}
@@ -213,15 +219,20 @@ func (m *Member) handleResponseLocked(f frameconn.Frame) error {
 			return protocolErrorf("a response start frame has sequence 0, no final bit and no payload")
 		}
 		req.respStarted = true
-		req.resp.nextSeq = 1
+		req.resp.nextSeq, req.resp.downSeq = 1, 1
 		req.resp.upOutstanding = m.r.cfg.Window
 		req.resp.downCredit = m.r.cfg.Window
+		// A version-1 response's window is implicit: the receiver may send
+		// it all without asking. It is charged whether or not the budget
+		// has room, so that a shortage shows as pressure (and the reaper
+		// cuts whoever holds the most) instead of refusing honest
+		// responses, most of which end in the same read as they start.
+		ch.chargeLocked(req, true)
 		sh := header(ch, req.sender, wire.TypeStart, wire.FlagResponse, req.id)
 		sh.ClientID = m.id
 		ch.send(req.sender, frameconn.Frame{Header: sh})
 		return nil
 	case wire.TypeError:
-		defer release(&f)
 		e, err := wire.ParseError(f.Payload)
 		if err != nil {
 			return err
@@ -229,11 +240,10 @@ func (m *Member) handleResponseLocked(f frameconn.Frame) error {
 		if e.Code != wire.CodeRemote {
 			return protocolErrorf("a receiver fails a request with code remote, not %s", e.Code)
 		}
-		ch.failLocked(req, wire.CodeRemote, e.Message)
+		ch.failLocked(req, wire.CodeRemote, relayedMessage(e.Message))
 		return nil
 	}
 	if !req.respStarted {
-		release(&f)
 		return protocolErrorf("%s frame of a response that has not started", h.Type)
 	}
 	h.Flags = wire.FlagResponse
@@ -243,37 +253,31 @@ func (m *Member) handleResponseLocked(f frameconn.Frame) error {
 
 // streamFrameLocked checks a chunk or end frame of a body against its
 // stream's sequence, credit and size limit, then relays it.
-func (ch *channel) streamFrameLocked(req *request, f frameconn.Frame, response bool) error {
+func (ch *channel) streamFrameLocked(req *request, f *frameconn.Frame, response bool) error {
 	h := &f.Header
 	rl := req.relay(response)
 	if rl.ended {
-		release(&f)
 		return protocolErrorf("%s frame after the final frame of stream %x", h.Type, h.RequestID)
 	}
 	if h.Sequence != rl.nextSeq {
-		release(&f)
 		return protocolErrorf("stream %x: got sequence %d, want %d", h.RequestID, h.Sequence, rl.nextSeq)
 	}
 	n := len(f.Payload)
 	switch h.Type {
 	case wire.TypeChunk:
 		if h.Final {
-			release(&f)
 			return protocolErrorf("chunk frame with the final bit; a stream ends with an end frame")
 		}
 		if n == 0 && rl.chunks > 0 {
-			release(&f)
 			return protocolErrorf("stream %x: empty chunk after the first; only an empty body has an empty chunk", h.RequestID)
 		}
 		if n > rl.upOutstanding {
-			release(&f)
 			return protocolErrorf("stream %x: %d bytes sent with %d bytes of credit", h.RequestID, n, rl.upOutstanding)
 		}
 		rl.upOutstanding -= n
 		rl.bytes += int64(n)
 		rl.chunks++
 		if max := ch.r.cfg.MaxMessageBytes; max > 0 && rl.bytes > max {
-			release(&f)
 			if response {
 				ch.failWithLocked(req, wire.CodeTooLarge, "response body exceeds the server's limit of "+itoa(max)+" bytes", wire.FlagResponse)
 			} else {
@@ -283,7 +287,6 @@ func (ch *channel) streamFrameLocked(req *request, f frameconn.Frame, response b
 		}
 	case wire.TypeEnd:
 		if n != 0 {
-			release(&f)
 			return protocolErrorf("end frame with a payload")
 		}
 		if rl.chunks == 0 {
@@ -297,13 +300,12 @@ func (ch *channel) streamFrameLocked(req *request, f frameconn.Frame, response b
 			ch.send(req.sender, frameconn.Frame{Header: ack, Lazy: true})
 		}
 	default:
-		release(&f)
 		return protocolErrorf("unexpected %s frame in stream %x", h.Type, h.RequestID)
 	}
 	rl.nextSeq++
 	h.TimeoutMillis = 0
-	rl.pending = append(rl.pending, f)
 	rl.pendingBytes += n
+	rl.keepLocked(f)
 	ch.pumpLocked(req, response)
 	return nil
 }

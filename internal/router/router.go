@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/socketbus/socketbus/internal/budget"
 	"github.com/socketbus/socketbus/internal/frameconn"
 	"github.com/socketbus/socketbus/internal/wire"
 )
@@ -12,9 +13,8 @@ import (
 type Router struct {
 	cfg Config
 
-	mu       sync.Mutex // guards channels and clients; closed is set under it
+	mu       sync.Mutex // guards channels; closed is set under it
 	channels map[wire.ID]*channel
-	clients  map[wire.ID]*Member
 	closed   atomic.Bool // set once by Close; read under channel locks too
 
 	inFlight atomic.Int64  // live requests, queued or taken
@@ -22,6 +22,14 @@ type Router struct {
 	counts   [numOutcomes]atomic.Int64
 	started  atomic.Int64
 	latency  latency
+
+	// Grants held back for memory (memory.go): the channels that have
+	// some, and whether a retry pass is running or owed.
+	starveMu sync.Mutex
+	starved  map[*channel]struct{}
+	starvedN atomic.Int64
+	freed    atomic.Bool
+	retrying atomic.Bool
 }
 
 // New returns an empty router.
@@ -29,19 +37,21 @@ func New(cfg Config) *Router {
 	if cfg.Window <= 0 {
 		cfg.Window = wire.StreamWindow
 	}
-	return &Router{
+	r := &Router{
 		cfg:      cfg,
 		channels: make(map[wire.ID]*channel),
-		clients:  make(map[wire.ID]*Member),
 		idle:     make(chan struct{}, 1),
 	}
+	cfg.Memory.OnRelease(r.memoryFreed)
+	return r
 }
 
 // channel is one channel's state. mu guards every field below it and the
 // mutable state of its members and requests.
 type channel struct {
-	r  *Router
-	id wire.ID
+	r    *Router
+	id   wire.ID
+	acct *budget.Account // the channel's share of the memory budget
 
 	mu       sync.Mutex
 	members  map[wire.ID]*Member
@@ -51,7 +61,8 @@ type channel struct {
 	// reserved is the credit granted to queued requests beyond their
 	// initial credit; it is bounded by Config.MaxChannelQueueBytes.
 	reserved int64
-	starved  bool // some queued request is waiting for reserved credit
+	starved  bool       // some queued request is waiting for reserved credit
+	memWait  []*request // requests with a grant held back for memory
 	// batch is the write batch of the connection whose frame is being
 	// handled, nil outside Member.Handle (timers, write notifications).
 	batch *frameconn.Batch
@@ -59,7 +70,9 @@ type channel struct {
 
 // Join registers a connection as client clientID on channel channelID. It
 // fails with a *wire.Error (CodeConflict) when the client ID is already
-// connected, or CodeServerClosed when the router is closing.
+// connected to that channel, or CodeServerClosed when the router is
+// closing. Client IDs are unique per channel, not server-wide: a client of
+// one channel cannot lock a client of another out by taking its ID.
 func (r *Router) Join(clientID, channelID wire.ID, p Peer) (*Member, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -69,20 +82,22 @@ func (r *Router) Join(clientID, channelID wire.ID, p Peer) (*Member, error) {
 	if clientID == (wire.ID{}) {
 		return nil, wire.Errorf(wire.CodeProtocol, "join with the nil client ID")
 	}
-	if _, dup := r.clients[clientID]; dup {
-		return nil, wire.Errorf(wire.CodeConflict, "client ID %x is already connected", clientID)
-	}
 	ch := r.channels[channelID]
 	if ch == nil {
-		ch = &channel{r: r, id: channelID, members: make(map[wire.ID]*Member), requests: make(map[wire.ID]*request)}
+		ch = &channel{r: r, id: channelID, acct: r.cfg.Memory.Child(r.cfg.MemoryPerChannel),
+			members: make(map[wire.ID]*Member), requests: make(map[wire.ID]*request)}
 		r.channels[channelID] = ch
 	}
 	m := &Member{r: r, ch: ch, id: clientID, peer: p,
 		sent: make(map[wire.ID]*request), held: make(map[wire.ID]*request), polls: make(map[wire.ID]*poll)}
+	m.ended.limit = r.cfg.tombstoneLimit()
+	m.acct = ch.acct.Child(r.cfg.MemoryPerMember)
 	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if _, dup := ch.members[clientID]; dup {
+		return nil, wire.Errorf(wire.CodeConflict, "client ID %x is already connected to this channel", clientID)
+	}
 	ch.members[clientID] = m
-	ch.mu.Unlock()
-	r.clients[clientID] = m
 	return m, nil
 }
 
@@ -101,9 +116,6 @@ func (m *Member) Leave() {
 	}
 	m.gone = true
 	delete(ch.members, m.id)
-	if r.clients[m.id] == m {
-		delete(r.clients, m.id)
-	}
 	empty := len(ch.members) == 0
 	if empty && r.channels[ch.id] == ch {
 		delete(r.channels, ch.id)

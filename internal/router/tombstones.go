@@ -1,0 +1,163 @@
+package router
+
+import (
+	"encoding/binary"
+
+	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/wire"
+)
+
+// tombstones remembers the requests that ended while a member could still
+// be sending frames for them (a cancel crossing a response, say), so that
+// its late frames are dropped rather than taken for forgeries.
+//
+// An ID is forgotten when the member proves it has seen the end, not after
+// a count: each ID added opens a generation, and the router follows the
+// frame that ends the request with a ping whose request ID carries the
+// generation (pingMarker in the first 8 bytes, the generation in the last
+// 8). A member reads its connection in order and answers pings in order, so
+// its pong for generation g comes after every frame it sent before it read
+// the ends up to g: once the pong arrives, no late frame for those IDs can
+// follow, and they move from the set to a grace ring of the last
+// graceCapacity cleared IDs, for clients less careful than the protocol
+// asks. A client that never answers pings keeps at most limit IDs waiting;
+// beyond that the oldest go to the grace ring too.
+type tombstones struct {
+	set   map[wire.ID]uint64 // ID -> the generation whose pong clears it; 0 once cleared (in grace)
+	order []tombstone        // waiting IDs, oldest first; generations ascend
+	head  int                // order[:head] are cleared
+	gen   uint64             // the newest generation opened
+	limit int
+
+	grace     []wire.ID // cleared IDs still dropped quietly, a ring
+	graceNext int
+}
+
+// graceCapacity is how many IDs cleared by a pong are still remembered.
+const graceCapacity = 1024
+
+type tombstone struct {
+	id  wire.ID
+	gen uint64
+}
+
+// pingMarker starts the request ID of the router's tombstone pings, so
+// their pongs are told apart from the connection's keepalive pongs (whose
+// request ID is zero).
+var pingMarker = [8]byte{'s', 'b', 't', 'o', 'm', 'b', 0, 1}
+
+// tombstonePing is the ping that closes generation gen.
+func tombstonePing(ch *channel, to *Member, gen uint64) frameconn.Frame {
+	var id wire.ID
+	copy(id[:8], pingMarker[:])
+	binary.BigEndian.PutUint64(id[8:], gen)
+	h := header(ch, to, wire.TypeStart, wire.FlagPing, id)
+	h.Final = true
+	return frameconn.Frame{Header: h}
+}
+
+// PongGeneration reports whether id is the request ID of a tombstone pong,
+// and its generation.
+func PongGeneration(id wire.ID) (uint64, bool) {
+	if [8]byte(id[:8]) != pingMarker {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(id[8:]), true
+}
+
+func (t *tombstones) has(id wire.ID) bool {
+	_, ok := t.set[id]
+	return ok
+}
+
+// waiting is the number of IDs waiting for their pong.
+func (t *tombstones) waiting() int { return len(t.order) - t.head }
+
+// add records id in a new generation and returns that generation, which
+// the caller closes with a tombstone ping sent after the frame ending id.
+func (t *tombstones) add(id wire.ID) uint64 {
+	if t.set == nil {
+		t.set = make(map[wire.ID]uint64)
+	}
+	t.gen++
+	if len(t.order)-t.head >= t.limit {
+		t.evictOldest()
+	}
+	t.set[id] = t.gen
+	t.order = append(t.order, tombstone{id, t.gen})
+	return t.gen
+}
+
+func (t *tombstones) evictOldest() {
+	for t.head < len(t.order) {
+		e := t.order[t.head]
+		t.order[t.head] = tombstone{}
+		t.head++
+		if g, ok := t.set[e.id]; ok && g == e.gen {
+			t.toGrace(e.id)
+			break
+		}
+	}
+	t.compact()
+}
+
+// pong clears every ID of generation gen and older.
+func (t *tombstones) pong(gen uint64) {
+	for t.head < len(t.order) && t.order[t.head].gen <= gen {
+		e := t.order[t.head]
+		t.order[t.head] = tombstone{}
+		t.head++
+		if g, ok := t.set[e.id]; ok && g == e.gen {
+			t.toGrace(e.id)
+		}
+	}
+	t.compact()
+}
+
+// toGrace moves a cleared ID to the grace ring, pushing out the oldest.
+func (t *tombstones) toGrace(id wire.ID) {
+	t.set[id] = 0
+	if len(t.grace) < graceCapacity {
+		t.grace = append(t.grace, id)
+		return
+	}
+	if old := t.grace[t.graceNext]; t.set[old] == 0 {
+		delete(t.set, old)
+	}
+	t.grace[t.graceNext] = id
+	t.graceNext = (t.graceNext + 1) % graceCapacity
+}
+
+// compact reclaims the cleared front of order once it is half the slice.
+func (t *tombstones) compact() {
+	if t.head == len(t.order) {
+		t.order, t.head = t.order[:0], 0
+		if cap(t.order) > t.limit {
+			t.order = nil // do not keep a burst's worth of memory
+		}
+		return
+	}
+	if t.head > len(t.order)/2 {
+		n := copy(t.order, t.order[t.head:])
+		clear(t.order[n:])
+		t.order, t.head = t.order[:n], 0
+	}
+}
+
+// tombstoneLocked remembers that request id ended while m could still be
+// sending frames for it, and follows what m has been sent so far with the
+// ping that will clear it. Call it after sending m the frame that ends id.
+func (ch *channel) tombstoneLocked(m *Member, id wire.ID) {
+	if m.gone {
+		return
+	}
+	ch.send(m, tombstonePing(ch, m, m.ended.add(id)))
+}
+
+// Pong handles a pong from m's connection whose request ID carries a
+// tombstone generation: m has read everything sent before that ping.
+func (m *Member) Pong(gen uint64) {
+	m.ch.mu.Lock()
+	defer m.ch.mu.Unlock()
+	m.ended.pong(gen)
+}
