@@ -147,11 +147,11 @@ type Conn struct {
 	pingSeen   int64       // FramesIn at the last tick
 	missed     int         // silent half-interval ticks since the peer last spoke
 
-	queuedBytes  atomic.Int64 // memory of the frames in queue, not yet written (FrameCost)
-	controlBytes atomic.Int64 // the part of queuedBytes without a SentNotifier
-	slowCut      atomic.Bool  // the connection is being cut as a slow consumer
-	scratchCost  int64        // the writer's scratch capacity charged to the account
-	drained     chan struct{} // capacity 1: the writer wrote a batch
+	queuedBytes  atomic.Int64  // memory of the frames in queue, not yet written (FrameCost)
+	controlBytes atomic.Int64  // the part of queuedBytes without a SentNotifier
+	slowCut      atomic.Bool   // the connection is being cut as a slow consumer
+	scratchCost  int64         // the writer's scratch capacity charged to the account
+	drained      chan struct{} // capacity 1: the writer wrote a batch
 
 	kick chan struct{} // capacity 1: wakes the writer
 	done chan struct{} // closed when the connection closes
