@@ -176,15 +176,24 @@ func TestReceiveWithdrawnPollsDoNotLeak(t *testing.T) {
 // waitReceivers waits until the server has n Receive calls waiting on ch.
 func waitReceivers(t *testing.T, srv *socketbus.Server, ch socketbus.ID, n int) {
 	t.Helper()
+	waitChannel(t, srv, ch, fmt.Sprintf("%d receivers waiting", n), func(c socketbus.ChannelStats) bool {
+		return c.ReceiversWaiting == n
+	})
+}
+
+// waitChannel waits, for up to 10 seconds, until the server's stats for ch
+// satisfy ok.
+func waitChannel(t *testing.T, srv *socketbus.Server, ch socketbus.ID, what string, ok func(socketbus.ChannelStats) bool) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		for _, c := range srv.Stats().Channels {
-			if c.ID == ch && c.ReceiversWaiting == n {
+			if c.ID == ch && ok(c) {
 				return
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the server did not see %d receivers waiting within 10s", n)
+			t.Fatalf("channel %s: not %s within 10s; stats %+v", ch, what, srv.Stats().Channels)
 		}
 		runtime.Gosched()
 	}
