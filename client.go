@@ -24,6 +24,7 @@ type Client struct {
 	id         ID
 	channel    ID
 	maxMessage int64 // the server's body limit, from the join; 0 = none
+	callLimit  int64 // the longest response Call accepts
 	conn       *frameconn.Conn
 
 	mu      sync.Mutex
@@ -101,6 +102,7 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 		id:         o.clientID,
 		channel:    channel,
 		maxMessage: maxMessage,
+		callLimit:  callLimitFor(maxMessage),
 		conn: frameconn.New(nc, frameconn.Config{
 			PingInterval: ping,
 			PingHeader:   wire.Header{ClientID: o.clientID, ChannelID: channel},
