@@ -66,8 +66,8 @@ const (
 // Serve recovers and goes on serving.
 //
 // When ctx ends, Serve stops taking requests and returns ctx.Err() once
-// every running handler has returned; a request that arrives after is left
-// for the client's next Receive or Serve. If the client closes, Serve
+// every running handler has returned; a request that arrives after goes to
+// another receiver, or waits for the client's next Receive or Serve. If the client closes, Serve
 // returns the client's error (Err, which matches ErrClosed) once the
 // running handlers return. If the server refuses a Receive (during its
 // shutdown, or past a limit), Serve stops the same way and returns that
