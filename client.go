@@ -24,6 +24,7 @@ type Client struct {
 	id         ID
 	channel    ID
 	maxMessage int64 // the server's body limit, from the join; 0 = none
+	callLimit  int64 // the longest response Call accepts
 	conn       *frameconn.Conn
 
 	mu      sync.Mutex
@@ -31,7 +32,8 @@ type Client struct {
 	held    map[ID]*Request  // requests received and not yet finished
 	waiters []*receiveWaiter // Receive calls waiting, oldest first
 	ready   []*Request       // delivered requests no Receive was waiting for
-	polls   map[ID]struct{}  // Receive IDs outstanding at the server
+	polls   map[ID]uint64    // Receive IDs outstanding at the server, with the order they were sent in
+	pollSeq uint64           // the order of the last poll sent
 	err     error            // set once the client is closed
 
 	ctx    context.Context // cancelled when the client closes
@@ -100,13 +102,14 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 		id:         o.clientID,
 		channel:    channel,
 		maxMessage: maxMessage,
+		callLimit:  callLimitFor(maxMessage),
 		conn: frameconn.New(nc, frameconn.Config{
 			PingInterval: ping,
 			PingHeader:   wire.Header{ClientID: o.clientID, ChannelID: channel},
 		}),
 		sends: make(map[ID]*sendCall),
 		held:  make(map[ID]*Request),
-		polls: make(map[ID]struct{}),
+		polls: make(map[ID]uint64),
 		done:  make(chan struct{}),
 	}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
@@ -219,15 +222,17 @@ func (c *Client) connClosed(err error) {
 	c.sends, c.held, c.waiters, c.ready = map[ID]*sendCall{}, map[ID]*Request{}, nil, nil
 	c.mu.Unlock()
 
+	// The waiters' results first: a Receive whose ctx ends now waits for
+	// its result, and aborting a request takes c.mu.
+	for _, w := range waiters {
+		w.result <- receiveResult{err: err}
+	}
 	c.cancel(err)
 	for _, call := range sends {
 		call.finish(err)
 	}
 	for _, r := range held {
 		r.abort(err)
-	}
-	for _, w := range waiters {
-		w.result <- receiveResult{err: err}
 	}
 	close(c.done)
 }

@@ -8,9 +8,11 @@ import (
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
-// receiveWaiter is one Receive call waiting for a request.
+// receiveWaiter is one Receive call waiting for a request. Whoever takes it
+// from Client.waiters sends it exactly one result, never while holding
+// Client.mu.
 type receiveWaiter struct {
-	result chan receiveResult // capacity 1; receives exactly one result
+	result chan receiveResult // capacity 1
 }
 
 type receiveResult struct {
@@ -45,18 +47,13 @@ func (c *Client) Receive(ctx context.Context) (*Request, error) {
 	}
 	w := &receiveWaiter{result: make(chan receiveResult, 1)}
 	c.waiters = append(c.waiters, w)
-	var pollID ID
+	var perr error
 	if len(c.polls) < len(c.waiters) {
-		pollID = newID()
-		c.polls[pollID] = struct{}{}
+		perr = c.pollLocked()
 	}
 	c.mu.Unlock()
-	if pollID != (ID{}) {
-		h := c.header(wire.TypeStart, wire.FlagReceive, pollID)
-		h.Final = true
-		if err := c.send(frameconn.Frame{Header: h}); err != nil {
-			return nil, err
-		}
+	if perr != nil {
+		return nil, c.closedErr() // the closing connection answers w
 	}
 
 	select {
@@ -73,30 +70,74 @@ func (c *Client) Receive(ctx context.Context) (*Request, error) {
 			break
 		}
 	}
-	if !removed {
-		// A request was handed to this call as ctx ended: keep it for the
-		// next Receive rather than lose it.
-		res := <-w.result
-		if res.r != nil {
-			c.ready = append([]*Request{res.r}, c.ready...)
-		}
-	}
-	// Withdraw a Receive the server no longer needs.
-	var cancel ID
-	if len(c.polls) > len(c.waiters) {
-		for id := range c.polls {
-			cancel = id
-			break
-		}
-		delete(c.polls, cancel)
+	if removed {
+		c.withdrawExcessLocked()
 	}
 	c.mu.Unlock()
-	if cancel != (ID{}) {
-		h := c.header(wire.TypeEnd, wire.FlagReceive, cancel)
-		h.Final = true
-		_ = c.send(frameconn.Frame{Header: h})
+	if !removed {
+		// This call was taken from the waiters as ctx ended and its result
+		// is on its way. A request is kept for the next Receive rather
+		// than lost.
+		if res := <-w.result; res.r != nil {
+			c.requeue(res.r)
+		}
 	}
 	return nil, ctx.Err()
+}
+
+// pollLocked sends the server a new poll. The poll's frames are queued
+// under c.mu, so that a poll's withdrawal never overtakes its start.
+func (c *Client) pollLocked() error {
+	id := newID()
+	c.pollSeq++
+	c.polls[id] = c.pollSeq
+	h := c.header(wire.TypeStart, wire.FlagReceive, id)
+	h.Final = true
+	return c.conn.Enqueue(frameconn.Frame{Header: h})
+}
+
+// withdrawExcessLocked keeps the polls outstanding at the server as many as
+// the Receive calls waiting, by withdrawing the newest polls: the server
+// answers the oldest first, so the newest is the least likely to have been
+// answered already. A withdrawal can still lose the race with a delivery;
+// deliver then finds one poll too many and withdraws another.
+func (c *Client) withdrawExcessLocked() {
+	for len(c.polls) > len(c.waiters) {
+		var newest ID
+		var seq uint64
+		for id, s := range c.polls {
+			if s >= seq {
+				newest, seq = id, s
+			}
+		}
+		delete(c.polls, newest)
+		h := c.header(wire.TypeEnd, wire.FlagReceive, newest)
+		h.Final = true
+		_ = c.conn.Enqueue(frameconn.Frame{Header: h}) // fails only once closing
+	}
+}
+
+// requeue gives r, handed to a Receive whose ctx ended, to the oldest
+// waiting Receive, or keeps it for the next.
+func (c *Client) requeue(r *Request) {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return // the close has aborted r
+	}
+	var w *receiveWaiter
+	if len(c.waiters) > 0 {
+		w = c.waiters[0]
+		c.waiters[0] = nil
+		c.waiters = c.waiters[1:]
+		c.withdrawExcessLocked() // w's poll is no longer needed
+	} else {
+		c.ready = append([]*Request{r}, c.ready...)
+	}
+	c.mu.Unlock()
+	if w != nil {
+		w.deliver(r)
+	}
 }
 
 // deliver handles the start frame of a request handed to this client.
@@ -120,6 +161,9 @@ func (c *Client) deliver(h *wire.Header, payload []byte) error {
 		c.mu.Unlock()
 		return wire.Errorf(wire.CodeProtocol, "request %x delivered twice", r.ID)
 	}
+	// A poll this client withdrew may have been answered before the
+	// withdrawal reached the server; then the client kept one poll more
+	// than it thought, which withdrawExcessLocked puts right.
 	delete(c.polls, pollID)
 	c.held[r.ID] = r
 	var w *receiveWaiter
@@ -130,6 +174,7 @@ func (c *Client) deliver(h *wire.Header, payload []byte) error {
 	} else {
 		c.ready = append(c.ready, r)
 	}
+	c.withdrawExcessLocked()
 	c.mu.Unlock()
 	if w != nil {
 		w.deliver(r)

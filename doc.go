@@ -17,20 +17,18 @@
 //
 //	ch := socketbus.ChannelFromName("orders")
 //	responder, _ := socketbus.Dial(ctx, "127.0.0.1:7411", ch)
-//	go func() {
-//		for {
-//			req, err := responder.Receive(ctx)
-//			if err != nil {
-//				return
-//			}
-//			body, _ := io.ReadAll(req.Body)
-//			req.Respond(bytes.NewReader(process(body)))
-//		}
-//	}()
+//	go responder.Serve(ctx, socketbus.HandlerFunc(func(req *socketbus.Request) {
+//		body, _ := io.ReadAll(req.Body)
+//		req.Respond(bytes.NewReader(process(body)))
+//	}))
 //
 //	requester, _ := socketbus.Dial(ctx, "127.0.0.1:7411", ch)
-//	var resp bytes.Buffer
-//	err := requester.Send(ctx, bytes.NewReader(order), &resp)
+//	resp, err := requester.Call(ctx, order)
+//
+// Call and Serve hold bodies in memory; Send and Receive stream them, for
+// bodies of any size: Send reads the request from an io.Reader and writes
+// the response to an io.Writer, and Receive hands over one request at a
+// time.
 //
 // # Streams, flow control and memory
 //
@@ -45,14 +43,29 @@
 //
 // # Concurrency
 //
-// A Client is safe for concurrent use. Any number of Sends and Receives
-// may be in flight on one connection: frames of different requests
-// interleave on the wire and are demultiplexed by request ID. A responder
-// that wants requests to keep flowing runs several Receive loops.
+// A Client is safe for concurrent use. Any number of Calls, Sends and
+// Receives may be in flight on one connection: frames of different requests
+// interleave on the wire and are demultiplexed by request ID.
+//
+// Serve runs its Handler on at most 64 requests at once by default
+// (WithConcurrency sets another limit): that many goroutines each wait in
+// a Receive and run the handler in turn, so requests keep flowing while
+// handlers work. Serve answers for a handler that returns without
+// answering, or panics, with a *RemoteError, so a requester never waits
+// out its timeout for it. Serve and Receive may be used on one client;
+// they share its requests.
+//
+// When Serve's context ends, it stops taking requests and returns
+// ctx.Err() once every handler it started has returned; requests that
+// arrive after go to other receivers, or wait for the client's next
+// Receive or Serve. When the client closes, Serve
+// returns the client's error (see Client.Err) once its handlers return;
+// their requests' contexts are cancelled and their senders get
+// ErrPeerGone.
 //
 // # Timeouts, cancellation and failures
 //
-// The deadline of Send's context travels with the request and the server
+// The deadline of Send's (and Call's) context travels with the request and the server
 // enforces it end to end: the sender gets an error matching ErrTimeout and
 // context.DeadlineExceeded, and the receiver's Request.Context is
 // cancelled. Cancelling Send's context cancels the request at the receiver

@@ -33,6 +33,7 @@ type Request struct {
 	stopTimer context.CancelFunc
 	endCause  error // why the request ended, for a context made later
 	answered  bool  // Respond or Fail was called
+	complete  bool  // Respond or Fail returned: the answer needs nothing more
 	finished  bool  // the request is over for this client
 
 	// window is the response's credit; it ends, with the reason, when the
@@ -113,6 +114,14 @@ func (r *Request) claim() error {
 		return errAnswered
 	}
 	r.answered = true
+	err := r.endedLocked()
+	r.complete = err != nil // an ended request takes no answer
+	return err
+}
+
+// endedLocked returns why the request has ended, or nil while it may be
+// answered.
+func (r *Request) endedLocked() error {
 	if err := r.window.ended(); err != nil {
 		return err
 	}
@@ -139,10 +148,26 @@ func (r *Request) Respond(body io.Reader) error {
 	if err := r.claim(); err != nil {
 		return err
 	}
+	defer r.finish()
+	err := r.respond(body)
+	r.completed()
+	return err
+}
+
+// completed records that the answer went out whole, or that Respond or
+// Fail gave up on it without leaving a response cut short: only a panic in
+// the middle of Respond leaves an answered request incomplete.
+func (r *Request) completed() {
+	r.mu.Lock()
+	r.complete = true
+	r.mu.Unlock()
+}
+
+// respond streams body as the response; Respond has claimed the request.
+func (r *Request) respond(body io.Reader) error {
 	if body == nil {
 		body = eofReader{}
 	}
-	defer r.finish()
 	c := r.c
 	// A response starts with a window of credit; the first frame of it goes
 	// out with the start frame.
@@ -191,6 +216,7 @@ func (r *Request) Fail(err error) error {
 		return cerr
 	}
 	defer r.finish()
+	defer r.completed()
 	msg := "request failed"
 	if err != nil {
 		msg = err.Error()

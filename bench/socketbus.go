@@ -28,8 +28,8 @@ type sbDeployment struct {
 	requesters []*socketbus.Client
 	reqs       []requester
 
-	stop context.CancelFunc // ends the responders' Receive calls
-	wg   sync.WaitGroup     // responder goroutines
+	stop context.CancelFunc // ends the responders' Serve calls
+	wg   sync.WaitGroup     // the responders' Serve goroutines
 
 	mu      sync.Mutex
 	respErr error // the first responder failure
@@ -55,12 +55,15 @@ func (socketbusSystem) Start(ctx context.Context, sh shape) (deployment, error) 
 		}
 		d.responders = append(d.responders, c)
 		// A socketbus responder keeps requests coming the way a NATS
-		// subscriber's pending buffer does: with several Receive calls in
-		// flight on its one connection (the client is safe for concurrent
-		// use), so it never idles for a round trip between requests.
-		for range sbReceiveLoops {
-			d.wg.Go(func() { d.respond(rctx, c, sh) })
-		}
+		// subscriber's pending buffer does: Serve waits in several Receive
+		// calls on its one connection, so it never idles for a round trip
+		// between requests. It runs with Serve's defaults.
+		d.wg.Go(func() {
+			err := c.Serve(rctx, socketbus.HandlerFunc(func(req *socketbus.Request) { d.respond(rctx, req, sh) }))
+			if err != nil && rctx.Err() == nil {
+				d.fail(fmt.Errorf("socketbus: serve: %w", err))
+			}
+		})
 	}
 	for range sh.Requesters {
 		c, err := socketbus.Dial(ctx, addr, channel)
@@ -74,34 +77,20 @@ func (socketbusSystem) Start(ctx context.Context, sh shape) (deployment, error) 
 	return d, nil
 }
 
-// sbReceiveLoops is how many Receive loops each responder client runs.
-const sbReceiveLoops = 16
-
-// respond answers requests on c one at a time until ctx ends.
-func (d *sbDeployment) respond(ctx context.Context, c *socketbus.Client, sh shape) {
-	scratch := make([]byte, 64<<10)
-	var body bytes.Reader
-	for {
-		req, err := c.Receive(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				d.fail(fmt.Errorf("socketbus: receive: %w", err))
-			}
-			return
-		}
-		n, err := consume(req.Body, scratch)
-		if err == nil && n != sh.RequestSize {
-			err = fmt.Errorf("request of %d bytes, want %d", n, sh.RequestSize)
-		}
-		if err != nil {
-			d.fail(fmt.Errorf("socketbus: reading request: %w", err))
-			_ = req.Fail(err)
-			continue
-		}
-		body.Reset(sh.Response)
-		if err := req.Respond(&body); err != nil && ctx.Err() == nil {
-			d.fail(fmt.Errorf("socketbus: respond: %w", err))
-		}
+// respond reads req's body and answers it with the shape's response.
+func (d *sbDeployment) respond(ctx context.Context, req *socketbus.Request, sh shape) {
+	var n counter
+	_, err := io.Copy(&n, req.Body) // the body's WriteTo: no copy buffer
+	if err == nil && int(n) != sh.RequestSize {
+		err = fmt.Errorf("request of %d bytes, want %d", n, sh.RequestSize)
+	}
+	if err != nil {
+		d.fail(fmt.Errorf("socketbus: reading request: %w", err))
+		_ = req.Fail(err)
+		return
+	}
+	if err := req.Respond(bytes.NewReader(sh.Response)); err != nil && ctx.Err() == nil {
+		d.fail(fmt.Errorf("socketbus: respond: %w", err))
 	}
 }
 
@@ -162,20 +151,4 @@ type counter int64
 func (c *counter) Write(p []byte) (int, error) {
 	*c += counter(len(p))
 	return len(p), nil
-}
-
-// consume reads r to its end through scratch and returns how many bytes it
-// read.
-func consume(r io.Reader, scratch []byte) (int, error) {
-	n := 0
-	for {
-		m, err := r.Read(scratch)
-		n += m
-		if err == io.EOF {
-			return n, nil
-		}
-		if err != nil {
-			return n, err
-		}
-	}
 }

@@ -104,16 +104,9 @@ func (o *receiveOptions) run(ctx context.Context, s *streams) error {
 		}
 	}
 
-	// Each worker claims one of the remaining requests before asking for
-	// it, so that exactly count are taken.
-	var remaining atomic.Int64
-	remaining.Store(int64(o.count))
-	claim := func() bool { return o.count == 0 || remaining.Add(-1) >= 0 }
-
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
-		wg       sync.WaitGroup
 		errOnce  sync.Once
 		firstErr error
 	)
@@ -121,26 +114,38 @@ func (o *receiveOptions) run(ctx context.Context, s *streams) error {
 		errOnce.Do(func() { firstErr = err })
 		cancel()
 	}
-	for range o.concurrency {
-		wg.Go(func() {
-			for claim() {
-				req, err := c.Receive(ctx)
-				if err != nil {
-					if ctx.Err() == nil {
-						fail(fmt.Errorf("%s at %s: %w", name, o.client.server, err))
-					}
-					return
-				}
-				err = handle(req)
-				if err != nil {
-					fail(err)
-					return
-				}
-			}
-		})
+
+	// With --count, exactly count requests are taken. Serve's workers each
+	// wait in a Receive for one; spare is how many more Receives they may
+	// make. A worker that may make none parks in its handler, its request
+	// answered, until the last request has been handled.
+	workers := o.concurrency
+	if o.count > 0 {
+		workers = min(workers, o.count)
 	}
-	wg.Wait()
-	return firstErr
+	var spare, handled atomic.Int64
+	spare.Store(int64(o.count - workers))
+	h := socketbus.HandlerFunc(func(req *socketbus.Request) {
+		if err := handle(req); err != nil {
+			fail(err)
+			return
+		}
+		switch {
+		case o.count == 0:
+		case handled.Add(1) == int64(o.count):
+			cancel()
+		case spare.Add(-1) < 0:
+			<-ctx.Done()
+		}
+	})
+	err = c.Serve(ctx, h, socketbus.WithConcurrency(workers))
+	if firstErr != nil {
+		return firstErr
+	}
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("%s at %s: %w", name, o.client.server, err)
+	}
+	return nil
 }
 
 // printRequest writes req's body to w and answers with an empty response;
