@@ -92,12 +92,16 @@ maps a name to one, the same in every process.
 	root.SetOut(s.out)
 	root.SetErr(s.err)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.Version = readBuildInfo().String()
+	root.SetVersionTemplate("{{.Version}}")
+	root.SetHelpCommand(newHelpCommand(root))
 	root.AddCommand(
 		newServeCommand(s),
 		newSendCommand(s),
 		newReceiveCommand(s),
 		newStatusCommand(s),
 		newBenchCommand(s),
+		newVersionCommand(s),
 	)
 	return root
 }
