@@ -3,10 +3,14 @@
 package main
 
 import (
+	"io"
+	"net"
+	"net/http"
 	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestVersion checks "socketbus version" and "socketbus --version" print
@@ -75,4 +79,122 @@ func TestHelpUnknownTopic(t *testing.T) {
 	if res.code != 0 || !strings.Contains(res.stdout, "socketbus send [flags]") {
 		t.Errorf("help send: exit %d, stdout %q; want 0 and send's usage", res.code, abbreviate(res.stdout))
 	}
+}
+
+// TestServerDefaultPort checks --server without a port dials the default
+// port, 7411, for an IPv4 address and a bracketed IPv6 one. The test holds
+// the port with a listener of its own and sees the join arrive; it skips
+// an address whose port is taken, or that the machine lacks.
+func TestServerDefaultPort(t *testing.T) {
+	bin := buildBinary(t)
+	for _, host := range []string{"127.0.0.1", "[::1]"} {
+		t.Run(host, func(t *testing.T) {
+			ln, err := net.Listen("tcp", host+":"+defaultPort)
+			if err != nil {
+				t.Skipf("cannot hold %s:%s: %v", host, defaultPort, err)
+			}
+			defer ln.Close()
+			// The join is read whole before the connection closes, so it
+			// is in joined by the time send has exited.
+			joined := make(chan []byte, 1)
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(waitLimit))
+				join := make([]byte, 68)
+				if _, err := io.ReadFull(c, join); err == nil {
+					joined <- join
+				}
+			}()
+			res := runCmd(t, bin, nil, "", "send", "--server", host, "--channel", "upper", "--data", "x")
+			select {
+			case join := <-joined:
+				if join[0] != 1 {
+					t.Errorf("first byte %#x, want the protocol version 1", join[0])
+				}
+			default:
+				t.Fatalf("send --server %s did not connect to port %s: exit %d, stderr %q", host, defaultPort, res.code, res.stderr)
+			}
+			if !strings.Contains(res.stderr, host+":"+defaultPort) {
+				t.Errorf("stderr %q does not name %s:%s", res.stderr, host, defaultPort)
+			}
+		})
+	}
+}
+
+// TestWrongProtocolHints checks a client speaking the wrong protocol to a
+// port hears what is probably wrong, at once: a plain client to a TLS
+// server and a TLS client to a plain one are told about --tls, send to the
+// monitor port is told it is the monitor and where the bus is, and an HTTP
+// client on the bus port gets a 400 saying it is a bus port. The join
+// timeout is long, so that only the new answers, not a timeout's, pass.
+func TestWrongProtocolHints(t *testing.T) {
+	bin := buildBinary(t)
+	srv := startServer(t, bin, nil, "--monitor", "127.0.0.1:0", "--join-timeout", "30s")
+	dir := t.TempDir()
+	cert, key := writeCertificate(t, dir)
+	tlsSrv := startServer(t, bin, nil, "--tls-cert", cert, "--tls-key", key, "--join-timeout", "30s")
+	monitor := strings.TrimPrefix(srv.monitor, "http://")
+	send := func(args ...string) result {
+		t.Helper()
+		return runCmd(t, bin, nil, "", append([]string{"send", "--channel", "upper", "--data", "x"}, args...)...)
+	}
+
+	t.Run("plain client, TLS server", func(t *testing.T) {
+		res := send("--server", tlsSrv.addr)
+		checkFailure(t, res, exitUnreachable, "requires TLS: connect with --tls")
+	})
+	t.Run("TLS client, plain server", func(t *testing.T) {
+		res := send("--server", srv.addr, "--tls-insecure")
+		checkFailure(t, res, exitUnreachable, "the server did not answer TLS: is it a plain (non-TLS) server? drop --tls")
+	})
+	t.Run("send to the monitor port", func(t *testing.T) {
+		res := send("--server", monitor)
+		checkFailure(t, res, exitUnreachable, "the server answered HTTP")
+		for _, want := range []string{"is this the monitor port?", "the bus is at " + srv.addr} {
+			if !strings.Contains(res.stderr, want) {
+				t.Errorf("stderr %q does not say %q", res.stderr, want)
+			}
+		}
+	})
+	// Both below would wait for the join timeout, 30 s, without the
+	// answer; 4 s is under even the default join timeout of 5 s.
+	const answerWithin = 4 * time.Second
+	t.Run("raw HTTP request on the bus port", func(t *testing.T) {
+		c, err := net.Dial("tcp", srv.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(answerWithin))
+		if _, err := io.WriteString(c, "GET /metrics HTTP/1.1\r\nHost: "+srv.addr+"\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(c)
+		if err != nil {
+			t.Fatalf("reading the answer: %v (got %q)", err, got)
+		}
+		if !strings.HasPrefix(string(got), "HTTP/1.1 400 Bad Request\r\n") || !strings.Contains(string(got), "this is a socketbus bus port, not HTTP") {
+			t.Errorf("answer %q, want a 400 saying it is a bus port", got)
+		}
+	})
+	t.Run("HTTP client on the bus port", func(t *testing.T) {
+		hc := &http.Client{Timeout: answerWithin}
+		resp, err := hc.Post("http://"+srv.addr+"/status", "text/plain", strings.NewReader("hello"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		hc.CloseIdleConnections()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "--monitor") {
+			t.Errorf("POST to the bus port: %s %q, want 400 and a body pointing at --monitor", resp.Status, body)
+		}
+	})
+	// The server still serves after all that.
+	startReceiver(t, bin, srv, "--channel", "upper", "--exec", "tr a-z A-Z")
+	checkSuccess(t, send("--server", srv.addr), "X")
 }

@@ -78,7 +78,7 @@ channel not in the file admits no one.`,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error { return o.run(s) }),
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&o.addr, "addr", defaultServer, "address to listen on, `host:port`")
+	fs.StringVar(&o.addr, "addr", defaultServer, "address to listen on, `host:port` (the port defaults to "+defaultPort+")")
 	fs.StringVar(&o.monitor, "monitor", "", "serve /metrics, /healthz and /status over HTTP on `host:port` (off when empty)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGINT or SIGTERM, how long requests in flight may take to finish")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
@@ -185,7 +185,7 @@ func (o *serveOptions) run(s *streams) error {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 
-	ln, err := net.Listen("tcp", o.addr)
+	ln, err := net.Listen("tcp", withDefaultPort(o.addr, defaultPort))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -197,7 +197,7 @@ func (o *serveOptions) run(s *streams) error {
 			ln.Close()
 			return fmt.Errorf("monitor: listen: %w", err)
 		}
-		mon = startMonitor(mln, srv, tokens.name, log)
+		mon = startMonitor(mln, srv, ln.Addr().String(), tokens.name, log)
 		fmt.Fprintf(s.out, "socketbus monitoring on http://%s\n", mln.Addr())
 		log.Info("monitoring", "addr", mln.Addr().String())
 	}
