@@ -198,3 +198,20 @@ func TestWrongProtocolHints(t *testing.T) {
 	startReceiver(t, bin, srv, "--channel", "upper", "--exec", "tr a-z A-Z")
 	checkSuccess(t, send("--server", srv.addr), "X")
 }
+
+// TestStatusWithoutMonitor checks status says how to get a monitoring
+// endpoint when nothing listens at --monitor, and passes on what the bus
+// port says when --monitor names it.
+func TestStatusWithoutMonitor(t *testing.T) {
+	bin := buildBinary(t)
+	res := runCmd(t, bin, nil, "", "status", "--monitor", closedPort(t))
+	checkFailure(t, res, exitUnreachable, "connection refused")
+	for _, want := range []string{"serve --monitor 127.0.0.1:", "status --monitor"} {
+		if !strings.Contains(res.stderr, want) {
+			t.Errorf("stderr %q does not say %q", res.stderr, want)
+		}
+	}
+	srv := startServer(t, bin, nil)
+	res = runCmd(t, bin, nil, "", "status", "--monitor", srv.addr)
+	checkFailure(t, res, exitOther, "400 Bad Request: this is a socketbus bus port, not HTTP")
+}
