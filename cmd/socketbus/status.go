@@ -38,7 +38,7 @@ queued requests, requests in flight) and its totals, as a table.
 
 It asks the /status of the monitoring endpoint the server was started with:
 a server has one only when started with serve --monitor ADDR, and status
-looks for it at --monitor (default `+defaultMonitor+`, the address the
+looks for it at --monitor (default ` + defaultMonitor + `, the address the
 examples give serve --monitor). --json prints that answer as it is.`,
 		Example: `  # A server started with a monitoring endpoint on the default address:
   socketbus serve --monitor 127.0.0.1:7412
