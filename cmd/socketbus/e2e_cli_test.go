@@ -6,9 +6,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -214,4 +216,41 @@ func TestStatusWithoutMonitor(t *testing.T) {
 	srv := startServer(t, bin, nil)
 	res = runCmd(t, bin, nil, "", "status", "--monitor", srv.addr)
 	checkFailure(t, res, exitOther, "400 Bad Request: this is a socketbus bus port, not HTTP")
+}
+
+// TestSendInterrupted sends SIGINT to send while the receiver holds the
+// request: send exits 130, and its progress bar never claims 100%, though
+// the body, of unknown size, was read to its end.
+func TestSendInterrupted(t *testing.T) {
+	bin := buildBinary(t)
+	srv := startServer(t, bin, nil)
+	got, release := mkfifo(t, "got"), mkfifo(t, "release")
+	// The command reads the whole body, says so, then waits for the test.
+	startReceiver(t, bin, srv, "--channel", "hold", "--exec", "cat >/dev/null; echo got > "+got+"; cat "+release)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender := startProcIn(t, bin, nil, pr, "send", "--server", srv.addr, "--channel", "hold", "--progress")
+	pr.Close()
+	if _, err := io.WriteString(pw, lowercase(2<<20)); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	// Opening the FIFO blocks until the command opens it: send has read
+	// its body to the end and sent it.
+	if _, err := os.ReadFile(got); err != nil {
+		t.Fatal(err)
+	}
+	sender.signal(syscall.SIGINT)
+	if code := sender.wait(); code != 130 {
+		t.Errorf("send after SIGINT: exit %d, want 130; stderr %q", code, abbreviate(sender.stderr.String()))
+	}
+	stderr := sender.stderr.String()
+	if !strings.Contains(stderr, "sending") || strings.Contains(stderr, "100%") {
+		t.Errorf("stderr %q: want a sending bar short of 100%%", stderr)
+	}
+	if !strings.HasSuffix(stderr, "socketbus send: interrupted by SIGINT\n") {
+		t.Errorf("stderr %q does not end saying send was interrupted", stderr)
+	}
 }

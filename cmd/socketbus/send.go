@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/socketbus/socketbus"
 )
 
 // sendOptions are send's flags.
@@ -99,20 +101,35 @@ func (o *sendOptions) run(ctx context.Context, s *streams, hasData bool) error {
 		ctx, cancel = context.WithTimeout(ctx, o.timeout)
 		defer cancel()
 	}
-	var r io.Reader = body
+	if limit := c.MaxMessageBytes(); limit > 0 && size > limit {
+		return fmt.Errorf("%s at %s: the body of %s is over the server's limit of %s (its --max-message-bytes); nothing was sent: %w",
+			name, o.client.server, formatBytes(size), formatBytes(limit), socketbus.ErrTooLarge)
+	}
+	var (
+		r    io.Reader = body
+		w    io.Writer = out
+		prog *sendProgress
+	)
 	if o.progress || (!o.noProgress && isTerminal(s.err)) {
 		threshold := int64(progressThreshold)
 		if o.progress {
 			threshold = -1
 		}
-		pr := &progressReader{r: body, w: s.err, size: size, threshold: threshold}
-		defer pr.finish()
-		r = pr
+		toFile := o.out != "" && o.out != "-"
+		shared := !toFile && isTerminal(s.out) && isTerminal(s.err)
+		prog = &sendProgress{w: s.err, threshold: threshold, size: size, shared: shared}
+		r, w = prog.reader(body), prog.writer(out)
 	}
-	if err := c.Send(ctx, r, out); err != nil {
-		return fmt.Errorf("%s at %s: %w", name, o.client.server, err)
+	err = c.Send(ctx, r, w)
+	if err == nil {
+		err = out.commit()
+	} else {
+		err = fmt.Errorf("%s at %s: %w", name, o.client.server, err)
 	}
-	return out.commit()
+	if prog != nil {
+		prog.finish(err == nil)
+	}
+	return err
 }
 
 // body opens the request body and returns its size, or -1 if unknown.
@@ -130,6 +147,10 @@ func (o *sendOptions) body(s *streams, hasData bool) (io.ReadCloser, int64, erro
 	size := int64(-1)
 	if f, ok := s.in.(*os.File); ok {
 		size = fileSize(f)
+	}
+	if isTerminal(s.in) {
+		// Someone typing may not know send is waiting for them.
+		fmt.Fprintln(s.err, "socketbus send: reading the request body from stdin; end it with Ctrl-D (or give --data or --file)")
 	}
 	return io.NopCloser(s.in), size, nil
 }
