@@ -272,6 +272,11 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("bench table has no %s row:\n%s", w, res.stdout)
 			}
 		}
+		// Figures for users: no columns of the targets.
+		head, _, _ := strings.Cut(res.stdout, "\n")
+		if strings.Join(strings.Fields(head), " ") != "WORKLOAD CLIENTS SIZE REQUESTS ELAPSED REQ/S MB/S P50 P99 MAX" {
+			t.Errorf("bench table heading %q, want figures only", head)
+		}
 	})
 }
 
