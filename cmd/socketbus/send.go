@@ -34,14 +34,23 @@ func newSendCommand(s *streams) *cobra.Command {
 		Short: "Send one request and write its response to stdout",
 		Long: `Send one request on a channel and write its response to stdout.
 
-The body is read from stdin, unless --data or --file gives it; the response
-streams to stdout, or to --out FILE (written whole or not at all). Bodies of
-any size stream through. For bodies over 1 MiB a progress bar goes to stderr
-when stderr is a terminal; --progress and --no-progress decide instead.
+The body is read from stdin, unless --data or --file gives it; typed on a
+terminal, it ends with Ctrl-D at the start of a line. The response streams to
+stdout, or to --out FILE, which is written beside FILE under a temporary
+name and renamed when the response is whole: a failed send leaves no
+partial file. Bodies of any size stream through. When stderr is a terminal,
+progress bars for bodies and responses over 1 MiB go to it (the response's
+only when it does not go to the same terminal); --progress and
+--no-progress decide instead.
+
+The server announces its --max-message-bytes when send joins: a body whose
+size is known (--data, --file, stdin redirected from a file) and over it
+fails at once, status 7, with nothing sent.
 
 On failure send exits non-zero with one line on stderr, and the exit status
 says which failure it was: 3 no peers, 4 timeout, 5 remote error, 6 server
-unreachable, 7 body too large, 8 unauthorized (see "socketbus help").`,
+unreachable or not a bus port, 7 body too large, 8 unauthorized, 130
+interrupted by Ctrl-C (see "socketbus help").`,
 		Example: `  # The body from stdin:
   echo 'hello, bus' | socketbus send --channel upper
 

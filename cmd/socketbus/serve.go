@@ -59,7 +59,12 @@ line wins over the environment. Sizes take binary suffixes (64KiB, 16MiB).
 
 With --monitor ADDR, an HTTP endpoint serves /metrics (Prometheus), /healthz
 (200, or 503 while draining) and /status (JSON, what "socketbus status"
-shows).
+shows). Each port tells a client of the other what it is: an HTTP request
+on the bus port gets a 400 saying so, and a socketbus client on the monitor
+port a 400 naming the bus address, which send and receive print.
+
+With --tls-cert and --tls-key, a client that joins without TLS is refused
+with a plain error saying the server requires TLS (--tls).
 
 With --tokens FILE, only clients presenting an allowed token may join a
 channel. The file has one "channel-name token" pair per line; a channel may
