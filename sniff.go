@@ -132,6 +132,7 @@ type answerRecorder struct {
 	got []byte // the first maxRecorded bytes read
 }
 
+// Read reads from the connection, keeping a copy of the first bytes.
 func (r *answerRecorder) Read(p []byte) (int, error) {
 	n, err := r.Conn.Read(p)
 	if room := maxRecorded - len(r.got); room > 0 {
@@ -211,6 +212,8 @@ type wrongServerError struct {
 	err    error
 }
 
+// Error says what the server spoke; the handshake's own error, a parse
+// error of the answer, is left out as noise.
 func (e *wrongServerError) Error() string {
 	msg := "socketbus: join: " + strings.TrimPrefix(e.kind.Error(), "socketbus: ")
 	if e.detail != "" {
@@ -219,4 +222,5 @@ func (e *wrongServerError) Error() string {
 	return msg
 }
 
+// Unwrap returns the kind and the handshake's error, for errors.Is.
 func (e *wrongServerError) Unwrap() []error { return []error{e.kind, e.err} }
