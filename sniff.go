@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"time"
@@ -83,7 +84,7 @@ func readHTTPMethod(nc net.Conn) bool {
 	var buf []byte
 	one := make([]byte, 1)
 	for len(buf) < len("OPTIONS ") {
-		if _, err := nc.Read(one); err != nil {
+		if _, err := io.ReadFull(nc, one); err != nil {
 			return false
 		}
 		buf = append(buf, one[0])
