@@ -166,6 +166,10 @@ func TestWrongProtocolHints(t *testing.T) {
 			}
 		}
 	})
+	t.Run("TLS client to the monitor port", func(t *testing.T) {
+		res := send("--server", monitor, "--tls-insecure")
+		checkFailure(t, res, exitUnreachable, "the server answered HTTP, not TLS: is this the monitor port?")
+	})
 	// Both below would wait for the join timeout, 30 s, without the
 	// answer; 4 s is under even the default join timeout of 5 s.
 	const answerWithin = 4 * time.Second

@@ -8,9 +8,12 @@ import (
 	"time"
 )
 
-// joinFirstByte begins every socketbus frame, a join too: the protocol
-// version, 1 (docs/PROTOCOL.md). No HTTP request begins with it.
-const joinFirstByte = 1
+// First bytes of a client that took the monitor for the bus port, which no
+// HTTP request begins with.
+const (
+	joinFirstByte    = 1    // every socketbus frame, a join too, begins with the protocol version, 1 (docs/PROTOCOL.md)
+	tlsHandshakeByte = 0x16 // a TLS handshake record, which a client with --tls begins with
+)
 
 // monitorListener hands the monitor's HTTP server connections that answer
 // a socketbus client at once, with a 400 naming the bus port, instead of
@@ -37,12 +40,12 @@ type monitorConn struct {
 	begun atomic.Bool // the first read has happened
 }
 
-// Read reads from the connection. If the first bytes are a socketbus join
-// it answers them and returns io.EOF, which makes the HTTP server close
-// the connection.
+// Read reads from the connection. If the first bytes are a socketbus join,
+// plain or in TLS, it answers them and returns io.EOF, which makes the
+// HTTP server close the connection.
 func (c *monitorConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 && !c.begun.Swap(true) && p[0] == joinFirstByte {
+	if n > 0 && !c.begun.Swap(true) && (p[0] == joinFirstByte || p[0] == tlsHandshakeByte) {
 		c.answerJoin()
 		return 0, io.EOF
 	}
