@@ -93,8 +93,10 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 		}
 		nc = tc
 	}
-	maxMessage, err := handshake(ctx, nc, o.clientID, channel, o.token)
+	answer := &answerRecorder{Conn: nc}
+	maxMessage, err := handshake(ctx, answer, o.clientID, channel, o.token)
 	if err != nil {
+		err = answer.explain(ctx, err)
 		nc.Close()
 		return nil, err
 	}

@@ -114,6 +114,9 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 	s := c.s
 	deadline := time.Now().Add(s.cfg.JoinTimeout)
 	c.nc.SetDeadline(deadline)
+	if err := c.sniff(); err != nil {
+		return nil, err
+	}
 	if s.cfg.TLSConfig != nil {
 		tc := tls.Server(c.nc, serverTLS(s.cfg.TLSConfig))
 		if err := tc.Handshake(); err != nil {

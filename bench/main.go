@@ -34,6 +34,7 @@ type options struct {
 	systems      string
 	duration     time.Duration
 	md           string
+	targets      bool
 	cpuProfile   string
 	memProfile   string
 	blockProfile string
@@ -47,6 +48,7 @@ func parseFlags() options {
 	flag.StringVar(&o.systems, "systems", "socketbus,NATS,relay", "comma-separated systems to run (for profiling one)")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "how long the tput and fanin workloads run")
 	flag.StringVar(&o.md, "md", "", "also write the table as markdown to this file")
+	flag.BoolVar(&o.targets, "targets", false, "add the issue's target and verdict columns, for tracking the performance work")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the whole run to this file")
 	flag.StringVar(&o.blockProfile, "blockprofile", "", "write a blocking profile of the whole run to this file")
@@ -101,7 +103,7 @@ func benchMain() error {
 		caption = "SMOKE RUN: tiny counts, the figures mean nothing. " + caption
 	}
 	fmt.Printf("\n%s\n\n", caption)
-	if err := writeText(os.Stdout, rows, names); err != nil {
+	if err := writeText(os.Stdout, rows, names, o.targets); err != nil {
 		return err
 	}
 	if o.md != "" {
@@ -109,7 +111,7 @@ func benchMain() error {
 		if err != nil {
 			return fmt.Errorf("markdown: %w", err)
 		}
-		werr := writeMarkdown(f, caption, rows, names)
+		werr := writeMarkdown(f, caption, rows, names, o.targets)
 		if cerr := f.Close(); werr == nil {
 			werr = cerr
 		}

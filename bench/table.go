@@ -17,14 +17,19 @@ type row struct {
 // ratioSystems are the systems socketbus is compared with, in column order.
 var ratioSystems = []string{"NATS", "relay"}
 
-// cells lays out the table: a heading line, then one line per row.
-func cells(rows []row, systems []string) [][]string {
+// cells lays out the table: a heading line, then one line per row: each
+// figure per system and socketbus's ratio to each other system. With
+// targets, two more columns compare the ratios with the targets:
+// those are for tracking the work, not for the users reading the figures.
+func cells(rows []row, systems []string, targets bool) [][]string {
 	head := []string{"workload", "figure"}
 	head = append(head, systems...)
 	for _, s := range ratioSystems {
 		head = append(head, "socketbus/"+s)
 	}
-	head = append(head, "target", "verdict")
+	if targets {
+		head = append(head, "target", "verdict")
+	}
 	out := [][]string{head}
 	for _, r := range rows {
 		line := []string{r.workload, r.metric.name}
@@ -32,7 +37,7 @@ func cells(rows []row, systems []string) [][]string {
 			line = append(line, formatValue(r.values, s))
 		}
 		sb, haveSB := r.values["socketbus"]
-		var targets []string
+		var bounds []string
 		verdict := ""
 		for _, s := range ratioSystems {
 			other, ok := r.values[s]
@@ -53,7 +58,7 @@ func cells(rows []row, systems []string) [][]string {
 			if r.metric.lowerBetter {
 				op, met = "≤", ratio <= bound
 			}
-			targets = append(targets, fmt.Sprintf("%s%gx %s", op, bound, s))
+			bounds = append(bounds, fmt.Sprintf("%s%gx %s", op, bound, s))
 			switch {
 			case !met:
 				verdict = "missed"
@@ -61,7 +66,9 @@ func cells(rows []row, systems []string) [][]string {
 				verdict = "met"
 			}
 		}
-		line = append(line, strings.Join(targets, ", "), verdict)
+		if targets {
+			line = append(line, strings.Join(bounds, ", "), verdict)
+		}
 		out = append(out, line)
 	}
 	return out
@@ -79,19 +86,20 @@ func formatValue(values map[string]float64, system string) string {
 	}
 }
 
-// writeText writes the table with aligned columns.
-func writeText(w io.Writer, rows []row, systems []string) error {
+// writeText writes the table with aligned columns, with the target
+// columns if targets.
+func writeText(w io.Writer, rows []row, systems []string, targets bool) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, line := range cells(rows, systems) {
+	for _, line := range cells(rows, systems, targets) {
 		fmt.Fprintln(tw, strings.Join(line, "\t"))
 	}
 	return tw.Flush()
 }
 
 // writeMarkdown writes caption as a paragraph, then the table as a markdown
-// table.
-func writeMarkdown(w io.Writer, caption string, rows []row, systems []string) error {
-	lines := cells(rows, systems)
+// table, with the target columns if targets.
+func writeMarkdown(w io.Writer, caption string, rows []row, systems []string, targets bool) error {
+	lines := cells(rows, systems, targets)
 	var b strings.Builder
 	b.WriteString(caption + "\n\n")
 	for i, line := range lines {

@@ -13,7 +13,7 @@ import (
 
 // defaultServer is where client commands look for a server, and where
 // serve listens, unless told otherwise.
-const defaultServer = "127.0.0.1:7411"
+const defaultServer = "127.0.0.1:" + defaultPort
 
 // clientFlags are the flags every client command shares: where the server
 // is and how to join it.
@@ -30,7 +30,7 @@ type clientFlags struct {
 // flags (SOCKETBUS_SERVER, SOCKETBUS_TOKEN...), which keeps a token off the
 // command line.
 func (f *clientFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.server, "server", defaultServer, "server address `host:port`")
+	fs.StringVar(&f.server, "server", defaultServer, "server address `host:port` (the port defaults to "+defaultPort+")")
 	fs.StringVar(&f.token, "token", "", "token to present when joining (see serve --tokens)")
 	fs.BoolVar(&f.tls, "tls", false, "connect with TLS, verifying the server against the system's roots")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "connect with TLS, verifying the server against the CA certificates in PEM `file`")
@@ -43,6 +43,7 @@ func (f *clientFlags) register(fs *pflag.FlagSet) {
 // *dialError, so that a server that cannot be reached has its own exit
 // status.
 func (f *clientFlags) dial(ctx context.Context, channel socketbus.ID) (*socketbus.Client, error) {
+	f.server = withDefaultPort(f.server, defaultPort)
 	var opts []socketbus.DialOption
 	tlsCfg, err := clientTLS(f.server, f.tls, f.tlsCA, f.tlsInsecure)
 	if err != nil {
@@ -61,7 +62,7 @@ func (f *clientFlags) dial(ctx context.Context, channel socketbus.ID) (*socketbu
 	}
 	c, err := socketbus.Dial(ctx, f.server, channel, opts...)
 	if err != nil {
-		return nil, &dialError{err}
+		return nil, &dialError{&hintError{addr: f.server, hint: dialHint(err, tlsCfg != nil), err: err}}
 	}
 	return c, nil
 }

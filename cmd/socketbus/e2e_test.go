@@ -45,6 +45,23 @@ func checkSuccess(t *testing.T, res result, want string) {
 	}
 }
 
+// checkDirHolds checks dir holds exactly the files names: no partial
+// response, no temporary file.
+func checkDirHolds(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Name())
+	}
+	if strings.Join(got, " ") != strings.Join(names, " ") {
+		t.Errorf("%s holds %q, want %q", dir, got, names)
+	}
+}
+
 // abbreviate shortens s for a failure message.
 func abbreviate(s string) string {
 	if len(s) > 100 {
@@ -101,8 +118,8 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("exit status %d, %d bytes out (uppercase body: %v); want 0 and the %d bytes upper-cased; stderr %q",
 				res.code, len(res.stdout), res.stdout == strings.ToUpper(body), len(body), abbreviate(res.stderr))
 		}
-		if !strings.Contains(res.stderr, "sending") {
-			t.Errorf("stderr %q shows no progress bar", abbreviate(res.stderr))
+		if !strings.Contains(res.stderr, "sending") || !strings.Contains(res.stderr, "receiving") {
+			t.Errorf("stderr %q does not show a sending and a receiving bar", abbreviate(res.stderr))
 		}
 		want["completed"]++
 		bodyBytes += len(body)
@@ -129,12 +146,30 @@ func TestEndToEnd(t *testing.T) {
 		want["remote_error"]++
 	})
 	t.Run("too large", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "big")
+		// A file's size is known: send refuses it before sending a byte,
+		// and the server sees no request.
+		dir := t.TempDir()
+		path, out := filepath.Join(dir, "big"), filepath.Join(dir, "out")
 		if err := os.WriteFile(path, []byte(lowercase(5<<20)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		checkFailure(t, send("", "--channel", "upper", "--file", path), exitTooLarge, "too large")
+		res := send("", "--channel", "upper", "--file", path, "--out", out)
+		checkFailure(t, res, exitTooLarge, "over the server's limit of 4 MiB (its --max-message-bytes); nothing was sent")
+		checkDirHolds(t, dir, "big")
+		// A pipe's is not: the server cuts it off at the limit.
+		checkFailure(t, send(lowercase(5<<20), "--channel", "upper", "--out", out), exitTooLarge, "too large")
+		checkDirHolds(t, dir, "big")
 		want["too_large"]++
+	})
+	t.Run("response cut short, --out left alone", func(t *testing.T) {
+		dir := t.TempDir()
+		out := filepath.Join(dir, "out")
+		res := send("", "--channel", "fail-late", "--data", "x", "--out", out)
+		if res.code != exitRemote {
+			t.Errorf("exit status %d, want %d; stderr %q", res.code, exitRemote, res.stderr)
+		}
+		checkDirHolds(t, dir)
+		want["remote_error"]++
 	})
 	t.Run("connection refused", func(t *testing.T) {
 		res := runCmd(t, bin, nil, "", "send", "--server", closedPort(t), "--channel", "upper", "--data", "x")
@@ -236,6 +271,11 @@ func TestEndToEnd(t *testing.T) {
 			if !strings.Contains(res.stdout, "\n"+w+" ") {
 				t.Errorf("bench table has no %s row:\n%s", w, res.stdout)
 			}
+		}
+		// Figures for users: no columns of the targets.
+		head, _, _ := strings.Cut(res.stdout, "\n")
+		if strings.Join(strings.Fields(head), " ") != "WORKLOAD CLIENTS SIZE REQUESTS ELAPSED REQ/S MB/S P50 P99 MAX" {
+			t.Errorf("bench table heading %q, want figures only", head)
 		}
 	})
 }

@@ -23,6 +23,8 @@ const (
 	exitUnauthorized = 8  // the server refused the token for the channel
 	exitLimit        = 9  // a server limit refused the connection or request
 	exitGone         = 10 // the receiver or the connection went away mid-request
+	// A command a signal cuts short exits 128 + the signal's number: see
+	// interrupted.exitCode.
 )
 
 // exitHelp is the table of exit statuses shown in the root command's help.
@@ -33,11 +35,14 @@ const exitHelp = `Exit status:
   3   no peers: no receiver is joined to the channel
   4   timeout: no complete response before the timeout
   5   remote error: the receiver failed the request (receive --exec: the command exited non-zero)
-  6   unreachable: connection refused, unknown host, TLS handshake failed
+  6   unreachable: connection refused, unknown host, TLS handshake failed,
+      or not a socketbus bus port (the line says what it looks like: a TLS
+      or plain server, the HTTP monitor)
   7   too large: a body exceeded the server's --max-message-bytes
   8   unauthorized: the server refused the token for the channel
   9   limit: a server limit refused the connection or the request
   10  gone: the receiver or the connection went away mid-request
+  130 interrupted by SIGINT (Ctrl-C); 143 by SIGTERM
 
 On failure the command writes one line to stderr saying why.`
 

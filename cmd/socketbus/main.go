@@ -13,11 +13,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 )
@@ -41,15 +40,21 @@ func run(args []string, s *streams) int {
 	// Client commands stop what they do on SIGINT or SIGTERM; serve
 	// handles its signals itself. After the first signal the default
 	// action is back, so a second one ends the process at once.
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := interruptContext()
 	defer stop()
-	context.AfterFunc(ctx, stop)
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitOK
 	}
 	if cmd == nil {
 		cmd = root
+	}
+	// A command the signal cut short exits as the shell expects of one
+	// the signal killed: 128 + its number, 130 for SIGINT (Ctrl-C).
+	var sig *interrupted
+	if errors.As(context.Cause(ctx), &sig) {
+		fmt.Fprintf(s.err, "%s: interrupted by %s\n", cmd.CommandPath(), signalName(sig.sig))
+		return sig.exitCode()
 	}
 	code := exitCode(err)
 	line := fmt.Sprintf("%s: %s", cmd.CommandPath(), reasonLine(err))
@@ -92,12 +97,16 @@ maps a name to one, the same in every process.
 	root.SetOut(s.out)
 	root.SetErr(s.err)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.Version = readBuildInfo().String()
+	root.SetVersionTemplate("{{.Version}}")
+	root.SetHelpCommand(newHelpCommand(root))
 	root.AddCommand(
 		newServeCommand(s),
 		newSendCommand(s),
 		newReceiveCommand(s),
 		newStatusCommand(s),
 		newBenchCommand(s),
+		newVersionCommand(s),
 	)
 	return root
 }

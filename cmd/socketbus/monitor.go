@@ -78,8 +78,9 @@ type monitor struct {
 	done     chan error // receives Serve's result
 }
 
-// startMonitor serves the monitoring endpoint on ln for srv.
-func startMonitor(ln net.Listener, srv *socketbus.Server, names func(socketbus.ID) string, log *slog.Logger) *monitor {
+// startMonitor serves the monitoring endpoint on ln for srv, whose bus
+// listens on bus.
+func startMonitor(ln net.Listener, srv *socketbus.Server, bus string, names func(socketbus.ID) string, log *slog.Logger) *monitor {
 	m := &monitor{srv: srv, names: names, done: make(chan error, 1)}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -98,7 +99,7 @@ func startMonitor(ln net.Listener, srv *socketbus.Server, names func(socketbus.I
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	go func() { m.done <- m.http.Serve(ln) }()
+	go func() { m.done <- m.http.Serve(&monitorListener{Listener: ln, bus: bus}) }()
 	return m
 }
 

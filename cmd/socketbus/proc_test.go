@@ -118,9 +118,19 @@ type proc struct {
 // then SIGKILL.
 func startProc(t *testing.T, bin string, env []string, args ...string) *proc {
 	t.Helper()
+	return startProcIn(t, bin, env, nil, args...)
+}
+
+// startProcIn is startProc with stdin as the process's standard input
+// (nil: none).
+func startProcIn(t *testing.T, bin string, env []string, stdin *os.File, args ...string) *proc {
+	t.Helper()
 	p := &proc{t: t, name: strings.Join(args, " "), cmd: exec.Command(bin, args...),
 		stdout: newLines(), stderr: newLines(), exited: make(chan struct{})}
 	p.cmd.Env = testEnv(env...)
+	if stdin != nil {
+		p.cmd.Stdin = stdin
+	}
 	p.cmd.Stdout = p.stdout
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/socketbus/socketbus"
 )
 
 // sendOptions are send's flags.
@@ -32,14 +34,23 @@ func newSendCommand(s *streams) *cobra.Command {
 		Short: "Send one request and write its response to stdout",
 		Long: `Send one request on a channel and write its response to stdout.
 
-The body is read from stdin, unless --data or --file gives it; the response
-streams to stdout, or to --out FILE (written whole or not at all). Bodies of
-any size stream through. For bodies over 1 MiB a progress bar goes to stderr
-when stderr is a terminal; --progress and --no-progress decide instead.
+The body is read from stdin, unless --data or --file gives it; typed on a
+terminal, it ends with Ctrl-D at the start of a line. The response streams to
+stdout, or to --out FILE, which is written beside FILE under a temporary
+name and renamed when the response is whole: a failed send leaves no
+partial file. Bodies of any size stream through. When stderr is a terminal,
+progress bars for bodies and responses over 1 MiB go to it (the response's
+only when it does not go to the same terminal); --progress and
+--no-progress decide instead.
+
+The server announces its --max-message-bytes when send joins: a body whose
+size is known (--data, --file, stdin redirected from a file) and over it
+fails at once, status 7, with nothing sent.
 
 On failure send exits non-zero with one line on stderr, and the exit status
 says which failure it was: 3 no peers, 4 timeout, 5 remote error, 6 server
-unreachable, 7 body too large, 8 unauthorized (see "socketbus help").`,
+unreachable or not a bus port, 7 body too large, 8 unauthorized, 130
+interrupted by Ctrl-C (see "socketbus help").`,
 		Example: `  # The body from stdin:
   echo 'hello, bus' | socketbus send --channel upper
 
@@ -99,20 +110,35 @@ func (o *sendOptions) run(ctx context.Context, s *streams, hasData bool) error {
 		ctx, cancel = context.WithTimeout(ctx, o.timeout)
 		defer cancel()
 	}
-	var r io.Reader = body
+	if limit := c.MaxMessageBytes(); limit > 0 && size > limit {
+		return fmt.Errorf("%s at %s: the body of %s is over the server's limit of %s (its --max-message-bytes); nothing was sent: %w",
+			name, o.client.server, formatBytes(size), formatBytes(limit), socketbus.ErrTooLarge)
+	}
+	var (
+		r    io.Reader = body
+		w    io.Writer = out
+		prog *sendProgress
+	)
 	if o.progress || (!o.noProgress && isTerminal(s.err)) {
 		threshold := int64(progressThreshold)
 		if o.progress {
 			threshold = -1
 		}
-		pr := &progressReader{r: body, w: s.err, size: size, threshold: threshold}
-		defer pr.finish()
-		r = pr
+		toFile := o.out != "" && o.out != "-"
+		shared := !toFile && isTerminal(s.out) && isTerminal(s.err)
+		prog = &sendProgress{w: s.err, threshold: threshold, size: size, shared: shared}
+		r, w = prog.reader(body), prog.writer(out)
 	}
-	if err := c.Send(ctx, r, out); err != nil {
-		return fmt.Errorf("%s at %s: %w", name, o.client.server, err)
+	err = c.Send(ctx, r, w)
+	if err == nil {
+		err = out.commit()
+	} else {
+		err = fmt.Errorf("%s at %s: %w", name, o.client.server, err)
 	}
-	return out.commit()
+	if prog != nil {
+		prog.finish(err == nil)
+	}
+	return err
 }
 
 // body opens the request body and returns its size, or -1 if unknown.
@@ -130,6 +156,10 @@ func (o *sendOptions) body(s *streams, hasData bool) (io.ReadCloser, int64, erro
 	size := int64(-1)
 	if f, ok := s.in.(*os.File); ok {
 		size = fileSize(f)
+	}
+	if isTerminal(s.in) {
+		// Someone typing may not know send is waiting for them.
+		fmt.Fprintln(s.err, "socketbus send: reading the request body from stdin; end it with Ctrl-D (or give --data or --file)")
 	}
 	return io.NopCloser(s.in), size, nil
 }

@@ -61,7 +61,12 @@ line wins over the environment. Sizes take binary suffixes (64KiB, 16MiB).
 
 With --monitor ADDR, an HTTP endpoint serves /metrics (Prometheus), /healthz
 (200, or 503 while draining) and /status (JSON, what "socketbus status"
-shows).
+shows). Each port tells a client of the other what it is: an HTTP request
+on the bus port gets a 400 saying so, and a socketbus client on the monitor
+port a 400 naming the bus address, which send and receive print.
+
+With --tls-cert and --tls-key, a client that joins without TLS is refused
+with a plain error saying the server requires TLS (--tls).
 
 With --tokens FILE, only clients presenting an allowed token may join a
 channel. The file has one "channel-name token" pair per line; a channel may
@@ -80,7 +85,7 @@ channel not in the file admits no one.`,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error { return o.run(s) }),
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&o.addr, "addr", defaultServer, "address to listen on, `host:port`")
+	fs.StringVar(&o.addr, "addr", defaultServer, "address to listen on, `host:port` (the port defaults to "+defaultPort+")")
 	fs.StringVar(&o.monitor, "monitor", "", "serve /metrics, /healthz and /status over HTTP on `host:port` (off when empty)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGINT or SIGTERM, how long requests in flight may take to finish")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
@@ -194,7 +199,7 @@ func (o *serveOptions) run(s *streams) error {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 
-	ln, err := net.Listen("tcp", o.addr)
+	ln, err := net.Listen("tcp", withDefaultPort(o.addr, defaultPort))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -211,7 +216,7 @@ func (o *serveOptions) run(s *streams) error {
 			ln.Close()
 			return fmt.Errorf("monitor: listen: %w", err)
 		}
-		mon = startMonitor(mln, srv, tokens.name, log)
+		mon = startMonitor(mln, srv, ln.Addr().String(), tokens.name, log)
 		fmt.Fprintf(s.out, "socketbus monitoring on http://%s\n", mln.Addr())
 		log.Info("monitoring", "addr", mln.Addr().String())
 	}

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -34,9 +36,12 @@ func newStatusCommand(s *streams) *cobra.Command {
 		Long: `Show what a server is doing: its channels (clients, receivers waiting,
 queued requests, requests in flight) and its totals, as a table.
 
-It asks the /status of the monitoring endpoint the server was started with
-(serve --monitor ADDR); --json prints that answer as it is.`,
-		Example: `  # A server started with --monitor 127.0.0.1:7412:
+It asks the /status of the monitoring endpoint the server was started with:
+a server has one only when started with serve --monitor ADDR, and status
+looks for it at --monitor (default ` + defaultMonitor + `, the address the
+examples give serve --monitor). --json prints that answer as it is.`,
+		Example: `  # A server started with a monitoring endpoint on the default address:
+  socketbus serve --monitor 127.0.0.1:7412
   socketbus status
 
   # Another server, as JSON for jq:
@@ -84,7 +89,12 @@ func fetchStatus(ctx context.Context, monitor string, timeout time.Duration) ([]
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, &dialError{err}
+		hint := ""
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			hint = "no monitoring endpoint listens there: start the server with one, serve --monitor " + defaultMonitor +
+				", and give its address to status --monitor (or $SOCKETBUS_MONITOR)"
+		}
+		return nil, &dialError{&hintError{addr: monitor, hint: hint, err: err}}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -92,6 +102,14 @@ func fetchStatus(ctx context.Context, monitor string, timeout time.Duration) ([]
 		return nil, fmt.Errorf("reading %s: %w", url, err)
 	}
 	if resp.StatusCode != http.StatusOK {
+		// The body says why: a bus port's answer, say, points at --monitor.
+		line, _, _ := strings.Cut(strings.TrimSpace(string(body)), "\n")
+		if len(line) > 200 {
+			line = line[:200] + "…"
+		}
+		if line != "" {
+			return nil, fmt.Errorf("GET %s: %s: %s", url, resp.Status, line)
+		}
 		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return body, nil
