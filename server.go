@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/socketbus/socketbus/internal/budget"
@@ -21,6 +23,8 @@ type Server struct {
 	router *router.Router
 	memory *budget.Account // the root of the memory budget (server_memory.go)
 	reaper reaper
+
+	internalErrors atomic.Int64 // panics recovered while handling frames
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -195,3 +199,6 @@ func (s *Server) closeConns(ctx context.Context) {
 	s.wg.Wait()
 	s.reaper.wg.Wait()
 }
+
+// logger returns where the server logs.
+func (s *Server) logger() *slog.Logger { return slog.Default() }

@@ -34,6 +34,10 @@ type Stats struct {
 	// the budget passed its high-water mark.
 	MemoryBytes, MemoryPeakBytes, MemoryLimit int64
 	MemoryCuts                                int64
+
+	// InternalErrors counts panics recovered while handling a
+	// connection's frames; each closed that connection alone.
+	InternalErrors int64
 }
 
 // ChannelStats describes one channel.
@@ -87,6 +91,7 @@ func (s *Server) Stats() Stats {
 	st.FramesIn, st.FramesOut, st.BytesIn, st.BytesOut = t.framesIn, t.framesOut, t.bytesIn, t.bytesOut
 	st.MemoryBytes, st.MemoryPeakBytes, st.MemoryLimit = s.memory.Used(), s.memory.Peak(), s.memory.Limit()
 	st.MemoryCuts = s.reaper.cuts.Load()
+	st.InternalErrors = s.internalErrors.Load()
 	return st
 }
 

@@ -132,3 +132,49 @@ func TestTrustHonestReceiverBurstOfEnds(t *testing.T) {
 		}
 	}
 }
+
+// TestTrustPanicContained: a panic while the server handles one
+// connection's frame closes that connection with an internal error, is
+// counted, and leaves every other connection serving — including the
+// other member of the same channel and a request it had in flight.
+func TestTrustPanicContained(t *testing.T) {
+	poison := uuid.New()
+	socketbus.SetHandleHook(func(h *wire.Header) {
+		if h.RequestID == poison {
+			panic("test: poisoned frame")
+		}
+	})
+	srv, addr := startServer(t, socketbus.ServerConfig{})
+	t.Cleanup(func() { srv.Close(); socketbus.SetHandleHook(nil) })
+	stop := backgroundPair(t, addr)
+	ch := uuid.New()
+	victim := joinRaw(t, addr, ch)
+	peer := dial(t, addr, ch)
+
+	// The victim holds a request of the peer's when it fails.
+	victim.poll(uuid.New())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sent := make(chan error, 1)
+	go func() { sent <- peer.Send(ctx, strings.NewReader("held"), io.Discard) }()
+	victim.receive()
+
+	victim.writeFrame(victim.header(wire.TypeStart, wire.FlagPing, poison), nil)
+	h, e := victim.readError()
+	if e.Code != wire.CodeInternal || h.Flags != 0 {
+		t.Fatalf("after the panic: got %v %s, want a connection-level internal error", h, e.Code)
+	}
+	victim.expectEOF()
+	if err := <-sent; !errors.Is(err, socketbus.ErrPeerGone) {
+		t.Fatalf("the request the failed connection held: got %v, want ErrPeerGone", err)
+	}
+	if got := srv.Stats().InternalErrors; got != 1 {
+		t.Fatalf("Stats.InternalErrors: got %d, want 1", got)
+	}
+	if n, err := stop(); err != nil {
+		t.Fatalf("bystanders: %d round trips, then %v", n, err)
+	}
+	if peer.Err() != nil {
+		t.Fatalf("the failed connection's channel peer: %v, want it still open", peer.Err())
+	}
+}
