@@ -178,3 +178,43 @@ func TestTrustPanicContained(t *testing.T) {
 		t.Fatalf("the failed connection's channel peer: %v, want it still open", peer.Err())
 	}
 }
+
+// TestTrustReceiverHoldsAtMostItsLimit: a receiver that stops reading can
+// hold at most MaxInFlightPerClient requests at once — its waiting polls and
+// the requests delivered to it together — so a receiver that polls,
+// receives and never answers cannot take more than that many of its
+// channel's requests hostage (each then ends at its timeout). Held
+// requests used not to count, so a receiver could poll again and again.
+func TestTrustReceiverHoldsAtMostItsLimit(t *testing.T) {
+	const limit = 8
+	_, addr := startServer(t, socketbus.ServerConfig{MaxInFlightPerClient: limit})
+	ch := uuid.New()
+	hog := joinRaw(t, addr, ch)
+	sender := dial(t, addr, ch)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := 0; i < limit; i++ {
+		hog.poll(uuid.New())
+	}
+	var sends sync.WaitGroup
+	for i := 0; i < limit; i++ {
+		sends.Add(1)
+		go func() {
+			defer sends.Done()
+			_ = sender.Send(ctx, strings.NewReader("hostage"), io.Discard)
+		}()
+	}
+	for i := 0; i < limit; i++ {
+		hog.receive()
+	}
+	// It holds limit requests and has no poll left: one more poll is over
+	// the limit.
+	extra := uuid.New()
+	hog.poll(extra)
+	h, e := hog.readError()
+	if e.Code != wire.CodeLimit || h.RequestID != extra || h.Flags != wire.FlagReceive {
+		t.Fatalf("a poll past the limit with %d requests held: got %v %s, want a limit error for the poll", limit, h, e.Code)
+	}
+	cancel() // the hostages end; the senders' Sends return
+	sends.Wait()
+}
