@@ -126,6 +126,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // every connection. If ctx ends first, Shutdown closes the connections at
 // once and returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.noticeDrain()
 	s.beginShutdown()
 	var err error
 	for s.router.InFlight() > 0 {
@@ -146,6 +147,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = ctx.Err()
 	}
 	return err
+}
+
+// noticeDrain tells every joined client that the server is shutting down,
+// before anything is refused: a drain ping (docs/PROTOCOL.md section 17),
+// which goes ahead of the server_closed errors for queued requests on each
+// connection, so that clients re-send those elsewhere or after the restart.
+func (s *Server) noticeDrain() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.conn == nil || c.member == nil {
+			continue
+		}
+		h := wire.Header{Version: wire.Version, Type: wire.TypeStart, Flags: wire.FlagPing, Final: true,
+			RequestID: wire.DrainPingID, ClientID: c.member.ID(), ChannelID: c.member.Channel()}
+		_ = c.conn.Enqueue(frameconn.Frame{Header: h})
+	}
 }
 
 // Close stops the server at once: listeners and connections are closed and
