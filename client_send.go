@@ -74,7 +74,7 @@ func (c *Client) Send(ctx context.Context, body io.Reader, resp io.Writer) error
 		if err != nil {
 			return err
 		}
-		err = c.sendAttempt(ctx, id, body, rp, resp)
+		err = c.sendAttempt(ctx, id, body, &rp, resp)
 		switch {
 		case errors.Is(err, errRetryHere):
 			if err := c.pause(ctx); err != nil {

@@ -18,19 +18,16 @@ type replay struct {
 	whole  bool   // kept holds the whole body
 }
 
-func newReplay(body io.Reader, reconnects bool) *replay {
-	rp := &replay{}
+func newReplay(body io.Reader, reconnects bool) replay {
 	if !reconnects {
-		return rp
+		return replay{}
 	}
 	if s, ok := body.(io.Seeker); ok {
 		if off, err := s.Seek(0, io.SeekCurrent); err == nil {
-			rp.seeker, rp.offset = s, off
-			return rp
+			return replay{seeker: s, offset: off}
 		}
 	}
-	rp.keep = true
-	return rp
+	return replay{keep: true}
 }
 
 func (rp *replay) seekable() bool { return rp.seeker != nil }
