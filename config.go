@@ -80,6 +80,21 @@ type ServerConfig struct {
 	// the smallest budget is 1 MiB. SECURITY.md has the bound as a
 	// formula.
 	MaxMemory int64
+
+	// Cluster, when set, makes the server a node of a bus of several
+	// servers (package cluster provides one, over NATS; this package does
+	// not import it). The server closes it when the server closes.
+	Cluster Cluster
+}
+
+// Cluster is the bus a Server is a node of. Package cluster implements it;
+// the interface keeps NATS out of programs that only use the Client.
+type Cluster interface {
+	// Nodes returns how many nodes of the bus this node sees, itself
+	// included.
+	Nodes() int
+	// Close leaves the bus.
+	Close() error
 }
 
 // Defaults of ServerConfig's zero fields.

@@ -25,6 +25,7 @@ type Server struct {
 	reaper reaper
 
 	internalErrors atomic.Int64 // panics recovered while handling frames
+	clusterOnce    sync.Once
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -216,6 +217,9 @@ func (s *Server) closeConns(ctx context.Context) {
 	}
 	s.wg.Wait()
 	s.reaper.wg.Wait()
+	if s.cfg.Cluster != nil {
+		s.clusterOnce.Do(func() { _ = s.cfg.Cluster.Close() })
+	}
 }
 
 // logger returns where the server logs.

@@ -35,6 +35,10 @@ type Stats struct {
 	MemoryBytes, MemoryPeakBytes, MemoryLimit int64
 	MemoryCuts                                int64
 
+	// Nodes counts the nodes of the bus this server sees, itself
+	// included: 1 when it is not clustered (ServerConfig.Cluster).
+	Nodes int
+
 	// InternalErrors counts panics recovered while handling a
 	// connection's frames; each closed that connection alone.
 	InternalErrors int64
@@ -92,6 +96,10 @@ func (s *Server) Stats() Stats {
 	st.MemoryBytes, st.MemoryPeakBytes, st.MemoryLimit = s.memory.Used(), s.memory.Peak(), s.memory.Limit()
 	st.MemoryCuts = s.reaper.cuts.Load()
 	st.InternalErrors = s.internalErrors.Load()
+	st.Nodes = 1
+	if s.cfg.Cluster != nil {
+		st.Nodes = s.cfg.Cluster.Nodes()
+	}
 	return st
 }
 

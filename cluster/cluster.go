@@ -1,0 +1,182 @@
+// Package cluster joins socketbus servers into one bus through NATS: each
+// node either runs an embedded nats-server (github.com/nats-io/nats-server)
+// routed to the other nodes', or connects to an existing NATS cluster with
+// nats.go. There is no membership, gossip or consensus of socketbus's own:
+// nodes find and watch each other over NATS subjects.
+//
+// A *Cluster goes in socketbus.ServerConfig.Cluster. The root package never
+// imports this one, so a program that only uses the socketbus Client does
+// not link NATS.
+//
+// This is the first step of the cluster (issue 12): nodes form the bus and
+// count each other (socketbus.Stats.Nodes). Routing requests and streams
+// across nodes builds on it.
+//
+// Who starts and stops what: New starts the embedded nats-server (embedded
+// mode) or connects to NATSURL (external mode) and joins the bus; the
+// Server it is given to closes it when the Server closes (Shutdown or
+// Close), which leaves the bus and stops the embedded nats-server.
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Config configures a node.
+type Config struct {
+	// Name names the bus: nodes with the same Name form one bus.
+	Name string
+	// Node is this node's name, unique in the bus.
+	Node string
+	// Listen is where the embedded nats-server listens for routes from
+	// other nodes, host:port ("127.0.0.1:0" picks a free port; RouteURL
+	// says which).
+	Listen string
+	// Routes are other nodes' route URLs (nats://host:port), for the
+	// embedded nats-server.
+	Routes []string
+	// NATSURL, instead of embedding, is an existing NATS cluster's client
+	// URLs, comma-separated.
+	NATSURL string
+
+	// Heartbeat is how often the node announces itself; a node not heard
+	// from for three heartbeats is gone. Zero means 1 s.
+	Heartbeat time.Duration
+}
+
+// Cluster is one node's membership of a bus.
+type Cluster struct {
+	cfg Config
+	ns  *server.Server // the embedded nats-server, nil in external mode
+	nc  *nats.Conn
+
+	mu      sync.Mutex
+	seen    map[string]time.Time // other nodes, when last heard
+	changed chan struct{}        // closed and replaced when the count changes
+	nodes   int                  // the count the last change saw, itself included
+
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+// New starts a node: it starts the embedded nats-server (or connects to
+// NATSURL) and joins the bus named cfg.Name.
+func New(cfg Config) (*Cluster, error) {
+	if cfg.Name == "" || cfg.Node == "" {
+		return nil, errors.New("cluster: Config needs a Name and a Node")
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = time.Second
+	}
+	c := &Cluster{cfg: cfg, seen: map[string]time.Time{}, changed: make(chan struct{}), nodes: 1,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	var err error
+	if cfg.NATSURL != "" {
+		c.nc, err = nats.Connect(cfg.NATSURL, nats.Name("socketbus "+cfg.Name+"/"+cfg.Node), nats.MaxReconnects(-1))
+		if err != nil {
+			return nil, fmt.Errorf("cluster: connect to %s: %w", cfg.NATSURL, err)
+		}
+	} else {
+		if c.ns, err = startEmbedded(cfg); err != nil {
+			return nil, err
+		}
+		c.nc, err = nats.Connect("", nats.InProcessServer(c.ns), nats.Name("socketbus "+cfg.Name+"/"+cfg.Node), nats.MaxReconnects(-1))
+		if err != nil {
+			c.ns.Shutdown()
+			return nil, fmt.Errorf("cluster: connect to the embedded nats-server: %w", err)
+		}
+	}
+	if err := c.joinBus(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// startEmbedded runs a nats-server for the node: its client (the node,
+// in process) and routes on cfg.Listen to cfg.Routes.
+func startEmbedded(cfg Config) (*server.Server, error) {
+	listen := cfg.Listen
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	host, portStr, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: Listen %q: %w", listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: Listen %q: %w", listen, err)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts := &server.Options{
+		ServerName: cfg.Name + "-" + cfg.Node,
+		// socketbus is its only client, in process; the client port is
+		// on loopback, where nats-server's readiness check looks for it.
+		Host:    "127.0.0.1",
+		Port:    server.RANDOM_PORT,
+		NoLog:   true,
+		NoSigs:  true,
+		Cluster: server.ClusterOpts{Name: cfg.Name, Host: host, Port: port},
+	}
+	for _, r := range cfg.Routes {
+		opts.Routes = append(opts.Routes, server.RoutesFromStr(r)...)
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: embedded nats-server: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("cluster: embedded nats-server not ready within 10s")
+	}
+	return ns, nil
+}
+
+// RouteURL returns the URL other nodes list in Config.Routes to route to
+// this node's embedded nats-server ("" in external mode).
+func (c *Cluster) RouteURL() string {
+	if c.ns == nil {
+		return ""
+	}
+	addr := c.ns.ClusterAddr()
+	if addr == nil {
+		return ""
+	}
+	return "nats://" + addr.String()
+}
+
+// Name returns the bus's name, and Node this node's.
+func (c *Cluster) Name() string { return c.cfg.Name }
+
+// Node returns this node's name.
+func (c *Cluster) Node() string { return c.cfg.Node }
+
+// Close leaves the bus and, in embedded mode, stops the nats-server. It is
+// idempotent.
+func (c *Cluster) Close() error {
+	c.once.Do(func() {
+		close(c.stop)
+		<-c.done
+		if c.nc != nil {
+			c.nc.Close()
+		}
+		if c.ns != nil {
+			c.ns.Shutdown()
+			c.ns.WaitForShutdown()
+		}
+	})
+	return nil
+}

@@ -1,0 +1,121 @@
+package cluster_test
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/cluster"
+)
+
+const heartbeat = 50 * time.Millisecond
+
+func newNode(t *testing.T, cfg cluster.Config) *cluster.Cluster {
+	t.Helper()
+	cfg.Heartbeat = heartbeat
+	c, err := cluster.New(cfg)
+	if err != nil {
+		t.Fatalf("cluster.New(%s): %v", cfg.Node, err)
+	}
+	return c
+}
+
+func waitNodes(t *testing.T, c *cluster.Cluster, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.WaitNodes(ctx, n); err != nil {
+		t.Fatalf("node %s: %v", c.Node(), err)
+	}
+}
+
+// TestEmbeddedNodesFormOneBus: three nodes, each with its embedded
+// nats-server routed to the first's, see each other; a socketbus Server
+// given a node reports them in Stats.Nodes; a node that leaves is no
+// longer counted, within three heartbeats.
+func TestEmbeddedNodesFormOneBus(t *testing.T) {
+	n1 := newNode(t, cluster.Config{Name: "bus", Node: "n1", Listen: "127.0.0.1:0"})
+	routes := []string{n1.RouteURL()}
+	n2 := newNode(t, cluster.Config{Name: "bus", Node: "n2", Listen: "127.0.0.1:0", Routes: routes})
+	n3 := newNode(t, cluster.Config{Name: "bus", Node: "n3", Listen: "127.0.0.1:0", Routes: routes})
+	other := newNode(t, cluster.Config{Name: "another-bus", Node: "x", Listen: "127.0.0.1:0", Routes: routes})
+	defer other.Close()
+	for _, n := range []*cluster.Cluster{n1, n2, n3} {
+		waitNodes(t, n, 3)
+	}
+	if got := other.Nodes(); got != 1 {
+		t.Fatalf("a node of another bus on the same NATS routes sees %d nodes, want 1", got)
+	}
+	srv := socketbus.NewServer(socketbus.ServerConfig{Cluster: n1})
+	if got := srv.Stats().Nodes; got != 3 {
+		t.Fatalf("Stats.Nodes on a node of three: got %d, want 3", got)
+	}
+	n3.Close()
+	waitNodes(t, n1, 2)
+	waitNodes(t, n2, 2)
+	srv.Close() // closes n1, its node
+	waitNodes(t, n2, 1)
+	n2.Close()
+	if got := socketbus.NewServer(socketbus.ServerConfig{}).Stats().Nodes; got != 1 {
+		t.Fatalf("Stats.Nodes of a server with no cluster: got %d, want 1", got)
+	}
+}
+
+// TestExternalNATSCluster: three nats-servers clustered on their own (no
+// socketbus embedding), and three socketbus nodes each connected to a
+// different one with NATSURL, form one bus.
+func TestExternalNATSCluster(t *testing.T) {
+	var servers []*server.Server
+	var routes string
+	for i := range 3 {
+		opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
+			Cluster: server.ClusterOpts{Name: "nats", Host: "127.0.0.1", Port: server.RANDOM_PORT}}
+		if i > 0 {
+			opts.Routes = server.RoutesFromStr(routes)
+		}
+		ns, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatalf("nats-server %d: %v", i, err)
+		}
+		ns.Start()
+		if !ns.ReadyForConnections(10 * time.Second) {
+			t.Fatalf("nats-server %d not ready", i)
+		}
+		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+		if i == 0 {
+			routes = "nats://" + ns.ClusterAddr().String()
+		}
+		servers = append(servers, ns)
+	}
+	var nodes []*cluster.Cluster
+	for i, ns := range servers {
+		n := newNode(t, cluster.Config{Name: "bus", Node: "n" + string(rune('1'+i)), NATSURL: ns.ClientURL()})
+		defer n.Close()
+		if n.RouteURL() != "" {
+			t.Fatalf("RouteURL in external mode: got %q, want none", n.RouteURL())
+		}
+		nodes = append(nodes, n)
+	}
+	for _, n := range nodes {
+		waitNodes(t, n, 3)
+	}
+}
+
+// TestClientDoesNotLinkNATS: the root package, all a program that only uses
+// the Client imports, does not depend on NATS.
+func TestClientDoesNotLinkNATS(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "github.com/socketbus/socketbus").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.Contains(dep, "nats-io") || strings.HasSuffix(dep, "socketbus/cluster") {
+			t.Fatalf("the root package depends on %s", dep)
+		}
+	}
+}
