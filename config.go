@@ -3,6 +3,7 @@ package socketbus
 import (
 	"context"
 	"crypto/tls"
+	"log/slog"
 	"net"
 	"time"
 )
@@ -80,6 +81,25 @@ type ServerConfig struct {
 	// the smallest budget is 1 MiB. SECURITY.md has the bound as a
 	// formula.
 	MaxMemory int64
+
+	// Logger, when set, receives the server's logs: at info one line when
+	// a connection joins (remote address, client ID, channel, TLS) and one
+	// when it closes (reason, duration, requests sent and received); at
+	// warn one line for every connection the server refuses or cuts
+	// (protocol error and its code, slow consumer, keepalive, join
+	// timeout, unauthorized, limits, memory), with its remote address,
+	// rate-limited per remote IP and reason, the suppressed ones counted
+	// in a later "warnings suppressed" line; the drain's progress; and at
+	// debug each request's lifecycle frames. Whether debug is enabled is
+	// checked once, in NewServer. Nil means no logs.
+	Logger *slog.Logger
+
+	// ChannelName, when set, names channels for logs, Conns and Stats
+	// when no client on the channel gave its name when joining; it
+	// returns "" for a channel it does not know. serve passes the names
+	// of its --tokens file. It is called once per join and once per
+	// channel per Stats, so it must be cheap and safe for concurrent use.
+	ChannelName func(channel ID) string
 }
 
 // Defaults of ServerConfig's zero fields.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -21,6 +22,13 @@ type Server struct {
 	router *router.Router
 	memory *budget.Account // the root of the memory budget (server_memory.go)
 	reaper reaper
+
+	log     *slog.Logger // cfg.Logger, or one that discards
+	debug   bool         // log has debug enabled (checked once, by NewServer)
+	warns   *warnLimiter // rate-limits warnings about connections (server_log.go)
+	ops     opsCounters  // refusals and cuts
+	names   channelNames // channel names clients gave when joining
+	started time.Time
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -41,7 +49,14 @@ func NewServer(cfg ServerConfig) *Server {
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*serverConn]struct{}),
 		done:      make(chan struct{}),
+		log:       cfg.Logger,
+		started:   time.Now(),
 	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.debug = s.log.Enabled(context.Background(), slog.LevelDebug)
+	s.warns = newWarnLimiter(s.log)
 	s.memory = budget.New(cfg.MaxMemory, s.memoryPressure)
 	s.router = router.New(router.Config{
 		DefaultTimeout:              cfg.DefaultTimeout,
@@ -122,7 +137,10 @@ func (s *Server) Serve(ln net.Listener) error {
 // every connection. If ctx ends first, Shutdown closes the connections at
 // once and returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
+	begun := time.Now()
 	s.beginShutdown()
+	s.log.Info("draining", "requests_in_flight", s.router.InFlight(), "connections", s.connCount())
+	defer s.warns.flush()
 	var err error
 	for s.router.InFlight() > 0 {
 		select {
@@ -135,13 +153,28 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	if err != nil {
+		left, conns := s.router.InFlight(), s.connCount()
 		s.closeConns(nil)
+		s.log.Warn("drain cut short: closed connections with requests still in flight",
+			"requests_cut", left, "connections", conns, "waited", time.Since(begun).Round(time.Millisecond), "err", err)
 	} else {
 		// Let the last responses reach their senders before closing.
 		s.closeConns(ctx)
 		err = ctx.Err()
+		if err != nil {
+			s.log.Warn("drain cut short while flushing the last responses", "waited", time.Since(begun).Round(time.Millisecond), "err", err)
+		} else {
+			s.log.Info("drained", "waited", time.Since(begun).Round(time.Millisecond))
+		}
 	}
 	return err
+}
+
+// connCount returns the number of open connections.
+func (s *Server) connCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
 }
 
 // Close stops the server at once: listeners and connections are closed and
@@ -149,6 +182,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() error {
 	s.beginShutdown()
 	s.closeConns(nil)
+	s.warns.flush()
 	return nil
 }
 

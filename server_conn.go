@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/socketbus/socketbus/internal/frameconn"
@@ -24,11 +25,20 @@ type serverConn struct {
 	nc     net.Conn
 	conn   *frameconn.Conn // nil until joined
 	member *router.Member
+
+	// Set before the connection is shared, or by run before it joins.
+	remote   string       // the remote address
+	accepted time.Time    // when it was accepted
+	tls      bool         // it speaks TLS
+	name     string       // its channel's name, when known
+	join     *wire.Header // its join's header, once read
+
+	lastRead atomic.Int64 // when a frame last arrived from the client, in Unix nanoseconds
 }
 
 // startConn registers an accepted connection and serves it.
 func (s *Server) startConn(nc net.Conn) {
-	c := &serverConn{s: s, nc: nc}
+	c := &serverConn{s: s, nc: nc, remote: nc.RemoteAddr().String(), accepted: time.Now()}
 	s.mu.Lock()
 	if s.shutdown {
 		s.mu.Unlock()
@@ -55,6 +65,7 @@ func (c *serverConn) run(refusal *wire.Error) {
 	defer s.wg.Done()
 	if refusal != nil {
 		c.refuse(nil, refusal)
+		c.logRefusal(refusal)
 		return
 	}
 	defer s.memory.Release(connFixedCost)
@@ -68,16 +79,20 @@ func (c *serverConn) run(refusal *wire.Error) {
 	}()
 	join, err := c.handshake()
 	if err != nil {
+		c.join = join
 		var werr *wire.Error
 		if errors.As(err, &werr) {
 			c.refuse(join, werr)
 		} else {
 			c.nc.Close()
 		}
+		c.logRefusal(err)
 		return
 	}
+	c.logJoined()
 	c.conn.Start(c.handle)
 	c.conn.Wait()
+	c.logClosed()
 }
 
 // refuse answers a connection that may not join with an error frame and
@@ -120,10 +135,11 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 	if s.cfg.TLSConfig != nil {
 		tc := tls.Server(c.nc, serverTLS(s.cfg.TLSConfig))
 		if err := tc.Handshake(); err != nil {
-			return nil, fmt.Errorf("socketbus: TLS handshake: %w", err)
+			return nil, fmt.Errorf("%w: %w", errTLSHandshake, err)
 		}
 		s.mu.Lock()
 		c.nc = tc
+		c.tls = true
 		s.mu.Unlock()
 	}
 	var hdr [wire.HeaderSize]byte
@@ -181,6 +197,10 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 		return &h, err
 	}
 	conn.SetAccount(m.Account())
+	if c.name == "" {
+		c.name = s.channelName(h.ChannelID)
+	}
+	c.lastRead.Store(time.Now().UnixNano())
 	s.mu.Lock()
 	c.member = m
 	s.mu.Unlock()
@@ -213,9 +233,13 @@ func (c *serverConn) Send(f frameconn.Frame, b *frameconn.Batch) { _ = c.conn.En
 // handle is the reader goroutine's frame handler.
 func (c *serverConn) handle(f frameconn.Frame) error {
 	h := &f.Header
+	c.lastRead.Store(time.Now().UnixNano())
+	if c.s.debug {
+		c.logFrame(h)
+	}
 	if h.Flags == 0 { // the client reports a connection-level error and leaves
 		release(f)
-		return errors.New("socketbus: client closed the connection with an error frame")
+		return errClientErrorFrame
 	}
 	if h.ClientID != c.member.ID() || h.ChannelID != c.member.Channel() {
 		release(f)

@@ -1,0 +1,120 @@
+package socketbus_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/socketbus/socketbus"
+)
+
+// TestConns checks Server.Conns and the per-channel counts against known
+// traffic: three requests of 1000 bytes answered, a fourth held by its
+// receiver, and a connection that has not joined.
+func TestConns(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan struct{}, 16)
+	srv := socketbus.NewServer(socketbus.ServerConfig{JoinTimeout: time.Minute,
+		ChannelName: func(id socketbus.ID) string {
+			if id == socketbus.ChannelFromName("connz") {
+				return "connz"
+			}
+			return ""
+		}})
+	go srv.Serve(acceptNotifier{ln, accepted})
+	t.Cleanup(func() { srv.Close() })
+	addr := ln.Addr().String()
+	ch := socketbus.ChannelFromName("connz")
+	var senderAddr, receiverAddr string
+	sender := dial(t, addr, ch, addrDialer(&senderAddr))
+	receiver := dial(t, addr, ch, addrDialer(&receiverAddr))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	go serveN(ctx, receiver, 3, upper)
+	body := bytes.Repeat([]byte("x"), 1000)
+	for range 3 {
+		if _, err := roundTrip(ctx, sender, body); err != nil {
+			t.Fatalf("round trip: %v", err)
+		}
+	}
+	// A fourth request, taken and not answered.
+	held := make(chan *socketbus.Request, 1)
+	go func() {
+		req, err := receiver.Receive(ctx)
+		if err == nil {
+			held <- req
+		}
+	}()
+	sendErr := make(chan error, 1)
+	go func() { sendErr <- sender.Send(ctx, bytes.NewReader(body), io.Discard) }()
+	req := <-held
+	if _, err := io.ReadAll(req.Body); err != nil {
+		t.Fatalf("reading the held request: %v", err)
+	}
+	pending := dialRaw(t, addr) // connected, not joined
+	for range 4 {
+		<-accepted // the fourth Accept: the server has registered all three connections
+	}
+
+	conns := srv.Conns()
+	if len(conns) != 3 {
+		t.Fatalf("Conns() has %d connections, want 3: %+v", len(conns), conns)
+	}
+	byAddr := make(map[string]socketbus.ConnStats)
+	for _, c := range conns {
+		byAddr[c.RemoteAddr] = c
+	}
+	s, r, p := byAddr[senderAddr], byAddr[receiverAddr], byAddr[pending.nc.LocalAddr().String()]
+	if !s.Joined || s.ClientID != sender.ID() || s.Channel != ch || s.ChannelName != "connz" || s.TLS {
+		t.Errorf("sender: %+v, want joined as %s on connz (%s), no TLS", s, sender.ID(), ch)
+	}
+	if s.Sent != 4 || s.Sending != 1 || s.Received != 0 || s.Receiving != 0 {
+		t.Errorf("sender: sent %d (sending %d), received %d (receiving %d); want 4 (1), 0 (0)", s.Sent, s.Sending, s.Received, s.Receiving)
+	}
+	if r.Received != 4 || r.Receiving != 1 || r.Sent != 0 {
+		t.Errorf("receiver: received %d (receiving %d), sent %d; want 4 (1), 0", r.Received, r.Receiving, r.Sent)
+	}
+	if s.BytesIn < 4000 || r.BytesOut < 4000 || s.FramesIn < 4*3 || r.FramesOut < 4*2 {
+		t.Errorf("sender read %d bytes in %d frames, receiver was written %d in %d; want at least the 4 bodies of 1000 bytes",
+			s.BytesIn, s.FramesIn, r.BytesOut, r.FramesOut)
+	}
+	if s.Age <= 0 || s.Idle < 0 || s.Idle > s.Age || s.MemoryBytes < 0 || s.QueuedBytes < 0 {
+		t.Errorf("sender: age %v, idle %v, memory %d, queued %d; want 0 <= idle <= age and no negative bytes", s.Age, s.Idle, s.MemoryBytes, s.QueuedBytes)
+	}
+	if p.RemoteAddr == "" || p.Joined || p.ClientID != (socketbus.ID{}) {
+		t.Errorf("unjoined connection: %+v, want listed, not joined, no client", p)
+	}
+	if conns[0].Age < conns[1].Age || conns[1].Age < conns[2].Age {
+		t.Errorf("Conns not oldest first: ages %v %v %v", conns[0].Age, conns[1].Age, conns[2].Age)
+	}
+	cs := channelOf(srv.Stats(), ch)
+	if cs.Name != "connz" || cs.Requests["completed"] != 3 || cs.InFlight != 1 {
+		t.Errorf("channel stats %+v, want name connz, 3 completed, 1 in flight", cs)
+	}
+	req.Respond(bytes.NewReader(nil))
+	if err := <-sendErr; err != nil {
+		t.Errorf("the held request: %v", err)
+	}
+}
+
+// acceptNotifier is a listener that signals every call of Accept: Serve
+// calls it again only once it has registered the connection the last call
+// returned, so the (n+1)th signal says n connections are registered.
+type acceptNotifier struct {
+	net.Listener
+	accepted chan<- struct{}
+}
+
+func (l acceptNotifier) Accept() (net.Conn, error) {
+	select {
+	case l.accepted <- struct{}{}:
+	default:
+	}
+	return l.Listener.Accept()
+}
