@@ -272,6 +272,9 @@ func (c *serverConn) logRefusal(err error) {
 	}
 	if c.join != nil {
 		args = append(args, "client", ID(c.join.ClientID), "channel", ID(c.join.ChannelID))
+		if name := s.channelName(c.join.ChannelID); name != "" {
+			args = append(args, "channel_name", name)
+		}
 	}
 	s.warns.warn(c.remote, reason, "connection refused", args...)
 }
