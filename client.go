@@ -55,6 +55,11 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 	if o.clientID == (ID{}) {
 		o.clientID = uuid.New()
 	}
+	if o.channelName != "" {
+		if err := checkChannelName(o.channelName, channel); err != nil {
+			return nil, err
+		}
+	}
 	ping := o.pingInterval
 	if ping == 0 {
 		ping = DefaultPingInterval
@@ -94,7 +99,7 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 		nc = tc
 	}
 	answer := &answerRecorder{Conn: nc}
-	maxMessage, err := handshake(ctx, answer, o.clientID, channel, o.token)
+	maxMessage, err := handshake(ctx, answer, o.clientID, channel, string(appendJoinPayload(nil, o.token, o.channelName)))
 	if err != nil {
 		err = answer.explain(ctx, err)
 		nc.Close()

@@ -147,6 +147,7 @@ type dialOptions struct {
 	clientID     ID
 	tls          *tls.Config
 	token        string
+	channelName  string
 	pingInterval time.Duration
 	dial         func(ctx context.Context, network, addr string) (net.Conn, error)
 }
@@ -165,6 +166,15 @@ func WithTLS(cfg *tls.Config) DialOption {
 // WithToken presents token when joining; the server's Authenticate sees it.
 func WithToken(token string) DialOption {
 	return func(o *dialOptions) { o.token = token }
+}
+
+// WithChannelName gives the server the channel's name when joining, for
+// its logs and monitoring; ChannelFromName(name) must be the channel Dial
+// joins. The name travels in the join (PROTOCOL.md §7): a server older
+// than this option takes the join's whole payload for the token, so it
+// admits such a join only if it does not authenticate.
+func WithChannelName(name string) DialOption {
+	return func(o *dialOptions) { o.channelName = name }
 }
 
 // WithPingInterval sets how often the client pings a server it has heard

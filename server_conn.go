@@ -170,8 +170,13 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 		}
 		return &h, err
 	}
+	tok, name, err := parseJoinPayload(token, h.ChannelID)
+	if err != nil {
+		return &h, err
+	}
+	c.name = name
 	if auth := s.cfg.Authenticate; auth != nil {
-		if err := auth(h.ClientID, h.ChannelID, string(token)); err != nil {
+		if err := auth(h.ClientID, h.ChannelID, tok); err != nil {
 			return &h, wire.Errorf(wire.CodeUnauthorized, "join refused: %v", err)
 		}
 	}
@@ -210,6 +215,13 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 	settings := binary.BigEndian.AppendUint64(frameconn.GetBuffer(8)[:0], uint64(max(s.cfg.MaxMessageBytes, 0)))
 	conn.Enqueue(frameconn.Frame{Header: ack, Payload: settings, Pooled: true})
 	conn.OnClose = func(error) { m.Leave() }
+	if name != "" {
+		s.names.hold(h.ChannelID, name)
+		conn.OnClose = func(error) {
+			m.Leave()
+			s.names.release(h.ChannelID)
+		}
+	}
 	return &h, nil
 }
 

@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -117,4 +119,46 @@ func (l acceptNotifier) Accept() (net.Conn, error) {
 	default:
 	}
 	return l.Listener.Accept()
+}
+
+// TestJoinWithChannelName checks that a name given when joining shows in
+// Conns, Stats and the log, that the token still reaches Authenticate,
+// and that the name is forgotten when the last client that gave it leaves.
+func TestJoinWithChannelName(t *testing.T) {
+	var tokens []string
+	var mu sync.Mutex
+	srv, addr, logs := loggedServer(t, socketbus.ServerConfig{Authenticate: func(_, _ socketbus.ID, token string) error {
+		mu.Lock()
+		tokens = append(tokens, token)
+		mu.Unlock()
+		return nil
+	}})
+	ch := socketbus.ChannelFromName("named")
+	named := dial(t, addr, ch, socketbus.WithChannelName("named"), socketbus.WithToken("tok"))
+	dial(t, addr, ch, socketbus.WithToken("plain")) // a join as before: the token alone
+	logs.wait(t, "connection joined", map[string]string{"client": named.ID().String(), "channel_name": "named"})
+	if cs := channelOf(srv.Stats(), ch); cs.Name != "named" {
+		t.Errorf("Stats names the channel %q, want named", cs.Name)
+	}
+	for _, c := range srv.Conns() {
+		if c.ClientID == named.ID() && c.ChannelName != "named" {
+			t.Errorf("Conns names the channel %q, want named", c.ChannelName)
+		}
+	}
+	mu.Lock()
+	if strings.Join(tokens, " ") != "tok plain" {
+		t.Errorf("Authenticate saw tokens %q, want tok and plain", tokens)
+	}
+	mu.Unlock()
+	named.Close()
+	logs.wait(t, "connection closed", map[string]string{"client": named.ID().String()})
+	if cs := channelOf(srv.Stats(), ch); cs.Name != "" {
+		t.Errorf("after the named client left, Stats names the channel %q, want none", cs.Name)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := socketbus.Dial(ctx, addr, ch, socketbus.WithChannelName("other")); err == nil {
+		t.Error("Dial with a name that is not the channel's succeeded")
+	}
 }

@@ -24,6 +24,13 @@ type clientFlags struct {
 	tlsCA          string
 	tlsInsecure    bool
 	connectTimeout time.Duration
+
+	// channelName, set by a command whose channel was given by name, is
+	// sent in the join so that the server can show it. It is sent only
+	// without a token: a server with --tokens knows its channels' names,
+	// and one that predates names in the join would take the name for
+	// part of the token (PROTOCOL.md §7).
+	channelName string
 }
 
 // register adds the flags to fs; the environment can set the connection
@@ -54,6 +61,8 @@ func (f *clientFlags) dial(ctx context.Context, channel socketbus.ID) (*socketbu
 	}
 	if f.token != "" {
 		opts = append(opts, socketbus.WithToken(f.token))
+	} else if f.channelName != "" {
+		opts = append(opts, socketbus.WithChannelName(f.channelName))
 	}
 	if f.connectTimeout > 0 {
 		var cancel context.CancelFunc

@@ -319,3 +319,18 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	default:
 	}
 }
+
+// TestStatusNamesChannels checks that status names a channel that the
+// CLI's clients joined by name, with no tokens file to name it.
+func TestStatusNamesChannels(t *testing.T) {
+	bin := buildBinary(t)
+	srv := startServer(t, bin, nil, "--monitor", "127.0.0.1:0")
+	startReceiver(t, bin, srv, "--channel", "jobs", "--exec", "cat")
+	res := runCmd(t, bin, nil, "", "status", "--monitor", srv.monitor)
+	if res.code != 0 || !strings.Contains(res.stdout, "jobs ("+socketbus.ChannelFromName("jobs").String()+")") {
+		t.Errorf("status: status %d, stdout:\n%s\nstderr: %s", res.code, res.stdout, res.stderr)
+	}
+	if l := srv.waitLine(srv.stderr, "connection joined"); !strings.Contains(l, "channel_name=jobs") {
+		t.Errorf("join line %q, want channel_name=jobs", l)
+	}
+}

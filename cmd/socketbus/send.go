@@ -99,6 +99,7 @@ func (o *sendOptions) run(ctx context.Context, s *streams, hasData bool) error {
 	}
 	defer out.abort()
 
+	o.client.channelName = o.channel.name
 	c, err := o.client.dial(ctx, channel)
 	if err != nil {
 		return err
