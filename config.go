@@ -91,7 +91,9 @@ type ServerConfig struct {
 	// rate-limited per remote IP and reason, the suppressed ones counted
 	// in a later "warnings suppressed" line; the drain's progress; and at
 	// debug each request's lifecycle frames. Whether debug is enabled is
-	// checked once, in NewServer. Nil means no logs.
+	// checked once, in NewServer. Nil means no logs, except for internal
+	// errors (a panic recovered while handling a connection's frames),
+	// which go to slog.Default().
 	Logger *slog.Logger
 
 	// ChannelName, when set, names channels for logs, Conns and Stats

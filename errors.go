@@ -48,6 +48,10 @@ var (
 	// ErrConflict is returned by Dial when another connection already uses
 	// the client ID.
 	ErrConflict = errors.New("socketbus: client ID already connected")
+	// ErrInternal means the server failed while handling this
+	// connection's frames (a bug on the server's side, which it logs) and
+	// closed the connection; other connections go on.
+	ErrInternal = errors.New("socketbus: internal server error")
 )
 
 // timeoutError is ErrTimeout's type: it matches context.DeadlineExceeded
@@ -82,6 +86,7 @@ var codeErrors = map[wire.Code]error{
 	wire.CodeLimit:        ErrLimit,
 	wire.CodeIdle:         ErrLimit,
 	wire.CodeConflict:     ErrConflict,
+	wire.CodeInternal:     ErrInternal,
 }
 
 // errorFromWire maps an error frame to the error a caller sees: a

@@ -1,6 +1,10 @@
 package socketbus
 
-import "time"
+import (
+	"time"
+
+	"github.com/socketbus/socketbus/internal/wire"
+)
 
 // SetCallLimit sets the longest response c.Call accepts, so that tests
 // need not stream 64 MiB to pass the default.
@@ -13,3 +17,8 @@ func SetWarnWindow(s *Server, d time.Duration) {
 	s.warns.window = d
 	s.warns.mu.Unlock()
 }
+
+// SetHandleHook makes every server connection call hook before it handles
+// a frame (nil removes it). Set it before the server starts serving and
+// remove it after it has closed.
+func SetHandleHook(hook func(h *wire.Header)) { testHookHandle = hook }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/socketbus/socketbus/internal/budget"
@@ -23,12 +24,13 @@ type Server struct {
 	memory *budget.Account // the root of the memory budget (server_memory.go)
 	reaper reaper
 
-	log     *slog.Logger // cfg.Logger, or one that discards
-	debug   bool         // log has debug enabled (checked once, by NewServer)
-	warns   *warnLimiter // rate-limits warnings about connections (server_log.go)
-	ops     opsCounters  // refusals and cuts
-	names   channelNames // channel names clients gave when joining
-	started time.Time
+	log            *slog.Logger // cfg.Logger, or one that discards
+	debug          bool         // log has debug enabled (checked once, by NewServer)
+	warns          *warnLimiter // rate-limits warnings about connections (server_log.go)
+	ops            opsCounters  // refusals and cuts
+	names          channelNames // channel names clients gave when joining
+	started        time.Time
+	internalErrors atomic.Int64 // panics recovered while handling frames
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -228,4 +230,14 @@ func (s *Server) closeConns(ctx context.Context) {
 	}
 	s.wg.Wait()
 	s.reaper.wg.Wait()
+}
+
+// logger returns where the server logs internal errors: ServerConfig.Logger,
+// or slog.Default() without one, since a recovered panic is worth seeing
+// even by a server that logs nothing else.
+func (s *Server) logger() *slog.Logger {
+	if s.cfg.Logger != nil {
+		return s.cfg.Logger
+	}
+	return slog.Default()
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -242,8 +243,38 @@ func isTimeout(err error) bool {
 // Send implements router.Peer.
 func (c *serverConn) Send(f frameconn.Frame, b *frameconn.Batch) { _ = c.conn.EnqueueIn(f, b) }
 
-// handle is the reader goroutine's frame handler.
-func (c *serverConn) handle(f frameconn.Frame) error {
+// handle is the reader goroutine's frame handler. A panic while handling
+// one frame closes this connection with an internal error, is logged with
+// its stack and counted, and leaves every other connection serving.
+//
+// Recovering is safe only because nothing this path reaches leaves state
+// half-changed under a lock it would keep: Member.Handle and Member.Pong
+// release the channel lock in a defer, and the router takes no other lock
+// across a call that can panic. (Member.Leave does not use defers and runs
+// outside this path, when the connection has closed.) The requests this
+// connection was part of end as its Leave ends them: senders it held get
+// ErrPeerGone, receivers of its requests a cancel.
+func (c *serverConn) handle(f frameconn.Frame) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.s.internalErrors.Add(1)
+			c.s.logger().Error("internal error handling a frame; closing the connection",
+				"remote", c.nc.RemoteAddr().String(), "client", fmt.Sprintf("%x", c.member.ID()), "channel", fmt.Sprintf("%x", c.member.Channel()),
+				"frame", f.Header.String(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = wire.Errorf(wire.CodeInternal, "the server failed handling this connection's frames")
+		}
+	}()
+	if testHookHandle != nil {
+		testHookHandle(&f.Header)
+	}
+	return c.handleFrame(f)
+}
+
+// testHookHandle, when set by a test, is called before every frame a
+// server connection handles.
+var testHookHandle func(h *wire.Header)
+
+func (c *serverConn) handleFrame(f frameconn.Frame) error {
 	h := &f.Header
 	c.lastRead.Store(time.Now().UnixNano())
 	if c.s.debug {

@@ -34,6 +34,7 @@ const (
 	reasonKeepalive    = "keepalive"     // two keepalive pings went unanswered
 	reasonFrameTimeout = "frame_timeout" // a frame did not arrive whole within FrameReadTimeout
 	reasonMemory       = "memory"        // cut because the memory budget passed its high-water mark
+	reasonInternal     = "internal"      // the server failed handling the connection's frames (Stats.InternalErrors)
 )
 
 // opsCounters counts refusals and cuts. Its maps are small (a few reasons,
@@ -119,6 +120,8 @@ func cut(err error) (reason string, code wire.Code, byServer bool) {
 		return reasonMemory, 0, true
 	case errors.As(err, &werr) && werr.Code == wire.CodeIdle:
 		return reasonFrameTimeout, 0, true
+	case errors.As(err, &werr) && werr.Code == wire.CodeInternal:
+		return reasonInternal, 0, true
 	case errors.As(err, &werr):
 		return reasonProtocol, werr.Code, true
 	case isTimeout(err):

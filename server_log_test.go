@@ -320,3 +320,26 @@ func TestLogFlood(t *testing.T) {
 		t.Errorf("%d log lines, want at most 6: %v", len(all), all[:10])
 	}
 }
+
+// TestLogInternalError checks that a connection closed by a panic in the
+// server logs the error and a cut naming its address, and counts.
+func TestLogInternalError(t *testing.T) {
+	poison := uuid.New()
+	socketbus.SetHandleHook(func(h *wire.Header) {
+		if h.RequestID == poison {
+			panic("test: poisoned frame")
+		}
+	})
+	srv, addr, logs := loggedServer(t, socketbus.ServerConfig{})
+	t.Cleanup(func() { srv.Close(); socketbus.SetHandleHook(nil) })
+	r := joinRaw(t, addr, uuid.New())
+	r.writeFrame(r.header(wire.TypeStart, wire.FlagPing, poison), nil)
+	local := r.nc.LocalAddr().String()
+	logs.wait(t, "connection cut", map[string]string{"remote": local, "reason": "internal"})
+	if rs := logs.find("internal error handling a frame; closing the connection", map[string]string{"remote": local}); len(rs) != 1 || rs[0].level != slog.LevelError {
+		t.Errorf("internal error lines %v, want one at error", rs)
+	}
+	if st := srv.Stats(); st.Cuts["internal"] != 1 || st.InternalErrors != 1 {
+		t.Errorf("Stats: cuts %v, internal errors %d; want 1 internal cut and 1 internal error", st.Cuts, st.InternalErrors)
+	}
+}

@@ -41,10 +41,13 @@ type Stats struct {
 	// protocol, unauthorized, limit (MaxConnections or memory),
 	// join_timeout, conflict, tls, http. Cuts counts joined connections
 	// the server cut, by reason: protocol, slow_consumer, keepalive,
-	// frame_timeout, memory. ProtocolErrors counts the protocol errors
+	// frame_timeout, memory, internal. ProtocolErrors counts the protocol errors
 	// among both, by wire code (protocol, bad_version, too_large). A
 	// reason or code that has not happened is absent.
 	Refusals, Cuts, ProtocolErrors map[string]int64
+	// InternalErrors counts panics recovered while handling a
+	// connection's frames; each closed that connection alone.
+	InternalErrors int64
 }
 
 // ChannelStats describes one channel.
@@ -111,6 +114,7 @@ func (s *Server) Stats() Stats {
 	st.MemoryCuts = s.reaper.cuts.Load()
 	st.StartTime = s.started
 	s.ops.snapshot(&st)
+	st.InternalErrors = s.internalErrors.Load()
 	return st
 }
 

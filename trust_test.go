@@ -132,3 +132,89 @@ func TestTrustHonestReceiverBurstOfEnds(t *testing.T) {
 		}
 	}
 }
+
+// TestTrustPanicContained: a panic while the server handles one
+// connection's frame closes that connection with an internal error, is
+// counted, and leaves every other connection serving — including the
+// other member of the same channel and a request it had in flight.
+func TestTrustPanicContained(t *testing.T) {
+	poison := uuid.New()
+	socketbus.SetHandleHook(func(h *wire.Header) {
+		if h.RequestID == poison {
+			panic("test: poisoned frame")
+		}
+	})
+	srv, addr := startServer(t, socketbus.ServerConfig{})
+	t.Cleanup(func() { srv.Close(); socketbus.SetHandleHook(nil) })
+	stop := backgroundPair(t, addr)
+	ch := uuid.New()
+	victim := joinRaw(t, addr, ch)
+	peer := dial(t, addr, ch)
+
+	// The victim holds a request of the peer's when it fails.
+	victim.poll(uuid.New())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sent := make(chan error, 1)
+	go func() { sent <- peer.Send(ctx, strings.NewReader("held"), io.Discard) }()
+	victim.receive()
+
+	victim.writeFrame(victim.header(wire.TypeStart, wire.FlagPing, poison), nil)
+	h, e := victim.readError()
+	if e.Code != wire.CodeInternal || h.Flags != 0 {
+		t.Fatalf("after the panic: got %v %s, want a connection-level internal error", h, e.Code)
+	}
+	victim.expectEOF()
+	if err := <-sent; !errors.Is(err, socketbus.ErrPeerGone) {
+		t.Fatalf("the request the failed connection held: got %v, want ErrPeerGone", err)
+	}
+	if got := srv.Stats().InternalErrors; got != 1 {
+		t.Fatalf("Stats.InternalErrors: got %d, want 1", got)
+	}
+	if n, err := stop(); err != nil {
+		t.Fatalf("bystanders: %d round trips, then %v", n, err)
+	}
+	if peer.Err() != nil {
+		t.Fatalf("the failed connection's channel peer: %v, want it still open", peer.Err())
+	}
+}
+
+// TestTrustReceiverHoldsAtMostItsLimit: a receiver that stops reading can
+// hold at most MaxInFlightPerClient requests at once — its waiting polls and
+// the requests delivered to it together — so a receiver that polls,
+// receives and never answers cannot take more than that many of its
+// channel's requests hostage (each then ends at its timeout). Held
+// requests used not to count, so a receiver could poll again and again.
+func TestTrustReceiverHoldsAtMostItsLimit(t *testing.T) {
+	const limit = 8
+	_, addr := startServer(t, socketbus.ServerConfig{MaxInFlightPerClient: limit})
+	ch := uuid.New()
+	hog := joinRaw(t, addr, ch)
+	sender := dial(t, addr, ch)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := 0; i < limit; i++ {
+		hog.poll(uuid.New())
+	}
+	var sends sync.WaitGroup
+	for i := 0; i < limit; i++ {
+		sends.Add(1)
+		go func() {
+			defer sends.Done()
+			_ = sender.Send(ctx, strings.NewReader("hostage"), io.Discard)
+		}()
+	}
+	for i := 0; i < limit; i++ {
+		hog.receive()
+	}
+	// It holds limit requests and has no poll left: one more poll is over
+	// the limit.
+	extra := uuid.New()
+	hog.poll(extra)
+	h, e := hog.readError()
+	if e.Code != wire.CodeLimit || h.RequestID != extra || h.Flags != wire.FlagReceive {
+		t.Fatalf("a poll past the limit with %d requests held: got %v %s, want a limit error for the poll", limit, h, e.Code)
+	}
+	cancel() // the hostages end; the senders' Sends return
+	sends.Wait()
+}

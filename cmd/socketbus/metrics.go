@@ -49,6 +49,7 @@ type statsCollector struct {
 	memoryPeak     *prometheus.Desc
 	memoryLimit    *prometheus.Desc
 	memoryCuts     *prometheus.Desc
+	internalErrors *prometheus.Desc
 	chClients      *prometheus.Desc
 	chQueued       *prometheus.Desc
 	chQueuedBytes  *prometheus.Desc
@@ -69,7 +70,7 @@ const otherChannel = "other"
 // by: each gets a series from the start, so that rate() sees the first.
 var (
 	refusalReasons = []string{"protocol", "unauthorized", "limit", "join_timeout", "conflict", "tls", "http"}
-	cutReasons     = []string{"protocol", "slow_consumer", "keepalive", "frame_timeout", "memory"}
+	cutReasons     = []string{"protocol", "slow_consumer", "keepalive", "frame_timeout", "memory", "internal"}
 	protocolCodes  = []string{"protocol", "bad_version", "too_large"}
 )
 
@@ -88,12 +89,13 @@ func newStatsCollector(stats func() socketbus.Stats) *statsCollector {
 		startTime:        d("start_time_seconds", "When the server started, in seconds since the Unix epoch."),
 		uptime:           d("uptime_seconds", "Seconds since the server started."),
 		refused:          d("connections_refused_total", "Connections that did not join, by reason: protocol, unauthorized, limit (connections or memory), join_timeout, conflict, tls, http.", "reason"),
-		cut:              d("connections_cut_total", "Joined connections the server cut, by reason: protocol, slow_consumer, keepalive, frame_timeout, memory.", "reason"),
+		cut:              d("connections_cut_total", "Joined connections the server cut, by reason: protocol, slow_consumer, keepalive, frame_timeout, memory, internal.", "reason"),
 		protocolErrors:   d("protocol_errors_total", "Protocol errors that refused or cut a connection, by code.", "code"),
 		memory:           d("memory_bytes", "Memory the server holds for frames now, as its budget counts it."),
 		memoryPeak:       d("memory_peak_bytes", "The most memory the server has held for frames."),
 		memoryLimit:      d("memory_limit_bytes", "The memory budget, --max-memory."),
 		memoryCuts:       d("memory_cuts_total", "Connections cut because the memory budget passed its high-water mark."),
+		internalErrors:   d("internal_errors_total", "Panics recovered while handling a connection's frames; each closed that connection alone."),
 		chClients:        d("channel_clients", "Joined connections per channel (channel=\"other\": the channels past --metrics-channels).", "channel"),
 		chQueued:         d("channel_queued_requests", "Requests waiting for a receiver, per channel.", "channel"),
 		chQueuedBytes:    d("channel_queued_bytes", "Request-body bytes held for queued requests, per channel.", "channel"),
@@ -123,7 +125,7 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.connections, c.channels, c.inFlight, c.queued, c.queuedBytes, c.receiversWaiting,
 		c.started, c.requests, c.framesIn, c.framesOut, c.bytesIn, c.bytesOut, c.latency,
 		c.buildInfo, c.startTime, c.uptime, c.refused, c.cut, c.protocolErrors,
-		c.memory, c.memoryPeak, c.memoryLimit, c.memoryCuts,
+		c.memory, c.memoryPeak, c.memoryLimit, c.memoryCuts, c.internalErrors,
 		c.chClients, c.chQueued, c.chQueuedBytes, c.chInFlight, c.chReceivers, c.chRequests, c.channelsFolded,
 	} {
 		ch <- d
@@ -197,6 +199,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.memoryPeak, float64(st.MemoryPeakBytes))
 	gauge(c.memoryLimit, float64(st.MemoryLimit))
 	counter(c.memoryCuts, st.MemoryCuts)
+	counter(c.internalErrors, st.InternalErrors)
 
 	c.collectChannels(ch, st.Channels)
 }

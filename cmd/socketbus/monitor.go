@@ -45,6 +45,7 @@ type statusReport struct {
 	MemoryPeakBytes int64            `json:"memory_peak_bytes"`
 	MemoryLimit     int64            `json:"memory_limit_bytes"`
 	MemoryCuts      int64            `json:"memory_cuts"`
+	InternalErrors  int64            `json:"internal_errors"`
 	Channels        []channelReport  `json:"channels"`
 }
 
@@ -77,6 +78,7 @@ func newStatusReport(st socketbus.Stats, draining bool, name func(socketbus.ID) 
 		MemoryPeakBytes: st.MemoryPeakBytes,
 		MemoryLimit:     st.MemoryLimit,
 		MemoryCuts:      st.MemoryCuts,
+		InternalErrors:  st.InternalErrors,
 		Draining:        draining,
 		Connections:     st.Connections,
 		InFlight:        st.InFlight,

@@ -27,6 +27,7 @@ const (
 	CodeServerClosed Code = 12 // the server is shutting down
 	CodeLimit        Code = 13 // a server limit was reached (connections, in-flight, queue)
 	CodeIdle         Code = 14 // join timeout, read deadline or missed pings
+	CodeInternal     Code = 15 // the server failed while handling the connection's frames; the connection is closed
 )
 
 var codeNames = map[Code]string{
@@ -34,7 +35,7 @@ var codeNames = map[Code]string{
 	CodeUnauthorized: "unauthorized", CodeConflict: "conflict", CodeNoPeers: "no_peers",
 	CodeTimeout: "timeout", CodePeerGone: "peer_gone", CodeCancelled: "cancelled",
 	CodeAborted: "aborted", CodeRemote: "remote", CodeServerClosed: "server_closed",
-	CodeLimit: "limit", CodeIdle: "idle",
+	CodeLimit: "limit", CodeIdle: "idle", CodeInternal: "internal",
 }
 
 // String returns the code's snake_case name, or "code(N)" when unknown.

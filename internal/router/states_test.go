@@ -1,0 +1,199 @@
+package router_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/router"
+	"github.com/socketbus/socketbus/internal/wire"
+)
+
+// The request-state table of docs/PROTOCOL.md section 15.1, one case per
+// cell: every state a request can be in, as its sender and as its
+// receiver see it, against every frame a client may send for it. Each
+// frame is handled (nil error), dropped (nil error, nothing sent to
+// anyone) or a protocol error, exactly as the table says.
+
+type outcome string
+
+const (
+	handled  outcome = "handled"
+	dropped  outcome = "dropped"
+	protocol outcome = "protocol"
+)
+
+// requestState brings request id to a state with a the sender and b the
+// member the request is (or would be) delivered to, and returns the next
+// sequence number of the request body (as a sends it) and of the response
+// (as b sends it).
+type requestState struct {
+	name  string
+	setup func(t *testing.T, a, b member, id wire.ID) (bodySeq, respSeq uint32)
+}
+
+var requestStates = []requestState{
+	{"unknown", func(t *testing.T, a, b member, id wire.ID) (uint32, uint32) { return 1, 1 }},
+	{"queued", func(t *testing.T, a, b member, id wire.ID) (uint32, uint32) {
+		a.start(t, id, 0)
+		a.handle(t, a.frame(wire.TypeChunk, wire.FlagRequest, id, 1, false, []byte("x")))
+		return 2, 1
+	}},
+	{"delivered", func(t *testing.T, a, b member, id wire.ID) (uint32, uint32) {
+		b.poll(t, uuid.New())
+		a.start(t, id, 0)
+		a.handle(t, a.frame(wire.TypeChunk, wire.FlagRequest, id, 1, false, []byte("x")))
+		return 2, 1
+	}},
+	{"responding", func(t *testing.T, a, b member, id wire.ID) (uint32, uint32) {
+		b.poll(t, uuid.New())
+		a.send(t, id, "x")
+		b.handle(t, b.frame(wire.TypeStart, wire.FlagResponse, id, 0, false, nil))
+		b.handle(t, b.frame(wire.TypeChunk, wire.FlagResponse, id, 1, false, []byte("r")))
+		return 3, 2
+	}},
+	{"ended", func(t *testing.T, a, b member, id wire.ID) (uint32, uint32) {
+		b.poll(t, uuid.New())
+		a.start(t, id, 0)
+		a.handle(t, a.frame(wire.TypeError, wire.FlagRequest, id, 0, true, wire.AppendError(nil, wire.CodeCancelled, "gave up")))
+		return 1, 1
+	}},
+}
+
+// clientFrame is a frame a client may send for a request, from its sender
+// (a) or from the member it was delivered to (b).
+type clientFrame struct {
+	name       string
+	byReceiver bool
+	build      func(m member, id wire.ID, bodySeq, respSeq uint32) frameconn.Frame
+}
+
+var clientFrames = []clientFrame{
+	{"start|request", false, func(m member, id wire.ID, _, _ uint32) frameconn.Frame {
+		return m.frame(wire.TypeStart, wire.FlagRequest, id, 0, false, nil)
+	}},
+	{"chunk|request", false, func(m member, id wire.ID, seq, _ uint32) frameconn.Frame {
+		return m.frame(wire.TypeChunk, wire.FlagRequest, id, seq, false, []byte("y"))
+	}},
+	{"end|request", false, func(m member, id wire.ID, seq, _ uint32) frameconn.Frame {
+		return m.frame(wire.TypeEnd, wire.FlagRequest, id, seq, true, nil)
+	}},
+	{"error|request cancelled", false, func(m member, id wire.ID, _, _ uint32) frameconn.Frame {
+		return m.frame(wire.TypeError, wire.FlagRequest, id, 0, true, wire.AppendError(nil, wire.CodeCancelled, "stop"))
+	}},
+	{"chunk|response|credit", false, func(m member, id wire.ID, _, _ uint32) frameconn.Frame {
+		return m.frame(wire.TypeChunk, wire.FlagResponse|wire.FlagCredit, id, 0, false, wire.AppendCredit(nil, 1))
+	}},
+	{"start|response", true, func(m member, id wire.ID, _, _ uint32) frameconn.Frame {
+		return m.frame(wire.TypeStart, wire.FlagResponse, id, 0, false, nil)
+	}},
+	{"chunk|response", true, func(m member, id wire.ID, _, seq uint32) frameconn.Frame {
+		return m.frame(wire.TypeChunk, wire.FlagResponse, id, seq, false, []byte("z"))
+	}},
+	{"end|response", true, func(m member, id wire.ID, _, seq uint32) frameconn.Frame {
+		return m.frame(wire.TypeEnd, wire.FlagResponse, id, seq, true, nil)
+	}},
+	{"error|response remote", true, func(m member, id wire.ID, _, _ uint32) frameconn.Frame {
+		return m.frame(wire.TypeError, wire.FlagResponse, id, 0, true, wire.AppendError(nil, wire.CodeRemote, "no"))
+	}},
+	{"chunk|receive|credit", true, func(m member, id wire.ID, _, _ uint32) frameconn.Frame {
+		return m.frame(wire.TypeChunk, wire.FlagReceive|wire.FlagCredit, id, 0, false, wire.AppendCredit(nil, 1))
+	}},
+}
+
+// stateTable[state][frame] is PROTOCOL.md's table 15.1.
+var stateTable = map[string]map[string]outcome{
+	"unknown": {
+		"start|request": handled, "chunk|request": protocol, "end|request": protocol,
+		"error|request cancelled": dropped, "chunk|response|credit": dropped,
+		"start|response": protocol, "chunk|response": protocol, "end|response": protocol,
+		"error|response remote": protocol, "chunk|receive|credit": dropped,
+	},
+	"queued": {
+		"start|request": protocol, "chunk|request": handled, "end|request": handled,
+		"error|request cancelled": handled, "chunk|response|credit": protocol,
+		"start|response": protocol, "chunk|response": protocol, "end|response": protocol,
+		"error|response remote": protocol, "chunk|receive|credit": dropped,
+	},
+	"delivered": {
+		"start|request": protocol, "chunk|request": handled, "end|request": handled,
+		"error|request cancelled": handled, "chunk|response|credit": protocol,
+		"start|response": handled, "chunk|response": protocol, "end|response": protocol,
+		"error|response remote": handled, "chunk|receive|credit": handled,
+	},
+	"responding": {
+		"start|request": protocol, "chunk|request": protocol, "end|request": protocol,
+		"error|request cancelled": handled, "chunk|response|credit": handled,
+		"start|response": protocol, "chunk|response": handled, "end|response": handled,
+		"error|response remote": handled, "chunk|receive|credit": handled,
+	},
+	"ended": {
+		"start|request": protocol, "chunk|request": dropped, "end|request": dropped,
+		"error|request cancelled": dropped, "chunk|response|credit": dropped,
+		"start|response": dropped, "chunk|response": dropped, "end|response": dropped,
+		"error|response remote": dropped, "chunk|receive|credit": dropped,
+	},
+}
+
+func TestRequestStateTable(t *testing.T) {
+	for _, st := range requestStates {
+		for _, cf := range clientFrames {
+			want, ok := stateTable[st.name][cf.name]
+			if !ok {
+				t.Fatalf("no table entry for %s × %s", st.name, cf.name)
+			}
+			t.Run(st.name+"/"+cf.name, func(t *testing.T) {
+				h := newHarness(t, router.Config{})
+				a, b := h.join("a"), h.join("b")
+				id := uuid.New()
+				bodySeq, respSeq := st.setup(t, a, b, id)
+				from := a
+				if cf.byReceiver {
+					from = b
+				}
+				before := len(a.peer.all()) + len(b.peer.all())
+				err := from.Handle(cf.build(from, id, bodySeq, respSeq), nil)
+				after := len(a.peer.all()) + len(b.peer.all())
+				got := handled
+				var werr *wire.Error
+				switch {
+				case errors.As(err, &werr) && werr.Code == wire.CodeProtocol:
+					got = protocol
+				case err != nil:
+					t.Fatalf("got error %v, want nil or a protocol error", err)
+				case after == before:
+					got = dropped
+				}
+				// A frame that is handled may still send nothing (a credit
+				// grant that releases nothing yet, a chunk kept for a
+				// queued request): it is told from a dropped one by the
+				// table, which says which frames a state must ignore.
+				if got == dropped && want == handled && !sendsNothingWhenHandled(st.name, cf.name) {
+					t.Fatalf("%s × %s: got dropped (nothing sent), want handled", st.name, cf.name)
+				}
+				if got != want && !(got == dropped && want == handled) {
+					t.Fatalf("%s × %s: got %s (err %v), want %s", st.name, cf.name, got, err, want)
+				}
+			})
+		}
+	}
+}
+
+// sendsNothingWhenHandled lists the cells where a handled frame has no
+// frame to show for it.
+func sendsNothingWhenHandled(state, frame string) bool {
+	switch frame {
+	case "chunk|request":
+		// Kept until a receiver polls, or, delivered, a small chunk waits
+		// for the bytes before it to be written (coalescing).
+		return state == "queued" || state == "delivered"
+	case "chunk|response":
+		return state == "responding" // likewise
+	case "chunk|receive|credit", "chunk|response|credit":
+		return true // credit applied, nothing to forward yet
+	}
+	return false
+}
+
