@@ -343,3 +343,39 @@ func TestLogInternalError(t *testing.T) {
 		t.Errorf("Stats: cuts %v, internal errors %d; want 1 internal cut and 1 internal error", st.Cuts, st.InternalErrors)
 	}
 }
+
+// TestLogDrain checks the drain's lines: what it waits for, and what it
+// cut when its context ended first.
+func TestLogDrain(t *testing.T) {
+	srv, addr, logs := loggedServer(t, socketbus.ServerConfig{})
+	ch := socketbus.ChannelFromName("drain")
+	sender, receiver := dial(t, addr, ch), dial(t, addr, ch)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sent := make(chan error, 1)
+	go func() { sent <- sender.Send(ctx, strings.NewReader("held"), io.Discard) }()
+	req, err := receiver.Receive(ctx)
+	if err != nil {
+		t.Fatalf("receive: %v", err)
+	}
+	defer req.Respond(strings.NewReader(""))
+
+	drainCtx, stop := context.WithCancel(context.Background())
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(drainCtx) }()
+	begun := logs.wait(t, "draining", nil)
+	if begun.attrs["requests_in_flight"] != "1" || begun.attrs["connections"] != "2" {
+		t.Errorf("drain's first line %v, want 1 request in flight on 2 connections", begun)
+	}
+	stop() // the drain's time is up with the request still held
+	if err := <-shut; !errors.Is(err, context.Canceled) {
+		t.Errorf("Shutdown = %v, want context.Canceled", err)
+	}
+	cut := logs.wait(t, "drain cut short: closed connections with requests still in flight", nil)
+	if cut.level != slog.LevelWarn || cut.attrs["requests_cut"] != "1" {
+		t.Errorf("drain's last line %v, want a warning that 1 request was cut", cut)
+	}
+	if err := <-sent; err == nil {
+		t.Error("the request cut by the drain succeeded")
+	}
+}
