@@ -22,3 +22,28 @@ func SetWarnWindow(s *Server, d time.Duration) {
 // a frame (nil removes it). Set it before the server starts serving and
 // remove it after it has closed.
 func SetHandleHook(hook func(h *wire.Header)) { testHookHandle = hook }
+
+// ChargeConn charges n bytes to the memory account of the joined
+// connection from remote until it closes, as if it held them, and reports
+// whether there is such a connection: past the budget's high-water mark
+// the server cuts it for memory.
+func ChargeConn(s *Server, remote string, n int64) bool {
+	s.mu.Lock()
+	var c *serverConn
+	for x := range s.conns {
+		if x.remote == remote && x.member != nil {
+			c = x
+		}
+	}
+	s.mu.Unlock()
+	if c == nil {
+		return false
+	}
+	acct := c.member.Account()
+	go func() {
+		<-c.conn.Done()
+		acct.Release(n)
+	}()
+	acct.Charge(n)
+	return true
+}

@@ -171,13 +171,13 @@ func TestLogCuts(t *testing.T) {
 	cases := []struct {
 		name    string
 		cfg     socketbus.ServerConfig
-		provoke func(t *testing.T, addr string) (local string) // returns the connection's local address
+		provoke func(t *testing.T, srv *socketbus.Server, addr string) (local string) // returns the connection's local address
 		msg     string                                         // "connection refused" or "connection cut"
 		reason  string
 		code    string // of a protocol error
 	}{
 		{name: "protocol error", msg: "connection cut", reason: "protocol", code: "protocol",
-			provoke: func(t *testing.T, addr string) string {
+			provoke: func(t *testing.T, srv *socketbus.Server, addr string) string {
 				r := joinRaw(t, addr, uuid.New())
 				h := r.header(wire.TypeStart, wire.FlagRequest, uuid.New())
 				h.ClientID = uuid.New() // not the client it joined as
@@ -185,22 +185,22 @@ func TestLogCuts(t *testing.T) {
 				return r.nc.LocalAddr().String()
 			}},
 		{name: "bad version", msg: "connection refused", reason: "protocol", code: "bad_version",
-			provoke: func(t *testing.T, addr string) string {
+			provoke: func(t *testing.T, srv *socketbus.Server, addr string) string {
 				r := dialRaw(t, addr)
 				r.nc.Write(append([]byte{0x7f}, make([]byte, wire.HeaderSize-1)...))
 				return r.nc.LocalAddr().String()
 			}},
 		{name: "keepalive", msg: "connection cut", reason: "keepalive", cfg: socketbus.ServerConfig{PingInterval: 100 * time.Millisecond},
-			provoke: func(t *testing.T, addr string) string {
+			provoke: func(t *testing.T, srv *socketbus.Server, addr string) string {
 				return joinRaw(t, addr, uuid.New()).nc.LocalAddr().String() // and never answers a ping
 			}},
 		{name: "join timeout", msg: "connection refused", reason: "join_timeout", cfg: socketbus.ServerConfig{JoinTimeout: 100 * time.Millisecond},
-			provoke: func(t *testing.T, addr string) string {
+			provoke: func(t *testing.T, srv *socketbus.Server, addr string) string {
 				return dialRaw(t, addr).nc.LocalAddr().String() // and never joins
 			}},
 		{name: "unauthorized", msg: "connection refused", reason: "unauthorized",
 			cfg: socketbus.ServerConfig{Authenticate: func(_, _ socketbus.ID, _ string) error { return errors.New("no") }},
-			provoke: func(t *testing.T, addr string) string {
+			provoke: func(t *testing.T, srv *socketbus.Server, addr string) string {
 				r := dialRaw(t, addr)
 				join := r.header(wire.TypeStart, wire.FlagJoin, uuid.New())
 				join.Final = true
@@ -208,18 +208,26 @@ func TestLogCuts(t *testing.T) {
 				return r.nc.LocalAddr().String()
 			}},
 		{name: "max connections", msg: "connection refused", reason: "limit", cfg: socketbus.ServerConfig{MaxConnections: 1},
-			provoke: func(t *testing.T, addr string) string {
+			provoke: func(t *testing.T, srv *socketbus.Server, addr string) string {
 				joinRaw(t, addr, uuid.New())
 				return dialRaw(t, addr).nc.LocalAddr().String()
 			}},
 		{name: "http", msg: "connection refused", reason: "http",
-			provoke: func(t *testing.T, addr string) string {
+			provoke: func(t *testing.T, srv *socketbus.Server, addr string) string {
 				r := dialRaw(t, addr)
 				io.WriteString(r.nc, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 				return r.nc.LocalAddr().String()
 			}},
+		{name: "memory", msg: "connection cut", reason: "memory", cfg: socketbus.ServerConfig{MaxMemory: 1 << 20},
+			provoke: func(t *testing.T, srv *socketbus.Server, addr string) string {
+				local := joinRaw(t, addr, uuid.New()).nc.LocalAddr().String()
+				if !socketbus.ChargeConn(srv, local, 1<<20) {
+					t.Fatalf("no joined connection from %s", local)
+				}
+				return local
+			}},
 		{name: "slow consumer", msg: "connection cut", reason: "slow_consumer", cfg: socketbus.ServerConfig{WriteTimeout: 300 * time.Millisecond},
-			provoke: func(t *testing.T, addr string) string {
+			provoke: func(t *testing.T, srv *socketbus.Server, addr string) string {
 				// A receiver that takes 40 requests and never reads: the
 				// server writes up to a window of each (10 MiB) into a
 				// socket that takes none of it, and its write times out.
@@ -238,7 +246,7 @@ func TestLogCuts(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			srv, addr, logs := loggedServer(t, tc.cfg)
-			local := tc.provoke(t, addr)
+			local := tc.provoke(t, srv, addr)
 			want := map[string]string{"remote": local, "reason": tc.reason}
 			if tc.code != "" {
 				want["code"] = tc.code
