@@ -172,7 +172,7 @@ func TestLogCuts(t *testing.T) {
 		name    string
 		cfg     socketbus.ServerConfig
 		provoke func(t *testing.T, srv *socketbus.Server, addr string) (local string) // returns the connection's local address
-		msg     string                                         // "connection refused" or "connection cut"
+		msg     string                                                                // "connection refused" or "connection cut"
 		reason  string
 		code    string // of a protocol error
 	}{
