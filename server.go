@@ -31,6 +31,8 @@ type Server struct {
 	names          channelNames // channel names clients gave when joining
 	started        time.Time
 	internalErrors atomic.Int64 // panics recovered while handling frames
+	accepted       atomic.Int64 // connections accepted
+	joined         atomic.Int64 // connections that joined
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}

@@ -40,6 +40,7 @@ type serverConn struct {
 // startConn registers an accepted connection and serves it.
 func (s *Server) startConn(nc net.Conn) {
 	c := &serverConn{s: s, nc: nc, remote: nc.RemoteAddr().String(), accepted: time.Now()}
+	s.accepted.Add(1)
 	s.mu.Lock()
 	if s.shutdown {
 		s.mu.Unlock()
@@ -90,6 +91,7 @@ func (c *serverConn) run(refusal *wire.Error) {
 		c.logRefusal(err)
 		return
 	}
+	s.joined.Add(1)
 	c.logJoined()
 	c.conn.Start(c.handle)
 	c.conn.Wait()

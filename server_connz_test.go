@@ -95,6 +95,9 @@ func TestConns(t *testing.T) {
 	if conns[0].Age < conns[1].Age || conns[1].Age < conns[2].Age {
 		t.Errorf("Conns not oldest first: ages %v %v %v", conns[0].Age, conns[1].Age, conns[2].Age)
 	}
+	if st := srv.Stats(); st.Accepted != 3 || st.Joined != 2 {
+		t.Errorf("Stats: %d accepted, %d joined; want 3 and 2", st.Accepted, st.Joined)
+	}
 	cs := channelOf(srv.Stats(), ch)
 	if cs.Name != "connz" || cs.Requests["completed"] != 3 || cs.InFlight != 1 {
 		t.Errorf("channel stats %+v, want name connz, 3 completed, 1 in flight", cs)

@@ -37,6 +37,8 @@ type Stats struct {
 
 	// StartTime is when the server was created (NewServer).
 	StartTime time.Time
+	// Accepted counts connections accepted, Joined those that joined.
+	Accepted, Joined int64
 	// Refusals counts connections that did not join, by reason:
 	// protocol, unauthorized, limit (MaxConnections or memory),
 	// join_timeout, conflict, tls, http. Cuts counts joined connections
@@ -113,6 +115,7 @@ func (s *Server) Stats() Stats {
 	st.MemoryBytes, st.MemoryPeakBytes, st.MemoryLimit = s.memory.Used(), s.memory.Peak(), s.memory.Limit()
 	st.MemoryCuts = s.reaper.cuts.Load()
 	st.StartTime = s.started
+	st.Accepted, st.Joined = s.accepted.Load(), s.joined.Load()
 	s.ops.snapshot(&st)
 	st.InternalErrors = s.internalErrors.Load()
 	return st

@@ -158,8 +158,23 @@ func TestMonitoring(t *testing.T) {
 		t.Errorf("/connz sender: %+v, want channel orders, 3 sent, traffic, a loopback address", *s)
 	}
 
+	most := connz.Connections[0]
+	for _, c := range connz.Connections {
+		if c.BytesIn > most.BytesIn {
+			most = c
+		}
+	}
+	var top connzReport
+	getJSON(t, srv.monitor+"/connz?sort=bytes_in&limit=1", &top)
+	if top.Total != 3 || len(top.Connections) != 1 || top.Connections[0].Client != most.Client {
+		t.Errorf("/connz?sort=bytes_in&limit=1: %d of %d, %+v; want %s, which sent the most, of 3", len(top.Connections), top.Total, top.Connections, most.Client)
+	}
+
 	var st statusReport
 	getJSON(t, srv.monitor+"/status", &st)
+	if st.Accepted != 4 || st.Joined != 3 {
+		t.Errorf("/status: %d accepted, %d joined; want 4 and 3 (the wrong token)", st.Accepted, st.Joined)
+	}
 	if st.Version == "" || !strings.HasPrefix(st.GoVersion, "go") || st.StartTime.IsZero() || st.UptimeSeconds <= 0 ||
 		st.Refused["unauthorized"] != 1 {
 		t.Errorf("/status: version %q, go %q, start %v, uptime %v, refused %v; want all set and 1 unauthorized",
@@ -255,7 +270,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	if err := os.WriteFile(tokens, []byte("rotate old-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	srv := startServer(t, bin, nil, "--tls-cert", cert, "--tls-key", key, "--tokens", tokens)
+	srv := startServer(t, bin, nil, "--tls-cert", cert, "--tls-key", key, "--tokens", tokens, "--monitor", "127.0.0.1:0")
 	ch := socketbus.ChannelFromName("rotate")
 	tlsOpt := socketbus.WithTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
@@ -317,6 +332,18 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	case <-srv.exited:
 		t.Fatalf("serve exited (status %d) after SIGHUP", srv.exitCode)
 	default:
+	}
+	var st statusReport
+	getJSON(t, srv.monitor+"/status", &st)
+	if st.Reloads != 2 || st.ReloadFailures != 1 || st.LastReload == nil || !strings.Contains(st.LastReload.Error, "certificate") {
+		t.Errorf("/status: %d reloads, %d failed, last %+v; want 2, 1 and the certificate's error", st.Reloads, st.ReloadFailures, st.LastReload)
+	}
+	m := scrape(t, srv.monitor+"/metrics")
+	if got := value(t, m, "socketbus_reloads_total"); got != 2 {
+		t.Errorf("socketbus_reloads_total = %v, want 2", got)
+	}
+	if got := value(t, m, "socketbus_reload_failures_total"); got != 1 {
+		t.Errorf("socketbus_reload_failures_total = %v, want 1", got)
 	}
 }
 

@@ -50,6 +50,8 @@ type statsCollector struct {
 	memoryLimit    *prometheus.Desc
 	memoryCuts     *prometheus.Desc
 	internalErrors *prometheus.Desc
+	accepted       *prometheus.Desc
+	joined         *prometheus.Desc
 	chClients      *prometheus.Desc
 	chQueued       *prometheus.Desc
 	chQueuedBytes  *prometheus.Desc
@@ -95,6 +97,8 @@ func newStatsCollector(stats func() socketbus.Stats) *statsCollector {
 		memoryPeak:       d("memory_peak_bytes", "The most memory the server has held for frames."),
 		memoryLimit:      d("memory_limit_bytes", "The memory budget, --max-memory."),
 		memoryCuts:       d("memory_cuts_total", "Connections cut because the memory budget passed its high-water mark."),
+		accepted:         d("connections_accepted_total", "Connections accepted, whether they joined or not."),
+		joined:           d("joins_total", "Connections that joined a channel."),
 		internalErrors:   d("internal_errors_total", "Panics recovered while handling a connection's frames; each closed that connection alone."),
 		chClients:        d("channel_clients", "Joined connections per channel (channel=\"other\": the channels past --metrics-channels).", "channel"),
 		chQueued:         d("channel_queued_requests", "Requests waiting for a receiver, per channel.", "channel"),
@@ -125,7 +129,7 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.connections, c.channels, c.inFlight, c.queued, c.queuedBytes, c.receiversWaiting,
 		c.started, c.requests, c.framesIn, c.framesOut, c.bytesIn, c.bytesOut, c.latency,
 		c.buildInfo, c.startTime, c.uptime, c.refused, c.cut, c.protocolErrors,
-		c.memory, c.memoryPeak, c.memoryLimit, c.memoryCuts, c.internalErrors,
+		c.memory, c.memoryPeak, c.memoryLimit, c.memoryCuts, c.internalErrors, c.accepted, c.joined,
 		c.chClients, c.chQueued, c.chQueuedBytes, c.chInFlight, c.chReceivers, c.chRequests, c.channelsFolded,
 	} {
 		ch <- d
@@ -200,6 +204,8 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.memoryLimit, float64(st.MemoryLimit))
 	counter(c.memoryCuts, st.MemoryCuts)
 	counter(c.internalErrors, st.InternalErrors)
+	counter(c.accepted, st.Accepted)
+	counter(c.joined, st.Joined)
 
 	c.collectChannels(ch, st.Channels)
 }

@@ -69,8 +69,8 @@ socketbus_request_duration_seconds_count 6
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), names...); err != nil {
 		t.Error(err)
 	}
-	if n := testutil.CollectAndCount(c); n != 53 {
-		t.Errorf("%d metrics collected, want 53", n)
+	if n := testutil.CollectAndCount(c); n != 55 {
+		t.Errorf("%d metrics collected, want 55", n)
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -45,6 +48,11 @@ type statusReport struct {
 	MemoryPeakBytes int64            `json:"memory_peak_bytes"`
 	MemoryLimit     int64            `json:"memory_limit_bytes"`
 	MemoryCuts      int64            `json:"memory_cuts"`
+	Accepted        int64            `json:"connections_accepted"`
+	Joined          int64            `json:"joins"`
+	Reloads         int64            `json:"reloads"`         // SIGHUPs handled
+	ReloadFailures  int64            `json:"reload_failures"` // those where a file failed to load
+	LastReload      *reloadResult    `json:"last_reload,omitempty"`
 	InternalErrors  int64            `json:"internal_errors"`
 	Channels        []channelReport  `json:"channels"`
 }
@@ -78,6 +86,8 @@ func newStatusReport(st socketbus.Stats, draining bool, name func(socketbus.ID) 
 		MemoryPeakBytes: st.MemoryPeakBytes,
 		MemoryLimit:     st.MemoryLimit,
 		MemoryCuts:      st.MemoryCuts,
+		Accepted:        st.Accepted,
+		Joined:          st.Joined,
 		InternalErrors:  st.InternalErrors,
 		Draining:        draining,
 		Connections:     st.Connections,
@@ -107,6 +117,7 @@ func newStatusReport(st socketbus.Stats, draining bool, name func(socketbus.ID) 
 // oldest first.
 type connzReport struct {
 	Now         time.Time    `json:"now"`
+	Total       int          `json:"total"` // open connections, however many ?limit= lists
 	Connections []connReport `json:"connections"`
 }
 
@@ -160,6 +171,7 @@ func newConnzReport(conns []socketbus.ConnStats, name func(socketbus.ID) string)
 // (SECURITY.md).
 type monitor struct {
 	srv      *socketbus.Server
+	files    *reloadable
 	names    func(socketbus.ID) string
 	draining atomic.Bool // set when the server starts shutting down
 	http     *http.Server
@@ -168,13 +180,17 @@ type monitor struct {
 
 // startMonitor serves the monitoring endpoint on ln for srv, whose bus
 // listens on bus.
-func startMonitor(ln net.Listener, srv *socketbus.Server, bus string, names func(socketbus.ID) string, maxChannels int, log *slog.Logger) *monitor {
-	m := &monitor{srv: srv, names: names, done: make(chan error, 1)}
+func startMonitor(ln net.Listener, srv *socketbus.Server, bus string, files *reloadable, maxChannels int, log *slog.Logger) *monitor {
+	m := &monitor{srv: srv, files: files, names: files.name, done: make(chan error, 1)}
 	reg := prometheus.NewRegistry()
 	stats := newStatsCollector(srv.Stats)
 	stats.maxChannels = maxChannels
 	reg.MustRegister(
 		stats,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "socketbus_reloads_total", Help: "SIGHUP reloads of the tokens and the certificate."},
+			func() float64 { return float64(files.reloads.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "socketbus_reload_failures_total", Help: "Reloads in which a file failed to load (its old settings were kept)."},
+			func() float64 { return float64(files.failures.Load()) }),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -208,12 +224,48 @@ func (m *monitor) healthz(w http.ResponseWriter, _ *http.Request) {
 
 // status answers the statusReport as JSON.
 func (m *monitor) status(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, newStatusReport(m.srv.Stats(), m.draining.Load(), m.names))
+	rep := newStatusReport(m.srv.Stats(), m.draining.Load(), m.names)
+	rep.Reloads, rep.ReloadFailures, rep.LastReload = m.files.reloads.Load(), m.files.failures.Load(), m.files.last.Load()
+	writeJSON(w, rep)
 }
 
-// connz answers the connzReport as JSON.
-func (m *monitor) connz(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, newConnzReport(m.srv.Conns(), m.names))
+// connzSorts are the orders /connz?sort= takes, each largest first, and
+// age (oldest first) the default.
+var connzSorts = map[string]func(a, b *socketbus.ConnStats) int{
+	"age":       func(a, b *socketbus.ConnStats) int { return cmp.Compare(b.Age, a.Age) },
+	"idle":      func(a, b *socketbus.ConnStats) int { return cmp.Compare(b.Idle, a.Idle) },
+	"bytes_in":  func(a, b *socketbus.ConnStats) int { return cmp.Compare(b.BytesIn, a.BytesIn) },
+	"bytes_out": func(a, b *socketbus.ConnStats) int { return cmp.Compare(b.BytesOut, a.BytesOut) },
+	"queued":    func(a, b *socketbus.ConnStats) int { return cmp.Compare(b.QueuedBytes, a.QueuedBytes) },
+	"memory":    func(a, b *socketbus.ConnStats) int { return cmp.Compare(b.MemoryBytes, a.MemoryBytes) },
+	"sending":   func(a, b *socketbus.ConnStats) int { return cmp.Compare(b.Sending, a.Sending) },
+	"receiving": func(a, b *socketbus.ConnStats) int { return cmp.Compare(b.Receiving, a.Receiving) },
+}
+
+// connz answers the connzReport as JSON: ?sort= one of connzSorts,
+// ?limit=N the first N only (Total still counts them all).
+func (m *monitor) connz(w http.ResponseWriter, r *http.Request) {
+	conns := m.srv.Conns()
+	if by := r.URL.Query().Get("sort"); by != "" {
+		order, ok := connzSorts[by]
+		if !ok {
+			http.Error(w, fmt.Sprintf("sort=%q: want one of age, idle, bytes_in, bytes_out, queued, memory, sending, receiving", by), http.StatusBadRequest)
+			return
+		}
+		slices.SortStableFunc(conns, func(a, b socketbus.ConnStats) int { return order(&a, &b) })
+	}
+	total := len(conns)
+	if l := r.URL.Query().Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 0 {
+			http.Error(w, fmt.Sprintf("limit=%q: want a count", l), http.StatusBadRequest)
+			return
+		}
+		conns = conns[:min(n, len(conns))]
+	}
+	rep := newConnzReport(conns, m.names)
+	rep.Total = total
+	writeJSON(w, rep)
 }
 
 // writeJSON answers v as indented JSON.

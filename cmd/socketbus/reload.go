@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/socketbus/socketbus"
 )
@@ -19,6 +20,15 @@ type reloadable struct {
 
 	tokens atomic.Pointer[tokenTable]      // nil without --tokens
 	cert   atomic.Pointer[tls.Certificate] // nil without TLS
+
+	reloads, failures atomic.Int64                 // SIGHUPs handled, and those where a file failed
+	last              atomic.Pointer[reloadResult] // the last reload's outcome, nil before the first
+}
+
+// reloadResult is how a reload went, for /status.
+type reloadResult struct {
+	At    time.Time `json:"at"`
+	Error string    `json:"error,omitempty"` // why a file failed to load; empty when all loaded
 }
 
 // newReloadable loads the tokens file and the certificate, if given.
@@ -91,8 +101,14 @@ func (r *reloadable) reload(log *slog.Logger) error {
 			log.Info("reload: TLS certificate replaced", "cert", r.certFile)
 		}
 	}
+	r.reloads.Add(1)
+	res := &reloadResult{At: time.Now()}
+	defer r.last.Store(res)
 	if len(errs) > 0 {
-		return fmt.Errorf("reload: %d of the files failed to load: %w", len(errs), errs[0])
+		r.failures.Add(1)
+		err := fmt.Errorf("reload: %d of the files failed to load: %w", len(errs), errs[0])
+		res.Error = err.Error()
+		return err
 	}
 	return nil
 }

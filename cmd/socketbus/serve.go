@@ -244,7 +244,7 @@ func (o *serveOptions) run(s *streams) error {
 			ln.Close()
 			return fmt.Errorf("monitor: listen: %w", err)
 		}
-		mon = startMonitor(mln, srv, ln.Addr().String(), files.name, o.metricsChannels, log)
+		mon = startMonitor(mln, srv, ln.Addr().String(), files, o.metricsChannels, log)
 		fmt.Fprintf(s.out, "socketbus monitoring on http://%s\n", mln.Addr())
 		log.Info("monitoring", "addr", mln.Addr().String())
 	}

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -26,6 +28,8 @@ type statusOptions struct {
 	monitor string
 	json    bool
 	conns   bool
+	sort    string
+	limit   int
 	timeout time.Duration
 }
 
@@ -62,6 +66,8 @@ is.`,
 	fs.StringVarP(&o.monitor, "monitor", "m", defaultMonitor, "the server's monitoring endpoint, `host:port` or a URL")
 	fs.BoolVar(&o.json, "json", false, "print the endpoint's JSON as it is")
 	fs.BoolVar(&o.conns, "conns", false, "show the open connections (/connz) instead of the channels")
+	fs.StringVar(&o.sort, "sort", "", "with --conns, order by `field`, largest first: age (the default, oldest first), idle, bytes_in, bytes_out, queued, memory, sending, receiving")
+	fs.IntVar(&o.limit, "limit", 0, "with --conns, show only the first `n` connections (0: all)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "how long to wait for the answer")
 	bindEnv(fs, "monitor")
 	return cmd
@@ -71,7 +77,19 @@ is.`,
 func (o *statusOptions) run(ctx context.Context, s *streams) error {
 	path := "/status"
 	if o.conns {
+		q := url.Values{}
+		if o.sort != "" {
+			q.Set("sort", o.sort)
+		}
+		if o.limit > 0 {
+			q.Set("limit", strconv.Itoa(o.limit))
+		}
 		path = "/connz"
+		if len(q) > 0 {
+			path += "?" + q.Encode()
+		}
+	} else if o.sort != "" || o.limit != 0 {
+		return usagef("--sort and --limit go with --conns")
 	}
 	body, err := fetchStatus(ctx, o.monitor, path, o.timeout)
 	if err != nil {
@@ -181,10 +199,18 @@ func writeStatus(w io.Writer, rep *statusReport) error {
 	fmt.Fprintf(w, "requests ended: %s\n", strings.Join(parts, ", "))
 	fmt.Fprintf(w, "traffic: in %s in %d frames, out %s in %d frames\n",
 		formatBytes(rep.BytesIn), rep.FramesIn, formatBytes(rep.BytesOut), rep.FramesOut)
+	fmt.Fprintf(w, "connections: %d accepted, %d joined\n", rep.Accepted, rep.Joined)
 	fmt.Fprintf(w, "connections refused: %s\n", counts(rep.Refused))
 	fmt.Fprintf(w, "connections cut: %s\n", counts(rep.Cut))
-	_, err := fmt.Fprintf(w, "memory: %s held, peak %s, limit %s\n",
-		formatBytes(rep.MemoryBytes), formatBytes(rep.MemoryPeakBytes), formatBytes(rep.MemoryLimit))
+	if _, err := fmt.Fprintf(w, "memory: %s held, peak %s, limit %s\n",
+		formatBytes(rep.MemoryBytes), formatBytes(rep.MemoryPeakBytes), formatBytes(rep.MemoryLimit)); err != nil || rep.LastReload == nil {
+		return err
+	}
+	last := "ok"
+	if rep.LastReload.Error != "" {
+		last = "failed: " + rep.LastReload.Error
+	}
+	_, err := fmt.Fprintf(w, "reloads: %d (%d failed), last at %s: %s\n", rep.Reloads, rep.ReloadFailures, rep.LastReload.At.Format(time.RFC3339), last)
 	return err
 }
 
@@ -226,6 +252,10 @@ func writeConns(w io.Writer, rep *connzReport) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("writing the table: %w", err)
+	}
+	if rep.Total > len(rep.Connections) {
+		_, err := fmt.Fprintf(w, "%d of %d connections\n", len(rep.Connections), rep.Total)
+		return err
 	}
 	_, err := fmt.Fprintf(w, "%d connections\n", len(rep.Connections))
 	return err
