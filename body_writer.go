@@ -23,8 +23,17 @@ import (
 // lets the server forget the stream, in particular). A piece for an ended
 // window is dropped and the window's error returned.
 func (c *Client) sendPiece(w *sendWindow, flags wire.Flags, id ID, body io.Reader, n int, seq uint32, start *wire.Header) (got int, next uint32, rerr, serr error) {
+	return c.sendPieceKeeping(w, flags, id, body, n, seq, start, nil)
+}
+
+// sendPieceKeeping is sendPiece that also shows the piece to rp (when not
+// nil) before sending it, so that a request can be sent again.
+func (c *Client) sendPieceKeeping(w *sendWindow, flags wire.Flags, id ID, body io.Reader, n int, seq uint32, start *wire.Header, rp *replay) (got int, next uint32, rerr, serr error) {
 	buf := frameconn.GetBuffer(n)
 	got, rerr = fill(body, buf)
+	if rp != nil {
+		rp.keepPiece(buf[:got], rerr == io.EOF)
+	}
 	var frames [3]frameconn.Frame
 	count := 0
 	if start != nil {

@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,15 +17,20 @@ import (
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
-// Client is one connection to a server, joined to one channel. It is safe
-// for concurrent use: any number of Sends and Receives may be in flight at
+// Client is one client of a bus, joined to one channel, over one
+// connection at a time: when the connection is lost it reconnects (see
+// ReconnectPolicy and the package documentation). It is safe for
+// concurrent use: any number of Sends and Receives may be in flight at
 // once, each an independent stream.
 type Client struct {
 	id         ID
 	channel    ID
-	maxMessage int64 // the server's body limit, from the join; 0 = none
+	maxMessage int64 // the server's body limit, from the first join; 0 = none
 	callLimit  int64 // the longest response Call accepts
-	conn       *frameconn.Conn
+	opts       dialOptions
+	addrs      []string // Dial's addr, then WithServers'
+
+	conn atomic.Pointer[frameconn.Conn] // the current connection, live or lost
 
 	mu      sync.Mutex
 	sends   map[ID]*sendCall // Sends in flight, by request ID
@@ -35,18 +40,22 @@ type Client struct {
 	polls   map[ID]uint64    // Receive IDs outstanding at the server, with the order they were sent in
 	pollSeq uint64           // the order of the last poll sent
 	err     error            // set once the client is closed
+	link    linkState        // the connection's state (client_reconnect.go)
 
 	ctx    context.Context // cancelled when the client closes
 	cancel context.CancelCauseFunc
 	done   chan struct{}
 	closed sync.Once
+	events *eventQueue // connection events for WithConnectionHook, or nil
+	wg     sync.WaitGroup
 }
 
 // Dial connects to the server at addr and joins channel. It returns once
 // the server has acknowledged the join: a Send by another client made after
 // Dial returns sees this client as a peer. When ctx has no deadline, the
 // connection and join must finish within two ping intervals (60 s by
-// default; see WithPingInterval).
+// default; see WithPingInterval). Dial itself does not retry; once it has
+// returned, the client reconnects by itself when its connection is lost.
 func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Client, error) {
 	var o dialOptions
 	for _, opt := range opts {
@@ -60,16 +69,46 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 			return nil, err
 		}
 	}
-	ping := o.pingInterval
-	if ping == 0 {
-		ping = DefaultPingInterval
+	if o.pingInterval == 0 {
+		o.pingInterval = DefaultPingInterval
 	}
+	if o.reconnect.MaxAttempts >= 0 {
+		o.reconnect = o.reconnect.withDefaults()
+	}
+	c := &Client{
+		id:      o.clientID,
+		channel: channel,
+		opts:    o,
+		addrs:   append([]string{addr}, o.servers...),
+		sends:   make(map[ID]*sendCall),
+		held:    make(map[ID]*Request),
+		polls:   make(map[ID]uint64),
+		done:    make(chan struct{}),
+	}
+	nc, maxMessage, err := c.connect(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	c.maxMessage, c.callLimit = maxMessage, callLimitFor(maxMessage)
+	c.ctx, c.cancel = context.WithCancelCause(context.Background())
+	c.link.init(addr)
+	if o.onConnection != nil {
+		c.events = newEventQueue(o.onConnection, &c.wg, c.link.stop)
+	}
+	c.newConn(nc).Start(c.handle)
+	return c, nil
+}
+
+// connect dials addr and joins, within ctx (or two ping intervals when ctx
+// has no deadline): the part of Dial a reconnect repeats.
+func (c *Client) connect(ctx context.Context, addr string) (net.Conn, int64, error) {
+	o := &c.opts
 	// Keepalive starts after the join; until then, without a deadline of
 	// the caller's, a server that accepts and says nothing is given two
 	// ping intervals, as a silent server is later.
-	if _, ok := ctx.Deadline(); !ok && ping > 0 {
+	if _, ok := ctx.Deadline(); !ok && o.pingInterval > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 2*ping)
+		ctx, cancel = context.WithTimeout(ctx, 2*o.pingInterval)
 		defer cancel()
 	}
 	dial := o.dial
@@ -79,7 +118,7 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 	}
 	nc, err := dial(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("socketbus: dial %s: %w", addr, err)
+		return nil, 0, fmt.Errorf("socketbus: dial %s: %w", addr, err)
 	}
 	if o.tls != nil {
 		cfg := o.tls.Clone()
@@ -94,35 +133,30 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 		tc := tls.Client(nc, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
-			return nil, fmt.Errorf("socketbus: TLS handshake with %s: %w", addr, err)
+			return nil, 0, fmt.Errorf("socketbus: TLS handshake with %s: %w", addr, err)
 		}
 		nc = tc
 	}
 	answer := &answerRecorder{Conn: nc}
-	maxMessage, err := handshake(ctx, answer, o.clientID, channel, string(appendJoinPayload(nil, o.token, o.channelName)))
+	maxMessage, err := handshake(ctx, answer, c.id, c.channel, string(appendJoinPayload(nil, o.token, o.channelName)))
 	if err != nil {
 		err = answer.explain(ctx, err)
 		nc.Close()
-		return nil, err
+		return nil, 0, err
 	}
-	c := &Client{
-		id:         o.clientID,
-		channel:    channel,
-		maxMessage: maxMessage,
-		callLimit:  callLimitFor(maxMessage),
-		conn: frameconn.New(nc, frameconn.Config{
-			PingInterval: ping,
-			PingHeader:   wire.Header{ClientID: o.clientID, ChannelID: channel},
-		}),
-		sends: make(map[ID]*sendCall),
-		held:  make(map[ID]*Request),
-		polls: make(map[ID]uint64),
-		done:  make(chan struct{}),
-	}
-	c.ctx, c.cancel = context.WithCancelCause(context.Background())
-	c.conn.OnClose = c.connClosed
-	c.conn.Start(c.handle)
-	return c, nil
+	return nc, maxMessage, nil
+}
+
+// newConn makes a joined connection the client's current one; the caller
+// starts it.
+func (c *Client) newConn(nc net.Conn) *frameconn.Conn {
+	conn := frameconn.New(nc, frameconn.Config{
+		PingInterval: c.opts.pingInterval,
+		PingHeader:   wire.Header{ClientID: c.id, ChannelID: c.channel},
+	})
+	conn.OnClose = func(err error) { c.connClosed(conn, err) }
+	c.conn.Store(conn)
+	return conn
 }
 
 // handshake sends the join frame and reads the server's answer, before the
@@ -188,69 +222,82 @@ func (c *Client) ID() ID { return c.id }
 // Channel returns the ID of the channel the client joined.
 func (c *Client) Channel() ID { return c.channel }
 
-// Done is closed when the client has closed, by Close or because the
-// connection ended.
+// Done is closed when the client has closed: by Close, or because it
+// gave up reconnecting (or its connection was lost with reconnecting
+// turned off).
 func (c *Client) Done() <-chan struct{} { return c.done }
 
-// Err returns why the client closed: ErrClosed after Close, or the error
-// that ended the connection. It returns nil while the client is open.
+// Err returns why the client closed: ErrClosed after Close, or an error
+// matching ErrDisconnected when it gave up reconnecting. It returns nil
+// while the client is open, connected or reconnecting.
 func (c *Client) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.err
 }
 
-// Close closes the connection. What is already queued (the end of a
-// response just given with Respond, say) is written first, for up to two
-// seconds. Calls in flight return ErrClosed; requests this client received
-// and has not answered fail at their senders with ErrPeerGone. Close is
-// idempotent and waits for the connection's goroutines to stop.
+// Close closes the client. What is already queued (the end of a response
+// just given with Respond, say) is written first, for up to two seconds.
+// Calls in flight return ErrClosed; requests this client received and has
+// not answered fail at their senders with ErrPeerGone. A reconnect in
+// progress stops. Close is idempotent and waits for the client's
+// goroutines to stop.
 func (c *Client) Close() error {
-	c.conn.Drain(ErrClosed, closeDrainTimeout)
-	c.conn.Wait()
+	c.mu.Lock()
+	c.link.closing = true
+	connected := c.link.connected
+	c.link.changedLocked()
+	c.mu.Unlock()
+	if connected {
+		conn := c.conn.Load()
+		conn.Drain(ErrClosed, closeDrainTimeout)
+		conn.Wait()
+	}
+	c.link.stopOnce.Do(func() { close(c.link.stop) })
+	c.wg.Wait() // the reconnect loop and the event queue
+	c.finish(ErrClosed)
 	return nil
 }
 
 // closeDrainTimeout bounds how long Close spends writing what is queued.
 const closeDrainTimeout = 2 * time.Second
 
-// connClosed runs once when the connection has closed, for any reason.
-func (c *Client) connClosed(err error) {
-	if !errors.Is(err, ErrClosed) {
-		err = fmt.Errorf("%w: connection lost: %w", ErrClosed, err)
-	} else {
-		err = ErrClosed
-	}
-	c.mu.Lock()
-	c.err = err
-	sends := c.sends
-	held := c.held // every request in ready is in held too, or has ended
-	waiters := c.waiters
-	c.sends, c.held, c.waiters, c.ready = map[ID]*sendCall{}, map[ID]*Request{}, nil, nil
-	c.mu.Unlock()
+// finish closes the client for good with err, once.
+func (c *Client) finish(err error) {
+	c.closed.Do(func() {
+		c.mu.Lock()
+		c.err = err
+		sends := c.sends
+		held := c.held // every request in ready is in held too, or has ended
+		waiters := c.waiters
+		c.sends, c.held, c.waiters, c.ready = map[ID]*sendCall{}, map[ID]*Request{}, nil, nil
+		c.link.changedLocked()
+		c.mu.Unlock()
 
-	// The waiters' results first: a Receive whose ctx ends now waits for
-	// its result, and aborting a request takes c.mu.
-	for _, w := range waiters {
-		w.result <- receiveResult{err: err}
-	}
-	c.cancel(err)
-	for _, call := range sends {
-		call.finish(err)
-	}
-	for _, r := range held {
-		r.abort(err)
-	}
-	close(c.done)
+		// The waiters' results first: a Receive whose ctx ends now waits
+		// for its result, and aborting a request takes c.mu.
+		for _, w := range waiters {
+			w.result <- receiveResult{err: err}
+		}
+		c.cancel(err)
+		for _, call := range sends {
+			call.finish(err)
+		}
+		for _, r := range held {
+			r.abort(err)
+		}
+		close(c.done)
+	})
 }
 
 // send queues frames for the writer; it fails once the client is closed.
 func (c *Client) send(fs ...frameconn.Frame) error {
 	var err error
+	conn := c.conn.Load()
 	if len(fs) == 1 {
-		err = c.conn.Enqueue(fs[0])
+		err = conn.Enqueue(fs[0])
 	} else {
-		err = c.conn.EnqueueAll(fs)
+		err = conn.EnqueueAll(fs)
 	}
 	if err != nil {
 		return c.closedErr()

@@ -43,10 +43,13 @@ func (c *Client) handle(f frameconn.Frame) error {
 		return nil
 	case wire.FlagPing:
 		if h.Type == wire.TypeStart {
+			if h.RequestID == drainPingID {
+				c.serverDraining()
+			}
 			pong := f
 			pong.Header.Type, pong.Header.Final = wire.TypeEnd, true
 			pong.Header.ClientID = c.id
-			_ = c.conn.Enqueue(pong)
+			_ = c.conn.Load().Enqueue(pong)
 			return nil
 		}
 		release(f)
@@ -84,6 +87,9 @@ func (c *Client) handleRequestFrame(f frameconn.Frame) error {
 	if call == nil {
 		return nil // the Send has returned; this was in flight
 	}
+	if h.Type != wire.TypeError {
+		call.acked.Store(true) // the server has taken it
+	}
 	switch {
 	case h.Flags.Has(wire.FlagCredit):
 		n, err := wire.ParseCredit(f.Payload)
@@ -104,6 +110,18 @@ func (c *Client) handleRequestFrame(f frameconn.Frame) error {
 		e, err := wire.ParseError(f.Payload)
 		if err != nil {
 			return err
+		}
+		if e.Code == wire.CodeServerClosed && c.reconnects() && call.replayable.Load() {
+			// Refused or dropped from the queue by a server that is
+			// shutting down: no receiver saw it, so it goes again on the
+			// next connection.
+			c.serverDraining()
+			call.finish(errResend)
+			return nil
+		}
+		if e.Code == wire.CodeNoPeers && call.replayable.Load() && c.peersMayBeReconnecting() {
+			call.finish(errRetryHere)
+			return nil
 		}
 		call.finish(errorFromWire(e))
 	default:
@@ -134,6 +152,7 @@ func (c *Client) handleResponseFrame(f frameconn.Frame) error {
 		release(f)
 		return nil
 	}
+	call.acked.Store(true)
 	if h.Type == wire.TypeStart {
 		release(f)
 		if h.Sequence != 0 || call.respStarted.Swap(true) {

@@ -2,6 +2,7 @@ package socketbus
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/socketbus/socketbus/internal/frameconn"
@@ -48,11 +49,11 @@ func (c *Client) Receive(ctx context.Context) (*Request, error) {
 	w := &receiveWaiter{result: make(chan receiveResult, 1)}
 	c.waiters = append(c.waiters, w)
 	var perr error
-	if len(c.polls) < len(c.waiters) {
-		perr = c.pollLocked()
+	if len(c.polls) < len(c.waiters) && c.link.connected {
+		perr = c.pollLocked() // while reconnecting, the next connection polls for it
 	}
 	c.mu.Unlock()
-	if perr != nil {
+	if perr != nil && !c.reconnects() {
 		return nil, c.closedErr() // the closing connection answers w
 	}
 
@@ -93,7 +94,7 @@ func (c *Client) pollLocked() error {
 	c.polls[id] = c.pollSeq
 	h := c.header(wire.TypeStart, wire.FlagReceive, id)
 	h.Final = true
-	return c.conn.Enqueue(frameconn.Frame{Header: h})
+	return c.conn.Load().Enqueue(frameconn.Frame{Header: h})
 }
 
 // withdrawExcessLocked keeps the polls outstanding at the server as many as
@@ -113,7 +114,7 @@ func (c *Client) withdrawExcessLocked() {
 		delete(c.polls, newest)
 		h := c.header(wire.TypeEnd, wire.FlagReceive, newest)
 		h.Final = true
-		_ = c.conn.Enqueue(frameconn.Frame{Header: h}) // fails only once closing
+		_ = c.conn.Load().Enqueue(frameconn.Frame{Header: h}) // fails only once closing
 	}
 }
 
@@ -187,6 +188,13 @@ func (c *Client) deliver(h *wire.Header, payload []byte) error {
 func (c *Client) pollFailed(id ID, err error) {
 	c.mu.Lock()
 	delete(c.polls, id)
+	if c.reconnects() && errors.Is(err, ErrServerClosed) {
+		// The server is shutting down: the Receive waits for the next
+		// connection, where its poll is made again.
+		c.mu.Unlock()
+		c.serverDraining()
+		return
+	}
 	var w *receiveWaiter
 	if len(c.waiters) > 0 {
 		w = c.waiters[0]

@@ -11,10 +11,10 @@ import (
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
-// sendCall is one Send in flight. The connection's reader goroutine feeds
-// it acknowledgements, credit, the response stream and errors; the Send
-// goroutine (and its uploader, for bodies larger than the initial credit)
-// consume them.
+// sendCall is one attempt of a Send. The connection's reader goroutine
+// feeds it acknowledgements, credit, the response stream and errors; the
+// Send goroutine (and its uploader, for bodies larger than the initial
+// credit) consume them.
 type sendCall struct {
 	c    *Client
 	id   ID
@@ -22,6 +22,11 @@ type sendCall struct {
 
 	respStarted atomic.Bool // the response's start frame has arrived
 	window      sendWindow  // request-body credit; ended when the call is over
+	// acked says the server has taken the request (an acknowledgement,
+	// credit or the response arrived): it may have reached a receiver, so
+	// it is never sent again. replayable says its body can be sent again
+	// from the start.
+	acked, replayable atomic.Bool
 }
 
 // finish ends the call with err: the response stream reports it, and the
@@ -46,10 +51,50 @@ func (call *sendCall) finish(err error) {
 // channel. If reading body fails, Send returns an error wrapping the
 // reader's error and the receiver's Body read fails: a partial body never
 // reads as complete. Send returns only after its last read of body.
+//
+// While the client is reconnecting, Send waits for the connection, within
+// ctx. A request the server had not taken when a connection was lost, or
+// that a draining server refused, is sent again on the next connection with
+// the same request ID, if its body can be replayed: body is an io.Seeker
+// (Call's is), or it fitted in the first frame. Otherwise Send fails with
+// ErrNotDelivered (retrying is safe), or with ErrDisconnected when the
+// request may have reached a receiver.
 func (c *Client) Send(ctx context.Context, body io.Reader, resp io.Writer) error {
 	if err := ctx.Err(); err != nil {
 		return ctxError(ctx)
 	}
+	if body == nil {
+		body = eofReader{}
+	}
+	rp := newReplay(body, c.reconnects())
+	id := newID()
+	var after uint64
+	for {
+		gen, err := c.waitUp(ctx, after)
+		if err != nil {
+			return err
+		}
+		err = c.sendAttempt(ctx, id, body, &rp, resp)
+		switch {
+		case errors.Is(err, errRetryHere):
+			if err := c.pause(ctx); err != nil {
+				return err
+			}
+			after = gen - 1
+		case errors.Is(err, errResend):
+			after = gen
+		default:
+			return err
+		}
+		if body, err = rp.rewind(body); err != nil {
+			return fmt.Errorf("socketbus: send: %w: %w", ErrNotDelivered, err)
+		}
+	}
+}
+
+// sendAttempt sends the request once, on the current connection, and reads
+// its response.
+func (c *Client) sendAttempt(ctx context.Context, id ID, body io.Reader, rp *replay, resp io.Writer) error {
 	var timeoutMillis uint64
 	if dl, ok := ctx.Deadline(); ok {
 		left := time.Until(dl)
@@ -58,12 +103,10 @@ func (c *Client) Send(ctx context.Context, body io.Reader, resp io.Writer) error
 		}
 		timeoutMillis = uint64((left + time.Millisecond - 1) / time.Millisecond)
 	}
-	if body == nil {
-		body = eofReader{}
-	}
-	call := &sendCall{c: c, id: newID()}
+	call := &sendCall{c: c, id: id}
 	call.window.init()
 	call.resp = newInStream(c, wire.FlagResponse, call.id)
+	call.replayable.Store(rp.seekable())
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
@@ -73,7 +116,9 @@ func (c *Client) Send(ctx context.Context, body io.Reader, resp io.Writer) error
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
-		delete(c.sends, call.id)
+		if c.sends[call.id] == call {
+			delete(c.sends, call.id)
+		}
 		c.mu.Unlock()
 	}()
 
@@ -81,8 +126,18 @@ func (c *Client) Send(ctx context.Context, body io.Reader, resp io.Writer) error
 	// the end frame too: one write for the whole request.
 	start := c.header(wire.TypeStart, wire.FlagRequest, call.id)
 	start.TimeoutMillis = timeoutMillis
-	n, seq, rerr, serr := c.sendPiece(&call.window, wire.FlagRequest, call.id, body, wire.InitialRequestCredit, 1, &start)
+	n, seq, rerr, serr := c.sendPieceKeeping(&call.window, wire.FlagRequest, call.id, body, wire.InitialRequestCredit, 1, &start, rp)
+	if rp.replayable() {
+		call.replayable.Store(true)
+	}
 	if serr != nil {
+		if errors.Is(serr, errResend) || (c.reconnects() && c.Err() == nil) {
+			// The connection went down under the first piece: nobody saw it.
+			if call.replayable.Load() {
+				return errResend
+			}
+			return fmt.Errorf("socketbus: send: %w: the connection was lost as it was sent, and its body cannot be replayed", ErrNotDelivered)
+		}
 		return serr
 	}
 	call.window.add(wire.InitialRequestCredit - n)
@@ -100,7 +155,7 @@ func (c *Client) Send(ctx context.Context, body io.Reader, resp io.Writer) error
 	err := c.readResponse(ctx, call, resp)
 	call.finish(ErrClosed) // stop the uploader if it is still going
 	if uploaded != nil {
-		if uerr := <-uploaded; uerr != nil && err != nil && !isCtxErr(err) {
+		if uerr := <-uploaded; uerr != nil && err != nil && !isCtxErr(err) && !errors.Is(err, errResend) {
 			err = uerr // the body failed first; say so rather than what followed
 		}
 	}

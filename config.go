@@ -152,6 +152,9 @@ type dialOptions struct {
 	channelName  string
 	pingInterval time.Duration
 	dial         func(ctx context.Context, network, addr string) (net.Conn, error)
+	reconnect    ReconnectPolicy
+	servers      []string
+	onConnection func(ConnectionEvent)
 }
 
 // WithDialer makes Dial open its connection with dial instead of a

@@ -48,6 +48,17 @@ var (
 	// ErrConflict is returned by Dial when another connection already uses
 	// the client ID.
 	ErrConflict = errors.New("socketbus: client ID already connected")
+	// ErrDisconnected means the client's connection to its server was
+	// lost while the call was in progress and the request may have reached
+	// a receiver, so it is not re-sent: it is distinct from ErrClosed (the
+	// application's own Close) and ErrPeerGone (the other side left). A
+	// handler's Request.Context is cancelled with it when the receiver's own
+	// connection is lost.
+	ErrDisconnected = errors.New("socketbus: connection to the server lost")
+	// ErrNotDelivered means the request never reached a receiver and could
+	// not be re-sent after the connection was lost (its body cannot be
+	// replayed): retrying it is safe.
+	ErrNotDelivered = errors.New("socketbus: request never delivered")
 	// ErrInternal means the server failed while handling this
 	// connection's frames (a bug on the server's side, which it logs) and
 	// closed the connection; other connections go on.

@@ -109,13 +109,13 @@ func TestHardeningKeepalive(t *testing.T) {
 		start := time.Now()
 		at, err := <-sendAt, <-sendErr
 		sendAfter := at.Sub(start)
-		if !errors.Is(err, socketbus.ErrClosed) {
-			t.Errorf("Send in flight when the server went silent: got %v, want ErrClosed (connection lost)", err)
+		if !errors.Is(err, socketbus.ErrDisconnected) || errors.Is(err, socketbus.ErrClosed) {
+			t.Errorf("Send in flight when the server went silent: got %v, want ErrDisconnected (connection lost), not ErrClosed", err)
 		}
 		at, err = <-receiveAt, <-receiveErr
 		receiveAfter := at.Sub(start)
-		if !errors.Is(err, socketbus.ErrClosed) {
-			t.Errorf("Receive in flight when the server went silent: got %v, want ErrClosed (connection lost)", err)
+		if !errors.Is(err, socketbus.ErrDisconnected) || errors.Is(err, socketbus.ErrClosed) {
+			t.Errorf("Receive in flight when the server went silent: got %v, want ErrDisconnected (connection lost), not ErrClosed", err)
 		}
 		// The client closed its socket, so the server ends the request.
 		<-req.Context().Done()

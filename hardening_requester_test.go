@@ -146,14 +146,14 @@ func TestHardeningStalledRequester(t *testing.T) {
 		switch {
 		case err == nil:
 			sendCounts.add("succeeded", nil)
-		case errors.Is(err, socketbus.ErrClosed):
-			sendCounts.add("ErrClosed", nil)
+		case errors.Is(err, socketbus.ErrDisconnected):
+			sendCounts.add("ErrDisconnected", nil)
 		default:
 			sendCounts.add("other error", err)
 		}
 	}
-	if sendCounts.get("ErrClosed") != heavy {
-		t.Errorf("the stalled requester's Sends: got %v, want all %d to fail with ErrClosed", &sendCounts, heavy)
+	if sendCounts.get("ErrDisconnected") != heavy {
+		t.Errorf("the stalled requester's Sends: got %v, want all %d to fail with ErrDisconnected", &sendCounts, heavy)
 	}
 	after, err := hardLatencies(ctx, bystanders, rounds)
 	if err != nil {

@@ -119,7 +119,7 @@ func TestHardeningManyConnections(t *testing.T) {
 	t.Logf("%d concurrent connections on one server: %d round trips completed, %d failed; all joined in %v, round trips took %v; %d open at the server when idle; live heap per idle connection %.1f KiB (server side); after the clients left: %d connections over the baseline, %d goroutines over (total %v)",
 		n, ok, failed, dialTime, tripTime, conns, perConn/1024, open-baseConns, max(goroutines-baseline, 0), elapsed.Round(time.Millisecond))
 	if ok != n || failed != 0 {
-		t.Errorf("round trips: got %d completed and %d failed, want %d and 0", ok, failed, n)
+		t.Errorf("round trips: got %d completed and %d failed, want %d and 0; the clients' stderr:\n%s", ok, failed, n, stderr.String())
 	}
 	if conns != n {
 		t.Errorf("open connections at the server while the clients idled: got %d, want %d", conns, n)
@@ -192,7 +192,9 @@ func TestHardeningScaleClients(t *testing.T) {
 			body := "round trip " + strconv.Itoa(i)
 			got, err := roundTrip(ctx, c, []byte(body))
 			if err != nil || string(got) != strings.ToUpper(body) {
-				failed.Add(1)
+				if failed.Add(1) == 1 {
+					fmt.Fprintf(os.Stderr, "first failed round trip: %q, %v\n", got, err)
+				}
 				return
 			}
 			ok.Add(1)

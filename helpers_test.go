@@ -32,10 +32,13 @@ func startServer(t testing.TB, cfg socketbus.ServerConfig) (*socketbus.Server, s
 }
 
 // dial joins channel on addr and closes the client when the test ends.
+// Its clients do not reconnect, unless opts say otherwise: most tests check
+// what one connection does (reconnect_test.go checks reconnecting).
 func dial(t testing.TB, addr string, channel socketbus.ID, opts ...socketbus.DialOption) *socketbus.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	opts = append([]socketbus.DialOption{noReconnect}, opts...)
 	c, err := socketbus.Dial(ctx, addr, channel, opts...)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
@@ -43,6 +46,10 @@ func dial(t testing.TB, addr string, channel socketbus.ID, opts ...socketbus.Dia
 	t.Cleanup(func() { c.Close() })
 	return c
 }
+
+// noReconnect is the policy of a client that closes when its connection is
+// lost.
+var noReconnect = socketbus.WithReconnect(socketbus.ReconnectPolicy{MaxAttempts: -1})
 
 // serveN answers n requests on c with transform applied to each body; it
 // reports failures on errs.

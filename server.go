@@ -142,6 +142,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // once and returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
 	begun := time.Now()
+	s.noticeDrain()
 	s.beginShutdown()
 	s.log.Info("draining", "requests_in_flight", s.router.InFlight(), "connections", s.connCount())
 	defer s.warns.flush()
@@ -179,6 +180,23 @@ func (s *Server) connCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.conns)
+}
+
+// noticeDrain tells every joined client that the server is shutting down,
+// before anything is refused: a drain ping (docs/PROTOCOL.md section 17),
+// which goes ahead of the server_closed errors for queued requests on each
+// connection, so that clients re-send those elsewhere or after the restart.
+func (s *Server) noticeDrain() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.conn == nil || c.member == nil {
+			continue
+		}
+		h := wire.Header{Version: wire.Version, Type: wire.TypeStart, Flags: wire.FlagPing, Final: true,
+			RequestID: wire.DrainPingID, ClientID: c.member.ID(), ChannelID: c.member.Channel()}
+		_ = c.conn.Enqueue(frameconn.Frame{Header: h})
+	}
 }
 
 // Close stops the server at once: listeners and connections are closed and

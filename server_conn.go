@@ -35,6 +35,8 @@ type serverConn struct {
 	join     *wire.Header // its join's header, once read
 
 	lastRead atomic.Int64 // when a frame last arrived from the client, in Unix nanoseconds
+
+	handling wire.Header // the frame being handled; the reader goroutine's
 }
 
 // startConn registers an accepted connection and serves it.
@@ -257,19 +259,28 @@ func (c *serverConn) Send(f frameconn.Frame, b *frameconn.Batch) { _ = c.conn.En
 // connection was part of end as its Leave ends them: senders it held get
 // ErrPeerGone, receivers of its requests a cancel.
 func (c *serverConn) handle(f frameconn.Frame) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			c.s.internalErrors.Add(1)
-			c.s.logger().Error("internal error handling a frame; closing the connection",
-				"remote", c.nc.RemoteAddr().String(), "client", fmt.Sprintf("%x", c.member.ID()), "channel", fmt.Sprintf("%x", c.member.Channel()),
-				"frame", f.Header.String(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			err = wire.Errorf(wire.CodeInternal, "the server failed handling this connection's frames")
-		}
-	}()
+	c.handling = f.Header // for the log, should the frame panic
+	defer c.recoverFrame(&err)
 	if testHookHandle != nil {
-		testHookHandle(&f.Header)
+		h := f.Header // a copy: f itself must not escape to the hook
+		testHookHandle(&h)
 	}
 	return c.handleFrame(f)
+}
+
+// recoverFrame turns a panic in handle into an internal error for this
+// connection. It is a method, not a closure, so that the frame does not
+// escape to the heap on every call.
+func (c *serverConn) recoverFrame(err *error) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	c.s.internalErrors.Add(1)
+	c.s.logger().Error("internal error handling a frame; closing the connection",
+		"remote", c.nc.RemoteAddr().String(), "client", fmt.Sprintf("%x", c.member.ID()), "channel", fmt.Sprintf("%x", c.member.Channel()),
+		"frame", c.handling.String(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	*err = wire.Errorf(wire.CodeInternal, "the server failed handling this connection's frames")
 }
 
 // testHookHandle, when set by a test, is called before every frame a

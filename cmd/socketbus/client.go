@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
 	"strconv"
 	"time"
 
@@ -24,6 +28,14 @@ type clientFlags struct {
 	tlsCA          string
 	tlsInsecure    bool
 	connectTimeout time.Duration
+
+	// events, when set, gets a line for every change of the connection
+	// (lost, draining, back, gave up), prefixed with the command's name.
+	events     io.Writer
+	eventsName string
+	// waitFor, when positive, makes dial try again, with backoff, while
+	// the server cannot be reached, for up to that long in all.
+	waitFor time.Duration
 
 	// channelName, set by a command whose channel was given by name, is
 	// sent in the join so that the server can show it. It is sent only
@@ -64,16 +76,61 @@ func (f *clientFlags) dial(ctx context.Context, channel socketbus.ID) (*socketbu
 	} else if f.channelName != "" {
 		opts = append(opts, socketbus.WithChannelName(f.channelName))
 	}
-	if f.connectTimeout > 0 {
+	if f.events != nil {
+		w, name, addr := f.events, f.eventsName, f.server
+		opts = append(opts, socketbus.WithConnectionHook(func(ev socketbus.ConnectionEvent) {
+			fmt.Fprintln(w, connectionLine(name, addr, ev))
+		}))
+	}
+	timeout := f.connectTimeout
+	if f.waitFor > timeout {
+		timeout = f.waitFor
+	}
+	if timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, f.connectTimeout)
+		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	c, err := socketbus.Dial(ctx, f.server, channel, opts...)
-	if err != nil {
-		return nil, &dialError{&hintError{addr: f.server, hint: dialHint(err, tlsCfg != nil), err: err}}
+	delay := 100 * time.Millisecond
+	for {
+		c, err := socketbus.Dial(ctx, f.server, channel, opts...)
+		if err == nil {
+			return c, nil
+		}
+		if f.waitFor <= 0 || !unreachable(err) || ctx.Err() != nil {
+			return nil, &dialError{&hintError{addr: f.server, hint: dialHint(err, tlsCfg != nil), err: err}}
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, &dialError{&hintError{addr: f.server, hint: dialHint(err, tlsCfg != nil), err: err}}
+		}
+		delay = min(2*delay, 2*time.Second)
 	}
-	return c, nil
+}
+
+// unreachable reports whether a Dial error means nobody answered (worth
+// waiting for the server), rather than a refusal.
+func unreachable(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// connectionLine describes a connection event for the command's log.
+func connectionLine(name, addr string, ev socketbus.ConnectionEvent) string {
+	switch ev.State {
+	case socketbus.ConnectionLost:
+		return fmt.Sprintf("%s: lost the server at %s (%s); reconnecting", name, ev.Addr, reasonLine(ev.Err))
+	case socketbus.ConnectionDraining:
+		return fmt.Sprintf("%s: the server at %s is shutting down; new requests wait for the next connection", name, ev.Addr)
+	case socketbus.ConnectionRestored:
+		return fmt.Sprintf("%s: back on %s after %d attempt(s)", name, ev.Addr, ev.Attempt)
+	case socketbus.ConnectionGaveUp:
+		return fmt.Sprintf("%s: gave up on %s: %s", name, addr, reasonLine(ev.Err))
+	}
+	return fmt.Sprintf("%s: connection %s", name, ev.State)
 }
 
 // channelFlags choose a channel by name (--channel) or by ID

@@ -103,7 +103,8 @@ func exitCode(err error) int {
 		return exitRemote
 	case errors.Is(err, socketbus.ErrTooLarge):
 		return exitTooLarge
-	case errors.Is(err, socketbus.ErrPeerGone), errors.Is(err, socketbus.ErrServerClosed), errors.Is(err, socketbus.ErrClosed):
+	case errors.Is(err, socketbus.ErrPeerGone), errors.Is(err, socketbus.ErrServerClosed), errors.Is(err, socketbus.ErrClosed),
+		errors.Is(err, socketbus.ErrDisconnected), errors.Is(err, socketbus.ErrNotDelivered):
 		return exitGone
 	}
 	return exitOther

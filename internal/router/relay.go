@@ -48,7 +48,7 @@ func (ch *channel) pumpLocked(req *request, response bool) {
 		ch.grantLocked(req, response) // queued: credit from the channel's budget
 		return
 	}
-	sent := 0
+	sent, held := 0, false
 	for sent < len(rl.pending) {
 		f := rl.pending[sent]
 		n := len(f.Payload)
@@ -58,6 +58,7 @@ func (ch *channel) pumpLocked(req *request, response bool) {
 		if f.Header.Type == wire.TypeChunk && n > 0 && 4*n < 3*cap(f.Payload) && rl.inFlight.Load() > 0 {
 			rl.waiting.Store(true)
 			if rl.inFlight.Load() > 0 {
+				held = true
 				break // the writer pumps again when they are written
 			}
 		}
@@ -85,7 +86,7 @@ func (ch *channel) pumpLocked(req *request, response bool) {
 		ch.finishLocked(req, OutcomeCompleted)
 		return
 	}
-	ch.grantLocked(req, response)
+	ch.grantHoldingLocked(req, response, held)
 	ch.shrinkLocked(req, response)
 }
 
@@ -93,7 +94,11 @@ func (ch *channel) pumpLocked(req *request, response bool) {
 // whatever keeps the stream's total within one window, once at least half a
 // window is free. A queued request is granted only what the channel's queue
 // budget allows.
-func (ch *channel) grantAmountLocked(req *request, response bool) int {
+//
+// hold says the relay is holding a frame back until earlier bytes are
+// written, so the writer must still come back (waiting stays set) even
+// when the grant needs no such wake-up.
+func (ch *channel) grantAmountLocked(req *request, response, hold bool) int {
 	rl := req.relay(response)
 	if rl.ended || req.done {
 		return 0
@@ -130,6 +135,9 @@ func (ch *channel) grantAmountLocked(req *request, response bool) int {
 		ch.starveLocked(req, response)
 		return 0
 	}
+	// The writer need not take the lock for this relay's bytes any more,
+	// unless a held frame waits on them.
+	rl.waiting.Store(hold)
 	if queued {
 		ch.reserved += int64(space)
 		req.reserved += int64(space)
@@ -143,6 +151,12 @@ func (ch *channel) grantAmountLocked(req *request, response bool) int {
 // upstream of a response is the receiver, so a response stream exists only
 // once a receiver holds the request.
 func (ch *channel) grantLocked(req *request, response bool) {
+	ch.grantHoldingLocked(req, response, false)
+}
+
+// grantHoldingLocked is grantLocked for pumpLocked, which may be holding a
+// frame back (see grantAmountLocked).
+func (ch *channel) grantHoldingLocked(req *request, response, hold bool) {
 	up, flags := req.sender, wire.FlagRequest
 	if response {
 		up, flags = req.receiver, wire.FlagResponse
@@ -150,7 +164,7 @@ func (ch *channel) grantLocked(req *request, response bool) {
 	if up == nil {
 		return
 	}
-	if n := ch.grantAmountLocked(req, response); n > 0 {
+	if n := ch.grantAmountLocked(req, response, hold); n > 0 {
 		ch.send(up, creditFrame(ch, up, req.id, flags, n))
 	}
 }

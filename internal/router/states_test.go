@@ -196,4 +196,3 @@ func sendsNothingWhenHandled(state, frame string) bool {
 	}
 	return false
 }
-

@@ -163,3 +163,8 @@ func validCombination(t FrameType, f Flags) bool {
 	}
 	return false
 }
+
+// DrainPingID is the request ID of the ping with which a server tells a
+// client that it is shutting down (docs/PROTOCOL.md section 17): "sbdrain"
+// and nine zero bytes. A client that does not know it just answers it.
+var DrainPingID = ID{'s', 'b', 'd', 'r', 'a', 'i', 'n'}

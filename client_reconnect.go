@@ -1,0 +1,301 @@
+package socketbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/wire"
+)
+
+// linkState is the state of a Client's connection, guarded by Client.mu.
+// Whoever changes it calls changedLocked, which wakes every call waiting
+// for the connection (waitUp).
+type linkState struct {
+	addr      string    // the server of the current connection
+	addrIndex int       // its place in Client.addrs
+	gen       uint64    // the current connection's number, from 1
+	connected bool      // the current connection is live
+	draining  bool      // its server said it is shutting down
+	closing   bool      // Close was called
+	since     time.Time // when the current connection joined
+	changed   chan struct{}
+	stop      chan struct{} // closed when the client stops for good: ends the reconnect loop and the event queue
+	stopOnce  sync.Once
+}
+
+func (l *linkState) init(addr string) {
+	l.addr, l.gen, l.connected, l.since = addr, 1, true, time.Now()
+	l.changed = make(chan struct{})
+	l.stop = make(chan struct{})
+}
+
+func (l *linkState) changedLocked() {
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// errResend ends a send attempt whose request no receiver has seen, so
+// that Send sends it again, with the same ID, on the next connection.
+var errResend = errors.New("socketbus: re-send on the next connection")
+
+// errRetryHere ends a send attempt refused with no_peers just after a
+// reconnect: the channel's other members may still be reconnecting, so
+// Send tries again on the same connection after a pause.
+var errRetryHere = errors.New("socketbus: re-send after a pause")
+
+// peersMayBeReconnecting reports whether a no_peers refusal may only mean
+// that the channel's other members have not reconnected yet: the client
+// reconnected less than twice the policy's MaxDelay (at least a second)
+// ago.
+func (c *Client) peersMayBeReconnecting() bool {
+	if !c.reconnects() {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.link.gen > 1 && time.Since(c.link.since) < max(2*c.opts.reconnect.MaxDelay, time.Second)
+}
+
+// pause waits a jittered MinDelay, or until ctx ends or the client stops.
+func (c *Client) pause(ctx context.Context) error {
+	d := c.opts.reconnect.MinDelay
+	t := time.NewTimer(d/2 + rand.N(d/2+1))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctxError(ctx)
+	case <-c.link.stop:
+		return c.closedErr()
+	}
+}
+
+// reconnects reports whether the client reconnects when its connection is
+// lost.
+func (c *Client) reconnects() bool { return c.opts.reconnect.MaxAttempts > 0 }
+
+// waitUp waits until the client has a live connection whose number is
+// above after and that is not draining (a client that does not reconnect
+// sends to a draining server all the same, and is refused), and returns
+// its number. It
+// fails with ctx's error, or the client's once it has closed.
+func (c *Client) waitUp(ctx context.Context, after uint64) (uint64, error) {
+	for {
+		c.mu.Lock()
+		if c.err != nil || c.link.closing {
+			c.mu.Unlock()
+			return 0, c.closedErr()
+		}
+		if c.link.connected && (!c.link.draining || !c.reconnects()) && c.link.gen > after {
+			gen := c.link.gen
+			c.mu.Unlock()
+			return gen, nil
+		}
+		changed := c.link.changed
+		c.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return 0, ctxError(ctx)
+		}
+	}
+}
+
+// connClosed runs once for each connection when it has closed. For the
+// current connection it either ends the client (Close, or reconnecting
+// turned off) or sorts what was in flight and starts reconnecting:
+//   - a Send whose request the server never acknowledged, and whose body
+//     can be replayed, is sent again on the next connection, same ID;
+//   - one never acknowledged that cannot be replayed fails with
+//     ErrNotDelivered;
+//   - one acknowledged (it may have reached a receiver) fails at once
+//     with ErrDisconnected;
+//   - requests this client held are aborted with ErrDisconnected (their
+//     senders get ErrPeerGone from the server);
+//   - waiting Receive calls wait on: their polls are made again on the
+//     next connection.
+func (c *Client) connClosed(conn *frameconn.Conn, err error) {
+	c.mu.Lock()
+	if c.conn.Load() != conn || c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.link.connected = false
+	c.link.changedLocked()
+	if c.link.closing {
+		c.mu.Unlock()
+		return // Close finishes the client
+	}
+	lost := fmt.Errorf("%w: %w", ErrDisconnected, err)
+	if !c.reconnects() {
+		c.mu.Unlock()
+		c.finish(lost)
+		return
+	}
+	c.wg.Add(1) // the reconnect loop, counted before Close can wait for it
+	var resend, failed []*sendCall
+	for id, call := range c.sends {
+		if !call.acked.Load() && call.replayable.Load() {
+			resend = append(resend, call)
+		} else {
+			failed = append(failed, call)
+		}
+		delete(c.sends, id)
+	}
+	held := c.held
+	c.held, c.ready = map[ID]*Request{}, nil
+	clear(c.polls)
+	addr := c.link.addr
+	c.mu.Unlock()
+
+	for _, call := range resend {
+		call.finish(errResend)
+	}
+	for _, call := range failed {
+		if call.acked.Load() {
+			call.finish(lost)
+		} else {
+			call.finish(fmt.Errorf("%w: the connection was lost before the server took it, and its body cannot be replayed: %w", ErrNotDelivered, lost))
+		}
+	}
+	for _, r := range held {
+		r.abort(lost)
+	}
+	c.events.emit(ConnectionEvent{State: ConnectionLost, Addr: addr, Err: err})
+	go c.reconnect(err)
+}
+
+// reconnect dials the client's servers in turn, starting after the one
+// it lost, with jittered exponential backoff, until one takes the join or
+// the policy's attempts run out.
+func (c *Client) reconnect(cause error) {
+	defer c.wg.Done()
+	p := c.opts.reconnect
+	delay := p.MinDelay
+	last := cause
+	for attempt := 1; attempt <= p.MaxAttempts; attempt++ {
+		if attempt > 1 {
+			t := time.NewTimer(delay/2 + rand.N(delay/2+1))
+			select {
+			case <-t.C:
+			case <-c.link.stop:
+				t.Stop()
+				return
+			}
+			delay = min(2*delay, p.MaxDelay)
+		}
+		c.mu.Lock()
+		idx := (c.link.addrIndex + attempt) % len(c.addrs)
+		if len(c.addrs) == 1 {
+			idx = 0
+		}
+		c.mu.Unlock()
+		addr := c.addrs[idx]
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-c.link.stop:
+			case <-ctx.Done():
+			}
+			cancel()
+		}()
+		nc, _, err := c.connect(ctx, addr)
+		cancel()
+		if err != nil {
+			last = err
+			if errors.Is(err, ErrUnauthorized) {
+				break // the server will not have us back
+			}
+			continue
+		}
+		c.mu.Lock()
+		if c.link.closing {
+			c.mu.Unlock()
+			nc.Close()
+			return
+		}
+		conn := c.newConn(nc)
+		c.link.addr, c.link.addrIndex = addr, idx
+		c.link.gen++
+		c.link.connected, c.link.draining = true, false
+		c.link.since = time.Now()
+		for range c.waiters {
+			_ = c.pollLocked() // the waiting Receives' polls, again
+		}
+		c.link.changedLocked()
+		c.mu.Unlock()
+		conn.Start(c.handle)
+		c.events.emit(ConnectionEvent{State: ConnectionRestored, Addr: addr, Attempt: attempt})
+		return
+	}
+	err := fmt.Errorf("%w: gave up reconnecting after %d attempts: %w", ErrDisconnected, p.MaxAttempts, last)
+	c.events.emit(ConnectionEvent{State: ConnectionGaveUp, Err: err})
+	c.link.stopOnce.Do(func() { close(c.link.stop) })
+	c.finish(err)
+}
+
+// serverDraining handles the server's drain notice: new requests wait for
+// the next connection, to this server after its restart or another one.
+func (c *Client) serverDraining() {
+	c.mu.Lock()
+	already := c.link.draining
+	c.link.draining = true
+	c.link.changedLocked()
+	addr := c.link.addr
+	c.mu.Unlock()
+	if !already {
+		c.events.emit(ConnectionEvent{State: ConnectionDraining, Addr: addr})
+	}
+}
+
+// eventQueue hands connection events to the application's hook, in order,
+// from a goroutine of its own, so that no connection goroutine waits on
+// the hook. It holds 64 events; more are dropped while the hook is slow.
+type eventQueue struct {
+	ch   chan ConnectionEvent
+	hook func(ConnectionEvent)
+}
+
+func newEventQueue(hook func(ConnectionEvent), wg *sync.WaitGroup, stop <-chan struct{}) *eventQueue {
+	q := &eventQueue{ch: make(chan ConnectionEvent, 64), hook: hook}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case ev := <-q.ch:
+				q.hook(ev)
+			case <-stop:
+				for {
+					select {
+					case ev := <-q.ch:
+						q.hook(ev)
+					default:
+						return
+					}
+				}
+			}
+		}
+	}()
+	return q
+}
+
+func (q *eventQueue) emit(ev ConnectionEvent) {
+	if q == nil {
+		return
+	}
+	select {
+	case q.ch <- ev:
+	default:
+	}
+}
+
+// drainPingID is the request ID of the ping with which a server says it is
+// shutting down (wire.DrainPingID).
+var drainPingID = wire.DrainPingID
