@@ -143,8 +143,12 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	begun := time.Now()
 	s.noticeDrain()
+	live := s.router.InFlight()
 	s.beginShutdown()
-	s.log.Info("draining", "requests_in_flight", s.router.InFlight(), "connections", s.connCount())
+	// beginShutdown failed the queued requests; those left are the ones
+	// receivers hold, which the drain waits for.
+	left := s.router.InFlight()
+	s.log.Info("draining", "requests_in_flight", left, "queued_requests_failed", max(live-left, 0), "connections", s.connCount())
 	defer s.warns.flush()
 	var err error
 	for s.router.InFlight() > 0 {

@@ -107,6 +107,21 @@ func (h *captureHandler) wait(t *testing.T, msg string, want map[string]string) 
 	}
 }
 
+// waitCount blocks until n records with message msg and attributes want
+// have been logged.
+func (h *captureHandler) waitCount(t *testing.T, msg string, want map[string]string, n int) {
+	t.Helper()
+	timer := time.NewTimer(30 * time.Second)
+	defer timer.Stop()
+	for len(h.find(msg, want)) < n {
+		select {
+		case <-h.kick:
+		case <-timer.C:
+			t.Fatalf("fewer than %d log lines %q with %v within 30s; got:\n%v", n, msg, want, h.all())
+		}
+	}
+}
+
 // loggedServer starts a server with cfg that logs to a capture handler.
 func loggedServer(t *testing.T, cfg socketbus.ServerConfig) (*socketbus.Server, string, *captureHandler) {
 	t.Helper()
@@ -357,7 +372,8 @@ func TestLogInternalError(t *testing.T) {
 func TestLogDrain(t *testing.T) {
 	srv, addr, logs := loggedServer(t, socketbus.ServerConfig{})
 	ch := socketbus.ChannelFromName("drain")
-	sender, receiver := dial(t, addr, ch), dial(t, addr, ch)
+	var senderAddr string
+	sender, receiver := dial(t, addr, ch, addrDialer(&senderAddr)), dial(t, addr, ch)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	sent := make(chan error, 1)
@@ -368,12 +384,25 @@ func TestLogDrain(t *testing.T) {
 	}
 	defer req.Respond(strings.NewReader(""))
 
+	// A second request, queued: the drain fails it at once. The server
+	// handles a connection's frames in order, so once it has logged the
+	// end of the second body it has queued the request.
+	queued := make(chan error, 1)
+	go func() { queued <- sender.Send(ctx, strings.NewReader("queued"), io.Discard) }()
+	logs.waitCount(t, "request body sent", map[string]string{"remote": senderAddr}, 2)
+	if n := channelOf(srv.Stats(), ch).Queued; n != 1 {
+		t.Fatalf("%d requests queued, want 1", n)
+	}
+
 	drainCtx, stop := context.WithCancel(context.Background())
 	shut := make(chan error, 1)
 	go func() { shut <- srv.Shutdown(drainCtx) }()
 	begun := logs.wait(t, "draining", nil)
-	if begun.attrs["requests_in_flight"] != "1" || begun.attrs["connections"] != "2" {
-		t.Errorf("drain's first line %v, want 1 request in flight on 2 connections", begun)
+	if begun.attrs["requests_in_flight"] != "1" || begun.attrs["queued_requests_failed"] != "1" || begun.attrs["connections"] != "2" {
+		t.Errorf("drain's first line %v, want 1 request in flight and 1 queued one failed, on 2 connections", begun)
+	}
+	if err := <-queued; !errors.Is(err, socketbus.ErrServerClosed) {
+		t.Errorf("the queued request: %v, want ErrServerClosed", err)
 	}
 	stop() // the drain's time is up with the request still held
 	if err := <-shut; !errors.Is(err, context.Canceled) {
