@@ -64,6 +64,11 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 	if o.clientID == (ID{}) {
 		o.clientID = uuid.New()
 	}
+	if o.channelName != "" {
+		if err := checkChannelName(o.channelName, channel); err != nil {
+			return nil, err
+		}
+	}
 	if o.pingInterval == 0 {
 		o.pingInterval = DefaultPingInterval
 	}
@@ -133,7 +138,7 @@ func (c *Client) connect(ctx context.Context, addr string) (net.Conn, int64, err
 		nc = tc
 	}
 	answer := &answerRecorder{Conn: nc}
-	maxMessage, err := handshake(ctx, answer, c.id, c.channel, o.token)
+	maxMessage, err := handshake(ctx, answer, c.id, c.channel, string(appendJoinPayload(nil, o.token, o.channelName)))
 	if err != nil {
 		err = answer.explain(ctx, err)
 		nc.Close()

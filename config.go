@@ -3,6 +3,7 @@ package socketbus
 import (
 	"context"
 	"crypto/tls"
+	"log/slog"
 	"net"
 	"time"
 )
@@ -85,6 +86,27 @@ type ServerConfig struct {
 	// servers (package cluster provides one, over NATS; this package does
 	// not import it). The server closes it when the server closes.
 	Cluster Cluster
+
+	// Logger, when set, receives the server's logs: at info one line when
+	// a connection joins (remote address, client ID, channel, TLS) and one
+	// when it closes (reason, duration, requests sent and received); at
+	// warn one line for every connection the server refuses or cuts
+	// (protocol error and its code, slow consumer, keepalive, join
+	// timeout, unauthorized, limits, memory), with its remote address,
+	// rate-limited per remote IP and reason, the suppressed ones counted
+	// in a later "warnings suppressed" line; the drain's progress; and at
+	// debug each request's lifecycle frames. Whether debug is enabled is
+	// checked once, in NewServer. Nil means no logs, except for internal
+	// errors (a panic recovered while handling a connection's frames),
+	// which go to slog.Default().
+	Logger *slog.Logger
+
+	// ChannelName, when set, names channels for logs, Conns and Stats
+	// when no client on the channel gave its name when joining; it
+	// returns "" for a channel it does not know. serve passes the names
+	// of its --tokens file. It is called once per join and once per
+	// channel per Stats, so it must be cheap and safe for concurrent use.
+	ChannelName func(channel ID) string
 }
 
 // Cluster is the bus a Server is a node of. Package cluster implements it;
@@ -142,6 +164,7 @@ type dialOptions struct {
 	clientID     ID
 	tls          *tls.Config
 	token        string
+	channelName  string
 	pingInterval time.Duration
 	dial         func(ctx context.Context, network, addr string) (net.Conn, error)
 	reconnect    ReconnectPolicy
@@ -163,6 +186,15 @@ func WithTLS(cfg *tls.Config) DialOption {
 // WithToken presents token when joining; the server's Authenticate sees it.
 func WithToken(token string) DialOption {
 	return func(o *dialOptions) { o.token = token }
+}
+
+// WithChannelName gives the server the channel's name when joining, for
+// its logs and monitoring; ChannelFromName(name) must be the channel Dial
+// joins. The name travels in the join (PROTOCOL.md §7): a server older
+// than this option takes the join's whole payload for the token, so it
+// admits such a join only if it does not authenticate.
+func WithChannelName(name string) DialOption {
+	return func(o *dialOptions) { o.channelName = name }
 }
 
 // WithPingInterval sets how often the client pings a server it has heard

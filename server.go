@@ -24,8 +24,16 @@ type Server struct {
 	memory *budget.Account // the root of the memory budget (server_memory.go)
 	reaper reaper
 
+	log            *slog.Logger // cfg.Logger, or one that discards
+	debug          bool         // log has debug enabled (checked once, by NewServer)
+	warns          *warnLimiter // rate-limits warnings about connections (server_log.go)
+	ops            opsCounters  // refusals and cuts
+	names          channelNames // channel names clients gave when joining
+	started        time.Time
 	internalErrors atomic.Int64 // panics recovered while handling frames
 	clusterOnce    sync.Once
+	accepted       atomic.Int64 // connections accepted
+	joined         atomic.Int64 // connections that joined
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -46,7 +54,14 @@ func NewServer(cfg ServerConfig) *Server {
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*serverConn]struct{}),
 		done:      make(chan struct{}),
+		log:       cfg.Logger,
+		started:   time.Now(),
 	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.debug = s.log.Enabled(context.Background(), slog.LevelDebug)
+	s.warns = newWarnLimiter(s.log)
 	s.memory = budget.New(cfg.MaxMemory, s.memoryPressure)
 	s.router = router.New(router.Config{
 		DefaultTimeout:              cfg.DefaultTimeout,
@@ -127,8 +142,15 @@ func (s *Server) Serve(ln net.Listener) error {
 // every connection. If ctx ends first, Shutdown closes the connections at
 // once and returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
+	begun := time.Now()
 	s.noticeDrain()
+	live := s.router.InFlight()
 	s.beginShutdown()
+	// beginShutdown failed the queued requests; those left are the ones
+	// receivers hold, which the drain waits for.
+	left := s.router.InFlight()
+	s.log.Info("draining", "requests_in_flight", left, "queued_requests_failed", max(live-left, 0), "connections", s.connCount())
+	defer s.warns.flush()
 	var err error
 	for s.router.InFlight() > 0 {
 		select {
@@ -141,13 +163,28 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	if err != nil {
+		left, conns := s.router.InFlight(), s.connCount()
 		s.closeConns(nil)
+		s.log.Warn("drain cut short: closed connections with requests still in flight",
+			"requests_cut", left, "connections", conns, "waited", time.Since(begun).Round(time.Millisecond), "err", err)
 	} else {
 		// Let the last responses reach their senders before closing.
 		s.closeConns(ctx)
 		err = ctx.Err()
+		if err != nil {
+			s.log.Warn("drain cut short while flushing the last responses", "waited", time.Since(begun).Round(time.Millisecond), "err", err)
+		} else {
+			s.log.Info("drained", "waited", time.Since(begun).Round(time.Millisecond))
+		}
 	}
 	return err
+}
+
+// connCount returns the number of open connections.
+func (s *Server) connCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
 }
 
 // noticeDrain tells every joined client that the server is shutting down,
@@ -172,6 +209,7 @@ func (s *Server) noticeDrain() {
 func (s *Server) Close() error {
 	s.beginShutdown()
 	s.closeConns(nil)
+	s.warns.flush()
 	return nil
 }
 
@@ -222,5 +260,12 @@ func (s *Server) closeConns(ctx context.Context) {
 	}
 }
 
-// logger returns where the server logs.
-func (s *Server) logger() *slog.Logger { return slog.Default() }
+// logger returns where the server logs internal errors: ServerConfig.Logger,
+// or slog.Default() without one, since a recovered panic is worth seeing
+// even by a server that logs nothing else.
+func (s *Server) logger() *slog.Logger {
+	if s.cfg.Logger != nil {
+		return s.cfg.Logger
+	}
+	return slog.Default()
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/socketbus/socketbus/internal/frameconn"
@@ -26,12 +27,22 @@ type serverConn struct {
 	conn   *frameconn.Conn // nil until joined
 	member *router.Member
 
+	// Set before the connection is shared, or by run before it joins.
+	remote   string       // the remote address
+	accepted time.Time    // when it was accepted
+	tls      bool         // it speaks TLS
+	name     string       // its channel's name, when known
+	join     *wire.Header // its join's header, once read
+
+	lastRead atomic.Int64 // when a frame last arrived from the client, in Unix nanoseconds
+
 	handling wire.Header // the frame being handled; the reader goroutine's
 }
 
 // startConn registers an accepted connection and serves it.
 func (s *Server) startConn(nc net.Conn) {
-	c := &serverConn{s: s, nc: nc}
+	c := &serverConn{s: s, nc: nc, remote: nc.RemoteAddr().String(), accepted: time.Now()}
+	s.accepted.Add(1)
 	s.mu.Lock()
 	if s.shutdown {
 		s.mu.Unlock()
@@ -58,6 +69,7 @@ func (c *serverConn) run(refusal *wire.Error) {
 	defer s.wg.Done()
 	if refusal != nil {
 		c.refuse(nil, refusal)
+		c.logRefusal(refusal)
 		return
 	}
 	defer s.memory.Release(connFixedCost)
@@ -71,16 +83,21 @@ func (c *serverConn) run(refusal *wire.Error) {
 	}()
 	join, err := c.handshake()
 	if err != nil {
+		c.join = join
 		var werr *wire.Error
 		if errors.As(err, &werr) {
 			c.refuse(join, werr)
 		} else {
 			c.nc.Close()
 		}
+		c.logRefusal(err)
 		return
 	}
+	s.joined.Add(1)
+	c.logJoined()
 	c.conn.Start(c.handle)
 	c.conn.Wait()
+	c.logClosed()
 }
 
 // refuse answers a connection that may not join with an error frame and
@@ -123,10 +140,11 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 	if s.cfg.TLSConfig != nil {
 		tc := tls.Server(c.nc, serverTLS(s.cfg.TLSConfig))
 		if err := tc.Handshake(); err != nil {
-			return nil, fmt.Errorf("socketbus: TLS handshake: %w", err)
+			return nil, fmt.Errorf("%w: %w", errTLSHandshake, err)
 		}
 		s.mu.Lock()
 		c.nc = tc
+		c.tls = true
 		s.mu.Unlock()
 	}
 	var hdr [wire.HeaderSize]byte
@@ -157,8 +175,13 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 		}
 		return &h, err
 	}
+	tok, name, err := parseJoinPayload(token, h.ChannelID)
+	if err != nil {
+		return &h, err
+	}
+	c.name = name
 	if auth := s.cfg.Authenticate; auth != nil {
-		if err := auth(h.ClientID, h.ChannelID, string(token)); err != nil {
+		if err := auth(h.ClientID, h.ChannelID, tok); err != nil {
 			return &h, wire.Errorf(wire.CodeUnauthorized, "join refused: %v", err)
 		}
 	}
@@ -184,6 +207,10 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 		return &h, err
 	}
 	conn.SetAccount(m.Account())
+	if c.name == "" {
+		c.name = s.channelName(h.ChannelID)
+	}
+	c.lastRead.Store(time.Now().UnixNano())
 	s.mu.Lock()
 	c.member = m
 	s.mu.Unlock()
@@ -193,6 +220,13 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 	settings := binary.BigEndian.AppendUint64(frameconn.GetBuffer(8)[:0], uint64(max(s.cfg.MaxMessageBytes, 0)))
 	conn.Enqueue(frameconn.Frame{Header: ack, Payload: settings, Pooled: true})
 	conn.OnClose = func(error) { m.Leave() }
+	if name != "" {
+		s.names.hold(h.ChannelID, name)
+		conn.OnClose = func(error) {
+			m.Leave()
+			s.names.release(h.ChannelID)
+		}
+	}
 	return &h, nil
 }
 
@@ -255,9 +289,13 @@ var testHookHandle func(h *wire.Header)
 
 func (c *serverConn) handleFrame(f frameconn.Frame) error {
 	h := &f.Header
+	c.lastRead.Store(time.Now().UnixNano())
+	if c.s.debug {
+		c.logFrame(h)
+	}
 	if h.Flags == 0 { // the client reports a connection-level error and leaves
 		release(f)
-		return errors.New("socketbus: client closed the connection with an error frame")
+		return errClientErrorFrame
 	}
 	if h.ClientID != c.member.ID() || h.ChannelID != c.member.Channel() {
 		release(f)

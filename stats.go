@@ -39,6 +39,18 @@ type Stats struct {
 	// included: 1 when it is not clustered (ServerConfig.Cluster).
 	Nodes int
 
+	// StartTime is when the server was created (NewServer).
+	StartTime time.Time
+	// Accepted counts connections accepted, Joined those that joined.
+	Accepted, Joined int64
+	// Refusals counts connections that did not join, by reason:
+	// protocol, unauthorized, limit (MaxConnections or memory),
+	// join_timeout, conflict, tls, http. Cuts counts joined connections
+	// the server cut, by reason: protocol, slow_consumer, keepalive,
+	// frame_timeout, memory, internal. ProtocolErrors counts the protocol errors
+	// among both, by wire code (protocol, bad_version, too_large). A
+	// reason or code that has not happened is absent.
+	Refusals, Cuts, ProtocolErrors map[string]int64
 	// InternalErrors counts panics recovered while handling a
 	// connection's frames; each closed that connection alone.
 	InternalErrors int64
@@ -47,11 +59,17 @@ type Stats struct {
 // ChannelStats describes one channel.
 type ChannelStats struct {
 	ID               ID
-	Clients          int   // joined connections
-	ReceiversWaiting int   // Receive calls waiting for a request
-	Queued           int   // requests waiting for a receiver
-	InFlight         int   // requests taken by a receiver and not yet ended
-	QueuedBytes      int64 // request-body bytes the server holds for queued requests
+	Name             string // the channel's name when the server knows it (ServerConfig.ChannelName, or a client's join)
+	Clients          int    // joined connections
+	ReceiversWaiting int    // Receive calls waiting for a request
+	Queued           int    // requests waiting for a receiver
+	InFlight         int    // requests taken by a receiver and not yet ended
+	QueuedBytes      int64  // request-body bytes the server holds for queued requests
+	// Requests counts the channel's ended requests by outcome (the names
+	// of Stats.Requests) since the channel was created: a channel whose
+	// last client leaves is removed, and counts from zero when joined
+	// again.
+	Requests map[string]int64
 }
 
 // LatencyHistogram is a cumulative-free histogram: Counts[i] requests took
@@ -76,10 +94,15 @@ func (s *Server) Stats() Stats {
 		st.Requests[o.String()] = rs.Outcomes[o]
 	}
 	for _, c := range rs.Channels {
-		st.Channels = append(st.Channels, ChannelStats{
-			ID: c.ID, Clients: c.Clients, ReceiversWaiting: c.ReceiversWaiting,
+		cs := ChannelStats{
+			ID: c.ID, Name: s.channelName(c.ID), Clients: c.Clients, ReceiversWaiting: c.ReceiversWaiting,
 			Queued: c.Queued, InFlight: c.InFlight, QueuedBytes: c.QueuedBytes,
-		})
+			Requests: make(map[string]int64, len(c.Outcomes)),
+		}
+		for _, o := range router.Outcomes() {
+			cs.Requests[o.String()] = c.Outcomes[o]
+		}
+		st.Channels = append(st.Channels, cs)
 	}
 	st.Latency = LatencyHistogram{Bounds: rs.Latency.Bounds, Counts: rs.Latency.Counts, Sum: rs.Latency.Sum}
 
@@ -95,6 +118,9 @@ func (s *Server) Stats() Stats {
 	st.FramesIn, st.FramesOut, st.BytesIn, st.BytesOut = t.framesIn, t.framesOut, t.bytesIn, t.bytesOut
 	st.MemoryBytes, st.MemoryPeakBytes, st.MemoryLimit = s.memory.Used(), s.memory.Peak(), s.memory.Limit()
 	st.MemoryCuts = s.reaper.cuts.Load()
+	st.StartTime = s.started
+	st.Accepted, st.Joined = s.accepted.Load(), s.joined.Load()
+	s.ops.snapshot(&st)
 	st.InternalErrors = s.internalErrors.Load()
 	st.Nodes = 1
 	if s.cfg.Cluster != nil {

@@ -36,6 +36,13 @@ type clientFlags struct {
 	// waitFor, when positive, makes dial try again, with backoff, while
 	// the server cannot be reached, for up to that long in all.
 	waitFor time.Duration
+
+	// channelName, set by a command whose channel was given by name, is
+	// sent in the join so that the server can show it. It is sent only
+	// without a token: a server with --tokens knows its channels' names,
+	// and one that predates names in the join would take the name for
+	// part of the token (PROTOCOL.md §7).
+	channelName string
 }
 
 // register adds the flags to fs; the environment can set the connection
@@ -66,6 +73,8 @@ func (f *clientFlags) dial(ctx context.Context, channel socketbus.ID) (*socketbu
 	}
 	if f.token != "" {
 		opts = append(opts, socketbus.WithToken(f.token))
+	} else if f.channelName != "" {
+		opts = append(opts, socketbus.WithChannelName(f.channelName))
 	}
 	if f.events != nil {
 		w, name, addr := f.events, f.eventsName, f.server

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -68,8 +69,8 @@ socketbus_request_duration_seconds_count 6
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), names...); err != nil {
 		t.Error(err)
 	}
-	if n := testutil.CollectAndCount(c); n != 15 {
-		t.Errorf("%d metrics collected, want 15", n)
+	if n := testutil.CollectAndCount(c); n != 55 {
+		t.Errorf("%d metrics collected, want 55", n)
 	}
 }
 
@@ -80,5 +81,84 @@ func TestStatsCollectorRegisters(t *testing.T) {
 	reg.MustRegister(newStatsCollector(fixedStats))
 	if _, err := reg.Gather(); err != nil {
 		t.Errorf("Gather: %v", err)
+	}
+}
+
+// channelSeries gathers c and returns, per channel label, the value of
+// the gauge socketbus_channel_clients and the counter
+// socketbus_channel_requests_total{outcome="completed"}.
+func channelSeries(t *testing.T, c *statsCollector) (clients, completed map[string]float64, folded float64) {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	clients, completed = make(map[string]float64), make(map[string]float64)
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			labels := make(map[string]string)
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			switch f.GetName() {
+			case "socketbus_channel_clients":
+				clients[labels["channel"]] = m.GetGauge().GetValue()
+			case "socketbus_channel_requests_total":
+				if labels["outcome"] == "completed" {
+					completed[labels["channel"]] = m.GetCounter().GetValue()
+				}
+			case "socketbus_channels_aggregated":
+				folded = m.GetGauge().GetValue()
+			}
+		}
+	}
+	return clients, completed, folded
+}
+
+// TestChannelSeriesCap checks that only maxChannels channels get series of
+// their own, that the rest add up under "other", and that a channel keeps
+// its series while it exists while a new one takes a freed slot.
+func TestChannelSeriesCap(t *testing.T) {
+	var channels []socketbus.ChannelStats
+	for i := range 5 {
+		name := string(rune('a' + i))
+		channels = append(channels, socketbus.ChannelStats{ID: socketbus.ChannelFromName(name), Name: name, Clients: i + 1,
+			Requests: map[string]int64{"completed": int64(10 * (i + 1))}})
+	}
+	slices.SortFunc(channels, func(a, b socketbus.ChannelStats) int { return strings.Compare(a.ID.String(), b.ID.String()) })
+	current := channels
+	c := newStatsCollector(func() socketbus.Stats { return socketbus.Stats{Channels: current} })
+	c.maxChannels = 3
+
+	clients, completed, folded := channelSeries(t, c)
+	if len(clients) != 4 || folded != 2 {
+		t.Fatalf("series for %v (%d aggregated), want 3 channels and other (2 aggregated)", clients, int(folded))
+	}
+	var own []string
+	for _, cs := range channels[:3] { // the first three in Stats order took the slots
+		own = append(own, cs.Name)
+		if clients[cs.Name] != float64(cs.Clients) || completed[cs.Name] != float64(cs.Requests["completed"]) {
+			t.Errorf("channel %s: clients %v, completed %v; want %d, %d", cs.Name, clients[cs.Name], completed[cs.Name], cs.Clients, cs.Requests["completed"])
+		}
+	}
+	wantOther := channels[3].Clients + channels[4].Clients
+	if clients[otherChannel] != float64(wantOther) || completed[otherChannel] != float64(channels[3].Requests["completed"]+channels[4].Requests["completed"]) {
+		t.Errorf("other: clients %v, completed %v; want the sum of %s and %s", clients[otherChannel], completed[otherChannel], channels[3].Name, channels[4].Name)
+	}
+
+	// The second channel goes: the fourth takes its slot, the others keep
+	// theirs, and the fifth stays in other.
+	current = append(slices.Clone(channels[:1]), channels[2:]...)
+	clients, _, folded = channelSeries(t, c)
+	for _, name := range []string{own[0], own[2], channels[3].Name, otherChannel} {
+		if _, ok := clients[name]; !ok {
+			t.Errorf("no series for %s after %s left: %v", name, own[1], clients)
+		}
+	}
+	if _, ok := clients[own[1]]; ok || len(clients) != 4 || folded != 1 || clients[otherChannel] != float64(channels[4].Clients) {
+		t.Errorf("after %s left: series %v (%d aggregated), want 3 channels without it, and other holding %s alone",
+			own[1], clients, int(folded), channels[4].Name)
 	}
 }

@@ -85,6 +85,7 @@ func (o *receiveOptions) run(ctx context.Context, s *streams) error {
 		return usagef("--concurrency needs --exec: bodies written to stdout would mix")
 	}
 	o.client.events, o.client.eventsName = s.err, "socketbus receive"
+	o.client.channelName = o.channel.name
 	c, err := o.client.dial(ctx, channel)
 	if err != nil {
 		return err

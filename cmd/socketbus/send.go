@@ -100,6 +100,7 @@ func (o *sendOptions) run(ctx context.Context, s *streams, hasData bool) error {
 	defer out.abort()
 
 	o.client.waitFor = o.timeout // wait for a server that is restarting, within the request's time
+	o.client.channelName = o.channel.name
 	c, err := o.client.dial(ctx, channel)
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,6 +29,8 @@ type serveOptions struct {
 	tlsCert      string
 	tlsKey       string
 	tokens       string
+
+	metricsChannels int
 
 	// ServerConfig's fields, one flag each.
 	defaultTimeout              time.Duration
@@ -50,20 +53,40 @@ func newServeCommand(s *streams) *cobra.Command {
 		Short: "Run a socketbus server",
 		Long: `Run a socketbus server until SIGINT or SIGTERM.
 
-On start it prints where it listens, then logs with log/slog to stderr.
+On start it prints where it listens, then logs with log/slog to stderr: at
+info one line when a connection joins (remote address, client, channel and
+its name, TLS) and one when it closes (reason, duration, requests sent and
+received); at warn every connection it refuses or cuts (protocol error and
+its code, slow consumer, keepalive, join timeout, unauthorized, limits,
+memory), with the remote address, at most 5 a source (remote IP and reason)
+and 50 in all per 10 s, the rest counted in a "warnings suppressed" line;
+with --log-level debug each request's frames too.
+
 On SIGINT or SIGTERM it stops taking connections and requests, fails the
 queued requests, lets the requests receivers have taken finish for up to
 --drain-timeout, then exits 0. A second signal exits at once, with status 1.
+
+On SIGHUP it reloads the --tokens file and the --tls-cert and --tls-key
+files without dropping a connection: new joins see the new tokens, new TLS
+handshakes the new certificate. Connections already joined keep running,
+even if their token was removed (SECURITY.md). A file that fails to load
+leaves its old settings in place, and the log says why.
 
 Every flag can also be set by an environment variable, named after the flag:
 --max-message-bytes is SOCKETBUS_MAX_MESSAGE_BYTES. A flag on the command
 line wins over the environment. Sizes take binary suffixes (64KiB, 16MiB).
 
 With --monitor ADDR, an HTTP endpoint serves /metrics (Prometheus), /healthz
-(200, or 503 while draining) and /status (JSON, what "socketbus status"
-shows). Each port tells a client of the other what it is: an HTTP request
-on the bus port gets a 400 saying so, and a socketbus client on the monitor
-port a 400 naming the bus address, which send and receive print.
+(200, or 503 while draining), /status (JSON, what "socketbus status" shows)
+and /connz (JSON, the open connections, what "socketbus status --conns"
+shows). It has no authentication: an address without a host (:7412) listens
+on 127.0.0.1; expose it (0.0.0.0:7412) only on a network you trust. Each
+port tells a client of the other what it is: an HTTP request on the bus port
+gets a 400 saying so, and a socketbus client on the monitor port a 400
+naming the bus address, which send and receive print. /metrics has series
+per channel (clients, queued, in flight, requests by outcome), labelled
+with the channel's name when the server knows it, for at most
+--metrics-channels channels; the rest add up under channel="other".
 
 With --tls-cert and --tls-key, a client that joins without TLS is refused
 with a plain error saying the server requires TLS (--tls).
@@ -78,6 +101,9 @@ channel not in the file admits no one.`,
   # Listen on every interface, with metrics on port 7412 and JSON logs:
   socketbus serve --addr :7411 --monitor 127.0.0.1:7412 --log-format json
 
+  # Rotate the tokens or the certificate of a running server:
+  kill -HUP $(pidof socketbus)
+
   # TLS, tokens and limits, from the environment:
   SOCKETBUS_TLS_CERT=bus.crt SOCKETBUS_TLS_KEY=bus.key SOCKETBUS_TOKENS=tokens.txt \
   SOCKETBUS_MAX_MESSAGE_BYTES=16MiB socketbus serve`,
@@ -86,13 +112,14 @@ channel not in the file admits no one.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&o.addr, "addr", defaultServer, "address to listen on, `host:port` (the port defaults to "+defaultPort+")")
-	fs.StringVar(&o.monitor, "monitor", "", "serve /metrics, /healthz and /status over HTTP on `host:port` (off when empty)")
+	fs.StringVar(&o.monitor, "monitor", "", "serve /metrics, /healthz, /status and /connz over HTTP, unauthenticated, on `host:port` (off when empty; no host means 127.0.0.1)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGINT or SIGTERM, how long requests in flight may take to finish")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "speak TLS with the certificate in PEM `file` (with --tls-key)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the TLS certificate's private key, a PEM `file`")
-	fs.StringVar(&o.tokens, "tokens", "", "admit to each channel only the tokens listed in `file`")
+	fs.StringVar(&o.tokens, "tokens", "", "admit to each channel only the tokens listed in `file` (reloaded on SIGHUP)")
+	fs.IntVar(&o.metricsChannels, "metrics-channels", defaultMetricsChannels, "most channels with /metrics series of their own; the rest add up under channel=\"other\"")
 
 	fs.DurationVar(&o.defaultTimeout, "default-timeout", socketbus.DefaultRequestTimeout, "timeout of requests sent without one")
 	fs.Var(&o.maxMessageBytes, "max-message-bytes", "largest request or response body (0: no limit)")
@@ -114,9 +141,9 @@ channel not in the file admits no one.`,
 // garbage not yet collected.
 const softLimitHeadroom = 64 << 20
 
-// config checks the options and turns them into a ServerConfig; tokens is
-// the table read from --tokens, or nil.
-func (o *serveOptions) config(log *slog.Logger) (socketbus.ServerConfig, *tokenTable, error) {
+// config checks the options and turns them into a ServerConfig, with the
+// tokens and certificate that SIGHUP reloads.
+func (o *serveOptions) config(log *slog.Logger) (socketbus.ServerConfig, *reloadable, error) {
 	for name, d := range map[string]time.Duration{
 		"drain-timeout": o.drainTimeout, "default-timeout": o.defaultTimeout, "write-timeout": o.writeTimeout,
 		"join-timeout": o.joinTimeout, "frame-read-timeout": o.frameReadTimeout,
@@ -145,25 +172,23 @@ func (o *serveOptions) config(log *slog.Logger) (socketbus.ServerConfig, *tokenT
 		MaxInFlightPerClient:        o.maxInFlightPerClient,
 		MaxQueuedRequestsPerChannel: o.maxQueuedRequestsPerChannel,
 		MaxMemory:                   int64(o.maxMemory),
+		Logger:                      log,
 	}
-	var err error
-	if cfg.TLSConfig, err = serverTLS(o.tlsCert, o.tlsKey); err != nil {
+	if o.metricsChannels < 0 {
+		return cfg, nil, usagef("--metrics-channels cannot be negative")
+	}
+	files, err := newReloadable(o.tokens, o.tlsCert, o.tlsKey)
+	if err != nil {
 		return cfg, nil, err
 	}
-	var tokens *tokenTable
+	cfg.TLSConfig = files.tlsConfig()
 	if o.tokens != "" {
-		if tokens, err = loadTokens(o.tokens); err != nil {
-			return cfg, nil, err
-		}
-		cfg.Authenticate = func(client, channel socketbus.ID, token string) error {
-			err := tokens.authenticate(client, channel, token)
-			if err != nil {
-				log.Warn("join refused", "client", client, "channel", channel, "channel_name", tokens.name(channel), "err", err)
-			}
-			return err
-		}
+		// The server logs each refusal, rate-limited, with its remote
+		// address and channel name.
+		cfg.Authenticate = files.authenticate
+		cfg.ChannelName = files.name
 	}
-	return cfg, tokens, nil
+	return cfg, files, nil
 }
 
 // newLogger returns the slog logger --log-format and --log-level ask for,
@@ -189,7 +214,7 @@ func (o *serveOptions) run(s *streams) error {
 	if err != nil {
 		return err
 	}
-	cfg, tokens, err := o.config(log)
+	cfg, files, err := o.config(log)
 	if err != nil {
 		return err
 	}
@@ -198,6 +223,9 @@ func (o *serveOptions) run(s *streams) error {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
 
 	ln, err := net.Listen("tcp", withDefaultPort(o.addr, defaultPort))
 	if err != nil {
@@ -211,27 +239,38 @@ func (o *serveOptions) run(s *streams) error {
 	srv := socketbus.NewServer(cfg)
 	var mon *monitor
 	if o.monitor != "" {
-		mln, err := net.Listen("tcp", o.monitor)
+		mln, err := net.Listen("tcp", monitorAddr(o.monitor))
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("monitor: listen: %w", err)
 		}
-		mon = startMonitor(mln, srv, ln.Addr().String(), tokens.name, log)
+		mon = startMonitor(mln, srv, ln.Addr().String(), files, o.metricsChannels, log)
 		fmt.Fprintf(s.out, "socketbus monitoring on http://%s\n", mln.Addr())
 		log.Info("monitoring", "addr", mln.Addr().String())
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	fmt.Fprintf(s.out, "socketbus listening on %s\n", ln.Addr())
-	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.TLSConfig != nil, "tokens", tokens != nil)
+	b := readBuildInfo()
+	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.TLSConfig != nil, "tokens", o.tokens != "",
+		"version", b.version, "go_version", b.goVer)
 
 	var sig os.Signal
-	select {
-	case err := <-served:
-		srv.Close()
-		stopMonitor(mon, log)
-		return fmt.Errorf("serve: %w", err)
-	case sig = <-sigs:
+	for sig == nil {
+		select {
+		case err := <-served:
+			srv.Close()
+			stopMonitor(mon, log)
+			return fmt.Errorf("serve: %w", err)
+		case <-hups:
+			log.Info("reload: SIGHUP", "tokens", o.tokens, "tls_cert", o.tlsCert)
+			if err := files.reload(log); err != nil {
+				log.Error("reload failed; the settings that failed to load are unchanged", "err", err)
+			} else {
+				log.Info("reloaded")
+			}
+		case sig = <-sigs:
+		}
 	}
 
 	if mon != nil {
@@ -259,6 +298,19 @@ func (o *serveOptions) run(s *streams) error {
 	stopMonitor(mon, log)
 	log.Info("stopped")
 	return nil
+}
+
+// monitorAddr returns where --monitor listens: an address without a host
+// (":7412", or "7412") listens on loopback, since the endpoint has no
+// authentication; 0.0.0.0:7412 listens on every interface.
+func monitorAddr(flag string) string {
+	if !strings.Contains(flag, ":") {
+		flag = ":" + flag
+	}
+	if host, port, err := net.SplitHostPort(flag); err == nil && host == "" {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return flag
 }
 
 // stopMonitor shuts the monitoring endpoint down, if there is one.

@@ -7,22 +7,6 @@ import (
 	"os"
 )
 
-// serverTLS loads the certificate and key serve presents, or returns nil
-// when neither is given.
-func serverTLS(certFile, keyFile string) (*tls.Config, error) {
-	if certFile == "" && keyFile == "" {
-		return nil, nil
-	}
-	if certFile == "" || keyFile == "" {
-		return nil, usagef("--tls-cert and --tls-key go together")
-	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, usagef("loading TLS certificate: %w", err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
-}
-
 // clientTLS returns the TLS configuration for a client of server, or nil
 // when none of the TLS flags asks for TLS.
 func clientTLS(server string, useTLS bool, caFile string, insecure bool) (*tls.Config, error) {

@@ -20,6 +20,27 @@ type Member struct {
 	polls map[wire.ID]*poll    // this member's waiting Receives
 	ended tombstones           // requests that ended while this member could still send for them
 	gone  bool
+
+	started  int64 // requests this member sent that were accepted
+	received int64 // requests handed to this member as a receiver
+}
+
+// MemberStats is a snapshot of one member's requests.
+type MemberStats struct {
+	Sending   int   // requests it sent that have not ended
+	Receiving int   // requests it took as a receiver that have not ended
+	Polls     int   // its Receive calls waiting for a request
+	Sent      int64 // requests it sent that were accepted, since it joined
+	Received  int64 // requests it took as a receiver, since it joined
+}
+
+// Stats returns a snapshot of the member's requests. It takes the
+// channel's lock briefly.
+func (m *Member) Stats() MemberStats {
+	m.ch.mu.Lock()
+	defer m.ch.mu.Unlock()
+	return MemberStats{Sending: len(m.sent), Receiving: len(m.held), Polls: len(m.polls),
+		Sent: m.started, Received: m.received}
 }
 
 // ID returns the member's client ID.

@@ -19,6 +19,7 @@ func (ch *channel) assignLocked(req *request, m *Member, pollID wire.ID) {
 	req.reserved = 0
 	req.receiver = m
 	m.held[req.id] = req
+	m.received++
 	req.body.downCredit = ch.r.cfg.Window
 
 	h := header(ch, m, wire.TypeStart, wire.FlagReceive, req.id)
@@ -243,6 +244,7 @@ func (ch *channel) finishLocked(req *request, outcome Outcome) {
 	}
 	ch.releaseChargesLocked(req)
 	ch.r.counts[outcome].Add(1)
+	ch.counts[outcome].Add(1)
 	ch.r.latency.observe(time.Since(req.started))
 	ch.r.inFlight.Add(-1)
 	ch.regrantQueuedLocked()

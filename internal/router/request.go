@@ -131,6 +131,7 @@ func (m *Member) startRequestLocked(h *wire.Header) error {
 	}
 	refuse := func(code wire.Code, msg string) error {
 		r.counts[outcomeOf(code)].Add(1)
+		ch.counts[outcomeOf(code)].Add(1)
 		ch.send(m, errorFrame(ch, m, h.RequestID, wire.FlagRequest, code, msg))
 		ch.tombstoneLocked(m, h.RequestID) // the rest of the stream may already be on its way
 		return nil
@@ -172,6 +173,7 @@ func (m *Member) startRequestLocked(h *wire.Header) error {
 	req.body.nextSeq, req.body.downSeq = 1, 1
 	ch.requests[req.id] = req
 	m.sent[req.id] = req
+	m.started++
 	r.inFlight.Add(1)
 	r.started.Add(1)
 	req.timer = time.AfterFunc(timeout, func() {

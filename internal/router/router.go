@@ -66,6 +66,11 @@ type channel struct {
 	// batch is the write batch of the connection whose frame is being
 	// handled, nil outside Member.Handle (timers, write notifications).
 	batch *frameconn.Batch
+
+	// counts counts the channel's ended requests by outcome, refusals
+	// included, from the channel's creation: a channel whose last member
+	// leaves is removed, and one joined again later counts from zero.
+	counts [numOutcomes]atomic.Int64
 }
 
 // Join registers a connection as client clientID on channel channelID. It

@@ -15,6 +15,7 @@ type ChannelStats struct {
 	Queued           int // requests waiting for a receiver
 	InFlight         int // requests taken by a receiver and not yet ended
 	QueuedBytes      int64
+	Outcomes         [numOutcomes]int64 // ended requests by outcome, since the channel was created
 }
 
 // Stats is a snapshot of the router.
@@ -46,6 +47,9 @@ func (r *Router) Stats() Stats {
 		}
 		for req := ch.queue.head; req != nil; req = req.next {
 			cs.QueuedBytes += int64(req.body.pendingBytes)
+		}
+		for i := range cs.Outcomes {
+			cs.Outcomes[i] = ch.counts[i].Load()
 		}
 		ch.mu.Unlock()
 		s.Channels = append(s.Channels, cs)
