@@ -54,6 +54,7 @@ type statusReport struct {
 	ReloadFailures  int64            `json:"reload_failures"` // those where a file failed to load
 	LastReload      *reloadResult    `json:"last_reload,omitempty"`
 	InternalErrors  int64            `json:"internal_errors"`
+	Nodes           int              `json:"nodes"` // nodes of the bus this server sees, itself included
 	Channels        []channelReport  `json:"channels"`
 }
 
@@ -89,6 +90,7 @@ func newStatusReport(st socketbus.Stats, draining bool, name func(socketbus.ID) 
 		Accepted:        st.Accepted,
 		Joined:          st.Joined,
 		InternalErrors:  st.InternalErrors,
+		Nodes:           st.Nodes,
 		Draining:        draining,
 		Connections:     st.Connections,
 		InFlight:        st.InFlight,

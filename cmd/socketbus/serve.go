@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/cluster"
 )
 
 // serveOptions are serve's flags.
@@ -37,6 +38,9 @@ type serveOptions struct {
 	maxMessageBytes             byteSize
 	maxChannelQueueBytes        byteSize
 	maxMemory                   byteSize
+	clusterName, node           string
+	clusterListen, natsURL      string
+	routes                      []string
 	writeTimeout                time.Duration
 	joinTimeout                 time.Duration
 	frameReadTimeout            time.Duration
@@ -125,6 +129,11 @@ channel not in the file admits no one.`,
 	fs.Var(&o.maxMessageBytes, "max-message-bytes", "largest request or response body (0: no limit)")
 	fs.Var(&o.maxChannelQueueBytes, "max-channel-queue-bytes", "request-body bytes held for one channel's queued requests before senders wait")
 	fs.Var(&o.maxMemory, "max-memory", "memory the server may hold for frames, all connections together; also sets the Go runtime's soft memory limit to this plus 64MiB unless GOMEMLIMIT is set")
+	fs.StringVar(&o.clusterName, "cluster-name", "", "join the bus of this `name`: nodes with the same name form one bus through NATS (off when empty)")
+	fs.StringVar(&o.node, "node", "", "this node's `name`, unique in the bus (default: the host name and --addr's port)")
+	fs.StringVar(&o.clusterListen, "cluster-listen", "127.0.0.1:7422", "embedded NATS: where this node listens for routes from other nodes, `host:port`")
+	fs.StringSliceVar(&o.routes, "routes", nil, "embedded NATS: other nodes' route `URLs` (nats://host:port), comma-separated")
+	fs.StringVar(&o.natsURL, "nats", "", "instead of embedding NATS, use the existing NATS cluster at these `URLs`")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", socketbus.DefaultWriteTimeout, "how long a connection may accept no bytes before it is cut off")
 	fs.DurationVar(&o.joinTimeout, "join-timeout", socketbus.DefaultJoinTimeout, "how long a new connection may take to finish TLS and join")
 	fs.DurationVar(&o.frameReadTimeout, "frame-read-timeout", socketbus.DefaultFrameReadTimeout, "how long a frame may take to arrive once it has begun")
@@ -182,6 +191,21 @@ func (o *serveOptions) config(log *slog.Logger) (socketbus.ServerConfig, *reload
 		return cfg, nil, err
 	}
 	cfg.TLSConfig = files.tlsConfig()
+	if o.clusterName != "" {
+		node := o.node
+		if node == "" {
+			host, _ := os.Hostname()
+			_, port, _ := net.SplitHostPort(o.addr)
+			node = host + ":" + port
+		}
+		c, err := cluster.New(cluster.Config{Name: o.clusterName, Node: node, Listen: o.clusterListen,
+			Routes: o.routes, NATSURL: o.natsURL})
+		if err != nil {
+			return cfg, nil, err
+		}
+		cfg.Cluster = c // the server closes it
+		log.Info("cluster", "name", o.clusterName, "node", node, "routes", c.RouteURL(), "nats", o.natsURL)
+	}
 	if o.tokens != "" {
 		// The server logs each refusal, rate-limited, with its remote
 		// address and channel name.

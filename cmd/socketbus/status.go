@@ -182,6 +182,9 @@ func writeStatus(w io.Writer, rep *statusReport) error {
 		state = "draining"
 	}
 	fmt.Fprintf(w, "\nserver %s: %d connections, %d requests in flight\n", state, rep.Connections, rep.InFlight)
+	if rep.Nodes > 1 {
+		fmt.Fprintf(w, "bus: %d nodes\n", rep.Nodes)
+	}
 	if rep.Version != "" {
 		fmt.Fprintf(w, "version %s (%s), up %s since %s\n", rep.Version, rep.GoVersion,
 			(time.Duration(rep.UptimeSeconds) * time.Second).String(), rep.StartTime.Format(time.RFC3339))
