@@ -27,6 +27,16 @@ func (c *Client) sendPiece(w *sendWindow, flags wire.Flags, id ID, body io.Reade
 	got, rerr = fill(body, buf)
 	var frames [3]frameconn.Frame
 	count := 0
+	if start != nil && rerr == io.EOF && c.version >= wire.Version2 {
+		// v2: a body that fits its first frame travels in the start
+		// frame, which is then the whole stream.
+		frames[0] = frameconn.Frame{Header: *start, Payload: buf[:got], Pooled: true}
+		frames[0].Header.Final = true
+		count = 1
+		seq = 3
+		rerr = io.EOF
+		goto queue
+	}
 	if start != nil {
 		frames[0] = frameconn.Frame{Header: *start}
 		count = 1
@@ -45,6 +55,7 @@ func (c *Client) sendPiece(w *sendWindow, flags wire.Flags, id ID, body io.Reade
 		frames[count] = frameconn.Frame{Header: end}
 		count++
 	}
+queue:
 	if count > 0 {
 		w.mu.Lock()
 		if serr = w.err; serr == nil {

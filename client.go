@@ -25,6 +25,7 @@ type Client struct {
 	channel    ID
 	maxMessage int64 // the server's body limit, from the join; 0 = none
 	callLimit  int64 // the longest response Call accepts
+	version    uint8 // the protocol version the client joined with
 	conn       *frameconn.Conn
 
 	mu      sync.Mutex
@@ -34,6 +35,7 @@ type Client struct {
 	ready   []*Request       // delivered requests no Receive was waiting for
 	polls   map[ID]uint64    // Receive IDs outstanding at the server, with the order they were sent in
 	pollSeq uint64           // the order of the last poll sent
+	push    *pushState       // the Serve that holds the push credit (v2), nil if none
 	err     error            // set once the client is closed
 
 	ctx    context.Context // cancelled when the client closes
@@ -93,8 +95,11 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 		}
 		nc = tc
 	}
+	if o.version == 0 {
+		o.version = wire.Version2
+	}
 	answer := &answerRecorder{Conn: nc}
-	maxMessage, err := handshake(ctx, answer, o.clientID, channel, o.token)
+	maxMessage, err := handshake(ctx, answer, o.version, o.clientID, channel, o.token)
 	if err != nil {
 		err = answer.explain(ctx, err)
 		nc.Close()
@@ -105,9 +110,11 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 		channel:    channel,
 		maxMessage: maxMessage,
 		callLimit:  callLimitFor(maxMessage),
+		version:    o.version,
 		conn: frameconn.New(nc, frameconn.Config{
 			PingInterval: ping,
 			PingHeader:   wire.Header{ClientID: o.clientID, ChannelID: channel},
+			Version:      o.version,
 		}),
 		sends: make(map[ID]*sendCall),
 		held:  make(map[ID]*Request),
@@ -122,7 +129,7 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 
 // handshake sends the join frame and reads the server's answer, before the
 // connection's goroutines start.
-func handshake(ctx context.Context, nc net.Conn, clientID, channel ID, token string) (maxMessage int64, err error) {
+func handshake(ctx context.Context, nc net.Conn, version uint8, clientID, channel ID, token string) (maxMessage int64, err error) {
 	if dl, ok := ctx.Deadline(); ok {
 		nc.SetDeadline(dl)
 		defer nc.SetDeadline(time.Time{})
@@ -133,7 +140,7 @@ func handshake(ctx context.Context, nc net.Conn, clientID, channel ID, token str
 	if len(token) > wire.MaxFramePayload {
 		return 0, fmt.Errorf("socketbus: join: token of %d bytes is over %d", len(token), wire.MaxFramePayload)
 	}
-	join := wire.Header{Version: wire.Version, Type: wire.TypeStart, Flags: wire.FlagJoin,
+	join := wire.Header{Version: version, Type: wire.TypeStart, Flags: wire.FlagJoin,
 		RequestID: uuid.New(), ClientID: clientID, ChannelID: channel, Final: true, Length: uint32(len(token))}
 	if _, err := nc.Write(append(wire.AppendHeader(nil, &join), token...)); err != nil {
 		return 0, joinErr(ctx, err)
@@ -201,6 +208,7 @@ func (c *Client) Err() error {
 // and has not answered fail at their senders with ErrPeerGone. Close is
 // idempotent and waits for the connection's goroutines to stop.
 func (c *Client) Close() error {
+	c.stopPush() // pushed requests no handler took go back to the server
 	c.conn.Drain(ErrClosed, closeDrainTimeout)
 	c.conn.Wait()
 	return nil
@@ -218,6 +226,9 @@ func (c *Client) connClosed(err error) {
 	}
 	c.mu.Lock()
 	c.err = err
+	if c.push != nil {
+		c.push.closed()
+	}
 	sends := c.sends
 	held := c.held // every request in ready is in held too, or has ended
 	waiters := c.waiters
@@ -264,7 +275,7 @@ func (c *Client) closedErr() error {
 
 // header returns a header from this client for request id.
 func (c *Client) header(t wire.FrameType, flags wire.Flags, id ID) wire.Header {
-	return wire.Header{Version: wire.Version, Type: t, Flags: flags, RequestID: id, ClientID: c.id, ChannelID: c.channel}
+	return wire.Header{Version: c.version, Type: t, Flags: flags, RequestID: id, ClientID: c.id, ChannelID: c.channel}
 }
 
 func (c *Client) creditFrame(flags wire.Flags, id ID, n int) frameconn.Frame {

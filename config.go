@@ -129,6 +129,7 @@ type dialOptions struct {
 	token        string
 	pingInterval time.Duration
 	dial         func(ctx context.Context, network, addr string) (net.Conn, error)
+	version      uint8 // protocol version to join with; 0 = wire.Version2 (tests set 1)
 }
 
 // WithDialer makes Dial open its connection with dial instead of a

@@ -80,6 +80,9 @@ func (c *Client) Serve(ctx context.Context, h Handler, opts ...ServeOption) erro
 	if o.concurrency < 1 {
 		o.concurrency = defaultServeConcurrency
 	}
+	if p := c.startPush(o.concurrency); p != nil {
+		return c.servePushed(ctx, h, p)
+	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var (
@@ -104,6 +107,41 @@ func (c *Client) Serve(ctx context.Context, h Handler, opts ...ServeOption) erro
 		})
 	}
 	wg.Wait()
+	return firstErr
+}
+
+// servePushed is Serve over push credit (v2): n handler goroutines take
+// the requests the server pushes, and each gives its credit back when its
+// handler returns. When ctx ends (or a handler's wait fails) the pushes
+// stop and what was pushed and not taken goes back to the server.
+func (c *Client) servePushed(ctx context.Context, h Handler, p *pushState) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var (
+		wg       sync.WaitGroup
+		once     sync.Once
+		firstErr error
+	)
+	for range p.n {
+		wg.Go(func() {
+			for {
+				req, err := c.nextPushed(ctx, p)
+				if err != nil {
+					once.Do(func() { firstErr = err })
+					stop()
+					return
+				}
+				serveRequest(h, req)
+				c.handled(p)
+			}
+		})
+	}
+	<-ctx.Done()
+	c.endPush(p, 0) // returns once the server has answered, or the client closed
+	wg.Wait()
+	if cerr := c.Err(); cerr != nil {
+		return cerr
+	}
 	return firstErr
 }
 

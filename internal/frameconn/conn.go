@@ -98,6 +98,11 @@ type Config struct {
 	// beyond flow-controlled stream bytes: queued control frames, the
 	// payload of the frame being read and the writer's scratch buffer.
 	Account *budget.Account
+	// Version is the protocol version the connection speaks (the version
+	// byte of its join): every frame read must carry it, and the frames
+	// the connection makes itself (pings, error frames) carry it. Zero
+	// means wire.Version (1).
+	Version uint8
 }
 
 // FrameOverhead is what a queued frame costs beyond its payload buffer: the
@@ -177,6 +182,9 @@ func New(nc net.Conn, cfg Config) *Conn {
 	if c.cfg.MaxQueuedBytes <= 0 {
 		c.cfg.MaxQueuedBytes = 4 << 20
 	}
+	if c.cfg.Version == 0 {
+		c.cfg.Version = wire.Version
+	}
 	// 16 KiB holds a burst of small frames; a large payload bypasses the
 	// buffer and is read straight into its own.
 	c.br = bufio.NewReaderSize(nc, 16<<10)
@@ -214,7 +222,7 @@ func (c *Conn) keepalive() {
 			return
 		case c.missed >= 2:
 			h := c.cfg.PingHeader
-			h.Version, h.Type, h.Flags = wire.Version, wire.TypeStart, wire.FlagPing
+			h.Version, h.Type, h.Flags = c.cfg.Version, wire.TypeStart, wire.FlagPing
 			h.Final = true
 			if c.Enqueue(Frame{Header: h}) != nil {
 				return
@@ -434,7 +442,7 @@ func (c *Conn) readLoop(h Handler) {
 		var werr *wire.Error
 		if errors.As(err, &werr) {
 			// Bad input: tell the peer why, then close.
-			c.CloseAfterFlush(ErrorFrame(wire.Header{}, werr.Code, werr.Message), err)
+			c.CloseAfterFlush(ErrorFrame(wire.Header{Version: c.cfg.Version}, werr.Code, werr.Message), err)
 			return
 		}
 		c.Close(err)
@@ -442,10 +450,13 @@ func (c *Conn) readLoop(h Handler) {
 	}
 }
 
-// ErrorFrame builds an error frame whose routing fields come from h and
-// whose payload carries code and message.
+// ErrorFrame builds an error frame whose routing fields and version come
+// from h (version 0 means wire.Version) and whose payload carries code and
+// message.
 func ErrorFrame(h wire.Header, code wire.Code, message string) Frame {
-	h.Version = wire.Version
+	if h.Version == 0 {
+		h.Version = wire.Version
+	}
 	h.Type = wire.TypeError
 	h.Sequence = 0
 	h.Final = true
@@ -480,6 +491,9 @@ func (c *Conn) readFrame(hdr []byte, h Handler) error {
 	header, _, err := wire.ParseHeader(hdr)
 	if err != nil {
 		return err
+	}
+	if header.Version != c.cfg.Version {
+		return wire.Errorf(wire.CodeBadVersion, "a version %d frame on a connection that joined with version %d", header.Version, c.cfg.Version)
 	}
 	if c.cfg.FrameDeadline > 0 && !armed && c.br.Buffered() < int(header.Length) {
 		if err := c.nc.SetReadDeadline(time.Now().Add(c.cfg.FrameDeadline)); err != nil {

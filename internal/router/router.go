@@ -74,6 +74,14 @@ type channel struct {
 // closing. Client IDs are unique per channel, not server-wide: a client of
 // one channel cannot lock a client of another out by taking its ID.
 func (r *Router) Join(clientID, channelID wire.ID, p Peer) (*Member, error) {
+	return r.JoinVersion(clientID, channelID, wire.Version, p)
+}
+
+// JoinVersion is Join for a connection that speaks protocol version
+// (wire.Version or wire.Version2): the router addresses its frames to the
+// member in that version and accepts version 2's frame forms from it only
+// if it joined with version 2.
+func (r *Router) JoinVersion(clientID, channelID wire.ID, version uint8, p Peer) (*Member, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed.Load() {
@@ -88,7 +96,7 @@ func (r *Router) Join(clientID, channelID wire.ID, p Peer) (*Member, error) {
 			members: make(map[wire.ID]*Member), requests: make(map[wire.ID]*request)}
 		r.channels[channelID] = ch
 	}
-	m := &Member{r: r, ch: ch, id: clientID, peer: p,
+	m := &Member{r: r, ch: ch, id: clientID, peer: p, version: version,
 		sent: make(map[wire.ID]*request), held: make(map[wire.ID]*request), polls: make(map[wire.ID]*poll)}
 	m.ended.limit = r.cfg.tombstoneLimit()
 	m.acct = ch.acct.Child(r.cfg.MemoryPerMember)
@@ -132,6 +140,7 @@ func (m *Member) Leave() {
 		ch.polls.remove(p)
 	}
 	clear(m.polls)
+	ch.dropPushCreditLocked(m)
 	ch.failOrphansLocked()
 	ch.mu.Unlock()
 }
@@ -183,6 +192,14 @@ func (r *Router) Close() {
 		}
 		for p := ch.polls.head; p != nil; {
 			next := p.next
+			if p.pushed {
+				// One refusal for all of a member's push credit.
+				if ch.dropPushCreditLocked(p.m) {
+					ch.send(p.m, errorFrame(ch, p.m, wire.ID{}, wire.FlagReceive, wire.CodeServerClosed, "server is shutting down"))
+				}
+				p = ch.polls.head // the walk removed entries: start over
+				continue
+			}
 			ch.polls.remove(p)
 			delete(p.m.polls, p.id)
 			ch.send(p.m, errorFrame(ch, p.m, p.id, wire.FlagReceive, wire.CodeServerClosed, "server is shutting down"))

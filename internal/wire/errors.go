@@ -27,6 +27,10 @@ const (
 	CodeServerClosed Code = 12 // the server is shutting down
 	CodeLimit        Code = 13 // a server limit was reached (connections, in-flight, queue)
 	CodeIdle         Code = 14 // join timeout, read deadline or missed pings
+
+	// CodeReturned (v2 only) is sent by a receiver in error|receive to give
+	// back a pushed request no handler took; it never reaches a sender.
+	CodeReturned Code = 15
 )
 
 var codeNames = map[Code]string{
@@ -34,7 +38,7 @@ var codeNames = map[Code]string{
 	CodeUnauthorized: "unauthorized", CodeConflict: "conflict", CodeNoPeers: "no_peers",
 	CodeTimeout: "timeout", CodePeerGone: "peer_gone", CodeCancelled: "cancelled",
 	CodeAborted: "aborted", CodeRemote: "remote", CodeServerClosed: "server_closed",
-	CodeLimit: "limit", CodeIdle: "idle",
+	CodeLimit: "limit", CodeIdle: "idle", CodeReturned: "returned",
 }
 
 // String returns the code's snake_case name, or "code(N)" when unknown.
