@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -37,6 +38,12 @@ type Client struct {
 	pollSeq uint64           // the order of the last poll sent
 	push    *pushState       // the Serve that holds the push credit (v2), nil if none
 	err     error            // set once the client is closed
+
+	// Test hooks (export_test.go): a push waits for takeGate before a
+	// handler may take it, and each push queued is told to pushedHook.
+	takeGate   chan struct{}
+	pushedHook chan ID
+	returned   atomic.Int64 // pushed requests given back to the server
 
 	ctx    context.Context // cancelled when the client closes
 	cancel context.CancelCauseFunc

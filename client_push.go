@@ -76,6 +76,9 @@ func (c *Client) pushedLocked(r *Request) error {
 	p.queue = append(p.queue, r)
 	c.mu.Unlock()
 	poke(p.wake)
+	if c.pushedHook != nil {
+		c.pushedHook <- r.ID
+	}
 	return nil
 }
 
@@ -130,7 +133,17 @@ func (p *pushState) closed() {
 // once ctx ends, the client closes, the server refuses the credit, or the
 // credit is being stopped.
 func (c *Client) nextPushed(ctx context.Context, p *pushState) (*Request, error) {
+	if c.takeGate != nil {
+		select {
+		case <-c.takeGate:
+		case <-ctx.Done():
+		case <-c.done:
+		}
+	}
 	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err // a Serve that is stopping takes nothing more
+		}
 		c.mu.Lock()
 		switch {
 		case c.err != nil:
@@ -266,8 +279,8 @@ func (c *Client) stopPush() {
 // giveBack returns a pushed request no handler took to the server, which
 // serves it to another receiver; the client forgets it.
 func (c *Client) giveBack(r *Request) {
-	if !r.ended() {
-		_ = c.send(c.errorFrame(wire.FlagReceive, r.ID, wire.CodeReturned, ""))
+	if !r.ended() && c.send(c.errorFrame(wire.FlagReceive, r.ID, wire.CodeReturned, "")) == nil {
+		c.returned.Add(1)
 	}
 	r.window.end(ErrClosed)
 	r.body.abandon(errAnswered)
