@@ -134,14 +134,16 @@ func TestVersionMismatchIsRefused(t *testing.T) {
 	}
 }
 
-// callAll sends n requests from c concurrently, each with body "i", and
-// returns each one's response and error.
-func callAll(ctx context.Context, c *socketbus.Client, n int) ([]string, []error) {
+// callAll sends n requests from c concurrently, each with body "i" padded
+// with '-' to size bytes, and returns each one's response and error.
+func callAll(ctx context.Context, c *socketbus.Client, n, size int) ([]string, []error) {
 	resps, errs := make([]string, n), make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			b, err := c.Call(ctx, []byte(fmt.Sprint(i)))
+			body := []byte(fmt.Sprint(i))
+			body = append(body, bytes.Repeat([]byte("-"), max(size-len(body), 0))...)
+			b, err := c.Call(ctx, body)
 			resps[i], errs[i] = string(b), err
 		})
 	}
@@ -154,8 +156,12 @@ func callAll(ctx context.Context, c *socketbus.Client, n int) ([]string, []error
 // pushed request goes back to the server and is served by another
 // receiver, once, and none runs in the first.
 func TestPushedRequestsReturned(t *testing.T) {
-	for _, how := range []string{"serve stops", "client closes"} {
-		t.Run(how, func(t *testing.T) {
+	for _, tc := range []struct {
+		how  string
+		size int // the request body's size: one frame, or streamed past the 16 KiB a push forwards
+	}{{"serve stops", 1}, {"client closes", 1}, {"serve stops", 100 << 10}, {"client closes", 100 << 10}} {
+		how := tc.how
+		t.Run(fmt.Sprintf("%s, %d bytes", how, tc.size), func(t *testing.T) {
 			srv, addr := startServer(t, socketbus.ServerConfig{})
 			ch := socketbus.ChannelFromName(t.Name())
 			const n = 4
@@ -175,7 +181,7 @@ func TestPushedRequestsReturned(t *testing.T) {
 			var resps []string
 			go func() {
 				var errs []error
-				resps, errs = callAll(ctx, requester, n)
+				resps, errs = callAll(ctx, requester, n, tc.size)
 				results <- errs
 			}()
 			for range n {
@@ -200,12 +206,13 @@ func TestPushedRequestsReturned(t *testing.T) {
 			startServe(t, b, socketbus.HandlerFunc(func(req *socketbus.Request) {
 				ranInB.Add(1)
 				body, _ := io.ReadAll(req.Body)
-				_ = req.Respond(bytes.NewReader(append([]byte("b"), body...)))
+				_ = req.Respond(strings.NewReader(fmt.Sprintf("b%s/%d", bytes.TrimRight(body, "-"), len(body))))
 			}))
 			errs := <-results
 			for i, err := range errs {
-				if err != nil || resps[i] != "b"+fmt.Sprint(i) {
-					t.Errorf("request %d: got %q, %v; want %q from b", i, resps[i], err, "b"+fmt.Sprint(i))
+				want := fmt.Sprintf("b%d/%d", i, max(tc.size, len(fmt.Sprint(i))))
+				if err != nil || resps[i] != want {
+					t.Errorf("request %d: got %q, %v; want %q from b", i, resps[i], err, want)
 				}
 			}
 			if ranInA.Load() != 0 || ranInB.Load() != n {

@@ -204,6 +204,11 @@ func (ch *channel) requeueLocked(req *request) {
 	req.receiver, req.pushed = nil, false
 	ch.chargeLocked(req, false) // the sender pays for the restored frames
 	ch.r.memoryFreed()
+	if ch.r.closed.Load() {
+		// Shutting down: queued requests fail, and so does this one.
+		ch.failLocked(req, wire.CodeServerClosed, "server is shutting down")
+		return
+	}
 	ch.queue.pushFront(req)
 	for p := ch.polls.head; p != nil; p = p.next {
 		if p.m != req.sender {
