@@ -122,6 +122,7 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 			PingInterval: ping,
 			PingHeader:   wire.Header{ClientID: o.clientID, ChannelID: channel},
 			Version:      o.version,
+			InlineWrites: true,
 		}),
 		sends: make(map[ID]*sendCall),
 		held:  make(map[ID]*Request),
@@ -257,17 +258,15 @@ func (c *Client) connClosed(err error) {
 	close(c.done)
 }
 
-// send queues frames for the writer; it fails once the client is closed.
+// send queues frames and writes them: from the calling goroutine when no
+// write is in progress and the socket takes them at once, and otherwise
+// through the writer goroutine. It fails once the client is closed.
 func (c *Client) send(fs ...frameconn.Frame) error {
-	var err error
-	if len(fs) == 1 {
-		err = c.conn.Enqueue(fs[0])
-	} else {
-		err = c.conn.EnqueueAll(fs)
-	}
-	if err != nil {
+	var b frameconn.Batch
+	if err := c.conn.EnqueueAllIn(fs, &b); err != nil {
 		return c.closedErr()
 	}
+	b.Flush()
 	return nil
 }
 

@@ -172,6 +172,7 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 		MaxQueuedBytes:  serverQueuePause,
 		MaxControlBytes: serverControlLimit,
 		Version:         h.Version, // the join's version is the connection's
+		InlineWrites:    true,      // a reader's burst is written by the reader, when it can
 	})
 	s.mu.Lock()
 	if s.shutdown {
