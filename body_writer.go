@@ -59,7 +59,11 @@ queue:
 	if count > 0 {
 		w.mu.Lock()
 		if serr = w.err; serr == nil {
-			serr = c.send(frames[:count]...)
+			if flags == wire.FlagRequest {
+				serr = c.sendInline(frames[:count]...)
+			} else {
+				serr = c.send(frames[:count]...)
+			}
 		} else {
 			for i := range frames[:count] {
 				release(frames[i])

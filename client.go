@@ -258,10 +258,27 @@ func (c *Client) connClosed(err error) {
 	close(c.done)
 }
 
-// send queues frames and writes them: from the calling goroutine when no
-// write is in progress and the socket takes them at once, and otherwise
-// through the writer goroutine. It fails once the client is closed.
+// send queues frames for the writer goroutine, which coalesces what many
+// goroutines queue at once (the responses of a Serve's handlers) into one
+// write. It fails once the client is closed.
 func (c *Client) send(fs ...frameconn.Frame) error {
+	var err error
+	if len(fs) == 1 {
+		err = c.conn.Enqueue(fs[0])
+	} else {
+		err = c.conn.EnqueueAll(fs)
+	}
+	if err != nil {
+		return c.closedErr()
+	}
+	return nil
+}
+
+// sendInline is send for a request's frames: they are written from the
+// calling goroutine when no write is in progress and the socket takes them
+// at once (a requester seldom has company on its connection), and
+// otherwise by the writer goroutine.
+func (c *Client) sendInline(fs ...frameconn.Frame) error {
 	var b frameconn.Batch
 	if err := c.conn.EnqueueAllIn(fs, &b); err != nil {
 		return c.closedErr()
