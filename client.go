@@ -213,8 +213,10 @@ func (c *Client) Err() error {
 // Close closes the connection. What is already queued (the end of a
 // response just given with Respond, say) is written first, for up to two
 // seconds. Calls in flight return ErrClosed; requests this client received
-// and has not answered fail at their senders with ErrPeerGone. Close is
-// idempotent and waits for the connection's goroutines to stop.
+// and has not answered fail at their senders with ErrPeerGone, except
+// those pushed to a Serve that no handler had taken: Close first stops the
+// pushes and gives those back to the server, which serves them elsewhere.
+// Close is idempotent and waits for the connection's goroutines to stop.
 func (c *Client) Close() error {
 	c.stopPush() // pushed requests no handler took go back to the server
 	c.conn.Drain(ErrClosed, closeDrainTimeout)
