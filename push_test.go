@@ -482,3 +482,108 @@ func TestSmallBodiesTravelInOneFrame(t *testing.T) {
 		}
 	}
 }
+
+// rawFrame writes one frame on nc.
+func rawFrame(t *testing.T, nc net.Conn, h wire.Header, payload []byte) {
+	t.Helper()
+	h.Length = uint32(len(payload))
+	if _, err := nc.Write(append(wire.AppendHeader(nil, &h), payload...)); err != nil {
+		t.Fatalf("write %v: %v", h, err)
+	}
+}
+
+// rawNext reads frames until one that is not a ping.
+func rawNext(t *testing.T, nc net.Conn) (wire.Header, []byte) {
+	t.Helper()
+	for {
+		h, p, err := readWireFrame(nc)
+		if err != nil {
+			t.Fatalf("read: got %v, want a frame", err)
+		}
+		if h.Flags != wire.FlagPing {
+			return h, p
+		}
+	}
+}
+
+// TestPushStateMachine drives push credit, stop and return from a raw v2
+// receiver and checks the server's answers and its refusals of what a
+// hostile receiver might try: returning a request it has taken, a zero
+// credit.
+func TestPushStateMachine(t *testing.T) {
+	_, addr := startServer(t, socketbus.ServerConfig{})
+	ch := socketbus.ChannelFromName(t.Name())
+	nc, id := rawJoin(t, addr, ch, 2)
+	hdr := func(typ wire.FrameType, flags wire.Flags, req socketbus.ID) wire.Header {
+		return wire.Header{Version: 2, Type: typ, Flags: flags, RequestID: req, ClientID: id, ChannelID: ch, Final: typ != wire.TypeChunk}
+	}
+	requester := dial(t, addr, ch)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	calls := make(chan string, 3)
+	for _, body := range []string{"one", "two"} {
+		go func() {
+			resp, err := requester.Call(ctx, []byte(body))
+			calls <- fmt.Sprintf("%s %s %v", body, resp, err)
+		}()
+	}
+	rawFrame(t, nc, hdr(wire.TypeStart, wire.FlagReceive, socketbus.ID{}), wire.AppendCredit(nil, 2))
+	var pushed []wire.Header
+	bodies := map[socketbus.ID]string{}
+	for range 2 {
+		h, p := rawNext(t, nc)
+		if h.Type != wire.TypeStart || h.Flags != wire.FlagReceive || !h.Final || len(p) < 16 || socketbus.ID(p[:16]) != (socketbus.ID{}) {
+			t.Fatalf("got %v, want a whole pushed request (zero receive ID)", h)
+		}
+		pushed = append(pushed, h)
+		bodies[h.RequestID] = string(p[16:])
+	}
+	// Stop: answered by the same frame, after which nothing is pushed.
+	rawFrame(t, nc, hdr(wire.TypeEnd, wire.FlagReceive, socketbus.ID{}), nil)
+	if h, _ := rawNext(t, nc); h.Type != wire.TypeEnd || h.Flags != wire.FlagReceive || h.RequestID != (socketbus.ID{}) {
+		t.Fatalf("answer to a stop: got %v, want end|receive with the zero ID", h)
+	}
+	// Return the first; answer the second.
+	rawFrame(t, nc, hdr(wire.TypeError, wire.FlagReceive, pushed[0].RequestID), wire.AppendError(nil, wire.CodeReturned, ""))
+	rawFrame(t, nc, hdr(wire.TypeStart, wire.FlagResponse, pushed[1].RequestID), []byte("raw "+bodies[pushed[1].RequestID]))
+	if got := <-calls; !strings.HasSuffix(got, "raw "+strings.Fields(got)[0]+" <nil>") {
+		t.Fatalf("the answered request: got %q, want its raw answer", got)
+	}
+	// The returned one waits at the head of the queue; credit takes it
+	// again, as a fresh delivery.
+	rawFrame(t, nc, hdr(wire.TypeStart, wire.FlagReceive, socketbus.ID{}), wire.AppendCredit(nil, 1))
+	h, p := rawNext(t, nc)
+	if h.RequestID != pushed[0].RequestID || !h.Final || string(p[16:]) != bodies[h.RequestID] {
+		t.Fatalf("after the return: got %v %q, want request %x again with its body %q", h, p, pushed[0].RequestID[:4], bodies[pushed[0].RequestID])
+	}
+	// Taking it (a body grant) and then returning it is refused.
+	rawFrame(t, nc, hdr(wire.TypeChunk, wire.FlagReceive|wire.FlagCredit, h.RequestID), wire.AppendCredit(nil, 1000))
+	rawFrame(t, nc, hdr(wire.TypeError, wire.FlagReceive, h.RequestID), wire.AppendError(nil, wire.CodeReturned, ""))
+	for {
+		got, payload := rawNext(t, nc)
+		if got.Type != wire.TypeError || got.Flags != 0 {
+			continue
+		}
+		if e, err := wire.ParseError(payload); err != nil || e.Code != wire.CodeProtocol {
+			t.Fatalf("a return after taking: got %v %v, want a connection-level protocol error", e, err)
+		}
+		break
+	}
+	if got := <-calls; !strings.Contains(got, "peer disconnected") {
+		t.Fatalf("the request held by the connection cut off: got %q, want ErrPeerGone", got)
+	}
+
+	// A zero credit is malformed.
+	nc2, id2 := rawJoin(t, addr, ch, 2)
+	h2 := wire.Header{Version: 2, Type: wire.TypeStart, Flags: wire.FlagReceive, ClientID: id2, ChannelID: ch, Final: true}
+	rawFrame(t, nc2, h2, wire.AppendCredit(nil, 0))
+	for {
+		got, payload := rawNext(t, nc2)
+		if got.Type == wire.TypeError && got.Flags == 0 {
+			if e, err := wire.ParseError(payload); err != nil || e.Code != wire.CodeProtocol {
+				t.Fatalf("zero push credit: got %v %v, want a protocol error", e, err)
+			}
+			break
+		}
+	}
+}
