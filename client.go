@@ -281,11 +281,9 @@ func (c *Client) send(fs ...frameconn.Frame) error {
 // at once (a requester seldom has company on its connection), and
 // otherwise by the writer goroutine.
 func (c *Client) sendInline(fs ...frameconn.Frame) error {
-	var b frameconn.Batch
-	if err := c.conn.EnqueueAllIn(fs, &b); err != nil {
+	if err := c.conn.EnqueueAllInline(fs); err != nil {
 		return c.closedErr()
 	}
-	b.Flush()
 	return nil
 }
 

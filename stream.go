@@ -30,10 +30,13 @@ type inStream struct {
 	err      error // terminal error; reported once the buffer is drained
 	consumed int   // bytes consumed since the last grant
 	wake     chan struct{}
+	first    [1][]byte // chunks' first backing array: a whole body costs no slice
 }
 
 func newInStream(c *Client, flags wire.Flags, id ID) *inStream {
-	return &inStream{c: c, flags: flags, id: id, nextSeq: 1, wake: make(chan struct{}, 1)}
+	s := &inStream{c: c, flags: flags, id: id, nextSeq: 1, wake: make(chan struct{}, 1)}
+	s.chunks = s.first[:0]
+	return s
 }
 
 func (s *inStream) signal() { poke(s.wake) }

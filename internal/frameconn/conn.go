@@ -163,6 +163,12 @@ type Conn struct {
 	raw       syscall.RawConn // nil without InlineWrites or a socket that offers it
 	// writerGone is set when the writer goroutine has stopped.
 	writerGone bool
+	// The inline write's arguments and results, owned by the busy holder;
+	// inlineWrite is c.rawWrite, made once.
+	inlineBuf   []byte
+	inlineN     int
+	inlineErr   error
+	inlineWrite func(fd uintptr) bool
 	closing    bool // set by CloseAfterFlush: close once the queue is written
 	err        error
 	closeOnce  sync.Once
@@ -214,9 +220,40 @@ func New(nc net.Conn, cfg Config) *Conn {
 	if sc, ok := nc.(syscall.Conn); ok && cfg.InlineWrites {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.raw = rc
+			c.inlineWrite = c.rawWrite
 		}
 	}
 	return c
+}
+
+// rawWrite makes one write attempt of inlineBuf; it never waits for the
+// socket.
+func (c *Conn) rawWrite(fd uintptr) bool {
+	c.inlineN, c.inlineErr = syscall.Write(int(fd), c.inlineBuf)
+	return true
+}
+
+// EnqueueAllInline queues fs and writes them from the calling goroutine as
+// Batch.Flush would (writeInline), or leaves them to the writer. The
+// caller must hold no lock a SentNotifier takes.
+func (c *Conn) EnqueueAllInline(fs []Frame) error {
+	c.mu.Lock()
+	if c.err != nil || c.closing {
+		c.mu.Unlock()
+		for i := range fs {
+			if fs[i].Pooled {
+				PutBuffer(fs[i].Payload)
+			}
+		}
+		return ErrClosed
+	}
+	c.queue = append(c.queue, fs...)
+	c.mu.Unlock()
+	for i := range fs {
+		c.queued(&fs[i])
+	}
+	c.writeInline()
+	return nil
 }
 
 // inlineLimit bounds the bytes an inline write copies: more goes to the
@@ -267,12 +304,10 @@ func (c *Conn) writeInline() {
 		wire.PutHeader(buf[len(buf)-wire.HeaderSize:], &f.Header)
 		buf = append(buf, f.Payload...)
 	}
-	n := 0
-	var werr error
-	err := c.raw.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), buf)
-		return true // one attempt: never wait for the socket
-	})
+	c.inlineBuf = buf
+	err := c.raw.Write(c.inlineWrite)
+	n, werr := c.inlineN, c.inlineErr
+	c.inlineBuf, c.inlineErr = nil, nil
 	if n < 0 {
 		n = 0
 	}

@@ -58,7 +58,7 @@ func (m *Member) handlePushLocked(f *frameconn.Frame) error {
 		}
 		for ; grant > 0; grant-- {
 			m.pushCredit++
-			ch.polls.push(&poll{m: m, pushed: true})
+			ch.polls.push(ch.newPushPollLocked(m))
 		}
 		return nil
 	case wire.TypeEnd:
@@ -106,6 +106,7 @@ func (ch *channel) dropPushCreditLocked(m *Member) bool {
 		if p.pushed && p.m == m {
 			ch.polls.remove(p)
 			m.pushCredit--
+			ch.freePushPollLocked(p)
 		}
 		p = next
 	}
@@ -124,11 +125,37 @@ func (ch *channel) takePollLocked(p *poll) {
 	}
 }
 
+// maxFreePolls bounds the channel's free list of push-credit entries.
+const maxFreePolls = 1024
+
+// newPushPollLocked returns a unit of push credit for m, from the
+// channel's free list when it has one.
+func (ch *channel) newPushPollLocked(m *Member) *poll {
+	if k := len(ch.freePolls); k > 0 {
+		p := ch.freePolls[k-1]
+		ch.freePolls[k-1] = nil
+		ch.freePolls = ch.freePolls[:k-1]
+		p.m = m
+		return p
+	}
+	return &poll{m: m, pushed: true}
+}
+
+// freePushPollLocked keeps a used unit of push credit for reuse.
+func (ch *channel) freePushPollLocked(p *poll) {
+	if len(ch.freePolls) < maxFreePolls {
+		p.m = nil
+		ch.freePolls = append(ch.freePolls, p)
+	}
+}
+
 // placeLocked hands req to p (a poll or a unit of push credit).
 func (ch *channel) placeLocked(req *request, p *poll) {
 	ch.takePollLocked(p)
 	if p.pushed {
-		ch.pushLocked(req, p.m)
+		m := p.m
+		ch.freePushPollLocked(p)
+		ch.pushLocked(req, m)
 		return
 	}
 	ch.assignLocked(req, p.m, p.id)
@@ -169,6 +196,9 @@ func (ch *channel) keepRetainedLocked(req *request, f frameconn.Frame) {
 	req.receiver.acct.Charge(cost)
 	req.retainedCost += cost
 	req.retainedBytes += len(f.Payload)
+	if req.retained == nil {
+		req.retained = req.retainedArr[:0]
+	}
 	req.retained = append(req.retained, f)
 }
 
@@ -177,6 +207,7 @@ func (ch *channel) dropRetainedLocked(req *request) {
 	for i := range req.retained {
 		release(&req.retained[i])
 	}
+	clear(req.retainedArr[:])
 	req.retained, req.retainedBytes = nil, 0
 	if req.retainedCost > 0 {
 		req.receiver.acct.Release(req.retainedCost)
@@ -192,7 +223,11 @@ func (ch *channel) requeueLocked(req *request) {
 	m := req.receiver
 	delete(m.held, req.id)
 	rl := &req.body
-	restored := append(req.retained, rl.pending...)
+	// A new slice: retained may be the request's own array, which the
+	// next push fills again.
+	restored := make([]frameconn.Frame, 0, len(req.retained)+len(rl.pending))
+	restored = append(append(restored, req.retained...), rl.pending...)
+	clear(req.retainedArr[:])
 	rl.pendingBytes += req.retainedBytes
 	req.retained, req.retainedBytes = nil, 0
 	if req.retainedCost > 0 {

@@ -34,6 +34,7 @@ type request struct {
 	pushed        bool
 	taken         bool
 	retained      []frameconn.Frame
+	retainedArr   [2]frameconn.Frame // retained's first backing array: a whole body's two frames
 	retainedBytes int
 	retainedCost  int64 // charged to the receiver's account
 }

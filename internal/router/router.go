@@ -63,6 +63,8 @@ type channel struct {
 	reserved int64
 	starved  bool       // some queued request is waiting for reserved credit
 	memWait  []*request // requests with a grant held back for memory
+	// freePolls are used units of push credit, kept for reuse (push.go).
+	freePolls []*poll
 	// batch is the write batch of the connection whose frame is being
 	// handled, nil outside Member.Handle (timers, write notifications).
 	batch *frameconn.Batch
