@@ -19,6 +19,10 @@ import (
 // a copy of every body byte it forwarded (retained, charged to the
 // member's account), so that the request can be delivered again whole.
 
+// maxPushCredit bounds a member's push credit whatever the limits: each
+// unit is a poll entry the server holds.
+const maxPushCredit = 1 << 16
+
 // handlePushLocked handles v2's receive frames with the zero ID (push
 // credit and stop) and returns.
 func (m *Member) handlePushLocked(f *frameconn.Frame) error {
@@ -39,10 +43,11 @@ func (m *Member) handlePushLocked(f *frameconn.Frame) error {
 		}
 		// Credit past the per-client limit is not granted: the member is
 		// pushed fewer requests than it asked for, never more.
-		grant := int(min(n, 1<<20))
+		grant := int(min(n, maxPushCredit))
 		if limit := m.r.cfg.MaxPollsPerClient; limit > 0 {
 			grant = min(grant, max(limit-len(m.polls)-len(m.held)-m.pushCredit, 0))
 		}
+		grant = min(grant, maxPushCredit-m.pushCredit) // even without a limit configured
 		for ; grant > 0; grant-- {
 			var req *request
 			for q := ch.queue.head; q != nil; q = q.next {
