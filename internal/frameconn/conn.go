@@ -169,9 +169,9 @@ type Conn struct {
 	inlineN     int
 	inlineErr   error
 	inlineWrite func(fd uintptr) bool
-	closing    bool // set by CloseAfterFlush: close once the queue is written
-	err        error
-	closeOnce  sync.Once
+	closing     bool // set by CloseAfterFlush: close once the queue is written
+	err         error
+	closeOnce   sync.Once
 
 	batch Batch // frames the handler queued for other connections; reader-owned
 
