@@ -36,6 +36,16 @@ func (c *Client) sendPieceKeeping(w *sendWindow, flags wire.Flags, id ID, body i
 	}
 	var frames [3]frameconn.Frame
 	count := 0
+	if start != nil && rerr == io.EOF && c.version >= wire.Version2 {
+		// v2: a body that fits its first frame travels in the start
+		// frame, which is then the whole stream.
+		frames[0] = frameconn.Frame{Header: *start, Payload: buf[:got], Pooled: true}
+		frames[0].Header.Final = true
+		count = 1
+		seq = 3
+		rerr = io.EOF
+		goto queue
+	}
 	if start != nil {
 		frames[0] = frameconn.Frame{Header: *start}
 		count = 1
@@ -54,10 +64,15 @@ func (c *Client) sendPieceKeeping(w *sendWindow, flags wire.Flags, id ID, body i
 		frames[count] = frameconn.Frame{Header: end}
 		count++
 	}
+queue:
 	if count > 0 {
 		w.mu.Lock()
 		if serr = w.err; serr == nil {
-			serr = c.send(frames[:count]...)
+			if flags == wire.FlagRequest {
+				serr = c.sendInline(frames[:count]...)
+			} else {
+				serr = c.send(frames[:count]...)
+			}
 		} else {
 			for i := range frames[:count] {
 				release(frames[i])

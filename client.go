@@ -30,7 +30,8 @@ type Client struct {
 	opts       dialOptions
 	addrs      []string // Dial's addr, then WithServers'
 
-	conn atomic.Pointer[frameconn.Conn] // the current connection, live or lost
+	conn    atomic.Pointer[frameconn.Conn] // the current connection, live or lost
+	version uint8                          // the protocol version the client joins with
 
 	mu      sync.Mutex
 	sends   map[ID]*sendCall // Sends in flight, by request ID
@@ -39,8 +40,15 @@ type Client struct {
 	ready   []*Request       // delivered requests no Receive was waiting for
 	polls   map[ID]uint64    // Receive IDs outstanding at the server, with the order they were sent in
 	pollSeq uint64           // the order of the last poll sent
+	push    *pushState       // the Serve that holds the push credit (v2), nil if none
 	err     error            // set once the client is closed
 	link    linkState        // the connection's state (client_reconnect.go)
+
+	// Test hooks (export_test.go): a push waits for takeGate before a
+	// handler may take it, and each push queued is told to pushedHook.
+	takeGate   chan struct{}
+	pushedHook chan ID
+	returned   atomic.Int64 // pushed requests given back to the server
 
 	ctx    context.Context // cancelled when the client closes
 	cancel context.CancelCauseFunc
@@ -90,6 +98,7 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 		return nil, err
 	}
 	c.maxMessage, c.callLimit = maxMessage, callLimitFor(maxMessage)
+	c.version = c.opts.version // connect chose it
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	c.link.init(addr)
 	if o.onConnection != nil {
@@ -137,8 +146,11 @@ func (c *Client) connect(ctx context.Context, addr string) (net.Conn, int64, err
 		}
 		nc = tc
 	}
+	if o.version == 0 {
+		o.version = wire.Version2
+	}
 	answer := &answerRecorder{Conn: nc}
-	maxMessage, err := handshake(ctx, answer, c.id, c.channel, string(appendJoinPayload(nil, o.token, o.channelName)))
+	maxMessage, err := handshake(ctx, answer, o.version, c.id, c.channel, string(appendJoinPayload(nil, o.token, o.channelName)))
 	if err != nil {
 		err = answer.explain(ctx, err)
 		nc.Close()
@@ -153,6 +165,8 @@ func (c *Client) newConn(nc net.Conn) *frameconn.Conn {
 	conn := frameconn.New(nc, frameconn.Config{
 		PingInterval: c.opts.pingInterval,
 		PingHeader:   wire.Header{ClientID: c.id, ChannelID: c.channel},
+		Version:      c.opts.version,
+		InlineWrites: true,
 	})
 	conn.OnClose = func(err error) { c.connClosed(conn, err) }
 	c.conn.Store(conn)
@@ -161,7 +175,7 @@ func (c *Client) newConn(nc net.Conn) *frameconn.Conn {
 
 // handshake sends the join frame and reads the server's answer, before the
 // connection's goroutines start.
-func handshake(ctx context.Context, nc net.Conn, clientID, channel ID, token string) (maxMessage int64, err error) {
+func handshake(ctx context.Context, nc net.Conn, version uint8, clientID, channel ID, token string) (maxMessage int64, err error) {
 	if dl, ok := ctx.Deadline(); ok {
 		nc.SetDeadline(dl)
 		defer nc.SetDeadline(time.Time{})
@@ -172,7 +186,7 @@ func handshake(ctx context.Context, nc net.Conn, clientID, channel ID, token str
 	if len(token) > wire.MaxFramePayload {
 		return 0, fmt.Errorf("socketbus: join: token of %d bytes is over %d", len(token), wire.MaxFramePayload)
 	}
-	join := wire.Header{Version: wire.Version, Type: wire.TypeStart, Flags: wire.FlagJoin,
+	join := wire.Header{Version: version, Type: wire.TypeStart, Flags: wire.FlagJoin,
 		RequestID: uuid.New(), ClientID: clientID, ChannelID: channel, Final: true, Length: uint32(len(token))}
 	if _, err := nc.Write(append(wire.AppendHeader(nil, &join), token...)); err != nil {
 		return 0, joinErr(ctx, err)
@@ -239,10 +253,13 @@ func (c *Client) Err() error {
 // Close closes the client. What is already queued (the end of a response
 // just given with Respond, say) is written first, for up to two seconds.
 // Calls in flight return ErrClosed; requests this client received and has
-// not answered fail at their senders with ErrPeerGone. A reconnect in
+// not answered fail at their senders with ErrPeerGone, except those pushed
+// to a Serve that no handler had taken: Close first stops the pushes and
+// gives those back to the server, which serves them elsewhere. A reconnect in
 // progress stops. Close is idempotent and waits for the client's
 // goroutines to stop.
 func (c *Client) Close() error {
+	c.stopPush() // pushed requests no handler took go back to the server
 	c.mu.Lock()
 	c.link.closing = true
 	connected := c.link.connected
@@ -267,6 +284,9 @@ func (c *Client) finish(err error) {
 	c.closed.Do(func() {
 		c.mu.Lock()
 		c.err = err
+		if c.push != nil {
+			c.push.closed()
+		}
 		sends := c.sends
 		held := c.held // every request in ready is in held too, or has ended
 		waiters := c.waiters
@@ -290,7 +310,9 @@ func (c *Client) finish(err error) {
 	})
 }
 
-// send queues frames for the writer; it fails once the client is closed.
+// send queues frames for the writer goroutine, which coalesces what many
+// goroutines queue at once (the responses of a Serve's handlers) into one
+// write. It fails once the client is closed.
 func (c *Client) send(fs ...frameconn.Frame) error {
 	var err error
 	conn := c.conn.Load()
@@ -300,6 +322,17 @@ func (c *Client) send(fs ...frameconn.Frame) error {
 		err = conn.EnqueueAll(fs)
 	}
 	if err != nil {
+		return c.closedErr()
+	}
+	return nil
+}
+
+// sendInline is send for a request's frames: they are written from the
+// calling goroutine when no write is in progress and the socket takes them
+// at once (a requester seldom has company on its connection), and
+// otherwise by the writer goroutine.
+func (c *Client) sendInline(fs ...frameconn.Frame) error {
+	if err := c.conn.Load().EnqueueAllInline(fs); err != nil {
 		return c.closedErr()
 	}
 	return nil
@@ -316,7 +349,7 @@ func (c *Client) closedErr() error {
 
 // header returns a header from this client for request id.
 func (c *Client) header(t wire.FrameType, flags wire.Flags, id ID) wire.Header {
-	return wire.Header{Version: wire.Version, Type: t, Flags: flags, RequestID: id, ClientID: c.id, ChannelID: c.channel}
+	return wire.Header{Version: c.version, Type: t, Flags: flags, RequestID: id, ClientID: c.id, ChannelID: c.channel}
 }
 
 func (c *Client) creditFrame(flags wire.Flags, id ID, n int) frameconn.Frame {

@@ -154,9 +154,16 @@ func (c *Client) handleResponseFrame(f frameconn.Frame) error {
 	}
 	call.acked.Store(true)
 	if h.Type == wire.TypeStart {
-		release(f)
 		if h.Sequence != 0 || call.respStarted.Swap(true) {
+			release(f)
 			return wire.Errorf(wire.CodeProtocol, "response start frame with sequence %d, or a second one", h.Sequence)
+		}
+		if h.Final && c.version >= wire.Version2 {
+			return call.resp.pushWhole(f) // v2: the whole response in one frame
+		}
+		release(f)
+		if h.Final {
+			return wire.Errorf(wire.CodeProtocol, "a whole response on a version %d connection", c.version)
 		}
 		return nil
 	}
@@ -171,6 +178,9 @@ func (c *Client) handleResponseFrame(f frameconn.Frame) error {
 // start, body and cancellation, and errors for its Receives.
 func (c *Client) handleReceiveFrame(f frameconn.Frame) error {
 	h := &f.Header
+	if c.version >= wire.Version2 && h.RequestID == (ID{}) {
+		return c.handlePushFrame(f)
+	}
 	switch h.Type {
 	case wire.TypeStart:
 		defer release(f)

@@ -143,15 +143,23 @@ func (c *Client) requeue(r *Request) {
 
 // deliver handles the start frame of a request handed to this client.
 func (c *Client) deliver(h *wire.Header, payload []byte) error {
-	if len(payload) != 16 {
+	whole := h.Final && c.version >= wire.Version2
+	if len(payload) != 16 && !(whole && len(payload) >= 16) {
 		return wire.Errorf(wire.CodeProtocol, "a delivered request's start frame carries the 16-byte receive ID, got %d bytes", len(payload))
 	}
-	pollID := ID(payload)
+	if h.Final && !whole {
+		return wire.Errorf(wire.CodeProtocol, "a whole request on a version %d connection", c.version)
+	}
+	pollID := ID(payload[:16])
 	r := &Request{ID: h.RequestID, From: h.ClientID, c: c}
 	r.window.init()
 	r.body = newInStream(c, wire.FlagReceive, r.ID)
 	r.Body = r.body
 	r.deadline = time.Now().Add(time.Duration(h.TimeoutMillis) * time.Millisecond)
+	if whole {
+		r.body.setWhole(payload[16:])
+	}
+	pushed := c.version >= wire.Version2 && pollID == (ID{})
 
 	c.mu.Lock()
 	if c.err != nil {
@@ -161,6 +169,10 @@ func (c *Client) deliver(h *wire.Header, payload []byte) error {
 	if _, dup := c.held[r.ID]; dup {
 		c.mu.Unlock()
 		return wire.Errorf(wire.CodeProtocol, "request %x delivered twice", r.ID)
+	}
+	if pushed {
+		r.pushed, r.whole = true, whole
+		return c.pushedLocked(r) // unlocks c.mu
 	}
 	// A poll this client withdrew may have been answered before the
 	// withdrawal reached the server; then the client kept one poll more

@@ -151,6 +151,9 @@ func (c *Client) connClosed(conn *frameconn.Conn, err error) {
 	held := c.held
 	c.held, c.ready = map[ID]*Request{}, nil
 	clear(c.polls)
+	if c.push != nil {
+		c.push.lostLocked()
+	}
 	addr := c.link.addr
 	c.mu.Unlock()
 
@@ -227,6 +230,9 @@ func (c *Client) reconnect(cause error) {
 		c.link.since = time.Now()
 		for range c.waiters {
 			_ = c.pollLocked() // the waiting Receives' polls, again
+		}
+		if c.push != nil {
+			c.regrantLocked(c.push) // and a Serve's push credit
 		}
 		c.link.changedLocked()
 		c.mu.Unlock()

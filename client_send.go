@@ -141,7 +141,6 @@ func (c *Client) sendAttempt(ctx context.Context, id ID, body io.Reader, rp *rep
 		return serr
 	}
 	call.window.add(wire.InitialRequestCredit - n)
-
 	var uploaded chan error
 	switch {
 	case rerr == io.EOF:

@@ -170,6 +170,7 @@ type dialOptions struct {
 	reconnect    ReconnectPolicy
 	servers      []string
 	onConnection func(ConnectionEvent)
+	version      uint8 // protocol version to join with; 0 = wire.Version2 (tests set 1)
 }
 
 // WithDialer makes Dial open its connection with dial instead of a

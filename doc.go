@@ -48,20 +48,31 @@
 // interleave on the wire and are demultiplexed by request ID.
 //
 // Serve runs its Handler on at most 64 requests at once by default
-// (WithConcurrency sets another limit): that many goroutines each wait in
-// a Receive and run the handler in turn, so requests keep flowing while
-// handlers work. Serve answers for a handler that returns without
-// answering, or panics, with a *RemoteError, so a requester never waits
-// out its timeout for it. Serve and Receive may be used on one client;
-// they share its requests.
+// (WithConcurrency sets another limit). It does not ask for each request:
+// it tells the server once how many requests it can take — as many as it
+// has idle handlers — and the server pushes them ahead, up to that many,
+// with no round trip per request, each handler giving its credit back as
+// it returns. A busy Serve therefore holds no request it is not running
+// while another receiver is idle. Serve answers for a handler that
+// returns without answering, or panics, with a *RemoteError, so a
+// requester never waits out its timeout for it. Serve and Receive may be
+// used on one client; they share its requests (a second Serve running at
+// the same time on one client waits in Receive calls instead).
 //
 // When Serve's context ends, it stops taking requests and returns
-// ctx.Err() once every handler it started has returned; requests that
-// arrive after go to other receivers, or wait for the client's next
-// Receive or Serve. When the client closes, Serve
-// returns the client's error (see Client.Err) once its handlers return;
-// their requests' contexts are cancelled and their senders get
-// ErrPeerGone.
+// ctx.Err() once every handler it started has returned. Requests the
+// server had pushed to it that no handler had taken go back to the head of
+// the channel's queue and are served by another receiver: never lost,
+// never run twice. Client.Close gives them back the same way before it
+// closes. When the client closes, Serve returns the client's error (see
+// Client.Err) once its handlers return; the requests its handlers were
+// running have their contexts cancelled and their senders get
+// ErrPeerGone, and so do all the requests a client held when its
+// connection is lost rather than closed.
+//
+// Clients speak protocol version 2 (docs/PROTOCOL.md, section 20): a body
+// that fits one frame travels in one frame, and nothing is acknowledged
+// that nobody waits on. The server serves version-1 clients alongside.
 //
 // # Timeouts, cancellation and failures
 //
@@ -92,7 +103,9 @@
 //     ErrNotDelivered, and retrying it is safe. (After an abrupt loss, a
 //     request the server had delivered but not yet acknowledged — its
 //     acknowledgements are lazy — is re-sent too: a receiver that must not
-//     act twice can key on Request.ID.)
+//     act twice can key on Request.ID. Protocol version 2 has no
+//     acknowledgements, so there a request counts as taken once its
+//     response has begun.)
 //   - Already taken by the server (acknowledged, or its response begun):
 //     it fails at once with ErrDisconnected — never after waiting out its
 //     timeout. ErrDisconnected is distinct from ErrClosed (your own Close)

@@ -247,13 +247,31 @@ func checkEmptyStream(t *testing.T, what string, fs []recordedFrame) {
 	}
 }
 
+// checkWholeStream checks that fs is one v2 whole frame: a final start
+// whose payload is the body (after the 16-byte receive ID, on delivery).
+func checkWholeStream(t *testing.T, what string, fs []recordedFrame, bodyOffset int) {
+	t.Helper()
+	if len(fs) != 1 || fs[0].h.Type != wire.TypeStart || !fs[0].h.Final || fs[0].h.Version != wire.Version2 || len(fs[0].payload) != bodyOffset {
+		var types []string
+		for _, f := range fs {
+			types = append(types, fmt.Sprintf("v%d %v/final %v/%d bytes", f.h.Version, f.h.Type, f.h.Final, len(f.payload)))
+		}
+		t.Errorf("%s: got frames %v, want one v2 final start of %d bytes", what, types, bodyOffset)
+	}
+}
+
 func TestEdgeEmptyBody(t *testing.T) {
+	t.Run("v1", func(t *testing.T) { testEdgeEmptyBody(t, 1) })
+	t.Run("v2", func(t *testing.T) { testEdgeEmptyBody(t, 2) })
+}
+
+func testEdgeEmptyBody(t *testing.T, version uint8) {
 	_, addr := startServer(t, socketbus.ServerConfig{})
 	ch := socketbus.ChannelFromName("empty")
 	pa := startRecordingProxy(t, addr)
 	pb := startRecordingProxy(t, addr)
-	a := dial(t, pa.addr(), ch)
-	b := dial(t, pb.addr(), ch)
+	a := dial(t, pa.addr(), ch, socketbus.WithProtocolVersion(version))
+	b := dial(t, pb.addr(), ch, socketbus.WithProtocolVersion(version))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -292,6 +310,14 @@ func TestEdgeEmptyBody(t *testing.T) {
 		t.Fatalf("sender got a response of %d bytes, want 0", resp.Len())
 	}
 
+	if version == 2 {
+		// On the wire: one whole frame each way, on every hop.
+		checkWholeStream(t, "request, client to server", streamFrames(pa.frames(t, true), r.id, wire.FlagRequest), 0)
+		checkWholeStream(t, "request, server to receiver", streamFrames(pb.frames(t, false), r.id, wire.FlagReceive), 16)
+		checkWholeStream(t, "response, receiver to server", streamFrames(pb.frames(t, true), r.id, wire.FlagResponse), 0)
+		checkWholeStream(t, "response, server to sender", streamFrames(pa.frames(t, false), r.id, wire.FlagResponse), 0)
+		return
+	}
 	// On the wire: one empty chunk each way, on every hop.
 	checkEmptyStream(t, "request, client to server", streamFrames(pa.frames(t, true), r.id, wire.FlagRequest))
 	checkEmptyStream(t, "request, server to receiver", streamFrames(pb.frames(t, false), r.id, wire.FlagReceive))

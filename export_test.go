@@ -47,3 +47,19 @@ func ChargeConn(s *Server, remote string, n int64) bool {
 	acct.Charge(n)
 	return true
 }
+
+// WithProtocolVersion makes Dial join with protocol version v (1 or 2),
+// so that tests can run a version-1 client next to version-2 ones.
+func WithProtocolVersion(v uint8) DialOption {
+	return func(o *dialOptions) { o.version = v }
+}
+
+// SetPushHooks makes c's Serve handlers wait for a value on gate before
+// each take of a pushed request, and tells pushed (buffered, or read by
+// the test) the ID of each request pushed to c. Call it before Serve.
+func SetPushHooks(c *Client, gate chan struct{}, pushed chan ID) {
+	c.takeGate, c.pushedHook = gate, pushed
+}
+
+// ReturnedCount is how many pushed requests c has given back to the server.
+func ReturnedCount(c *Client) int64 { return c.returned.Load() }

@@ -41,6 +41,24 @@ func FuzzServerConn(f *testing.F) {
 	join := wire.Header{Version: wire.Version, Type: wire.TypeStart, Flags: wire.FlagJoin,
 		RequestID: uuid.New(), ClientID: uuid.New(), ChannelID: hardFuzzChannel, Final: true}
 	f.Add(wire.AppendHeader(nil, &join), uint16(40))
+	// And a v2 one: join, push credit, a whole request, a stop and a return.
+	join2 := join
+	join2.Version = wire.Version2
+	v2 := wire.AppendHeader(nil, &join2)
+	for _, fr := range []struct {
+		h       wire.Header
+		payload []byte
+	}{
+		{wire.Header{Type: wire.TypeStart, Flags: wire.FlagReceive, Final: true}, wire.AppendCredit(nil, 8)},
+		{wire.Header{Type: wire.TypeStart, Flags: wire.FlagRequest, RequestID: uuid.New(), Final: true}, []byte("whole")},
+		{wire.Header{Type: wire.TypeEnd, Flags: wire.FlagReceive, Final: true}, nil},
+		{wire.Header{Type: wire.TypeError, Flags: wire.FlagReceive, RequestID: uuid.New(), Final: true}, wire.AppendError(nil, wire.CodeReturned, "")},
+	} {
+		h := fr.h
+		h.Version, h.ClientID, h.ChannelID, h.Length = wire.Version2, join2.ClientID, join2.ChannelID, uint32(len(fr.payload))
+		v2 = append(wire.AppendHeader(v2, &h), fr.payload...)
+	}
+	f.Add(v2, uint16(100))
 
 	var inputs atomic.Int64
 	f.Fuzz(func(t *testing.T, data []byte, split uint16) {

@@ -39,6 +39,10 @@ type Request struct {
 	// window is the response's credit; it ends, with the reason, when the
 	// server (or the client's closing) ends the request.
 	window sendWindow
+
+	// pushed: the server pushed the request (v2) and may take it back
+	// until a handler takes it; whole: its body came in the start frame.
+	pushed, whole bool
 }
 
 // Context returns the request's context. It is cancelled when the request's

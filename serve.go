@@ -46,17 +46,29 @@ const (
 )
 
 // Serve receives requests and runs h on each, at most n at a time (see
-// WithConcurrency): n goroutines each loop on Receive and run h in turn,
-// so Serve waits in n Receive calls while no handler runs. Serve shares
-// the client's requests with any other Serve or Receive on the client.
+// WithConcurrency). Serve shares the client's requests with any other
+// Serve or Receive on the client.
 //
-// The default n is 64. BenchmarkServe (serve_bench_test.go: 128-byte echo
-// round trips, 64 concurrent callers on four clients, loopback, 2 CPUs)
-// gave a median of 98 µs per round trip with n = 1, 28 µs with 4, 23 µs
-// with 16, 14 µs with 64 and 17 µs with 256: throughput grows until there
-// is a handler for every caller and is flat beyond. 64 handlers cost 64
-// idle goroutines and 64 polls at the server, well inside the server's
-// per-client limit (MaxInFlightPerClient, 1024 by default).
+// Requests are pushed ahead (protocol v2, docs/PROTOCOL.md section 20.3):
+// Serve grants the server credit for n requests at once and n goroutines
+// take them as they arrive, without a poll round trip per request; each
+// returning handler gives its unit of credit back (batched by n/8), so
+// the credit is the number of idle handlers and a busy Serve holds no
+// request it is not running. Only one Serve on a client holds the push
+// credit; a second one running at the same time, or one on a version-1
+// connection, waits in n Receive calls instead.
+//
+// The default n is 64, which is also the push credit. BenchmarkServe
+// (serve_bench_test.go: 128-byte echo round trips, 64 concurrent callers
+// on four clients, loopback, 2 CPUs) gave a median of 98 µs per round trip
+// with n = 1, 28 µs with 4, 23 µs with 16, 14 µs with 64 and 17 µs with
+// 256 (measured with Receive loops; BENCHMARKS.md has the figures with
+// push credit): throughput grows until there is a handler for every
+// caller and is flat beyond, and the prototypes found a push depth
+// of 16 too shallow for 256 requesters on one responder and 64 enough.
+// 64 handlers cost 64 idle goroutines and 64 units of credit at the
+// server, well inside its per-client limit (MaxInFlightPerClient, 1024 by
+// default, which caps polls, held requests and push credit together).
 //
 // A handler that returns without answering its request (Respond or Fail)
 // has it answered for it: the requester gets a *RemoteError with the
@@ -66,12 +78,14 @@ const (
 // Serve recovers and goes on serving.
 //
 // When ctx ends, Serve stops taking requests and returns ctx.Err() once
-// every running handler has returned; a request that arrives after goes to
-// another receiver, or waits for the client's next Receive or Serve. If the client closes, Serve
-// returns the client's error (Err, which matches ErrClosed) once the
-// running handlers return. If the server refuses a Receive (during its
-// shutdown, or past a limit), Serve stops the same way and returns that
-// error.
+// every running handler has returned. Requests pushed to it that no
+// handler took go back to the head of the channel's queue for another
+// receiver, never lost and never run twice; Serve returns only once the
+// server has confirmed that no more will be pushed. If the client closes,
+// Serve returns the client's error (Err, which matches ErrClosed) once the
+// running handlers return. If the server refuses the credit or a Receive
+// (during its shutdown, or past a limit), Serve stops the same way and
+// returns that error.
 func (c *Client) Serve(ctx context.Context, h Handler, opts ...ServeOption) error {
 	o := serveOptions{concurrency: defaultServeConcurrency}
 	for _, opt := range opts {
@@ -79,6 +93,9 @@ func (c *Client) Serve(ctx context.Context, h Handler, opts ...ServeOption) erro
 	}
 	if o.concurrency < 1 {
 		o.concurrency = defaultServeConcurrency
+	}
+	if p := c.startPush(o.concurrency); p != nil {
+		return c.servePushed(ctx, h, p)
 	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -104,6 +121,41 @@ func (c *Client) Serve(ctx context.Context, h Handler, opts ...ServeOption) erro
 		})
 	}
 	wg.Wait()
+	return firstErr
+}
+
+// servePushed is Serve over push credit (v2): n handler goroutines take
+// the requests the server pushes, and each gives its credit back when its
+// handler returns. When ctx ends (or a handler's wait fails) the pushes
+// stop and what was pushed and not taken goes back to the server.
+func (c *Client) servePushed(ctx context.Context, h Handler, p *pushState) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var (
+		wg       sync.WaitGroup
+		once     sync.Once
+		firstErr error
+	)
+	for range p.n {
+		wg.Go(func() {
+			for {
+				req, err := c.nextPushed(ctx, p)
+				if err != nil {
+					once.Do(func() { firstErr = err })
+					stop()
+					return
+				}
+				serveRequest(h, req)
+				c.handled(p)
+			}
+		})
+	}
+	<-ctx.Done()
+	c.endPush(p, 0) // returns once the server has answered, or the client closed
+	wg.Wait()
+	if cerr := c.Err(); cerr != nil {
+		return cerr
+	}
 	return firstErr
 }
 

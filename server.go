@@ -198,7 +198,7 @@ func (s *Server) noticeDrain() {
 		if c.conn == nil || c.member == nil {
 			continue
 		}
-		h := wire.Header{Version: wire.Version, Type: wire.TypeStart, Flags: wire.FlagPing, Final: true,
+		h := wire.Header{Version: c.conn.Version(), Type: wire.TypeStart, Flags: wire.FlagPing, Final: true,
 			RequestID: wire.DrainPingID, ClientID: c.member.ID(), ChannelID: c.member.Channel()}
 		_ = c.conn.Enqueue(frameconn.Frame{Header: h})
 	}
@@ -242,7 +242,7 @@ func (s *Server) closeConns(ctx context.Context) {
 		conn, nc := c.conn, c.nc
 		s.mu.Unlock()
 		if conn != nil && ctx != nil {
-			conn.CloseAfterFlush(frameconn.ErrorFrame(wire.Header{}, wire.CodeServerClosed, "server is shutting down"), ErrServerClosed)
+			conn.CloseAfterFlush(frameconn.ErrorFrame(wire.Header{Version: conn.Version()}, wire.CodeServerClosed, "server is shutting down"), ErrServerClosed)
 		} else if conn != nil {
 			conn.Close(ErrServerClosed)
 		} else {

@@ -106,6 +106,9 @@ func (c *serverConn) refuse(join *wire.Header, werr *wire.Error) {
 	h := wire.Header{Flags: wire.FlagJoin}
 	if join != nil {
 		h.RequestID, h.ClientID, h.ChannelID = join.RequestID, join.ClientID, join.ChannelID
+		if join.Version == wire.Version2 {
+			h.Version = join.Version // answered in the version it asked for
+		}
 	}
 	if werr.Code == wire.CodeProtocol || werr.Code == wire.CodeBadVersion || werr.Code == wire.CodeTooLarge {
 		h.Flags = 0 // the connection itself was at fault
@@ -194,6 +197,8 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 		PingHeader:      wire.Header{ClientID: h.ClientID, ChannelID: h.ChannelID},
 		MaxQueuedBytes:  serverQueuePause,
 		MaxControlBytes: serverControlLimit,
+		Version:         h.Version, // the join's version is the connection's
+		InlineWrites:    true,      // a reader's burst is written by the reader, when it can
 	})
 	s.mu.Lock()
 	if s.shutdown {
@@ -202,7 +207,7 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 	}
 	c.conn = conn
 	s.mu.Unlock()
-	m, err := s.router.Join(h.ClientID, h.ChannelID, c)
+	m, err := s.router.JoinVersion(h.ClientID, h.ChannelID, h.Version, c)
 	if err != nil {
 		return &h, err
 	}
@@ -215,7 +220,7 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 	c.member = m
 	s.mu.Unlock()
 	// The acknowledgement carries the server's settings: its body limit.
-	ack := wire.Header{Version: wire.Version, Type: wire.TypeStart, Flags: wire.FlagJoin, RequestID: h.RequestID,
+	ack := wire.Header{Version: h.Version, Type: wire.TypeStart, Flags: wire.FlagJoin, RequestID: h.RequestID,
 		ClientID: h.ClientID, ChannelID: h.ChannelID, Final: true}
 	settings := binary.BigEndian.AppendUint64(frameconn.GetBuffer(8)[:0], uint64(max(s.cfg.MaxMessageBytes, 0)))
 	conn.Enqueue(frameconn.Frame{Header: ack, Payload: settings, Pooled: true})

@@ -30,10 +30,13 @@ type inStream struct {
 	err      error // terminal error; reported once the buffer is drained
 	consumed int   // bytes consumed since the last grant
 	wake     chan struct{}
+	first    [1][]byte // chunks' first backing array: a whole body costs no slice
 }
 
 func newInStream(c *Client, flags wire.Flags, id ID) *inStream {
-	return &inStream{c: c, flags: flags, id: id, nextSeq: 1, wake: make(chan struct{}, 1)}
+	s := &inStream{c: c, flags: flags, id: id, nextSeq: 1, wake: make(chan struct{}, 1)}
+	s.chunks = s.first[:0]
+	return s
 }
 
 func (s *inStream) signal() { poke(s.wake) }
@@ -72,6 +75,40 @@ func (s *inStream) push(f frameconn.Frame) error {
 	}
 	s.chunks = append(s.chunks, f.Payload)
 	s.buffered += len(f.Payload)
+	s.signal()
+	return nil
+}
+
+// setWhole makes a new stream hold body, complete: a v2 whole delivery.
+// body is copied.
+func (s *inStream) setWhole(body []byte) {
+	if len(body) > 0 {
+		b := frameconn.GetBuffer(len(body))
+		copy(b, body)
+		s.chunks = append(s.chunks, b)
+		s.buffered = len(b)
+	}
+	s.ended = true
+	s.nextSeq = 3
+}
+
+// pushWhole takes a v2 whole response (its start frame, with the body as
+// payload): the stream is complete at once. It takes ownership of f.
+func (s *inStream) pushWhole(f frameconn.Frame) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended || s.err != nil || s.nextSeq != 1 {
+		release(f)
+		return nil // abandoned, or a protocol error caught by the caller
+	}
+	if len(f.Payload) > 0 {
+		s.chunks = append(s.chunks, f.Payload)
+		s.buffered = len(f.Payload)
+	} else {
+		release(f)
+	}
+	s.ended = true
+	s.nextSeq = 3
 	s.signal()
 	return nil
 }

@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -52,6 +55,18 @@ type result struct {
 	// frames is the number of frames the server read and wrote during the
 	// timed round trips, when the system counts them, else -1.
 	frames int64
+	// syscalls is the number of read and write system calls the whole
+	// process (requesters, responders and server) made during the timed
+	// round trips, from /proc/self/io, or -1 where it cannot be read.
+	syscalls int64
+}
+
+// syscallsPerRoundTrip is syscalls ÷ round trips, or 0 when unknown.
+func (r result) syscallsPerRoundTrip() float64 {
+	if r.syscalls < 0 || r.requests == 0 {
+		return 0
+	}
+	return float64(r.syscalls) / float64(r.requests)
 }
 
 func (r result) perSecond() float64 { return float64(r.requests) / r.elapsed.Seconds() }
@@ -65,6 +80,7 @@ var (
 	reqRate = metric{name: "req/s", value: result.perSecond}
 	mbRate  = metric{name: "MB/s", value: result.megabytesPerSecond}
 	heap    = metric{name: "peak heap MiB", lowerBetter: true, value: func(r result) float64 { return float64(r.peakHeap) / (1 << 20) }}
+	sysRT   = metric{name: "syscalls/rt", lowerBetter: true, value: result.syscallsPerRoundTrip}
 )
 
 // withTargets returns m with targets set.
@@ -79,16 +95,16 @@ func workloads(duration time.Duration, smoke bool) []workload {
 	ws := []workload{
 		{name: "lat", requesters: 1, responders: 1, requestSize: 128, responseSize: 128,
 			warmup: 1000, count: 20000,
-			metrics: []metric{p50.withTargets(0.8, 0), p99}},
+			metrics: []metric{p50.withTargets(0.8, 0), p99, sysRT}},
 		{name: "tput", requesters: 32, responders: 4, requestSize: 128, responseSize: 128,
 			warmup: 10, duration: duration,
-			metrics: []metric{reqRate.withTargets(1.25, 0), p50, p99}},
+			metrics: []metric{reqRate.withTargets(1.25, 0), p50, p99, sysRT}},
 		{name: "large", requesters: 1, responders: 1, requestSize: 16 << 20, responseSize: 16 << 20,
 			warmup: 1, count: 20, sampleHeap: true,
 			metrics: []metric{mbRate.withTargets(1.5, 0.7), heap.withTargets(0.5, 0)}},
 		{name: "fanin", requesters: 256, responders: 1, requestSize: 1024, responseSize: 1024,
 			warmup: 10, duration: duration,
-			metrics: []metric{reqRate.withTargets(1.25, 0), p99}},
+			metrics: []metric{reqRate.withTargets(1.25, 0), p99, sysRT}},
 	}
 	if smoke {
 		for i := range ws {
@@ -143,6 +159,7 @@ func run(ctx context.Context, sys system, w workload) (res result, err error) {
 	if counting {
 		res.frames = -fc.Frames()
 	}
+	sys0 := processSyscalls()
 	var deadline time.Time
 	start := time.Now()
 	if w.count == 0 {
@@ -155,6 +172,10 @@ func run(ctx context.Context, sys system, w workload) (res result, err error) {
 	}
 	if counting {
 		res.frames += fc.Frames()
+	}
+	res.syscalls = -1
+	if sys1 := processSyscalls(); sys0 >= 0 && sys1 >= 0 {
+		res.syscalls = sys1 - sys0
 	}
 	if err != nil {
 		return res, err
@@ -205,4 +226,31 @@ func drive(ctx context.Context, reqs []requester, body []byte, respSize, count i
 		all = append(all, l...)
 	}
 	return all, nil
+}
+
+// processSyscalls returns the read and write system calls the process has
+// made (syscr + syscw in /proc/self/io), or -1 where that file is missing.
+func processSyscalls() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	var total int64
+	found := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		name, value, ok := strings.Cut(line, ": ")
+		if !ok || (name != "syscr" && name != "syscw") {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(value), 10, 64)
+		if err != nil {
+			return -1
+		}
+		total += n
+		found++
+	}
+	if found != 2 {
+		return -1
+	}
+	return total
 }

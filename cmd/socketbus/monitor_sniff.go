@@ -11,7 +11,8 @@ import (
 // First bytes of a client that took the monitor for the bus port, which no
 // HTTP request begins with.
 const (
-	joinFirstByte    = 1    // every socketbus frame, a join too, begins with the protocol version, 1 (docs/PROTOCOL.md)
+	joinFirstByte    = 1 // every socketbus frame, a join too, begins with the protocol version: 1 or 2 (docs/PROTOCOL.md)
+	joinFirstByteV2  = 2
 	tlsHandshakeByte = 0x16 // a TLS handshake record, which a client with --tls begins with
 )
 
@@ -45,7 +46,7 @@ type monitorConn struct {
 // HTTP server close the connection.
 func (c *monitorConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 && !c.begun.Swap(true) && (p[0] == joinFirstByte || p[0] == tlsHandshakeByte) {
+	if n > 0 && !c.begun.Swap(true) && (p[0] == joinFirstByte || p[0] == joinFirstByteV2 || p[0] == tlsHandshakeByte) {
 		c.answerJoin()
 		return 0, io.EOF
 	}

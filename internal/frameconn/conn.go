@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/socketbus/socketbus/internal/budget"
@@ -46,10 +48,14 @@ func (b *Batch) add(c *Conn) {
 	b.conns = append(b.conns, c)
 }
 
-// Flush wakes the writer of every connection in the batch.
+// Flush writes what the batch's connections have queued: on the calling
+// goroutine, for a connection with Config.InlineWrites whose writer is
+// idle and whose socket takes it without blocking, and otherwise by waking
+// the connection's writer goroutine. The caller must hold no lock that a
+// SentNotifier takes (router locks): Flush may call them.
 func (b *Batch) Flush() {
 	for i, c := range b.conns {
-		c.wake()
+		c.writeInline()
 		b.conns[i] = nil
 	}
 	b.conns = b.conns[:0]
@@ -98,6 +104,17 @@ type Config struct {
 	// beyond flow-controlled stream bytes: queued control frames, the
 	// payload of the frame being read and the writer's scratch buffer.
 	Account *budget.Account
+	// InlineWrites lets Batch.Flush write small batches on the flushing
+	// goroutine, with one non-blocking write, while no write is in
+	// progress, saving the hand-off to the writer goroutine; what the
+	// socket does not take at once goes to the writer. It needs a socket
+	// that offers syscall.Conn (plain TCP), and is ignored otherwise.
+	InlineWrites bool
+	// Version is the protocol version the connection speaks (the version
+	// byte of its join): every frame read must carry it, and the frames
+	// the connection makes itself (pings, error frames) carry it. Zero
+	// means wire.Version (1).
+	Version uint8
 }
 
 // FrameOverhead is what a queued frame costs beyond its payload buffer: the
@@ -132,12 +149,29 @@ type Conn struct {
 	bufs    net.Buffers // the writer's writev list
 	writing net.Buffers // what WriteTo has left to write
 
-	mu        sync.Mutex
-	queue     []Frame
-	spare     []Frame
-	closing   bool // set by CloseAfterFlush: close once the queue is written
-	err       error
-	closeOnce sync.Once
+	mu    sync.Mutex
+	queue []Frame
+	spare []Frame
+	// busy says a write is in progress, the writer goroutine's or an
+	// inline one's (writeInline): whoever set it owns scratch, bufs,
+	// writing and spare until it clears it. rest and restBatch are an
+	// inline write the socket did not take whole, handed to the writer
+	// with busy still set.
+	busy      bool
+	rest      []byte
+	restBatch []Frame
+	raw       syscall.RawConn // nil without InlineWrites or a socket that offers it
+	// writerGone is set when the writer goroutine has stopped.
+	writerGone bool
+	// The inline write's arguments and results, owned by the busy holder;
+	// inlineWrite is c.rawWrite, made once.
+	inlineBuf   []byte
+	inlineN     int
+	inlineErr   error
+	inlineWrite func(fd uintptr) bool
+	closing     bool // set by CloseAfterFlush: close once the queue is written
+	err         error
+	closeOnce   sync.Once
 
 	batch Batch // frames the handler queued for other connections; reader-owned
 
@@ -177,10 +211,165 @@ func New(nc net.Conn, cfg Config) *Conn {
 	if c.cfg.MaxQueuedBytes <= 0 {
 		c.cfg.MaxQueuedBytes = 4 << 20
 	}
+	if c.cfg.Version == 0 {
+		c.cfg.Version = wire.Version
+	}
 	// 16 KiB holds a burst of small frames; a large payload bypasses the
 	// buffer and is read straight into its own.
 	c.br = bufio.NewReaderSize(nc, 16<<10)
+	if sc, ok := nc.(syscall.Conn); ok && cfg.InlineWrites {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.raw = rc
+			c.inlineWrite = c.rawWrite
+		}
+	}
 	return c
+}
+
+// rawWrite makes one write attempt of inlineBuf; it never waits for the
+// socket.
+func (c *Conn) rawWrite(fd uintptr) bool {
+	c.inlineN, c.inlineErr = syscall.Write(int(fd), c.inlineBuf)
+	return true
+}
+
+// EnqueueAllInline queues fs and writes them from the calling goroutine as
+// Batch.Flush would (writeInline), or leaves them to the writer. The
+// caller must hold no lock a SentNotifier takes.
+func (c *Conn) EnqueueAllInline(fs []Frame) error {
+	c.mu.Lock()
+	if c.err != nil || c.closing {
+		c.mu.Unlock()
+		for i := range fs {
+			if fs[i].Pooled {
+				PutBuffer(fs[i].Payload)
+			}
+		}
+		return ErrClosed
+	}
+	c.queue = append(c.queue, fs...)
+	c.mu.Unlock()
+	for i := range fs {
+		c.queued(&fs[i])
+	}
+	c.writeInline()
+	return nil
+}
+
+// inlineLimit bounds the bytes an inline write copies: more goes to the
+// writer goroutine.
+const inlineLimit = 16 << 10
+
+// writeInline writes what is queued with one non-blocking write on the
+// calling goroutine, if no write is in progress and it is small; whatever
+// the socket does not take goes to the writer goroutine, and anything it
+// cannot do inline it leaves to the writer too. It never blocks.
+func (c *Conn) writeInline() {
+	if c.raw == nil {
+		c.wake()
+		return
+	}
+	c.mu.Lock()
+	if c.busy || c.err != nil || c.closing || len(c.queue) == 0 {
+		c.mu.Unlock()
+		c.wake()
+		return
+	}
+	need := 0
+	for i := range c.queue {
+		if len(c.queue[i].Payload) >= copyLimit {
+			need = inlineLimit + 1
+			break
+		}
+		need += wire.HeaderSize + len(c.queue[i].Payload)
+	}
+	if need > inlineLimit {
+		c.mu.Unlock()
+		c.wake()
+		return
+	}
+	batch := c.queue
+	c.queue = c.spare[:0]
+	c.busy = true
+	c.mu.Unlock()
+
+	if cap(c.scratch) < need {
+		c.setScratch(make([]byte, 0, max(need, 4<<10)))
+	}
+	buf := c.scratch[:0]
+	for i := range batch {
+		f := &batch[i]
+		f.Header.Length = uint32(len(f.Payload))
+		buf = buf[:len(buf)+wire.HeaderSize]
+		wire.PutHeader(buf[len(buf)-wire.HeaderSize:], &f.Header)
+		buf = append(buf, f.Payload...)
+	}
+	c.inlineBuf = buf
+	err := c.raw.Write(c.inlineWrite)
+	n, werr := c.inlineN, c.inlineErr
+	c.inlineBuf, c.inlineErr = nil, nil
+	if n < 0 {
+		n = 0
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The writer's last deadline has passed; it arms a new one.
+		err, n = nil, 0
+	}
+	if err == nil && (werr == nil || errors.Is(werr, syscall.EAGAIN)) && n < len(buf) {
+		// The socket is full: the writer writes the rest, with its
+		// deadline, and finishes the batch.
+		c.mu.Lock()
+		c.rest, c.restBatch = buf[n:], batch
+		c.mu.Unlock()
+		c.wake()
+		return
+	}
+	if err == nil {
+		err = werr
+	}
+	c.finishBatch(batch, len(buf), err)
+	c.mu.Lock()
+	c.spare = batch[:0]
+	c.busy = false
+	more := len(c.queue) > 0 || c.closing
+	gone := c.writerGone
+	c.mu.Unlock()
+	if gone {
+		c.setScratch(nil) // the writer stopped while this write ran
+	}
+	if err != nil {
+		c.Close(fmt.Errorf("frameconn: write: %w", err))
+		return
+	}
+	if more {
+		c.wake()
+	}
+}
+
+// finishBatch does what follows the write of batch (bytes long, failed
+// with err if not nil): it uncounts and releases the frames, counts the
+// traffic, signals the reader and tells the frames' notifiers.
+func (c *Conn) finishBatch(batch []Frame, bytes int, err error) {
+	for i := range batch {
+		c.written(&batch[i])
+		if batch[i].Pooled {
+			PutBuffer(batch[i].Payload)
+		}
+	}
+	c.FramesOut.Add(int64(len(batch)))
+	c.BytesOut.Add(int64(bytes))
+	select {
+	case c.drained <- struct{}{}:
+	default:
+	}
+	if err == nil {
+		for i := range batch {
+			if batch[i].Sent != nil {
+				batch[i].Sent.FrameSent(len(batch[i].Payload))
+			}
+		}
+	}
+	clear(batch)
 }
 
 // Start launches the reader and writer goroutines.
@@ -214,7 +403,7 @@ func (c *Conn) keepalive() {
 			return
 		case c.missed >= 2:
 			h := c.cfg.PingHeader
-			h.Version, h.Type, h.Flags = wire.Version, wire.TypeStart, wire.FlagPing
+			h.Version, h.Type, h.Flags = c.cfg.Version, wire.TypeStart, wire.FlagPing
 			h.Final = true
 			if c.Enqueue(Frame{Header: h}) != nil {
 				return
@@ -286,7 +475,11 @@ func (c *Conn) EnqueueIn(f Frame, b *Batch) error {
 
 // EnqueueAll queues several frames at once, so that they go out in one
 // write when the writer is idle. It takes ownership of their payloads.
-func (c *Conn) EnqueueAll(fs []Frame) error {
+func (c *Conn) EnqueueAll(fs []Frame) error { return c.EnqueueAllIn(fs, nil) }
+
+// EnqueueAllIn is EnqueueAll, except that with a non-nil batch the writer
+// is woken (or the frames written inline) when the batch is flushed.
+func (c *Conn) EnqueueAllIn(fs []Frame, b *Batch) error {
 	c.mu.Lock()
 	if c.err != nil || c.closing {
 		c.mu.Unlock()
@@ -302,9 +495,16 @@ func (c *Conn) EnqueueAll(fs []Frame) error {
 	for i := range fs {
 		c.queued(&fs[i])
 	}
-	c.wake()
+	if b != nil {
+		b.add(c)
+	} else {
+		c.wake()
+	}
 	return nil
 }
+
+// Version returns the protocol version the connection speaks.
+func (c *Conn) Version() uint8 { return c.cfg.Version }
 
 // SetAccount sets Config.Account; call it before Start.
 func (c *Conn) SetAccount(a *budget.Account) { c.cfg.Account = a }
@@ -434,7 +634,7 @@ func (c *Conn) readLoop(h Handler) {
 		var werr *wire.Error
 		if errors.As(err, &werr) {
 			// Bad input: tell the peer why, then close.
-			c.CloseAfterFlush(ErrorFrame(wire.Header{}, werr.Code, werr.Message), err)
+			c.CloseAfterFlush(ErrorFrame(wire.Header{Version: c.cfg.Version}, werr.Code, werr.Message), err)
 			return
 		}
 		c.Close(err)
@@ -442,10 +642,13 @@ func (c *Conn) readLoop(h Handler) {
 	}
 }
 
-// ErrorFrame builds an error frame whose routing fields come from h and
-// whose payload carries code and message.
+// ErrorFrame builds an error frame whose routing fields and version come
+// from h (version 0 means wire.Version) and whose payload carries code and
+// message.
 func ErrorFrame(h wire.Header, code wire.Code, message string) Frame {
-	h.Version = wire.Version
+	if h.Version == 0 {
+		h.Version = wire.Version
+	}
 	h.Type = wire.TypeError
 	h.Sequence = 0
 	h.Final = true
@@ -480,6 +683,9 @@ func (c *Conn) readFrame(hdr []byte, h Handler) error {
 	header, _, err := wire.ParseHeader(hdr)
 	if err != nil {
 		return err
+	}
+	if header.Version != c.cfg.Version {
+		return wire.Errorf(wire.CodeBadVersion, "a version %d frame on a connection that joined with version %d", header.Version, c.cfg.Version)
 	}
 	if c.cfg.FrameDeadline > 0 && !armed && c.br.Buffered() < int(header.Length) {
 		if err := c.nc.SetReadDeadline(time.Now().Add(c.cfg.FrameDeadline)); err != nil {
@@ -532,16 +738,48 @@ func (c *Conn) writeLoop() {
 		// machine it returns at once.
 		runtime.Gosched()
 		c.mu.Lock()
+		if rest := c.rest; rest != nil {
+			// An inline write the socket did not take whole: finish it.
+			batch := c.restBatch
+			c.rest, c.restBatch = nil, nil
+			c.mu.Unlock()
+			var err error
+			if t := c.cfg.WriteTimeout; t > 0 {
+				err = c.nc.SetWriteDeadline(time.Now().Add(t))
+			}
+			if err == nil {
+				_, err = c.nc.Write(rest)
+			}
+			c.finishBatch(batch, len(rest), err)
+			c.mu.Lock()
+			c.spare = batch[:0]
+			c.busy = false
+			c.mu.Unlock()
+			if err != nil {
+				c.Close(fmt.Errorf("frameconn: write: %w", err))
+				return
+			}
+			c.wake() // look at the queue again
+			continue
+		}
+		if c.busy {
+			c.mu.Unlock() // an inline write is running; it wakes us after
+			continue
+		}
 		batch := c.queue
 		c.queue = c.spare[:0]
 		closing := c.closing
+		c.busy = true
 		c.mu.Unlock()
 
 		err := c.writeBatch(batch)
 		for i := range batch {
 			batch[i] = Frame{}
 		}
+		c.mu.Lock()
 		c.spare = batch[:0]
+		c.busy = false
+		c.mu.Unlock()
 		if err != nil {
 			c.Close(fmt.Errorf("frameconn: write: %w", err))
 			return
@@ -562,8 +800,10 @@ func (c *Conn) writeLoop() {
 // can be queued after the connection has closed.
 func (c *Conn) dropQueue() {
 	c.mu.Lock()
-	q := c.queue
-	c.queue, c.spare = nil, nil
+	q := append(c.queue, c.restBatch...)
+	c.queue, c.spare, c.rest, c.restBatch = nil, nil, nil, nil
+	c.writerGone = true
+	inline := c.busy // an inline write still running releases the scratch buffer
 	c.mu.Unlock()
 	for i := range q {
 		c.written(&q[i])
@@ -571,7 +811,9 @@ func (c *Conn) dropQueue() {
 			PutBuffer(q[i].Payload)
 		}
 	}
-	c.setScratch(nil)
+	if !inline {
+		c.setScratch(nil)
+	}
 }
 
 // maxScratch bounds the writer's scratch buffer: a batch whose headers and

@@ -7,9 +7,10 @@ import (
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
-// header returns a v1 header addressed to member to on channel ch.
+// header returns a header addressed to member to on channel ch, in the
+// protocol version to joined with.
 func header(ch *channel, to *Member, t wire.FrameType, flags wire.Flags, id wire.ID) wire.Header {
-	return wire.Header{Version: wire.Version, Type: t, Flags: flags, RequestID: id, ClientID: to.id, ChannelID: ch.id}
+	return wire.Header{Version: to.version, Type: t, Flags: flags, RequestID: id, ClientID: to.id, ChannelID: ch.id}
 }
 
 func errorFrame(ch *channel, to *Member, id wire.ID, flags wire.Flags, code wire.Code, msg string) frameconn.Frame {

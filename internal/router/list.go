@@ -34,6 +34,20 @@ func (l *fifo[T, P]) push(x *T) {
 	l.n++
 }
 
+// pushFront puts x at the head of the queue.
+func (l *fifo[T, P]) pushFront(x *T) {
+	lx := P(x).links()
+	lx.prev, lx.next = nil, l.head
+	if l.head != nil {
+		P(l.head).links().prev = x
+	} else {
+		l.tail = x
+	}
+	l.head = x
+	lx.linked = true
+	l.n++
+}
+
 // remove takes x off the queue; it does nothing if x is not on it.
 func (l *fifo[T, P]) remove(x *T) {
 	lx := P(x).links()
@@ -57,11 +71,14 @@ func (l *fifo[T, P]) remove(x *T) {
 // requestList holds the requests waiting for a receiver, oldest first.
 type requestList = fifo[request, *request]
 
-// poll is one waiting Receive.
+// poll is one waiting Receive, or one unit of a v2 member's push credit
+// (pushed, with the zero ID): either takes one request, first come, first
+// served.
 type poll struct {
 	link[poll]
-	id [16]byte
-	m  *Member
+	id     [16]byte
+	m      *Member
+	pushed bool
 }
 
 // pollList holds the Receives waiting for a request, oldest first.

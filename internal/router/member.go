@@ -14,12 +14,17 @@ type Member struct {
 	peer Peer
 	acct *budget.Account // pays for the streams this member sends and its connection's write queue
 
+	version uint8 // the protocol version the connection joined with
+
 	// Guarded by ch.mu.
 	sent  map[wire.ID]*request // live requests this member sent
 	held  map[wire.ID]*request // live requests this member received
 	polls map[wire.ID]*poll    // this member's waiting Receives
 	ended tombstones           // requests that ended while this member could still send for them
 	gone  bool
+	// pushCredit is how many requests the server may still push to this
+	// (version 2) member: its poll entries with pushed set.
+	pushCredit int
 
 	started  int64 // requests this member sent that were accepted
 	received int64 // requests handed to this member as a receiver
@@ -42,6 +47,9 @@ func (m *Member) Stats() MemberStats {
 	return MemberStats{Sending: len(m.sent), Receiving: len(m.held), Polls: len(m.polls),
 		Sent: m.started, Received: m.received}
 }
+
+// v2 reports whether the member speaks protocol version 2.
+func (m *Member) v2() bool { return m.version >= wire.Version2 }
 
 // ID returns the member's client ID.
 func (m *Member) ID() wire.ID { return m.id }
@@ -89,7 +97,7 @@ func (m *Member) handle(f *frameconn.Frame, batch *frameconn.Batch) error {
 	case wire.FlagRequest:
 		return m.handleRequestLocked(f)
 	case wire.FlagReceive:
-		return m.handleReceiveLocked(h)
+		return m.handleReceiveLocked(f)
 	case wire.FlagResponse:
 		return m.handleResponseLocked(f)
 	case wire.FlagCredit | wire.FlagReceive:
@@ -132,14 +140,22 @@ func (m *Member) handleCreditLocked(h *wire.Header, payload []byte, response boo
 	if int64(rl.downCredit)+int64(n) > int64(m.r.cfg.Window) {
 		return protocolErrorf("credit grant of %d bytes overflows the window of %d", n, m.r.cfg.Window)
 	}
+	if !response {
+		m.ch.takeLocked(req) // a receiver grants for a body only once a handler has it
+	}
 	rl.downCredit += int(n)
 	m.ch.pumpLocked(req, response)
 	return nil
 }
 
-// handleReceiveLocked handles a Receive (start) or its cancellation (end).
-func (m *Member) handleReceiveLocked(h *wire.Header) error {
+// handleReceiveLocked handles a Receive (start) or its cancellation (end),
+// and version 2's push credit, stop and return (push.go).
+func (m *Member) handleReceiveLocked(f *frameconn.Frame) error {
+	h := &f.Header
 	ch := m.ch
+	if m.v2() && (h.RequestID == wire.ID{} || h.Type == wire.TypeError) {
+		return m.handlePushLocked(f)
+	}
 	switch h.Type {
 	case wire.TypeStart:
 		if !h.Final || h.Sequence != 0 || h.Length != 0 {
@@ -152,7 +168,7 @@ func (m *Member) handleReceiveLocked(h *wire.Header) error {
 			ch.send(m, errorFrame(ch, m, h.RequestID, wire.FlagReceive, wire.CodeServerClosed, "server is shutting down"))
 			return nil
 		}
-		if limit := m.r.cfg.MaxPollsPerClient; limit > 0 && len(m.polls)+len(m.held) >= limit {
+		if limit := m.r.cfg.MaxPollsPerClient; limit > 0 && len(m.polls)+len(m.held)+m.pushCredit >= limit {
 			ch.send(m, errorFrame(ch, m, h.RequestID, wire.FlagReceive, wire.CodeLimit, "too many Receive calls waiting and requests held on this connection"))
 			return nil
 		}

@@ -20,12 +20,44 @@ func (ch *channel) assignLocked(req *request, m *Member, pollID wire.ID) {
 	req.receiver = m
 	m.held[req.id] = req
 	m.received++
-	req.body.downCredit = ch.r.cfg.Window
+	rl := &req.body
+	rl.downCredit = ch.r.cfg.Window
+	if req.pushed {
+		// A pushed request's implicit credit is its sender's, 16 KiB: the
+		// server keeps a copy of what it forwards until the receiver takes
+		// the request, and that copy is what the receiver can hoard.
+		rl.downCredit = wire.InitialRequestCredit
+	}
 
 	h := header(ch, m, wire.TypeStart, wire.FlagReceive, req.id)
 	h.ClientID = req.sender.id
 	h.TimeoutMillis = uint64(max(time.Until(req.deadline).Milliseconds(), 1))
-	h.Length = 16
+	if m.v2() && rl.ended && rl.downSeq == 1 && rl.pendingBytes <= wire.InitialRequestCredit && len(rl.pending) == 2 {
+		// v2: the whole body is here and small; it goes in one frame.
+		body := rl.pending[0].Payload
+		p := frameconn.GetBuffer(16 + len(body))
+		copy(p, pollID[:])
+		copy(p[16:], body)
+		h.Final = true
+		if req.pushed {
+			for _, f := range rl.pending {
+				ch.keepRetainedLocked(req, f)
+			}
+		} else {
+			for i := range rl.pending {
+				release(&rl.pending[i])
+			}
+		}
+		clear(rl.pending)
+		rl.pending = rl.pending[:0]
+		rl.downCredit -= rl.pendingBytes
+		rl.pendingBytes = 0
+		rl.downSeq, rl.endForwarded = 3, true
+		ch.shrinkLocked(req, false)
+		ch.send(m, frameconn.Frame{Header: h, Payload: p, Pooled: true})
+		ch.regrantQueuedLocked()
+		return
+	}
 	p := frameconn.GetBuffer(16)
 	copy(p, pollID[:])
 	ch.send(m, frameconn.Frame{Header: h, Payload: p, Pooled: true})
@@ -72,7 +104,11 @@ func (ch *channel) pumpLocked(req *request, response bool) {
 			rl.endForwarded = true
 		}
 		f.Header.Sequence = rl.downSeq
+		f.Header.Version = down.version
 		rl.downSeq++
+		if !response && req.pushed && !req.taken {
+			ch.retainLocked(req, &f)
+		}
 		ch.send(down, f)
 		rl.pending[sent] = frameconn.Frame{}
 		sent++
@@ -241,6 +277,9 @@ func (ch *channel) finishLocked(req *request, outcome Outcome) {
 		}
 		rl.pending = nil
 		rl.pendingBytes = 0
+	}
+	if req.receiver != nil {
+		ch.dropRetainedLocked(req)
 	}
 	ch.releaseChargesLocked(req)
 	ch.r.counts[outcome].Add(1)

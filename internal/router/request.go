@@ -26,6 +26,17 @@ type request struct {
 	resp relay // the response body, receiver -> sender
 
 	respStarted bool
+
+	// Pushed requests (push.go): pushed while held by a receiver that got
+	// it through push credit, taken once that receiver has granted credit
+	// for its body or started its response. Until then retained holds a
+	// copy of every body frame forwarded to it.
+	pushed        bool
+	taken         bool
+	retained      []frameconn.Frame
+	retainedArr   [2]frameconn.Frame // retained's first backing array: a whole body's two frames
+	retainedBytes int
+	retainedCost  int64 // charged to the receiver's account
 }
 
 // relay is one direction of a request: a stream from an upstream member
@@ -91,7 +102,7 @@ func (req *request) frameSent(n int, response bool) {
 func (m *Member) handleRequestLocked(f *frameconn.Frame) error {
 	h := &f.Header
 	if h.Type == wire.TypeStart {
-		return m.startRequestLocked(h)
+		return m.startRequestLocked(f)
 	}
 	req := m.sent[h.RequestID]
 	if req == nil {
@@ -119,11 +130,20 @@ func (m *Member) handleRequestLocked(f *frameconn.Frame) error {
 }
 
 // startRequestLocked opens a request: it is refused, handed to a waiting
-// receiver, or queued.
-func (m *Member) startRequestLocked(h *wire.Header) error {
+// receiver, or queued. In v2 a start frame with the final bit is a whole
+// request: start, its body (the payload, within the initial credit) and
+// end in one frame.
+func (m *Member) startRequestLocked(f *frameconn.Frame) error {
+	h := &f.Header
 	ch := m.ch
 	r := m.r
-	if h.Sequence != 0 || h.Final || h.Length != 0 {
+	whole := m.v2() && h.Final
+	switch {
+	case h.Sequence != 0:
+		return protocolErrorf("a request start frame has sequence 0")
+	case whole && int(h.Length) > wire.InitialRequestCredit:
+		return protocolErrorf("a whole request of %d bytes is over the initial credit of %d", h.Length, wire.InitialRequestCredit)
+	case !whole && (h.Final || h.Length != 0):
 		return protocolErrorf("a request start frame has sequence 0, no final bit and no payload")
 	}
 	if _, live := ch.requests[h.RequestID]; live || m.ended.has(h.RequestID) {
@@ -144,6 +164,9 @@ func (m *Member) startRequestLocked(h *wire.Header) error {
 	}
 	if limit := r.cfg.MaxInFlightPerClient; limit > 0 && len(m.sent) >= limit {
 		return refuse(wire.CodeLimit, "too many requests in flight on this connection")
+	}
+	if max := r.cfg.MaxMessageBytes; whole && max > 0 && int64(h.Length) > max {
+		return refuse(wire.CodeTooLarge, "request body exceeds the server's limit of "+itoa(max)+" bytes")
 	}
 	var target *poll
 	for p := ch.polls.head; p != nil; p = p.next {
@@ -184,12 +207,28 @@ func (m *Member) startRequestLocked(h *wire.Header) error {
 		}
 	})
 
+	if whole {
+		// The body is all here: it waits as a chunk and an end frame, as
+		// a v1 body would, and goes to a v2 receiver in one frame again.
+		n := len(f.Payload)
+		rl := &req.body
+		rl.chunks, rl.bytes, rl.ended, rl.nextSeq = 1, int64(n), true, 3
+		chunk := take(f)
+		chunk.Header = header(ch, m, wire.TypeChunk, wire.FlagReceive, req.id)
+		chunk.Header.Sequence = 1
+		end := header(ch, m, wire.TypeEnd, wire.FlagReceive, req.id)
+		end.Sequence, end.Final = 2, true
+		rl.pending = append(rl.pending, chunk, frameconn.Frame{Header: end})
+		rl.pendingBytes = n
+		ch.shrinkLocked(req, false)
+	}
 	if target != nil {
-		ch.polls.remove(target)
-		delete(target.m.polls, target.id)
-		ch.assignLocked(req, target.m, target.id)
+		ch.placeLocked(req, target)
 	} else {
 		ch.queue.push(req)
+	}
+	if m.v2() {
+		return nil // v2 has no acknowledgements
 	}
 	// The acknowledgement carries no credit: a new request still holds its
 	// initial credit, and grants come in credit frames once it is used.
@@ -217,9 +256,13 @@ func (m *Member) handleResponseLocked(f *frameconn.Frame) error {
 		if req.respStarted {
 			return protocolErrorf("second response to request %x", h.RequestID)
 		}
+		if m.v2() && h.Final && h.Sequence == 0 {
+			return ch.wholeResponseLocked(req, f)
+		}
 		if h.Sequence != 0 || h.Final || h.Length != 0 {
 			return protocolErrorf("a response start frame has sequence 0, no final bit and no payload")
 		}
+		ch.takeLocked(req)
 		req.respStarted = true
 		req.resp.nextSeq, req.resp.downSeq = 1, 1
 		req.resp.upOutstanding = m.r.cfg.Window
@@ -242,6 +285,7 @@ func (m *Member) handleResponseLocked(f *frameconn.Frame) error {
 		if e.Code != wire.CodeRemote {
 			return protocolErrorf("a receiver fails a request with code remote, not %s", e.Code)
 		}
+		ch.takeLocked(req)
 		ch.failLocked(req, wire.CodeRemote, relayedMessage(e.Message))
 		return nil
 	}
@@ -295,7 +339,7 @@ func (ch *channel) streamFrameLocked(req *request, f *frameconn.Frame, response 
 			return protocolErrorf("stream %x ended without a chunk frame; an empty body has one empty chunk", h.RequestID)
 		}
 		rl.ended = true
-		if !response {
+		if !response && !req.sender.v2() {
 			// Acknowledge the end: the whole body is in the server.
 			ack := header(ch, req.sender, wire.TypeEnd, wire.FlagRequest, req.id)
 			ack.Sequence, ack.Final = h.Sequence, true
@@ -309,5 +353,42 @@ func (ch *channel) streamFrameLocked(req *request, f *frameconn.Frame, response 
 	rl.pendingBytes += n
 	rl.keepLocked(f)
 	ch.pumpLocked(req, response)
+	return nil
+}
+
+// wholeResponseLocked handles a v2 whole response (start, body and end in
+// one frame, any payload up to MaxFramePayload, within the response's
+// implicit window): it goes to a v2 sender as one frame too, to a v1
+// sender as start, chunk and end, and the request is complete.
+func (ch *channel) wholeResponseLocked(req *request, f *frameconn.Frame) error {
+	m := req.receiver
+	if max := ch.r.cfg.MaxMessageBytes; max > 0 && int64(len(f.Payload)) > max {
+		ch.failWithLocked(req, wire.CodeTooLarge, "response body exceeds the server's limit of "+itoa(max)+" bytes", wire.FlagResponse)
+		return nil
+	}
+	ch.takeLocked(req)
+	req.respStarted = true
+	req.resp.ended, req.resp.endForwarded = true, true
+	s := req.sender
+	if !s.gone {
+		sh := header(ch, s, wire.TypeStart, wire.FlagResponse, req.id)
+		sh.ClientID = m.id
+		if s.v2() {
+			sh.Final = true
+			w := take(f)
+			w.Header = sh
+			ch.send(s, w)
+		} else {
+			ch.send(s, frameconn.Frame{Header: sh})
+			chunk := take(f)
+			chunk.Header = sh
+			chunk.Header.Type, chunk.Header.Sequence = wire.TypeChunk, 1
+			ch.send(s, chunk)
+			end := sh
+			end.Type, end.Sequence, end.Final = wire.TypeEnd, 2, true
+			ch.send(s, frameconn.Frame{Header: end})
+		}
+	}
+	ch.finishLocked(req, OutcomeCompleted)
 	return nil
 }

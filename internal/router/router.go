@@ -63,6 +63,8 @@ type channel struct {
 	reserved int64
 	starved  bool       // some queued request is waiting for reserved credit
 	memWait  []*request // requests with a grant held back for memory
+	// freePolls are used units of push credit, kept for reuse (push.go).
+	freePolls []*poll
 	// batch is the write batch of the connection whose frame is being
 	// handled, nil outside Member.Handle (timers, write notifications).
 	batch *frameconn.Batch
@@ -79,6 +81,14 @@ type channel struct {
 // closing. Client IDs are unique per channel, not server-wide: a client of
 // one channel cannot lock a client of another out by taking its ID.
 func (r *Router) Join(clientID, channelID wire.ID, p Peer) (*Member, error) {
+	return r.JoinVersion(clientID, channelID, wire.Version, p)
+}
+
+// JoinVersion is Join for a connection that speaks protocol version
+// (wire.Version or wire.Version2): the router addresses its frames to the
+// member in that version and accepts version 2's frame forms from it only
+// if it joined with version 2.
+func (r *Router) JoinVersion(clientID, channelID wire.ID, version uint8, p Peer) (*Member, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed.Load() {
@@ -93,7 +103,7 @@ func (r *Router) Join(clientID, channelID wire.ID, p Peer) (*Member, error) {
 			members: make(map[wire.ID]*Member), requests: make(map[wire.ID]*request)}
 		r.channels[channelID] = ch
 	}
-	m := &Member{r: r, ch: ch, id: clientID, peer: p,
+	m := &Member{r: r, ch: ch, id: clientID, peer: p, version: version,
 		sent: make(map[wire.ID]*request), held: make(map[wire.ID]*request), polls: make(map[wire.ID]*poll)}
 	m.ended.limit = r.cfg.tombstoneLimit()
 	m.acct = ch.acct.Child(r.cfg.MemoryPerMember)
@@ -137,6 +147,7 @@ func (m *Member) Leave() {
 		ch.polls.remove(p)
 	}
 	clear(m.polls)
+	ch.dropPushCreditLocked(m)
 	ch.failOrphansLocked()
 	ch.mu.Unlock()
 }
@@ -188,6 +199,15 @@ func (r *Router) Close() {
 		}
 		for p := ch.polls.head; p != nil; {
 			next := p.next
+			if p.pushed {
+				// One refusal for all of a member's push credit.
+				m := p.m // dropping the credit frees p
+				if ch.dropPushCreditLocked(m) {
+					ch.send(m, errorFrame(ch, m, wire.ID{}, wire.FlagReceive, wire.CodeServerClosed, "server is shutting down"))
+				}
+				p = ch.polls.head // the walk removed entries: start over
+				continue
+			}
 			ch.polls.remove(p)
 			delete(p.m.polls, p.id)
 			ch.send(p.m, errorFrame(ch, p.m, p.id, wire.FlagReceive, wire.CodeServerClosed, "server is shutting down"))

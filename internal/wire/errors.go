@@ -28,6 +28,10 @@ const (
 	CodeLimit        Code = 13 // a server limit was reached (connections, in-flight, queue)
 	CodeIdle         Code = 14 // join timeout, read deadline or missed pings
 	CodeInternal     Code = 15 // the server failed while handling the connection's frames; the connection is closed
+
+	// CodeReturned (v2 only) is sent by a receiver in error|receive to give
+	// back a pushed request no handler took; it never reaches a sender.
+	CodeReturned Code = 16
 )
 
 var codeNames = map[Code]string{
@@ -35,7 +39,7 @@ var codeNames = map[Code]string{
 	CodeUnauthorized: "unauthorized", CodeConflict: "conflict", CodeNoPeers: "no_peers",
 	CodeTimeout: "timeout", CodePeerGone: "peer_gone", CodeCancelled: "cancelled",
 	CodeAborted: "aborted", CodeRemote: "remote", CodeServerClosed: "server_closed",
-	CodeLimit: "limit", CodeIdle: "idle", CodeInternal: "internal",
+	CodeLimit: "limit", CodeIdle: "idle", CodeInternal: "internal", CodeReturned: "returned",
 }
 
 // String returns the code's snake_case name, or "code(N)" when unknown.

@@ -21,8 +21,18 @@ const (
 	HeaderSize = 68
 )
 
-// Version is the protocol version this codec speaks.
+// Version is protocol version 1, the version a frame has unless its
+// connection joined with Version2.
 const Version = 1
+
+// Version2 is protocol version 2 (docs/PROTOCOL.md, section 20): version 1
+// plus whole-message frames, pushed requests and no acknowledgements. The
+// version byte of a connection's join picks the version every frame on it
+// carries, in both directions.
+const Version2 = 2
+
+// MaxVersion is the newest protocol version this codec speaks.
+const MaxVersion = Version2
 
 // MaxFramePayload is the largest payload one frame may carry.
 const MaxFramePayload = 65536
@@ -121,12 +131,13 @@ func ParseHeader(b []byte) (Header, int, error) {
 	return h, HeaderSize, nil
 }
 
-// CheckHeader reports whether h is a frame v1 allows, looking only at the
-// header: version, type, flags (known bits in an allowed combination), the
-// final bit and the payload length.
+// CheckHeader reports whether h is a frame v1 or v2 allows, looking only at
+// the header: version, type, flags (known bits in an allowed combination),
+// the final bit and the payload length. Both versions have the same header
+// rules; which version a connection speaks is checked by the connection.
 func CheckHeader(h *Header) error {
-	if h.Version != Version {
-		return Errorf(CodeBadVersion, "unsupported protocol version %d (this server speaks %d)", h.Version, Version)
+	if h.Version != Version && h.Version != Version2 {
+		return Errorf(CodeBadVersion, "unsupported protocol version %d (this server speaks %d and %d)", h.Version, Version, Version2)
 	}
 	if !h.Type.Valid() {
 		return Errorf(CodeProtocol, "unknown frame type %d", uint8(h.Type))

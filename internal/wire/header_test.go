@@ -89,6 +89,16 @@ func goldenFrames(t *testing.T) []struct {
 	credit := base(wire.TypeChunk, wire.FlagCredit|wire.FlagResponse)
 	credit.Length = wire.CreditSize
 
+	// Version 2 (docs/PROTOCOL.md section 20): a whole request, push
+	// credit (zero request ID) and a return.
+	whole := base(wire.TypeStart, wire.FlagRequest)
+	whole.Version, whole.TimeoutMillis, whole.Final, whole.Length = wire.Version2, 5000, true, 5
+	push := base(wire.TypeStart, wire.FlagReceive)
+	push.Version, push.RequestID, push.Final, push.Length = wire.Version2, wire.ID{}, true, wire.CreditSize
+	returnPayload := wire.AppendError(nil, wire.CodeReturned, "")
+	ret := base(wire.TypeError, wire.FlagReceive)
+	ret.Version, ret.Final, ret.Length = wire.Version2, true, uint32(len(returnPayload))
+
 	return []struct {
 		name    string
 		header  wire.Header
@@ -128,6 +138,27 @@ func goldenFrames(t *testing.T) []struct {
 			"00 00 00 00",
 			"00 00 00 04",
 			"00 00 40 00", // 16384 bytes of credit
+		)},
+		{"v2 whole request", whole, []byte("hello"), unhex(t,
+			"02", "01", "00 01", reqHex, clientHex, channelHex,
+			"00 00 00 00 00 00 13 88", // timeout 5000 ms
+			"80 00 00 00",             // final bit, sequence 0: the whole stream
+			"00 00 00 05",
+			hex.EncodeToString([]byte("hello")),
+		)},
+		{"v2 push credit", push, wire.AppendCredit(nil, 64), unhex(t,
+			"02", "01", "00 04", "00000000000000000000000000000000", clientHex, channelHex,
+			"00 00 00 00 00 00 00 00",
+			"80 00 00 00",
+			"00 00 00 04",
+			"00 00 00 40", // 64 requests
+		)},
+		{"v2 return", ret, returnPayload, unhex(t,
+			"02", "04", "00 04", reqHex, clientHex, channelHex,
+			"00 00 00 00 00 00 00 00",
+			"80 00 00 00",
+			"00 00 00 02",
+			"00 10", // code 16, returned
 		)},
 	}
 }
@@ -297,7 +328,7 @@ func TestCheckHeaderRejects(t *testing.T) {
 		code   wire.Code
 	}{
 		{"version 0", func(h *wire.Header) { h.Version = 0 }, wire.CodeBadVersion},
-		{"version 2", func(h *wire.Header) { h.Version = 2 }, wire.CodeBadVersion},
+		{"version 3", func(h *wire.Header) { h.Version = 3 }, wire.CodeBadVersion},
 		{"version 255", func(h *wire.Header) { h.Version = 255 }, wire.CodeBadVersion},
 		{"type 0", func(h *wire.Header) { h.Type = 0 }, wire.CodeProtocol},
 		{"type 5", func(h *wire.Header) { h.Type = 5 }, wire.CodeProtocol},

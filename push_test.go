@@ -1,0 +1,589 @@
+package socketbus_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/wire"
+)
+
+// TestVersionsTalkThroughOneServer runs a version-1 and a version-2 client
+// through one server, each as requester and as responder (Serve) of the
+// other, with bodies that fit one frame and bodies that stream.
+func TestVersionsTalkThroughOneServer(t *testing.T) {
+	_, addr := startServer(t, socketbus.ServerConfig{})
+	ch := socketbus.ChannelFromName(t.Name())
+	v1 := dial(t, addr, ch, socketbus.WithProtocolVersion(1))
+	v2 := dial(t, addr, ch, socketbus.WithProtocolVersion(2))
+	startServe(t, v1, echoUpper)
+	startServe(t, v2, echoUpper)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, size := range []int{0, 5, 16 << 10, 300 << 10} {
+		body := bytes.Repeat([]byte("ab"), size/2+1)[:size]
+		for _, from := range []struct {
+			name string
+			c    *socketbus.Client
+		}{{"v1 to v2", v1}, {"v2 to v1", v2}} {
+			got, err := from.c.Call(ctx, body)
+			if err != nil {
+				t.Fatalf("%s, %d bytes: Call: got %v, want nil", from.name, size, err)
+			}
+			if !bytes.Equal(got, upper(body)) {
+				t.Fatalf("%s, %d bytes: got %d bytes of response, want the %d-byte body upper-cased", from.name, size, len(got), size)
+			}
+		}
+	}
+}
+
+// rawJoin joins channel with a raw connection speaking version.
+func rawJoin(t *testing.T, addr string, channel socketbus.ID, version uint8) (net.Conn, socketbus.ID) {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	id := uuid.New()
+	join := wire.Header{Version: version, Type: wire.TypeStart, Flags: wire.FlagJoin, RequestID: uuid.New(), ClientID: id, ChannelID: channel, Final: true}
+	if _, err := nc.Write(wire.AppendHeader(nil, &join)); err != nil {
+		t.Fatal(err)
+	}
+	h, _, err := readWireFrame(nc)
+	if err != nil || h.Type != wire.TypeStart || h.Flags != wire.FlagJoin || h.Version != version {
+		t.Fatalf("join with version %d: got %v, %v; want a version %d acknowledgement", version, h, err, version)
+	}
+	return nc, id
+}
+
+// TestVersionMismatchIsRefused checks that a frame of the other version on
+// a connection, or a v2 frame form on a v1 connection, closes it with a
+// connection-level error.
+func TestVersionMismatchIsRefused(t *testing.T) {
+	_, addr := startServer(t, socketbus.ServerConfig{})
+	ch := socketbus.ChannelFromName(t.Name())
+	cases := []struct {
+		name    string
+		joined  uint8
+		frame   func(id socketbus.ID) (wire.Header, []byte)
+		wantErr wire.Code
+	}{
+		{"v2 frame on v1", 1, func(id socketbus.ID) (wire.Header, []byte) {
+			return wire.Header{Version: 2, Type: wire.TypeStart, Flags: wire.FlagPing, ClientID: id, ChannelID: ch, Final: true}, nil
+		}, wire.CodeBadVersion},
+		{"v1 frame on v2", 2, func(id socketbus.ID) (wire.Header, []byte) {
+			return wire.Header{Version: 1, Type: wire.TypeStart, Flags: wire.FlagPing, ClientID: id, ChannelID: ch, Final: true}, nil
+		}, wire.CodeBadVersion},
+		{"push credit on v1", 1, func(id socketbus.ID) (wire.Header, []byte) {
+			return wire.Header{Version: 1, Type: wire.TypeStart, Flags: wire.FlagReceive, ClientID: id, ChannelID: ch, Final: true}, wire.AppendCredit(nil, 4)
+		}, wire.CodeProtocol},
+		{"whole request on v1", 1, func(id socketbus.ID) (wire.Header, []byte) {
+			return wire.Header{Version: 1, Type: wire.TypeStart, Flags: wire.FlagRequest, RequestID: uuid.New(), ClientID: id, ChannelID: ch, Final: true}, []byte("hi")
+		}, wire.CodeProtocol},
+		{"return on v1", 1, func(id socketbus.ID) (wire.Header, []byte) {
+			return wire.Header{Version: 1, Type: wire.TypeError, Flags: wire.FlagReceive, RequestID: uuid.New(), ClientID: id, ChannelID: ch, Final: true}, wire.AppendError(nil, wire.CodeReturned, "")
+		}, wire.CodeProtocol},
+		{"return of a request never pushed", 2, func(id socketbus.ID) (wire.Header, []byte) {
+			return wire.Header{Version: 2, Type: wire.TypeError, Flags: wire.FlagReceive, RequestID: uuid.New(), ClientID: id, ChannelID: ch, Final: true}, wire.AppendError(nil, wire.CodeRemote, "")
+		}, wire.CodeProtocol},
+		{"whole request over the initial credit", 2, func(id socketbus.ID) (wire.Header, []byte) {
+			return wire.Header{Version: 2, Type: wire.TypeStart, Flags: wire.FlagRequest, RequestID: uuid.New(), ClientID: id, ChannelID: ch, Final: true}, make([]byte, wire.InitialRequestCredit+1)
+		}, wire.CodeProtocol},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			nc, id := rawJoin(t, addr, ch, tc.joined)
+			h, payload := tc.frame(id)
+			h.Length = uint32(len(payload))
+			if _, err := nc.Write(append(wire.AppendHeader(nil, &h), payload...)); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				got, p, err := readWireFrame(nc)
+				if err != nil {
+					t.Fatalf("got %v before an error frame, want a connection-level %s", err, tc.wantErr)
+				}
+				if got.Type != wire.TypeError {
+					continue
+				}
+				e, perr := wire.ParseError(p)
+				if got.Flags != 0 || perr != nil || e.Code != tc.wantErr {
+					t.Fatalf("got %v %v, want a connection-level %s", got, e, tc.wantErr)
+				}
+				if got.Version != tc.joined {
+					t.Fatalf("error frame of version %d, want the connection's %d", got.Version, tc.joined)
+				}
+				return
+			}
+		})
+	}
+}
+
+// callAll sends n requests from c concurrently, each with body "i" padded
+// with '-' to size bytes, and returns each one's response and error.
+func callAll(ctx context.Context, c *socketbus.Client, n, size int) ([]string, []error) {
+	resps, errs := make([]string, n), make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			body := []byte(fmt.Sprint(i))
+			body = append(body, bytes.Repeat([]byte("-"), max(size-len(body), 0))...)
+			b, err := c.Call(ctx, body)
+			resps[i], errs[i] = string(b), err
+		})
+	}
+	wg.Wait()
+	return resps, errs
+}
+
+// TestPushedRequestsReturned pushes requests to a Serve whose handlers
+// cannot take them, then ends that Serve (its ctx, or Client.Close): every
+// pushed request goes back to the server and is served by another
+// receiver, once, and none runs in the first.
+func TestPushedRequestsReturned(t *testing.T) {
+	for _, tc := range []struct {
+		how  string
+		size int // the request body's size: one frame, or streamed past the 16 KiB a push forwards
+	}{{"serve stops", 1}, {"client closes", 1}, {"serve stops", 100 << 10}, {"client closes", 100 << 10}} {
+		how := tc.how
+		t.Run(fmt.Sprintf("%s, %d bytes", how, tc.size), func(t *testing.T) {
+			srv, addr := startServer(t, socketbus.ServerConfig{})
+			ch := socketbus.ChannelFromName(t.Name())
+			const n = 4
+			a := dial(t, addr, ch)
+			gate := make(chan struct{}) // never opened: a's handlers take nothing
+			pushed := make(chan socketbus.ID, n)
+			socketbus.SetPushHooks(a, gate, pushed)
+			var ranInA atomic.Int32
+			stopA, servedA := startServe(t, a, socketbus.HandlerFunc(func(req *socketbus.Request) {
+				ranInA.Add(1)
+				_ = req.Respond(strings.NewReader("a"))
+			}), socketbus.WithConcurrency(n))
+			requester := dial(t, addr, ch)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			results := make(chan []error, 1)
+			var resps []string
+			go func() {
+				var errs []error
+				resps, errs = callAll(ctx, requester, n, tc.size)
+				results <- errs
+			}()
+			for range n {
+				<-pushed // all n are pushed to a and wait for a handler
+			}
+			if mem := srv.Stats().MemoryBytes; mem < n*wire.HeaderSize {
+				t.Errorf("MemoryBytes with %d requests pushed ahead: got %d, want their retained copies counted", n, mem)
+			}
+			b := dial(t, addr, ch) // a peer, so the returned requests wait for it
+			if how == "serve stops" {
+				stopA()
+				if err := waitServe(t, servedA); !errors.Is(err, context.Canceled) {
+					t.Fatalf("Serve after its ctx ended: got %v, want context.Canceled", err)
+				}
+			} else {
+				a.Close()
+			}
+			if got := socketbus.ReturnedCount(a); got != n {
+				t.Fatalf("requests returned: got %d, want %d", got, n)
+			}
+			var ranInB atomic.Int32
+			startServe(t, b, socketbus.HandlerFunc(func(req *socketbus.Request) {
+				ranInB.Add(1)
+				body, _ := io.ReadAll(req.Body)
+				_ = req.Respond(strings.NewReader(fmt.Sprintf("b%s/%d", bytes.TrimRight(body, "-"), len(body))))
+			}))
+			errs := <-results
+			for i, err := range errs {
+				want := fmt.Sprintf("b%d/%d", i, max(tc.size, len(fmt.Sprint(i))))
+				if err != nil || resps[i] != want {
+					t.Errorf("request %d: got %q, %v; want %q from b", i, resps[i], err, want)
+				}
+			}
+			if ranInA.Load() != 0 || ranInB.Load() != n {
+				t.Errorf("handler runs: a %d, b %d; want 0 and %d", ranInA.Load(), ranInB.Load(), n)
+			}
+		})
+	}
+}
+
+// TestPushedMemoryReturnsToZero checks that bytes pushed ahead (retained
+// at the server until taken) show in MemoryBytes and that the server's
+// memory returns to zero once the clients have gone.
+func TestPushedMemoryReturnsToZero(t *testing.T) {
+	srv, addr := startServer(t, socketbus.ServerConfig{})
+	ch := socketbus.ChannelFromName(t.Name())
+	const n, size = 8, 8 << 10
+	a := dial(t, addr, ch)
+	gate := make(chan struct{})
+	pushed := make(chan socketbus.ID, n)
+	socketbus.SetPushHooks(a, gate, pushed)
+	startServe(t, a, socketbus.HandlerFunc(func(req *socketbus.Request) {
+		body, _ := io.ReadAll(req.Body)
+		_ = req.Respond(bytes.NewReader(body))
+	}), socketbus.WithConcurrency(n))
+	requester := dial(t, addr, ch)
+	base := srv.Stats().MemoryBytes
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	done := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := requester.Call(ctx, make([]byte, size))
+			done <- err
+		}()
+	}
+	for range n {
+		<-pushed
+	}
+	if mem := srv.Stats().MemoryBytes; mem < base+n*size {
+		t.Errorf("MemoryBytes with %d requests of %d bytes pushed ahead: got %d, want at least %d", n, size, mem, base+n*size)
+	}
+	close(gate) // the handlers take them
+	for range n {
+		if err := <-done; err != nil {
+			t.Fatalf("Call: got %v, want nil", err)
+		}
+	}
+	a.Close()
+	requester.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for (srv.Stats().MemoryBytes != 0 || srv.Stats().Connections != 0) && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
+	if st := srv.Stats(); st.MemoryBytes != 0 {
+		t.Errorf("MemoryBytes once the clients have gone: got %d, want 0", st.MemoryBytes)
+	}
+}
+
+// TestPushFairness runs a slow and a fast receiver on one channel: the
+// slow one must not hoard requests while the fast one is idle. With push
+// credit equal to a receiver's idle handlers, the slow one takes one
+// request per handler per slow turn, and the fast one the rest.
+func TestPushFairness(t *testing.T) {
+	_, addr := startServer(t, socketbus.ServerConfig{})
+	ch := socketbus.ChannelFromName(t.Name())
+	const handlers, slowTurn, requests = 4, 20 * time.Millisecond, 400
+	slow, fast := dial(t, addr, ch), dial(t, addr, ch)
+	var slowN, fastN atomic.Int32
+	startServe(t, slow, socketbus.HandlerFunc(func(req *socketbus.Request) {
+		slowN.Add(1)
+		time.Sleep(slowTurn) // the work of a slow receiver
+		_ = req.Respond(nil)
+	}), socketbus.WithConcurrency(handlers))
+	startServe(t, fast, socketbus.HandlerFunc(func(req *socketbus.Request) {
+		fastN.Add(1)
+		_ = req.Respond(nil)
+	}), socketbus.WithConcurrency(handlers))
+	requester := dial(t, addr, ch)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	var next atomic.Int32
+	for range 16 {
+		wg.Go(func() {
+			for next.Add(1) <= requests {
+				if _, err := requester.Call(ctx, []byte("x")); err != nil {
+					t.Errorf("Call: got %v, want nil", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	// The slow receiver can have run at most one request per handler per
+	// turn, plus the ones it started with.
+	bound := int32(handlers*(elapsed/slowTurn+1)) + handlers
+	t.Logf("%d requests in %v: slow %d, fast %d (slow's bound %d)", requests, elapsed, slowN.Load(), fastN.Load(), bound)
+	if slowN.Load() > bound {
+		t.Errorf("slow receiver ran %d requests in %v, want at most %d", slowN.Load(), elapsed, bound)
+	}
+	if fastN.Load() < requests/2 {
+		t.Errorf("fast receiver ran %d of %d requests, want most of them", fastN.Load(), requests)
+	}
+}
+
+// TestPushExactlyOnceUnderChurn sends requests from several clients while
+// receivers start and stop Serve loops and close and redial at random, and
+// counts every request's outcome by ID: each ends exactly once at its
+// sender, none runs in two handlers, a response comes from the one handler
+// that ran it, and one that fails with ErrPeerGone ran in a handler that
+// its client's close cut short.
+func TestPushExactlyOnceUnderChurn(t *testing.T) {
+	_, addr := startServer(t, socketbus.ServerConfig{})
+	ch := socketbus.ChannelFromName(t.Name())
+	const senders, perSender, churners = 4, 150, 3
+	var (
+		mu   sync.Mutex
+		runs = map[string]int{}
+	)
+	handler := socketbus.HandlerFunc(func(req *socketbus.Request) {
+		body, _ := io.ReadAll(req.Body)
+		mu.Lock()
+		runs[string(body)]++
+		mu.Unlock()
+		if rand.IntN(4) == 0 {
+			runtime.Gosched()
+		}
+		_ = req.Respond(bytes.NewReader(body))
+	})
+	// One steady receiver keeps the channel served.
+	steady := dial(t, addr, ch)
+	startServe(t, steady, handler, socketbus.WithConcurrency(2))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	stopChurn := make(chan struct{})
+	var churn sync.WaitGroup
+	var returned atomic.Int64
+	for range churners {
+		churn.Go(func() {
+			for {
+				select {
+				case <-stopChurn:
+					return
+				default:
+				}
+				c, err := socketbus.Dial(ctx, addr, ch)
+				if err != nil {
+					t.Errorf("Dial: %v", err)
+					return
+				}
+				for range 1 + rand.IntN(3) {
+					sctx, scancel := context.WithCancel(ctx)
+					served := make(chan error, 1)
+					go func() { served <- c.Serve(sctx, handler, socketbus.WithConcurrency(1+rand.IntN(8))) }()
+					// Let it take a few requests, then stop it or close.
+					for range rand.IntN(200) {
+						runtime.Gosched()
+					}
+					if rand.IntN(3) == 0 {
+						c.Close()
+						scancel()
+						<-served
+						break
+					}
+					scancel()
+					if err := <-served; err != nil && !errors.Is(err, context.Canceled) {
+						t.Errorf("Serve: got %v, want context.Canceled", err)
+					}
+				}
+				c.Close()
+				returned.Add(socketbus.ReturnedCount(c))
+			}
+		})
+	}
+
+	type outcome struct {
+		resp string
+		err  error
+	}
+	outcomes := make(map[string][]outcome)
+	var omu sync.Mutex
+	var sw sync.WaitGroup
+	for s := range senders {
+		c := dial(t, addr, ch)
+		sw.Go(func() {
+			for i := range perSender {
+				id := fmt.Sprintf("%d-%d", s, i)
+				resp, err := c.Call(ctx, []byte(id))
+				omu.Lock()
+				outcomes[id] = append(outcomes[id], outcome{string(resp), err})
+				omu.Unlock()
+			}
+		})
+	}
+	sw.Wait()
+	close(stopChurn)
+	churn.Wait()
+
+	mu.Lock()
+	defer mu.Unlock()
+	completed, gone := 0, 0
+	for s := range senders {
+		for i := range perSender {
+			id := fmt.Sprintf("%d-%d", s, i)
+			o := outcomes[id]
+			switch {
+			case len(o) != 1:
+				t.Errorf("request %s: %d outcomes, want 1", id, len(o))
+			case runs[id] > 1:
+				t.Errorf("request %s ran in %d handlers, want 1", id, runs[id])
+			case o[0].err == nil && (o[0].resp != id || runs[id] != 1):
+				t.Errorf("request %s: response %q after %d runs, want %q after 1", id, o[0].resp, runs[id], id)
+			case o[0].err == nil:
+				completed++
+			case errors.Is(o[0].err, socketbus.ErrPeerGone) && runs[id] == 1:
+				gone++ // its handler's client closed under it
+			default:
+				t.Errorf("request %s: got %v after %d runs, want a response, or ErrPeerGone after 1 run", id, o[0].err, runs[id])
+			}
+		}
+	}
+	t.Logf("%d requests: %d completed, %d cut short by a close; %d returned by receivers that stopped", senders*perSender, completed, gone, returned.Load())
+}
+
+// TestSmallBodiesTravelInOneFrame counts the frames of a 128-byte round
+// trip between v2 clients, through Serve: one frame on each of the four
+// hops (request in, delivery, response in, response out) and no
+// acknowledgements.
+func TestSmallBodiesTravelInOneFrame(t *testing.T) {
+	_, addr := startServer(t, socketbus.ServerConfig{})
+	ch := socketbus.ChannelFromName(t.Name())
+	pa, pb := startRecordingProxy(t, addr), startRecordingProxy(t, addr)
+	a, b := dial(t, pa.addr(), ch), dial(t, pb.addr(), ch)
+	ids := make(chan socketbus.ID, 1)
+	startServe(t, b, socketbus.HandlerFunc(func(req *socketbus.Request) {
+		ids <- req.ID
+		echoUpper(req)
+	}))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	body := bytes.Repeat([]byte("x"), 128)
+	if got, err := a.Call(ctx, body); err != nil || !bytes.Equal(got, upper(body)) {
+		t.Fatalf("Call: got %d bytes, %v; want the body upper-cased", len(got), err)
+	}
+	id := <-ids
+	a.Close()
+	b.Close()
+	for _, hop := range []struct {
+		name      string
+		frames    []recordedFrame
+		bodyBytes int
+	}{
+		{"request, client to server", streamFrames(pa.frames(t, true), id, wire.FlagRequest), 128},
+		{"request pushed to the receiver", streamFrames(pb.frames(t, false), id, wire.FlagReceive), 16 + 128},
+		{"response, receiver to server", streamFrames(pb.frames(t, true), id, wire.FlagResponse), 128},
+		{"response, server to sender", streamFrames(pa.frames(t, false), id, wire.FlagResponse), 128},
+	} {
+		checkWholeStream(t, hop.name, hop.frames, hop.bodyBytes)
+	}
+	// Nothing else about the request travels: no acknowledgements.
+	for _, f := range append(pa.frames(t, false), pb.frames(t, true)...) {
+		if f.h.RequestID == id && f.h.Flags != wire.FlagResponse {
+			t.Errorf("frame %v about the request besides its stream, want none", f.h)
+		}
+	}
+}
+
+// rawFrame writes one frame on nc.
+func rawFrame(t *testing.T, nc net.Conn, h wire.Header, payload []byte) {
+	t.Helper()
+	h.Length = uint32(len(payload))
+	if _, err := nc.Write(append(wire.AppendHeader(nil, &h), payload...)); err != nil {
+		t.Fatalf("write %v: %v", h, err)
+	}
+}
+
+// rawNext reads frames until one that is not a ping.
+func rawNext(t *testing.T, nc net.Conn) (wire.Header, []byte) {
+	t.Helper()
+	for {
+		h, p, err := readWireFrame(nc)
+		if err != nil {
+			t.Fatalf("read: got %v, want a frame", err)
+		}
+		if h.Flags != wire.FlagPing {
+			return h, p
+		}
+	}
+}
+
+// TestPushStateMachine drives push credit, stop and return from a raw v2
+// receiver and checks the server's answers and its refusals of what a
+// hostile receiver might try: returning a request it has taken, a zero
+// credit.
+func TestPushStateMachine(t *testing.T) {
+	_, addr := startServer(t, socketbus.ServerConfig{})
+	ch := socketbus.ChannelFromName(t.Name())
+	nc, id := rawJoin(t, addr, ch, 2)
+	hdr := func(typ wire.FrameType, flags wire.Flags, req socketbus.ID) wire.Header {
+		return wire.Header{Version: 2, Type: typ, Flags: flags, RequestID: req, ClientID: id, ChannelID: ch, Final: typ != wire.TypeChunk}
+	}
+	requester := dial(t, addr, ch)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	calls := make(chan string, 3)
+	for _, body := range []string{"one", "two"} {
+		go func() {
+			resp, err := requester.Call(ctx, []byte(body))
+			calls <- fmt.Sprintf("%s %s %v", body, resp, err)
+		}()
+	}
+	rawFrame(t, nc, hdr(wire.TypeStart, wire.FlagReceive, socketbus.ID{}), wire.AppendCredit(nil, 2))
+	var pushed []wire.Header
+	bodies := map[socketbus.ID]string{}
+	for range 2 {
+		h, p := rawNext(t, nc)
+		if h.Type != wire.TypeStart || h.Flags != wire.FlagReceive || !h.Final || len(p) < 16 || socketbus.ID(p[:16]) != (socketbus.ID{}) {
+			t.Fatalf("got %v, want a whole pushed request (zero receive ID)", h)
+		}
+		pushed = append(pushed, h)
+		bodies[h.RequestID] = string(p[16:])
+	}
+	// Stop: answered by the same frame, after which nothing is pushed.
+	rawFrame(t, nc, hdr(wire.TypeEnd, wire.FlagReceive, socketbus.ID{}), nil)
+	if h, _ := rawNext(t, nc); h.Type != wire.TypeEnd || h.Flags != wire.FlagReceive || h.RequestID != (socketbus.ID{}) {
+		t.Fatalf("answer to a stop: got %v, want end|receive with the zero ID", h)
+	}
+	// Return the first; answer the second.
+	rawFrame(t, nc, hdr(wire.TypeError, wire.FlagReceive, pushed[0].RequestID), wire.AppendError(nil, wire.CodeReturned, ""))
+	rawFrame(t, nc, hdr(wire.TypeStart, wire.FlagResponse, pushed[1].RequestID), []byte("raw "+bodies[pushed[1].RequestID]))
+	if got := <-calls; !strings.HasSuffix(got, "raw "+strings.Fields(got)[0]+" <nil>") {
+		t.Fatalf("the answered request: got %q, want its raw answer", got)
+	}
+	// The returned one waits at the head of the queue; credit takes it
+	// again, as a fresh delivery.
+	rawFrame(t, nc, hdr(wire.TypeStart, wire.FlagReceive, socketbus.ID{}), wire.AppendCredit(nil, 1))
+	h, p := rawNext(t, nc)
+	if h.RequestID != pushed[0].RequestID || !h.Final || string(p[16:]) != bodies[h.RequestID] {
+		t.Fatalf("after the return: got %v %q, want request %x again with its body %q", h, p, pushed[0].RequestID[:4], bodies[pushed[0].RequestID])
+	}
+	// Taking it (a body grant) and then returning it is refused.
+	rawFrame(t, nc, hdr(wire.TypeChunk, wire.FlagReceive|wire.FlagCredit, h.RequestID), wire.AppendCredit(nil, 1000))
+	rawFrame(t, nc, hdr(wire.TypeError, wire.FlagReceive, h.RequestID), wire.AppendError(nil, wire.CodeReturned, ""))
+	for {
+		got, payload := rawNext(t, nc)
+		if got.Type != wire.TypeError || got.Flags != 0 {
+			continue
+		}
+		if e, err := wire.ParseError(payload); err != nil || e.Code != wire.CodeProtocol {
+			t.Fatalf("a return after taking: got %v %v, want a connection-level protocol error", e, err)
+		}
+		break
+	}
+	if got := <-calls; !strings.Contains(got, "peer disconnected") {
+		t.Fatalf("the request held by the connection cut off: got %q, want ErrPeerGone", got)
+	}
+
+	// A zero credit is malformed.
+	nc2, id2 := rawJoin(t, addr, ch, 2)
+	h2 := wire.Header{Version: 2, Type: wire.TypeStart, Flags: wire.FlagReceive, ClientID: id2, ChannelID: ch, Final: true}
+	rawFrame(t, nc2, h2, wire.AppendCredit(nil, 0))
+	for {
+		got, payload := rawNext(t, nc2)
+		if got.Type == wire.TypeError && got.Flags == 0 {
+			if e, err := wire.ParseError(payload); err != nil || e.Code != wire.CodeProtocol {
+				t.Fatalf("zero push credit: got %v %v, want a protocol error", e, err)
+			}
+			break
+		}
+	}
+}
