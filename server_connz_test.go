@@ -34,8 +34,11 @@ func TestConns(t *testing.T) {
 	addr := ln.Addr().String()
 	ch := socketbus.ChannelFromName("connz")
 	var senderAddr, receiverAddr string
-	sender := dial(t, addr, ch, addrDialer(&senderAddr))
-	receiver := dial(t, addr, ch, addrDialer(&receiverAddr))
+	// Version 1 clients: the frame counts below are v1's, three frames a
+	// body each way (version 2 sends a small body as one frame).
+	v1 := socketbus.WithProtocolVersion(1)
+	sender := dial(t, addr, ch, addrDialer(&senderAddr), v1)
+	receiver := dial(t, addr, ch, addrDialer(&receiverAddr), v1)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	go serveN(ctx, receiver, 3, upper)
