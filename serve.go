@@ -99,29 +99,8 @@ func (c *Client) Serve(ctx context.Context, h Handler, opts ...ServeOption) erro
 	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	var (
-		wg       sync.WaitGroup
-		once     sync.Once
-		firstErr error
-	)
-	for range o.concurrency {
-		wg.Go(func() {
-			for {
-				req, err := c.Receive(ctx)
-				if err != nil {
-					// The first error is why Serve stops: ctx's, the
-					// client's, or a refused Receive's, which stops the
-					// other workers.
-					once.Do(func() { firstErr = err })
-					stop()
-					return
-				}
-				serveRequest(h, req)
-			}
-		})
-	}
-	wg.Wait()
-	return firstErr
+	workers := startWorkers(ctx, stop, o.concurrency, h, c.Receive, nil)
+	return workers.wait()
 }
 
 // servePushed is Serve over push credit (v2): n handler goroutines take
@@ -131,32 +110,54 @@ func (c *Client) Serve(ctx context.Context, h Handler, opts ...ServeOption) erro
 func (c *Client) servePushed(ctx context.Context, h Handler, p *pushState) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	var (
-		wg       sync.WaitGroup
-		once     sync.Once
-		firstErr error
-	)
-	for range p.n {
-		wg.Go(func() {
+	workers := startWorkers(ctx, stop, p.n, h,
+		func(ctx context.Context) (*Request, error) { return c.nextPushed(ctx, p) },
+		func() { c.handled(p) })
+	<-ctx.Done()
+	c.endPush(p, 0) // returns once the server has answered, or the client closed
+	err := workers.wait()
+	if cerr := c.Err(); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// workers are Serve's n handler goroutines: each takes a request with
+// next and runs h on it, then calls done (when set), until next fails.
+// The first failure is why Serve stops: ctx's, the client's, or a refused
+// Receive's or credit's, and it stops the other workers.
+type workers struct {
+	wg       sync.WaitGroup
+	once     sync.Once
+	firstErr error
+}
+
+func startWorkers(ctx context.Context, stop context.CancelFunc, n int, h Handler,
+	next func(context.Context) (*Request, error), done func()) *workers {
+	w := &workers{}
+	for range n {
+		w.wg.Go(func() {
 			for {
-				req, err := c.nextPushed(ctx, p)
+				req, err := next(ctx)
 				if err != nil {
-					once.Do(func() { firstErr = err })
+					w.once.Do(func() { w.firstErr = err })
 					stop()
 					return
 				}
 				serveRequest(h, req)
-				c.handled(p)
+				if done != nil {
+					done()
+				}
 			}
 		})
 	}
-	<-ctx.Done()
-	c.endPush(p, 0) // returns once the server has answered, or the client closed
-	wg.Wait()
-	if cerr := c.Err(); cerr != nil {
-		return cerr
-	}
-	return firstErr
+	return w
+}
+
+// wait waits for every worker and returns the first failure.
+func (w *workers) wait() error {
+	w.wg.Wait()
+	return w.firstErr
 }
 
 // serveRequest runs h on req and answers req if h did not.

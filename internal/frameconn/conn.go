@@ -909,25 +909,7 @@ func (c *Conn) writeSegment(batch []Frame, need int) error {
 	if cap(c.scratch) > 16<<10 {
 		c.setScratch(nil) // do not keep a burst's worth of memory
 	}
-	for i := range batch {
-		c.written(&batch[i])
-		if batch[i].Pooled {
-			PutBuffer(batch[i].Payload)
-		}
-	}
-	c.FramesOut.Add(int64(len(batch)))
-	c.BytesOut.Add(int64(bytes))
-	select {
-	case c.drained <- struct{}{}:
-	default:
-	}
-	if err == nil {
-		for i := range batch {
-			if batch[i].Sent != nil {
-				batch[i].Sent.FrameSent(len(batch[i].Payload))
-			}
-		}
-	}
+	c.finishBatch(batch, bytes, err)
 	return err
 }
 
