@@ -36,6 +36,11 @@ type clientFlags struct {
 	// waitFor, when positive, makes dial try again, with backoff, while
 	// the server cannot be reached, for up to that long in all.
 	waitFor time.Duration
+	// waited says dial had to wait for the server: its other clients may
+	// still be reconnecting.
+	waited bool
+	// waitNotice, when set, is told once that dial is waiting.
+	waitNotice io.Writer
 
 	// channelName, set by a command whose channel was given by name, is
 	// sent in the join so that the server can show it. It is sent only
@@ -100,6 +105,10 @@ func (f *clientFlags) dial(ctx context.Context, channel socketbus.ID) (*socketbu
 		if f.waitFor <= 0 || !unreachable(err) || ctx.Err() != nil {
 			return nil, &dialError{&hintError{addr: f.server, hint: dialHint(err, tlsCfg != nil), err: err}}
 		}
+		if !f.waited && f.waitNotice != nil {
+			fmt.Fprintf(f.waitNotice, "socketbus send: the server at %s does not answer; waiting for it for up to %s\n", f.server, f.waitFor)
+		}
+		f.waited = true
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:

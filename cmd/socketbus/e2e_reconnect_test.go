@@ -24,6 +24,7 @@ func TestReceiveRidesThroughAKilledServer(t *testing.T) {
 
 	// A send made while nothing listens waits for the server.
 	send := startProc(t, bin, nil, "send", "--server", srv.addr, "--channel", "rides", "--data", "after", "--timeout", "20s")
+	send.waitLine(send.stderr, "does not answer; waiting for it")
 	again := startProc(t, bin, nil, "serve", "--addr", srv.addr)
 	again.waitLine(again.stdout, "socketbus listening on")
 	rcv.waitLine(rcv.stderr, "back on "+srv.addr)

@@ -100,6 +100,7 @@ func (o *sendOptions) run(ctx context.Context, s *streams, hasData bool) error {
 	defer out.abort()
 
 	o.client.waitFor = o.timeout // wait for a server that is restarting, within the request's time
+	o.client.waitNotice = s.err
 	o.client.channelName = o.channel.name
 	c, err := o.client.dial(ctx, channel)
 	if err != nil {
@@ -132,6 +133,17 @@ func (o *sendOptions) run(ctx context.Context, s *streams, hasData bool) error {
 		r, w = prog.reader(body), prog.writer(out)
 	}
 	err = c.Send(ctx, r, w)
+	// A server that was down has just come back: the channel's receivers
+	// may still be reconnecting. A --data body can be sent again.
+	for grace := time.Now().Add(3 * time.Second); errors.Is(err, socketbus.ErrNoPeers) && o.client.waited && hasData && prog == nil && time.Now().Before(grace); {
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+		err = c.Send(ctx, strings.NewReader(o.data), w)
+	}
 	if err == nil {
 		err = out.commit()
 	} else {
