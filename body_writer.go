@@ -36,7 +36,7 @@ func (c *Client) sendPieceKeeping(w *sendWindow, flags wire.Flags, id ID, body i
 	}
 	var frames [3]frameconn.Frame
 	count := 0
-	if start != nil && rerr == io.EOF && c.version >= wire.Version2 {
+	if start != nil && rerr == io.EOF && c.opts.version >= wire.Version2 {
 		// v2: a body that fits its first frame travels in the start
 		// frame, which is then the whole stream.
 		frames[0] = frameconn.Frame{Header: *start, Payload: buf[:got], Pooled: true}

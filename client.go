@@ -30,8 +30,7 @@ type Client struct {
 	opts       dialOptions
 	addrs      []string // Dial's addr, then WithServers'
 
-	conn    atomic.Pointer[frameconn.Conn] // the current connection, live or lost
-	version uint8                          // the protocol version the client joins with
+	conn atomic.Pointer[frameconn.Conn] // the current connection, live or lost
 
 	mu      sync.Mutex
 	sends   map[ID]*sendCall // Sends in flight, by request ID
@@ -80,6 +79,9 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 	if o.pingInterval == 0 {
 		o.pingInterval = DefaultPingInterval
 	}
+	if o.version == 0 {
+		o.version = wire.Version2 // tests set 1 (WithProtocolVersion)
+	}
 	if o.reconnect.MaxAttempts >= 0 {
 		o.reconnect = o.reconnect.withDefaults()
 	}
@@ -98,7 +100,6 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 		return nil, err
 	}
 	c.maxMessage, c.callLimit = maxMessage, callLimitFor(maxMessage)
-	c.version = c.opts.version // connect chose it
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	c.link.init(addr)
 	if o.onConnection != nil {
@@ -145,9 +146,6 @@ func (c *Client) connect(ctx context.Context, addr string) (net.Conn, int64, err
 			return nil, 0, fmt.Errorf("socketbus: TLS handshake with %s: %w", addr, err)
 		}
 		nc = tc
-	}
-	if o.version == 0 {
-		o.version = wire.Version2
 	}
 	answer := &answerRecorder{Conn: nc}
 	maxMessage, err := handshake(ctx, answer, o.version, c.id, c.channel, string(appendJoinPayload(nil, o.token, o.channelName)))
@@ -349,7 +347,7 @@ func (c *Client) closedErr() error {
 
 // header returns a header from this client for request id.
 func (c *Client) header(t wire.FrameType, flags wire.Flags, id ID) wire.Header {
-	return wire.Header{Version: c.version, Type: t, Flags: flags, RequestID: id, ClientID: c.id, ChannelID: c.channel}
+	return wire.Header{Version: c.opts.version, Type: t, Flags: flags, RequestID: id, ClientID: c.id, ChannelID: c.channel}
 }
 
 func (c *Client) creditFrame(flags wire.Flags, id ID, n int) frameconn.Frame {

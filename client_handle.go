@@ -158,12 +158,12 @@ func (c *Client) handleResponseFrame(f frameconn.Frame) error {
 			release(f)
 			return wire.Errorf(wire.CodeProtocol, "response start frame with sequence %d, or a second one", h.Sequence)
 		}
-		if h.Final && c.version >= wire.Version2 {
+		if h.Final && c.opts.version >= wire.Version2 {
 			return call.resp.pushWhole(f) // v2: the whole response in one frame
 		}
 		release(f)
 		if h.Final {
-			return wire.Errorf(wire.CodeProtocol, "a whole response on a version %d connection", c.version)
+			return wire.Errorf(wire.CodeProtocol, "a whole response on a version %d connection", c.opts.version)
 		}
 		return nil
 	}
@@ -178,7 +178,7 @@ func (c *Client) handleResponseFrame(f frameconn.Frame) error {
 // start, body and cancellation, and errors for its Receives.
 func (c *Client) handleReceiveFrame(f frameconn.Frame) error {
 	h := &f.Header
-	if c.version >= wire.Version2 && h.RequestID == (ID{}) {
+	if c.opts.version >= wire.Version2 && h.RequestID == (ID{}) {
 		return c.handlePushFrame(f)
 	}
 	switch h.Type {

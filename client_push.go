@@ -33,7 +33,7 @@ type pushState struct {
 // returns nil when the client speaks v1, is closed, or another Serve holds
 // the credit: that Serve then uses Receive.
 func (c *Client) startPush(n int) *pushState {
-	if c.version < wire.Version2 {
+	if c.opts.version < wire.Version2 {
 		return nil
 	}
 	c.mu.Lock()

@@ -143,12 +143,12 @@ func (c *Client) requeue(r *Request) {
 
 // deliver handles the start frame of a request handed to this client.
 func (c *Client) deliver(h *wire.Header, payload []byte) error {
-	whole := h.Final && c.version >= wire.Version2
+	whole := h.Final && c.opts.version >= wire.Version2
 	if len(payload) != 16 && !(whole && len(payload) >= 16) {
 		return wire.Errorf(wire.CodeProtocol, "a delivered request's start frame carries the 16-byte receive ID, got %d bytes", len(payload))
 	}
 	if h.Final && !whole {
-		return wire.Errorf(wire.CodeProtocol, "a whole request on a version %d connection", c.version)
+		return wire.Errorf(wire.CodeProtocol, "a whole request on a version %d connection", c.opts.version)
 	}
 	pollID := ID(payload[:16])
 	r := &Request{ID: h.RequestID, From: h.ClientID, c: c}
@@ -159,7 +159,7 @@ func (c *Client) deliver(h *wire.Header, payload []byte) error {
 	if whole {
 		r.body.setWhole(payload[16:])
 	}
-	pushed := c.version >= wire.Version2 && pollID == (ID{})
+	pushed := c.opts.version >= wire.Version2 && pollID == (ID{})
 
 	c.mu.Lock()
 	if c.err != nil {

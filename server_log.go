@@ -323,12 +323,15 @@ func (c *serverConn) logClosed() {
 }
 
 // logFrame logs a request's lifecycle frames at debug. It is called only
-// when the logger has debug enabled.
+// when the logger has debug enabled. A version-2 whole message (a start
+// frame with the final bit) is both a stream's start and its end, and is
+// logged as both, so that the log reads the same whichever version the
+// client speaks.
 func (c *serverConn) logFrame(h *wire.Header) {
-	var what string
+	var what, end string
 	switch {
 	case h.Flags == wire.FlagRequest && h.Type == wire.TypeStart:
-		what = "request started"
+		what, end = "request started", "request body sent"
 	case h.Flags == wire.FlagRequest && h.Type == wire.TypeEnd:
 		what = "request body sent"
 	case h.Flags == wire.FlagRequest && h.Type == wire.TypeError:
@@ -336,7 +339,7 @@ func (c *serverConn) logFrame(h *wire.Header) {
 	case h.Flags == wire.FlagReceive && h.Type == wire.TypeStart:
 		what = "receive waiting"
 	case h.Flags == wire.FlagResponse && h.Type == wire.TypeStart:
-		what = "response started"
+		what, end = "response started", "response sent"
 	case h.Flags == wire.FlagResponse && h.Type == wire.TypeEnd:
 		what = "response sent"
 	case h.Flags == wire.FlagResponse && h.Type == wire.TypeError:
@@ -344,6 +347,13 @@ func (c *serverConn) logFrame(h *wire.Header) {
 	default:
 		return
 	}
+	c.logFrameLine(what, h)
+	if end != "" && h.Final {
+		c.logFrameLine(end, h)
+	}
+}
+
+func (c *serverConn) logFrameLine(what string, h *wire.Header) {
 	c.s.log.LogAttrs(context.Background(), slog.LevelDebug, what, slog.String("remote", c.remote),
 		slog.String("client", ID(h.ClientID).String()), slog.String("request", ID(h.RequestID).String()))
 }

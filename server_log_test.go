@@ -373,10 +373,7 @@ func TestLogDrain(t *testing.T) {
 	srv, addr, logs := loggedServer(t, socketbus.ServerConfig{})
 	ch := socketbus.ChannelFromName("drain")
 	var senderAddr string
-	// Version 1 clients: the test follows each body's end frame in the
-	// debug log (version 2 sends a small body as one whole frame).
-	v1 := socketbus.WithProtocolVersion(1)
-	sender, receiver := dial(t, addr, ch, addrDialer(&senderAddr), v1), dial(t, addr, ch, v1)
+	sender, receiver := dial(t, addr, ch, addrDialer(&senderAddr)), dial(t, addr, ch)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	sent := make(chan error, 1)

@@ -179,12 +179,3 @@ func (a *Account) Over() bool {
 	r := a.root()
 	return r.used.Load() > r.highWater
 }
-
-// Short reports whether the root has no room left for TryCharge of n.
-func (a *Account) Short(n int64) bool {
-	if a == nil {
-		return false
-	}
-	r := a.root()
-	return r.used.Load()+n > r.admit
-}

@@ -237,14 +237,20 @@ func (c *Conn) rawWrite(fd uintptr) bool {
 // Batch.Flush would (writeInline), or leaves them to the writer. The
 // caller must hold no lock a SentNotifier takes.
 func (c *Conn) EnqueueAllInline(fs []Frame) error {
+	if err := c.appendQueue(fs); err != nil {
+		return err
+	}
+	c.writeInline()
+	return nil
+}
+
+// appendQueue queues fs and counts them, or releases their payloads and
+// fails with ErrClosed once the connection is closing.
+func (c *Conn) appendQueue(fs []Frame) error {
 	c.mu.Lock()
 	if c.err != nil || c.closing {
 		c.mu.Unlock()
-		for i := range fs {
-			if fs[i].Pooled {
-				PutBuffer(fs[i].Payload)
-			}
-		}
+		releasePayloads(fs)
 		return ErrClosed
 	}
 	c.queue = append(c.queue, fs...)
@@ -252,8 +258,26 @@ func (c *Conn) EnqueueAllInline(fs []Frame) error {
 	for i := range fs {
 		c.queued(&fs[i])
 	}
-	c.writeInline()
 	return nil
+}
+
+// releasePayloads returns the pooled payloads of frames that will not be
+// written.
+func releasePayloads(fs []Frame) {
+	for i := range fs {
+		if fs[i].Pooled {
+			PutBuffer(fs[i].Payload)
+		}
+	}
+}
+
+// drop uncounts queued frames and releases their payloads: they were
+// written, or never will be.
+func (c *Conn) drop(fs []Frame) {
+	for i := range fs {
+		c.written(&fs[i])
+	}
+	releasePayloads(fs)
 }
 
 // inlineLimit bounds the bytes an inline write copies: more goes to the
@@ -350,12 +374,7 @@ func (c *Conn) writeInline() {
 // with err if not nil): it uncounts and releases the frames, counts the
 // traffic, signals the reader and tells the frames' notifiers.
 func (c *Conn) finishBatch(batch []Frame, bytes int, err error) {
-	for i := range batch {
-		c.written(&batch[i])
-		if batch[i].Pooled {
-			PutBuffer(batch[i].Payload)
-		}
-	}
+	c.drop(batch)
 	c.FramesOut.Add(int64(len(batch)))
 	c.BytesOut.Add(int64(bytes))
 	select {
@@ -480,20 +499,8 @@ func (c *Conn) EnqueueAll(fs []Frame) error { return c.EnqueueAllIn(fs, nil) }
 // EnqueueAllIn is EnqueueAll, except that with a non-nil batch the writer
 // is woken (or the frames written inline) when the batch is flushed.
 func (c *Conn) EnqueueAllIn(fs []Frame, b *Batch) error {
-	c.mu.Lock()
-	if c.err != nil || c.closing {
-		c.mu.Unlock()
-		for i := range fs {
-			if fs[i].Pooled {
-				PutBuffer(fs[i].Payload)
-			}
-		}
-		return ErrClosed
-	}
-	c.queue = append(c.queue, fs...)
-	c.mu.Unlock()
-	for i := range fs {
-		c.queued(&fs[i])
+	if err := c.appendQueue(fs); err != nil {
+		return err
 	}
 	if b != nil {
 		b.add(c)
@@ -805,12 +812,7 @@ func (c *Conn) dropQueue() {
 	c.writerGone = true
 	inline := c.busy // an inline write still running releases the scratch buffer
 	c.mu.Unlock()
-	for i := range q {
-		c.written(&q[i])
-		if q[i].Pooled {
-			PutBuffer(q[i].Payload)
-		}
-	}
+	c.drop(q)
 	if !inline {
 		c.setScratch(nil)
 	}
@@ -844,12 +846,7 @@ func (c *Conn) writeBatch(batch []Frame) error {
 			n++
 		}
 		if err := c.writeSegment(batch[:n], need); err != nil {
-			for i := n; i < len(batch); i++ {
-				c.written(&batch[i])
-				if batch[i].Pooled {
-					PutBuffer(batch[i].Payload)
-				}
-			}
+			c.drop(batch[n:])
 			return err
 		}
 		batch = batch[n:]
