@@ -6,6 +6,9 @@ import (
 	"log/slog"
 	"net"
 	"time"
+
+	"github.com/socketbus/socketbus/internal/router"
+	"github.com/socketbus/socketbus/internal/wire"
 )
 
 // ServerConfig configures a Server. The zero value is a working
@@ -117,6 +120,16 @@ type Cluster interface {
 	Nodes() int
 	// Close leaves the bus.
 	Close() error
+}
+
+// routingCluster is what package cluster's nodes implement besides Cluster
+// to route requests across nodes: they get the server's router, and each
+// join waits until the other nodes have seen it (docs/PROTOCOL.md section
+// 21, the visibility rule).
+type routingCluster interface {
+	Cluster
+	AttachRouter(r *router.Router) error
+	Joined(channel wire.ID)
 }
 
 // Defaults of ServerConfig's zero fields.

@@ -74,6 +74,11 @@ func NewServer(cfg ServerConfig) *Server {
 		MemoryPerChannel:            cfg.MaxMemory / 4,
 		MemoryPerMember:             cfg.MaxMemory / 16,
 	})
+	if rc, ok := cfg.Cluster.(routingCluster); ok {
+		if err := rc.AttachRouter(s.router); err != nil {
+			s.logger().Error("cluster: cannot route across nodes", "err", err)
+		}
+	}
 	return s
 }
 

@@ -212,6 +212,9 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 		return &h, err
 	}
 	conn.SetAccount(m.Account())
+	if rc, ok := s.cfg.Cluster.(routingCluster); ok {
+		rc.Joined(h.ChannelID) // every node sees the client before its Dial returns
+	}
 	if c.name == "" {
 		c.name = s.channelName(h.ChannelID)
 	}

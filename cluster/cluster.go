@@ -19,15 +19,22 @@
 package cluster
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/socketbus/socketbus/internal/router"
+	"github.com/socketbus/socketbus/internal/wire"
 )
 
 // Config configures a node.
@@ -48,8 +55,13 @@ type Config struct {
 	NATSURL string
 
 	// Heartbeat is how often the node announces itself; a node not heard
-	// from for three heartbeats is gone. Zero means 1 s.
+	// from for three heartbeats is gone, and the requests it was part of
+	// end with peer_gone. Zero means 1 s.
 	Heartbeat time.Duration
+
+	// Logger, when set, receives the node's warnings: nodes dropped and
+	// links reset.
+	Logger *slog.Logger
 }
 
 // Cluster is one node's membership of a bus.
@@ -58,14 +70,36 @@ type Cluster struct {
 	ns  *server.Server // the embedded nats-server, nil in external mode
 	nc  *nats.Conn
 
-	mu      sync.Mutex
-	seen    map[string]time.Time // other nodes, when last heard
-	changed chan struct{}        // closed and replaced when the count changes
-	nodes   int                  // the count the last change saw, itself included
+	incarnation string // random, fixed at start: tells a restart apart
 
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	mu       sync.Mutex
+	nodes    map[string]*peerNode // the other nodes heard from
+	changed  chan struct{}        // closed and replaced when the count changes
+	count    int                  // the count the last change saw, itself included
+	needFull map[string]bool      // nodes owed all of this node's state
+	pending  map[uint64]*pendingAck
+	token    uint64 // the last join's state token
+	nonce    uint64 // the last link reset's nonce
+	closing  bool
+	r        *router.Router // the Server's router, once attached
+	sub      *nats.Subscription
+
+	out      *outbox
+	stateMu  sync.Mutex // orders state messages (sendState)
+	dirtyMu  sync.Mutex
+	dirty    map[wire.ID]struct{} // channels whose counts changed
+	announce chan struct{}
+
+	stop          chan struct{}
+	done          chan struct{} // the heartbeat has stopped
+	announcerDone chan struct{}
+	once          sync.Once
+}
+
+func (c *Cluster) logf(format string, args ...any) {
+	if c.cfg.Logger != nil {
+		c.cfg.Logger.Warn(fmt.Sprintf(format, args...), "bus", c.cfg.Name, "node", c.cfg.Node)
+	}
 }
 
 // New starts a node: it starts the embedded nats-server (or connects to
@@ -74,11 +108,21 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.Name == "" || cfg.Node == "" {
 		return nil, errors.New("cluster: Config needs a Name and a Node")
 	}
+	for _, name := range []string{cfg.Name, cfg.Node} {
+		if strings.ContainsAny(name, ".*> \t\r\n") {
+			return nil, fmt.Errorf("cluster: %q is not a NATS subject token: no dots, spaces or wildcards", name)
+		}
+	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = time.Second
 	}
-	c := &Cluster{cfg: cfg, seen: map[string]time.Time{}, changed: make(chan struct{}), nodes: 1,
-		stop: make(chan struct{}), done: make(chan struct{})}
+	var inc [8]byte
+	_, _ = rand.Read(inc[:])
+	c := &Cluster{cfg: cfg, incarnation: hex.EncodeToString(inc[:]),
+		nodes: map[string]*peerNode{}, changed: make(chan struct{}), count: 1,
+		needFull: map[string]bool{}, pending: map[uint64]*pendingAck{},
+		dirty: map[wire.ID]struct{}{}, announce: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{}), announcerDone: make(chan struct{})}
 	var err error
 	if cfg.NATSURL != "" {
 		c.nc, err = nats.Connect(cfg.NATSURL, nats.Name("socketbus "+cfg.Name+"/"+cfg.Node), nats.MaxReconnects(-1))
@@ -165,12 +209,31 @@ func (c *Cluster) Name() string { return c.cfg.Name }
 func (c *Cluster) Node() string { return c.cfg.Node }
 
 // Close leaves the bus and, in embedded mode, stops the nats-server. It is
-// idempotent.
+// idempotent. The other nodes are told at once (a bye), so the requests
+// this node was still part of end there with peer_gone without waiting for
+// three heartbeats; a Server closes its node only after its drain.
 func (c *Cluster) Close() error {
 	c.once.Do(func() {
 		close(c.stop)
 		<-c.done
+		c.mu.Lock()
+		c.closing = true
+		attached := c.r != nil
+		if attached {
+			for _, n := range c.nodes {
+				c.out.push(outMsg{to: n, kind: kindBye})
+			}
+		}
+		c.mu.Unlock()
+		if attached {
+			<-c.announcerDone
+			c.out.close()
+			if c.sub != nil {
+				_ = c.sub.Unsubscribe()
+			}
+		}
 		if c.nc != nil {
+			_ = c.nc.Flush()
 			c.nc.Close()
 		}
 		if c.ns != nil {

@@ -3,20 +3,25 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 )
 
-// Membership: every node publishes its name on the bus's node subject
-// every Heartbeat, and at once when it joins or another node says hello;
-// a node is counted while it was heard from within three heartbeats.
-// Nothing is stored in NATS: the count is each node's own view, and it
-// settles within one round trip of a join (the hello) and three
-// heartbeats of a death.
+// Membership: every node publishes "<name> <incarnation>" on the bus's node
+// subject every Heartbeat, and at once when it joins or another node says
+// hello; a node is counted while it was heard from (there or on its link)
+// within three heartbeats. Nothing is stored in NATS: the count is each
+// node's own view, and it settles within one round trip of a join (the
+// hello) and three heartbeats of a death. The incarnation, fixed when the
+// node starts, tells a restarted node from the one it replaces: the
+// requests the old one was part of end with peer_gone at once.
 
 func (c *Cluster) nodeSubject() string  { return "socketbus." + c.cfg.Name + ".node" }
 func (c *Cluster) helloSubject() string { return "socketbus." + c.cfg.Name + ".hello" }
+
+func (c *Cluster) announcement() []byte { return []byte(c.cfg.Node + " " + c.incarnation) }
 
 // joinBus subscribes to the other nodes' announcements, says hello, and
 // starts the heartbeat.
@@ -26,9 +31,11 @@ func (c *Cluster) joinBus() error {
 		return fmt.Errorf("cluster: subscribe: %w", err)
 	}
 	if _, err := c.nc.Subscribe(c.helloSubject(), func(m *nats.Msg) {
-		if string(m.Data) != c.cfg.Node {
+		name, _, _ := strings.Cut(string(m.Data), " ")
+		if name != c.cfg.Node {
 			c.heard(string(m.Data))
-			_ = c.nc.Publish(c.nodeSubject(), []byte(c.cfg.Node))
+			c.wantFullState(name)
+			_ = c.nc.Publish(c.nodeSubject(), c.announcement())
 		}
 	}); err != nil {
 		close(c.done)
@@ -38,7 +45,7 @@ func (c *Cluster) joinBus() error {
 		close(c.done)
 		return fmt.Errorf("cluster: flush: %w", err)
 	}
-	_ = c.nc.Publish(c.helloSubject(), []byte(c.cfg.Node))
+	_ = c.nc.Publish(c.helloSubject(), c.announcement())
 	go c.heartbeat()
 	return nil
 }
@@ -48,7 +55,8 @@ func (c *Cluster) heartbeat() {
 	t := time.NewTicker(c.cfg.Heartbeat)
 	defer t.Stop()
 	for {
-		_ = c.nc.Publish(c.nodeSubject(), []byte(c.cfg.Node))
+		_ = c.nc.Publish(c.nodeSubject(), c.announcement())
+		c.tick()
 		select {
 		case <-t.C:
 			c.expire()
@@ -58,14 +66,27 @@ func (c *Cluster) heartbeat() {
 	}
 }
 
-// heard records an announcement from node.
-func (c *Cluster) heard(node string) {
-	if node == c.cfg.Node || node == "" {
+// heard records an announcement ("<name> <incarnation>") from a node.
+func (c *Cluster) heard(announcement string) {
+	name, inc, _ := strings.Cut(announcement, " ")
+	if name == c.cfg.Node || name == "" {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.seen[node] = time.Now()
+	n := c.nodes[name]
+	if n != nil && inc != "" && n.incarnation != "" && n.incarnation != inc {
+		// The node restarted: whatever its last run was part of is over.
+		c.dropNodeLocked(n, "the node restarted")
+		n = nil
+	}
+	if n == nil {
+		n = c.addNodeLocked(name)
+	}
+	if inc != "" {
+		n.incarnation = inc
+	}
+	n.heard = time.Now()
 	c.recountLocked()
 }
 
@@ -73,17 +94,17 @@ func (c *Cluster) heard(node string) {
 func (c *Cluster) expire() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for node, at := range c.seen {
-		if time.Since(at) > 3*c.cfg.Heartbeat {
-			delete(c.seen, node)
+	for _, n := range c.nodes {
+		if time.Since(n.heard) > 3*c.cfg.Heartbeat {
+			c.dropNodeLocked(n, "the node was not heard from for three heartbeats")
 		}
 	}
 	c.recountLocked()
 }
 
 func (c *Cluster) recountLocked() {
-	if n := 1 + len(c.seen); n != c.nodes {
-		c.nodes = n
+	if n := 1 + len(c.nodes); n != c.count {
+		c.count = n
 		close(c.changed)
 		c.changed = make(chan struct{})
 	}
@@ -93,14 +114,14 @@ func (c *Cluster) recountLocked() {
 func (c *Cluster) Nodes() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.nodes
+	return c.count
 }
 
 // WaitNodes waits until this node sees exactly n nodes, or ctx ends.
 func (c *Cluster) WaitNodes(ctx context.Context, n int) error {
 	for {
 		c.mu.Lock()
-		got, changed := c.nodes, c.changed
+		got, changed := c.count, c.changed
 		c.mu.Unlock()
 		if got == n {
 			return nil

@@ -26,6 +26,14 @@ type Member struct {
 	// (version 2) member: its poll entries with pushed set.
 	pushCredit int
 
+	// Remote members (remote.go): the role, whether a remote receiver is
+	// drained, and its credit of requests it may be offered (offered: it
+	// is on the channel's list of remote receivers with credit).
+	remote       RemoteRole
+	draining     bool
+	offered      bool
+	remoteCredit int
+
 	started  int64 // requests this member sent that were accepted
 	received int64 // requests handed to this member as a receiver
 }
@@ -88,6 +96,7 @@ func (m *Member) handle(f *frameconn.Frame, batch *frameconn.Batch) error {
 	ch.batch = batch
 	defer func() {
 		ch.batch = nil
+		ch.noticeLocked()
 		ch.mu.Unlock()
 	}()
 	if m.gone {

@@ -256,4 +256,5 @@ func (ch *channel) requeueLocked(req *request) {
 			return
 		}
 	}
+	ch.offerRemoteLocked(req)
 }

@@ -150,8 +150,14 @@ func (m *Member) startRequestLocked(f *frameconn.Frame) error {
 		return protocolErrorf("request ID %x is already in use", h.RequestID)
 	}
 	refuse := func(code wire.Code, msg string) error {
-		r.counts[outcomeOf(code)].Add(1)
-		ch.counts[outcomeOf(code)].Add(1)
+		if m.remote == RemoteSender && code != wire.CodeTooLarge {
+			// Not claimed: the origin requeues the request (remote.go).
+			code = wire.CodeReturned
+		}
+		if code != wire.CodeReturned {
+			r.counts[outcomeOf(code)].Add(1)
+			ch.counts[outcomeOf(code)].Add(1)
+		}
 		ch.send(m, errorFrame(ch, m, h.RequestID, wire.FlagRequest, code, msg))
 		ch.tombstoneLocked(m, h.RequestID) // the rest of the stream may already be on its way
 		return nil
@@ -162,7 +168,9 @@ func (m *Member) startRequestLocked(f *frameconn.Frame) error {
 	if !ch.hasPeerLocked(m) {
 		return refuse(wire.CodeNoPeers, "no other client is joined to this channel")
 	}
-	if limit := r.cfg.MaxInFlightPerClient; limit > 0 && len(m.sent) >= limit {
+	// A remote sender carries a whole node's requests: its account's
+	// share of the memory budget bounds it, not the per-client limit.
+	if limit := r.cfg.MaxInFlightPerClient; limit > 0 && m.remote == 0 && len(m.sent) >= limit {
 		return refuse(wire.CodeLimit, "too many requests in flight on this connection")
 	}
 	if max := r.cfg.MaxMessageBytes; whole && max > 0 && int64(h.Length) > max {
@@ -174,6 +182,9 @@ func (m *Member) startRequestLocked(f *frameconn.Frame) error {
 			target = p
 			break
 		}
+	}
+	if target == nil && m.remote == RemoteSender {
+		return refuse(wire.CodeReturned, "no receiver is waiting on this node")
 	}
 	if limit := r.cfg.MaxQueuedRequestsPerChannel; target == nil && limit > 0 && ch.queue.n >= limit {
 		return refuse(wire.CodeLimit, "the channel's request queue is full")
@@ -224,7 +235,7 @@ func (m *Member) startRequestLocked(f *frameconn.Frame) error {
 	}
 	if target != nil {
 		ch.placeLocked(req, target)
-	} else {
+	} else if !ch.offerRemoteLocked(req) {
 		ch.queue.push(req)
 	}
 	if m.v2() {

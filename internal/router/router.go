@@ -16,6 +16,7 @@ type Router struct {
 	mu       sync.Mutex // guards channels; closed is set under it
 	channels map[wire.ID]*channel
 	closed   atomic.Bool // set once by Close; read under channel locks too
+	observer Observer    // set before the first join (observe.go)
 
 	inFlight atomic.Int64  // live requests, queued or taken
 	idle     chan struct{} // signalled when inFlight drops to zero while closing
@@ -63,6 +64,15 @@ type channel struct {
 	reserved int64
 	starved  bool       // some queued request is waiting for reserved credit
 	memWait  []*request // requests with a grant held back for memory
+	// nonPeers counts the members that are not peers to senders: remote
+	// senders and drained remote receivers (remote.go). remoteN counts
+	// remote members, and remotes lists the remote receivers with credit.
+	nonPeers int
+	remoteN  int
+	remotes  []*Member
+	// seenMembers and seenReady are the local member and waiting receiver
+	// counts the observer was last told about (observe.go).
+	seenMembers, seenReady int
 	// freePolls are used units of push credit, kept for reuse (push.go).
 	freePolls []*poll
 	// batch is the write batch of the connection whose frame is being
@@ -113,6 +123,7 @@ func (r *Router) JoinVersion(clientID, channelID wire.ID, version uint8, p Peer)
 		return nil, wire.Errorf(wire.CodeConflict, "client ID %x is already connected to this channel", clientID)
 	}
 	ch.members[clientID] = m
+	ch.noticeLocked()
 	return m, nil
 }
 
@@ -131,6 +142,13 @@ func (m *Member) Leave() {
 	}
 	m.gone = true
 	delete(ch.members, m.id)
+	if !m.countsAsPeer() {
+		ch.nonPeers--
+	}
+	if m.remote != 0 {
+		ch.remoteN--
+		ch.dropRemoteLocked(m)
+	}
 	empty := len(ch.members) == 0
 	if empty && r.channels[ch.id] == ch {
 		delete(r.channels, ch.id)
@@ -149,12 +167,13 @@ func (m *Member) Leave() {
 	clear(m.polls)
 	ch.dropPushCreditLocked(m)
 	ch.failOrphansLocked()
+	ch.noticeLocked()
 	ch.mu.Unlock()
 }
 
 // failOrphansLocked fails queued requests whose sender is now the only member.
 func (ch *channel) failOrphansLocked() {
-	if len(ch.members) > 1 {
+	if len(ch.members)-ch.nonPeers > 1 {
 		return
 	}
 	for req := ch.queue.head; req != nil; {
@@ -167,8 +186,8 @@ func (ch *channel) failOrphansLocked() {
 }
 
 func (ch *channel) hasPeerLocked(m *Member) bool {
-	n := len(ch.members)
-	if _, in := ch.members[m.id]; in {
+	n := len(ch.members) - ch.nonPeers
+	if _, in := ch.members[m.id]; in && m.countsAsPeer() {
 		n--
 	}
 	return n > 0
@@ -213,6 +232,11 @@ func (r *Router) Close() {
 			ch.send(p.m, errorFrame(ch, p.m, p.id, wire.FlagReceive, wire.CodeServerClosed, "server is shutting down"))
 			p = next
 		}
+		for _, m := range ch.remotes {
+			m.offered, m.remoteCredit = false, 0
+		}
+		ch.remotes = nil
+		ch.noticeLocked()
 		ch.mu.Unlock()
 	}
 	r.signalIfIdle()

@@ -1,0 +1,135 @@
+package cluster_test
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/cluster"
+)
+
+// testNode is one node of a test bus: its cluster node and a socketbus
+// server on loopback.
+type testNode struct {
+	name string
+	c    *cluster.Cluster
+	srv  *socketbus.Server
+	addr string
+	done chan struct{}
+}
+
+// testBus is a bus of nodes in this process, each with its embedded
+// nats-server, all routed to the first's.
+type testBus struct {
+	t      *testing.T
+	mu     sync.Mutex
+	nodes  []*testNode
+	routes []string
+	cfg    socketbus.ServerConfig
+}
+
+func newTestBus(t *testing.T, n int, cfg socketbus.ServerConfig) *testBus {
+	t.Helper()
+	b := &testBus{t: t, cfg: cfg}
+	for i := range n {
+		b.start("n" + string(rune('1'+i)))
+	}
+	b.settle()
+	t.Cleanup(b.close)
+	return b
+}
+
+// start starts a node (a new one, or one that was stopped, on a new port).
+func (b *testBus) start(name string) *testNode {
+	b.t.Helper()
+	c, err := cluster.New(cluster.Config{Name: "bus", Node: name, Listen: "127.0.0.1:0", Routes: b.routes, Heartbeat: heartbeat})
+	if err != nil {
+		b.t.Fatalf("cluster.New(%s): %v", name, err)
+	}
+	if len(b.routes) == 0 {
+		b.routes = []string{c.RouteURL()}
+	}
+	cfg := b.cfg
+	cfg.Cluster = c
+	srv := socketbus.NewServer(cfg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	n := &testNode{name: name, c: c, srv: srv, addr: ln.Addr().String(), done: make(chan struct{})}
+	go func() {
+		defer close(n.done)
+		_ = srv.Serve(ln)
+	}()
+	b.mu.Lock()
+	b.nodes = append(b.nodes, n)
+	b.mu.Unlock()
+	return n
+}
+
+// settle waits until every live node sees all the others.
+func (b *testBus) settle() {
+	b.t.Helper()
+	b.mu.Lock()
+	nodes := append([]*testNode(nil), b.nodes...)
+	b.mu.Unlock()
+	for _, n := range nodes {
+		waitNodes(b.t, n.c, len(nodes))
+	}
+}
+
+func (b *testBus) node(i int) *testNode {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.nodes[i]
+}
+
+// kill closes node i at once (its server, then its NATS) and forgets it.
+func (b *testBus) kill(i int) {
+	b.mu.Lock()
+	n := b.nodes[i]
+	b.nodes = append(b.nodes[:i:i], b.nodes[i+1:]...)
+	b.mu.Unlock()
+	n.srv.Close()
+	<-n.done
+}
+
+func (b *testBus) close() {
+	b.mu.Lock()
+	nodes := b.nodes
+	b.nodes = nil
+	b.mu.Unlock()
+	for _, n := range nodes {
+		n.srv.Close()
+		<-n.done
+	}
+}
+
+// dial connects a client to node n; it does not reconnect unless opts say.
+func dial(t *testing.T, n *testNode, channel string, opts ...socketbus.DialOption) *socketbus.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	opts = append([]socketbus.DialOption{socketbus.WithReconnect(socketbus.ReconnectPolicy{MaxAttempts: -1})}, opts...)
+	c, err := socketbus.Dial(ctx, n.addr, socketbus.ChannelFromName(channel), opts...)
+	if err != nil {
+		t.Fatalf("Dial %s: %v", n.name, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// serve runs h on c until the test ends.
+func serve(t *testing.T, c *socketbus.Client, h socketbus.HandlerFunc, opts ...socketbus.ServeOption) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = c.Serve(ctx, h, opts...)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+}

@@ -1,0 +1,122 @@
+package cluster
+
+import (
+	"sync"
+
+	"github.com/socketbus/socketbus/internal/frameconn"
+)
+
+// outbox is the node's one queue of messages to other nodes, and the
+// goroutine that publishes them. The router hands frames to remote members
+// with its channel lock held, so their Send only queues here; one
+// publisher keeps each link's messages in the order they were queued and
+// numbers them.
+//
+// What waits here is bounded by what produced it: stream frames by the
+// credit the far node granted, control frames (grants, errors, states) by
+// the requests and channels they are about. A frame's write notification
+// (the router's flow control) fires once it is published, as a socket
+// writer's does once the frame is written.
+type outbox struct {
+	mu      sync.Mutex
+	queue   []outMsg
+	spare   []outMsg
+	wake    chan struct{}
+	closed  bool
+	done    chan struct{}
+	publish func(n *peerNode, data []byte) error
+}
+
+type outMsg struct {
+	to    *peerNode
+	kind  byte
+	role  byte
+	frame frameconn.Frame // kindFrame, kindPing, kindPong
+	body  []byte          // the other kinds: what follows the envelope
+}
+
+func newOutbox(publish func(*peerNode, []byte) error) *outbox {
+	o := &outbox{wake: make(chan struct{}, 1), done: make(chan struct{}), publish: publish}
+	go o.run()
+	return o
+}
+
+// push queues m; it never blocks. After close, frames are released.
+func (o *outbox) push(m outMsg) {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		drop(&m)
+		return
+	}
+	o.queue = append(o.queue, m)
+	first := len(o.queue) == 1
+	o.mu.Unlock()
+	if first {
+		select {
+		case o.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// close publishes what is queued, then stops the publisher.
+func (o *outbox) close() {
+	o.mu.Lock()
+	o.closed = true
+	o.mu.Unlock()
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+	<-o.done
+}
+
+func (o *outbox) run() {
+	defer close(o.done)
+	var scratch []byte
+	for {
+		<-o.wake
+		for {
+			o.mu.Lock()
+			batch, closed := o.queue, o.closed
+			o.queue, o.spare = o.spare[:0], nil
+			o.mu.Unlock()
+			if len(batch) == 0 {
+				if closed {
+					return
+				}
+				break
+			}
+			for i := range batch {
+				m := &batch[i]
+				m.to.outSeq++
+				scratch = appendEnvelope(scratch[:0], m.kind, m.to.outSeq)
+				if m.kind == kindFrame || m.kind == kindPing || m.kind == kindPong {
+					scratch = appendFrame(scratch, m.role, &m.frame)
+				} else {
+					scratch = append(scratch, m.body...)
+				}
+				// A failed publish (NATS disconnected) loses the message;
+				// the far node sees the gap in the sequence and resets.
+				_ = o.publish(m.to, scratch)
+				if s := m.frame.Sent; s != nil {
+					s.FrameSent(len(m.frame.Payload))
+				}
+				drop(m)
+			}
+			clear(batch)
+			o.mu.Lock()
+			o.spare = batch[:0]
+			o.mu.Unlock()
+		}
+	}
+}
+
+// drop releases a message's pooled payload.
+func drop(m *outMsg) {
+	if m.frame.Pooled {
+		frameconn.PutBuffer(m.frame.Payload)
+	}
+	m.frame = frameconn.Frame{}
+}

@@ -1,0 +1,505 @@
+package cluster
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/router"
+	"github.com/socketbus/socketbus/internal/wire"
+)
+
+// Routing across nodes (docs/PROTOCOL.md section 21). A node tells every
+// other node, per channel, how many members and waiting receivers it has
+// (state messages). For each other node that has members on a channel,
+// the router has a remote receiver standing for them; for each other node
+// that offers it requests, a remote sender starting them (internal/router's
+// remote.go). The two are joined by a link: the ordered, numbered messages
+// from one node to another on one NATS subject. Everything a node receives
+// is handled on one goroutine, in order.
+
+// joinAckTimeout bounds how long a join waits for the other nodes to
+// acknowledge that they have seen it: a node that does not answer in time
+// is dead or cut off, and is dropped within three heartbeats anyway.
+const joinAckTimeout = 2 * time.Second
+
+// announceInterval is the shortest time between two state messages for
+// changes to waiting receivers: they coalesce. Changes to members (a join)
+// are sent at once by the join itself.
+const announceInterval = time.Millisecond
+
+// peerNode is another node, as this one sees it: the link's two sequence
+// numbers and the remote members standing for it. outSeq belongs to the
+// outbox's goroutine; the rest is guarded by Cluster.mu.
+type peerNode struct {
+	name        string
+	subject     string // where messages to it go
+	incarnation string
+	heard       time.Time
+
+	outSeq    uint64 // the last sequence number sent (outbox)
+	inSeq     uint64 // the next sequence number expected; 0 before the first
+	resetting uint64 // the nonce of the reset sent and not yet answered
+	rx        map[wire.ID]*router.Member // its receivers, per channel
+	tx        map[wire.ID]*router.Member // the requests it offers, per channel
+	dropped   bool
+}
+
+// pendingAck is a join waiting for the other nodes to acknowledge its state.
+type pendingAck struct {
+	waiting map[*peerNode]bool
+	done    chan struct{}
+}
+
+func (p *pendingAck) ackedLocked(n *peerNode) {
+	if p.waiting[n] {
+		delete(p.waiting, n)
+		if len(p.waiting) == 0 {
+			close(p.done)
+		}
+	}
+}
+
+// remoteID is the client ID of the remote member standing for node in a role.
+func remoteID(role, node string) wire.ID {
+	sum := sha256.Sum256([]byte("socketbus remote " + role + " " + node))
+	return wire.ID(sum[:16])
+}
+
+func (c *Cluster) directSubject(to, from string) string {
+	return "socketbus." + c.cfg.Name + ".to." + to + "." + from
+}
+
+func (c *Cluster) addNodeLocked(name string) *peerNode {
+	n := &peerNode{name: name, subject: c.directSubject(name, c.cfg.Node),
+		rx: map[wire.ID]*router.Member{}, tx: map[wire.ID]*router.Member{}}
+	c.nodes[name] = n
+	c.needFull[name] = true
+	c.wakeAnnouncer()
+	return n
+}
+
+// dropNodeLocked forgets a node: the requests it was part of end with
+// peer_gone here (its remote members leave), and joins stop waiting for it.
+func (c *Cluster) dropNodeLocked(n *peerNode, why string) {
+	if n.dropped {
+		return
+	}
+	n.dropped = true
+	delete(c.nodes, n.name)
+	delete(c.needFull, n.name)
+	c.clearMembersLocked(n)
+	for _, p := range c.pending {
+		p.ackedLocked(n)
+	}
+	c.logf("cluster: node %s dropped: %s", n.name, why)
+}
+
+// clearMembersLocked makes every remote member standing for n leave.
+func (c *Cluster) clearMembersLocked(n *peerNode) {
+	for id, m := range n.rx {
+		m.Leave()
+		delete(n.rx, id)
+	}
+	for id, m := range n.tx {
+		m.Leave()
+		delete(n.tx, id)
+	}
+}
+
+// AttachRouter makes the node route for r, a Server's router; NewServer
+// calls it once. It subscribes to this node's subject and asks the other
+// nodes for their state.
+func (c *Cluster) AttachRouter(r *router.Router) error {
+	c.mu.Lock()
+	if c.r != nil {
+		c.mu.Unlock()
+		return errors.New("cluster: the node already serves a Server")
+	}
+	c.r = r
+	c.mu.Unlock()
+	r.SetObserver(c.observe)
+	c.out = newOutbox(func(n *peerNode, data []byte) error { return c.nc.Publish(n.subject, data) })
+	sub, err := c.nc.Subscribe(c.directSubject(c.cfg.Node, "*"), c.onMessage)
+	if err != nil {
+		return fmt.Errorf("cluster: subscribe: %w", err)
+	}
+	// What other nodes send here is bounded by the credit this node's
+	// router grants them and by its memory budget, not by NATS's default
+	// of 64 MB pending, which a dropped message would turn into a reset.
+	_ = sub.SetPendingLimits(-1, 1<<40)
+	c.sub = sub
+	if err := c.nc.Flush(); err != nil {
+		return fmt.Errorf("cluster: flush: %w", err)
+	}
+	go c.announcer()
+	// Hello again: every node answers with its state, now that this one
+	// listens.
+	_ = c.nc.Publish(c.helloSubject(), c.announcement())
+	return nil
+}
+
+// Joined returns once every node this one sees has acknowledged that a
+// client joined channel here, or after joinAckTimeout: from then on a
+// request sent on any of them counts the client as a peer. The Server
+// calls it before it acknowledges the join.
+func (c *Cluster) Joined(channel wire.ID) {
+	c.mu.Lock()
+	if c.r == nil || len(c.nodes) == 0 {
+		c.mu.Unlock()
+		return
+	}
+	c.token++
+	token := c.token
+	p := &pendingAck{waiting: map[*peerNode]bool{}, done: make(chan struct{})}
+	nodes := make([]*peerNode, 0, len(c.nodes))
+	for _, n := range c.nodes {
+		p.waiting[n] = true
+		nodes = append(nodes, n)
+	}
+	c.pending[token] = p
+	c.mu.Unlock()
+	c.sendState(nodes, []wire.ID{channel}, token)
+	t := time.NewTimer(joinAckTimeout)
+	select {
+	case <-p.done:
+	case <-t.C:
+	case <-c.stop:
+	}
+	t.Stop()
+	c.mu.Lock()
+	delete(c.pending, token)
+	c.mu.Unlock()
+}
+
+// observe is the router's observer: a channel's counts changed.
+func (c *Cluster) observe(channel wire.ID) {
+	c.dirtyMu.Lock()
+	c.dirty[channel] = struct{}{}
+	c.dirtyMu.Unlock()
+	c.wakeAnnouncer()
+}
+
+func (c *Cluster) wakeAnnouncer() {
+	select {
+	case c.announce <- struct{}{}:
+	default:
+	}
+}
+
+// wantFullState asks the announcer to send node all of this node's state.
+func (c *Cluster) wantFullState(node string) {
+	c.mu.Lock()
+	if _, ok := c.nodes[node]; ok {
+		c.needFull[node] = true
+	}
+	c.mu.Unlock()
+	c.wakeAnnouncer()
+}
+
+// announcer sends state messages: the changed channels to every node,
+// everything to the nodes that need it (new ones, reset links).
+func (c *Cluster) announcer() {
+	defer close(c.announcerDone)
+	for {
+		select {
+		case <-c.announce:
+		case <-c.stop:
+			return
+		}
+		c.dirtyMu.Lock()
+		changed := make([]wire.ID, 0, len(c.dirty))
+		for id := range c.dirty {
+			changed = append(changed, id)
+		}
+		clear(c.dirty)
+		c.dirtyMu.Unlock()
+
+		c.mu.Lock()
+		var all, full []*peerNode
+		for _, n := range c.nodes {
+			all = append(all, n)
+			if c.needFull[n.name] {
+				full = append(full, n)
+				delete(c.needFull, n.name)
+			}
+		}
+		c.mu.Unlock()
+		if len(full) > 0 {
+			c.sendState(full, c.r.Channels(), 0)
+		}
+		if len(changed) > 0 {
+			c.sendState(all, changed, 0)
+		}
+		select {
+		case <-time.After(announceInterval):
+		case <-c.stop:
+			return
+		}
+	}
+}
+
+// sendState reads the channels' counts and queues them for nodes, under
+// stateMu, so that the nodes get a channel's states in the order they
+// were read.
+func (c *Cluster) sendState(nodes []*peerNode, channels []wire.ID, token uint64) {
+	if len(nodes) == 0 {
+		return
+	}
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	states := make([]channelState, 0, len(channels))
+	for _, id := range channels {
+		members, ready := c.r.ChannelCounts(id)
+		states = append(states, channelState{channel: id, members: members, ready: ready})
+	}
+	for len(states) > 0 || token != 0 {
+		part := states[:min(len(states), maxStateEntries)]
+		states = states[len(part):]
+		body := appendState(nil, token, part)
+		for _, n := range nodes {
+			c.out.push(outMsg{to: n, kind: kindState, body: body})
+		}
+		token = 0
+	}
+}
+
+// tick runs every heartbeat: a heartbeat on every link (so a lost message
+// shows as a gap within one), resets not yet answered sent again, and
+// remote members with nothing left to do let go.
+func (c *Cluster) tick() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.r == nil {
+		return
+	}
+	for _, n := range c.nodes {
+		c.out.push(outMsg{to: n, kind: kindHeartbeat})
+		if n.resetting != 0 {
+			c.out.push(outMsg{to: n, kind: kindReset, body: uint64Body(n.resetting)})
+		}
+		for id, m := range n.tx {
+			if m.Holding() == 0 {
+				m.Leave()
+				delete(n.tx, id)
+			}
+		}
+		for id, m := range n.rx {
+			if m.LeaveIfDrained() {
+				delete(n.rx, id)
+			}
+		}
+	}
+}
+
+func uint64Body(v uint64) []byte {
+	var b [8]byte
+	for i := range b {
+		b[i] = byte(v >> (56 - 8*i))
+	}
+	return b[:]
+}
+
+// onMessage handles one message from another node. NATS calls it on one
+// goroutine for the subscription, in the order the messages came.
+func (c *Cluster) onMessage(msg *nats.Msg) {
+	from := msg.Subject[strings.LastIndexByte(msg.Subject, '.')+1:]
+	kind, seq, body, err := parseEnvelope(msg.Data)
+	if err != nil || from == c.cfg.Node {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return
+	}
+	n := c.nodes[from]
+	if n == nil {
+		n = c.addNodeLocked(from)
+		c.recountLocked()
+	}
+	n.heard = time.Now()
+	switch {
+	case kind == kindReset:
+		// The far node lost messages of ours: it has dropped what we were
+		// part of together; so do we, and start the link afresh.
+		nonce, err := parseUint64(body)
+		if err != nil {
+			return
+		}
+		c.clearMembersLocked(n)
+		n.inSeq = seq + 1
+		c.out.push(outMsg{to: n, kind: kindResetAck, body: uint64Body(nonce)})
+		c.needFull[n.name] = true
+		c.wakeAnnouncer()
+		return
+	case n.resetting != 0:
+		if nonce, err := parseUint64(body); kind == kindResetAck && err == nil && nonce == n.resetting {
+			n.resetting, n.inSeq = 0, seq+1
+			c.needFull[n.name] = true
+			c.wakeAnnouncer()
+		}
+		return // what the far node sent before it heard of the reset
+	case n.inSeq != 0 && seq != n.inSeq:
+		c.resetLinkLocked(n, fmt.Sprintf("message %d of the link came when %d was due", seq, n.inSeq))
+		return
+	}
+	n.inSeq = seq + 1
+	switch kind {
+	case kindFrame:
+		c.handleFrameLocked(n, body)
+	case kindPing:
+		role, f, err := parseFrame(body)
+		if err == nil {
+			c.out.push(outMsg{to: n, kind: kindPong, role: role, frame: f})
+		}
+	case kindPong:
+		role, f, err := parseFrame(body)
+		if err != nil {
+			return
+		}
+		// A pong for role toSender answers a ping our router sent our
+		// remote receiver for n (whose counterpart there is a sender).
+		m := n.tx[f.Header.ChannelID]
+		if role == toSender {
+			m = n.rx[f.Header.ChannelID]
+		}
+		if gen, ok := router.PongGeneration(f.Header.RequestID); ok && m != nil {
+			m.Pong(gen)
+		}
+	case kindState:
+		c.handleStateLocked(n, body)
+	case kindAck:
+		if token, err := parseUint64(body); err == nil && c.pending[token] != nil {
+			c.pending[token].ackedLocked(n)
+		}
+	case kindBye:
+		c.dropNodeLocked(n, "the node left the bus")
+		c.recountLocked()
+	}
+}
+
+// resetLinkLocked starts a reset of the link from n: messages were lost
+// (a route cut, a slow consumer), so nothing that crossed it can be
+// trusted to be whole. What the two nodes were part of together ends with
+// peer_gone on both sides, and the link starts afresh once n answers.
+func (c *Cluster) resetLinkLocked(n *peerNode, why string) {
+	c.clearMembersLocked(n)
+	c.nonce++
+	n.resetting = c.nonce
+	c.out.push(outMsg{to: n, kind: kindReset, body: uint64Body(n.resetting)})
+	c.logf("cluster: link from %s reset: %s", n.name, why)
+}
+
+// handleFrameLocked hands a frame from n's router to the remote member it
+// is for.
+func (c *Cluster) handleFrameLocked(n *peerNode, body []byte) {
+	role, f, err := parseFrame(body)
+	if err != nil {
+		c.resetLinkLocked(n, err.Error())
+		return
+	}
+	channel := f.Header.ChannelID
+	var m *router.Member
+	switch role {
+	case toReceiver:
+		m = n.rx[channel]
+		if m == nil {
+			release(&f)
+			return // it drained and left: nothing of it is live
+		}
+	case toSender:
+		m = n.tx[channel]
+		if m == nil {
+			if f.Header.Type != wire.TypeStart || f.Header.Flags != wire.FlagReceive {
+				release(&f)
+				return // the request ended here already
+			}
+			m, err = c.r.JoinRemote(remoteID("sender", n.name), channel, router.RemoteSender, &remotePeer{c: c, n: n, role: toReceiver})
+			if err != nil {
+				// Shutting down: the origin takes the request back.
+				c.out.push(outMsg{to: n, kind: kindFrame, role: toReceiver, frame: frameconn.ErrorFrame(
+					wire.Header{Version: wire.Version2, Type: wire.TypeError, Flags: wire.FlagRequest,
+						RequestID: f.Header.RequestID, ChannelID: channel}, wire.CodeReturned, "the node is shutting down")})
+				release(&f)
+				return
+			}
+			n.tx[channel] = m
+		}
+	default:
+		release(&f)
+		c.resetLinkLocked(n, fmt.Sprintf("frame for role %d", role))
+		return
+	}
+	if err := m.HandleRemote(f); err != nil {
+		c.resetLinkLocked(n, err.Error())
+		return
+	}
+	if role == toReceiver && m.LeaveIfDrained() {
+		delete(n.rx, channel)
+	}
+}
+
+// handleStateLocked applies n's state: remote receivers for the channels
+// where it has members, with its waiting receivers as their credit.
+func (c *Cluster) handleStateLocked(n *peerNode, body []byte) {
+	token, states, err := parseState(body)
+	if err != nil {
+		c.resetLinkLocked(n, err.Error())
+		return
+	}
+	for _, s := range states {
+		m := n.rx[s.channel]
+		switch {
+		case s.members > 0 && m == nil:
+			m, err = c.r.JoinRemote(remoteID("receiver", n.name), s.channel, router.RemoteReceiver, &remotePeer{c: c, n: n, role: toSender})
+			if err != nil {
+				continue // shutting down
+			}
+			n.rx[s.channel] = m
+		case s.members > 0:
+			m.Undrain()
+		case m != nil:
+			m.Drain()
+			if m.LeaveIfDrained() {
+				delete(n.rx, s.channel)
+			}
+			continue
+		default:
+			continue
+		}
+		m.SetRemoteCredit(s.ready)
+	}
+	if token != 0 {
+		c.out.push(outMsg{to: n, kind: kindAck, body: uint64Body(token)})
+	}
+}
+
+// remotePeer is a remote member's connection: its frames go to its
+// counterpart on node n (role names the counterpart).
+type remotePeer struct {
+	c    *Cluster
+	n    *peerNode
+	role byte
+}
+
+// Send implements router.Peer: the frame is queued for the outbox.
+func (p *remotePeer) Send(f frameconn.Frame, _ *frameconn.Batch) {
+	kind := kindFrame
+	if f.Header.Flags == wire.FlagPing {
+		kind = kindPing
+	}
+	p.c.out.push(outMsg{to: p.n, kind: kind, role: p.role, frame: f})
+}
+
+func release(f *frameconn.Frame) {
+	if f.Pooled {
+		frameconn.PutBuffer(f.Payload)
+		f.Payload, f.Pooled = nil, false
+	}
+}

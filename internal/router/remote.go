@@ -1,0 +1,324 @@
+package router
+
+import (
+	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/wire"
+)
+
+// Remote members stand for another node of a cluster (package cluster,
+// docs/PROTOCOL.md section 21). They are members like any connection, with
+// a Peer that carries their frames over NATS, in two roles:
+//
+//   - A remote receiver, on the node where requests start, stands for the
+//     receivers of one channel on another node. It counts as a peer (so a
+//     sender is not told no_peers while the other node has members), and it
+//     is offered requests only when no local receiver waits: its credit
+//     (SetRemoteCredit) is how many receivers the other node last said it
+//     has waiting. Each request it is offered is pushed to it as to a v2
+//     receiver and stays returnable until the other node takes it.
+//   - A remote sender, on the node of the receivers, starts the requests
+//     that node was offered. It is not a peer (it never receives), and it
+//     claims: a request it starts goes to a waiting local receiver at once,
+//     under the channel's lock, or is refused with code returned, which
+//     its origin takes as the return of a pushed request and requeues.
+//
+// So a request is offered to one node at a time, and exactly one node
+// claims it: the origin's channel lock decides where it is pushed, the
+// claimer's decides whether it is taken there. Frames between the two
+// members keep their request IDs; HandleRemote turns a frame one member's
+// router sent into the frame the other member's router expects.
+
+// RemoteRole is the role of a remote member.
+type RemoteRole uint8
+
+// The roles of remote members.
+const (
+	// RemoteReceiver stands for another node's receivers of the channel.
+	RemoteReceiver RemoteRole = iota + 1
+	// RemoteSender starts the requests another node offers.
+	RemoteSender
+)
+
+// JoinRemote joins a remote member for another node on channel channelID.
+// clientID must be unique per channel, as any member's.
+func (r *Router) JoinRemote(clientID, channelID wire.ID, role RemoteRole, p Peer) (*Member, error) {
+	m, err := r.JoinVersion(clientID, channelID, wire.Version2, p)
+	if err != nil {
+		return nil, err
+	}
+	ch := m.ch
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	m.remote = role
+	ch.remoteN++
+	if role == RemoteSender {
+		ch.nonPeers++
+	}
+	ch.seenMembers = ch.localMembersLocked() // JoinVersion counted it as local
+	return m, nil
+}
+
+// Remote returns the member's role, 0 for a connection's member.
+func (m *Member) Remote() RemoteRole {
+	m.ch.mu.Lock()
+	defer m.ch.mu.Unlock()
+	return m.remote
+}
+
+// countsAsPeer reports whether m is a peer to the channel's senders.
+func (m *Member) countsAsPeer() bool {
+	return m.remote != RemoteSender && !m.draining
+}
+
+// SetRemoteCredit sets how many requests a remote receiver may be offered
+// now, and offers it queued requests while the credit lasts.
+func (m *Member) SetRemoteCredit(n int) {
+	ch := m.ch
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if m.gone || m.remote != RemoteReceiver || m.draining {
+		return
+	}
+	m.setRemoteCreditLocked(max(n, 0))
+	for req := ch.queue.head; req != nil && m.remoteCredit > 0; {
+		next := req.next
+		if req.sender.remote == 0 {
+			m.remoteCredit--
+			ch.pushLocked(req, m)
+		}
+		req = next
+	}
+	if m.remoteCredit == 0 {
+		ch.dropRemoteLocked(m)
+	}
+}
+
+func (m *Member) setRemoteCreditLocked(n int) {
+	ch := m.ch
+	m.remoteCredit = n
+	if n > 0 && !m.offered {
+		m.offered = true
+		ch.remotes = append(ch.remotes, m)
+	} else if n == 0 {
+		ch.dropRemoteLocked(m)
+	}
+}
+
+// dropRemoteLocked takes m off the channel's list of remote receivers with
+// credit.
+func (ch *channel) dropRemoteLocked(m *Member) {
+	m.remoteCredit = 0
+	if !m.offered {
+		return
+	}
+	m.offered = false
+	for i, x := range ch.remotes {
+		if x == m {
+			ch.remotes = append(ch.remotes[:i], ch.remotes[i+1:]...)
+			break
+		}
+	}
+}
+
+// offerRemoteLocked pushes req to a remote receiver with credit, if there
+// is one, and reports whether it did. Requests a remote sender started are
+// never offered on: a request crosses at most one node boundary.
+func (ch *channel) offerRemoteLocked(req *request) bool {
+	if len(ch.remotes) == 0 || req.sender.remote != 0 {
+		return false
+	}
+	// Round robin: the first with credit goes to the back.
+	m := ch.remotes[0]
+	copy(ch.remotes, ch.remotes[1:])
+	ch.remotes[len(ch.remotes)-1] = m
+	m.remoteCredit--
+	if m.remoteCredit == 0 {
+		ch.dropRemoteLocked(m)
+	}
+	ch.pushLocked(req, m)
+	return true
+}
+
+// Drain marks a remote receiver whose node has no member of the channel
+// left: it is no longer a peer nor offered requests, and it leaves once
+// the requests it holds have ended (LeaveIfDrained). A later SetRemoteCredit
+// does nothing until Undrain.
+func (m *Member) Drain() {
+	ch := m.ch
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if m.gone || m.draining {
+		return
+	}
+	m.draining = true
+	ch.nonPeers++
+	ch.dropRemoteLocked(m)
+	ch.failOrphansLocked()
+}
+
+// Undrain makes a drained remote receiver a peer again: its node has
+// members of the channel once more.
+func (m *Member) Undrain() {
+	ch := m.ch
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if m.gone || !m.draining {
+		return
+	}
+	m.draining = false
+	ch.nonPeers--
+}
+
+// LeaveIfDrained leaves a drained member that holds no request, and
+// reports whether it has left.
+func (m *Member) LeaveIfDrained() bool {
+	ch := m.ch
+	ch.mu.Lock()
+	gone, leave := m.gone, m.draining && len(m.held) == 0
+	ch.mu.Unlock()
+	if leave {
+		m.Leave()
+	}
+	return gone || leave
+}
+
+// Holding returns how many requests the member holds as receiver and has
+// sent and not ended.
+func (m *Member) Holding() int {
+	m.ch.mu.Lock()
+	defer m.ch.mu.Unlock()
+	return len(m.held) + len(m.sent)
+}
+
+// HandleRemote handles a frame that the other node's router sent to this
+// member's counterpart there (the remote sender for a remote receiver, and
+// the other way round), turning it into the frame this router expects
+// from the member. Frames for requests that have ended are dropped. A
+// non-nil error is a frame no router sends; the caller resets the link.
+func (m *Member) HandleRemote(f frameconn.Frame) error {
+	err := m.handleRemote(&f)
+	release(&f)
+	return err
+}
+
+func (m *Member) handleRemote(f *frameconn.Frame) error {
+	ch := m.ch
+	ch.mu.Lock()
+	defer func() {
+		ch.noticeLocked()
+		ch.mu.Unlock()
+	}()
+	if m.gone {
+		return nil
+	}
+	h := &f.Header
+	h.ClientID, h.ChannelID, h.Version = m.id, ch.id, wire.Version2
+	switch m.remote {
+	case RemoteReceiver:
+		return m.remoteToReceiverLocked(f)
+	case RemoteSender:
+		return m.remoteToSenderLocked(f)
+	}
+	return protocolErrorf("member %x is not remote", m.id)
+}
+
+// remoteToReceiverLocked handles, for a remote receiver, what the other
+// node's router sent its remote sender: the response, grants for the
+// request body, and errors (a refusal to claim is code returned).
+func (m *Member) remoteToReceiverLocked(f *frameconn.Frame) error {
+	h := &f.Header
+	ch := m.ch
+	switch {
+	case h.Flags == wire.FlagResponse && h.Type != wire.TypeError:
+		if m.held[h.RequestID] == nil {
+			return nil
+		}
+		return m.handleResponseLocked(f)
+	case h.Flags == wire.FlagCredit|wire.FlagRequest:
+		if m.held[h.RequestID] == nil {
+			return nil
+		}
+		return m.handleCreditLocked(h, f.Payload, false)
+	case h.Type == wire.TypeError:
+		req := m.held[h.RequestID]
+		if req == nil {
+			return nil
+		}
+		e, err := wire.ParseError(f.Payload)
+		if err != nil {
+			return err
+		}
+		if e.Code == wire.CodeReturned {
+			// Not claimed: back to the head of the queue, and no more
+			// offers to that node until it says it has receivers again.
+			ch.dropRemoteLocked(m)
+			if req.pushed && !req.taken && !req.respStarted {
+				ch.requeueLocked(req)
+				return nil
+			}
+			ch.failLocked(req, wire.CodePeerGone, "the receiving node gave back a request it had taken")
+			return nil
+		}
+		if e.Code == wire.CodeRemote {
+			ch.takeLocked(req)
+		}
+		ch.failLocked(req, e.Code, relayedMessage(e.Message))
+		return nil
+	}
+	return nil // a late frame, or one a sender is sent that means nothing here
+}
+
+// remoteToSenderLocked handles, for a remote sender, what the other node's
+// router sent its remote receiver: the request stream, grants for the
+// response, and the request's end (cancel, timeout, its sender gone).
+func (m *Member) remoteToSenderLocked(f *frameconn.Frame) error {
+	h := &f.Header
+	ch := m.ch
+	switch {
+	case h.Flags == wire.FlagReceive && h.Type == wire.TypeStart:
+		if h.RequestID == (wire.ID{}) {
+			return nil // a push credit refusal: the origin keeps none for us
+		}
+		// A receiver's start carries the poll ID first; a sender's does not.
+		if len(f.Payload) < 16 {
+			return protocolErrorf("a request start for a receiver carries a 16-byte poll ID")
+		}
+		// The body moves to a buffer of its own: the pool knows buffers
+		// by their capacity, which a re-slice would change.
+		body := f.Payload[16:]
+		var kept []byte
+		if len(body) > 0 {
+			kept = frameconn.GetBuffer(len(body))
+			copy(kept, body)
+		}
+		release(f)
+		f.Payload, f.Pooled = kept, kept != nil
+		h.Length = uint32(len(kept))
+		h.Flags = wire.FlagRequest
+		return m.startRequestLocked(f)
+	case h.Flags == wire.FlagReceive && (h.Type == wire.TypeChunk || h.Type == wire.TypeEnd):
+		req := m.sent[h.RequestID]
+		if req == nil {
+			return nil
+		}
+		h.Flags = wire.FlagReceive
+		return ch.streamFrameLocked(req, f, false)
+	case h.Flags == wire.FlagCredit|wire.FlagResponse:
+		if req := m.sent[h.RequestID]; req == nil || !req.respStarted {
+			return nil
+		}
+		return m.handleCreditLocked(h, f.Payload, true)
+	case h.Type == wire.TypeError:
+		req := m.sent[h.RequestID]
+		if req == nil {
+			return nil
+		}
+		e, err := wire.ParseError(f.Payload)
+		if err != nil {
+			return err
+		}
+		ch.failLocked(req, e.Code, relayedMessage(e.Message))
+		return nil
+	}
+	return nil
+}
