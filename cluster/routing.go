@@ -42,9 +42,9 @@ type peerNode struct {
 	incarnation string
 	heard       time.Time
 
-	outSeq    uint64 // the last sequence number sent (outbox)
-	inSeq     uint64 // the next sequence number expected; 0 before the first
-	resetting uint64 // the nonce of the reset sent and not yet answered
+	outSeq    uint64                     // the last sequence number sent (outbox)
+	inSeq     uint64                     // the next sequence number expected; 0 before the first
+	resetting uint64                     // the nonce of the reset sent and not yet answered
 	rx        map[wire.ID]*router.Member // its receivers, per channel
 	tx        map[wire.ID]*router.Member // the requests it offers, per channel
 	dropped   bool
