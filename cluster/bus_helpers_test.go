@@ -2,7 +2,9 @@ package cluster_test
 
 import (
 	"context"
+	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -45,7 +47,8 @@ func newTestBus(t *testing.T, n int, cfg socketbus.ServerConfig) *testBus {
 // start starts a node (a new one, or one that was stopped, on a new port).
 func (b *testBus) start(name string) *testNode {
 	b.t.Helper()
-	c, err := cluster.New(cluster.Config{Name: "bus", Node: name, Listen: "127.0.0.1:0", Routes: b.routes, Heartbeat: heartbeat})
+	c, err := cluster.New(cluster.Config{Name: "bus", Node: name, Listen: "127.0.0.1:0", Routes: b.routes, Heartbeat: heartbeat,
+		Logger: slog.New(slog.NewTextHandler(testWriter{b.t}, nil))})
 	if err != nil {
 		b.t.Fatalf("cluster.New(%s): %v", name, err)
 	}
@@ -106,6 +109,14 @@ func (b *testBus) close() {
 		n.srv.Close()
 		<-n.done
 	}
+}
+
+// testWriter sends a node's log lines to the test's log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 // dial connects a client to node n; it does not reconnect unless opts say.

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,3 +62,124 @@ func TestCrossNodeNoPeers(t *testing.T) {
 		t.Fatalf("Call with a member on n3: %q, %v", got, err)
 	}
 }
+
+// TestCrossNodeExactlyOnce: requesters on every node, responders on two;
+// every request is answered, by exactly one handler, and its answer goes
+// back to its own requester.
+func TestCrossNodeExactlyOnce(t *testing.T) {
+	b := newTestBus(t, 3, socketbus.ServerConfig{})
+	const channel = "once"
+	var mu sync.Mutex
+	runs := map[string]int{}
+	handler := func(req *socketbus.Request) {
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		runs[string(body)]++
+		mu.Unlock()
+		_ = req.Respond(bytes.NewReader(body))
+	}
+	for _, i := range []int{1, 2} {
+		serve(t, dial(t, b.node(i), channel), handler, socketbus.WithConcurrency(4))
+	}
+	const perRequester = 300
+	var wg sync.WaitGroup
+	errs := make(chan error, 3*4)
+	for i := range 3 {
+		for k := range 4 {
+			c := dial(t, b.node(i), channel)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := range perRequester {
+					id := fmt.Sprintf("%d/%d/%d", i, k, j)
+					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+					got, err := c.Call(ctx, []byte(id))
+					cancel()
+					if err != nil || string(got) != id {
+						errs <- fmt.Errorf("request %s: %q, %v", id, got, err)
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if len(runs) != 3*4*perRequester {
+		t.Fatalf("%d distinct requests ran, want %d", len(runs), 3*4*perRequester)
+	}
+	for id, n := range runs {
+		if n != 1 {
+			t.Fatalf("request %s ran %d times", id, n)
+		}
+	}
+	// Requests from n1, which has no responder, all crossed.
+	var crossed int64
+	for _, ch := range b.node(0).srv.Stats().Channels {
+		crossed += ch.Requests["completed"]
+	}
+	if crossed == 0 {
+		t.Fatalf("n1 counted no completed request")
+	}
+}
+
+// TestCrossNodeErrors: a timeout, a cancel and a Fail cross nodes with
+// the codes they have on one server, and reach the other side.
+func TestCrossNodeErrors(t *testing.T) {
+	b := newTestBus(t, 2, socketbus.ServerConfig{})
+	ended := make(chan error, 4)
+	started := make(chan struct{}, 4)
+	responder := dial(t, b.node(1), "errors")
+	serve(t, responder, func(req *socketbus.Request) {
+		body, _ := io.ReadAll(req.Body)
+		switch string(body) {
+		case "fail":
+			_ = req.Fail(errors.New("no thanks"))
+		case "hang":
+			started <- struct{}{}
+			<-req.Context().Done()
+			ended <- context.Cause(req.Context())
+		}
+	})
+	requester := dial(t, b.node(0), "errors")
+	ctx := context.Background()
+
+	_, err := requester.Call(ctx, []byte("fail"))
+	var re *socketbus.RemoteError
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), "no thanks") {
+		t.Fatalf("Fail across nodes: got %v, want a *RemoteError with the message", err)
+	}
+
+	tctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = requester.Call(tctx, []byte("hang"))
+	cancel()
+	if !errors.Is(err, socketbus.ErrTimeout) {
+		t.Fatalf("timeout across nodes: got %v, want ErrTimeout", err)
+	}
+	<-started
+	if cause := <-ended; !errors.Is(cause, socketbus.ErrTimeout) {
+		t.Fatalf("the handler's request ended with %v, want ErrTimeout", cause)
+	}
+
+	cctx, cancel := context.WithCancel(ctx)
+	got := make(chan error, 1)
+	go func() {
+		_, err := requester.Call(cctx, []byte("hang"))
+		got <- err
+	}()
+	<-started
+	cancel()
+	if err := <-got; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancel across nodes: got %v, want context.Canceled", err)
+	}
+	if cause := <-ended; !errors.Is(cause, socketbus.ErrCancelled) {
+		t.Fatalf("the handler's request ended with %v, want ErrCancelled", cause)
+	}
+}
+

@@ -148,7 +148,10 @@ func (t *tombstones) compact() {
 // sending frames for it, and follows what m has been sent so far with the
 // ping that will clear it. Call it after sending m the frame that ends id.
 func (ch *channel) tombstoneLocked(m *Member, id wire.ID) {
-	if m.gone {
+	// A remote sender drops frames for requests it does not have anyway
+	// (remote.go), and its origin may offer a request it gave back again,
+	// under the same ID.
+	if m.gone || m.remote == RemoteSender {
 		return
 	}
 	ch.send(m, tombstonePing(ch, m, m.ended.add(id)))
