@@ -182,4 +182,3 @@ func TestCrossNodeErrors(t *testing.T) {
 		t.Fatalf("the handler's request ended with %v, want ErrCancelled", cause)
 	}
 }
-
