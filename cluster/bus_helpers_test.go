@@ -31,6 +31,7 @@ type testBus struct {
 	nodes  []*testNode
 	routes []string
 	cfg    socketbus.ServerConfig
+	hb     time.Duration // the nodes' heartbeat; 0 means heartbeat
 }
 
 func newTestBus(t *testing.T, n int, cfg socketbus.ServerConfig) *testBus {
@@ -47,7 +48,17 @@ func newTestBus(t *testing.T, n int, cfg socketbus.ServerConfig) *testBus {
 // start starts a node (a new one, or one that was stopped, on a new port).
 func (b *testBus) start(name string) *testNode {
 	b.t.Helper()
-	c, err := cluster.New(cluster.Config{Name: "bus", Node: name, Listen: "127.0.0.1:0", Routes: b.routes, Heartbeat: heartbeat,
+	return b.startRouted(name, b.routes)
+}
+
+// startRouted starts a node whose embedded NATS routes to routes.
+func (b *testBus) startRouted(name string, routes []string) *testNode {
+	b.t.Helper()
+	hb := b.hb
+	if hb == 0 {
+		hb = heartbeat
+	}
+	c, err := cluster.New(cluster.Config{Name: "bus", Node: name, Listen: "127.0.0.1:0", Routes: routes, Heartbeat: hb,
 		Logger: slog.New(slog.NewTextHandler(testWriter{b.t}, nil))})
 	if err != nil {
 		b.t.Fatalf("cluster.New(%s): %v", name, err)

@@ -233,7 +233,9 @@ func (c *Cluster) Close() error {
 			}
 		}
 		if c.nc != nil {
-			_ = c.nc.Flush()
+			if c.nc.IsConnected() {
+				_ = c.nc.FlushTimeout(time.Second) // the byes
+			}
 			c.nc.Close()
 		}
 		if c.ns != nil {

@@ -100,6 +100,19 @@ func (c *Cluster) dropNodeLocked(n *peerNode, why string) {
 	c.logf("cluster: node %s dropped: %s", n.name, why)
 }
 
+// resetMembersLocked ends every request n's remote members are part of
+// (peer_gone) after the link lost messages; the members stay, as n's
+// clients do.
+func (c *Cluster) resetMembersLocked(n *peerNode) {
+	for _, m := range n.rx {
+		m.Reset("messages between the nodes were lost")
+	}
+	for id, m := range n.tx {
+		m.Leave()
+		delete(n.tx, id)
+	}
+}
+
 // clearMembersLocked makes every remote member standing for n leave.
 func (c *Cluster) clearMembersLocked(n *peerNode) {
 	for id, m := range n.rx {
@@ -332,7 +345,7 @@ func (c *Cluster) onMessage(msg *nats.Msg) {
 		if err != nil {
 			return
 		}
-		c.clearMembersLocked(n)
+		c.resetMembersLocked(n)
 		n.inSeq = seq + 1
 		c.out.push(outMsg{to: n, kind: kindResetAck, body: uint64Body(nonce)})
 		c.needFull[n.name] = true
@@ -389,7 +402,7 @@ func (c *Cluster) onMessage(msg *nats.Msg) {
 // trusted to be whole. What the two nodes were part of together ends with
 // peer_gone on both sides, and the link starts afresh once n answers.
 func (c *Cluster) resetLinkLocked(n *peerNode, why string) {
-	c.clearMembersLocked(n)
+	c.resetMembersLocked(n)
 	c.nonce++
 	n.resetting = c.nonce
 	c.out.push(outMsg{to: n, kind: kindReset, body: uint64Body(n.resetting)})

@@ -322,3 +322,22 @@ func (m *Member) remoteToSenderLocked(f *frameconn.Frame) error {
 	}
 	return nil
 }
+
+// Reset ends every request a remote member holds or sent with peer_gone
+// and takes back its credit, but keeps it joined: the link to its node
+// lost messages, not the node its members.
+func (m *Member) Reset(msg string) {
+	ch := m.ch
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if m.gone {
+		return
+	}
+	for _, req := range m.sent {
+		ch.failLocked(req, wire.CodePeerGone, msg)
+	}
+	for _, req := range m.held {
+		ch.failLocked(req, wire.CodePeerGone, msg)
+	}
+	ch.dropRemoteLocked(m)
+}

@@ -1,0 +1,10 @@
+package cluster
+
+// Crash stops the node's embedded nats-server at once, as if the process
+// had been killed: no bye reaches the other nodes, which find out from the
+// missing heartbeats.
+func (c *Cluster) Crash() {
+	if c.ns != nil {
+		c.ns.Shutdown()
+	}
+}
