@@ -182,3 +182,5 @@ func TestCrossNodeErrors(t *testing.T) {
 		t.Fatalf("the handler's request ended with %v, want ErrCancelled", cause)
 	}
 }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
