@@ -66,6 +66,13 @@ func (b *testBus) startRouted(name string, routes []string) *testNode {
 	if len(b.routes) == 0 {
 		b.routes = []string{c.RouteURL()}
 	}
+	return b.serveNode(c)
+}
+
+// serveNode starts a socketbus server on loopback for node c.
+func (b *testBus) serveNode(c *cluster.Cluster) *testNode {
+	b.t.Helper()
+	name := c.Node()
 	cfg := b.cfg
 	cfg.Cluster = c
 	srv := socketbus.NewServer(cfg)

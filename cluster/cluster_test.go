@@ -104,6 +104,20 @@ func TestExternalNATSCluster(t *testing.T) {
 	for _, n := range nodes {
 		waitNodes(t, n, 3)
 	}
+	// A request crosses from the first node to the third.
+	b := &testBus{t: t}
+	t.Cleanup(b.close)
+	var live []*testNode
+	for _, n := range nodes {
+		live = append(live, b.serveNode(n))
+	}
+	responder := dial(t, live[2], "external")
+	serve(t, responder, echo)
+	requester := dial(t, live[0], "external")
+	got, err := requester.Call(context.Background(), []byte("over NATS"))
+	if err != nil || string(got) != "echo:over NATS" {
+		t.Fatalf("a request across an external NATS cluster: %q, %v", got, err)
+	}
 }
 
 // TestClientDoesNotLinkNATS: the root package, all a program that only uses
