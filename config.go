@@ -130,6 +130,10 @@ type routingCluster interface {
 	Cluster
 	AttachRouter(r *router.Router) error
 	Joined(channel wire.ID)
+	// NodeNames names the nodes this one sees, itself first;
+	// ChannelMembers counts a channel's members on the other nodes.
+	NodeNames() []string
+	ChannelMembers(channel wire.ID) map[string]int
 }
 
 // Defaults of ServerConfig's zero fields.

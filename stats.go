@@ -37,7 +37,9 @@ type Stats struct {
 
 	// Nodes counts the nodes of the bus this server sees, itself
 	// included: 1 when it is not clustered (ServerConfig.Cluster).
-	Nodes int
+	// NodeNames names them, this node first (nil when not clustered).
+	Nodes     int
+	NodeNames []string
 
 	// StartTime is when the server was created (NewServer).
 	StartTime time.Time
@@ -58,13 +60,16 @@ type Stats struct {
 
 // ChannelStats describes one channel.
 type ChannelStats struct {
-	ID               ID
-	Name             string // the channel's name when the server knows it (ServerConfig.ChannelName, or a client's join)
-	Clients          int    // joined connections
-	ReceiversWaiting int    // Receive calls waiting for a request
-	Queued           int    // requests waiting for a receiver
-	InFlight         int    // requests taken by a receiver and not yet ended
-	QueuedBytes      int64  // request-body bytes the server holds for queued requests
+	ID      ID
+	Name    string // the channel's name when the server knows it (ServerConfig.ChannelName, or a client's join)
+	Clients int    // joined connections to this server
+	// Remote counts the channel's clients on the other nodes of the bus,
+	// by node name, as this node last heard (nil when not clustered).
+	Remote           map[string]int
+	ReceiversWaiting int   // Receive calls waiting for a request
+	Queued           int   // requests waiting for a receiver
+	InFlight         int   // requests taken by a receiver and not yet ended
+	QueuedBytes      int64 // request-body bytes the server holds for queued requests
 	// Requests counts the channel's ended requests by outcome (the names
 	// of Stats.Requests) since the channel was created: a channel whose
 	// last client leaves is removed, and counts from zero when joined
@@ -102,6 +107,9 @@ func (s *Server) Stats() Stats {
 		for _, o := range router.Outcomes() {
 			cs.Requests[o.String()] = c.Outcomes[o]
 		}
+		if rc, ok := s.cfg.Cluster.(routingCluster); ok {
+			cs.Remote = rc.ChannelMembers(c.ID)
+		}
 		st.Channels = append(st.Channels, cs)
 	}
 	st.Latency = LatencyHistogram{Bounds: rs.Latency.Bounds, Counts: rs.Latency.Counts, Sum: rs.Latency.Sum}
@@ -125,6 +133,9 @@ func (s *Server) Stats() Stats {
 	st.Nodes = 1
 	if s.cfg.Cluster != nil {
 		st.Nodes = s.cfg.Cluster.Nodes()
+	}
+	if rc, ok := s.cfg.Cluster.(routingCluster); ok {
+		st.NodeNames = rc.NodeNames()
 	}
 	return st
 }

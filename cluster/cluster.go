@@ -59,8 +59,8 @@ type Config struct {
 	// end with peer_gone. Zero means 1 s.
 	Heartbeat time.Duration
 
-	// Logger, when set, receives the node's warnings: nodes dropped and
-	// links reset.
+	// Logger, when set, receives the node's logs: at info each node
+	// that joins the bus, at warn each node dropped and each link reset.
 	Logger *slog.Logger
 }
 
@@ -94,6 +94,12 @@ type Cluster struct {
 	done          chan struct{} // the heartbeat has stopped
 	announcerDone chan struct{}
 	once          sync.Once
+}
+
+func (c *Cluster) infof(format string, args ...any) {
+	if c.cfg.Logger != nil {
+		c.cfg.Logger.Info(fmt.Sprintf(format, args...), "bus", c.cfg.Name, "node", c.cfg.Node)
+	}
 }
 
 func (c *Cluster) logf(format string, args ...any) {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,6 +46,7 @@ type peerNode struct {
 	outSeq    uint64                     // the last sequence number sent (outbox)
 	inSeq     uint64                     // the next sequence number expected; 0 before the first
 	resetting uint64                     // the nonce of the reset sent and not yet answered
+	members   map[wire.ID]int            // its members per channel, from its state
 	rx        map[wire.ID]*router.Member // its receivers, per channel
 	tx        map[wire.ID]*router.Member // the requests it offers, per channel
 	dropped   bool
@@ -77,10 +79,11 @@ func (c *Cluster) directSubject(to, from string) string {
 
 func (c *Cluster) addNodeLocked(name string) *peerNode {
 	n := &peerNode{name: name, subject: c.directSubject(name, c.cfg.Node),
-		rx: map[wire.ID]*router.Member{}, tx: map[wire.ID]*router.Member{}}
+		members: map[wire.ID]int{}, rx: map[wire.ID]*router.Member{}, tx: map[wire.ID]*router.Member{}}
 	c.nodes[name] = n
 	c.needFull[name] = true
 	c.wakeAnnouncer()
+	c.infof("cluster: node %s joined the bus", name)
 	return n
 }
 
@@ -467,6 +470,11 @@ func (c *Cluster) handleStateLocked(n *peerNode, body []byte) {
 		return
 	}
 	for _, s := range states {
+		if s.members > 0 {
+			n.members[s.channel] = s.members
+		} else {
+			delete(n.members, s.channel)
+		}
 		m := n.rx[s.channel]
 		switch {
 		case s.members > 0 && m == nil:
@@ -515,4 +523,34 @@ func release(f *frameconn.Frame) {
 		frameconn.PutBuffer(f.Payload)
 		f.Payload, f.Pooled = nil, false
 	}
+}
+
+// NodeNames names the nodes of the bus this node sees, itself first, the
+// others in order.
+func (c *Cluster) NodeNames() []string {
+	c.mu.Lock()
+	names := make([]string, 0, len(c.nodes))
+	for name := range c.nodes {
+		names = append(names, name)
+	}
+	c.mu.Unlock()
+	slices.Sort(names)
+	return append([]string{c.cfg.Node}, names...)
+}
+
+// ChannelMembers counts channel's members on the other nodes, by node
+// name, as their last state said; nil if none has any.
+func (c *Cluster) ChannelMembers(channel wire.ID) map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out map[string]int
+	for name, n := range c.nodes {
+		if k := n.members[channel]; k > 0 {
+			if out == nil {
+				out = map[string]int{}
+			}
+			out[name] = k
+		}
+	}
+	return out
 }

@@ -184,3 +184,24 @@ func TestCrossNodeErrors(t *testing.T) {
 }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// TestStatsMembersPerNode: a node's Stats name the bus's nodes and count
+// each channel's clients on the others, as soon as their Dials return.
+func TestStatsMembersPerNode(t *testing.T) {
+	b := newTestBus(t, 3, socketbus.ServerConfig{})
+	dial(t, b.node(1), "stats")
+	dial(t, b.node(1), "stats")
+	dial(t, b.node(2), "stats")
+	dial(t, b.node(0), "stats")
+	st := b.node(0).srv.Stats()
+	if got := strings.Join(st.NodeNames, ","); got != "n1,n2,n3" {
+		t.Fatalf("NodeNames: %q, want n1,n2,n3", got)
+	}
+	if len(st.Channels) != 1 {
+		t.Fatalf("%d channels, want 1", len(st.Channels))
+	}
+	ch := st.Channels[0]
+	if ch.Clients != 1 || ch.Remote["n2"] != 2 || ch.Remote["n3"] != 1 || len(ch.Remote) != 2 {
+		t.Fatalf("channel stats on n1: %d clients here, %v elsewhere; want 1 here, n2 2, n3 1", ch.Clients, ch.Remote)
+	}
+}

@@ -54,7 +54,8 @@ type statusReport struct {
 	ReloadFailures  int64            `json:"reload_failures"` // those where a file failed to load
 	LastReload      *reloadResult    `json:"last_reload,omitempty"`
 	InternalErrors  int64            `json:"internal_errors"`
-	Nodes           int              `json:"nodes"` // nodes of the bus this server sees, itself included
+	Nodes           int              `json:"nodes"`                // nodes of the bus this server sees, itself included
+	NodeNames       []string         `json:"node_names,omitempty"` // their names, this node first
 	Channels        []channelReport  `json:"channels"`
 }
 
@@ -68,6 +69,9 @@ type channelReport struct {
 	QueuedBytes      int64            `json:"queued_bytes"`
 	InFlight         int              `json:"in_flight"`
 	Requests         map[string]int64 `json:"requests"` // ended requests by outcome, since the channel was created
+	// RemoteClients counts the channel's clients on the other nodes of
+	// the bus, by node name.
+	RemoteClients map[string]int `json:"remote_clients,omitempty"`
 }
 
 // newStatusReport builds the report of a Stats snapshot; name gives the
@@ -91,6 +95,7 @@ func newStatusReport(st socketbus.Stats, draining bool, name func(socketbus.ID) 
 		Joined:          st.Joined,
 		InternalErrors:  st.InternalErrors,
 		Nodes:           st.Nodes,
+		NodeNames:       st.NodeNames,
 		Draining:        draining,
 		Connections:     st.Connections,
 		InFlight:        st.InFlight,
@@ -110,6 +115,7 @@ func newStatusReport(st socketbus.Stats, draining bool, name func(socketbus.ID) 
 		r.Channels = append(r.Channels, channelReport{
 			ID: c.ID.String(), Name: n, Clients: c.Clients, ReceiversWaiting: c.ReceiversWaiting,
 			Queued: c.Queued, QueuedBytes: c.QueuedBytes, InFlight: c.InFlight, Requests: c.Requests,
+			RemoteClients: c.Remote,
 		})
 	}
 	return r

@@ -105,6 +105,11 @@ channel not in the file admits no one.`,
   # Listen on every interface, with metrics on port 7412 and JSON logs:
   socketbus serve --addr :7411 --monitor 127.0.0.1:7412 --log-format json
 
+  # A bus of three nodes on one machine, each with its embedded NATS:
+  socketbus serve --addr 127.0.0.1:7001 --cluster-name demo --node n1 --cluster-listen 127.0.0.1:7401
+  socketbus serve --addr 127.0.0.1:7002 --cluster-name demo --node n2 --cluster-listen 127.0.0.1:7402 --routes nats://127.0.0.1:7401
+  socketbus serve --addr 127.0.0.1:7003 --cluster-name demo --node n3 --cluster-listen 127.0.0.1:7403 --routes nats://127.0.0.1:7401
+
   # Rotate the tokens or the certificate of a running server:
   kill -HUP $(pidof socketbus)
 
@@ -194,12 +199,13 @@ func (o *serveOptions) config(log *slog.Logger) (socketbus.ServerConfig, *reload
 	if o.clusterName != "" {
 		node := o.node
 		if node == "" {
+			// The host and port, as one NATS subject token.
 			host, _ := os.Hostname()
 			_, port, _ := net.SplitHostPort(o.addr)
-			node = host + ":" + port
+			node = strings.NewReplacer(".", "-", ":", "-", " ", "-").Replace(host + "-" + port)
 		}
 		c, err := cluster.New(cluster.Config{Name: o.clusterName, Node: node, Listen: o.clusterListen,
-			Routes: o.routes, NATSURL: o.natsURL})
+			Routes: o.routes, NATSURL: o.natsURL, Logger: log})
 		if err != nil {
 			return cfg, nil, err
 		}

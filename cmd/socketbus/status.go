@@ -157,7 +157,12 @@ func fetchStatus(ctx context.Context, monitor, path string, timeout time.Duratio
 // writeStatus prints rep as a table of channels followed by the totals.
 func writeStatus(w io.Writer, rep *statusReport) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "CHANNEL\tCLIENTS\tWAITING\tQUEUED\tQUEUED BYTES\tIN FLIGHT")
+	bus := len(rep.NodeNames) > 1
+	header := "CHANNEL\tCLIENTS\tWAITING\tQUEUED\tQUEUED BYTES\tIN FLIGHT"
+	if bus {
+		header += "\tON OTHER NODES"
+	}
+	fmt.Fprintln(tw, header)
 	var clients, waiting, queued, inFlight int
 	var queuedBytes int64
 	for _, c := range rep.Channels {
@@ -165,7 +170,11 @@ func writeStatus(w io.Writer, rep *statusReport) error {
 		if c.Name != "" {
 			name = c.Name + " (" + c.ID + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%d\n", name, c.Clients, c.ReceiversWaiting, c.Queued, formatBytes(c.QueuedBytes), c.InFlight)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%d", name, c.Clients, c.ReceiversWaiting, c.Queued, formatBytes(c.QueuedBytes), c.InFlight)
+		if bus {
+			fmt.Fprintf(tw, "\t%s", remoteClients(rep.NodeNames[1:], c.RemoteClients))
+		}
+		fmt.Fprintln(tw)
 		clients += c.Clients
 		waiting += c.ReceiversWaiting
 		queued += c.Queued
@@ -182,7 +191,9 @@ func writeStatus(w io.Writer, rep *statusReport) error {
 		state = "draining"
 	}
 	fmt.Fprintf(w, "\nserver %s: %d connections, %d requests in flight\n", state, rep.Connections, rep.InFlight)
-	if rep.Nodes > 1 {
+	if bus {
+		fmt.Fprintf(w, "bus: %d nodes: %s (this one), %s\n", len(rep.NodeNames), rep.NodeNames[0], strings.Join(rep.NodeNames[1:], ", "))
+	} else if rep.Nodes > 1 {
 		fmt.Fprintf(w, "bus: %d nodes\n", rep.Nodes)
 	}
 	if rep.Version != "" {
@@ -274,4 +285,14 @@ func seconds(s float64) string {
 		return d.Round(100 * time.Millisecond).String()
 	}
 	return d.Round(time.Millisecond).String()
+}
+
+// remoteClients renders a channel's clients on the other nodes, in the
+// order of nodes: "n2 1, n3 0".
+func remoteClients(nodes []string, members map[string]int) string {
+	parts := make([]string, 0, len(nodes))
+	for _, n := range nodes {
+		parts = append(parts, fmt.Sprintf("%s %d", n, members[n]))
+	}
+	return strings.Join(parts, ", ")
 }

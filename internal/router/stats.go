@@ -10,7 +10,7 @@ import (
 // ChannelStats is a snapshot of one channel.
 type ChannelStats struct {
 	ID               wire.ID
-	Clients          int // joined connections
+	Clients          int // joined connections (remote members of a cluster are not counted)
 	ReceiversWaiting int // Receive calls waiting for a request
 	Queued           int // requests waiting for a receiver
 	InFlight         int // requests taken by a receiver and not yet ended
@@ -40,7 +40,7 @@ func (r *Router) Stats() Stats {
 		ch.mu.Lock()
 		cs := ChannelStats{
 			ID:               ch.id,
-			Clients:          len(ch.members),
+			Clients:          ch.localMembersLocked(),
 			ReceiversWaiting: ch.polls.n,
 			Queued:           ch.queue.n,
 			InFlight:         len(ch.requests) - ch.queue.n,
