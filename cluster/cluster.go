@@ -20,6 +20,7 @@ package cluster
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -53,6 +54,20 @@ type Config struct {
 	// NATSURL, instead of embedding, is an existing NATS cluster's client
 	// URLs, comma-separated.
 	NATSURL string
+
+	// RouteUser and RoutePassword, when set, are required of the routes
+	// other nodes' embedded nats-servers open to this one; they give them
+	// in their Routes URLs (nats://user:password@host:port).
+	RouteUser, RoutePassword string
+	// RouteTLS, when set, makes the embedded nats-server's routes speak
+	// TLS with this configuration, both ways: its certificate for routes
+	// it accepts, its roots (RootCAs) for the ones it opens, and with
+	// ClientAuth set, the check of the certificates other nodes present.
+	RouteTLS *tls.Config
+	// NATSOptions are added to the connection to NATSURL (external
+	// mode): credentials (nats.UserCredentials, nats.UserInfo,
+	// nats.Token, nats.Nkey) and TLS (nats.Secure, nats.RootCAs).
+	NATSOptions []nats.Option
 
 	// Heartbeat is how often the node announces itself; a node not heard
 	// from for three heartbeats is gone, and the requests it was part of
@@ -131,15 +146,20 @@ func New(cfg Config) (*Cluster, error) {
 		stop: make(chan struct{}), done: make(chan struct{}), announcerDone: make(chan struct{})}
 	var err error
 	if cfg.NATSURL != "" {
-		c.nc, err = nats.Connect(cfg.NATSURL, nats.Name("socketbus "+cfg.Name+"/"+cfg.Node), nats.MaxReconnects(-1))
+		opts := append([]nats.Option{nats.Name("socketbus " + cfg.Name + "/" + cfg.Node), nats.MaxReconnects(-1)}, cfg.NATSOptions...)
+		c.nc, err = nats.Connect(cfg.NATSURL, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("cluster: connect to %s: %w", cfg.NATSURL, err)
 		}
 	} else {
-		if c.ns, err = startEmbedded(cfg); err != nil {
+		var secret [16]byte
+		_, _ = rand.Read(secret[:])
+		password := hex.EncodeToString(secret[:])
+		if c.ns, err = startEmbedded(cfg, password); err != nil {
 			return nil, err
 		}
-		c.nc, err = nats.Connect("", nats.InProcessServer(c.ns), nats.Name("socketbus "+cfg.Name+"/"+cfg.Node), nats.MaxReconnects(-1))
+		c.nc, err = nats.Connect("", nats.InProcessServer(c.ns), nats.UserInfo("socketbus", password),
+			nats.Name("socketbus "+cfg.Name+"/"+cfg.Node), nats.MaxReconnects(-1))
 		if err != nil {
 			c.ns.Shutdown()
 			return nil, fmt.Errorf("cluster: connect to the embedded nats-server: %w", err)
@@ -154,7 +174,7 @@ func New(cfg Config) (*Cluster, error) {
 
 // startEmbedded runs a nats-server for the node: its client (the node,
 // in process) and routes on cfg.Listen to cfg.Routes.
-func startEmbedded(cfg Config) (*server.Server, error) {
+func startEmbedded(cfg Config, clientPassword string) (*server.Server, error) {
 	listen := cfg.Listen
 	if listen == "" {
 		listen = "127.0.0.1:0"
@@ -172,13 +192,27 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 	}
 	opts := &server.Options{
 		ServerName: cfg.Name + "-" + cfg.Node,
-		// socketbus is its only client, in process; the client port is
-		// on loopback, where nats-server's readiness check looks for it.
-		Host:    "127.0.0.1",
-		Port:    server.RANDOM_PORT,
-		NoLog:   true,
-		NoSigs:  true,
-		Cluster: server.ClusterOpts{Name: cfg.Name, Host: host, Port: port},
+		// socketbus is its only client, in process. NATS routes need a
+		// client port, on loopback here, and it admits only the node: a
+		// random password made for this run, so nothing but the node
+		// itself and other nodes' routes can publish on the bus's
+		// subjects.
+		Host:     "127.0.0.1",
+		Port:     server.RANDOM_PORT,
+		Username: "socketbus",
+		Password: clientPassword,
+		NoLog:    true,
+		NoSigs:   true,
+		// What waits for the node in the server is bounded by the credit
+		// the node's router grants (docs/PROTOCOL.md section 21.6); the
+		// node reads without ever blocking, so this is only a backstop.
+		MaxPending: 1 << 30,
+		Cluster: server.ClusterOpts{Name: cfg.Name, Host: host, Port: port,
+			Username: cfg.RouteUser, Password: cfg.RoutePassword},
+	}
+	if cfg.RouteTLS != nil {
+		opts.Cluster.TLSConfig = cfg.RouteTLS.Clone()
+		opts.Cluster.TLSTimeout = 5
 	}
 	for _, r := range cfg.Routes {
 		opts.Routes = append(opts.Routes, server.RoutesFromStr(r)...)

@@ -8,3 +8,6 @@ func (c *Cluster) Crash() {
 		c.ns.Shutdown()
 	}
 }
+
+// ClientURL is the embedded nats-server's client URL.
+func (c *Cluster) ClientURL() string { return c.ns.ClientURL() }
