@@ -8,9 +8,15 @@
 // imports this one, so a program that only uses the socketbus Client does
 // not link NATS.
 //
-// This is the first step of the cluster (issue 12): nodes form the bus and
-// count each other (socketbus.Stats.Nodes). Routing requests and streams
-// across nodes builds on it.
+// A request that starts on one node is matched to a local receiver first
+// and, when none waits, offered to one node that has receivers waiting,
+// which claims it or gives it back (docs/PROTOCOL.md section 21 has the
+// claim protocol, the messages and the failure handling). The files:
+// cluster.go starts and stops the node and its NATS; membership.go finds
+// and counts nodes; routing.go is the link state, the state messages and
+// the handling of what other nodes send; envelope.go encodes link
+// messages; outbox.go publishes them. The router's side — remote members
+// and the claim — is internal/router's remote.go.
 //
 // Who starts and stops what: New starts the embedded nats-server (embedded
 // mode) or connects to NATSURL (external mode) and joins the bus; the
