@@ -274,8 +274,11 @@ func (c *Cluster) Close() error {
 		if attached {
 			<-c.announcerDone
 			c.out.close()
-			if c.sub != nil {
-				_ = c.sub.Unsubscribe()
+			c.mu.Lock()
+			sub := c.sub
+			c.mu.Unlock()
+			if sub != nil {
+				_ = sub.Unsubscribe()
 			}
 		}
 		if c.nc != nil {

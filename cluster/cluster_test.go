@@ -13,7 +13,10 @@ import (
 	"github.com/socketbus/socketbus/cluster"
 )
 
-const heartbeat = 50 * time.Millisecond
+// heartbeat is the test nodes' heartbeat: short, so that deaths show
+// quickly, but long enough that a node busy under the race detector is
+// not taken for dead (three heartbeats without a word).
+const heartbeat = 200 * time.Millisecond
 
 func newNode(t *testing.T, cfg cluster.Config) *cluster.Cluster {
 	t.Helper()

@@ -90,12 +90,24 @@ func (c *Cluster) heard(announcement string) {
 	c.recountLocked()
 }
 
-// expire forgets nodes not heard from within three heartbeats.
+// expire forgets nodes not heard from within three heartbeats — or ten,
+// while this node has messages waiting that it has not handled yet: then
+// it is the one behind, and the heartbeats it has not seen may be among
+// them.
 func (c *Cluster) expire() {
+	limit := 3 * c.cfg.Heartbeat
+	c.mu.Lock()
+	sub := c.sub
+	c.mu.Unlock()
+	if sub != nil {
+		if msgs, _, err := sub.Pending(); err == nil && msgs > 0 {
+			limit = 10 * c.cfg.Heartbeat
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, n := range c.nodes {
-		if time.Since(n.heard) > 3*c.cfg.Heartbeat {
+		if time.Since(n.heard) > limit {
 			c.dropNodeLocked(n, "the node was not heard from for three heartbeats")
 		}
 	}

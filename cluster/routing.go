@@ -149,7 +149,9 @@ func (c *Cluster) AttachRouter(r *router.Router) error {
 	// router grants them and by its memory budget, not by NATS's default
 	// of 64 MB pending, which a dropped message would turn into a reset.
 	_ = sub.SetPendingLimits(-1, 1<<40)
+	c.mu.Lock()
 	c.sub = sub
+	c.mu.Unlock()
 	if err := c.nc.Flush(); err != nil {
 		return fmt.Errorf("cluster: flush: %w", err)
 	}

@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -203,5 +204,97 @@ func TestStatsMembersPerNode(t *testing.T) {
 	ch := st.Channels[0]
 	if ch.Clients != 1 || ch.Remote["n2"] != 2 || ch.Remote["n3"] != 1 || len(ch.Remote) != 2 {
 		t.Fatalf("channel stats on n1: %d clients here, %v elsewhere; want 1 here, n2 2, n3 1", ch.Clients, ch.Remote)
+	}
+}
+
+// TestCrossNodeTooLargeAndPeerGone: a response over the responder node's
+// body limit fails with ErrTooLarge at the requester on another node, and
+// a responder that disconnects mid-request makes it fail with ErrPeerGone.
+func TestCrossNodeTooLargeAndPeerGone(t *testing.T) {
+	b := &testBus{t: t, cfg: socketbus.ServerConfig{}}
+	t.Cleanup(b.close)
+	b.start("n1")
+	b.cfg = socketbus.ServerConfig{MaxMessageBytes: 64 << 10}
+	b.start("n2")
+	b.settle()
+	responder := dial(t, b.node(1), "limits")
+	gone := make(chan struct{})
+	serve(t, responder, func(req *socketbus.Request) {
+		body, _ := io.ReadAll(req.Body)
+		switch string(body) {
+		case "big":
+			_ = req.Respond(bytes.NewReader(make([]byte, 1<<20)))
+		case "leave":
+			close(gone)
+			<-req.Context().Done()
+		}
+	})
+	requester := dial(t, b.node(0), "limits")
+	if _, err := requester.Call(context.Background(), []byte("big")); !errors.Is(err, socketbus.ErrTooLarge) {
+		t.Fatalf("a response over the responder's node limit: %v, want ErrTooLarge", err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := requester.Call(context.Background(), []byte("leave"))
+		got <- err
+	}()
+	<-gone
+	responder.Close()
+	if err := <-got; !errors.Is(err, socketbus.ErrPeerGone) {
+		t.Fatalf("a responder on another node disconnected: %v, want ErrPeerGone", err)
+	}
+}
+
+// TestCrossNodeMemoryBudget: 16 requesters on n1 each stream 2 MiB to
+// slow responders on n2 and back, on nodes whose MaxMemory is 32 MiB. All
+// of n1's requests reach n2 through one remote sender, whose share is a
+// sixteenth of the budget (2 MiB, five streams' windows): the streams take
+// turns there. Every transfer completes, and neither node's budget ever
+// held more than its limit.
+func TestCrossNodeMemoryBudget(t *testing.T) {
+	const limit = 32 << 20
+	b := newTestBus(t, 2, socketbus.ServerConfig{MaxMemory: limit})
+	const size = 2 << 20
+	want := patternSum(size)
+	serve(t, dial(t, b.node(1), "budget"), func(req *socketbus.Request) {
+		w := &slowWriter{h: sha256.New(), pause: 50 * time.Microsecond}
+		if _, err := io.Copy(w, req.Body); err != nil {
+			_ = req.Fail(err)
+			return
+		}
+		if !bytes.Equal(w.h.Sum(nil), want) {
+			_ = req.Fail(errors.New("body changed"))
+			return
+		}
+		_ = req.Respond(&pattern{n: size})
+	}, socketbus.WithConcurrency(16))
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 16 {
+		c := dial(t, b.node(0), "budget")
+		wg.Go(func() {
+			w := &slowWriter{h: sha256.New(), pause: 50 * time.Microsecond}
+			ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+			defer cancel()
+			if err := c.Send(ctx, &pattern{n: size}, w); err != nil {
+				errs <- err
+				return
+			}
+			if !bytes.Equal(w.h.Sum(nil), want) {
+				errs <- errors.New("response changed")
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("a transfer: %v", err)
+	}
+	for i := range 2 {
+		st := b.node(i).srv.Stats()
+		t.Logf("%s: memory peak %d KiB of %d KiB", b.node(i).name, st.MemoryPeakBytes>>10, st.MemoryLimit>>10)
+		if st.MemoryPeakBytes > st.MemoryLimit {
+			t.Fatalf("%s held %d bytes, over its budget of %d", b.node(i).name, st.MemoryPeakBytes, st.MemoryLimit)
+		}
 	}
 }
