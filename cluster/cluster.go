@@ -21,7 +21,19 @@
 // Who starts and stops what: New starts the embedded nats-server (embedded
 // mode) or connects to NATSURL (external mode) and joins the bus; the
 // Server it is given to closes it when the Server closes (Shutdown or
-// Close), which leaves the bus and stops the embedded nats-server.
+// Close), which leaves the bus and stops the embedded nats-server. An
+// external NATS cluster is the user's to run: Close only disconnects.
+//
+// What Shutdown does to the node's part of the bus: as soon as it begins,
+// the node's state says no receiver of its waits, so other nodes stop
+// offering it requests, and any offer already on its way is given back to
+// its origin (returned), which sends it elsewhere. Requests the node's
+// receivers hold — from its own clients or from other nodes — run to
+// their end, as on one server. Once they have, the node says bye: the
+// other nodes forget its clients at once (a request of theirs still
+// waiting for this node fails over to another node's receivers, or with
+// no_peers if none is left). Close does the same without waiting: what
+// the node held ends with peer_gone on the other nodes.
 package cluster
 
 import (
