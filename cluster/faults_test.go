@@ -219,3 +219,60 @@ func TestCrossNodeRouteCut(t *testing.T) {
 		t.Fatalf("after the route came back: %q, %v", got, err)
 	}
 }
+
+// TestCrossNodeShutdown: a node shuts down while its responder holds a
+// request from another node. That request completes; requests sent once
+// the drain has begun go to the third node's responder, none is lost or
+// refused, and Shutdown returns once the held request is done.
+func TestCrossNodeShutdown(t *testing.T) {
+	b := newTestBus(t, 3, socketbus.ServerConfig{})
+	holding, release := make(chan struct{}), make(chan struct{})
+	draining := make(chan struct{}, 1)
+	n2 := dial(t, b.node(1), "drain", socketbus.WithConnectionHook(func(e socketbus.ConnectionEvent) {
+		if e.State == socketbus.ConnectionDraining {
+			draining <- struct{}{}
+		}
+	}))
+	serve(t, n2, func(req *socketbus.Request) {
+		body, _ := io.ReadAll(req.Body)
+		if string(body) == "hold" {
+			close(holding)
+			<-release
+		}
+		_ = req.Respond(strings.NewReader("n2:" + string(body)))
+	})
+	serve(t, dial(t, b.node(2), "drain"), func(req *socketbus.Request) {
+		body, _ := io.ReadAll(req.Body)
+		_ = req.Respond(strings.NewReader("n3:" + string(body)))
+	})
+	requester := dial(t, b.node(0), "drain")
+	held := make(chan error, 1)
+	go func() {
+		// n1 has no responder: the request goes to n2 or n3; send until
+		// one lands on n2's handler.
+		for {
+			got, err := requester.Call(context.Background(), []byte("hold"))
+			if err != nil || string(got) == "n2:hold" {
+				held <- err
+				return
+			}
+		}
+	}()
+	<-holding
+	shut := make(chan error, 1)
+	go func() { shut <- b.node(1).srv.Shutdown(context.Background()) }()
+	<-draining
+	for i := range 50 {
+		got, err := requester.Call(context.Background(), []byte(fmt.Sprint(i)))
+		if err != nil || string(got) != fmt.Sprintf("n3:%d", i) {
+			t.Fatalf("request %d during the drain: %q, %v; want n3's answer", i, got, err)
+		}
+	}
+	close(release)
+	if err := <-held; err != nil {
+		t.Fatalf("the request held on the draining node: %v", err)
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
