@@ -43,6 +43,9 @@ type metric struct {
 	// socketbus/relay: at most the bound when lowerBetter, at least it
 	// otherwise. Zero means no target.
 	vsNATS, vsRelay float64
+	// clusterVsSingle bounds the ratio socketbus-cluster/socketbus (the
+	// cross-node figure to the single node's) the same way.
+	clusterVsSingle float64
 }
 
 // result is what one run of a workload on one system measured.
@@ -102,19 +105,25 @@ func (m metric) withTargets(vsNATS, vsRelay float64) metric {
 	return m
 }
 
+// withClusterTarget returns m with the cluster's target set.
+func (m metric) withClusterTarget(vsSingle float64) metric {
+	m.clusterVsSingle = vsSingle
+	return m
+}
+
 // workloads returns the four workloads; smoke shrinks their counts
 // and durations so that all of them run in a few seconds.
 func workloads(duration time.Duration, smoke bool) []workload {
 	ws := []workload{
 		{name: "lat", requesters: 1, responders: 1, requestSize: 128, responseSize: 128,
 			warmup: 1000, count: 20000,
-			metrics: []metric{p50.withTargets(0.8, 0), p99, sysRT, cpuRT}},
+			metrics: []metric{p50.withTargets(0.8, 0).withClusterTarget(2), p99, sysRT, cpuRT}},
 		{name: "tput", requesters: 32, responders: 4, requestSize: 128, responseSize: 128,
 			warmup: 10, duration: duration,
 			metrics: []metric{reqRate.withTargets(1.25, 0), p50, p99, sysRT, cpuRT}},
 		{name: "large", requesters: 1, responders: 1, requestSize: 16 << 20, responseSize: 16 << 20,
 			warmup: 1, count: 20, sampleHeap: true,
-			metrics: []metric{mbRate.withTargets(1.5, 0.7), heap.withTargets(0.5, 0)}},
+			metrics: []metric{mbRate.withTargets(1.5, 0.7).withClusterTarget(0.5), heap.withTargets(0.5, 0)}},
 		{name: "fanin", requesters: 256, responders: 1, requestSize: 1024, responseSize: 1024,
 			warmup: 10, duration: duration,
 			metrics: []metric{reqRate.withTargets(1.25, 0), p99, sysRT, cpuRT}},
