@@ -2,9 +2,13 @@
 // relay on the same machine, in the same process: each workload runs on
 // each system in turn (socketbus, NATS, relay), for several rounds, and
 // the table reports the median of each figure and the ratios of socketbus
-// to the others.
+// to the others. The system socketbus-cluster, a bus of three nodes in
+// this process with every request crossing two of them, runs when
+// -systems names it (and in -smoke runs); the table then also compares it
+// with single-node socketbus and with NATS.
 //
-//	cd bench && go run .
+//	cd bench && go run -mod=mod .
+//	cd bench && go run -mod=mod . -systems socketbus,socketbus-cluster,NATS
 package main
 
 import (
@@ -40,12 +44,17 @@ type options struct {
 	blockProfile string
 }
 
+// defaultSystems are the systems a run measures unless -systems says
+// otherwise. The cluster is not among them: its comparison is a run of
+// its own (BENCHMARKS.md), and it would add a third to the default run.
+const defaultSystems = "socketbus,NATS,relay"
+
 func parseFlags() options {
 	var o options
 	flag.BoolVar(&o.smoke, "smoke", false, "tiny counts and one round: a few seconds in all, for CI")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds of every workload on every system")
 	flag.StringVar(&o.workloads, "workloads", "lat,tput,large,fanin", "comma-separated workloads to run")
-	flag.StringVar(&o.systems, "systems", "socketbus,NATS,relay", "comma-separated systems to run (for profiling one)")
+	flag.StringVar(&o.systems, "systems", defaultSystems, "comma-separated systems to run: socketbus, NATS, relay, "+clusterName+" (-smoke adds "+clusterName+" unless -systems is given)")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "how long the tput and fanin workloads run")
 	flag.StringVar(&o.md, "md", "", "also write the table as markdown to this file")
 	flag.BoolVar(&o.targets, "targets", false, "add the issue's target and verdict columns, for tracking the performance work")
@@ -62,6 +71,9 @@ func parseFlags() options {
 		if !set["duration"] {
 			o.duration = 250 * time.Millisecond
 		}
+		if !set["systems"] {
+			o.systems += "," + clusterName // so that CI starts and stops a bus too
+		}
 	}
 	return o
 }
@@ -75,7 +87,7 @@ func benchMain() error {
 	if err != nil {
 		return err
 	}
-	all := []system{socketbusSystem{}, natsSystem{}, relaySystem{}}
+	all := []system{socketbusSystem{}, natsSystem{}, relaySystem{}, clusterSystem{}}
 	systems, err := pick(all, o.systems, system.Name)
 	if err != nil {
 		return err
@@ -155,6 +167,10 @@ func pick[T any](all []T, list string, name func(T) string) ([]T, error) {
 // measure runs every workload, round after round, on each system in turn,
 // and returns the median of every figure.
 func measure(ws []workload, systems []system, rounds int) ([]row, error) {
+	width := 0
+	for _, sys := range systems {
+		width = max(width, len(sys.Name()))
+	}
 	var rows []row
 	for _, w := range ws {
 		results := map[string][]result{}
@@ -165,7 +181,7 @@ func measure(ws []workload, systems []system, rounds int) ([]row, error) {
 					return nil, fmt.Errorf("%s on %s, round %d: %w", w.name, sys.Name(), round, err)
 				}
 				results[sys.Name()] = append(results[sys.Name()], res)
-				fmt.Fprintf(os.Stderr, "%-5s round %d/%d %-9s %s\n", w.name, round, rounds, sys.Name(), describe(w, res))
+				fmt.Fprintf(os.Stderr, "%-5s round %d/%d %-*s %s\n", w.name, round, rounds, width, sys.Name(), describe(w, res))
 			}
 		}
 		for _, m := range w.metrics {

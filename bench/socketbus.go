@@ -19,15 +19,49 @@ type socketbusSystem struct{}
 
 func (socketbusSystem) Name() string { return "socketbus" }
 
-// sbDeployment is a running server with its clients.
-type sbDeployment struct {
+func (socketbusSystem) Start(ctx context.Context, sh shape) (deployment, error) {
+	srv, err := serveSocketbus(socketbus.ServerConfig{})
+	if err != nil {
+		return nil, err
+	}
+	d := newSBDeployment()
+	d.servers = append(d.servers, srv)
+	if err := d.dial(ctx, srv.addr, srv.addr, sh); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// sbServer is a socketbus Server serving a loopback listener.
+type sbServer struct {
 	srv    *socketbus.Server
+	addr   string
 	served chan error // Serve's result
+}
+
+// serveSocketbus starts a Server with cfg on a 127.0.0.1:0 listener.
+func serveSocketbus(cfg socketbus.ServerConfig) (*sbServer, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("socketbus: listen: %w", err)
+	}
+	s := &sbServer{srv: socketbus.NewServer(cfg), addr: ln.Addr().String(), served: make(chan error, 1)}
+	go func() { s.served <- s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// sbDeployment is one or more running servers with their clients: the
+// responders dialled to one server's address, the requesters to one
+// server's address (the same one for socketbusSystem).
+type sbDeployment struct {
+	servers []*sbServer // closed in this order
 
 	responders []*socketbus.Client
 	requesters []*socketbus.Client
 	reqs       []requester
 
+	rctx context.Context    // the responders' Serve calls run until stop
 	stop context.CancelFunc // ends the responders' Serve calls
 	wg   sync.WaitGroup     // the responders' Serve goroutines
 
@@ -35,23 +69,21 @@ type sbDeployment struct {
 	respErr error // the first responder failure
 }
 
-func (socketbusSystem) Start(ctx context.Context, sh shape) (deployment, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("socketbus: listen: %w", err)
-	}
-	d := &sbDeployment{srv: socketbus.NewServer(socketbus.ServerConfig{}), served: make(chan error, 1)}
-	go func() { d.served <- d.srv.Serve(ln) }()
-	addr := ln.Addr().String()
-	channel := socketbus.ChannelFromName("bench")
+func newSBDeployment() *sbDeployment {
+	d := &sbDeployment{}
+	d.rctx, d.stop = context.WithCancel(context.Background())
+	return d
+}
 
-	rctx, stop := context.WithCancel(context.Background())
-	d.stop = stop
+// dial connects sh.Responders responders to responderAddr, each serving
+// requests, and then sh.Requesters requesters to requesterAddr. On an
+// error the caller closes d.
+func (d *sbDeployment) dial(ctx context.Context, responderAddr, requesterAddr string, sh shape) error {
+	channel := socketbus.ChannelFromName("bench")
 	for range sh.Responders {
-		c, err := socketbus.Dial(ctx, addr, channel)
+		c, err := socketbus.Dial(ctx, responderAddr, channel)
 		if err != nil {
-			d.Close()
-			return nil, fmt.Errorf("socketbus: dial responder: %w", err)
+			return fmt.Errorf("socketbus: dial responder: %w", err)
 		}
 		d.responders = append(d.responders, c)
 		// A socketbus responder keeps requests coming the way a NATS
@@ -59,22 +91,21 @@ func (socketbusSystem) Start(ctx context.Context, sh shape) (deployment, error) 
 		// calls on its one connection, so it never idles for a round trip
 		// between requests. It runs with Serve's defaults.
 		d.wg.Go(func() {
-			err := c.Serve(rctx, socketbus.HandlerFunc(func(req *socketbus.Request) { d.respond(rctx, req, sh) }))
-			if err != nil && rctx.Err() == nil {
+			err := c.Serve(d.rctx, socketbus.HandlerFunc(func(req *socketbus.Request) { d.respond(d.rctx, req, sh) }))
+			if err != nil && d.rctx.Err() == nil {
 				d.fail(fmt.Errorf("socketbus: serve: %w", err))
 			}
 		})
 	}
 	for range sh.Requesters {
-		c, err := socketbus.Dial(ctx, addr, channel)
+		c, err := socketbus.Dial(ctx, requesterAddr, channel)
 		if err != nil {
-			d.Close()
-			return nil, fmt.Errorf("socketbus: dial requester: %w", err)
+			return fmt.Errorf("socketbus: dial requester: %w", err)
 		}
 		d.requesters = append(d.requesters, c)
 		d.reqs = append(d.reqs, &sbRequester{c: c})
 	}
-	return d, nil
+	return nil
 }
 
 // respond reads req's body and answers it with the shape's response.
@@ -104,10 +135,15 @@ func (d *sbDeployment) fail(err error) {
 
 func (d *sbDeployment) Requesters() []requester { return d.reqs }
 
-// Frames returns the frames the server has read and written.
+// Frames returns the frames the servers have read and written, all of
+// them together.
 func (d *sbDeployment) Frames() int64 {
-	st := d.srv.Stats()
-	return st.FramesIn + st.FramesOut
+	var n int64
+	for _, s := range d.servers {
+		st := s.srv.Stats()
+		n += st.FramesIn + st.FramesOut
+	}
+	return n
 }
 
 func (d *sbDeployment) Close() error {
@@ -119,14 +155,16 @@ func (d *sbDeployment) Close() error {
 	for _, c := range d.responders {
 		c.Close()
 	}
-	d.srv.Close()
-	err := <-d.served
-	if errors.Is(err, socketbus.ErrServerClosed) {
-		err = nil
+	var errs []error
+	for _, s := range d.servers {
+		s.srv.Close()
+		if err := <-s.served; !errors.Is(err, socketbus.ErrServerClosed) {
+			errs = append(errs, err)
+		}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return errors.Join(d.respErr, err)
+	return errors.Join(append([]error{d.respErr}, errs...)...)
 }
 
 // sbRequester sends requests from one Client.

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 )
@@ -17,18 +18,36 @@ type row struct {
 // ratioSystems are the systems socketbus is compared with, in column order.
 var ratioSystems = []string{"NATS", "relay"}
 
+// clusterName is the cluster system's name; clusterRatioSystems are the
+// systems it is compared with, in column order, in columns that are there
+// only when it ran.
+const clusterName = "socketbus-cluster"
+
+var clusterRatioSystems = []string{"socketbus", "NATS"}
+
 // cells lays out the table: a heading line, then one line per row: each
-// figure per system and socketbus's ratio to each other system. With
-// targets, two more columns compare the ratios with the targets:
-// those are for tracking the work, not for the users reading the figures.
+// figure per system, socketbus's ratio to each other system and, when the
+// cluster system ran, its ratios to single-node socketbus and to NATS.
+// With targets, more columns compare the ratios with the targets
+// (two for socketbus's, two for the cluster's): those are for tracking the
+// work, not for the users reading the figures.
 func cells(rows []row, systems []string, targets bool) [][]string {
+	withCluster := slices.Contains(systems, clusterName)
 	head := []string{"workload", "figure"}
 	head = append(head, systems...)
 	for _, s := range ratioSystems {
 		head = append(head, "socketbus/"+s)
 	}
+	if withCluster {
+		for _, s := range clusterRatioSystems {
+			head = append(head, "cluster/"+s)
+		}
+	}
 	if targets {
 		head = append(head, "target", "verdict")
+		if withCluster {
+			head = append(head, "cluster target", "cluster verdict")
+		}
 	}
 	out := [][]string{head}
 	for _, r := range rows {
@@ -36,42 +55,67 @@ func cells(rows []row, systems []string, targets bool) [][]string {
 		for _, s := range systems {
 			line = append(line, formatValue(r.values, s))
 		}
-		sb, haveSB := r.values["socketbus"]
-		var bounds []string
-		verdict := ""
-		for _, s := range ratioSystems {
-			other, ok := r.values[s]
-			if !haveSB || !ok || other == 0 {
-				line = append(line, "-")
-				continue
+		ratios, bounds, verdict := compare(r, "socketbus", ratioSystems, func(other string) float64 {
+			if other == "relay" {
+				return r.metric.vsRelay
 			}
-			ratio := sb / other
-			line = append(line, fmt.Sprintf("%.2fx", ratio))
-			bound := r.metric.vsNATS
-			if s == "relay" {
-				bound = r.metric.vsRelay
-			}
-			if bound == 0 {
-				continue
-			}
-			op, met := "≥", ratio >= bound
-			if r.metric.lowerBetter {
-				op, met = "≤", ratio <= bound
-			}
-			bounds = append(bounds, fmt.Sprintf("%s%gx %s", op, bound, s))
-			switch {
-			case !met:
-				verdict = "missed"
-			case verdict == "":
-				verdict = "met"
-			}
+			return r.metric.vsNATS
+		})
+		line = append(line, ratios...)
+		var cBounds []string
+		var cVerdict string
+		if withCluster {
+			ratios, cBounds, cVerdict = compare(r, clusterName, clusterRatioSystems, func(other string) float64 {
+				if other == "socketbus" {
+					return r.metric.clusterVsSingle
+				}
+				return 0
+			})
+			line = append(line, ratios...)
 		}
 		if targets {
 			line = append(line, strings.Join(bounds, ", "), verdict)
+			if withCluster {
+				line = append(line, strings.Join(cBounds, ", "), cVerdict)
+			}
 		}
 		out = append(out, line)
 	}
 	return out
+}
+
+// compare returns the cells of the ratios of r's figure for system of to
+// its figure for each of others ("-" where either is missing), the targets
+// bound gives for them (0: none) as "≤2x socketbus", and the verdict:
+// "missed" if any ratio misses its target, "met" if all meet theirs, ""
+// if none has one or its ratio is missing.
+func compare(r row, of string, others []string, bound func(other string) float64) (ratios, bounds []string, verdict string) {
+	v, have := r.values[of]
+	for _, s := range others {
+		other, ok := r.values[s]
+		if !have || !ok || other == 0 {
+			ratios = append(ratios, "-")
+			continue
+		}
+		ratio := v / other
+		ratios = append(ratios, fmt.Sprintf("%.2fx", ratio))
+		b := bound(s)
+		if b == 0 {
+			continue
+		}
+		op, met := "≥", ratio >= b
+		if r.metric.lowerBetter {
+			op, met = "≤", ratio <= b
+		}
+		bounds = append(bounds, fmt.Sprintf("%s%gx %s", op, b, s))
+		switch {
+		case !met:
+			verdict = "missed"
+		case verdict == "":
+			verdict = "met"
+		}
+	}
+	return ratios, bounds, verdict
 }
 
 func formatValue(values map[string]float64, system string) string {

@@ -29,3 +29,38 @@ func TestTableColumns(t *testing.T) {
 		t.Errorf("with targets, row ends %q, want the target and met", got)
 	}
 }
+
+// TestTableClusterColumns checks that the cluster's ratios to single-node
+// socketbus and to NATS, and its targets, appear when it ran, beside
+// socketbus's unchanged ones.
+func TestTableClusterColumns(t *testing.T) {
+	rows := []row{
+		{workload: "lat", metric: p50.withTargets(0.8, 0).withClusterTarget(2), values: map[string]float64{"socketbus": 50, "NATS": 100, clusterName: 120}},
+		{workload: "large", metric: mbRate.withTargets(1.5, 0.7).withClusterTarget(0.5), values: map[string]float64{"socketbus": 1200, "NATS": 800, clusterName: 700}},
+		{workload: "fanin", metric: reqRate, values: map[string]float64{"socketbus": 100, "NATS": 100}},
+	}
+	systems := []string{"socketbus", "NATS", clusterName}
+
+	got := cells(rows, systems, true)
+	wantHead := []string{"workload", "figure", "socketbus", "NATS", clusterName, "socketbus/NATS", "socketbus/relay",
+		"cluster/socketbus", "cluster/NATS", "target", "verdict", "cluster target", "cluster verdict"}
+	if !slices.Equal(got[0], wantHead) {
+		t.Errorf("heading %q, want %q", got[0], wantHead)
+	}
+	want := []string{
+		"lat p50 µs 50.0 100.0 120.0 0.50x - 2.40x 1.20x ≤0.8x NATS met ≤2x socketbus missed",
+		"large MB/s 1200 800.0 700.0 1.50x - 0.58x 0.88x ≥1.5x NATS met ≥0.5x socketbus met",
+		"fanin req/s 100.0 100.0 - 1.00x - - -    ",
+	}
+	for i, w := range want {
+		if line := strings.Join(got[i+1], " "); line != w {
+			t.Errorf("row %d %q, want %q", i, line, w)
+		}
+	}
+
+	// Without the cluster, no cluster column.
+	plain := cells(rows[:1], []string{"socketbus", "NATS"}, true)
+	if slices.ContainsFunc(plain[0], func(h string) bool { return strings.HasPrefix(h, "cluster") }) {
+		t.Errorf("without the cluster, heading %q has cluster columns", plain[0])
+	}
+}

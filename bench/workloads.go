@@ -43,6 +43,9 @@ type metric struct {
 	// socketbus/relay: at most the bound when lowerBetter, at least it
 	// otherwise. Zero means no target.
 	vsNATS, vsRelay float64
+	// clusterVsSingle bounds the ratio socketbus-cluster/socketbus (the
+	// cross-node figure to the single node's) the same way.
+	clusterVsSingle float64
 }
 
 // result is what one run of a workload on one system measured.
@@ -59,6 +62,9 @@ type result struct {
 	// process (requesters, responders and server) made during the timed
 	// round trips, from /proc/self/io, or -1 where it cannot be read.
 	syscalls int64
+	// cpu is the CPU time, user and system, the whole process used during
+	// the timed round trips (getrusage), or -1 where it cannot be read.
+	cpu time.Duration
 }
 
 // syscallsPerRoundTrip is syscalls ÷ round trips, or 0 when unknown.
@@ -67,6 +73,15 @@ func (r result) syscallsPerRoundTrip() float64 {
 		return 0
 	}
 	return float64(r.syscalls) / float64(r.requests)
+}
+
+// cpuPerRoundTrip is the process's CPU time per round trip in µs, or 0
+// when unknown.
+func (r result) cpuPerRoundTrip() float64 {
+	if r.cpu < 0 || r.requests == 0 {
+		return 0
+	}
+	return micros(r.cpu) / float64(r.requests)
 }
 
 func (r result) perSecond() float64 { return float64(r.requests) / r.elapsed.Seconds() }
@@ -81,11 +96,18 @@ var (
 	mbRate  = metric{name: "MB/s", value: result.megabytesPerSecond}
 	heap    = metric{name: "peak heap MiB", lowerBetter: true, value: func(r result) float64 { return float64(r.peakHeap) / (1 << 20) }}
 	sysRT   = metric{name: "syscalls/rt", lowerBetter: true, value: result.syscallsPerRoundTrip}
+	cpuRT   = metric{name: "CPU µs/req", lowerBetter: true, value: result.cpuPerRoundTrip}
 )
 
 // withTargets returns m with targets set.
 func (m metric) withTargets(vsNATS, vsRelay float64) metric {
 	m.vsNATS, m.vsRelay = vsNATS, vsRelay
+	return m
+}
+
+// withClusterTarget returns m with the cluster's target set.
+func (m metric) withClusterTarget(vsSingle float64) metric {
+	m.clusterVsSingle = vsSingle
 	return m
 }
 
@@ -95,16 +117,16 @@ func workloads(duration time.Duration, smoke bool) []workload {
 	ws := []workload{
 		{name: "lat", requesters: 1, responders: 1, requestSize: 128, responseSize: 128,
 			warmup: 1000, count: 20000,
-			metrics: []metric{p50.withTargets(0.8, 0), p99, sysRT}},
+			metrics: []metric{p50.withTargets(0.8, 0).withClusterTarget(2), p99, sysRT, cpuRT}},
 		{name: "tput", requesters: 32, responders: 4, requestSize: 128, responseSize: 128,
 			warmup: 10, duration: duration,
-			metrics: []metric{reqRate.withTargets(1.25, 0), p50, p99, sysRT}},
+			metrics: []metric{reqRate.withTargets(1.25, 0), p50, p99, sysRT, cpuRT}},
 		{name: "large", requesters: 1, responders: 1, requestSize: 16 << 20, responseSize: 16 << 20,
 			warmup: 1, count: 20, sampleHeap: true,
-			metrics: []metric{mbRate.withTargets(1.5, 0.7), heap.withTargets(0.5, 0)}},
+			metrics: []metric{mbRate.withTargets(1.5, 0.7).withClusterTarget(0.5), heap.withTargets(0.5, 0)}},
 		{name: "fanin", requesters: 256, responders: 1, requestSize: 1024, responseSize: 1024,
 			warmup: 10, duration: duration,
-			metrics: []metric{reqRate.withTargets(1.25, 0), p99, sysRT}},
+			metrics: []metric{reqRate.withTargets(1.25, 0), p99, sysRT, cpuRT}},
 	}
 	if smoke {
 		for i := range ws {
@@ -159,7 +181,7 @@ func run(ctx context.Context, sys system, w workload) (res result, err error) {
 	if counting {
 		res.frames = -fc.Frames()
 	}
-	sys0 := processSyscalls()
+	sys0, cpu0 := processSyscalls(), processCPU()
 	var deadline time.Time
 	start := time.Now()
 	if w.count == 0 {
@@ -167,6 +189,7 @@ func run(ctx context.Context, sys system, w workload) (res result, err error) {
 	}
 	lats, err := drive(ctx, reqs, request, w.responseSize, w.count, deadline)
 	res.elapsed = time.Since(start)
+	cpu1 := processCPU()
 	if sampler != nil {
 		res.peakHeap = sampler.Stop()
 	}
@@ -176,6 +199,10 @@ func run(ctx context.Context, sys system, w workload) (res result, err error) {
 	res.syscalls = -1
 	if sys1 := processSyscalls(); sys0 >= 0 && sys1 >= 0 {
 		res.syscalls = sys1 - sys0
+	}
+	res.cpu = -1
+	if cpu0 >= 0 && cpu1 >= 0 {
+		res.cpu = cpu1 - cpu0
 	}
 	if err != nil {
 		return res, err
