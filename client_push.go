@@ -30,15 +30,16 @@ type pushState struct {
 }
 
 // startPush makes the client's push credit p's, granting n at once. It
-// returns nil when the client speaks v1, is closed, or another Serve holds
-// the credit: that Serve then uses Receive.
+// returns nil when the client speaks v1, is closed or closing, or another
+// Serve holds the credit: that Serve then uses Receive (which a closing
+// client refuses too).
 func (c *Client) startPush(n int) *pushState {
 	if c.opts.version < wire.Version2 {
 		return nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.push != nil || c.err != nil {
+	if c.push != nil || c.err != nil || c.link.closing {
 		return nil
 	}
 	p := &pushState{n: n, batch: max(1, n/8), credit: n,
@@ -296,20 +297,6 @@ func (c *Client) endPush(p *pushState, timeout time.Duration) {
 	c.mu.Unlock()
 	for _, r := range queue {
 		c.giveBack(r)
-	}
-}
-
-// stopPush is Close's part: the pushed requests of a running Serve go back
-// to the server before the connection closes.
-func (c *Client) stopPush() {
-	c.mu.Lock()
-	p := c.push
-	if p != nil {
-		p.closing = true
-	}
-	c.mu.Unlock()
-	if p != nil {
-		c.endPush(p, closeDrainTimeout)
 	}
 }
 
