@@ -46,11 +46,13 @@ type Client struct {
 	// Test hooks (export_test.go): a push waits for takeGate before a
 	// handler may take it, and each push queued is told to pushedHook;
 	// Close calls closeHook once the pushes are stopped and given back,
-	// before it drains the connection.
-	takeGate   chan struct{}
-	pushedHook chan ID
-	closeHook  func()
-	returned   atomic.Int64 // pushed requests given back to the server
+	// before it drains the connection, and endPush calls endPushHook once
+	// it has emptied the queue of pushed requests.
+	takeGate    chan struct{}
+	pushedHook  chan ID
+	closeHook   func()
+	endPushHook func()
+	returned    atomic.Int64 // pushed requests given back to the server
 
 	ctx    context.Context // cancelled when the client closes
 	cancel context.CancelCauseFunc

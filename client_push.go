@@ -71,8 +71,9 @@ func (c *Client) pushedLocked(r *Request) error {
 	p.credit--
 	c.held[r.ID] = r
 	if p.returned {
+		c.returnLocked(r) // pushed after a stop that gave up waiting
 		c.mu.Unlock()
-		c.giveBack(r) // pushed after a stop that gave up waiting
+		r.dropReturned()
 		return nil
 	}
 	p.queue = append(p.queue, r)
@@ -288,24 +289,40 @@ func (c *Client) endPush(p *pushState, timeout time.Duration) {
 	case <-p.stopped:
 	case <-expire:
 	}
+	// The returns are queued in the same hold of c.mu that empties the
+	// queue (and may give the credit up): an endPush of the same p that
+	// finds the queue empty, or a Close that finds no credit, comes after
+	// them and drains the connection only once they are queued.
 	c.mu.Lock()
 	queue := p.queue
 	p.queue, p.returned = nil, true
 	if p.stopSet && c.push == p && c.err == nil {
 		c.push = nil // the next Serve may push
 	}
-	c.mu.Unlock()
 	for _, r := range queue {
-		c.giveBack(r)
+		c.returnLocked(r)
+	}
+	c.mu.Unlock()
+	if c.endPushHook != nil {
+		c.endPushHook()
+	}
+	for _, r := range queue {
+		r.dropReturned()
 	}
 }
 
-// giveBack returns a pushed request no handler took to the server, which
-// serves it to another receiver; the client forgets it.
-func (c *Client) giveBack(r *Request) {
-	if !r.ended() && c.send(c.errorFrame(wire.FlagReceive, r.ID, wire.CodeReturned, "")) == nil {
+// returnLocked queues the return of r, a pushed request no handler took,
+// to the server, which serves it to another receiver; c.mu is held. The
+// caller then calls r.dropReturned, without c.mu.
+func (c *Client) returnLocked(r *Request) {
+	if !r.ended() && c.conn.Load().Enqueue(c.errorFrame(wire.FlagReceive, r.ID, wire.CodeReturned, "")) == nil {
 		c.returned.Add(1)
 	}
+}
+
+// dropReturned ends a request given back to the server: the client
+// forgets it.
+func (r *Request) dropReturned() {
 	r.window.end(ErrClosed)
 	r.body.abandon(errAnswered)
 	r.forget()

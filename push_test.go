@@ -305,6 +305,75 @@ func TestNothingPushedToAClosingClient(t *testing.T) {
 	}
 }
 
+// TestReturnsGoOutBeforeCloseDrains stops a Serve (its ctx) and closes its
+// client at the same time, in the order that lost returns: the Serve's stop
+// has emptied its queue of pushed requests (and given the credit up), and
+// the Close, finding no credit to stop, drains the connection before the
+// Serve has sent the returns. They must be on the connection by then, and
+// the requests served by another receiver, once.
+func TestReturnsGoOutBeforeCloseDrains(t *testing.T) {
+	_, addr := startServer(t, socketbus.ServerConfig{})
+	ch := socketbus.ChannelFromName(t.Name())
+	const n = 2
+	a := dial(t, addr, ch)
+	gate := make(chan struct{}) // never opened: a's handlers take nothing
+	pushed := make(chan socketbus.ID, n)
+	socketbus.SetPushHooks(a, gate, pushed)
+	var ranInA atomic.Int32
+	stopA, servedA := startServe(t, a, socketbus.HandlerFunc(func(req *socketbus.Request) {
+		ranInA.Add(1)
+		_ = req.Respond(strings.NewReader("a"))
+	}), socketbus.WithConcurrency(n))
+	b := dial(t, addr, ch) // a peer, so that the returned requests wait for it
+	requester := dial(t, addr, ch)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	results := make(chan []error, 1)
+	var resps []string
+	go func() {
+		var errs []error
+		resps, errs = callAll(ctx, requester, n, 1)
+		results <- errs
+	}()
+	for range n {
+		<-pushed
+	}
+
+	emptied, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	socketbus.SetEndPushHook(a, func() {
+		once.Do(func() {
+			close(emptied)
+			<-resume
+		})
+	})
+	stopA()
+	<-emptied // the Serve's stop holds the requests it took from its queue
+	a.Close()
+	close(resume)
+	if err := waitServe(t, servedA); !errors.Is(err, socketbus.ErrClosed) {
+		t.Errorf("Serve stopped as its client closed: got %v, want ErrClosed", err)
+	}
+	if got := socketbus.ReturnedCount(a); got != n {
+		t.Errorf("requests returned: got %d, want %d", got, n)
+	}
+
+	var ranInB atomic.Int32
+	startServe(t, b, socketbus.HandlerFunc(func(req *socketbus.Request) {
+		ranInB.Add(1)
+		body, _ := io.ReadAll(req.Body)
+		_ = req.Respond(strings.NewReader("b" + string(body)))
+	}))
+	for i, err := range <-results {
+		if want := fmt.Sprintf("b%d", i); err != nil || resps[i] != want {
+			t.Errorf("request %d: got %q, %v; want %q from b", i, resps[i], err, want)
+		}
+	}
+	if ranInA.Load() != 0 || ranInB.Load() != n {
+		t.Errorf("handler runs: a %d, b %d; want 0 and %d", ranInA.Load(), ranInB.Load(), n)
+	}
+}
+
 // TestPushedMemoryReturnsToZero checks that bytes pushed ahead (retained
 // at the server until taken) show in MemoryBytes and that the server's
 // memory returns to zero once the clients have gone.
