@@ -44,10 +44,15 @@ type Client struct {
 	link    linkState        // the connection's state (client_reconnect.go)
 
 	// Test hooks (export_test.go): a push waits for takeGate before a
-	// handler may take it, and each push queued is told to pushedHook.
-	takeGate   chan struct{}
-	pushedHook chan ID
-	returned   atomic.Int64 // pushed requests given back to the server
+	// handler may take it, and each push queued is told to pushedHook;
+	// Close calls closeHook once the pushes are stopped and given back,
+	// before it drains the connection, and endPush calls endPushHook once
+	// it has emptied the queue of pushed requests.
+	takeGate    chan struct{}
+	pushedHook  chan ID
+	closeHook   func()
+	endPushHook func()
+	returned    atomic.Int64 // pushed requests given back to the server
 
 	ctx    context.Context // cancelled when the client closes
 	cancel context.CancelCauseFunc
@@ -250,18 +255,34 @@ func (c *Client) Err() error {
 
 // Close closes the client. What is already queued (the end of a response
 // just given with Respond, say) is written first, for up to two seconds.
-// Calls in flight return ErrClosed; requests this client received and has
-// not answered fail at their senders with ErrPeerGone, except those pushed
-// to a Serve that no handler had taken: Close first stops the pushes and
-// gives those back to the server, which serves them elsewhere. A reconnect in
-// progress stops. Close is idempotent and waits for the client's
-// goroutines to stop.
+// Calls in flight return ErrClosed, and so do Send, Receive and Serve once
+// Close has begun; requests this client received and has not answered fail
+// at their senders with ErrPeerGone, except those pushed to a Serve that no
+// handler had taken: Close first stops the pushes and gives those back to
+// the server, which serves them elsewhere. A reconnect in progress stops.
+// Close is idempotent and waits for the client's goroutines to stop.
 func (c *Client) Close() error {
-	c.stopPush() // pushed requests no handler took go back to the server
 	c.mu.Lock()
+	// Closing, in the same hold of c.mu as the look at the push credit: a
+	// Serve that starts from here on takes no credit, and a Receive makes
+	// no poll, for what the server would hand this client now reaches a
+	// connection that is about to stop reading, and would neither run nor
+	// go back.
 	c.link.closing = true
-	connected := c.link.connected
 	c.link.changedLocked()
+	p := c.push
+	if p != nil {
+		p.closing = true
+	}
+	c.mu.Unlock()
+	if p != nil {
+		c.endPush(p, closeDrainTimeout) // pushed requests no handler took go back to the server
+	}
+	if c.closeHook != nil {
+		c.closeHook()
+	}
+	c.mu.Lock()
+	connected := c.link.connected
 	c.mu.Unlock()
 	if connected {
 		conn := c.conn.Load()

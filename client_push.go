@@ -30,15 +30,16 @@ type pushState struct {
 }
 
 // startPush makes the client's push credit p's, granting n at once. It
-// returns nil when the client speaks v1, is closed, or another Serve holds
-// the credit: that Serve then uses Receive.
+// returns nil when the client speaks v1, is closed or closing, or another
+// Serve holds the credit: that Serve then uses Receive (which a closing
+// client refuses too).
 func (c *Client) startPush(n int) *pushState {
 	if c.opts.version < wire.Version2 {
 		return nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.push != nil || c.err != nil {
+	if c.push != nil || c.err != nil || c.link.closing {
 		return nil
 	}
 	p := &pushState{n: n, batch: max(1, n/8), credit: n,
@@ -70,8 +71,9 @@ func (c *Client) pushedLocked(r *Request) error {
 	p.credit--
 	c.held[r.ID] = r
 	if p.returned {
+		c.returnLocked(r) // pushed after a stop that gave up waiting
 		c.mu.Unlock()
-		c.giveBack(r) // pushed after a stop that gave up waiting
+		r.dropReturned()
 		return nil
 	}
 	p.queue = append(p.queue, r)
@@ -287,38 +289,40 @@ func (c *Client) endPush(p *pushState, timeout time.Duration) {
 	case <-p.stopped:
 	case <-expire:
 	}
+	// The returns are queued in the same hold of c.mu that empties the
+	// queue (and may give the credit up): an endPush of the same p that
+	// finds the queue empty, or a Close that finds no credit, comes after
+	// them and drains the connection only once they are queued.
 	c.mu.Lock()
 	queue := p.queue
 	p.queue, p.returned = nil, true
 	if p.stopSet && c.push == p && c.err == nil {
 		c.push = nil // the next Serve may push
 	}
-	c.mu.Unlock()
 	for _, r := range queue {
-		c.giveBack(r)
-	}
-}
-
-// stopPush is Close's part: the pushed requests of a running Serve go back
-// to the server before the connection closes.
-func (c *Client) stopPush() {
-	c.mu.Lock()
-	p := c.push
-	if p != nil {
-		p.closing = true
+		c.returnLocked(r)
 	}
 	c.mu.Unlock()
-	if p != nil {
-		c.endPush(p, closeDrainTimeout)
+	if c.endPushHook != nil {
+		c.endPushHook()
+	}
+	for _, r := range queue {
+		r.dropReturned()
 	}
 }
 
-// giveBack returns a pushed request no handler took to the server, which
-// serves it to another receiver; the client forgets it.
-func (c *Client) giveBack(r *Request) {
-	if !r.ended() && c.send(c.errorFrame(wire.FlagReceive, r.ID, wire.CodeReturned, "")) == nil {
+// returnLocked queues the return of r, a pushed request no handler took,
+// to the server, which serves it to another receiver; c.mu is held. The
+// caller then calls r.dropReturned, without c.mu.
+func (c *Client) returnLocked(r *Request) {
+	if !r.ended() && c.conn.Load().Enqueue(c.errorFrame(wire.FlagReceive, r.ID, wire.CodeReturned, "")) == nil {
 		c.returned.Add(1)
 	}
+}
+
+// dropReturned ends a request given back to the server: the client
+// forgets it.
+func (r *Request) dropReturned() {
 	r.window.end(ErrClosed)
 	r.body.abandon(errAnswered)
 	r.forget()

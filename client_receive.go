@@ -32,9 +32,15 @@ func (c *Client) Receive(ctx context.Context) (*Request, error) {
 		return nil, err
 	}
 	c.mu.Lock()
-	if c.err != nil {
+	if c.err != nil || c.link.closing {
+		// Closing: a poll made now could be answered on a connection that
+		// has stopped reading, and its request would fail unseen.
+		err := c.err
 		c.mu.Unlock()
-		return nil, c.err
+		if err == nil {
+			err = ErrClosed
+		}
+		return nil, err
 	}
 	for len(c.ready) > 0 {
 		r := c.ready[0]

@@ -61,5 +61,14 @@ func SetPushHooks(c *Client, gate chan struct{}, pushed chan ID) {
 	c.takeGate, c.pushedHook = gate, pushed
 }
 
+// SetCloseHook makes c.Close call hook once it has stopped the pushes and
+// given back what no handler took, before it drains the connection.
+func SetCloseHook(c *Client, hook func()) { c.closeHook = hook }
+
+// SetEndPushHook makes every stop of c's push credit (a Serve's end, or
+// Close's) call hook once it has emptied the queue of pushed requests no
+// handler took, before it forgets them.
+func SetEndPushHook(c *Client, hook func()) { c.endPushHook = hook }
+
 // ReturnedCount is how many pushed requests c has given back to the server.
 func ReturnedCount(c *Client) int64 { return c.returned.Load() }

@@ -222,6 +222,158 @@ func TestPushedRequestsReturned(t *testing.T) {
 	}
 }
 
+// TestNothingPushedToAClosingClient starts a Serve (or a Receive) on a
+// client while its Close is under way, once the pushes are stopped and
+// given back and before the connection drains: it must take no push credit
+// and make no poll. A request the server handed the client then would reach
+// a connection that stops reading, and fail at its sender with ErrPeerGone
+// without a handler having run it (TestPushExactlyOnceUnderChurn's rare
+// failure). Instead it must wait for the next receiver and run there, once.
+func TestNothingPushedToAClosingClient(t *testing.T) {
+	for _, how := range []string{"serve", "serve after a serve", "receive"} {
+		t.Run(how, func(t *testing.T) {
+			_, addr := startServer(t, socketbus.ServerConfig{})
+			ch := socketbus.ChannelFromName(t.Name())
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			a := dial(t, addr, ch)
+			gate := make(chan struct{}) // never opened: a's handlers take nothing
+			pushed := make(chan socketbus.ID, 1)
+			socketbus.SetPushHooks(a, gate, pushed)
+			var ranInA atomic.Int32
+			inA := socketbus.HandlerFunc(func(req *socketbus.Request) {
+				ranInA.Add(1)
+				_ = req.Respond(strings.NewReader("a"))
+			})
+			if how == "serve after a serve" {
+				startServe(t, a, inA) // holds the push credit until Close stops it
+			}
+			b := dial(t, addr, ch) // a peer, so that the request waits for it
+			requester := dial(t, addr, ch)
+			result := make(chan string, 1)
+			go func() {
+				resp, err := requester.Call(ctx, []byte("x"))
+				result <- fmt.Sprintf("%q %v", resp, err)
+			}()
+			if how == "serve after a serve" {
+				<-pushed // to the first Serve, whose Close gives it back
+			}
+
+			served := make(chan error, 1) // the Serve started during Close
+			var once sync.Once            // the first Close only: the test's cleanup closes a again
+			socketbus.SetCloseHook(a, func() {
+				once.Do(func() {
+					if how == "receive" {
+						if req, err := a.Receive(ctx); !errors.Is(err, socketbus.ErrClosed) {
+							t.Errorf("Receive during Close: got %v, %v; want ErrClosed", req != nil, err)
+						}
+						return
+					}
+					go func() { served <- a.Serve(ctx, inA) }()
+					select {
+					case id := <-pushed:
+						t.Errorf("request %x pushed to a Serve started during Close", id[:4])
+					case err := <-served:
+						served <- err // refused at once; checked below
+					}
+				})
+			})
+			a.Close()
+			if how != "receive" {
+				if err := waitServe(t, served); !errors.Is(err, socketbus.ErrClosed) {
+					t.Errorf("Serve started during Close: got %v, want ErrClosed", err)
+				}
+			}
+			if how == "serve after a serve" {
+				if got := socketbus.ReturnedCount(a); got != 1 {
+					t.Errorf("requests returned by the first Serve: got %d, want 1", got)
+				}
+			}
+
+			var ranInB atomic.Int32
+			startServe(t, b, socketbus.HandlerFunc(func(req *socketbus.Request) {
+				ranInB.Add(1)
+				_ = req.Respond(strings.NewReader("b"))
+			}))
+			if got, want := <-result, `"b" <nil>`; got != want {
+				t.Errorf("the request: got %s, want %s", got, want)
+			}
+			if ranInA.Load() != 0 || ranInB.Load() != 1 {
+				t.Errorf("handler runs: a %d, b %d; want 0 and 1", ranInA.Load(), ranInB.Load())
+			}
+		})
+	}
+}
+
+// TestReturnsGoOutBeforeCloseDrains stops a Serve (its ctx) and closes its
+// client at the same time, in the order that lost returns: the Serve's stop
+// has emptied its queue of pushed requests (and given the credit up), and
+// the Close, finding no credit to stop, drains the connection before the
+// Serve has sent the returns. They must be on the connection by then, and
+// the requests served by another receiver, once.
+func TestReturnsGoOutBeforeCloseDrains(t *testing.T) {
+	_, addr := startServer(t, socketbus.ServerConfig{})
+	ch := socketbus.ChannelFromName(t.Name())
+	const n = 2
+	a := dial(t, addr, ch)
+	gate := make(chan struct{}) // never opened: a's handlers take nothing
+	pushed := make(chan socketbus.ID, n)
+	socketbus.SetPushHooks(a, gate, pushed)
+	var ranInA atomic.Int32
+	stopA, servedA := startServe(t, a, socketbus.HandlerFunc(func(req *socketbus.Request) {
+		ranInA.Add(1)
+		_ = req.Respond(strings.NewReader("a"))
+	}), socketbus.WithConcurrency(n))
+	b := dial(t, addr, ch) // a peer, so that the returned requests wait for it
+	requester := dial(t, addr, ch)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	results := make(chan []error, 1)
+	var resps []string
+	go func() {
+		var errs []error
+		resps, errs = callAll(ctx, requester, n, 1)
+		results <- errs
+	}()
+	for range n {
+		<-pushed
+	}
+
+	emptied, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	socketbus.SetEndPushHook(a, func() {
+		once.Do(func() {
+			close(emptied)
+			<-resume
+		})
+	})
+	stopA()
+	<-emptied // the Serve's stop holds the requests it took from its queue
+	a.Close()
+	close(resume)
+	if err := waitServe(t, servedA); !errors.Is(err, socketbus.ErrClosed) {
+		t.Errorf("Serve stopped as its client closed: got %v, want ErrClosed", err)
+	}
+	if got := socketbus.ReturnedCount(a); got != n {
+		t.Errorf("requests returned: got %d, want %d", got, n)
+	}
+
+	var ranInB atomic.Int32
+	startServe(t, b, socketbus.HandlerFunc(func(req *socketbus.Request) {
+		ranInB.Add(1)
+		body, _ := io.ReadAll(req.Body)
+		_ = req.Respond(strings.NewReader("b" + string(body)))
+	}))
+	for i, err := range <-results {
+		if want := fmt.Sprintf("b%d", i); err != nil || resps[i] != want {
+			t.Errorf("request %d: got %q, %v; want %q from b", i, resps[i], err, want)
+		}
+	}
+	if ranInA.Load() != 0 || ranInB.Load() != n {
+		t.Errorf("handler runs: a %d, b %d; want 0 and %d", ranInA.Load(), ranInB.Load(), n)
+	}
+}
+
 // TestPushedMemoryReturnsToZero checks that bytes pushed ahead (retained
 // at the server until taken) show in MemoryBytes and that the server's
 // memory returns to zero once the clients have gone.
