@@ -171,7 +171,11 @@ type Conn struct {
 	inlineWrite func(fd uintptr) bool
 	closing     bool // set by CloseAfterFlush: close once the queue is written
 	err         error
-	closeOnce   sync.Once
+	// shutDown is set by the first shutdown. Later ones return at once
+	// rather than wait for it: a goroutine that writes inline may close
+	// while it holds a lock (a Send's window) that the first shutdown's
+	// OnClose is waiting for, as a sync.Once's waiters would deadlock.
+	shutDown atomic.Bool
 
 	batch Batch // frames the handler queued for other connections; reader-owned
 
@@ -594,22 +598,36 @@ func (c *Conn) Close(err error) {
 	c.shutdown()
 }
 
+// Refuse makes the connection refuse every frame queued from now on, as a
+// closed one does, with err as its error, but leaves it open: Close still
+// closes it. A server closing all its connections at once refuses them
+// all first, so that no client is told of another's end (a request's
+// sender gone) before its own connection ends.
+func (c *Conn) Refuse(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.mu.Unlock()
+}
+
 func (c *Conn) shutdown() {
-	c.closeOnce.Do(func() {
-		c.mu.Lock()
-		if c.pingTimer != nil {
-			c.pingTimer.Stop()
-		}
-		if c.drainTimer != nil {
-			c.drainTimer.Stop()
-		}
-		c.mu.Unlock()
-		close(c.done)
-		_ = c.nc.Close()
-		if c.OnClose != nil {
-			c.OnClose(c.Err())
-		}
-	})
+	if c.shutDown.Swap(true) {
+		return
+	}
+	c.mu.Lock()
+	if c.pingTimer != nil {
+		c.pingTimer.Stop()
+	}
+	if c.drainTimer != nil {
+		c.drainTimer.Stop()
+	}
+	c.mu.Unlock()
+	close(c.done)
+	_ = c.nc.Close()
+	if c.OnClose != nil {
+		c.OnClose(c.Err())
+	}
 }
 
 func (c *Conn) readLoop(h Handler) {
