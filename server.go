@@ -242,6 +242,19 @@ func (s *Server) closeConns(ctx context.Context) {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
+	if ctx == nil {
+		// At once: every connection stops taking frames before any closes,
+		// so a client hears of its own connection's end, not first of
+		// another's (a request's sender gone) on a connection about to end.
+		for _, c := range conns {
+			s.mu.Lock()
+			conn := c.conn
+			s.mu.Unlock()
+			if conn != nil {
+				conn.Refuse(ErrServerClosed)
+			}
+		}
+	}
 	for _, c := range conns {
 		s.mu.Lock()
 		conn, nc := c.conn, c.nc
