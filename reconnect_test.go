@@ -113,7 +113,18 @@ func TestReconnectRestart(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- responder.Serve(serveCtx, socketbus.HandlerFunc(upperHandler)) }()
 
-	waiter := dialReconnecting(t, server.addr, other)
+	// restored hears of the waiter joining the server started last: the
+	// phase moves to 2 while no server listens, before that start.
+	var phase atomic.Int32
+	restored := make(chan struct{}, 1)
+	waiter := dialReconnecting(t, server.addr, other, socketbus.WithConnectionHook(func(ev socketbus.ConnectionEvent) {
+		if ev.State == socketbus.ConnectionRestored && phase.Load() == 2 {
+			select {
+			case restored <- struct{}{}:
+			default:
+			}
+		}
+	}))
 	waitCtx, cancelWait := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancelWait()
 	received := make(chan *socketbus.Request, 1)
@@ -139,6 +150,9 @@ func TestReconnectRestart(t *testing.T) {
 	call("before", 10*time.Second)
 	for _, graceful := range []bool{true, false} {
 		server.stop(graceful)
+		if !graceful {
+			phase.Store(2)
+		}
 		server.start()
 		start := time.Now()
 		call(fmt.Sprintf("after graceful=%v", graceful), 2*time.Second)
@@ -148,7 +162,10 @@ func TestReconnectRestart(t *testing.T) {
 		t.Fatalf("clients closed: %v, %v", requester.Err(), responder.Err())
 	}
 
-	// The Receive that waited through both restarts gets a request.
+	// The Receive that waited through both restarts gets a request, once
+	// its client has joined the restarted server (before, a request finds
+	// no peer on the channel).
+	<-restored
 	sender := dialReconnecting(t, server.addr, other)
 	sent := make(chan error, 1)
 	go func() {
@@ -165,7 +182,7 @@ func TestReconnectRestart(t *testing.T) {
 		}
 		req.Respond(strings.NewReader("ok"))
 	case err := <-receiveErr:
-		t.Fatalf("the Receive waiting through the restarts: %v", err)
+		t.Fatalf("the Receive waiting through the restarts: %v (the Call to it: %v)", err, <-sent)
 	}
 	if err := <-sent; err != nil {
 		t.Fatalf("Call to the waiter: %v", err)
