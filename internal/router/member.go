@@ -146,8 +146,8 @@ func (m *Member) handleCreditLocked(h *wire.Header, payload []byte, response boo
 		return protocolErrorf("credit for the response to request %x, which has not started", h.RequestID)
 	}
 	rl := req.relay(response)
-	if int64(rl.downCredit)+int64(n) > int64(m.r.cfg.Window) {
-		return protocolErrorf("credit grant of %d bytes overflows the window of %d", n, m.r.cfg.Window)
+	if w := m.window(); int64(rl.downCredit)+int64(n) > int64(w) {
+		return protocolErrorf("credit grant of %d bytes overflows the window of %d", n, w)
 	}
 	if !response {
 		m.ch.takeLocked(req) // a receiver grants for a body only once a handler has it

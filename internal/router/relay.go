@@ -139,7 +139,7 @@ func (ch *channel) grantAmountLocked(req *request, response, hold bool) int {
 	if rl.ended || req.done {
 		return 0
 	}
-	window := ch.r.cfg.Window
+	window := req.payer(response).window() // the upstream's
 	// Grant only once the upstream is running low: half a window left, or
 	// for a request body's first grant, its initial credit used up. A body
 	// under its initial credit never costs a grant; a larger one waits

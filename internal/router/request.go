@@ -276,8 +276,8 @@ func (m *Member) handleResponseLocked(f *frameconn.Frame) error {
 		ch.takeLocked(req)
 		req.respStarted = true
 		req.resp.nextSeq, req.resp.downSeq = 1, 1
-		req.resp.upOutstanding = m.r.cfg.Window
-		req.resp.downCredit = m.r.cfg.Window
+		req.resp.upOutstanding = m.window()
+		req.resp.downCredit = req.sender.window()
 		// A version-1 response's window is implicit: the receiver may send
 		// it all without asking. It is charged whether or not the budget
 		// has room, so that a shortage shows as pressure (and the reaper
