@@ -23,12 +23,13 @@ import (
 // lets the server forget the stream, in particular). A piece for an ended
 // window is dropped and the window's error returned.
 func (c *Client) sendPiece(w *sendWindow, flags wire.Flags, id ID, body io.Reader, n int, seq uint32, start *wire.Header) (got int, next uint32, rerr, serr error) {
-	return c.sendPieceKeeping(w, flags, id, body, n, seq, start, nil)
+	return c.sendPieceKeeping(w, flags, id, body, n, seq, start, nil, nil)
 }
 
 // sendPieceKeeping is sendPiece that also shows the piece to rp (when not
-// nil) before sending it, so that a request can be sent again.
-func (c *Client) sendPieceKeeping(w *sendWindow, flags wire.Flags, id ID, body io.Reader, n int, seq uint32, start *wire.Header, rp *replay) (got int, next uint32, rerr, serr error) {
+// nil) before sending it, so that a request can be sent again, and tells
+// sent (when not nil) once the start frame has been written.
+func (c *Client) sendPieceKeeping(w *sendWindow, flags wire.Flags, id ID, body io.Reader, n int, seq uint32, start *wire.Header, rp *replay, sent frameconn.SentNotifier) (got int, next uint32, rerr, serr error) {
 	buf := frameconn.GetBuffer(n)
 	got, rerr = fill(body, buf)
 	if rp != nil {
@@ -65,6 +66,9 @@ func (c *Client) sendPieceKeeping(w *sendWindow, flags wire.Flags, id ID, body i
 		count++
 	}
 queue:
+	if start != nil && sent != nil {
+		frames[0].Sent = sent
+	}
 	if count > 0 {
 		w.mu.Lock()
 		if serr = w.err; serr == nil {

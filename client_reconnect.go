@@ -110,12 +110,15 @@ func (c *Client) waitUp(ctx context.Context, after uint64) (uint64, error) {
 // connClosed runs once for each connection when it has closed. For the
 // current connection it either ends the client (Close, or reconnecting
 // turned off) or sorts what was in flight and starts reconnecting:
-//   - a Send whose request the server never acknowledged, and whose body
-//     can be replayed, is sent again on the next connection, same ID;
-//   - one never acknowledged that cannot be replayed fails with
-//     ErrNotDelivered;
-//   - one acknowledged (it may have reached a receiver) fails at once
-//     with ErrDisconnected;
+//   - a Send whose request cannot have reached a receiver (never written
+//     to the connection, or not acknowledged by a server that said it was
+//     draining), and whose body can be replayed, is sent again on the next
+//     connection, same ID;
+//   - one that cannot have reached a receiver but cannot be replayed fails
+//     with ErrNotDelivered;
+//   - one that may have reached a receiver (acknowledged, or written to a
+//     server that went away without a drain: v2 acknowledges nothing)
+//     fails at once with ErrDisconnected;
 //   - requests this client held are aborted with ErrDisconnected (their
 //     senders get ErrPeerGone from the server);
 //   - waiting Receive calls wait on: their polls are made again on the
@@ -139,9 +142,13 @@ func (c *Client) connClosed(conn *frameconn.Conn, err error) {
 		return
 	}
 	c.wg.Add(1) // the reconnect loop, counted before Close can wait for it
+	// A draining server delivers nothing new: what it did not take, no
+	// receiver saw. Without a drain, a request written may have been
+	// delivered (v2 acknowledges nothing), so only unwritten ones go again.
+	drained := c.link.draining
 	var resend, failed []*sendCall
 	for id, call := range c.sends {
-		if !call.acked.Load() && call.replayable.Load() {
+		if !call.acked.Load() && call.replayable.Load() && (drained || !call.written.Load()) {
 			resend = append(resend, call)
 		} else {
 			failed = append(failed, call)
@@ -161,7 +168,7 @@ func (c *Client) connClosed(conn *frameconn.Conn, err error) {
 		call.finish(errResend)
 	}
 	for _, call := range failed {
-		if call.acked.Load() {
+		if call.acked.Load() || (call.written.Load() && !drained) {
 			call.finish(lost)
 		} else {
 			call.finish(fmt.Errorf("%w: the connection was lost before the server took it, and its body cannot be replayed: %w", ErrNotDelivered, lost))

@@ -25,9 +25,15 @@ type sendCall struct {
 	// acked says the server has taken the request (an acknowledgement,
 	// credit or the response arrived): it may have reached a receiver, so
 	// it is never sent again. replayable says its body can be sent again
-	// from the start.
-	acked, replayable atomic.Bool
+	// from the start. written says its start frame has gone into the
+	// socket: protocol v2 acknowledges nothing, so from then on the server
+	// may have delivered it, and only a connection that its server said
+	// was draining (which delivers nothing new) lets it be sent again.
+	acked, replayable, written atomic.Bool
 }
+
+// FrameSent records that the request's start frame was written.
+func (call *sendCall) FrameSent(int) { call.written.Store(true) }
 
 // finish ends the call with err: the response stream reports it, and the
 // uploader stops.
@@ -53,12 +59,14 @@ func (call *sendCall) finish(err error) {
 // reads as complete. Send returns only after its last read of body.
 //
 // While the client is reconnecting, Send waits for the connection, within
-// ctx. A request the server had not taken when a connection was lost, or
-// that a draining server refused, is sent again on the next connection with
-// the same request ID, if its body can be replayed: body is an io.Seeker
-// (Call's is), or it fitted in the first frame. Otherwise Send fails with
-// ErrNotDelivered (retrying is safe), or with ErrDisconnected when the
-// request may have reached a receiver.
+// ctx. A request that cannot have reached a receiver when a connection was
+// lost — never written to it, or not taken by a server that had said it
+// was draining — or that a draining server refused, is sent again on the
+// next connection with the same request ID, if its body can be replayed:
+// body is an io.Seeker (Call's is), or it fitted in the first frame.
+// Otherwise Send fails with ErrNotDelivered (retrying is safe), or with
+// ErrDisconnected when the request may have reached a receiver (it was
+// written to a server that went away without a drain).
 func (c *Client) Send(ctx context.Context, body io.Reader, resp io.Writer) error {
 	if err := ctx.Err(); err != nil {
 		return ctxError(ctx)
@@ -81,6 +89,10 @@ func (c *Client) Send(ctx context.Context, body io.Reader, resp io.Writer) error
 				return err
 			}
 			after = gen - 1
+			// Again on the same connection, under a new ID: the server
+			// keeps the refused one as ended (its tombstone) and would
+			// take a second start under it for a protocol error.
+			id = newID()
 		case errors.Is(err, errResend):
 			after = gen
 		default:
@@ -126,7 +138,7 @@ func (c *Client) sendAttempt(ctx context.Context, id ID, body io.Reader, rp *rep
 	// the end frame too: one write for the whole request.
 	start := c.header(wire.TypeStart, wire.FlagRequest, call.id)
 	start.TimeoutMillis = timeoutMillis
-	n, seq, rerr, serr := c.sendPieceKeeping(&call.window, wire.FlagRequest, call.id, body, wire.InitialRequestCredit, 1, &start, rp)
+	n, seq, rerr, serr := c.sendPieceKeeping(&call.window, wire.FlagRequest, call.id, body, wire.InitialRequestCredit, 1, &start, rp, call)
 	if rp.replayable() {
 		call.replayable.Store(true)
 	}

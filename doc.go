@@ -95,21 +95,20 @@
 // up. What happens to each request when a connection is lost:
 //
 //   - Never seen by a receiver — refused with ErrServerClosed, queued when
-//     the server shut down, or written but not yet acknowledged by the
-//     server — it is sent again on the next connection with the same
-//     request ID, so a request ID is an idempotency key. That needs a
-//     body that can be replayed: an io.Seeker (Call's []byte is one), or
-//     one that fitted in the first frame. Otherwise the call fails with
-//     ErrNotDelivered, and retrying it is safe. (After an abrupt loss, a
-//     request the server had delivered but not yet acknowledged — its
-//     acknowledgements are lazy — is re-sent too: a receiver that must not
-//     act twice can key on Request.ID. Protocol version 2 has no
-//     acknowledgements, so there a request counts as taken once its
-//     response has begun.)
-//   - Already taken by the server (acknowledged, or its response begun):
-//     it fails at once with ErrDisconnected — never after waiting out its
-//     timeout. ErrDisconnected is distinct from ErrClosed (your own Close)
-//     and ErrPeerGone (the other side left).
+//     the server shut down, never written to the connection, or written
+//     but not taken by a server that had said it was draining (which
+//     delivers nothing new) — it is sent again on the next connection with
+//     the same request ID, so a request ID is an idempotency key. That
+//     needs a body that can be replayed: an io.Seeker (Call's []byte is
+//     one), or one that fitted in the first frame. Otherwise the call
+//     fails with ErrNotDelivered, and retrying it is safe.
+//   - Maybe seen by a receiver — acknowledged or answered in part, or
+//     written to a server that went away without a drain (protocol version
+//     2 acknowledges nothing, so the client cannot know whether a handler
+//     has it) — it fails at once with ErrDisconnected, never after waiting
+//     out its timeout, and is not sent again: a request runs at most once
+//     whatever happens to the server. ErrDisconnected is distinct from
+//     ErrClosed (your own Close) and ErrPeerGone (the other side left).
 //   - Held by this client as a receiver: its sender gets ErrPeerGone, and
 //     the handler's Request.Context is cancelled with ErrDisconnected.
 //   - Calls made while disconnected wait for the reconnection, bounded by

@@ -124,8 +124,14 @@ func TestHardeningKeepalive(t *testing.T) {
 		}
 		t.Logf("client keepalive (WithPingInterval %v): Send failed %v and Receive %v after the server went silent (%.1f intervals); the holder's request ended: %v",
 			ping, sendAfter.Round(time.Millisecond), receiveAfter.Round(time.Millisecond), float64(sendAfter)/float64(ping), context.Cause(req.Context()))
-		if sendAfter < 2*ping || sendAfter > 4*ping+time.Second {
-			t.Errorf("silent server noticed after %v, want between 2 ping intervals (%v) and 4 intervals plus scheduling slack", sendAfter, 2*ping)
+		// Keepalive counts from the last frame the client read, not from
+		// the stall: with v2 nothing answers the request, so that frame
+		// can be the pong of an idle ping up to one interval before the
+		// stall (it was measured at 1.99 intervals after the stall once).
+		// So: at least one interval after the stall, and the close comes
+		// 2 to 2.5 intervals after the last frame.
+		if sendAfter < ping || sendAfter > 4*ping+time.Second {
+			t.Errorf("silent server noticed after %v, want between 1 ping interval (%v) after the stall and 4 intervals plus scheduling slack", sendAfter, ping)
 		}
 	})
 }

@@ -103,10 +103,20 @@ func TestReconnectRestart(t *testing.T) {
 	ch, other := uuid.New(), uuid.New()
 	var eventsMu sync.Mutex
 	var events []socketbus.ConnectionState
+	// lost hears of the requester losing the server that crashes: crashing
+	// is set before that server stops.
+	var crashing atomic.Bool
+	lost := make(chan struct{}, 1)
 	requester := dialReconnecting(t, server.addr, ch, socketbus.WithConnectionHook(func(ev socketbus.ConnectionEvent) {
 		eventsMu.Lock()
 		events = append(events, ev.State)
 		eventsMu.Unlock()
+		if ev.State == socketbus.ConnectionLost && crashing.Load() {
+			select {
+			case lost <- struct{}{}:
+			default:
+			}
+		}
 	}))
 	responder := dialReconnecting(t, server.addr, ch)
 	serveCtx, stopServe := context.WithCancel(context.Background())
@@ -149,9 +159,15 @@ func TestReconnectRestart(t *testing.T) {
 	}
 	call("before", 10*time.Second)
 	for _, graceful := range []bool{true, false} {
+		crashing.Store(!graceful)
 		server.stop(graceful)
 		if !graceful {
 			phase.Store(2)
+			// A request written to the dead server before the client
+			// noticed may have been delivered, so it would fail with
+			// ErrDisconnected (TestWrittenRequestNotSentAgainAfterACrash):
+			// the next Call is made once the client knows.
+			<-lost
 		}
 		server.start()
 		start := time.Now()
@@ -416,5 +432,93 @@ func TestReconnectGivesUp(t *testing.T) {
 	}
 	if err := closer.Err(); !errors.Is(err, socketbus.ErrClosed) {
 		t.Fatalf("Err after Close mid-reconnect: got %v, want ErrClosed", err)
+	}
+}
+
+// TestNoPeersRetryAfterReconnectKeepsTheConnection: just after a
+// reconnect, a request refused with no_peers (the channel's receivers may
+// be reconnecting too) is sent again after a pause on the same connection,
+// under a new request ID — the server keeps the refused ID as ended, and a
+// second start under it was a protocol error that cut the requester's
+// connection. The retry reaches the receiver that joins meanwhile, and the
+// server counts no protocol error.
+func TestNoPeersRetryAfterReconnectKeepsTheConnection(t *testing.T) {
+	server := newRestartable(t)
+	ch := uuid.New()
+	restored := make(chan struct{}, 1)
+	requester := dialReconnecting(t, server.addr, ch, socketbus.WithConnectionHook(func(ev socketbus.ConnectionEvent) {
+		if ev.State == socketbus.ConnectionRestored {
+			restored <- struct{}{}
+		}
+	}))
+	server.stop(false)
+	server.start()
+	<-restored
+
+	got := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		body, err := requester.Call(ctx, []byte("retry"))
+		if err == nil && string(body) != "RETRY" {
+			err = fmt.Errorf("answer %q", body)
+		}
+		got <- err
+	}()
+	// Wait for the refusal, then let a receiver join.
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for server.srv.Stats().Requests["no_peers"] == 0 {
+		<-tick.C
+	}
+	responder := dialReconnecting(t, server.addr, ch)
+	serveCtx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go responder.Serve(serveCtx, socketbus.HandlerFunc(upperHandler))
+	if err := <-got; err != nil {
+		t.Fatalf("the Call retried after no_peers: %v", err)
+	}
+	if pe := server.srv.Stats().ProtocolErrors; len(pe) != 0 {
+		t.Fatalf("the server counted protocol errors %v", pe)
+	}
+}
+
+// TestWrittenRequestNotSentAgainAfterACrash: a small request whose handler
+// has it but has not answered when the server dies without a drain. The
+// requester cannot know whether a receiver saw it (v2 acknowledges
+// nothing), so it is not sent again: the Call fails with ErrDisconnected
+// and the handler has run once. (Sent again, it ran twice.)
+func TestWrittenRequestNotSentAgainAfterACrash(t *testing.T) {
+	server := newRestartable(t)
+	ch := uuid.New()
+	var runs atomic.Int32
+	holding := make(chan struct{})
+	responder := dialReconnecting(t, server.addr, ch)
+	serveCtx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go responder.Serve(serveCtx, socketbus.HandlerFunc(func(req *socketbus.Request) {
+		if runs.Add(1) == 1 {
+			close(holding)
+			<-req.Context().Done()
+			return
+		}
+		upperHandler(req)
+	}))
+	requester := dialReconnecting(t, server.addr, ch)
+	got := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := requester.Call(ctx, []byte("once"))
+		got <- err
+	}()
+	<-holding
+	server.stop(false)
+	server.start()
+	if err := <-got; !errors.Is(err, socketbus.ErrDisconnected) {
+		t.Fatalf("a request held when the server died: %v, want ErrDisconnected", err)
+	}
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("the handler ran %d times, want once", n)
 	}
 }
