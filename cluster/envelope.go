@@ -83,8 +83,12 @@ func parseEnvelope(data []byte) (kind byte, seq uint64, body []byte, err error) 
 	return data[0], binary.BigEndian.Uint64(data[1:9]), data[envelopeSize:], nil
 }
 
-// parseFrame decodes a frame message's body; the payload is copied into a
-// pooled buffer, as a frame read from a socket is.
+// parseFrame decodes a frame message's body. The payload stays in the
+// message's buffer, which nats.go made for this message alone: the router
+// keeps a large chunk in the buffer it came in (it charges its capacity)
+// and copies small ones into its coalescing buffers, as it does a frame
+// read from a socket, so a copy here would be one more of the 64 KiB
+// copies a chunk costs between nodes.
 func parseFrame(body []byte) (role byte, f frameconn.Frame, err error) {
 	if len(body) < 1+wire.HeaderSize {
 		return 0, f, errShort
@@ -100,9 +104,7 @@ func parseFrame(body []byte) (role byte, f frameconn.Frame, err error) {
 	}
 	f.Header = h
 	if len(payload) > 0 {
-		f.Payload = frameconn.GetBuffer(len(payload))
-		copy(f.Payload, payload)
-		f.Pooled = true
+		f.Payload = payload[:len(payload):len(payload)]
 	}
 	return role, f, nil
 }
