@@ -138,6 +138,16 @@
 // ceiling no client can push the server past). SECURITY.md in the
 // repository describes the threat model and each limit's default.
 //
+// # Several servers, one bus
+//
+// ServerConfig.Cluster makes a server a node of a bus of several, through
+// NATS (package github.com/socketbus/socketbus/cluster, which this package
+// does not import: a program that only uses the Client does not link
+// NATS). A request is matched on its own node first, and offered to one
+// node with a receiver waiting when none waits locally; exactly one node
+// claims it, and streams, credit, timeouts and errors cross with the same
+// promises as on one server (docs/PROTOCOL.md section 21).
+//
 // # Where things live
 //
 // The root package is the public API: server*.go (Server, its connections,
@@ -146,7 +156,8 @@
 // stream.go (incoming bodies), body_writer.go and credit.go (outgoing
 // bodies). internal/wire is the codec, internal/frameconn the framed
 // connection, internal/router the routing state with no sockets,
-// internal/budget the memory accounts, internal/attack the attack suite.
+// internal/budget the memory accounts, internal/attack the attack suite;
+// cluster joins nodes (its remote members are internal/router's remote.go).
 // Tests are grouped by what they check: roundtrip, semantics, edgecases,
 // cancel, flow and slowconsumer (streams and flow control), hardening_*
 // and trust (hostile peers), serve and call, reconnect, chaos, and the
