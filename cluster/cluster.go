@@ -135,7 +135,7 @@ func (c *Cluster) infof(format string, args ...any) {
 	}
 }
 
-func (c *Cluster) logf(format string, args ...any) {
+func (c *Cluster) warnf(format string, args ...any) {
 	if c.cfg.Logger != nil {
 		c.cfg.Logger.Warn(fmt.Sprintf(format, args...), "bus", c.cfg.Name, "node", c.cfg.Node)
 	}

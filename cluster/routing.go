@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -100,7 +101,7 @@ func (c *Cluster) dropNodeLocked(n *peerNode, why string) {
 	for _, p := range c.pending {
 		p.ackedLocked(n)
 	}
-	c.logf("cluster: node %s dropped: %s", n.name, why)
+	c.warnf("cluster: node %s dropped: %s", n.name, why)
 }
 
 // resetMembersLocked ends every request n's remote members are part of
@@ -299,7 +300,7 @@ func (c *Cluster) tick() {
 	for _, n := range c.nodes {
 		c.out.push(outMsg{to: n, kind: kindHeartbeat})
 		if n.resetting != 0 {
-			c.out.push(outMsg{to: n, kind: kindReset, body: uint64Body(n.resetting)})
+			c.out.push(outMsg{to: n, kind: kindReset, body: binary.BigEndian.AppendUint64(nil, n.resetting)})
 		}
 		for id, m := range n.tx {
 			if m.Holding() == 0 {
@@ -313,14 +314,6 @@ func (c *Cluster) tick() {
 			}
 		}
 	}
-}
-
-func uint64Body(v uint64) []byte {
-	var b [8]byte
-	for i := range b {
-		b[i] = byte(v >> (56 - 8*i))
-	}
-	return b[:]
 }
 
 // onMessage handles one message from another node. NATS calls it on one
@@ -352,7 +345,7 @@ func (c *Cluster) onMessage(msg *nats.Msg) {
 		}
 		c.resetMembersLocked(n)
 		n.inSeq = seq + 1
-		c.out.push(outMsg{to: n, kind: kindResetAck, body: uint64Body(nonce)})
+		c.out.push(outMsg{to: n, kind: kindResetAck, body: binary.BigEndian.AppendUint64(nil, nonce)})
 		c.needFull[n.name] = true
 		c.wakeAnnouncer()
 		return
@@ -410,8 +403,8 @@ func (c *Cluster) resetLinkLocked(n *peerNode, why string) {
 	c.resetMembersLocked(n)
 	c.nonce++
 	n.resetting = c.nonce
-	c.out.push(outMsg{to: n, kind: kindReset, body: uint64Body(n.resetting)})
-	c.logf("cluster: link from %s reset: %s", n.name, why)
+	c.out.push(outMsg{to: n, kind: kindReset, body: binary.BigEndian.AppendUint64(nil, n.resetting)})
+	c.warnf("cluster: link from %s reset: %s", n.name, why)
 }
 
 // handleFrameLocked hands a frame from n's router to the remote member it
@@ -499,7 +492,7 @@ func (c *Cluster) handleStateLocked(n *peerNode, body []byte) {
 		m.SetRemoteCredit(s.ready)
 	}
 	if token != 0 {
-		c.out.push(outMsg{to: n, kind: kindAck, body: uint64Body(token)})
+		c.out.push(outMsg{to: n, kind: kindAck, body: binary.BigEndian.AppendUint64(nil, token)})
 	}
 }
 

@@ -58,13 +58,6 @@ func (r *Router) JoinRemote(clientID, channelID wire.ID, role RemoteRole, p Peer
 	return m, nil
 }
 
-// Remote returns the member's role, 0 for a connection's member.
-func (m *Member) Remote() RemoteRole {
-	m.ch.mu.Lock()
-	defer m.ch.mu.Unlock()
-	return m.remote
-}
-
 // remoteWindowFactor scales the per-stream window on the hop between two
 // nodes (docs/PROTOCOL.md section 21.6): credit there crosses NATS twice, a
 // grant one way and the bytes the other, and that round trip is several
