@@ -156,7 +156,8 @@
 // stream.go (incoming bodies), body_writer.go and credit.go (outgoing
 // bodies). internal/wire is the codec, internal/frameconn the framed
 // connection, internal/router the routing state with no sockets,
-// internal/budget the memory accounts, internal/attack the attack suite;
+// internal/budget the memory accounts, internal/attack the attack suite,
+// internal/heapsample the heap sampler of the tests' heap bounds;
 // cluster joins nodes (its remote members are internal/router's remote.go).
 // Tests are grouped by what they check: roundtrip, semantics, edgecases,
 // cancel, flow and slowconsumer (streams and flow control), hardening_*

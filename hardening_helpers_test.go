@@ -16,7 +16,6 @@ import (
 	"math/big"
 	"net"
 	"runtime"
-	"runtime/metrics"
 	"sort"
 	"sync"
 	"testing"
@@ -26,6 +25,8 @@ import (
 
 	"github.com/socketbus/socketbus"
 	"github.com/socketbus/socketbus/internal/wire"
+
+	"github.com/socketbus/socketbus/internal/heapsample"
 )
 
 // Helpers for the hardening tests (hardening_*_test.go). They return errors
@@ -176,12 +177,7 @@ func hardSettle(srv *socketbus.Server, baseConns, baseGoroutines int, timeout ti
 }
 
 // hardLiveHeap collects garbage and returns the live heap in bytes.
-func hardLiveHeap() uint64 {
-	runtime.GC()
-	sample := []metrics.Sample{{Name: liveHeapMetric}}
-	metrics.Read(sample)
-	return sample[0].Value.Uint64()
-}
+func hardLiveHeap() uint64 { return heapsample.Live() }
 
 // hardResponders runs n goroutines per client that answer every request
 // they receive: with respond, or when it is nil with upper(body). Requests

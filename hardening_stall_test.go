@@ -13,6 +13,8 @@ import (
 
 	"github.com/socketbus/socketbus"
 	"github.com/socketbus/socketbus/internal/wire"
+
+	"github.com/socketbus/socketbus/internal/heapsample"
 )
 
 // hardClosings collects how long each stalled connection lasted and how
@@ -61,7 +63,7 @@ func TestHardeningStalledFrames(t *testing.T) {
 	channel := socketbus.ChannelFromName("hard-stalled-frames")
 	baseConns, baseline := srv.Stats().Connections, runtime.NumGoroutine()
 	heapBefore := hardLiveHeap()
-	sampler := startHeapSampler(5 * time.Millisecond)
+	sampler := heapsample.Start(5 * time.Millisecond)
 
 	// Join them all first, 32 at a time.
 	joined := make([]*hardConn, conns)

@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/socketbus/socketbus/internal/heapsample"
 )
 
 func TestTransfer1GiBBoundedHeap(t *testing.T) {
@@ -16,7 +18,7 @@ func TestTransfer1GiBBoundedHeap(t *testing.T) {
 		t.Skip("1 GiB each way; skipped with -short")
 	}
 	runtime.GC()
-	s := startHeapSampler(5 * time.Millisecond)
+	s := heapsample.Start(5 * time.Millisecond)
 	start := time.Now()
 	transfer(t, 1<<30)
 	elapsed := time.Since(start)

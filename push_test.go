@@ -151,6 +151,23 @@ func callAll(ctx context.Context, c *socketbus.Client, n, size int) ([]string, [
 	return resps, errs
 }
 
+// stalledReceiver dials a client whose Serve handlers never take a pushed
+// request: its push hooks hold each at a gate that never opens, and send
+// its ID on pushed (room for n). inA is the handler to serve with; ran
+// counts its runs, which must stay at zero.
+func stalledReceiver(t *testing.T, addr string, ch socketbus.ID, n int) (a *socketbus.Client, pushed chan socketbus.ID, ran *atomic.Int32, inA socketbus.Handler) {
+	t.Helper()
+	a = dial(t, addr, ch)
+	pushed = make(chan socketbus.ID, n)
+	socketbus.SetPushHooks(a, make(chan struct{}), pushed)
+	ran = new(atomic.Int32)
+	inA = socketbus.HandlerFunc(func(req *socketbus.Request) {
+		ran.Add(1)
+		_ = req.Respond(strings.NewReader("a"))
+	})
+	return a, pushed, ran, inA
+}
+
 // TestPushedRequestsReturned pushes requests to a Serve whose handlers
 // cannot take them, then ends that Serve (its ctx, or Client.Close): every
 // pushed request goes back to the server and is served by another
@@ -165,15 +182,8 @@ func TestPushedRequestsReturned(t *testing.T) {
 			srv, addr := startServer(t, socketbus.ServerConfig{})
 			ch := socketbus.ChannelFromName(t.Name())
 			const n = 4
-			a := dial(t, addr, ch)
-			gate := make(chan struct{}) // never opened: a's handlers take nothing
-			pushed := make(chan socketbus.ID, n)
-			socketbus.SetPushHooks(a, gate, pushed)
-			var ranInA atomic.Int32
-			stopA, servedA := startServe(t, a, socketbus.HandlerFunc(func(req *socketbus.Request) {
-				ranInA.Add(1)
-				_ = req.Respond(strings.NewReader("a"))
-			}), socketbus.WithConcurrency(n))
+			a, pushed, ranInA, inA := stalledReceiver(t, addr, ch, n)
+			stopA, servedA := startServe(t, a, inA, socketbus.WithConcurrency(n))
 			requester := dial(t, addr, ch)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
@@ -236,15 +246,7 @@ func TestNothingPushedToAClosingClient(t *testing.T) {
 			ch := socketbus.ChannelFromName(t.Name())
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			a := dial(t, addr, ch)
-			gate := make(chan struct{}) // never opened: a's handlers take nothing
-			pushed := make(chan socketbus.ID, 1)
-			socketbus.SetPushHooks(a, gate, pushed)
-			var ranInA atomic.Int32
-			inA := socketbus.HandlerFunc(func(req *socketbus.Request) {
-				ranInA.Add(1)
-				_ = req.Respond(strings.NewReader("a"))
-			})
+			a, pushed, ranInA, inA := stalledReceiver(t, addr, ch, 1)
 			if how == "serve after a serve" {
 				startServe(t, a, inA) // holds the push credit until Close stops it
 			}
@@ -315,15 +317,8 @@ func TestReturnsGoOutBeforeCloseDrains(t *testing.T) {
 	_, addr := startServer(t, socketbus.ServerConfig{})
 	ch := socketbus.ChannelFromName(t.Name())
 	const n = 2
-	a := dial(t, addr, ch)
-	gate := make(chan struct{}) // never opened: a's handlers take nothing
-	pushed := make(chan socketbus.ID, n)
-	socketbus.SetPushHooks(a, gate, pushed)
-	var ranInA atomic.Int32
-	stopA, servedA := startServe(t, a, socketbus.HandlerFunc(func(req *socketbus.Request) {
-		ranInA.Add(1)
-		_ = req.Respond(strings.NewReader("a"))
-	}), socketbus.WithConcurrency(n))
+	a, pushed, ranInA, inA := stalledReceiver(t, addr, ch, n)
+	stopA, servedA := startServe(t, a, inA, socketbus.WithConcurrency(n))
 	b := dial(t, addr, ch) // a peer, so that the returned requests wait for it
 	requester := dial(t, addr, ch)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

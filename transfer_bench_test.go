@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus"
+
+	"github.com/socketbus/socketbus/internal/heapsample"
 )
 
 // BenchmarkTransfer256MiB sends a 256 MiB request body through a live
@@ -41,7 +43,7 @@ func BenchmarkTransfer256MiB(b *testing.B) {
 		}
 	}()
 	runtime.GC()
-	s := startHeapSampler(time.Millisecond)
+	s := heapsample.Start(time.Millisecond)
 	b.SetBytes(size)
 	b.ResetTimer()
 	for b.Loop() {

@@ -13,6 +13,18 @@ import (
 	"github.com/socketbus/socketbus"
 )
 
+// holdAfterFirstKiB is a handler that reads the first KiB of its one
+// request's body, closes reading, and holds the request until it ends: it
+// never completes.
+func holdAfterFirstKiB(reading chan struct{}) socketbus.HandlerFunc {
+	return func(req *socketbus.Request) {
+		buf := make([]byte, 1024)
+		_, _ = io.ReadFull(req.Body, buf)
+		close(reading)
+		<-req.Context().Done()
+	}
+}
+
 // TestCrossNodeNodeDeath: a node dies (its server and its NATS stop at
 // once, no drain) while one of its clients reads a request body from
 // another node and while one of its clients waits for a response from
@@ -22,13 +34,7 @@ import (
 func TestCrossNodeNodeDeath(t *testing.T) {
 	b := newTestBus(t, 3, socketbus.ServerConfig{})
 	reading := make(chan struct{})
-	responder := dial(t, b.node(1), "death")
-	serve(t, responder, func(req *socketbus.Request) {
-		buf := make([]byte, 1024)
-		_, _ = io.ReadFull(req.Body, buf)
-		close(reading)
-		<-req.Context().Done() // the request never completes
-	})
+	serve(t, dial(t, b.node(1), "death"), holdAfterFirstKiB(reading))
 	survivor := dial(t, b.node(2), "death2")
 	arrived := make(chan struct{})
 	serve(t, survivor, func(req *socketbus.Request) {
@@ -75,13 +81,7 @@ func TestCrossNodeNodeDeath(t *testing.T) {
 func TestCrossNodeSilentDeath(t *testing.T) {
 	b := newTestBus(t, 2, socketbus.ServerConfig{})
 	reading := make(chan struct{})
-	responder := dial(t, b.node(1), "silent")
-	serve(t, responder, func(req *socketbus.Request) {
-		buf := make([]byte, 1024)
-		_, _ = io.ReadFull(req.Body, buf)
-		close(reading)
-		<-req.Context().Done()
-	})
+	serve(t, dial(t, b.node(1), "silent"), holdAfterFirstKiB(reading))
 	requester := dial(t, b.node(0), "silent")
 	sendErr := make(chan error, 1)
 	go func() { sendErr <- requester.Send(context.Background(), &pattern{n: 1 << 30}, io.Discard) }()

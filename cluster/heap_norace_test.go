@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/heapsample"
 )
 
 // TestCrossNodeLargeBodiesBoundedHeap: 64 MiB each way between nodes of a
@@ -20,8 +21,8 @@ func TestCrossNodeLargeBodiesBoundedHeap(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(25))
 	b := newTestBus(t, 3, socketbus.ServerConfig{})
 	runtime.GC()
-	base := startHeapPeak().Stop()
-	s := startHeapPeak()
+	base := heapsample.Start(5 * time.Millisecond).Stop()
+	s := heapsample.Start(5 * time.Millisecond)
 	crossNodeTransfer(t, b, 64<<20, 20*time.Microsecond)
 	peak := s.Stop()
 	grew := int64(peak) - int64(base)

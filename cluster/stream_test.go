@@ -5,8 +5,6 @@ import (
 	"crypto/sha256"
 	"hash"
 	"io"
-	"runtime/metrics"
-	"sync"
 	"testing"
 	"time"
 
@@ -53,36 +51,6 @@ func (w *slowWriter) Write(b []byte) (int, error) {
 	}
 	return total, nil
 }
-
-// heapPeak samples the live heap until stopped.
-type heapPeak struct {
-	stop chan struct{}
-	wg   sync.WaitGroup
-	peak uint64
-}
-
-func startHeapPeak() *heapPeak {
-	s := &heapPeak{stop: make(chan struct{})}
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		t := time.NewTicker(5 * time.Millisecond)
-		defer t.Stop()
-		for {
-			metrics.Read(sample)
-			s.peak = max(s.peak, sample[0].Value.Uint64())
-			select {
-			case <-t.C:
-			case <-s.stop:
-				return
-			}
-		}
-	}()
-	return s
-}
-
-func (s *heapPeak) Stop() uint64 { close(s.stop); s.wg.Wait(); return s.peak }
 
 // crossNodeTransfer sends size bytes from a requester on n1 to a
 // responder on n3, which reads it slowly and answers with size bytes,

@@ -749,6 +749,21 @@ func readErr(err error) error {
 	return err
 }
 
+// writeDone makes the writer idle after writing batch, keeping batch's
+// array for the next one, and closes the connection if the write failed;
+// it reports whether it did.
+func (c *Conn) writeDone(batch []Frame, err error) bool {
+	c.mu.Lock()
+	c.spare = batch[:0]
+	c.busy = false
+	c.mu.Unlock()
+	if err != nil {
+		c.Close(fmt.Errorf("frameconn: write: %w", err))
+		return true
+	}
+	return false
+}
+
 func (c *Conn) writeLoop() {
 	defer c.wg.Done()
 	defer c.dropQueue()
@@ -776,12 +791,7 @@ func (c *Conn) writeLoop() {
 				_, err = c.nc.Write(rest)
 			}
 			c.finishBatch(batch, len(rest), err)
-			c.mu.Lock()
-			c.spare = batch[:0]
-			c.busy = false
-			c.mu.Unlock()
-			if err != nil {
-				c.Close(fmt.Errorf("frameconn: write: %w", err))
+			if c.writeDone(batch, err) {
 				return
 			}
 			c.wake() // look at the queue again
@@ -801,12 +811,7 @@ func (c *Conn) writeLoop() {
 		for i := range batch {
 			batch[i] = Frame{}
 		}
-		c.mu.Lock()
-		c.spare = batch[:0]
-		c.busy = false
-		c.mu.Unlock()
-		if err != nil {
-			c.Close(fmt.Errorf("frameconn: write: %w", err))
+		if c.writeDone(batch, err) {
 			return
 		}
 		if closing {
