@@ -71,9 +71,9 @@ func stopFixed(f *fixedNode, crash bool) {
 // responders on three nodes, while nodes are killed (closed, or their NATS
 // stopped dead) and restarted one at a time; every client reconnects to
 // the next node in its list. Every request ends exactly once: with its own
-// response, or an error. No request whose requester kept its connection
-// throughout (no node died while it was in flight) ran twice; and at the
-// end no node holds a request.
+// response, or an error. No request runs twice: a client sends again only
+// what no receiver can have seen. And at the end every node drains: none
+// holds a request that does not end.
 func TestCrossNodeChaos(t *testing.T) {
 	const total = 10_000
 	nodes := make([]*fixedNode, 3)
@@ -225,11 +225,9 @@ func TestCrossNodeChaos(t *testing.T) {
 		if o.err == nil && ran == 0 {
 			t.Errorf("request %s was answered but no handler ran it", o.id)
 		}
-		if ran > 1 && !o.exposed {
-			t.Errorf("request %s ran %d times, and no node died while it was in flight", o.id, ran)
-		}
 		if ran > 1 {
-			counts["ran twice (exposed)"]++
+			// The client sends again only what no receiver can have seen.
+			t.Errorf("request %s ran %d times (a node died while it was in flight: %v)", o.id, ran, o.exposed)
 		}
 	}
 	if n != total {
@@ -238,6 +236,16 @@ func TestCrossNodeChaos(t *testing.T) {
 	t.Logf("chaos outcomes over %d kills: %v", epoch.Load()/3, counts)
 	stopServing()
 	serving.Wait()
+	// No node holds a request that never ends: each drains. (A request a
+	// dead node was part of ends within three heartbeats, well inside.)
+	for _, f := range nodes {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		err := f.live.srv.Shutdown(ctx)
+		cancel()
+		if err != nil {
+			t.Errorf("node %s did not drain: %v, %d requests in flight", f.name, err, f.live.srv.Stats().InFlight)
+		}
+	}
 }
 
 // waitCompleted waits until completed reaches k, or every request has
