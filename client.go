@@ -77,7 +77,7 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 		o.clientID = uuid.New()
 	}
 	if o.channelName != "" {
-		if err := checkChannelName(o.channelName, channel); err != nil {
+		if err := wire.CheckChannelName(o.channelName, channel); err != nil {
 			return nil, err
 		}
 	}
@@ -153,7 +153,7 @@ func (c *Client) connect(ctx context.Context, addr string) (net.Conn, int64, err
 		nc = tc
 	}
 	answer := &answerRecorder{Conn: nc}
-	maxMessage, err := handshake(ctx, answer, o.version, c.id, c.channel, string(appendJoinPayload(nil, o.token, o.channelName)))
+	maxMessage, err := handshake(ctx, answer, o.version, c.id, c.channel, string(wire.AppendJoinPayload(nil, o.token, o.channelName)))
 	if err != nil {
 		err = answer.explain(ctx, err)
 		nc.Close()
@@ -227,7 +227,7 @@ func joinErr(ctx context.Context, err error) error {
 		return fmt.Errorf("socketbus: join: %w", ctx.Err())
 	}
 	// The socket's deadline is ctx's and may fire a moment before ctx does.
-	if dl, ok := ctx.Deadline(); ok && isTimeout(err) && !time.Now().Before(dl) {
+	if dl, ok := ctx.Deadline(); ok && frameconn.IsTimeout(err) && !time.Now().Before(dl) {
 		return fmt.Errorf("socketbus: join: %w (%v)", context.DeadlineExceeded, err)
 	}
 	return fmt.Errorf("socketbus: join: %w", err)

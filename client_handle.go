@@ -14,13 +14,13 @@ import (
 func (c *Client) handle(f frameconn.Frame) error {
 	h := &f.Header
 	if h.Flags != 0 && h.ChannelID != c.channel {
-		release(f)
+		f.Release()
 		return wire.Errorf(wire.CodeProtocol, "frame for channel %x, this client joined %x", h.ChannelID, c.channel)
 	}
 	if h.ClientID != c.id && h.Flags != 0 {
 		// Delivered frames name the other party; everything else names us.
 		if h.Flags != wire.FlagReceive && h.Flags != wire.FlagResponse {
-			release(f)
+			f.Release()
 			return wire.Errorf(wire.CodeProtocol, "frame addressed to client %x, this is %x", h.ClientID, c.id)
 		}
 	}
@@ -32,7 +32,7 @@ func (c *Client) handle(f frameconn.Frame) error {
 	case wire.FlagReceive:
 		return c.handleReceiveFrame(f)
 	case wire.FlagResponse | wire.FlagCredit:
-		defer release(f)
+		defer f.Release()
 		n, err := wire.ParseCredit(f.Payload)
 		if err != nil {
 			return err
@@ -52,17 +52,17 @@ func (c *Client) handle(f frameconn.Frame) error {
 			_ = c.conn.Load().Enqueue(pong)
 			return nil
 		}
-		release(f)
+		f.Release()
 		return nil
 	case 0:
-		defer release(f)
+		defer f.Release()
 		e, err := wire.ParseError(f.Payload)
 		if err != nil {
 			return err
 		}
 		return fmt.Errorf("socketbus: server closed the connection: %w", errorFromWire(e))
 	}
-	release(f)
+	f.Release()
 	return wire.Errorf(wire.CodeProtocol, "unexpected %s frame with flags %s from the server", h.Type, h.Flags)
 }
 
@@ -83,7 +83,7 @@ func (c *Client) heldRequest(id ID) *Request {
 func (c *Client) handleRequestFrame(f frameconn.Frame) error {
 	h := &f.Header
 	call := c.sendCall(h.RequestID)
-	defer release(f)
+	defer f.Release()
 	if call == nil {
 		return nil // the Send has returned; this was in flight
 	}
@@ -135,7 +135,7 @@ func (c *Client) handleRequestFrame(f frameconn.Frame) error {
 func (c *Client) handleResponseFrame(f frameconn.Frame) error {
 	h := &f.Header
 	if h.Type == wire.TypeError {
-		defer release(f)
+		defer f.Release()
 		e, err := wire.ParseError(f.Payload)
 		if err != nil {
 			return err
@@ -149,26 +149,26 @@ func (c *Client) handleResponseFrame(f frameconn.Frame) error {
 	}
 	call := c.sendCall(h.RequestID)
 	if call == nil {
-		release(f)
+		f.Release()
 		return nil
 	}
 	call.acked.Store(true)
 	if h.Type == wire.TypeStart {
 		if h.Sequence != 0 || call.respStarted.Swap(true) {
-			release(f)
+			f.Release()
 			return wire.Errorf(wire.CodeProtocol, "response start frame with sequence %d, or a second one", h.Sequence)
 		}
 		if h.Final && c.opts.version >= wire.Version2 {
 			return call.resp.pushWhole(f) // v2: the whole response in one frame
 		}
-		release(f)
+		f.Release()
 		if h.Final {
 			return wire.Errorf(wire.CodeProtocol, "a whole response on a version %d connection", c.opts.version)
 		}
 		return nil
 	}
 	if !call.respStarted.Load() {
-		release(f)
+		f.Release()
 		return wire.Errorf(wire.CodeProtocol, "%s frame of a response that has not started", h.Type)
 	}
 	return call.resp.push(f)
@@ -183,10 +183,10 @@ func (c *Client) handleReceiveFrame(f frameconn.Frame) error {
 	}
 	switch h.Type {
 	case wire.TypeStart:
-		defer release(f)
+		defer f.Release()
 		return c.deliver(h, f.Payload)
 	case wire.TypeError:
-		defer release(f)
+		defer f.Release()
 		e, err := wire.ParseError(f.Payload)
 		if err != nil {
 			return err
@@ -205,7 +205,7 @@ func (c *Client) handleReceiveFrame(f frameconn.Frame) error {
 	}
 	r := c.heldRequest(h.RequestID)
 	if r == nil {
-		release(f)
+		f.Release()
 		return nil // answered or aborted already
 	}
 	return r.body.push(f)

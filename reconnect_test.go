@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/server"
 )
 
 // fastReconnect makes clients retry every few milliseconds.
@@ -26,7 +27,7 @@ var fastReconnect = socketbus.WithReconnect(socketbus.ReconnectPolicy{MinDelay: 
 type restartable struct {
 	t    *testing.T
 	addr string
-	srv  *socketbus.Server
+	srv  *server.Server
 	done chan error
 }
 
@@ -42,9 +43,9 @@ func newRestartable(t *testing.T) *restartable {
 }
 
 func (r *restartable) serve(ln net.Listener) {
-	r.srv = socketbus.NewServer(socketbus.ServerConfig{})
+	r.srv = server.New(server.Config{})
 	r.done = make(chan error, 1)
-	go func(srv *socketbus.Server, done chan error) { done <- srv.Serve(ln) }(r.srv, r.done)
+	go func(srv *server.Server, done chan error) { done <- srv.Serve(ln) }(r.srv, r.done)
 }
 
 // stop stops the server, gracefully or at once, and waits for Serve.

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
 
@@ -30,7 +30,7 @@ const (
 
 // natsDeployment is a running server with its connections.
 type natsDeployment struct {
-	srv        *server.Server
+	srv        *natsserver.Server
 	responders []*nats.Conn
 	requesters []*nats.Conn
 	reqs       []requester
@@ -40,9 +40,9 @@ type natsDeployment struct {
 }
 
 func (natsSystem) Start(ctx context.Context, sh shape) (deployment, error) {
-	srv, err := server.NewServer(&server.Options{
+	srv, err := natsserver.NewServer(&natsserver.Options{
 		Host:       "127.0.0.1",
-		Port:       server.RANDOM_PORT,
+		Port:       natsserver.RANDOM_PORT,
 		NoLog:      true,
 		NoSigs:     true,
 		MaxPayload: natsMaxPayload,

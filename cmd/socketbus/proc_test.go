@@ -237,8 +237,8 @@ func runCmd(t *testing.T, bin string, env []string, stdin string, args ...string
 	return res
 }
 
-// server is a running serve process.
-type server struct {
+// serveProc is a running serve process.
+type serveProc struct {
 	*proc
 	addr    string // where it listens for clients
 	monitor string // its monitoring URL, if started with --monitor
@@ -246,10 +246,10 @@ type server struct {
 
 // startServer runs serve on a random loopback port with args added and
 // waits until it says where it listens.
-func startServer(t *testing.T, bin string, env []string, args ...string) *server {
+func startServer(t *testing.T, bin string, env []string, args ...string) *serveProc {
 	t.Helper()
 	p := startProc(t, bin, env, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
-	s := &server{proc: p}
+	s := &serveProc{proc: p}
 	s.addr = strings.TrimPrefix(p.waitLine(p.stdout, "socketbus listening on "), "socketbus listening on ")
 	if l := p.stdout.line("socketbus monitoring on "); l != "" {
 		s.monitor = strings.TrimPrefix(l, "socketbus monitoring on ")
@@ -259,7 +259,7 @@ func startServer(t *testing.T, bin string, env []string, args ...string) *server
 
 // startReceiver runs receive with args against s and waits until it has
 // joined its channel.
-func startReceiver(t *testing.T, bin string, s *server, args ...string) *proc {
+func startReceiver(t *testing.T, bin string, s *serveProc, args ...string) *proc {
 	t.Helper()
 	p := startProc(t, bin, nil, append([]string{"receive", "--server", s.addr}, args...)...)
 	p.waitLine(p.stderr, "waiting for requests")

@@ -18,6 +18,7 @@ import (
 
 	"github.com/socketbus/socketbus"
 	"github.com/socketbus/socketbus/cluster"
+	"github.com/socketbus/socketbus/server"
 )
 
 // serveOptions are serve's flags.
@@ -33,7 +34,7 @@ type serveOptions struct {
 
 	metricsChannels int
 
-	// ServerConfig's fields, one flag each.
+	// server.Config's fields, one flag each.
 	defaultTimeout              time.Duration
 	maxMessageBytes             byteSize
 	maxChannelQueueBytes        byteSize
@@ -51,7 +52,7 @@ type serveOptions struct {
 }
 
 func newServeCommand(s *streams) *cobra.Command {
-	o := serveOptions{maxChannelQueueBytes: socketbus.DefaultMaxChannelQueueBytes, maxMemory: socketbus.DefaultMaxMemory}
+	o := serveOptions{maxChannelQueueBytes: server.DefaultMaxChannelQueueBytes, maxMemory: server.DefaultMaxMemory}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run a socketbus server",
@@ -130,7 +131,7 @@ channel not in the file admits no one.`,
 	fs.StringVar(&o.tokens, "tokens", "", "admit to each channel only the tokens listed in `file` (reloaded on SIGHUP)")
 	fs.IntVar(&o.metricsChannels, "metrics-channels", defaultMetricsChannels, "most channels with /metrics series of their own; the rest add up under channel=\"other\"")
 
-	fs.DurationVar(&o.defaultTimeout, "default-timeout", socketbus.DefaultRequestTimeout, "timeout of requests sent without one")
+	fs.DurationVar(&o.defaultTimeout, "default-timeout", server.DefaultRequestTimeout, "timeout of requests sent without one")
 	fs.Var(&o.maxMessageBytes, "max-message-bytes", "largest request or response body (0: no limit)")
 	fs.Var(&o.maxChannelQueueBytes, "max-channel-queue-bytes", "request-body bytes held for one channel's queued requests before senders wait")
 	fs.Var(&o.maxMemory, "max-memory", "memory the server may hold for frames, all connections together; also sets the Go runtime's soft memory limit to this plus 64MiB unless GOMEMLIMIT is set")
@@ -139,13 +140,13 @@ channel not in the file admits no one.`,
 	fs.StringVar(&o.clusterListen, "cluster-listen", "127.0.0.1:7422", "embedded NATS: where this node listens for routes from other nodes, `host:port`")
 	fs.StringSliceVar(&o.routes, "routes", nil, "embedded NATS: other nodes' route `URLs` (nats://host:port), comma-separated")
 	fs.StringVar(&o.natsURL, "nats", "", "instead of embedding NATS, use the existing NATS cluster at these `URLs`")
-	fs.DurationVar(&o.writeTimeout, "write-timeout", socketbus.DefaultWriteTimeout, "how long a connection may accept no bytes before it is cut off")
-	fs.DurationVar(&o.joinTimeout, "join-timeout", socketbus.DefaultJoinTimeout, "how long a new connection may take to finish TLS and join")
-	fs.DurationVar(&o.frameReadTimeout, "frame-read-timeout", socketbus.DefaultFrameReadTimeout, "how long a frame may take to arrive once it has begun")
-	fs.DurationVar(&o.pingInterval, "ping-interval", socketbus.DefaultPingInterval, "ping a quiet connection this often; two unanswered pings close it (negative: off)")
-	fs.IntVar(&o.maxConnections, "max-connections", socketbus.DefaultMaxConnections, "most open connections")
-	fs.IntVar(&o.maxInFlightPerClient, "max-in-flight-per-client", socketbus.DefaultMaxInFlightPerClient, "most requests one client may have open as a sender")
-	fs.IntVar(&o.maxQueuedRequestsPerChannel, "max-queued-requests-per-channel", socketbus.DefaultMaxQueuedRequests, "most requests waiting for a receiver on one channel")
+	fs.DurationVar(&o.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "how long a connection may accept no bytes before it is cut off")
+	fs.DurationVar(&o.joinTimeout, "join-timeout", server.DefaultJoinTimeout, "how long a new connection may take to finish TLS and join")
+	fs.DurationVar(&o.frameReadTimeout, "frame-read-timeout", server.DefaultFrameReadTimeout, "how long a frame may take to arrive once it has begun")
+	fs.DurationVar(&o.pingInterval, "ping-interval", server.DefaultPingInterval, "ping a quiet connection this often; two unanswered pings close it (negative: off)")
+	fs.IntVar(&o.maxConnections, "max-connections", server.DefaultMaxConnections, "most open connections")
+	fs.IntVar(&o.maxInFlightPerClient, "max-in-flight-per-client", server.DefaultMaxInFlightPerClient, "most requests one client may have open as a sender")
+	fs.IntVar(&o.maxQueuedRequestsPerChannel, "max-queued-requests-per-channel", server.DefaultMaxQueuedRequests, "most requests waiting for a receiver on one channel")
 	bindEnv(fs)
 	return cmd
 }
@@ -155,15 +156,15 @@ channel not in the file admits no one.`,
 // garbage not yet collected.
 const softLimitHeadroom = 64 << 20
 
-// config checks the options and turns them into a ServerConfig, with the
+// config checks the options and turns them into a server.Config, with the
 // tokens and certificate that SIGHUP reloads.
-func (o *serveOptions) config(log *slog.Logger) (socketbus.ServerConfig, *reloadable, error) {
+func (o *serveOptions) config(log *slog.Logger) (server.Config, *reloadable, error) {
 	for name, d := range map[string]time.Duration{
 		"drain-timeout": o.drainTimeout, "default-timeout": o.defaultTimeout, "write-timeout": o.writeTimeout,
 		"join-timeout": o.joinTimeout, "frame-read-timeout": o.frameReadTimeout,
 	} {
 		if d < 0 {
-			return socketbus.ServerConfig{}, nil, usagef("--%s cannot be negative", name)
+			return server.Config{}, nil, usagef("--%s cannot be negative", name)
 		}
 	}
 	for name, n := range map[string]int{
@@ -171,10 +172,10 @@ func (o *serveOptions) config(log *slog.Logger) (socketbus.ServerConfig, *reload
 		"max-queued-requests-per-channel": o.maxQueuedRequestsPerChannel,
 	} {
 		if n < 0 {
-			return socketbus.ServerConfig{}, nil, usagef("--%s cannot be negative", name)
+			return server.Config{}, nil, usagef("--%s cannot be negative", name)
 		}
 	}
-	cfg := socketbus.ServerConfig{
+	cfg := server.Config{
 		DefaultTimeout:              o.defaultTimeout,
 		MaxMessageBytes:             int64(o.maxMessageBytes),
 		MaxChannelQueueBytes:        int64(o.maxChannelQueueBytes),
@@ -266,7 +267,7 @@ func (o *serveOptions) run(s *streams) error {
 		// garbage collector keep the heap's headroom within reach of it.
 		debug.SetMemoryLimit(int64(o.maxMemory) + softLimitHeadroom)
 	}
-	srv := socketbus.NewServer(cfg)
+	srv := server.New(cfg)
 	var mon *monitor
 	if o.monitor != "" {
 		mln, err := net.Listen("tcp", monitorAddr(o.monitor))

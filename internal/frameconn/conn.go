@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/socketbus/socketbus/internal/budget"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -103,7 +102,7 @@ type Config struct {
 	// Account, when set, is charged for the memory the connection holds
 	// beyond flow-controlled stream bytes: queued control frames, the
 	// payload of the frame being read and the writer's scratch buffer.
-	Account *budget.Account
+	Account Memory
 	// InlineWrites lets Batch.Flush write small batches on the flushing
 	// goroutine, with one non-blocking write, while no write is in
 	// progress, saving the hand-off to the writer goroutine; what the
@@ -518,7 +517,7 @@ func (c *Conn) EnqueueAllIn(fs []Frame, b *Batch) error {
 func (c *Conn) Version() uint8 { return c.cfg.Version }
 
 // SetAccount sets Config.Account; call it before Start.
-func (c *Conn) SetAccount(a *budget.Account) { c.cfg.Account = a }
+func (c *Conn) SetAccount(a Memory) { c.cfg.Account = a }
 
 // QueuedBytes returns the memory of the frames queued and not yet written.
 func (c *Conn) QueuedBytes() int64 { return c.queuedBytes.Load() }
@@ -532,7 +531,7 @@ func (c *Conn) queued(f *Frame) {
 	if f.Sent != nil {
 		return // flow control bounds it, and the relay pays for it
 	}
-	c.cfg.Account.Charge(cost)
+	c.charge(cost)
 	if limit := int64(c.cfg.MaxControlBytes); c.controlBytes.Add(cost) > limit && limit > 0 && c.slowCut.CompareAndSwap(false, true) {
 		go c.Close(ErrSlowConsumer)
 	}
@@ -544,7 +543,7 @@ func (c *Conn) written(f *Frame) {
 	c.queuedBytes.Add(-cost)
 	if f.Sent == nil {
 		c.controlBytes.Add(-cost)
-		c.cfg.Account.Release(cost)
+		c.uncharge(cost)
 	}
 }
 
@@ -726,8 +725,8 @@ func (c *Conn) readFrame(hdr []byte, h Handler) error {
 		// Whatever the handler keeps of it is charged again where it is
 		// kept.
 		cost := int64(BufferSize(int(header.Length)))
-		c.cfg.Account.Charge(cost)
-		defer c.cfg.Account.Release(cost)
+		c.charge(cost)
+		defer c.uncharge(cost)
 		f.Payload = GetBuffer(int(header.Length))
 		f.Pooled = true
 		if _, err := io.ReadFull(c.br, f.Payload); err != nil {
@@ -847,10 +846,10 @@ const maxScratch = 64 << 10
 
 // setScratch replaces the writer's scratch buffer, charging its capacity.
 func (c *Conn) setScratch(b []byte) {
-	c.cfg.Account.Release(c.scratchCost)
+	c.uncharge(c.scratchCost)
 	c.scratch = b
 	c.scratchCost = int64(cap(b))
-	c.cfg.Account.Charge(c.scratchCost)
+	c.charge(c.scratchCost)
 }
 
 // writeBatch writes batch, in pieces whose copied bytes fit maxScratch.
@@ -936,3 +935,31 @@ func (c *Conn) writeSegment(batch []Frame, need int) error {
 // copyLimit is the payload size from which the writer hands a payload to
 // writev instead of copying it next to its header.
 const copyLimit = 4 << 10
+
+// IsTimeout reports whether err is a timeout of a net.Conn's deadline.
+func IsTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// Memory is the account a connection charges the memory it holds to: the
+// server's budget (internal/budget's Account) is one. Its methods must be
+// safe for concurrent use; a client's connections have none.
+type Memory interface {
+	Charge(n int64)
+	Release(n int64)
+}
+
+// charge charges n bytes to the connection's account, if it has one.
+func (c *Conn) charge(n int64) {
+	if c.cfg.Account != nil {
+		c.cfg.Account.Charge(n)
+	}
+}
+
+// uncharge releases n bytes charged to the connection's account.
+func (c *Conn) uncharge(n int64) {
+	if c.cfg.Account != nil {
+		c.cfg.Account.Release(n)
+	}
+}
