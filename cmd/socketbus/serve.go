@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -20,6 +21,11 @@ import (
 	"github.com/socketbus/socketbus/cluster"
 	"github.com/socketbus/socketbus/server"
 )
+
+// defaultClusterListen is where an embedded NATS listens for routes from
+// other nodes unless --cluster-listen says otherwise: bus ports are 74xx,
+// monitors 75xx and routes 76xx, as in the README's cluster.
+const defaultClusterListen = "127.0.0.1:7611"
 
 // serveOptions are serve's flags.
 type serveOptions struct {
@@ -84,8 +90,8 @@ line wins over the environment. Sizes take binary suffixes (64KiB, 16MiB).
 With --monitor ADDR, an HTTP endpoint serves /metrics (Prometheus), /healthz
 (200, or 503 while draining), /status (JSON, what "socketbus status" shows)
 and /connz (JSON, the open connections, what "socketbus status --conns"
-shows). It has no authentication: an address without a host (:7412) listens
-on 127.0.0.1; expose it (0.0.0.0:7412) only on a network you trust. Each
+shows). It has no authentication: an address without a host (:7511) listens
+on 127.0.0.1; expose it (0.0.0.0:7511) only on a network you trust. Each
 port tells a client of the other what it is: an HTTP request on the bus port
 gets a 400 saying so, and a socketbus client on the monitor port a 400
 naming the bus address, which send and receive print. /metrics has series
@@ -103,8 +109,8 @@ channel not in the file admits no one.`,
 		Example: `  # Listen on the default address, 127.0.0.1:7411:
   socketbus serve
 
-  # Listen on every interface, with metrics on port 7412 and JSON logs:
-  socketbus serve --addr :7411 --monitor 127.0.0.1:7412 --log-format json
+  # Listen on every interface, with metrics on port 7511 and JSON logs:
+  socketbus serve --addr :7411 --monitor 127.0.0.1:7511 --log-format json
 
   # A bus of three nodes on one machine, each with its embedded NATS:
   socketbus serve --addr 127.0.0.1:7001 --cluster-name demo --node n1 --cluster-listen 127.0.0.1:7401
@@ -137,7 +143,7 @@ channel not in the file admits no one.`,
 	fs.Var(&o.maxMemory, "max-memory", "memory the server may hold for frames, all connections together; also sets the Go runtime's soft memory limit to this plus 64MiB unless GOMEMLIMIT is set")
 	fs.StringVar(&o.clusterName, "cluster-name", "", "join the bus of this `name`: nodes with the same name form one bus through NATS (off when empty)")
 	fs.StringVar(&o.node, "node", "", "this node's `name`, unique in the bus (default: the host name and --addr's port)")
-	fs.StringVar(&o.clusterListen, "cluster-listen", "127.0.0.1:7422", "embedded NATS: where this node listens for routes from other nodes, `host:port`")
+	fs.StringVar(&o.clusterListen, "cluster-listen", defaultClusterListen, "embedded NATS: where this node listens for routes from other nodes, `host:port`")
 	fs.StringSliceVar(&o.routes, "routes", nil, "embedded NATS: other nodes' route `URLs` (nats://host:port), comma-separated")
 	fs.StringVar(&o.natsURL, "nats", "", "instead of embedding NATS, use the existing NATS cluster at these `URLs`")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "how long a connection may accept no bytes before it is cut off")
@@ -149,6 +155,35 @@ channel not in the file admits no one.`,
 	fs.IntVar(&o.maxQueuedRequestsPerChannel, "max-queued-requests-per-channel", server.DefaultMaxQueuedRequests, "most requests waiting for a receiver on one channel")
 	bindEnv(fs)
 	return cmd
+}
+
+// minMaxMemory is the smallest --max-memory the server takes (it raises
+// a smaller server.Config.MaxMemory to it): serve refuses a smaller one
+// rather than raise it without a word.
+const minMaxMemory = 1 << 20
+
+// checkAddresses checks the addresses serve listens on and dials, so that
+// a mistyped one is a usage error (status 2) before anything starts.
+func (o *serveOptions) checkAddresses() error {
+	if _, _, err := net.SplitHostPort(withDefaultPort(o.addr, defaultPort)); err != nil {
+		return usagef("--addr %q: %w", o.addr, err)
+	}
+	if o.clusterName == "" || o.natsURL != "" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(o.clusterListen); err != nil {
+		return usagef("--cluster-listen %q: %w", o.clusterListen, err)
+	}
+	for _, r := range o.routes {
+		u, err := url.Parse(r)
+		if err == nil && (u.Scheme != "nats" && u.Scheme != "nats-route" || u.Port() == "") {
+			err = errors.New("want nats://host:port")
+		}
+		if err != nil {
+			return usagef("--routes %q: %w", r, err)
+		}
+	}
+	return nil
 }
 
 // softLimitHeadroom is what serve lets the Go heap grow beyond --max-memory
@@ -174,6 +209,12 @@ func (o *serveOptions) config(log *slog.Logger) (server.Config, *reloadable, err
 		if n < 0 {
 			return server.Config{}, nil, usagef("--%s cannot be negative", name)
 		}
+	}
+	if err := o.checkAddresses(); err != nil {
+		return server.Config{}, nil, err
+	}
+	if o.maxMemory != 0 && o.maxMemory < minMaxMemory {
+		return server.Config{}, nil, usagef("--max-memory %s: the smallest budget is %s", formatBytes(int64(o.maxMemory)), formatBytes(minMaxMemory))
 	}
 	cfg := server.Config{
 		DefaultTimeout:              o.defaultTimeout,
@@ -211,7 +252,7 @@ func (o *serveOptions) config(log *slog.Logger) (server.Config, *reloadable, err
 			return cfg, nil, err
 		}
 		cfg.Cluster = c // the server closes it
-		log.Info("cluster", "name", o.clusterName, "node", node, "routes", c.RouteURL(), "nats", o.natsURL)
+		log.Info("cluster", "name", o.clusterName, "node", node, "listen", c.RouteURL(), "routes", strings.Join(o.routes, ","), "nats", o.natsURL)
 	}
 	if o.tokens != "" {
 		// The server logs each refusal, rate-limited, with its remote
@@ -332,8 +373,8 @@ func (o *serveOptions) run(s *streams) error {
 }
 
 // monitorAddr returns where --monitor listens: an address without a host
-// (":7412", or "7412") listens on loopback, since the endpoint has no
-// authentication; 0.0.0.0:7412 listens on every interface.
+// (":7511", or "7511") listens on loopback, since the endpoint has no
+// authentication; 0.0.0.0:7511 listens on every interface.
 func monitorAddr(flag string) string {
 	if !strings.Contains(flag, ":") {
 		flag = ":" + flag
