@@ -1,23 +1,10 @@
 package main
 
 import (
-	"net"
 	"strings"
 	"testing"
 	"time"
 )
-
-// downAddr returns a loopback address where nothing listens.
-func downAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
 
 // TestServerList: --server takes a comma-separated list, a repeated
 // --server adds to it, and SOCKETBUS_SERVER takes a list too; a first
@@ -26,7 +13,7 @@ func TestServerList(t *testing.T) {
 	bin := buildBinary(t)
 	srv := startServer(t, bin, nil)
 	startReceiver(t, bin, srv, "--channel", "listed", "--exec", "tr a-z A-Z")
-	down := downAddr(t)
+	down := closedPort(t)
 	for _, c := range []struct {
 		name string
 		env  []string
@@ -52,7 +39,7 @@ func TestServerList(t *testing.T) {
 // restarting).
 func TestSendTimeoutBoundsTheWait(t *testing.T) {
 	bin := buildBinary(t)
-	down := downAddr(t)
+	down := closedPort(t)
 	for _, c := range []struct {
 		name string
 		args []string

@@ -32,7 +32,7 @@ func TestUsageMistakesExitTwo(t *testing.T) {
 // was given, and the node's own route URL apart.
 func TestClusterLogNamesTheRoutes(t *testing.T) {
 	bin := buildBinary(t)
-	route := "nats://" + downAddr(t)
+	route := "nats://" + closedPort(t)
 	p := startProc(t, bin, nil, "serve", "--addr", "127.0.0.1:0", "--cluster-name", "logbus", "--node", "n1",
 		"--cluster-listen", "127.0.0.1:0", "--routes", route)
 	line := p.waitLine(p.stderr, "msg=cluster")
