@@ -32,6 +32,14 @@ type Client struct {
 	addrs      []string // Dial's addr, then WithServers'
 
 	conn atomic.Pointer[frameconn.Conn] // the current connection, live or lost
+	// noticed says the client has read the current connection's drain
+	// notice. Its reader sets it; it is cleared, under mu, only when a
+	// new connection replaces one whose goroutines have all stopped.
+	noticed atomic.Bool
+	// goodbye says the client has read the current connection's goodbye:
+	// the server's server_closed error after a complete drain
+	// (deliveryFacts.drained). Set and cleared as noticed is.
+	goodbye atomic.Bool
 
 	mu      sync.Mutex
 	sends   map[ID]*sendCall // Sends in flight, by request ID
@@ -353,7 +361,7 @@ func (c *Client) finish(err error) {
 		}
 		c.cancel(err)
 		for _, call := range sends {
-			call.finish(err)
+			call.finish(call.lostError(err))
 		}
 		for _, r := range held {
 			r.abort(err)
@@ -388,6 +396,13 @@ func (c *Client) sendInline(fs ...frameconn.Frame) error {
 		return c.closedErr()
 	}
 	return nil
+}
+
+// closing reports whether Close has been called.
+func (c *Client) closing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.link.closing || errors.Is(c.err, ErrClosed)
 }
 
 func (c *Client) closedErr() error {

@@ -44,6 +44,9 @@ func (c *Client) handle(f frameconn.Frame) error {
 	case wire.FlagPing:
 		if h.Type == wire.TypeStart {
 			if h.RequestID == drainPingID {
+				// The server refuses every request it reads from now
+				// on: what the writer takes after this, no receiver sees.
+				c.noticed.Store(true)
 				c.serverDraining()
 			}
 			pong := f
@@ -59,6 +62,11 @@ func (c *Client) handle(f frameconn.Frame) error {
 		e, err := wire.ParseError(f.Payload)
 		if err != nil {
 			return err
+		}
+		if e.Code == wire.CodeServerClosed {
+			// The goodbye of a complete drain: the end of every request
+			// the server read from us came before it.
+			c.goodbye.Store(true)
 		}
 		return fmt.Errorf("socketbus: server closed the connection: %w", errorFromWire(e))
 	}
@@ -88,7 +96,7 @@ func (c *Client) handleRequestFrame(f frameconn.Frame) error {
 		return nil // the Send has returned; this was in flight
 	}
 	if h.Type != wire.TypeError {
-		call.acked.Store(true) // the server has taken it
+		call.delivery.acked.Store(true) // the server has taken it
 	}
 	switch {
 	case h.Flags.Has(wire.FlagCredit):
@@ -111,12 +119,15 @@ func (c *Client) handleRequestFrame(f frameconn.Frame) error {
 		if err != nil {
 			return err
 		}
-		if e.Code == wire.CodeServerClosed && c.reconnects() && call.replayable.Load() {
+		if e.Code == wire.CodeServerClosed {
 			// Refused or dropped from the queue by a server that is
 			// shutting down: no receiver saw it, so it goes again on the
-			// next connection.
-			c.serverDraining()
-			call.finish(errResend)
+			// next connection, or fails with ErrNotDelivered.
+			call.delivery.refused.Store(true)
+			if c.reconnects() {
+				c.serverDraining()
+			}
+			call.finish(verdictError(call.delivery.decide(c.reconnects() && call.replayable.Load()), errorFromWire(e)))
 			return nil
 		}
 		if e.Code == wire.CodeNoPeers && call.replayable.Load() && c.peersMayBeReconnecting() {
@@ -152,7 +163,7 @@ func (c *Client) handleResponseFrame(f frameconn.Frame) error {
 		f.Release()
 		return nil
 	}
-	call.acked.Store(true)
+	call.delivery.answered.Store(true)
 	if h.Type == wire.TypeStart {
 		if h.Sequence != 0 || call.respStarted.Swap(true) {
 			f.Release()

@@ -149,6 +149,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // once and returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
 	begun := time.Now()
+	s.router.Refuse() // before the notice: nothing read after it is delivered
 	s.noticeDrain()
 	live := s.router.InFlight()
 	s.beginShutdown()
@@ -193,10 +194,12 @@ func (s *Server) connCount() int {
 	return len(s.conns)
 }
 
-// noticeDrain tells every joined client that the server is shutting down,
-// before anything is refused: a drain ping (docs/PROTOCOL.md section 17),
-// which goes ahead of the server_closed errors for queued requests on each
-// connection, so that clients re-send those elsewhere or after the restart.
+// noticeDrain tells every joined client that the server is shutting down:
+// a drain ping (docs/PROTOCOL.md section 17), which goes ahead of the
+// server_closed errors for queued requests on each connection, so that
+// clients re-send those elsewhere or after the restart. The router
+// refuses new requests before it is sent, so that a request a client
+// writes after reading it reaches no receiver.
 func (s *Server) noticeDrain() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

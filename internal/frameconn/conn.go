@@ -66,6 +66,25 @@ type SentNotifier interface {
 	FrameSent(n int)
 }
 
+// TakeNotifier is a SentNotifier that also learns when a writer takes its
+// frame for writing, just before the write that may put the frame's bytes
+// on the wire, whatever that write's result: from then on the peer may
+// have the frame. A client uses it to know which requests may have been
+// seen (FrameSent comes only after a write that succeeded).
+type TakeNotifier interface {
+	SentNotifier
+	FrameTaken()
+}
+
+// tellTaken tells the frames' TakeNotifiers that they are being written.
+func tellTaken(batch []Frame) {
+	for i := range batch {
+		if t, ok := batch[i].Sent.(TakeNotifier); ok {
+			t.FrameTaken()
+		}
+	}
+}
+
 // Handler is called by the reader goroutine for every frame read. It owns
 // f.Payload. Returning an error closes the connection with that error.
 type Handler func(f Frame) error
@@ -162,6 +181,9 @@ type Conn struct {
 	raw       syscall.RawConn // nil without InlineWrites or a socket that offers it
 	// writerGone is set when the writer goroutine has stopped.
 	writerGone bool
+	// writesDone is closed once the writer goroutine has stopped and no
+	// inline write is running (WaitWrites).
+	writesDone chan struct{}
 	// The inline write's arguments and results, owned by the busy holder;
 	// inlineWrite is c.rawWrite, made once.
 	inlineBuf   []byte
@@ -198,7 +220,10 @@ type Conn struct {
 	FramesIn, BytesIn, FramesOut, BytesOut atomic.Int64
 
 	// OnClose, when set before Start, is called once from the goroutine
-	// that closes the connection, after the socket is closed.
+	// that closes the connection, after the socket is closed. That may be
+	// a goroutine writing inline (EnqueueAllInline, Batch.Flush), which
+	// may hold its caller's locks: OnClose must not take those, nor wait
+	// for the connection's writes to end (WaitWrites).
 	OnClose func(err error)
 }
 
@@ -210,6 +235,8 @@ func New(nc net.Conn, cfg Config) *Conn {
 		kick:    make(chan struct{}, 1),
 		drained: make(chan struct{}, 1),
 		done:    make(chan struct{}),
+
+		writesDone: make(chan struct{}),
 	}
 	if c.cfg.MaxQueuedBytes <= 0 {
 		c.cfg.MaxQueuedBytes = 4 << 20
@@ -332,6 +359,7 @@ func (c *Conn) writeInline() {
 		buf = append(buf, f.Payload...)
 	}
 	c.inlineBuf = buf
+	tellTaken(batch)
 	err := c.raw.Write(c.inlineWrite)
 	n, werr := c.inlineN, c.inlineErr
 	c.inlineBuf, c.inlineErr = nil, nil
@@ -360,9 +388,12 @@ func (c *Conn) writeInline() {
 	c.busy = false
 	more := len(c.queue) > 0 || c.closing
 	gone := c.writerGone
+	if gone {
+		close(c.writesDone) // the writer stopped while this write ran
+	}
 	c.mu.Unlock()
 	if gone {
-		c.setScratch(nil) // the writer stopped while this write ran
+		c.setScratch(nil)
 	}
 	if err != nil {
 		c.Close(fmt.Errorf("frameconn: write: %w", err))
@@ -453,6 +484,12 @@ func (c *Conn) Err() error {
 // Wait blocks until both goroutines have returned. It must not be called
 // from the handler.
 func (c *Conn) Wait() { c.wg.Wait() }
+
+// WaitWrites blocks until the connection has closed, its writer goroutine
+// has stopped and no inline write is running: from then on no frame is
+// taken for writing, and no notifier is told anything more. It needs
+// Start to have been called, and must not be called from OnClose.
+func (c *Conn) WaitWrites() { <-c.writesDone }
 
 // Enqueue queues f for writing and returns at once. The writer owns f's
 // payload from here on. Flow control, not this queue, bounds how much is
@@ -829,10 +866,16 @@ func (c *Conn) writeLoop() {
 // can be queued after the connection has closed.
 func (c *Conn) dropQueue() {
 	c.mu.Lock()
+	// An inline write still running releases the scratch buffer and ends
+	// the writes; one that handed its rest to the writer has returned.
+	inline := c.busy && c.restBatch == nil
 	q := append(c.queue, c.restBatch...)
 	c.queue, c.spare, c.rest, c.restBatch = nil, nil, nil, nil
 	c.writerGone = true
-	inline := c.busy // an inline write still running releases the scratch buffer
+	if !inline {
+		c.busy = false
+		close(c.writesDone)
+	}
 	c.mu.Unlock()
 	c.drop(q)
 	if !inline {
@@ -910,6 +953,7 @@ func (c *Conn) writeSegment(batch []Frame, need int) error {
 	for _, b := range bufs {
 		bytes += len(b)
 	}
+	tellTaken(batch)
 	var err error
 	if t := c.cfg.WriteTimeout; t > 0 {
 		err = c.nc.SetWriteDeadline(time.Now().Add(t))
