@@ -287,3 +287,30 @@ func closedPort(t *testing.T) string {
 	ln.Close()
 	return addr
 }
+
+// waitLineCount waits until the stream has n complete lines containing
+// substr; it fails the test if the process exits or waitLimit passes
+// first.
+func (p *proc) waitLineCount(o *lines, substr string, n int) {
+	p.t.Helper()
+	timer := time.NewTimer(waitLimit)
+	defer timer.Stop()
+	for {
+		count := 0
+		for l := range strings.Lines(o.String()) {
+			if strings.HasSuffix(l, "\n") && strings.Contains(l, substr) {
+				count++
+			}
+		}
+		if count >= n {
+			return
+		}
+		select {
+		case <-o.changed:
+		case <-p.exited:
+			p.t.Fatalf("%s exited (status %d) before %d lines %q\nstderr:\n%s", p.name, p.exitCode, n, substr, p.stderr)
+		case <-timer.C:
+			p.t.Fatalf("%s: fewer than %d lines %q within %v\nstderr:\n%s", p.name, n, substr, waitLimit, p.stderr)
+		}
+	}
+}
