@@ -127,7 +127,6 @@ func errorKind(err error) string {
 	return err.Error()
 }
 
-
 // runRoll runs receivers and requesters against b while restart restarts
 // each node in turn, and returns what they saw.
 func runRoll(t *testing.T, b *rollBus, restart func(n *rollNode)) *rollStats {
