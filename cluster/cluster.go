@@ -127,6 +127,8 @@ type Cluster struct {
 	done          chan struct{} // the heartbeat has stopped
 	announcerDone chan struct{}
 	once          sync.Once
+
+	warns warnLimiter // rate-limits the warnings others can cause
 }
 
 func (c *Cluster) infof(format string, args ...any) {
