@@ -21,11 +21,19 @@ type rawClient struct {
 	br      *bufio.Reader
 	id      wire.ID
 	channel wire.ID
+	version uint8
 }
 
-// dialRawClient connects to node n, joins channel and reads the join's
-// acknowledgement. Every read and write fails after 20 s.
+// dialRawClient connects to node n, joins channel in protocol version 1
+// and reads the join's acknowledgement. Every read and write fails after
+// 20 s.
 func dialRawClient(t *testing.T, n *testNode, channel string) *rawClient {
+	t.Helper()
+	return dialRawVersion(t, n, channel, wire.Version)
+}
+
+// dialRawVersion is dialRawClient in the given protocol version.
+func dialRawVersion(t *testing.T, n *testNode, channel string, version uint8) *rawClient {
 	t.Helper()
 	nc, err := net.Dial("tcp", n.addr)
 	if err != nil {
@@ -33,7 +41,7 @@ func dialRawClient(t *testing.T, n *testNode, channel string) *rawClient {
 	}
 	t.Cleanup(func() { nc.Close() })
 	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
-	c := &rawClient{t: t, nc: nc, br: bufio.NewReader(nc), channel: socketbus.ChannelFromName(channel)}
+	c := &rawClient{t: t, nc: nc, br: bufio.NewReader(nc), channel: socketbus.ChannelFromName(channel), version: version}
 	_, _ = rand.Read(c.id[:])
 	join := newRawID()
 	c.write(wire.TypeStart, wire.FlagJoin, join, 0, true, nil)
@@ -52,7 +60,7 @@ func newRawID() wire.ID {
 
 func (c *rawClient) write(typ wire.FrameType, flags wire.Flags, id wire.ID, seq uint32, final bool, payload []byte) {
 	c.t.Helper()
-	h := wire.Header{Version: wire.Version, Type: typ, Flags: flags, RequestID: id, ClientID: c.id,
+	h := wire.Header{Version: c.version, Type: typ, Flags: flags, RequestID: id, ClientID: c.id,
 		ChannelID: c.channel, Sequence: seq, Final: final, Length: uint32(len(payload))}
 	if _, err := c.nc.Write(append(wire.AppendHeader(nil, &h), payload...)); err != nil {
 		c.t.Fatalf("raw write: %v", err)
@@ -67,7 +75,17 @@ func (c *rawClient) send(id wire.ID, body string) {
 	c.write(wire.TypeEnd, wire.FlagRequest, id, 2, true, nil)
 }
 
+// read reads the next frame that is not a tombstone ping.
 func (c *rawClient) read() (wire.Header, []byte) {
+	for {
+		h, p := c.readAny()
+		if h.Flags != wire.FlagPing {
+			return h, p
+		}
+	}
+}
+
+func (c *rawClient) readAny() (wire.Header, []byte) {
 	c.t.Helper()
 	var hdr [wire.HeaderSize]byte
 	if _, err := io.ReadFull(c.br, hdr[:]); err != nil {

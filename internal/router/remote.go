@@ -135,8 +135,15 @@ func (ch *channel) dropRemoteLocked(m *Member) {
 
 // offerRemoteLocked pushes req to a remote receiver with credit, if there
 // is one, and reports whether it did. Requests a remote sender started are
-// never offered on: a request crosses at most one node boundary.
+// never offered on: a request crosses at most one node boundary. One that
+// comes here — its receiver on this node gave it back (a v2 return) and
+// no other receiver here waits — goes back to its origin (giveBackLocked)
+// and is no longer queued here.
 func (ch *channel) offerRemoteLocked(req *request) bool {
+	if req.sender.remote == RemoteSender {
+		ch.giveBackLocked(req)
+		return true
+	}
 	if len(ch.remotes) == 0 || req.sender.remote != 0 {
 		return false
 	}
@@ -150,6 +157,26 @@ func (ch *channel) offerRemoteLocked(req *request) bool {
 	}
 	ch.pushLocked(req, m)
 	return true
+}
+
+// giveBackLocked ends here a request another node offered, which no
+// receiver here holds any more, by giving it back to its origin: code
+// returned, as a refused claim is, so the origin requeues it at the head
+// of its queue and offers it to its next waiting receiver (21.4). It is
+// given back only while no receiver took it — a pushed request's return
+// requires that — so it runs at most once, wherever it runs. On this node
+// it is as if it had never started: no outcome is counted.
+func (ch *channel) giveBackLocked(req *request) {
+	r := ch.r
+	ch.send(req.sender, errorFrame(ch, req.sender, req.id, wire.FlagRequest, wire.CodeReturned,
+		"the receiver on the node it was offered to gave it back"))
+	ch.finishLocked(req, OutcomeRejected)
+	// finishLocked counted an outcome for a request this node only held
+	// for its origin: take the start and the outcome back.
+	r.counts[OutcomeRejected].Add(-1)
+	ch.counts[OutcomeRejected].Add(-1)
+	r.started.Add(-1)
+	req.sender.started--
 }
 
 // Drain marks a remote receiver whose node has no member of the channel
