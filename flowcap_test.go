@@ -3,6 +3,7 @@ package socketbus_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -178,5 +179,59 @@ func TestPushBurstDoesNotCutTheReceiver(t *testing.T) {
 	}
 	if err := receiver.Err(); err != nil {
 		t.Fatalf("receiver: %v, want it still connected", err)
+	}
+}
+
+// TestBodiesOfExactlyTheInitialCreditGoWhole: 1,000 concurrent Calls with
+// bodies of exactly 16,384 bytes (InitialRequestCredit, the largest whole
+// request) at the default 1 GiB budget. They go whole and hold 16 KiB
+// each, so none is refused for memory (issue 17, finding 13).
+func TestBodiesOfExactlyTheInitialCreditGoWhole(t *testing.T) {
+	const n, size = 1000, 16384
+	_, addr := startServer(t, socketbus.ServerConfig{})
+	ch := socketbus.ChannelFromName("exact-credit")
+	caller, responder := dial(t, addr, ch), dial(t, addr, ch)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	serveCtx, stopServe := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() {
+		served <- responder.Serve(serveCtx, socketbus.HandlerFunc(func(req *socketbus.Request) {
+			_ = req.Respond(bytes.NewReader([]byte("ok")))
+		}), socketbus.WithConcurrency(64))
+	}()
+	_, errs := callAll(ctx, caller, n, size)
+	stopServe()
+	<-served
+	if failed, first := countFailures(errs); failed > 0 {
+		t.Fatalf("%d of %d Calls failed, first with %v; want none", failed, n, first)
+	}
+}
+
+// TestSmallStreamedBodiesAreChargedWhatTheyHold: 1,000 concurrent Calls
+// with bodies of 20,000 bytes, just over what goes whole, at the default
+// 1 GiB budget. A streamed body's first grant is sized by what it has
+// sent (16 KiB), not the whole 256 KiB window, so the 1,000 fit in one
+// connection's share (1/16 of the budget) and none is refused.
+func TestSmallStreamedBodiesAreChargedWhatTheyHold(t *testing.T) {
+	const n, size = 1000, 20000
+	_, addr := startServer(t, socketbus.ServerConfig{})
+	ch := socketbus.ChannelFromName("small-streamed")
+	caller, responder := dial(t, addr, ch), dial(t, addr, ch)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	serveCtx, stopServe := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() {
+		served <- responder.Serve(serveCtx, socketbus.HandlerFunc(func(req *socketbus.Request) {
+			_, _ = io.Copy(io.Discard, req.Body)
+			_ = req.Respond(bytes.NewReader([]byte("ok")))
+		}), socketbus.WithConcurrency(64))
+	}()
+	_, errs := callAll(ctx, caller, n, size)
+	stopServe()
+	<-served
+	if failed, first := countFailures(errs); failed > 0 {
+		t.Fatalf("%d of %d Calls failed, first with %v; want none", failed, n, first)
 	}
 }

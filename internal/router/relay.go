@@ -145,6 +145,14 @@ func (ch *channel) grantAmountLocked(req *request, response, hold bool) int {
 		return 0
 	}
 	window := req.payer(response).window() // the upstream's
+	if !response {
+		// A request body's window grows with what it has carried, to
+		// twice its bytes so far (slow start): a body that has sent 16 KiB
+		// is granted 16 KiB more, not a whole window, and is charged for
+		// what it may really come to hold. A long body doubles its window
+		// every grant and reaches the full one after 256 KiB.
+		window = min(window, 2*max(int(min(rl.bytes, int64(window))), wire.InitialRequestCredit))
+	}
 	// Grant only once the upstream is running low: half a window left, or
 	// for a request body's first grant, its initial credit used up. A body
 	// under its initial credit never costs a grant; a larger one waits
