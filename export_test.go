@@ -3,6 +3,7 @@ package socketbus
 import (
 	"time"
 
+	"github.com/socketbus/socketbus/internal/router"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -72,3 +73,7 @@ func SetEndPushHook(c *Client, hook func()) { c.endPushHook = hook }
 
 // ReturnedCount is how many pushed requests c has given back to the server.
 func ReturnedCount(c *Client) int64 { return c.returned.Load() }
+
+// MaxReturns is how many times a request may be returned by receivers
+// before it fails at its sender with ErrLimit.
+const MaxReturns = router.MaxReturns

@@ -37,6 +37,7 @@ type request struct {
 	retainedArr   [2]frameconn.Frame // retained's first backing array: a whole body's two frames
 	retainedBytes int
 	retainedCost  int64 // charged to the receiver's account
+	returns       int   // times receivers returned it (MaxReturns)
 }
 
 // relay is one direction of a request: a stream from an upstream member
