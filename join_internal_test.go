@@ -14,10 +14,10 @@ import (
 func TestJoinPayload(t *testing.T) {
 	ch := ChannelFromName("orders")
 	golden := []byte("\x00sbj\x01\x00\x03tok\x02\x00\x06orders")
-	if got := appendJoinPayload(nil, "tok", "orders"); !bytes.Equal(got, golden) {
+	if got := appendJoinPayload(nil, "tok", "orders", nil); !bytes.Equal(got, golden) {
 		t.Fatalf("appendJoinPayload = %q, want %q", got, golden)
 	}
-	if got := appendJoinPayload(nil, "tok", ""); string(got) != "tok" {
+	if got := appendJoinPayload(nil, "tok", "", nil); string(got) != "tok" {
 		t.Errorf("without a name the payload is %q, want the token alone", got)
 	}
 	for _, c := range []struct {
@@ -32,7 +32,7 @@ func TestJoinPayload(t *testing.T) {
 		{"\x00sbk\x01\x00\x01t", "\x00sbk\x01\x00\x01t", ""}, // not the magic: a token
 		{"\x00sbj", "", ""},                                  // the magic alone
 	} {
-		token, name, err := parseJoinPayload([]byte(c.payload), ch)
+		token, name, _, err := parseJoinPayload([]byte(c.payload), ch)
 		if err != nil || token != c.token || name != c.name {
 			t.Errorf("parseJoinPayload(%q) = %q, %q, %v; want %q, %q, nil", c.payload, token, name, err, c.token, c.name)
 		}
@@ -41,17 +41,25 @@ func TestJoinPayload(t *testing.T) {
 		if n == len(joinFieldsMagic)+3+3 { // a whole token field: a valid payload
 			continue
 		}
-		_, _, err := parseJoinPayload(golden[:n], ch)
+		_, _, _, err := parseJoinPayload(golden[:n], ch)
 		var werr *wire.Error
 		if !errors.As(err, &werr) || werr.Code != wire.CodeProtocol {
 			t.Errorf("parseJoinPayload of %d of %d bytes: %v, want a protocol error", n, len(golden), err)
 		}
 	}
-	if _, _, err := parseJoinPayload(appendJoinPayload(nil, "", "payments"), ch); err == nil {
+	if _, _, _, err := parseJoinPayload(appendJoinPayload(nil, "", "payments", nil), ch); err == nil {
 		t.Error("a name that is not the channel's was accepted")
 	}
 	if err := checkChannelName("payments", ch); err == nil {
 		t.Error("checkChannelName accepted a name that is not the channel's")
+	}
+	// A client key: exactly clientKeySize bytes, with or without a name.
+	key := bytes.Repeat([]byte{7}, clientKeySize)
+	if tok, name, got, err := parseJoinPayload(appendJoinPayload(nil, "tok", "", key), ch); err != nil || tok != "tok" || name != "" || !bytes.Equal(got, key) {
+		t.Errorf("token and key: got %q, %q, %x, %v; want tok, no name, the key", tok, name, got, err)
+	}
+	if _, _, _, err := parseJoinPayload(appendJoinPayload(nil, "", "", key[:5]), ch); err == nil {
+		t.Error("a 5-byte client key was accepted")
 	}
 }
 
@@ -65,7 +73,7 @@ func FuzzJoinPayload(f *testing.F) {
 		if len(token) > 0xffff || name == "" || checkChannelName(name, ChannelFromName(name)) != nil {
 			return
 		}
-		gotToken, gotName, err := parseJoinPayload(appendJoinPayload(nil, token, name), ChannelFromName(name))
+		gotToken, gotName, _, err := parseJoinPayload(appendJoinPayload(nil, token, name, nil), ChannelFromName(name))
 		if err != nil || gotToken != token || gotName != name {
 			t.Errorf("round trip of %q, %q: %q, %q, %v", token, name, gotToken, gotName, err)
 		}
