@@ -25,12 +25,11 @@ const KeySize = 16
 const KeyMemory = 10 * time.Minute
 
 // maxKeys bounds the departed clients' keys remembered; past it the
-// oldest is forgotten first. keyCost is what each is charged to the
-// memory budget: the map entry and its place in the order.
-const (
-	maxKeys = 1 << 16
-	keyCost = 128
-)
+// oldest is forgotten first. Each costs about 130 bytes (its map entry and
+// at most two places in the order), so the table holds at most about
+// 8 MiB. It is not charged to the memory budget, which counts what the
+// server holds for frames and returns to zero when the clients are gone.
+const maxKeys = 1 << 16
 
 type memberKey struct{ channel, client wire.ID }
 
@@ -94,9 +93,6 @@ func (r *Router) keepKeyLocked(m *Member, now time.Time) {
 		}
 	}
 	k := memberKey{m.ch.id, m.id}
-	if _, ok := r.keys.kept[k]; !ok {
-		r.cfg.Memory.Charge(keyCost)
-	}
 	r.keys.seq++
 	r.keys.kept[k] = keptKey{key: *m.key, expires: now.Add(KeyMemory), seq: r.keys.seq}
 	r.keys.order = append(r.keys.order, keyPlace{k, r.keys.seq})
@@ -113,9 +109,4 @@ func (r *Router) keepKeyLocked(m *Member, now time.Time) {
 	}
 }
 
-func (r *Router) forgetKeyLocked(k memberKey) {
-	if _, ok := r.keys.kept[k]; ok {
-		delete(r.keys.kept, k)
-		r.cfg.Memory.Release(keyCost)
-	}
-}
+func (r *Router) forgetKeyLocked(k memberKey) { delete(r.keys.kept, k) }
