@@ -119,12 +119,12 @@ export function decodeHeader(b: Uint8Array, off = 0): Header {
   const flags = dv.getUint16(2);
   if (type < TypeStart || type > TypeError) throw new WireError(CodeProtocol, `unknown frame type ${type}`);
   if (flags & ~knownFlags) throw new WireError(CodeProtocol, `unknown flags 0x${flags.toString(16)}`);
+  const length = dv.getUint32(64);
+  if (length > maxFramePayload) throw new WireError(CodeTooLarge, `frame payload of ${length} bytes exceeds ${maxFramePayload}`);
   if (!validCombination(flags, type)) throw new WireError(CodeProtocol, `flags 0x${flags.toString(16)} not allowed on type ${type}`);
   const seqWord = dv.getUint32(60);
   const final = (seqWord & finalBit) !== 0;
   if (type === TypeEnd && !final) throw new WireError(CodeProtocol, 'an end frame without the final bit');
-  const length = dv.getUint32(64);
-  if (length > maxFramePayload) throw new WireError(CodeTooLarge, `frame payload of ${length} bytes exceeds ${maxFramePayload}`);
   return {
     version, type, flags,
     requestId: b.slice(off + 4, off + 20),
@@ -197,4 +197,21 @@ export const zeroId = new Uint8Array(16);
 export function isZero(id: Uint8Array, off = 0): boolean {
   for (let i = 0; i < 16; i++) if (id[off + i] !== 0) return false;
   return true;
+}
+
+/**
+ * joinPayload is a join's payload (section 7): the token alone, or, with a
+ * channel name, the named fields.
+ */
+export function joinPayload(token: string, channelName?: string): Uint8Array {
+  if (!channelName) return utf8.encode(token);
+  const parts: number[] = [0x00, 0x73, 0x62, 0x6a];
+  const field = (tag: number, v: string) => {
+    if (!v) return;
+    const b = utf8.encode(v);
+    parts.push(tag, b.length >> 8, b.length & 0xff, ...b);
+  };
+  field(1, token);
+  field(2, channelName);
+  return new Uint8Array(parts);
 }
