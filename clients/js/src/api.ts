@@ -19,6 +19,8 @@ export interface ConnectOptions {
   tls?: TLSOptions | boolean;
   /** This client's ID (a UUID string); random by default. */
   clientId?: string;
+  /** How long dialing and joining one server may take, in milliseconds (default 10000). */
+  connectTimeout?: number;
   /** How to reconnect after losing the connection (Go's ReconnectPolicy). */
   reconnect?: ReconnectOptions;
 }

@@ -64,7 +64,8 @@ class BusClient implements Client {
   async dial(i: number): Promise<void> {
     const addr = this.opts.servers[i]!;
     const t = await this.dialer(addr, this.opts.tls);
-    const conn = await Conn.open(t, { clientId: this.clientId, channelId: this.channelId, token: this.opts.token });
+    const conn = await Conn.open(t, { clientId: this.clientId, channelId: this.channelId, token: this.opts.token },
+      this.opts.connectTimeout ?? 10_000);
     if (this.closed) {
       conn.close();
       throw new SocketbusError('closed', 'socketbus: client closed');

@@ -50,11 +50,16 @@ export class Conn {
   private constructor(private readonly t: Transport, private readonly join: JoinInfo) {}
 
   /** open joins over t and resolves once the server acknowledged. */
-  static open(t: Transport, join: JoinInfo): Promise<Conn> {
+  static open(t: Transport, join: JoinInfo, timeout = 10_000): Promise<Conn> {
     const c = new Conn(t, join);
+    let timer: ReturnType<typeof setTimeout> | undefined;
     return new Promise<Conn>((resolve, reject) => {
       const joinId = globalThis.crypto.getRandomValues(new Uint8Array(16));
       let joined = false;
+      timer = setTimeout(() => {
+        c.closeTransport();
+        reject(new SocketbusError('timeout', `socketbus: the server did not answer the join within ${timeout} ms`));
+      }, timeout);
       c.handler = (h, payload) => {
         if (!joined && h.flags === FlagJoin && h.type === TypeStart) {
           if (!equalBytes(h.requestId, joinId)) throw new WireError(1, 'the join acknowledgement does not echo the join ID');
@@ -85,7 +90,7 @@ export class Conn {
         version: version2, type: TypeStart, flags: FlagJoin, requestId: joinId, clientId: join.clientId,
         channelId: join.channelId, timeout: 0, seq: 0, final: true, length: 0,
       }, token));
-    }).then((conn) => {
+    }).finally(() => clearTimeout(timer)).then((conn) => {
       conn.timer = setInterval(() => conn.keepalive(), pingInterval / 2);
       (conn.timer as { unref?: () => void }).unref?.();
       return conn;
