@@ -5,7 +5,7 @@
 import { SocketbusError } from './errors.js';
 import type { Transport } from './transport.js';
 import {
-  FlagJoin, FlagPing, TypeEnd, TypeError, TypeStart, WireError, codeNames, decodeHeader, errorPayload, frameBytes,
+  FlagJoin, FlagPing, TypeEnd, TypeError, TypeStart, WireError, codeNames, decodeHeader, encodeHeader, errorPayload, frameBytes,
   headerSize, isDrainPing, parseError, version2, zeroId, type Header,
 } from './wire.js';
 
@@ -117,7 +117,15 @@ export class Conn {
 
   /** frame queues a frame. */
   frame(h: Header, payload?: Uint8Array): void {
-    this.send(frameBytes(h, payload));
+    if (!payload || payload.length < 4096) {
+      this.send(frameBytes(h, payload));
+      return;
+    }
+    // A large payload goes out as it is, after its header: no copy.
+    const hdr = new Uint8Array(headerSize);
+    encodeHeader(hdr, 0, { ...h, length: payload.length });
+    this.send(hdr);
+    this.send(payload);
   }
 
   private flush(): void {
