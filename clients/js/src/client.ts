@@ -3,7 +3,7 @@
 // the Go client's rules (re-send only what no receiver can have seen).
 
 import type { CallOptions, Client, ConnectOptions, Handler, ResponseStream, ServeOptions } from './api.js';
-import { BodySource, readAll } from './body.js';
+import { readAll } from './body.js';
 import { Conn } from './conn.js';
 import { SocketbusError } from './errors.js';
 import { InRequest, ServeState } from './incoming.js';
@@ -89,7 +89,7 @@ class BusClient implements Client {
     if (opts.signal?.aborted) {
       return Promise.reject(new SocketbusError('cancelled', 'socketbus: cancelled: the caller aborted the request', { cause: opts.signal.reason }));
     }
-    const call = new OutCall(new BodySource(body), opts.timeout, opts.signal, (c) => this.finished(c));
+    const call = new OutCall(body, opts.timeout, opts.signal, (c) => this.finished(c));
     call.prepare().then(() => {
       if (call.done) return;
       const conn = this.conn;
@@ -160,12 +160,11 @@ class BusClient implements Client {
       case FlagRequest | FlagCredit: {
         const call = this.calls.get(key);
         if (!call || call.conn !== conn) return; // ended: a late frame
-        if (h.type === TypeError && conn.drained && call.whole !== undefined && parseError(payload).code === CodeServerClosed) {
+        if (h.type === TypeError && conn.drained && call.replayable && parseError(payload).code === CodeServerClosed) {
           // Refused by a draining server: no receiver saw it. Send it again,
           // same ID, on the next connection.
           this.calls.delete(key);
-          call.conn = undefined;
-          call.written = false;
+          call.rewind();
           this.waiting.push(call);
           return;
         }

@@ -44,8 +44,14 @@ export class OutCall {
   private resolve!: (r: ResponseStream) => void;
   private reject!: (e: unknown) => void;
 
-  constructor(readonly src: BodySource, timeout: number | undefined, signal: AbortSignal | undefined,
+  /** src reads the body; body is kept when it is a Uint8Array, to send it again. */
+  private src: BodySource;
+  private readonly body: Uint8Array | undefined;
+
+  constructor(body: Uint8Array | ReadableStream<Uint8Array>, timeout: number | undefined, signal: AbortSignal | undefined,
     private readonly onFinish: (c: OutCall) => void) {
+    this.src = new BodySource(body);
+    this.body = body instanceof Uint8Array ? body : undefined;
     this.promise = new Promise((resolve, reject) => { this.resolve = resolve; this.reject = reject; });
     if (timeout !== undefined && timeout > 0) {
       this.deadline = Date.now() + timeout;
@@ -165,6 +171,29 @@ export class OutCall {
     this.credit.stop(finished);
     this.src.cancel(finished);
     this.onFinish(this);
+  }
+
+  /**
+   * replayable says the request can be sent again from its start: its body
+   * is whole, or a Uint8Array, and no response has started.
+   */
+  get replayable(): boolean {
+    return !this.responded && (this.whole !== undefined || this.body !== undefined);
+  }
+
+  /**
+   * rewind makes the request ready to be written again, same ID, on another
+   * connection: it was refused by a draining server, so no receiver saw it.
+   */
+  rewind(): void {
+    this.credit.stop(finished); // ends the old body pump
+    this.conn = undefined;
+    this.written = false;
+    this.credit = new Credit(initialRequestCredit);
+    if (this.whole === undefined) {
+      this.src = new BodySource(this.body!);
+      this.parts = [];
+    }
   }
 
   /** prepare reads the body's first bytes: a body that ends within them goes whole. */

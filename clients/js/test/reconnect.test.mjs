@@ -17,12 +17,16 @@ test('a queued request survives a server restart; one in a handler fails disconn
   const peer = await connect({ servers: [addr], channel, reconnect: { maxAttempts: -1 } }); // a peer, so the request queues
   const body = new TextEncoder().encode('after the restart');
   const queued = a.call(body, { timeout: 60000 });
+  // A body over one frame, kept as a Uint8Array: sent again too.
+  const big = new TextEncoder().encode('x'.repeat(100000));
+  const queuedBig = a.call(big, { timeout: 60000 });
   await new Promise((r) => setTimeout(r, 200)); // queued at the server, no receiver
   await first.proc.stop(); // SIGTERM: drain ping, server_closed for the queued request, close
   const second = await startServer('--addr', addr);
   assert.equal(second.addr, addr);
   await startReceiver(addr, 'js-restart', 'tr a-z A-Z');
   assert.equal(new TextDecoder().decode(await queued), 'AFTER THE RESTART');
+  assert.equal(new TextDecoder().decode(await queuedBig), 'X'.repeat(100000));
   await peer.close().catch(() => {});
 
   // A request in a handler's hands when its server is killed.
