@@ -16,6 +16,9 @@ type DialOptions struct {
 	TLS *tls.Config
 	// Origin, when set, is sent as the Origin header, as a browser would.
 	Origin string
+	// Dialer, when set, opens the TCP connection (its Control can set
+	// socket options).
+	Dialer *net.Dialer
 }
 
 // Dial opens a WebSocket to url (ws:// or wss://) and returns it as a
@@ -25,13 +28,16 @@ func Dial(ctx context.Context, url string, o DialOptions) (net.Conn, error) {
 	tr := &http.Transport{
 		TLSClientConfig: o.TLS,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			var d net.Dialer
+			d := o.Dialer
+			if d == nil {
+				d = &net.Dialer{}
+			}
 			nc, err := d.DialContext(ctx, network, addr)
 			raw = nc
 			return nc, err
 		},
 		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			d := tls.Dialer{Config: o.TLS}
+			d := tls.Dialer{NetDialer: o.Dialer, Config: o.TLS}
 			nc, err := d.DialContext(ctx, network, addr)
 			raw = nc
 			return nc, err
