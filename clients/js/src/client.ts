@@ -229,6 +229,7 @@ class BusClient implements Client {
     for (const r of [...this.held.values()]) {
       r.end(new SocketbusError('disconnected', `socketbus: disconnected: the connection was lost (${cause})`, { cause: err }));
     }
+    this.serving?.connectionLost();
     if (this.closed) return;
     const policy = this.opts.reconnect ?? {};
     if ((policy.maxAttempts ?? 0) < 0) {

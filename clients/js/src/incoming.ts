@@ -177,8 +177,7 @@ export class ServeState {
   /** grantAll gives a new connection credit for every idle handler. */
   grantAll(conn: Conn): void {
     this.owed = 0;
-    this.stopAnswered = false;
-    if (this.stopping) return;
+    if (this.stopping) return; // a stopped serve grants nothing on a new connection
     const n = this.concurrency - this.active;
     if (n > 0) conn.frame(conn.header(TypeStart, FlagReceive, zero, 0, true), creditPayload(n));
   }
@@ -213,6 +212,15 @@ export class ServeState {
     if (conn && !conn.closed) conn.frame(conn.header(TypeEnd, FlagReceive, zero, 0, true));
     else this.stopAnswered = true;
     this.settle();
+  }
+
+  /**
+   * connectionLost: a stop sent on the lost connection will not be
+   * answered, and nothing more is pushed on it.
+   */
+  connectionLost(): void {
+    this.owed = 0;
+    if (this.stopping) this.answered();
   }
 
   /** answered: the server answered the stop, or the connection is gone. */

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, channelFromName, SocketbusError } from '../dist/index.js';
-import { startServer, startReceiver } from './helpers.mjs';
+import { startServer, startReceiver, send } from './helpers.mjs';
 
 test('a queued request survives a server restart; one in a handler fails disconnected', async () => {
   const first = await startServer('--drain-timeout', '2s');
@@ -38,4 +38,27 @@ test('a queued request survives a server restart; one in a handler fails disconn
   await assert.rejects(held, (e) => e instanceof SocketbusError && e.code === 'disconnected');
   await a.close();
   await b.close();
+});
+
+test('serve goes on after a server restart', async () => {
+  const first = await startServer('--drain-timeout', '2s');
+  const addr = first.addr;
+  const s = await connect({ servers: [addr], channel: channelFromName('js-serve-restart'), reconnect: { minDelay: 100, maxDelay: 300 } });
+  const ac = new AbortController();
+  const served = s.serve(async (req) => { await req.respond(new TextEncoder().encode('served ' + new TextDecoder().decode(await req.bytes()))); },
+    { signal: ac.signal, concurrency: 2 });
+  let res = await send(addr, 'js-serve-restart', 'one');
+  assert.equal(res.stdout.toString(), 'served one', res.stderr);
+  await first.proc.stop();
+  await startServer('--addr', addr);
+  // The serving client rejoins by itself; send until it has.
+  for (let i = 0; i < 100; i++) {
+    res = await send(addr, 'js-serve-restart', 'two');
+    if (res.code === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(res.stdout.toString(), 'served two', res.stderr);
+  ac.abort();
+  await served;
+  await s.close();
 });
