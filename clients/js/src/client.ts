@@ -92,6 +92,10 @@ class BusClient implements Client {
     const call = new OutCall(body, opts.timeout, opts.signal, (c) => this.finished(c));
     call.prepare().then(() => {
       if (call.done) return;
+      if (this.closed) {
+        call.fail(new SocketbusError('closed', 'socketbus: client closed'));
+        return;
+      }
       const conn = this.conn;
       if (conn && !conn.closed && !conn.drained) this.begin(call, conn);
       else this.waiting.push(call); // sent on the next connection
