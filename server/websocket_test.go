@@ -205,3 +205,51 @@ func TestWebSocketBadMessages(t *testing.T) {
 		t.Fatalf("responder: %v", err)
 	}
 }
+
+// TestWebSocketFrameReadTimeout: a frame that stalls half way over
+// WebSocket is answered as on TCP, with a connection-level idle error
+// frame: the adapter's read deadline fails the read without closing the
+// WebSocket (the library's own adapter would close it).
+func TestWebSocketFrameReadTimeout(t *testing.T) {
+	_, url := testpeer.StartWebSocketServer(t, server.Config{FrameReadTimeout: 200 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer ws.CloseNow()
+	channel := socketbus.ChannelFromName("ws-stall")
+	join := wire.Header{Version: wire.Version2, Type: wire.TypeStart, Flags: wire.FlagJoin,
+		RequestID: uuid.New(), ClientID: uuid.New(), ChannelID: channel, Final: true}
+	ping := join
+	ping.Flags, ping.RequestID = wire.FlagPing, uuid.UUID{}
+	msg := wire.AppendHeader(nil, &join)
+	msg = wire.AppendHeader(msg, &ping)[:len(msg)+10] // the join, then 10 bytes of a ping
+	if err := ws.Write(ctx, websocket.MessageBinary, msg); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	var frames []wire.Header
+	var last []byte
+	for {
+		_, b, err := ws.Read(ctx)
+		if err != nil {
+			break
+		}
+		for len(b) >= wire.HeaderSize {
+			h, _, err := wire.ParseHeader(b)
+			if err != nil {
+				t.Fatalf("a frame from the server: %v", err)
+			}
+			frames = append(frames, h)
+			last = b[wire.HeaderSize : wire.HeaderSize+int(h.Length)]
+			b = b[wire.HeaderSize+int(h.Length):]
+		}
+	}
+	if len(frames) != 2 || frames[0].Flags != wire.FlagJoin || frames[1].Type != wire.TypeError || frames[1].Flags != 0 {
+		t.Fatalf("got frames %v, want the join's acknowledgement and a connection-level error", frames)
+	}
+	if e, err := wire.ParseError(last); err != nil || e.Code != wire.CodeIdle {
+		t.Fatalf("the error frame: %v, %v; want code idle", e, err)
+	}
+}
