@@ -115,7 +115,7 @@ func verdictError(v verdict, lost error) error {
 		if errors.Is(lost, ErrDisconnected) {
 			// The cause, but not ErrDisconnected: that would say the
 			// request may have been seen.
-			return fmt.Errorf("socketbus: send: %w: no receiver had it when %v", ErrNotDelivered, lost)
+			return fmt.Errorf("socketbus: send: %w (%v)", ErrNotDelivered, lost)
 		}
 		return fmt.Errorf("socketbus: send: %w: %w", ErrNotDelivered, lost)
 	}

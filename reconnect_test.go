@@ -396,7 +396,9 @@ func (w *signalWriter) Write(p []byte) (int, error) {
 }
 
 // TestReconnectGivesUp: with its server gone for good a client gives up
-// after its attempts, Done closes and Err matches ErrDisconnected; a client
+// after its attempts, Done closes and Err matches ErrDisconnected, and a
+// Call made after that fails with ErrNotDelivered (nothing was sent, so
+// not ErrDisconnected, which says a receiver may have had it); a client
 // closed in the middle of reconnecting stops at once. goleak (TestMain)
 // checks that neither leaves a goroutine.
 func TestReconnectGivesUp(t *testing.T) {
@@ -420,8 +422,8 @@ func TestReconnectGivesUp(t *testing.T) {
 	if err := quitter.Err(); !errors.Is(err, socketbus.ErrDisconnected) {
 		t.Fatalf("Err after giving up: got %v, want ErrDisconnected", err)
 	}
-	if _, err := quitter.Call(ctx, []byte("x")); !errors.Is(err, socketbus.ErrDisconnected) {
-		t.Fatalf("Call after giving up: got %v, want ErrDisconnected", err)
+	if _, err := quitter.Call(ctx, []byte("x")); !errors.Is(err, socketbus.ErrNotDelivered) || errors.Is(err, socketbus.ErrDisconnected) {
+		t.Fatalf("Call after giving up: got %v, want ErrNotDelivered only", err)
 	}
 	closeDone := make(chan struct{})
 	go func() { closer.Close(); close(closeDone) }()
