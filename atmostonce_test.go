@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -473,7 +474,11 @@ func TestSendsRacingShutdownAreNotDelivered(t *testing.T) {
 	srv, addr := startServer(t, socketbus.ServerConfig{})
 	ch := uuid.New()
 	rc := newRunCounter()
-	countingServe(t, dial(t, addr, ch), rc, nil)
+	countingServe(t, dial(t, addr, ch), rc, func(req *socketbus.Request, body string, _ int) {
+		if strings.HasPrefix(body, "slow-") {
+			<-req.Context().Done() // held until its sender's deadline
+		}
+	})
 	sender := dial(t, addr, ch)
 	const workers, each = 16, 75
 	type outcome struct {
@@ -481,7 +486,7 @@ func TestSendsRacingShutdownAreNotDelivered(t *testing.T) {
 		err  error
 		late time.Duration
 	}
-	out := make(chan outcome, workers*each)
+	out := make(chan outcome, workers*each+8)
 	begin := make(chan struct{})
 	warmed := make(chan struct{}) // 100 Calls have succeeded: Shutdown races the rest
 	var succeeded atomic.Int32
@@ -502,6 +507,20 @@ func TestSendsRacingShutdownAreNotDelivered(t *testing.T) {
 			}
 		})
 	}
+	// Requests their handlers hold until their deadline ends them, during
+	// the Shutdown, which waits for them.
+	const slow = 8
+	for k := range slow {
+		wg.Go(func() {
+			body := fmt.Sprintf("slow-%d", k)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_, err := sender.Call(ctx, []byte(body))
+			dl, _ := ctx.Deadline()
+			cancel()
+			out <- outcome{body, err, time.Since(dl)}
+		})
+		<-rc.started(fmt.Sprintf("slow-%d", k))
+	}
 	close(begin)
 	<-warmed
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -511,13 +530,15 @@ func TestSendsRacingShutdownAreNotDelivered(t *testing.T) {
 	}
 	wg.Wait()
 	close(out)
-	var ok, notDelivered, disconnectedRan, disconnectedUnrun, other int
+	var ok, timedOut, notDelivered, disconnectedRan, disconnectedUnrun, other int
 	var latest time.Duration
 	for o := range out {
 		latest = max(latest, o.late)
 		switch {
 		case o.err == nil:
 			ok++
+		case errors.Is(o.err, socketbus.ErrTimeout) && strings.HasPrefix(o.body, "slow-"):
+			timedOut++
 		case errors.Is(o.err, socketbus.ErrNotDelivered) && !errors.Is(o.err, socketbus.ErrDisconnected):
 			notDelivered++
 			if n := rc.count(o.body); n != 0 {
@@ -537,8 +558,8 @@ func TestSendsRacingShutdownAreNotDelivered(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d Sends racing Shutdown: %d succeeded, %d ErrNotDelivered, %d ErrDisconnected after their handler ran, %d ErrDisconnected unrun, %d other; latest return %v after its deadline",
-		workers*each, ok, notDelivered, disconnectedRan, disconnectedUnrun, other, latest.Round(time.Millisecond))
+	t.Logf("%d Sends racing Shutdown: %d succeeded, %d held ones timed out, %d ErrNotDelivered, %d ErrDisconnected after their handler ran, %d ErrDisconnected unrun, %d other; latest return %v after its deadline",
+		workers*each+slow, ok, timedOut, notDelivered, disconnectedRan, disconnectedUnrun, other, latest.Round(time.Millisecond))
 	if disconnectedUnrun > 0 || other > 0 {
 		t.Fatalf("%d Sends whose request never ran failed with ErrDisconnected, %d with another error; want ErrNotDelivered", disconnectedUnrun, other)
 	}

@@ -192,6 +192,7 @@ type Conn struct {
 	inlineErr   error
 	inlineWrite func(fd uintptr) bool
 	closing     bool // set by CloseAfterFlush: close once the queue is written
+	lingers     bool // set by CloseAfterFlush: half-close after the last frame (linger)
 	err         error
 	// shutDown is set by the first shutdown. Later ones return at once
 	// rather than wait for it: a goroutine that writes inline may close
@@ -213,9 +214,10 @@ type Conn struct {
 	scratchCost  int64         // the writer's scratch capacity charged to the account
 	drained      chan struct{} // capacity 1: the writer wrote a batch
 
-	kick chan struct{} // capacity 1: wakes the writer
-	done chan struct{} // closed when the connection closes
-	wg   sync.WaitGroup
+	kick     chan struct{} // capacity 1: wakes the writer
+	done     chan struct{} // closed when the connection closes
+	readDone chan struct{} // closed when the reader goroutine returns
+	wg       sync.WaitGroup
 
 	// Traffic counters, frames and bytes (headers included) in each direction.
 	FramesIn, BytesIn, FramesOut, BytesOut atomic.Int64
@@ -238,6 +240,7 @@ func New(nc net.Conn, cfg Config) *Conn {
 		done:    make(chan struct{}),
 
 		writesDone: make(chan struct{}),
+		readDone:   make(chan struct{}),
 	}
 	if c.cfg.MaxQueuedBytes <= 0 {
 		c.cfg.MaxQueuedBytes = 4 << 20
@@ -609,6 +612,7 @@ func (c *Conn) closeAfterQueue(last *Frame, err error, timeout time.Duration) {
 	if last != nil {
 		c.queue = append(c.queue, *last)
 		c.queued(last)
+		c.lingers = true
 	}
 	c.closing = true
 	c.err = err
@@ -669,6 +673,7 @@ func (c *Conn) shutdown() {
 
 func (c *Conn) readLoop(h Handler) {
 	defer c.wg.Done()
+	defer close(c.readDone)
 	var hdr [wire.HeaderSize]byte
 	defer c.batch.Flush()
 	for {
@@ -856,10 +861,39 @@ func (c *Conn) writeLoop() {
 			drained := len(c.queue) == 0
 			c.mu.Unlock()
 			if drained {
+				c.linger()
 				c.shutdown()
 				return
 			}
 		}
+	}
+}
+
+// lingerTimeout bounds how long linger waits for the peer to close.
+const lingerTimeout = time.Second
+
+// linger, after CloseAfterFlush's last frame is written, half-closes the
+// socket and reads and drops what the peer still sends until it closes
+// its end, for at most lingerTimeout or until the connection is closed.
+// Closing a socket with input unread resets the connection, and a reset
+// can destroy what the peer has not read yet: the last frame (a server's
+// goodbye, which tells its clients which requests it never read) would
+// be lost exactly when the peer is still writing.
+func (c *Conn) linger() {
+	c.mu.Lock()
+	lingers := c.lingers
+	c.mu.Unlock()
+	cw, ok := c.nc.(interface{ CloseWrite() error })
+	if !lingers || !ok || cw.CloseWrite() != nil {
+		return
+	}
+	select {
+	case <-c.readDone: // the reader stopped reading (closeAfterQueue); br is free
+	case <-c.done:
+		return
+	}
+	if c.nc.SetReadDeadline(time.Now().Add(lingerTimeout)) == nil {
+		_, _ = io.Copy(io.Discard, c.br)
 	}
 }
 
