@@ -869,12 +869,17 @@ func (c *Conn) writeLoop() {
 	}
 }
 
-// lingerTimeout bounds how long linger waits for the peer to close.
-const lingerTimeout = time.Second
+// lingerTimeout and lingerLimit bound how long linger waits for the peer
+// to close, and how much it reads meanwhile.
+const (
+	lingerTimeout = time.Second
+	lingerLimit   = 1 << 20
+)
 
 // linger, after CloseAfterFlush's last frame is written, half-closes the
 // socket and reads and drops what the peer still sends until it closes
-// its end, for at most lingerTimeout or until the connection is closed.
+// its end, for at most lingerTimeout and lingerLimit bytes, or until the
+// connection is closed.
 // Closing a socket with input unread resets the connection, and a reset
 // can destroy what the peer has not read yet: the last frame (a server's
 // goodbye, which tells its clients which requests it never read) would
@@ -893,7 +898,7 @@ func (c *Conn) linger() {
 		return
 	}
 	if c.nc.SetReadDeadline(time.Now().Add(lingerTimeout)) == nil {
-		_, _ = io.Copy(io.Discard, c.br)
+		_, _ = io.Copy(io.Discard, io.LimitReader(c.br, lingerLimit))
 	}
 }
 
