@@ -345,7 +345,7 @@ func TestChurnRunsNothingTwice(t *testing.T) {
 	const workers = 16
 	type tally struct{ ok, disconnected, notDelivered, other int }
 	results := make(chan tally, workers)
-	var okBodies sync.Map
+	var okBodies, disconnectedBodies sync.Map
 	end := time.Now().Add(run)
 	for w := range workers {
 		go func() {
@@ -361,6 +361,7 @@ func TestChurnRunsNothingTwice(t *testing.T) {
 					okBodies.Store(body, true)
 				case errors.Is(err, socketbus.ErrDisconnected):
 					tl.disconnected++
+					disconnectedBodies.Store(body, true)
 				case errors.Is(err, socketbus.ErrNotDelivered):
 					tl.notDelivered++
 				default:
@@ -400,9 +401,16 @@ func TestChurnRunsNothingTwice(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("Close hung after the churn")
 	}
+	disconnectedRan := 0
+	disconnectedBodies.Range(func(k, _ any) bool {
+		if rc.count(k.(string)) > 0 {
+			disconnectedRan++
+		}
+		return true
+	})
 	twice := rc.twice()
-	t.Logf("%v of churn: %d Calls succeeded, %d ErrDisconnected, %d ErrNotDelivered, %d other; %d ran twice",
-		run, total.ok, total.disconnected, total.notDelivered, total.other, len(twice))
+	t.Logf("%v of churn: %d Calls succeeded, %d ErrDisconnected (%d of them had run by the end), %d ErrNotDelivered, %d other; %d ran twice",
+		run, total.ok, total.disconnected, disconnectedRan, total.notDelivered, total.other, len(twice))
 	if len(twice) > 0 {
 		t.Fatalf("requests ran twice: %v", twice)
 	}
