@@ -1,0 +1,252 @@
+package socketbus_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testpeer"
+	"github.com/socketbus/socketbus/server"
+)
+
+// Moving on a drain notice (issue 19; PROTOCOL.md section 17, "Moving on
+// a drain notice"): a client with another server to go to joins it at
+// once and sends new requests there, while its draining connection
+// carries what it held to the end.
+
+// watch is a connection hook that records a client's connection events
+// in order, and tells of the first of each state.
+type watch struct {
+	mu     sync.Mutex
+	events []socketbus.ConnectionState
+	first  map[socketbus.ConnectionState]chan struct{}
+}
+
+func newWatch() *watch { return &watch{first: map[socketbus.ConnectionState]chan struct{}{}} }
+
+func (w *watch) hook() socketbus.DialOption {
+	return socketbus.WithConnectionHook(func(ev socketbus.ConnectionEvent) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.events = append(w.events, ev.State)
+		ch := w.firstLocked(ev.State)
+		select {
+		case <-ch:
+		default:
+			close(ch)
+		}
+	})
+}
+
+func (w *watch) firstLocked(s socketbus.ConnectionState) chan struct{} {
+	ch, ok := w.first[s]
+	if !ok {
+		ch = make(chan struct{})
+		w.first[s] = ch
+	}
+	return ch
+}
+
+// saw is closed at the client's first event of state s.
+func (w *watch) saw(s socketbus.ConnectionState) <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.firstLocked(s)
+}
+
+func (w *watch) seen() []socketbus.ConnectionState {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]socketbus.ConnectionState(nil), w.events...)
+}
+
+// heldOnA is a bus of two servers, A and B, with a responder listing
+// both that holds the request "held", sent to it on A by a requester
+// listing both, until release is closed. A's Shutdown has begun, and the
+// requester has read its drain notice, when startHeldOnA returns.
+type heldOnA struct {
+	a, b         *server.Server
+	addrA, addrB string
+	ch           socketbus.ID
+	runs         *testpeer.RunCounter
+	release      chan struct{}
+	heldDone     chan error // the held Call's result
+	shutdown     chan error // A's Shutdown's result
+	requester    *socketbus.Client
+	watch        *watch // the requester's connection events
+	responder    *watch // the responder's
+	releaseOnce  sync.Once
+}
+
+// free releases the held request's handler.
+func (h *heldOnA) free() { h.releaseOnce.Do(func() { close(h.release) }) }
+
+// startHeldOnA builds the bus; before calls setup, if not nil, before A's
+// Shutdown begins.
+func startHeldOnA(t *testing.T, setup func(h *heldOnA)) *heldOnA {
+	t.Helper()
+	h := &heldOnA{ch: uuid.New(), runs: testpeer.NewRunCounter(), release: make(chan struct{}),
+		heldDone: make(chan error, 1), shutdown: make(chan error, 1), watch: newWatch(), responder: newWatch()}
+	h.a, h.addrA = testpeer.StartServer(t, server.Config{})
+	h.b, h.addrB = testpeer.StartServer(t, server.Config{})
+	t.Cleanup(h.free) // before the Serve's cleanup waits for the handler
+	responder := dialReconnecting(t, h.addrA, h.ch, socketbus.WithServers(h.addrB), h.responder.hook())
+	testpeer.CountingServe(t, responder, h.runs, func(_ *socketbus.Request, body string, _ int) {
+		if body == "held" {
+			<-h.release
+		}
+	})
+	h.requester = dialReconnecting(t, h.addrA, h.ch, socketbus.WithServers(h.addrB), h.watch.hook())
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		got, err := h.requester.Call(ctx, []byte("held"))
+		if err == nil && string(got) != "held" {
+			err = fmt.Errorf("the held Call got %q", got)
+		}
+		h.heldDone <- err
+	}()
+	<-h.runs.Started("held") // its handler runs on A, and blocks
+	if setup != nil {
+		setup(h)
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		h.shutdown <- h.a.Shutdown(ctx)
+	}()
+	<-h.watch.saw(socketbus.ConnectionDraining)
+	return h
+}
+
+// TestMoveOnDrainNotice: 50 new calls succeed through another server
+// while a held request finishes on the draining one, none waiting for the
+// drain. The held request's handler is still blocked, and A's Shutdown
+// still waiting, when the 50 calls have completed; then the held request
+// is answered on A's connection and A's Shutdown completes. Nothing runs
+// twice, and A accepted no request but the held one.
+func TestMoveOnDrainNotice(t *testing.T) {
+	h := startHeldOnA(t, nil)
+	const calls = 50
+	errs := make(chan error, calls)
+	for i := range calls {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			body := fmt.Sprintf("call %d", i)
+			got, err := h.requester.Call(ctx, []byte(body))
+			if err == nil && string(got) != body {
+				err = fmt.Errorf("call %d got %q", i, got)
+			}
+			errs <- err
+		}()
+	}
+	for range calls {
+		if err := <-errs; err != nil {
+			t.Fatalf("a Call during A's drain: %v", err)
+		}
+	}
+	select {
+	case err := <-h.heldDone:
+		t.Fatalf("the held Call ended (%v) before its handler was released", err)
+	case err := <-h.shutdown:
+		t.Fatalf("A's Shutdown returned (%v) while it held a request", err)
+	default:
+	}
+	if got := h.b.Stats().RequestsStarted; got < calls {
+		t.Fatalf("B accepted %d requests, want the %d calls", got, calls)
+	}
+	h.free()
+	if err := <-h.heldDone; err != nil {
+		t.Fatalf("the held Call: %v", err)
+	}
+	if err := <-h.shutdown; err != nil {
+		t.Fatalf("A's Shutdown: %v", err)
+	}
+	if got := h.a.Stats().RequestsStarted; got != 1 {
+		t.Fatalf("A accepted %d requests, want only the held one", got)
+	}
+	if twice := h.runs.Twice(); len(twice) > 0 {
+		t.Fatalf("ran twice: %v", twice)
+	}
+	for i := range calls {
+		if n := h.runs.Count(fmt.Sprintf("call %d", i)); n != 1 {
+			t.Fatalf("call %d ran %d times, want 1", i, n)
+		}
+	}
+	for _, ev := range h.watch.seen() {
+		if ev == socketbus.ConnectionLost {
+			t.Fatalf("requester's events %v: a move loses no connection", h.watch.seen())
+		}
+	}
+}
+
+// TestMoveReceivers: receivers move too. While A drains, holding a
+// request, a Serve listing A and B serves requests sent through B, and a
+// Receive that was waiting on A gets a request sent through B: their
+// push credit and poll moved at the drain notice.
+func TestMoveReceivers(t *testing.T) {
+	other := uuid.New()
+	var waiter *socketbus.Client
+	waiterWatch := newWatch()
+	got := make(chan error, 1)
+	h := startHeldOnA(t, func(h *heldOnA) {
+		// A Receive waiting on A when A drains, on a channel of its own.
+		waiter = dialReconnecting(t, h.addrA, other, socketbus.WithServers(h.addrB), waiterWatch.hook())
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			req, err := waiter.Receive(ctx)
+			if err == nil {
+				err = req.Respond(nil)
+			}
+			got <- err
+		}()
+	})
+	// Sent through B once the receivers have joined it: before, B has no
+	// peer for them.
+	<-h.responder.saw(socketbus.ConnectionRestored)
+	<-waiterWatch.saw(socketbus.ConnectionRestored)
+	onB := dialReconnecting(t, h.addrB, h.ch) // one address, B
+	for i := range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		body := fmt.Sprintf("via B %d", i)
+		got, err := onB.Call(ctx, []byte(body))
+		cancel()
+		if err != nil || string(got) != body {
+			t.Fatalf("Call through B while A drains: got %q, %v", got, err)
+		}
+	}
+	toWaiter := dialReconnecting(t, h.addrB, other)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := toWaiter.Call(ctx, []byte("to the waiter")); err != nil {
+		t.Fatalf("Call through B to the Receive that waited on A: %v", err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("the Receive that waited on A: %v", err)
+	}
+	select {
+	case err := <-h.heldDone:
+		t.Fatalf("the held Call ended (%v) before its handler was released", err)
+	default:
+	}
+	h.free()
+	if err := <-h.heldDone; err != nil {
+		t.Fatalf("the held Call: %v", err)
+	}
+	if err := <-h.shutdown; err != nil {
+		t.Fatalf("A's Shutdown: %v", err)
+	}
+	if got := h.a.Stats().RequestsStarted; got != 1 {
+		t.Fatalf("A accepted %d requests, want only the held one", got)
+	}
+	if twice := h.runs.Twice(); len(twice) > 0 {
+		t.Fatalf("ran twice: %v", twice)
+	}
+}
