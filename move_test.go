@@ -250,3 +250,179 @@ func TestMoveReceivers(t *testing.T) {
 		t.Fatalf("ran twice: %v", twice)
 	}
 }
+
+// TestNoMoveWithOneAddress: a client with nowhere else to go keeps the
+// behaviour from before moves. On A's drain notice its new requests wait
+// for the next connection, which comes only once A has drained and
+// closed: its events are draining, then lost, then restored, and a Call
+// made after the notice succeeds on the restarted A, once.
+func TestNoMoveWithOneAddress(t *testing.T) {
+	a := newRestartable(t)
+	ch := uuid.New()
+	runs := testpeer.NewRunCounter()
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	free := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(free)
+	testpeer.CountingServe(t, dialReconnecting(t, a.addr, ch), runs, func(_ *socketbus.Request, body string, _ int) {
+		if body == "held" {
+			<-release
+		}
+	})
+	w := newWatch()
+	requester := dialReconnecting(t, a.addr, ch, w.hook())
+	heldDone := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		_, err := requester.Call(ctx, []byte("held"))
+		heldDone <- err
+	}()
+	<-runs.Started("held")
+	shutdown := make(chan error, 1)
+	go func(srv *server.Server) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		shutdown <- srv.Shutdown(ctx)
+	}(a.srv)
+	<-w.saw(socketbus.ConnectionDraining)
+	afterDone := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		_, err := requester.Call(ctx, []byte("after the notice"))
+		afterDone <- err
+	}()
+	select {
+	case <-w.saw(socketbus.ConnectionRestored):
+		t.Fatalf("events %v: the client joined again while A drained", w.seen())
+	case err := <-afterDone:
+		t.Fatalf("the Call made after the notice ended (%v) while A drained", err)
+	default:
+	}
+	free()
+	if err := <-heldDone; err != nil {
+		t.Fatalf("the held Call: %v", err)
+	}
+	if err := <-shutdown; err != nil {
+		t.Fatalf("A's Shutdown: %v", err)
+	}
+	<-w.saw(socketbus.ConnectionLost)
+	a.stop(false)
+	a.start()
+	if err := <-afterDone; err != nil {
+		t.Fatalf("the Call made after the notice: %v", err)
+	}
+	<-w.saw(socketbus.ConnectionRestored)
+	got := fmt.Sprint(w.seen())
+	if want := "[draining lost restored]"; got != want {
+		t.Fatalf("events %s, want %s", got, want)
+	}
+	if n := runs.Count("after the notice"); n != 1 {
+		t.Fatalf("the Call made after the notice ran %d times, want 1", n)
+	}
+}
+
+// TestMoveRunsNothingTwice: requesters and responders listing A and B
+// call in a closed loop, with unique bodies, while A and then B drain,
+// each holding a request so that clients have both connections open for
+// a while, and come back. Every call succeeds and every body runs once.
+func TestMoveRunsNothingTwice(t *testing.T) {
+	const total, requesters = 1500, 4
+	a, b := newRestartable(t), newRestartable(t)
+	ch := uuid.New()
+	runs := testpeer.NewRunCounter()
+	release := make(chan struct{}, 2)
+	t.Cleanup(func() { close(release) })
+	hold := func(_ *socketbus.Request, body string, _ int) {
+		if body == "held on A" || body == "held on B" {
+			<-release
+		}
+	}
+	testpeer.CountingServe(t, dialReconnecting(t, a.addr, ch, socketbus.WithServers(b.addr)), runs, hold)
+	testpeer.CountingServe(t, dialReconnecting(t, b.addr, ch, socketbus.WithServers(a.addr)), runs, hold)
+
+	var mu sync.Mutex
+	var failures []error
+	progress := make(chan struct{}, total)
+	var wg sync.WaitGroup
+	next := make(chan int, total)
+	for i := range total {
+		next <- i
+	}
+	close(next)
+	for k := range requesters {
+		first, second := a.addr, b.addr
+		if k%2 == 1 {
+			first, second = second, first
+		}
+		c := dialReconnecting(t, first, ch, socketbus.WithServers(second))
+		wg.Go(func() {
+			for i := range next {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				body := fmt.Sprintf("call %d", i)
+				got, err := c.Call(ctx, []byte(body))
+				cancel()
+				if err == nil && string(got) != body {
+					err = fmt.Errorf("%s got %q", body, got)
+				}
+				if err != nil {
+					mu.Lock()
+					failures = append(failures, err)
+					mu.Unlock()
+				}
+				progress <- struct{}{}
+			}
+		})
+	}
+	wait := func(n int) {
+		for range n {
+			<-progress
+		}
+	}
+	// drain drains srv, holding a request on it, while n more calls
+	// complete, then lets the drain end and starts srv again.
+	drain := func(srv *restartable, held string, n int) {
+		holder := dialReconnecting(t, srv.addr, ch) // its request stays on srv
+		heldDone := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			_, err := holder.Call(ctx, []byte(held))
+			heldDone <- err
+		}()
+		<-runs.Started(held)
+		shutdown := make(chan error, 1)
+		go func(s *server.Server) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			shutdown <- s.Shutdown(ctx)
+		}(srv.srv)
+		wait(n)
+		release <- struct{}{}
+		if err := <-heldDone; err != nil {
+			t.Errorf("%s: %v", held, err)
+		}
+		if err := <-shutdown; err != nil {
+			t.Errorf("Shutdown holding %s: %v", held, err)
+		}
+		holder.Close()
+		srv.stop(false)
+		srv.start()
+	}
+	wait(total / 5)
+	drain(a, "held on A", total/4)
+	drain(b, "held on B", total/4)
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Fatalf("%d of %d calls failed, the first: %v", len(failures), total, failures[0])
+	}
+	if twice := runs.Twice(); len(twice) > 0 {
+		t.Fatalf("ran twice: %v", twice)
+	}
+	for i := range total {
+		if n := runs.Count(fmt.Sprintf("call %d", i)); n != 1 {
+			t.Fatalf("call %d ran %d times, want 1", i, n)
+		}
+	}
+}
