@@ -426,3 +426,61 @@ func TestMoveRunsNothingTwice(t *testing.T) {
 		}
 	}
 }
+
+// TestMovePushedNotTakenGoBack: requests pushed to a Serve on A that no
+// handler has taken when the Serve moves to B go back to A, which fails
+// them at their sender with server_closed; the sender sends them again
+// through B, where the Serve runs each once. Nothing waits for A's drain,
+// which ends as soon as they are given back.
+func TestMovePushedNotTakenGoBack(t *testing.T) {
+	a, addrA := testpeer.StartServer(t, server.Config{})
+	_, addrB := testpeer.StartServer(t, server.Config{})
+	ch := uuid.New()
+	runs := testpeer.NewRunCounter()
+	rw := newWatch()
+	responder := dialReconnecting(t, addrA, ch, socketbus.WithServers(addrB), rw.hook())
+	gate, pushed := make(chan struct{}), make(chan socketbus.ID, 16)
+	socketbus.SetPushHooks(responder, gate, pushed)
+	var gateOnce sync.Once
+	open := func() { gateOnce.Do(func() { close(gate) }) }
+	t.Cleanup(open)
+	testpeer.CountingServe(t, responder, runs, nil)
+	requester := dialReconnecting(t, addrA, ch, socketbus.WithServers(addrB))
+	const n = 3
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_, err := requester.Call(ctx, []byte(fmt.Sprintf("pushed %d", i)))
+			errs <- err
+		}()
+	}
+	for range n {
+		<-pushed // queued at the responder, on A, and not taken
+	}
+	shutdown := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		shutdown <- a.Shutdown(ctx)
+	}()
+	<-rw.saw(socketbus.ConnectionRestored) // the responder moved, and gave them back
+	if err := <-shutdown; err != nil {
+		t.Fatalf("A's Shutdown: %v", err)
+	}
+	if got := socketbus.ReturnedCount(responder); got < n {
+		t.Fatalf("the responder gave back %d requests, want %d", got, n)
+	}
+	open()
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("a Call pushed on A and given back: %v", err)
+		}
+	}
+	for i := range n {
+		if got := runs.Count(fmt.Sprintf("pushed %d", i)); got != 1 {
+			t.Fatalf("pushed %d ran %d times, want 1", i, got)
+		}
+	}
+}
