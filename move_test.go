@@ -65,6 +65,18 @@ func (w *watch) seen() []socketbus.ConnectionState {
 	return append([]socketbus.ConnectionState(nil), w.events...)
 }
 
+// awaitMove waits for ch, failing the test after a liveness bound far above
+// what the wait takes on a busy machine: without moves, these waits last
+// until the drain ends, which in these tests is never.
+func awaitMove(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("waited 60 s for %s", what)
+	}
+}
+
 // heldOnA is a bus of two servers, A and B, with a responder listing
 // both that holds the request "held", sent to it on A by a requester
 // listing both, until release is closed. A's Shutdown has begun, and the
@@ -210,8 +222,8 @@ func TestMoveReceivers(t *testing.T) {
 	})
 	// Sent through B once the receivers have joined it: before, B has no
 	// peer for them.
-	<-h.responder.saw(socketbus.ConnectionRestored)
-	<-waiterWatch.saw(socketbus.ConnectionRestored)
+	awaitMove(t, h.responder.saw(socketbus.ConnectionRestored), "the responder to move")
+	awaitMove(t, waiterWatch.saw(socketbus.ConnectionRestored), "the waiting Receive's client to move")
 	onB := dialReconnecting(t, h.addrB, h.ch) // one address, B
 	for i := range 20 {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -377,7 +389,11 @@ func TestMoveRunsNothingTwice(t *testing.T) {
 	}
 	wait := func(n int) {
 		for range n {
-			<-progress
+			select {
+			case <-progress:
+			case <-time.After(60 * time.Second):
+				t.Fatalf("no call completed for 60 s")
+			}
 		}
 	}
 	// drain drains srv, holding a request on it, while n more calls
@@ -465,7 +481,7 @@ func TestMovePushedNotTakenGoBack(t *testing.T) {
 		defer cancel()
 		shutdown <- a.Shutdown(ctx)
 	}()
-	<-rw.saw(socketbus.ConnectionRestored) // the responder moved, and gave them back
+	awaitMove(t, rw.saw(socketbus.ConnectionRestored), "the responder to move") // and give them back
 	if err := <-shutdown; err != nil {
 		t.Fatalf("A's Shutdown: %v", err)
 	}
