@@ -11,7 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/router"
 	"github.com/socketbus/socketbus/internal/wire"
 )
@@ -421,29 +421,29 @@ func (c *Cluster) handleFrameLocked(n *peerNode, body []byte) {
 	case toReceiver:
 		m = n.rx[channel]
 		if m == nil {
-			release(&f)
+			f.Release()
 			return // it drained and left: nothing of it is live
 		}
 	case toSender:
 		m = n.tx[channel]
 		if m == nil {
 			if f.Header.Type != wire.TypeStart || f.Header.Flags != wire.FlagReceive {
-				release(&f)
+				f.Release()
 				return // the request ended here already
 			}
 			m, err = c.r.JoinRemote(remoteID("sender", n.name), channel, router.RemoteSender, &remotePeer{c: c, n: n, role: toReceiver})
 			if err != nil {
 				// Shutting down: the origin takes the request back.
-				c.out.push(outMsg{to: n, kind: kindFrame, role: toReceiver, frame: frameconn.ErrorFrame(
+				c.out.push(outMsg{to: n, kind: kindFrame, role: toReceiver, frame: frame.ErrorFrame(
 					wire.Header{Version: wire.Version2, Type: wire.TypeError, Flags: wire.FlagRequest,
 						RequestID: f.Header.RequestID, ChannelID: channel}, wire.CodeReturned, "the node is shutting down")})
-				release(&f)
+				f.Release()
 				return
 			}
 			n.tx[channel] = m
 		}
 	default:
-		release(&f)
+		f.Release()
 		c.resetLinkLocked(n, fmt.Sprintf("frame for role %d", role))
 		return
 	}
@@ -505,19 +505,12 @@ type remotePeer struct {
 }
 
 // Send implements router.Peer: the frame is queued for the outbox.
-func (p *remotePeer) Send(f frameconn.Frame, _ *frameconn.Batch) {
+func (p *remotePeer) Send(f frame.Frame, _ *frame.Batch) {
 	kind := kindFrame
 	if f.Header.Flags == wire.FlagPing {
 		kind = kindPing
 	}
 	p.c.out.push(outMsg{to: p.n, kind: kind, role: p.role, frame: f})
-}
-
-func release(f *frameconn.Frame) {
-	if f.Pooled {
-		frameconn.PutBuffer(f.Payload)
-		f.Payload, f.Pooled = nil, false
-	}
 }
 
 // NodeNames names the nodes of the bus this node sees, itself first, the

@@ -1,7 +1,7 @@
 package router
 
 import (
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -241,13 +241,13 @@ func (m *Member) Holding() int {
 // both nodes (endRemoteLocked), and is returned for the caller to log.
 // Nothing else crossing the link is touched: a link fault is the link's
 // (lost or malformed link messages), never one request's.
-func (m *Member) HandleRemote(f frameconn.Frame) error {
+func (m *Member) HandleRemote(f frame.Frame) error {
 	err := m.handleRemote(&f)
-	release(&f)
+	f.Release()
 	return err
 }
 
-func (m *Member) handleRemote(f *frameconn.Frame) error {
+func (m *Member) handleRemote(f *frame.Frame) error {
 	ch := m.ch
 	ch.mu.Lock()
 	defer func() {
@@ -303,7 +303,7 @@ func (m *Member) endRemoteLocked(id wire.ID, cause error) {
 // remoteToReceiverLocked handles, for a remote receiver, what the other
 // node's router sent its remote sender: the response, grants for the
 // request body, and errors (a refusal to claim is code returned).
-func (m *Member) remoteToReceiverLocked(f *frameconn.Frame) error {
+func (m *Member) remoteToReceiverLocked(f *frame.Frame) error {
 	h := &f.Header
 	ch := m.ch
 	switch {
@@ -349,7 +349,7 @@ func (m *Member) remoteToReceiverLocked(f *frameconn.Frame) error {
 // remoteToSenderLocked handles, for a remote sender, what the other node's
 // router sent its remote receiver: the request stream, grants for the
 // response, and the request's end (cancel, timeout, its sender gone).
-func (m *Member) remoteToSenderLocked(f *frameconn.Frame) error {
+func (m *Member) remoteToSenderLocked(f *frame.Frame) error {
 	h := &f.Header
 	ch := m.ch
 	switch {
@@ -366,10 +366,10 @@ func (m *Member) remoteToSenderLocked(f *frameconn.Frame) error {
 		body := f.Payload[16:]
 		var kept []byte
 		if len(body) > 0 {
-			kept = frameconn.GetBuffer(len(body))
+			kept = frame.GetBuffer(len(body))
 			copy(kept, body)
 		}
-		release(f)
+		f.Release()
 		f.Payload, f.Pooled = kept, kept != nil
 		h.Length = uint32(len(kept))
 		h.Flags = wire.FlagRequest
