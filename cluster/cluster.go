@@ -222,7 +222,7 @@ func startEmbedded(cfg Config, incarnation, clientPassword string) (*server.Serv
 		// NATS refuses a route between two servers of one name, and a
 		// node starting with a live node's name must reach it to be
 		// refused (names.go): the incarnation makes the name unique.
-		ServerName: cfg.Name + "-" + cfg.Node + "-" + incarnation,
+		ServerName: serverName(cfg.Name, cfg.Node, incarnation),
 		// socketbus is its only client, in process. NATS routes need a
 		// client port, on loopback here, and it admits only the node: a
 		// random password made for this run, so nothing but the node

@@ -11,3 +11,7 @@ func (c *Cluster) Crash() {
 
 // ClientURL is the embedded nats-server's client URL.
 func (c *Cluster) ClientURL() string { return c.ns.ClientURL() }
+
+// Heard makes the node take announcement ("<node> <incarnation>") as if
+// it had come on the bus's node subject: a phantom node, for tests.
+func (c *Cluster) Heard(announcement string) { c.heard(announcement) }

@@ -43,6 +43,8 @@ type peerNode struct {
 	subject     string // where messages to it go
 	incarnation string
 	heard       time.Time
+	since       time.Time // when it was first heard
+	acked       bool      // it has acknowledged a state of ours (liveness.go)
 
 	outSeq    uint64                     // the last sequence number sent (outbox)
 	inSeq     uint64                     // the next sequence number expected; 0 before the first
@@ -79,7 +81,7 @@ func (c *Cluster) directSubject(to, from string) string {
 }
 
 func (c *Cluster) addNodeLocked(name string) *peerNode {
-	n := &peerNode{name: name, subject: c.directSubject(name, c.cfg.Node),
+	n := &peerNode{name: name, subject: c.directSubject(name, c.cfg.Node), since: time.Now(),
 		members: map[wire.ID]int{}, rx: map[wire.ID]*router.Member{}, tx: map[wire.ID]*router.Member{}}
 	c.nodes[name] = n
 	c.needFull[name] = true
@@ -163,11 +165,13 @@ func (c *Cluster) AttachRouter(r *router.Router) error {
 	return nil
 }
 
-// Joined returns once every node this one sees has acknowledged that a
-// client joined channel here, or after joinAckTimeout: from then on a
-// request sent on any of them counts the client as a peer. The Server
-// calls it before it acknowledges the join.
+// Joined returns once every node this one believes alive (liveness.go)
+// has acknowledged that a client joined channel here, or after
+// joinAckTimeout: from then on a request sent on any of them counts the
+// client as a peer. The Server calls it before it acknowledges the join.
+// Every node is sent the join; only the live ones are waited for.
 func (c *Cluster) Joined(channel wire.ID) {
+	routes := c.routedServers()
 	c.mu.Lock()
 	if c.r == nil || len(c.nodes) == 0 {
 		c.mu.Unlock()
@@ -177,23 +181,51 @@ func (c *Cluster) Joined(channel wire.ID) {
 	token := c.token
 	p := &pendingAck{waiting: map[*peerNode]bool{}, done: make(chan struct{})}
 	nodes := make([]*peerNode, 0, len(c.nodes))
+	now := time.Now()
 	for _, n := range c.nodes {
-		p.waiting[n] = true
 		nodes = append(nodes, n)
+		if c.awaitedLocked(n, now, routes) {
+			p.waiting[n] = true
+		}
 	}
-	c.pending[token] = p
+	wait := len(p.waiting) > 0
+	if wait {
+		c.pending[token] = p
+	}
 	c.mu.Unlock()
 	c.sendState(nodes, []wire.ID{channel}, token)
-	t := time.NewTimer(joinAckTimeout)
-	select {
-	case <-p.done:
-	case <-t.C:
-	case <-c.stop:
+	if !wait {
+		return
 	}
-	t.Stop()
-	c.mu.Lock()
-	delete(c.pending, token)
-	c.mu.Unlock()
+	deadline := time.NewTimer(joinAckTimeout)
+	check := time.NewTicker(joinCheck)
+	defer func() {
+		deadline.Stop()
+		check.Stop()
+		c.mu.Lock()
+		delete(c.pending, token)
+		c.mu.Unlock()
+	}()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-deadline.C:
+			return
+		case <-c.stop:
+			return
+		case <-check.C:
+			routes := c.routedServers()
+			c.mu.Lock()
+			now := time.Now()
+			for n := range p.waiting {
+				if !c.awaitedLocked(n, now, routes) {
+					p.ackedLocked(n)
+				}
+			}
+			c.mu.Unlock()
+		}
+	}
 }
 
 // observe is the router's observer: a channel's counts changed.
@@ -250,7 +282,13 @@ func (c *Cluster) announcer() {
 		}
 		c.mu.Unlock()
 		if len(full) > 0 {
-			c.sendState(full, c.r.Channels(), 0)
+			// Acknowledged, so that the node counts as one that answers
+			// (liveness.go) before any join waits on it.
+			c.mu.Lock()
+			c.token++
+			token := c.token
+			c.mu.Unlock()
+			c.sendState(full, c.r.Channels(), token)
 		}
 		if len(changed) > 0 {
 			c.sendState(all, changed, 0)
@@ -386,8 +424,13 @@ func (c *Cluster) onMessage(msg *nats.Msg) {
 	case kindState:
 		c.handleStateLocked(n, body)
 	case kindAck:
-		if token, err := parseUint64(body); err == nil && c.pending[token] != nil {
-			c.pending[token].ackedLocked(n)
+		token, err := parseUint64(body)
+		if err != nil {
+			return
+		}
+		n.acked = true
+		if p := c.pending[token]; p != nil {
+			p.ackedLocked(n)
 		}
 	case kindBye:
 		c.dropNodeLocked(n, "the node left the bus")
