@@ -97,6 +97,20 @@ type Config struct {
 	// Logger, when set, receives the node's logs: at info each node
 	// that joins the bus, at warn each node dropped and each link reset.
 	Logger *slog.Logger
+
+	// deadAfter, when set, replaces the three heartbeats after which a
+	// silent node is dropped. Only tests set it (export_test.go): their
+	// heartbeats are short, so that a death shows quickly, and a drop
+	// threshold of three of them is within a loaded machine's pauses.
+	deadAfter time.Duration
+}
+
+// deadAfter is how long a node may go unheard before it is dropped.
+func (c *Cluster) deadAfter() time.Duration {
+	if c.cfg.deadAfter > 0 {
+		return c.cfg.deadAfter
+	}
+	return 3 * c.cfg.Heartbeat
 }
 
 // Cluster is one node's membership of a bus.

@@ -1,5 +1,7 @@
 package cluster
 
+import "time"
+
 // Crash stops the node's embedded nats-server at once, as if the process
 // had been killed: no bye reaches the other nodes, which find out from the
 // missing heartbeats.
@@ -15,3 +17,10 @@ func (c *Cluster) ClientURL() string { return c.ns.ClientURL() }
 // Heard makes the node take announcement ("<node> <incarnation>") as if
 // it had come on the bus's node subject: a phantom node, for tests.
 func (c *Cluster) Heard(announcement string) { c.heard(announcement) }
+
+// WithDeadAfter returns cfg with a node dropped after d of silence instead
+// of three heartbeats.
+func WithDeadAfter(cfg Config, d time.Duration) Config {
+	cfg.deadAfter = d
+	return cfg
+}

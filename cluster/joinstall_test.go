@@ -36,12 +36,7 @@ const joinStallBound = time.Second
 // node only after 3–4 s; the joins must not wait that long, nor the 2 s a
 // join waits for an answer.
 func TestJoinAfterNodeCrash(t *testing.T) {
-	b := &testBus{t: t, hb: time.Second}
-	for _, name := range []string{"n1", "n2", "n3"} {
-		b.start(name)
-	}
-	b.settle()
-	t.Cleanup(b.close)
+	b := startTestBus(&testBus{t: t, hb: time.Second}, 3)
 	// Every node has exchanged state with the others: a join waits for
 	// them all.
 	for i := range 3 {
@@ -69,12 +64,7 @@ func TestJoinAfterNodeCrash(t *testing.T) {
 // make joins wait. The heartbeat is the production default, so a phantom
 // stays counted for 3–4 s.
 func TestJoinIgnoresPhantomNode(t *testing.T) {
-	b := &testBus{t: t, hb: time.Second}
-	for _, name := range []string{"n1", "n2"} {
-		b.start(name)
-	}
-	b.settle()
-	t.Cleanup(b.close)
+	b := startTestBus(&testBus{t: t, hb: time.Second}, 2)
 	n1 := b.node(0)
 	for k := range 5 {
 		n1.c.Heard(fmt.Sprintf("ghost%d 0123456789abcdef", k))

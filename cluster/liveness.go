@@ -25,8 +25,9 @@ import (
 // The wait checks the rule every joinCheck and ends at joinAckTimeout in
 // any case.
 
-// silentAfter is how long a node may go unheard and still hold joins.
-func (c *Cluster) silentAfter() time.Duration { return c.cfg.Heartbeat * 3 / 2 }
+// silentAfter is how long a node may go unheard and still hold joins:
+// half the time after which it is dropped, 1.5 heartbeats by default.
+func (c *Cluster) silentAfter() time.Duration { return c.deadAfter() / 2 }
 
 // joinCheck is how often a waiting join looks again at whom it waits for.
 const joinCheck = 20 * time.Millisecond

@@ -100,20 +100,20 @@ func (c *Cluster) heard(announcement string) {
 // it is the one behind, and the heartbeats it has not seen may be among
 // them.
 func (c *Cluster) expire() {
-	limit := 3 * c.cfg.Heartbeat
+	limit := c.deadAfter()
 	c.mu.Lock()
 	sub := c.sub
 	c.mu.Unlock()
 	if sub != nil {
 		if msgs, _, err := sub.Pending(); err == nil && msgs > 0 {
-			limit = 10 * c.cfg.Heartbeat
+			limit = max(limit, 10*c.cfg.Heartbeat)
 		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, n := range c.nodes {
 		if time.Since(n.heard) > limit {
-			c.dropNodeLocked(n, "the node was not heard from for three heartbeats")
+			c.dropNodeLocked(n, "the node was not heard from for "+limit.String())
 		}
 	}
 	c.recountLocked()

@@ -86,7 +86,7 @@ func (c *Cluster) claimName() error {
 	}
 	waitRoutes := c.ns != nil && len(c.cfg.Routes) > 0
 	start := time.Now()
-	seenLimit := claimWait + claimSeenRounds*c.cfg.Heartbeat
+	seenLimit := claimWait + claimSeenRounds*c.deadAfter()/3
 	for {
 		if err := c.nc.PublishRequest(c.nameSubject(c.cfg.Node), inbox, []byte(c.incarnation)); err != nil {
 			return fmt.Errorf("cluster: claim the node name: %w", err)

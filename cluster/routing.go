@@ -135,15 +135,18 @@ func (c *Cluster) clearMembersLocked(n *peerNode) {
 // calls it once. It subscribes to this node's subject and asks the other
 // nodes for their state.
 func (c *Cluster) AttachRouter(r *router.Router) error {
+	out := newOutbox(func(n *peerNode, data []byte) error { return c.nc.Publish(n.subject, data) })
 	c.mu.Lock()
 	if c.r != nil {
 		c.mu.Unlock()
+		out.close()
 		return errors.New("cluster: the node already serves a Server")
 	}
-	c.r = r
+	// c.out is set with c.r, in one hold: the heartbeat's tick uses the
+	// outbox once it sees a router.
+	c.r, c.out = r, out
 	c.mu.Unlock()
 	r.SetObserver(c.observe)
-	c.out = newOutbox(func(n *peerNode, data []byte) error { return c.nc.Publish(n.subject, data) })
 	sub, err := c.nc.Subscribe(c.directSubject(c.cfg.Node, "*"), c.onMessage)
 	if err != nil {
 		return fmt.Errorf("cluster: subscribe: %w", err)
