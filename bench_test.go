@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/server"
 )
 
 // benchBodySize is the request and response size of the routing-path
@@ -20,7 +21,7 @@ const benchBodySize = 128
 // bytes each way through a live loopback server: one requester, one
 // responder, one request at a time.
 func BenchmarkRoundTrip128(b *testing.B) {
-	_, addr := startServer(b, socketbus.ServerConfig{})
+	_, addr := startServer(b, server.Config{})
 	ch := socketbus.ChannelFromName("bench-roundtrip")
 	startResponders(b, addr, ch, 1)
 	c := dial(b, addr, ch)
@@ -48,7 +49,7 @@ func BenchmarkRoundTrip128(b *testing.B) {
 // responders, each answering one request at a time.
 func BenchmarkRoundTripParallel(b *testing.B) {
 	const requesters, responders = 8, 4
-	_, addr := startServer(b, socketbus.ServerConfig{})
+	_, addr := startServer(b, server.Config{})
 	ch := socketbus.ChannelFromName("bench-parallel")
 	startResponders(b, addr, ch, responders)
 	clients := make([]*socketbus.Client, requesters)

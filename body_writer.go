@@ -79,7 +79,7 @@ queue:
 			}
 		} else {
 			for i := range frames[:count] {
-				release(frames[i])
+				frames[i].Release()
 			}
 		}
 		w.mu.Unlock()

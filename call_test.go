@@ -9,10 +9,11 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/server"
 )
 
 func TestCallRoundTrip(t *testing.T) {
-	_, _, responder, requester := serveClients(t, socketbus.ServerConfig{})
+	_, _, responder, requester := serveClients(t, server.Config{})
 	startServe(t, responder, echoUpper)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -40,7 +41,7 @@ func waitOutHandler(t *testing.T, responder *socketbus.Client) (started chan str
 }
 
 func TestCallTimeout(t *testing.T) {
-	_, _, responder, requester := serveClients(t, socketbus.ServerConfig{})
+	_, _, responder, requester := serveClients(t, server.Config{})
 	_, ended := waitOutHandler(t, responder)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -54,7 +55,7 @@ func TestCallTimeout(t *testing.T) {
 }
 
 func TestCallCancel(t *testing.T) {
-	_, _, responder, requester := serveClients(t, socketbus.ServerConfig{})
+	_, _, responder, requester := serveClients(t, server.Config{})
 	started, ended := waitOutHandler(t, responder)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -71,7 +72,7 @@ func TestCallCancel(t *testing.T) {
 }
 
 func TestCallNoPeers(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
+	_, addr := startServer(t, server.Config{})
 	alone := dial(t, addr, socketbus.ChannelFromName(t.Name()))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -81,7 +82,7 @@ func TestCallNoPeers(t *testing.T) {
 }
 
 func TestCallResponseOverCallLimit(t *testing.T) {
-	_, _, responder, requester := serveClients(t, socketbus.ServerConfig{})
+	_, _, responder, requester := serveClients(t, server.Config{})
 	const limit = 64 << 10
 	socketbus.SetCallLimit(requester, limit) // the default, 64 MiB, is long to stream
 	responded := make(chan error, 1)
@@ -101,7 +102,7 @@ func TestCallResponseOverCallLimit(t *testing.T) {
 }
 
 func TestCallResponseOverServerLimit(t *testing.T) {
-	_, _, responder, requester := serveClients(t, socketbus.ServerConfig{MaxMessageBytes: 1024})
+	_, _, responder, requester := serveClients(t, server.Config{MaxMessageBytes: 1024})
 	startServe(t, responder, socketbus.HandlerFunc(func(req *socketbus.Request) {
 		_ = req.Respond(bytes.NewReader(make([]byte, 4096)))
 	}))

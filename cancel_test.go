@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testpeer"
+	"github.com/socketbus/socketbus/server"
 )
 
 // cancelAfterReader cancels a context once n bytes have been read from it:
@@ -55,7 +57,7 @@ func TestCancelStorm(t *testing.T) {
 	if testing.Short() {
 		total = 1000
 	}
-	srv, addr := startServer(t, socketbus.ServerConfig{})
+	srv, addr := startServer(t, server.Config{})
 	ch := socketbus.ChannelFromName("cancel-storm")
 	const senders, receivers = 8, 4
 	ctx, cancelAll := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -79,7 +81,7 @@ func TestCancelStorm(t *testing.T) {
 				}
 				// Answer with a body as long as the request, from a reader
 				// that is slower than the network for odd receivers.
-				_ = req.Respond(io.LimitReader(newPattern(uint64(i), n+1), n+1))
+				_ = req.Respond(io.LimitReader(testpeer.NewPattern(uint64(i), n+1), n+1))
 			}
 		}()
 	}
@@ -98,7 +100,7 @@ func TestCancelStorm(t *testing.T) {
 			for range per {
 				size := rng.IntN(96 << 10)
 				cctx, cancel := context.WithCancel(ctx)
-				var body io.Reader = newPattern(rng.Uint64(), int64(size))
+				var body io.Reader = testpeer.NewPattern(rng.Uint64(), int64(size))
 				var resp io.Writer = io.Discard
 				switch rng.IntN(4) {
 				case 0:

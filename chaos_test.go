@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/server"
 )
 
 // faultMode is what a faultConn does once its byte budget runs out.
@@ -147,7 +148,7 @@ func TestChaos(t *testing.T) {
 	if testing.Short() {
 		total = 1000
 	}
-	srv, addr := startServer(t, socketbus.ServerConfig{
+	srv, addr := startServer(t, server.Config{
 		WriteTimeout: time.Second,
 		PingInterval: 250 * time.Millisecond,
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -31,6 +32,14 @@ type Client struct {
 	addrs      []string // Dial's addr, then WithServers'
 
 	conn atomic.Pointer[frameconn.Conn] // the current connection, live or lost
+	// noticed says the client has read the current connection's drain
+	// notice. Its reader sets it; it is cleared, under mu, only when a
+	// new connection replaces one whose goroutines have all stopped.
+	noticed atomic.Bool
+	// goodbye says the client has read the current connection's goodbye:
+	// the server's server_closed error after a complete drain
+	// (deliveryFacts.drained). Set and cleared as noticed is.
+	goodbye atomic.Bool
 
 	mu      sync.Mutex
 	sends   map[ID]*sendCall // Sends in flight, by request ID
@@ -64,10 +73,16 @@ type Client struct {
 
 // Dial connects to the server at addr and joins channel. It returns once
 // the server has acknowledged the join: a Send by another client made after
-// Dial returns sees this client as a peer. When ctx has no deadline, the
-// connection and join must finish within two ping intervals (60 s by
-// default; see WithPingInterval). Dial itself does not retry; once it has
-// returned, the client reconnects by itself when its connection is lost.
+// Dial returns sees this client as a peer. With WithServers, a server that
+// cannot be reached is skipped: Dial tries addr, then each of the others
+// in order, until one takes the join (a refusal for the token or the
+// client ID ends the search, since another server of the bus would refuse
+// the same). When ctx has no deadline, each connection and join must
+// finish within two ping intervals (60 s by default; see
+// WithPingInterval); with a deadline, each server tried gets an equal
+// share of the time left, so that one that never answers leaves time for
+// the next. Dial itself does not retry; once it has returned, the client
+// reconnects by itself when its connection is lost.
 func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Client, error) {
 	var o dialOptions
 	for _, opt := range opts {
@@ -77,7 +92,7 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 		o.clientID = uuid.New()
 	}
 	if o.channelName != "" {
-		if err := checkChannelName(o.channelName, channel); err != nil {
+		if err := wire.CheckChannelName(o.channelName, channel); err != nil {
 			return nil, err
 		}
 	}
@@ -100,18 +115,44 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 		polls:   make(map[ID]uint64),
 		done:    make(chan struct{}),
 	}
-	nc, maxMessage, err := c.connect(ctx, addr)
+	nc, maxMessage, idx, err := c.connectFirst(ctx)
 	if err != nil {
 		return nil, err
 	}
 	c.maxMessage, c.callLimit = maxMessage, callLimitFor(maxMessage)
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
-	c.link.init(addr)
+	c.link.init(c.addrs[idx])
+	c.link.addrIndex = idx
 	if o.onConnection != nil {
 		c.events = newEventQueue(o.onConnection, &c.wg, c.link.stop)
 	}
 	c.newConn(nc).Start(c.handle)
 	return c, nil
+}
+
+// connectFirst joins the first of the client's servers that takes the
+// join, in the order of c.addrs, and says which it was.
+func (c *Client) connectFirst(ctx context.Context) (net.Conn, int64, int, error) {
+	var errs []error
+	for i, addr := range c.addrs {
+		attempt, cancel := ctx, context.CancelFunc(func() {})
+		if dl, ok := ctx.Deadline(); ok && i < len(c.addrs)-1 {
+			attempt, cancel = context.WithTimeout(ctx, time.Until(dl)/time.Duration(len(c.addrs)-i))
+		}
+		nc, maxMessage, err := c.connect(attempt, addr)
+		cancel()
+		if err == nil {
+			return nc, maxMessage, i, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil || errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrConflict) {
+			break
+		}
+	}
+	if len(errs) == 1 {
+		return nil, 0, 0, errs[0]
+	}
+	return nil, 0, 0, fmt.Errorf("socketbus: none of %d servers took the join: %w", len(c.addrs), errors.Join(errs...))
 }
 
 // connect dials addr and joins, within ctx (or two ping intervals when ctx
@@ -153,7 +194,7 @@ func (c *Client) connect(ctx context.Context, addr string) (net.Conn, int64, err
 		nc = tc
 	}
 	answer := &answerRecorder{Conn: nc}
-	maxMessage, err := handshake(ctx, answer, o.version, c.id, c.channel, string(appendJoinPayload(nil, o.token, o.channelName)))
+	maxMessage, err := handshake(ctx, answer, o.version, c.id, c.channel, string(wire.AppendJoinPayload(nil, o.token, o.channelName)))
 	if err != nil {
 		err = answer.explain(ctx, err)
 		nc.Close()
@@ -227,7 +268,7 @@ func joinErr(ctx context.Context, err error) error {
 		return fmt.Errorf("socketbus: join: %w", ctx.Err())
 	}
 	// The socket's deadline is ctx's and may fire a moment before ctx does.
-	if dl, ok := ctx.Deadline(); ok && isTimeout(err) && !time.Now().Before(dl) {
+	if dl, ok := ctx.Deadline(); ok && frameconn.IsTimeout(err) && !time.Now().Before(dl) {
 		return fmt.Errorf("socketbus: join: %w (%v)", context.DeadlineExceeded, err)
 	}
 	return fmt.Errorf("socketbus: join: %w", err)
@@ -320,7 +361,7 @@ func (c *Client) finish(err error) {
 		}
 		c.cancel(err)
 		for _, call := range sends {
-			call.finish(err)
+			call.finish(call.lostError(err))
 		}
 		for _, r := range held {
 			r.abort(err)
@@ -355,6 +396,13 @@ func (c *Client) sendInline(fs ...frameconn.Frame) error {
 		return c.closedErr()
 	}
 	return nil
+}
+
+// closing reports whether Close has been called.
+func (c *Client) closing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.link.closing || errors.Is(c.err, ErrClosed)
 }
 
 func (c *Client) closedErr() error {

@@ -14,13 +14,13 @@ import (
 func (c *Client) handle(f frameconn.Frame) error {
 	h := &f.Header
 	if h.Flags != 0 && h.ChannelID != c.channel {
-		release(f)
+		f.Release()
 		return wire.Errorf(wire.CodeProtocol, "frame for channel %x, this client joined %x", h.ChannelID, c.channel)
 	}
 	if h.ClientID != c.id && h.Flags != 0 {
 		// Delivered frames name the other party; everything else names us.
 		if h.Flags != wire.FlagReceive && h.Flags != wire.FlagResponse {
-			release(f)
+			f.Release()
 			return wire.Errorf(wire.CodeProtocol, "frame addressed to client %x, this is %x", h.ClientID, c.id)
 		}
 	}
@@ -32,7 +32,7 @@ func (c *Client) handle(f frameconn.Frame) error {
 	case wire.FlagReceive:
 		return c.handleReceiveFrame(f)
 	case wire.FlagResponse | wire.FlagCredit:
-		defer release(f)
+		defer f.Release()
 		n, err := wire.ParseCredit(f.Payload)
 		if err != nil {
 			return err
@@ -44,6 +44,9 @@ func (c *Client) handle(f frameconn.Frame) error {
 	case wire.FlagPing:
 		if h.Type == wire.TypeStart {
 			if h.RequestID == drainPingID {
+				// The server refuses every request it reads from now
+				// on: what the writer takes after this, no receiver sees.
+				c.noticed.Store(true)
 				c.serverDraining()
 			}
 			pong := f
@@ -52,17 +55,22 @@ func (c *Client) handle(f frameconn.Frame) error {
 			_ = c.conn.Load().Enqueue(pong)
 			return nil
 		}
-		release(f)
+		f.Release()
 		return nil
 	case 0:
-		defer release(f)
+		defer f.Release()
 		e, err := wire.ParseError(f.Payload)
 		if err != nil {
 			return err
 		}
+		if e.Code == wire.CodeServerClosed {
+			// The goodbye of a complete drain: the end of every request
+			// the server read from us came before it.
+			c.goodbye.Store(true)
+		}
 		return fmt.Errorf("socketbus: server closed the connection: %w", errorFromWire(e))
 	}
-	release(f)
+	f.Release()
 	return wire.Errorf(wire.CodeProtocol, "unexpected %s frame with flags %s from the server", h.Type, h.Flags)
 }
 
@@ -83,12 +91,12 @@ func (c *Client) heldRequest(id ID) *Request {
 func (c *Client) handleRequestFrame(f frameconn.Frame) error {
 	h := &f.Header
 	call := c.sendCall(h.RequestID)
-	defer release(f)
+	defer f.Release()
 	if call == nil {
 		return nil // the Send has returned; this was in flight
 	}
 	if h.Type != wire.TypeError {
-		call.acked.Store(true) // the server has taken it
+		call.delivery.acked.Store(true) // the server has taken it
 	}
 	switch {
 	case h.Flags.Has(wire.FlagCredit):
@@ -111,12 +119,15 @@ func (c *Client) handleRequestFrame(f frameconn.Frame) error {
 		if err != nil {
 			return err
 		}
-		if e.Code == wire.CodeServerClosed && c.reconnects() && call.replayable.Load() {
+		if e.Code == wire.CodeServerClosed {
 			// Refused or dropped from the queue by a server that is
 			// shutting down: no receiver saw it, so it goes again on the
-			// next connection.
-			c.serverDraining()
-			call.finish(errResend)
+			// next connection, or fails with ErrNotDelivered.
+			call.delivery.refused.Store(true)
+			if c.reconnects() {
+				c.serverDraining()
+			}
+			call.finish(verdictError(call.delivery.decide(c.reconnects() && call.replayable.Load()), errorFromWire(e)))
 			return nil
 		}
 		if e.Code == wire.CodeNoPeers && call.replayable.Load() && c.peersMayBeReconnecting() {
@@ -135,7 +146,7 @@ func (c *Client) handleRequestFrame(f frameconn.Frame) error {
 func (c *Client) handleResponseFrame(f frameconn.Frame) error {
 	h := &f.Header
 	if h.Type == wire.TypeError {
-		defer release(f)
+		defer f.Release()
 		e, err := wire.ParseError(f.Payload)
 		if err != nil {
 			return err
@@ -149,26 +160,26 @@ func (c *Client) handleResponseFrame(f frameconn.Frame) error {
 	}
 	call := c.sendCall(h.RequestID)
 	if call == nil {
-		release(f)
+		f.Release()
 		return nil
 	}
-	call.acked.Store(true)
+	call.delivery.answered.Store(true)
 	if h.Type == wire.TypeStart {
 		if h.Sequence != 0 || call.respStarted.Swap(true) {
-			release(f)
+			f.Release()
 			return wire.Errorf(wire.CodeProtocol, "response start frame with sequence %d, or a second one", h.Sequence)
 		}
 		if h.Final && c.opts.version >= wire.Version2 {
 			return call.resp.pushWhole(f) // v2: the whole response in one frame
 		}
-		release(f)
+		f.Release()
 		if h.Final {
 			return wire.Errorf(wire.CodeProtocol, "a whole response on a version %d connection", c.opts.version)
 		}
 		return nil
 	}
 	if !call.respStarted.Load() {
-		release(f)
+		f.Release()
 		return wire.Errorf(wire.CodeProtocol, "%s frame of a response that has not started", h.Type)
 	}
 	return call.resp.push(f)
@@ -183,10 +194,10 @@ func (c *Client) handleReceiveFrame(f frameconn.Frame) error {
 	}
 	switch h.Type {
 	case wire.TypeStart:
-		defer release(f)
+		defer f.Release()
 		return c.deliver(h, f.Payload)
 	case wire.TypeError:
-		defer release(f)
+		defer f.Release()
 		e, err := wire.ParseError(f.Payload)
 		if err != nil {
 			return err
@@ -205,7 +216,7 @@ func (c *Client) handleReceiveFrame(f frameconn.Frame) error {
 	}
 	r := c.heldRequest(h.RequestID)
 	if r == nil {
-		release(f)
+		f.Release()
 		return nil // answered or aborted already
 	}
 	return r.body.push(f)

@@ -88,7 +88,7 @@ func (c *Client) pushedLocked(r *Request) error {
 // handlePushFrame handles the server's receive frames with the zero ID:
 // the answer to a stop, or a refused credit.
 func (c *Client) handlePushFrame(f frameconn.Frame) error {
-	defer release(f)
+	defer f.Release()
 	h := &f.Header
 	c.mu.Lock()
 	p := c.push

@@ -107,22 +107,10 @@ func (c *Client) waitUp(ctx context.Context, after uint64) (uint64, error) {
 	}
 }
 
-// connClosed runs once for each connection when it has closed. For the
-// current connection it either ends the client (Close, or reconnecting
-// turned off) or sorts what was in flight and starts reconnecting:
-//   - a Send whose request cannot have reached a receiver (never written
-//     to the connection, or not acknowledged by a server that said it was
-//     draining), and whose body can be replayed, is sent again on the next
-//     connection, same ID;
-//   - one that cannot have reached a receiver but cannot be replayed fails
-//     with ErrNotDelivered;
-//   - one that may have reached a receiver (acknowledged, or written to a
-//     server that went away without a drain: v2 acknowledges nothing)
-//     fails at once with ErrDisconnected;
-//   - requests this client held are aborted with ErrDisconnected (their
-//     senders get ErrPeerGone from the server);
-//   - waiting Receive calls wait on: their polls are made again on the
-//     next connection.
+// connClosed is each connection's OnClose. It may run on a goroutine that
+// is writing inline and holds a Send's window lock (see
+// frameconn.Conn.OnClose), so it only marks the connection lost, and
+// afterLoss, on a goroutine of its own, does the rest.
 func (c *Client) connClosed(conn *frameconn.Conn, err error) {
 	c.mu.Lock()
 	if c.conn.Load() != conn || c.err != nil {
@@ -135,24 +123,48 @@ func (c *Client) connClosed(conn *frameconn.Conn, err error) {
 		c.mu.Unlock()
 		return // Close finishes the client
 	}
+	c.wg.Add(1) // afterLoss, counted before Close can wait for it
+	c.mu.Unlock()
+	go c.afterLoss(conn, err)
+}
+
+// afterLoss runs once for the current connection when it has closed,
+// unless Close closed it. It first waits until the connection's reader
+// and writers have stopped, so that what the client knows of each request
+// (its deliveryFacts) is final: no frame is taken for writing and nothing
+// is read after the decision. Then it either ends the client (reconnecting
+// turned off), deciding each call, or sorts what was in flight and
+// reconnects:
+//   - a Send whose request no receiver can have had (deliveryFacts.decide)
+//     and whose body can be replayed is sent again on the next
+//     connection, under the same ID;
+//   - one that no receiver can have had but that cannot be replayed fails
+//     with ErrNotDelivered;
+//   - one that may have reached a receiver fails with ErrDisconnected;
+//   - requests this client held are aborted with ErrDisconnected (their
+//     senders get ErrPeerGone from the server);
+//   - waiting Receive calls wait on: their polls are made again on the
+//     next connection.
+func (c *Client) afterLoss(conn *frameconn.Conn, err error) {
+	defer c.wg.Done()
+	conn.Wait()
+	conn.WaitWrites()
 	lost := fmt.Errorf("%w: %w", ErrDisconnected, err)
-	if !c.reconnects() {
+	if c.goodbye.Load() {
+		c.mu.Lock()
+		for _, call := range c.sends {
+			call.delivery.drained.Store(true)
+		}
 		c.mu.Unlock()
-		c.finish(lost)
+	}
+	if !c.reconnects() {
+		c.finish(lost) // each call's verdict: sendCall.lostError
 		return
 	}
-	c.wg.Add(1) // the reconnect loop, counted before Close can wait for it
-	// A draining server delivers nothing new: what it did not take, no
-	// receiver saw. Without a drain, a request written may have been
-	// delivered (v2 acknowledges nothing), so only unwritten ones go again.
-	drained := c.link.draining
-	var resend, failed []*sendCall
+	c.mu.Lock()
+	calls := make([]*sendCall, 0, len(c.sends))
 	for id, call := range c.sends {
-		if !call.acked.Load() && call.replayable.Load() && (drained || !call.written.Load()) {
-			resend = append(resend, call)
-		} else {
-			failed = append(failed, call)
-		}
+		calls = append(calls, call)
 		delete(c.sends, id)
 	}
 	held := c.held
@@ -164,28 +176,25 @@ func (c *Client) connClosed(conn *frameconn.Conn, err error) {
 	addr := c.link.addr
 	c.mu.Unlock()
 
-	for _, call := range resend {
-		call.finish(errResend)
-	}
-	for _, call := range failed {
-		if call.acked.Load() || (call.written.Load() && !drained) {
-			call.finish(lost)
-		} else {
-			call.finish(fmt.Errorf("%w: the connection was lost before the server took it, and its body cannot be replayed: %w", ErrNotDelivered, lost))
+	for _, call := range calls {
+		switch v := call.delivery.decide(call.replayable.Load()); v {
+		case notDelivered:
+			call.finish(fmt.Errorf("socketbus: send: %w: the connection was lost before any receiver had it, and its body cannot be replayed (%v)", ErrNotDelivered, lost))
+		default:
+			call.finish(verdictError(v, lost))
 		}
 	}
 	for _, r := range held {
 		r.abort(lost)
 	}
 	c.events.emit(ConnectionEvent{State: ConnectionLost, Addr: addr, Err: err})
-	go c.reconnect(err)
+	c.reconnect(err)
 }
 
 // reconnect dials the client's servers in turn, starting after the one
 // it lost, with jittered exponential backoff, until one takes the join or
 // the policy's attempts run out.
 func (c *Client) reconnect(cause error) {
-	defer c.wg.Done()
 	p := c.opts.reconnect
 	delay := p.MinDelay
 	last := cause
@@ -230,6 +239,10 @@ func (c *Client) reconnect(cause error) {
 			nc.Close()
 			return
 		}
+		// The lost connection's goroutines have all stopped (afterLoss):
+		// its drain notice says nothing of this one.
+		c.noticed.Store(false)
+		c.goodbye.Store(false)
 		conn := c.newConn(nc)
 		c.link.addr, c.link.addrIndex = addr, idx
 		c.link.gen++
@@ -242,8 +255,11 @@ func (c *Client) reconnect(cause error) {
 			c.regrantLocked(c.push) // and a Serve's push credit
 		}
 		c.link.changedLocked()
-		c.mu.Unlock()
+		// Started in the same hold of mu that made it current: a close
+		// from now on finds it started, and afterLoss can wait for its
+		// goroutines.
 		conn.Start(c.handle)
+		c.mu.Unlock()
 		c.events.emit(ConnectionEvent{State: ConnectionRestored, Addr: addr, Attempt: attempt})
 		return
 	}

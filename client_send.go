@@ -22,18 +22,37 @@ type sendCall struct {
 
 	respStarted atomic.Bool // the response's start frame has arrived
 	window      sendWindow  // request-body credit; ended when the call is over
-	// acked says the server has taken the request (an acknowledgement,
-	// credit or the response arrived): it may have reached a receiver, so
-	// it is never sent again. replayable says its body can be sent again
-	// from the start. written says its start frame has gone into the
-	// socket: protocol v2 acknowledges nothing, so from then on the server
-	// may have delivered it, and only a connection that its server said
-	// was draining (which delivers nothing new) lets it be sent again.
-	acked, replayable, written atomic.Bool
+	// delivery says whether a receiver may have had the request, which
+	// decides whether it may be sent again (delivery.go).
+	delivery deliveryFacts
+	// replayable says its body can be sent again from the start.
+	replayable atomic.Bool
 }
 
-// FrameSent records that the request's start frame was written.
-func (call *sendCall) FrameSent(int) { call.written.Store(true) }
+// FrameTaken records that the connection's writer took the request's
+// start frame for writing, and whether the client had read the server's
+// drain notice by then: the frame's bytes may leave the process from now
+// on, whatever the write returns.
+func (call *sendCall) FrameTaken() {
+	if !call.delivery.taken.Load() {
+		call.delivery.afterNotice.Store(call.c.noticed.Load())
+		call.delivery.taken.Store(true)
+	}
+}
+
+// FrameSent is told when the start frame's write succeeded; FrameTaken
+// has said all that matters by then.
+func (call *sendCall) FrameSent(int) {}
+
+// lostError is the error that ends the call when its connection ended
+// with lost (an ErrDisconnected) or the client closed: ErrClosed after
+// Close, otherwise the verdict of its delivery facts, with no re-send.
+func (call *sendCall) lostError(lost error) error {
+	if errors.Is(lost, ErrClosed) {
+		return lost
+	}
+	return verdictError(call.delivery.decide(false), lost)
+}
 
 // finish ends the call with err: the response stream reports it, and the
 // uploader stops.
@@ -80,7 +99,7 @@ func (c *Client) Send(ctx context.Context, body io.Reader, resp io.Writer) error
 	for {
 		gen, err := c.waitUp(ctx, after)
 		if err != nil {
-			return err
+			return unsentError(err) // every attempt so far was unseen
 		}
 		err = c.sendAttempt(ctx, id, body, &rp, resp)
 		switch {
@@ -122,7 +141,7 @@ func (c *Client) sendAttempt(ctx context.Context, id ID, body io.Reader, rp *rep
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
-		return c.err
+		return unsentError(c.err)
 	}
 	c.sends[call.id] = call
 	c.mu.Unlock()
@@ -143,14 +162,15 @@ func (c *Client) sendAttempt(ctx context.Context, id ID, body io.Reader, rp *rep
 		call.replayable.Store(true)
 	}
 	if serr != nil {
-		if errors.Is(serr, errResend) || (c.reconnects() && c.Err() == nil) {
-			// The connection went down under the first piece: nobody saw it.
-			if call.replayable.Load() {
-				return errResend
-			}
-			return fmt.Errorf("socketbus: send: %w: the connection was lost as it was sent, and its body cannot be replayed", ErrNotDelivered)
+		if werr := call.window.ended(); werr != nil {
+			return werr // the connection's loss has decided the call
 		}
-		return serr
+		// The connection had closed: the frames were never queued.
+		if c.closing() {
+			return serr // Close: ErrClosed
+		}
+		canResend := c.reconnects() && c.Err() == nil && call.replayable.Load()
+		return verdictError(call.delivery.decide(canResend), fmt.Errorf("%w: the connection was lost as the request was sent", ErrDisconnected))
 	}
 	call.window.add(wire.InitialRequestCredit - n)
 	var uploaded chan error

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/server"
 )
 
 // TestClientMultipleConcurrent is the seed's failing test, made hard: 64
@@ -26,7 +27,7 @@ func TestClientMultipleConcurrent(t *testing.T) {
 		receivesInFlight = 2 // Receive loops per client
 		maxBody          = 256 << 10
 	)
-	_, addr := startServer(t, socketbus.ServerConfig{})
+	_, addr := startServer(t, server.Config{})
 	ch := socketbus.ChannelFromName("multiple-concurrent")
 	cs := make([]*socketbus.Client, clients)
 	members := make(map[socketbus.ID]bool)
@@ -114,7 +115,7 @@ func TestChannelIsolation(t *testing.T) {
 		perChannel = 3
 		sends      = 10
 	)
-	_, addr := startServer(t, socketbus.ServerConfig{})
+	_, addr := startServer(t, server.Config{})
 	names := []string{"left", "right"}
 	clients := make(map[string][]*socketbus.Client)
 	ids := make(map[string]map[socketbus.ID]bool)

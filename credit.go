@@ -84,7 +84,7 @@ func (w *sendWindow) sendWhileOpen(c *Client, f frameconn.Frame) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err != nil {
-		release(f)
+		f.Release()
 		return w.err
 	}
 	return c.send(f)

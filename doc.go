@@ -1,6 +1,8 @@
-// Package socketbus is a request/response message bus over TCP: a Server
-// that routes requests between the clients joined to each channel, and the
-// Client that talks to it.
+// Package socketbus is the client of a request/response message bus over
+// TCP: a server (package github.com/socketbus/socketbus/server) routes
+// requests between the clients joined to each channel, and the Client in
+// this package talks to it. A program that only uses the Client links
+// neither the server nor NATS.
 //
 // # Model
 //
@@ -12,7 +14,7 @@
 // for one; receivers are served in the order they asked. Send fails at once
 // with ErrNoPeers when no other client is joined.
 //
-//	srv := socketbus.NewServer(socketbus.ServerConfig{})
+//	srv := server.New(server.Config{})
 //	go srv.ListenAndServe("127.0.0.1:7411")
 //
 //	ch := socketbus.ChannelFromName("orders")
@@ -38,7 +40,7 @@
 // flow control on every hop keeps at most one window (256 KiB) of each
 // stream in the server and in each client, so the server's memory stays
 // bounded whatever the bodies weigh, and a reader that stops reading one
-// stream stalls that stream only. ServerConfig.MaxMessageBytes caps bodies
+// stream stalls that stream only. server.Config.MaxMessageBytes caps bodies
 // when you want a cap (ErrTooLarge).
 //
 // # Concurrency
@@ -132,7 +134,7 @@
 //
 // # Security and limits
 //
-// ServerConfig holds TLS, an Authenticate hook for the token clients
+// server.Config holds TLS, an Authenticate hook for the token clients
 // present with WithToken, and limits on connections, requests in flight,
 // queues, frame and join times, keepalive and memory (MaxMemory, a
 // ceiling no client can push the server past). SECURITY.md in the
@@ -140,7 +142,7 @@
 //
 // # Several servers, one bus
 //
-// ServerConfig.Cluster makes a server a node of a bus of several, through
+// server.Config.Cluster makes a server a node of a bus of several, through
 // NATS (package github.com/socketbus/socketbus/cluster, which this package
 // does not import: a program that only uses the Client does not link
 // NATS). A request is matched on its own node first, and offered to one
@@ -150,17 +152,18 @@
 //
 // # Where things live
 //
-// The root package is the public API: server*.go (Server, its connections,
-// its memory reaper), client*.go (Client: dialling and reconnecting,
-// sending, receiving, the frame handler), serve.go and call.go, request.go,
-// stream.go (incoming bodies), body_writer.go and credit.go (outgoing
-// bodies). internal/wire is the codec, internal/frameconn the framed
+// This package is the client: client*.go (Client: dialling and
+// reconnecting, sending, receiving, the frame handler), serve.go and
+// call.go, request.go, stream.go (incoming bodies), body_writer.go and
+// credit.go (outgoing bodies), options.go and reconnect_options.go (Dial's
+// options). Package server is the server; package cluster joins servers
+// into one bus. internal/wire is the codec, internal/frameconn the framed
 // connection, internal/router the routing state with no sockets,
-// internal/budget the memory accounts, internal/attack the attack suite,
-// internal/heapsample the heap sampler of the tests' heap bounds;
-// cluster joins nodes (its remote members are internal/router's remote.go).
-// Tests are grouped by what they check: roundtrip, semantics, edgecases,
-// cancel, flow and slowconsumer (streams and flow control), hardening_*
-// and trust (hostile peers), serve and call, reconnect, chaos, and the
-// fuzz targets.
+// internal/budget the memory accounts, internal/testpeer the raw-protocol
+// peer and helpers the tests share, internal/attack the attack suite,
+// internal/heapsample the heap sampler of the tests' heap bounds. This
+// package's tests are grouped by what they check: roundtrip, semantics,
+// edgecases, cancel, flow and slowconsumer (streams and flow control),
+// hardening_* (hostile peers), serve and call, reconnect, chaos, and the
+// fuzz targets of the server's frame handling.
 package socketbus

@@ -15,6 +15,7 @@ import (
 
 	"github.com/socketbus/socketbus"
 	"github.com/socketbus/socketbus/internal/wire"
+	"github.com/socketbus/socketbus/server"
 )
 
 // The seed's ten edge cases, now with the seed's concurrency problem fixed.
@@ -39,7 +40,7 @@ func TestEdgeConnectionRefused(t *testing.T) {
 }
 
 func TestEdgeSendAfterClose(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
+	_, addr := startServer(t, server.Config{})
 	ch := socketbus.ChannelFromName("send-after-close")
 	a := dial(t, addr, ch)
 	b := dial(t, addr, ch)
@@ -61,7 +62,7 @@ func TestEdgeSendAfterClose(t *testing.T) {
 }
 
 func TestEdgeCloseTwice(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
+	_, addr := startServer(t, server.Config{})
 	c := dial(t, addr, socketbus.ChannelFromName("close-twice"))
 	if err := c.Close(); err != nil {
 		t.Fatalf("first Close: got %v, want nil", err)
@@ -266,7 +267,7 @@ func TestEdgeEmptyBody(t *testing.T) {
 }
 
 func testEdgeEmptyBody(t *testing.T, version uint8) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
+	_, addr := startServer(t, server.Config{})
 	ch := socketbus.ChannelFromName("empty")
 	pa := startRecordingProxy(t, addr)
 	pb := startRecordingProxy(t, addr)
@@ -418,7 +419,7 @@ func TestEdgeLargeBody(t *testing.T) {
 
 func TestEdgeZeroTimeoutUsesServerDefault(t *testing.T) {
 	const def = 200 * time.Millisecond
-	_, addr := startServer(t, socketbus.ServerConfig{DefaultTimeout: def})
+	_, addr := startServer(t, server.Config{DefaultTimeout: def})
 	ch := socketbus.ChannelFromName("default-timeout")
 	a, b := dial(t, addr, ch), dial(t, addr, ch)
 

@@ -17,7 +17,7 @@ var (
 	// ErrServerClosed is returned by Serve after Shutdown or Close, and by
 	// client calls that the server refused or ended because it is shutting
 	// down.
-	ErrServerClosed = errors.New("socketbus: server closed")
+	ErrServerClosed = wire.ErrServerClosed
 	// ErrTimeout is returned when a request's timeout passes before its
 	// response is complete. It also matches context.DeadlineExceeded and
 	// satisfies net.Error with Timeout() == true.
@@ -32,7 +32,7 @@ var (
 	// the connection is closed.
 	ErrProtocol = errors.New("socketbus: protocol error")
 	// ErrTooLarge is returned when a body exceeds the server's
-	// ServerConfig.MaxMessageBytes.
+	// server.Config.MaxMessageBytes.
 	ErrTooLarge = errors.New("socketbus: body too large")
 	// ErrCancelled is returned by reads of a Request's Body, and by Respond,
 	// when the sender cancelled the request.

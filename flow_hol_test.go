@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testpeer"
+	"github.com/socketbus/socketbus/server"
 )
 
 // blockingWriter blocks every Write until release is closed.
@@ -26,7 +28,7 @@ func (w blockingWriter) Write(p []byte) (int, error) {
 // reads the first (8 MiB) body; the second completes. Likewise the sender
 // stops consuming one response; its other Send completes.
 func TestHeadOfLine(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
+	_, addr := startServer(t, server.Config{})
 	ch := socketbus.ChannelFromName("hol")
 	sender := dial(t, addr, ch)
 	receiver := dial(t, addr, ch)
@@ -35,7 +37,7 @@ func TestHeadOfLine(t *testing.T) {
 
 	// Stream X: 8 MiB that the receiver never reads.
 	xErr := make(chan error, 1)
-	go func() { xErr <- sender.Send(ctx, newPattern(7, 8<<20), io.Discard) }()
+	go func() { xErr <- sender.Send(ctx, testpeer.NewPattern(7, 8<<20), io.Discard) }()
 	x, err := receiver.Receive(ctx)
 	if err != nil {
 		t.Fatalf("Receive X: %v", err)
@@ -67,9 +69,9 @@ func TestHeadOfLine(t *testing.T) {
 		t.Fatalf("Receive Z: %v", err)
 	}
 	respondX := make(chan error, 1)
-	go func() { respondX <- x.Respond(newPattern(8, 8<<20)) }()
+	go func() { respondX <- x.Respond(testpeer.NewPattern(8, 8<<20)) }()
 	respondZ := make(chan error, 1)
-	go func() { respondZ <- z.Respond(newPattern(9, 8<<20)) }() // stalls in the sender's writer
+	go func() { respondZ <- z.Respond(testpeer.NewPattern(9, 8<<20)) }() // stalls in the sender's writer
 	w := make(chan error, 1)
 	go func() {
 		_, err := roundTrip(ctx, sender, []byte("w"))
@@ -111,7 +113,7 @@ func TestCrossedTransfersNoDeadlock(t *testing.T) {
 	if testing.Short() {
 		size = 32 << 20
 	}
-	_, addr := startServer(t, socketbus.ServerConfig{})
+	_, addr := startServer(t, server.Config{})
 	ch := socketbus.ChannelFromName("crossed")
 	a := dial(t, addr, ch)
 	b := dial(t, addr, ch)
@@ -126,7 +128,7 @@ func TestCrossedTransfersNoDeadlock(t *testing.T) {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			errs <- from.Send(ctx, newPattern(seed, size), io.Discard)
+			errs <- from.Send(ctx, testpeer.NewPattern(seed, size), io.Discard)
 		}()
 		go func() {
 			defer wg.Done()

@@ -8,13 +8,15 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testpeer"
+	"github.com/socketbus/socketbus/server"
 )
 
 // transfer sends a size-byte request and gets a size-byte response through
 // a live server, checking both by hash.
 func transfer(t testing.TB, size int64) {
 	t.Helper()
-	_, addr := startServer(t, socketbus.ServerConfig{})
+	_, addr := startServer(t, server.Config{})
 	ch := socketbus.ChannelFromName("transfer")
 	a := dial(t, addr, ch)
 	b := dial(t, addr, ch)
@@ -38,10 +40,10 @@ func transfer(t testing.TB, size int64) {
 		if got := sum(h); got != reqSum {
 			t.Errorf("request body hash mismatch")
 		}
-		served <- req.Respond(newPattern(2, size))
+		served <- req.Respond(testpeer.NewPattern(2, size))
 	}()
 	w := newHashWriter()
-	if err := a.Send(ctx, newPattern(1, size), w); err != nil {
+	if err := a.Send(ctx, testpeer.NewPattern(1, size), w); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
 	if w.n != size || sum(w.h) != respSum {

@@ -16,7 +16,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testpeer"
 	"github.com/socketbus/socketbus/internal/wire"
+	"github.com/socketbus/socketbus/server"
 )
 
 // FuzzServerStates drives four raw connections, three on one channel and
@@ -39,7 +41,7 @@ import (
 // channel and no request left), and a bystander pair on its own channel
 // must complete a round trip.
 func FuzzServerStates(f *testing.F) {
-	cfg := socketbus.ServerConfig{JoinTimeout: 5 * time.Second, FrameReadTimeout: 5 * time.Second}
+	cfg := server.Config{JoinTimeout: 5 * time.Second, FrameReadTimeout: 5 * time.Second}
 	srv, addr := startServer(f, cfg)
 	by := uuid.New()
 	byA := dial(f, addr, by)
@@ -266,7 +268,7 @@ func fzDial(addr string, channel socketbus.ID, idx int) (*fzConn, error) {
 		nc.Close()
 		return nil, err
 	}
-	h, _, err := readWireFrame(c.br)
+	h, _, err := testpeer.ReadFrame(c.br)
 	if err != nil || h.Type != wire.TypeStart || h.Flags != wire.FlagJoin {
 		nc.Close()
 		return nil, fmt.Errorf("join: got %v, %v; want the acknowledgement", h, err)
@@ -321,7 +323,7 @@ func (c *fzConn) isDead() bool {
 func (c *fzConn) read() {
 	defer close(c.done)
 	for {
-		h, p, err := readWireFrame(c.br)
+		h, p, err := testpeer.ReadFrame(c.br)
 		if err != nil {
 			c.setDead("read: " + err.Error())
 			return
@@ -732,13 +734,13 @@ func (c *fzConn) raw(p *fzProgram, conns []*fzConn, chA, chB socketbus.ID) strin
 }
 
 // fzCheckStats checks what must hold of a server's Stats at any time.
-func fzCheckStats(st socketbus.Stats, cfg socketbus.ServerConfig) error {
+func fzCheckStats(st server.Stats, cfg server.Config) error {
 	if st.InFlight < 0 {
 		return fmt.Errorf("Stats: InFlight %d, want >= 0", st.InFlight)
 	}
 	maxQueueBytes := cfg.MaxChannelQueueBytes
 	if maxQueueBytes <= 0 {
-		maxQueueBytes = socketbus.DefaultMaxChannelQueueBytes
+		maxQueueBytes = server.DefaultMaxChannelQueueBytes
 	}
 	for _, c := range st.Channels {
 		switch {
@@ -761,7 +763,7 @@ func fzCheckStats(st socketbus.Stats, cfg socketbus.ServerConfig) error {
 // as many connections as before the input, neither of its channels, and
 // no request in flight. Nothing signals the server's last steps after the
 // sockets close, so it yields to them; it never sleeps.
-func fzSettle(srv *socketbus.Server, baseConns int, chA, chB socketbus.ID) error {
+func fzSettle(srv *server.Server, baseConns int, chA, chB socketbus.ID) error {
 	deadline := time.Now().Add(fzWait)
 	for {
 		st := srv.Stats()

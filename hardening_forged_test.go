@@ -11,6 +11,7 @@ import (
 
 	"github.com/socketbus/socketbus"
 	"github.com/socketbus/socketbus/internal/wire"
+	"github.com/socketbus/socketbus/server"
 )
 
 // TestHardeningForgedFrames: a joined raw connection forges frames to
@@ -19,7 +20,7 @@ import (
 // genuine response (or an error); and every forger gets a protocol error
 // frame and a close.
 func TestHardeningForgedFrames(t *testing.T) {
-	srv, addr := startServer(t, socketbus.ServerConfig{})
+	srv, addr := startServer(t, server.Config{})
 	channel := socketbus.ChannelFromName("hard-forged")
 	other := socketbus.ChannelFromName("hard-forged-other")
 	victim := dial(t, addr, channel)

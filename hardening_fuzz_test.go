@@ -14,6 +14,7 @@ import (
 
 	"github.com/socketbus/socketbus"
 	"github.com/socketbus/socketbus/internal/wire"
+	"github.com/socketbus/socketbus/server"
 )
 
 // hardFuzzChannel is the channel the seed corpus joins. A real client on it
@@ -29,7 +30,7 @@ var hardFuzzChannel = socketbus.ChannelFromName("hard-fuzz")
 // testdata/fuzz/FuzzServerConn: valid joins and frames, truncated
 // headers, oversized lengths and garbage.
 func FuzzServerConn(f *testing.F) {
-	_, addr := startServer(f, socketbus.ServerConfig{JoinTimeout: 5 * time.Second, FrameReadTimeout: 5 * time.Second})
+	_, addr := startServer(f, server.Config{JoinTimeout: 5 * time.Second, FrameReadTimeout: 5 * time.Second})
 	peer := dial(f, addr, hardFuzzChannel)
 	f.Cleanup(hardResponders([]*socketbus.Client{peer}, 4, nil))
 	check := uuid.New()

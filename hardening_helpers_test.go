@@ -24,7 +24,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testpeer"
 	"github.com/socketbus/socketbus/internal/wire"
+	"github.com/socketbus/socketbus/server"
 
 	"github.com/socketbus/socketbus/internal/heapsample"
 )
@@ -103,7 +105,7 @@ func (c *hardConn) writeFrame(h wire.Header, payload []byte) error {
 }
 
 // next reads one frame.
-func (c *hardConn) next() (wire.Header, []byte, error) { return readWireFrame(c.br) }
+func (c *hardConn) next() (wire.Header, []byte, error) { return testpeer.ReadFrame(c.br) }
 
 // nextNotPing reads one frame, skipping keepalive pings.
 func (c *hardConn) nextNotPing() (wire.Header, []byte, error) {
@@ -165,7 +167,7 @@ func (c *hardConn) Close() error { return c.nc.Close() }
 // what remains is the server's connection goroutines dropping the
 // connection from its count and returning, a few instructions later, which
 // nothing signals. So it yields the processor to them; it never sleeps.
-func hardSettle(srv *socketbus.Server, baseConns, baseGoroutines int, timeout time.Duration) (conns, goroutines int) {
+func hardSettle(srv *server.Server, baseConns, baseGoroutines int, timeout time.Duration) (conns, goroutines int) {
 	deadline := time.Now().Add(timeout)
 	for {
 		conns, goroutines = srv.Stats().Connections, runtime.NumGoroutine()

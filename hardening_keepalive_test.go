@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/server"
 )
 
 // TestHardeningKeepalive: a peer that goes silent without closing (its
@@ -22,7 +23,7 @@ func TestHardeningKeepalive(t *testing.T) {
 	// at their senders with ErrPeerGone.
 	t.Run("server notices a silent client", func(t *testing.T) {
 		const held = 3
-		srv, addr := startServer(t, socketbus.ServerConfig{PingInterval: ping})
+		srv, addr := startServer(t, server.Config{PingInterval: ping})
 		channel := socketbus.ChannelFromName("hard-keepalive-server")
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -49,7 +50,7 @@ func TestHardeningKeepalive(t *testing.T) {
 				t.Fatalf("silent client reading a body: %v", err)
 			}
 		}
-		if st := channelOf(srv.Stats(), channel); st.InFlight != held {
+		if st := srv.Stats().Channel(channel); st.InFlight != held {
 			t.Fatalf("requests held by the silent client: got %d, want %d", st.InFlight, held)
 		}
 		sc.Stall()
@@ -75,7 +76,7 @@ func TestHardeningKeepalive(t *testing.T) {
 	// A client notices a silent server: its Send and Receive in flight
 	// fail, and the Send's receiver sees the request end.
 	t.Run("client notices a silent server", func(t *testing.T) {
-		_, addr := startServer(t, socketbus.ServerConfig{PingInterval: -1})
+		_, addr := startServer(t, server.Config{PingInterval: -1})
 		channel := socketbus.ChannelFromName("hard-keepalive-client")
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()

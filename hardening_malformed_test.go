@@ -17,6 +17,7 @@ import (
 
 	"github.com/socketbus/socketbus"
 	"github.com/socketbus/socketbus/internal/wire"
+	"github.com/socketbus/socketbus/server"
 )
 
 // hardMalformedHeader returns a header the v1 decoder refuses, made by
@@ -66,7 +67,7 @@ func TestHardeningMalformedHeaders(t *testing.T) {
 		conns   = 10000
 		workers = 16
 	)
-	srv, addr := startServer(t, socketbus.ServerConfig{})
+	srv, addr := startServer(t, server.Config{})
 	pairChannel := socketbus.ChannelFromName("hard-malformed-pair")
 	a := dial(t, addr, pairChannel)
 	b := dial(t, addr, pairChannel)
@@ -170,7 +171,7 @@ func hardMalformedOne(rng *rand.Rand, addr string, channel socketbus.ID) (string
 // before the join and after it, whatever the frame's type. Before the join,
 // refusing such headers allocates far less than one payload per header.
 func TestHardeningLengthFromHeaderAlone(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
+	_, addr := startServer(t, server.Config{})
 	channel := socketbus.ChannelFromName("hard-length")
 	lengths := []uint32{wire.MaxFramePayload + 1, 1<<31 + 7, 1<<32 - 1}
 	frames := []struct {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/socketbus/socketbus"
 	"github.com/socketbus/socketbus/internal/wire"
+	"github.com/socketbus/socketbus/server"
 )
 
 // TestHardeningMaxConnections: with MaxConnections clients joined, 100
@@ -26,7 +27,7 @@ func TestHardeningMaxConnections(t *testing.T) {
 		extras = 100
 		rounds = 5
 	)
-	srv, addr := startServer(t, socketbus.ServerConfig{MaxConnections: limit})
+	srv, addr := startServer(t, server.Config{MaxConnections: limit})
 	channel := socketbus.ChannelFromName("hard-max-connections")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -105,7 +106,7 @@ func TestHardeningMaxConnections(t *testing.T) {
 // are untouched, and the limit frees up as requests end.
 func TestHardeningRequestLimits(t *testing.T) {
 	const limit = 4
-	srv, addr := startServer(t, socketbus.ServerConfig{MaxInFlightPerClient: limit, MaxQueuedRequestsPerChannel: limit})
+	srv, addr := startServer(t, server.Config{MaxInFlightPerClient: limit, MaxQueuedRequestsPerChannel: limit})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -185,7 +186,7 @@ func TestHardeningRequestLimits(t *testing.T) {
 				t.Fatalf("raw request: %v", err)
 			}
 		}
-		if st := channelOf(srv.Stats(), channel); st.Queued != limit {
+		if st := srv.Stats().Channel(channel); st.Queued != limit {
 			t.Fatalf("queued requests: got %d, want %d", st.Queued, limit)
 		}
 		sender := dial(t, addr, channel)

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testpeer"
 	"github.com/socketbus/socketbus/internal/wire"
+	"github.com/socketbus/socketbus/server"
 )
 
 // hardCountingReader calls reached once, when more than threshold bytes
@@ -47,7 +49,7 @@ func TestHardeningStalledRequester(t *testing.T) {
 		heavySize    = 1 << 20
 		rounds       = 10
 	)
-	srv, addr := startServer(t, socketbus.ServerConfig{WriteTimeout: writeTimeout})
+	srv, addr := startServer(t, server.Config{WriteTimeout: writeTimeout})
 	channel := socketbus.ChannelFromName("hard-stalled-requester")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -83,7 +85,7 @@ func TestHardeningStalledRequester(t *testing.T) {
 			req.Respond(strings.NewReader(strings.ToUpper(string(body))))
 			return
 		}
-		r := &hardCountingReader{r: newPattern(7, heavySize), threshold: wire.StreamWindow - 1, reached: pushed.Done}
+		r := &hardCountingReader{r: testpeer.NewPattern(7, heavySize), threshold: wire.StreamWindow - 1, reached: pushed.Done}
 		err := req.Respond(r)
 		answers <- answer{err, time.Now()}
 	})

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/server"
 )
 
 // hardScaleEnv carries "addr count" to the helper process of
@@ -64,7 +65,7 @@ func TestHardeningManyConnections(t *testing.T) {
 	if err := hardRaiseNoFile(t, uint64(n)+1000); err != nil {
 		t.Skipf("cannot open %d connections: %v", n, err)
 	}
-	srv, addr := startServer(t, socketbus.ServerConfig{})
+	srv, addr := startServer(t, server.Config{})
 	baseConns, baseline := srv.Stats().Connections, runtime.NumGoroutine()
 	before := hardLiveHeap()
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/socketbus/socketbus"
 	"github.com/socketbus/socketbus/internal/wire"
+	"github.com/socketbus/socketbus/server"
 
 	"github.com/socketbus/socketbus/internal/heapsample"
 )
@@ -59,7 +60,7 @@ func TestHardeningStalledFrames(t *testing.T) {
 		conns       = 1000
 		readTimeout = time.Second
 	)
-	srv, addr := startServer(t, socketbus.ServerConfig{FrameReadTimeout: readTimeout})
+	srv, addr := startServer(t, server.Config{FrameReadTimeout: readTimeout})
 	channel := socketbus.ChannelFromName("hard-stalled-frames")
 	baseConns, baseline := srv.Stats().Connections, runtime.NumGoroutine()
 	heapBefore := hardLiveHeap()
@@ -150,7 +151,7 @@ func TestHardeningNeverJoin(t *testing.T) {
 		conns       = 1000
 		joinTimeout = time.Second
 	)
-	srv, addr := startServer(t, socketbus.ServerConfig{JoinTimeout: joinTimeout})
+	srv, addr := startServer(t, server.Config{JoinTimeout: joinTimeout})
 	channel := socketbus.ChannelFromName("hard-never-join")
 	baseConns, baseline := srv.Stats().Connections, runtime.NumGoroutine()
 
@@ -216,7 +217,7 @@ func TestHardeningNeverJoin(t *testing.T) {
 // connection's frame layer, which exists only after the join, and so
 // panicked with the server's lock held whenever it ran during a join.
 func TestHardeningStatsWhileJoining(t *testing.T) {
-	srv, addr := startServer(t, socketbus.ServerConfig{})
+	srv, addr := startServer(t, server.Config{})
 	c, err := hardDial(addr)
 	if err != nil {
 		t.Fatalf("dial: %v", err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/socketbus/socketbus"
 	"github.com/socketbus/socketbus/internal/wire"
+	"github.com/socketbus/socketbus/server"
 )
 
 // hardClientHello returns the first flight a TLS client sends to
@@ -45,7 +46,7 @@ func hardClientHello(t *testing.T, cfg *tls.Config) []byte {
 func TestHardeningTLS(t *testing.T) {
 	const joinTimeout = time.Second
 	cert, pool := hardCertificate(t)
-	srv, addr := startServer(t, socketbus.ServerConfig{
+	srv, addr := startServer(t, server.Config{
 		TLSConfig:   &tls.Config{Certificates: []tls.Certificate{cert}},
 		JoinTimeout: joinTimeout,
 	})
@@ -143,7 +144,7 @@ func TestHardeningTLS(t *testing.T) {
 	})
 
 	t.Run("TLS client against a plain server", func(t *testing.T) {
-		_, plainAddr := startServer(t, socketbus.ServerConfig{})
+		_, plainAddr := startServer(t, server.Config{})
 		dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
 		defer dcancel()
 		c, err := socketbus.Dial(dctx, plainAddr, channel, socketbus.WithTLS(clientTLS))
@@ -178,7 +179,7 @@ func TestHardeningAuth(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var calls []call
-	srv, addr := startServer(t, socketbus.ServerConfig{
+	srv, addr := startServer(t, server.Config{
 		JoinTimeout: 2 * time.Second,
 		Authenticate: func(client, channel socketbus.ID, token string) error {
 			mu.Lock()
@@ -249,7 +250,7 @@ func TestHardeningAuth(t *testing.T) {
 	if _, err := roundTrip(ctx, b1, []byte("anyone?")); !errors.Is(err, socketbus.ErrNoPeers) {
 		t.Fatalf("Send on beta after a refused join: got %v, want ErrNoPeers (the refused client is no member)", err)
 	}
-	if st := channelOf(srv.Stats(), beta); st.Clients != 1 {
+	if st := srv.Stats().Channel(beta); st.Clients != 1 {
 		t.Fatalf("beta's members: got %d, want 1", st.Clients)
 	}
 
@@ -265,5 +266,5 @@ func TestHardeningAuth(t *testing.T) {
 	n := len(calls)
 	mu.Unlock()
 	t.Logf("auth: 3 joins accepted, %d refused with ErrUnauthorized and 1 by hand with an unauthorized error frame and a close; Authenticate called %d times; %s",
-		len(refused), n, fmt.Sprintf("beta still has %d member", channelOf(srv.Stats(), beta).Clients))
+		len(refused), n, fmt.Sprintf("beta still has %d member", srv.Stats().Channel(beta).Clients))
 }

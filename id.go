@@ -17,11 +17,6 @@ type ID = uuid.UUID
 // size are streamed as many frames.
 const MaxFramePayload = wire.MaxFramePayload
 
-// channelNamespace is the UUID v5 namespace of channel names:
-// 6ba7b811-9dad-11d1-80b4-00c04fd430c8 (the URL namespace) applied to
-// "socketbus:channel" gives it. docs/PROTOCOL.md records its value.
-var channelNamespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("socketbus:channel"))
-
 // ParseID parses an ID in its text form, such as
 // "55c41d59-48f3-54ed-88a3-a83ba985561d".
 func ParseID(s string) (ID, error) {
@@ -35,9 +30,7 @@ func ParseID(s string) (ID, error) {
 // ChannelFromName returns the channel ID for a human-readable name: the UUID
 // v5 of name in socketbus's channel namespace. The same name always gives
 // the same ID, in every process and every language.
-func ChannelFromName(name string) ID {
-	return uuid.NewSHA1(channelNamespace, []byte(name))
-}
+func ChannelFromName(name string) ID { return ID(wire.ChannelFromName(name)) }
 
 // newID returns a random (version 4) UUID for a request or a Receive. It
 // draws from math/rand/v2's global generator, a ChaCha8 stream seeded from

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testpeer"
+	"github.com/socketbus/socketbus/server"
 )
 
 // TestMaxMessageBytes: a body exactly at the limit passes; one byte over
@@ -16,7 +18,7 @@ import (
 // requests and for responses.
 func TestMaxMessageBytes(t *testing.T) {
 	const limit = 1 << 20
-	_, addr := startServer(t, socketbus.ServerConfig{MaxMessageBytes: limit})
+	_, addr := startServer(t, server.Config{MaxMessageBytes: limit})
 	ch := socketbus.ChannelFromName("limits")
 	a := dial(t, addr, ch)
 	b := dial(t, addr, ch)
@@ -43,7 +45,7 @@ func TestMaxMessageBytes(t *testing.T) {
 			}
 			received <- req.Respond(bytes.NewReader([]byte("ok")))
 		}()
-		err := a.Send(ctx, newPattern(1, size), io.Discard)
+		err := a.Send(ctx, testpeer.NewPattern(1, size), io.Discard)
 		rerr := <-received
 		if size == limit {
 			if err != nil || rerr != nil {
@@ -69,7 +71,7 @@ func TestMaxMessageBytes(t *testing.T) {
 				return
 			}
 			io.Copy(io.Discard, req.Body)
-			responded <- req.Respond(newPattern(3, size))
+			responded <- req.Respond(testpeer.NewPattern(3, size))
 		}()
 		w := newHashWriter()
 		err := a.Send(ctx, bytes.NewReader([]byte("q")), w)

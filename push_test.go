@@ -18,14 +18,16 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testpeer"
 	"github.com/socketbus/socketbus/internal/wire"
+	"github.com/socketbus/socketbus/server"
 )
 
 // TestVersionsTalkThroughOneServer runs a version-1 and a version-2 client
 // through one server, each as requester and as responder (Serve) of the
 // other, with bodies that fit one frame and bodies that stream.
 func TestVersionsTalkThroughOneServer(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
+	_, addr := startServer(t, server.Config{})
 	ch := socketbus.ChannelFromName(t.Name())
 	v1 := dial(t, addr, ch, socketbus.WithProtocolVersion(1))
 	v2 := dial(t, addr, ch, socketbus.WithProtocolVersion(2))
@@ -64,7 +66,7 @@ func rawJoin(t *testing.T, addr string, channel socketbus.ID, version uint8) (ne
 	if _, err := nc.Write(wire.AppendHeader(nil, &join)); err != nil {
 		t.Fatal(err)
 	}
-	h, _, err := readWireFrame(nc)
+	h, _, err := testpeer.ReadFrame(nc)
 	if err != nil || h.Type != wire.TypeStart || h.Flags != wire.FlagJoin || h.Version != version {
 		t.Fatalf("join with version %d: got %v, %v; want a version %d acknowledgement", version, h, err, version)
 	}
@@ -75,7 +77,7 @@ func rawJoin(t *testing.T, addr string, channel socketbus.ID, version uint8) (ne
 // a connection, or a v2 frame form on a v1 connection, closes it with a
 // connection-level error.
 func TestVersionMismatchIsRefused(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
+	_, addr := startServer(t, server.Config{})
 	ch := socketbus.ChannelFromName(t.Name())
 	cases := []struct {
 		name    string
@@ -114,7 +116,7 @@ func TestVersionMismatchIsRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			for {
-				got, p, err := readWireFrame(nc)
+				got, p, err := testpeer.ReadFrame(nc)
 				if err != nil {
 					t.Fatalf("got %v before an error frame, want a connection-level %s", err, tc.wantErr)
 				}
@@ -179,7 +181,7 @@ func TestPushedRequestsReturned(t *testing.T) {
 	}{{"serve stops", 1}, {"client closes", 1}, {"serve stops", 100 << 10}, {"client closes", 100 << 10}} {
 		how := tc.how
 		t.Run(fmt.Sprintf("%s, %d bytes", how, tc.size), func(t *testing.T) {
-			srv, addr := startServer(t, socketbus.ServerConfig{})
+			srv, addr := startServer(t, server.Config{})
 			ch := socketbus.ChannelFromName(t.Name())
 			const n = 4
 			a, pushed, ranInA, inA := stalledReceiver(t, addr, ch, n)
@@ -242,7 +244,7 @@ func TestPushedRequestsReturned(t *testing.T) {
 func TestNothingPushedToAClosingClient(t *testing.T) {
 	for _, how := range []string{"serve", "serve after a serve", "receive"} {
 		t.Run(how, func(t *testing.T) {
-			_, addr := startServer(t, socketbus.ServerConfig{})
+			_, addr := startServer(t, server.Config{})
 			ch := socketbus.ChannelFromName(t.Name())
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
@@ -314,7 +316,7 @@ func TestNothingPushedToAClosingClient(t *testing.T) {
 // Serve has sent the returns. They must be on the connection by then, and
 // the requests served by another receiver, once.
 func TestReturnsGoOutBeforeCloseDrains(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
+	_, addr := startServer(t, server.Config{})
 	ch := socketbus.ChannelFromName(t.Name())
 	const n = 2
 	a, pushed, ranInA, inA := stalledReceiver(t, addr, ch, n)
@@ -373,7 +375,7 @@ func TestReturnsGoOutBeforeCloseDrains(t *testing.T) {
 // at the server until taken) show in MemoryBytes and that the server's
 // memory returns to zero once the clients have gone.
 func TestPushedMemoryReturnsToZero(t *testing.T) {
-	srv, addr := startServer(t, socketbus.ServerConfig{})
+	srv, addr := startServer(t, server.Config{})
 	ch := socketbus.ChannelFromName(t.Name())
 	const n, size = 8, 8 << 10
 	a := dial(t, addr, ch)
@@ -423,7 +425,7 @@ func TestPushedMemoryReturnsToZero(t *testing.T) {
 // credit equal to a receiver's idle handlers, the slow one takes one
 // request per handler per slow turn, and the fast one the rest.
 func TestPushFairness(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
+	_, addr := startServer(t, server.Config{})
 	ch := socketbus.ChannelFromName(t.Name())
 	const handlers, slowTurn, requests = 4, 20 * time.Millisecond, 400
 	slow, fast := dial(t, addr, ch), dial(t, addr, ch)
@@ -474,7 +476,7 @@ func TestPushFairness(t *testing.T) {
 // that ran it, and one that fails with ErrPeerGone ran in a handler that
 // its client's close cut short.
 func TestPushExactlyOnceUnderChurn(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
+	_, addr := startServer(t, server.Config{})
 	ch := socketbus.ChannelFromName(t.Name())
 	const senders, perSender, churners = 4, 150, 3
 	var (
@@ -592,7 +594,7 @@ func TestPushExactlyOnceUnderChurn(t *testing.T) {
 // hops (request in, delivery, response in, response out) and no
 // acknowledgements.
 func TestSmallBodiesTravelInOneFrame(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
+	_, addr := startServer(t, server.Config{})
 	ch := socketbus.ChannelFromName(t.Name())
 	pa, pb := startRecordingProxy(t, addr), startRecordingProxy(t, addr)
 	a, b := dial(t, pa.addr(), ch), dial(t, pb.addr(), ch)
@@ -643,7 +645,7 @@ func rawFrame(t *testing.T, nc net.Conn, h wire.Header, payload []byte) {
 func rawNext(t *testing.T, nc net.Conn) (wire.Header, []byte) {
 	t.Helper()
 	for {
-		h, p, err := readWireFrame(nc)
+		h, p, err := testpeer.ReadFrame(nc)
 		if err != nil {
 			t.Fatalf("read: got %v, want a frame", err)
 		}
@@ -658,7 +660,7 @@ func rawNext(t *testing.T, nc net.Conn) (wire.Header, []byte) {
 // hostile receiver might try: returning a request it has taken, a zero
 // credit.
 func TestPushStateMachine(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
+	_, addr := startServer(t, server.Config{})
 	ch := socketbus.ChannelFromName(t.Name())
 	nc, id := rawJoin(t, addr, ch, 2)
 	hdr := func(typ wire.FrameType, flags wire.Flags, req socketbus.ID) wire.Header {

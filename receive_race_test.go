@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/server"
 )
 
 // TestReceiveCtxEndDuringCloseNoDeadlock closes a client that holds an
@@ -21,7 +22,7 @@ import (
 // lock while the closing connection needed that lock to abort the held
 // request before it sent the waiters their results).
 func TestReceiveCtxEndDuringCloseNoDeadlock(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
+	_, addr := startServer(t, server.Config{})
 	const iterations = 300
 	for i := range iterations {
 		ch := socketbus.ChannelFromName(fmt.Sprintf("close-race-%d", i))
@@ -97,7 +98,7 @@ func TestReceiveCtxEndDuringCloseNoDeadlock(t *testing.T) {
 // delivery left A with a poll live at the server and no Receive to take
 // what it was handed, so requests went to A and timed out).
 func TestReceiveWithdrawnPollsDoNotLeak(t *testing.T) {
-	srv, addr := startServer(t, socketbus.ServerConfig{})
+	srv, addr := startServer(t, server.Config{})
 	ch := socketbus.ChannelFromName("withdrawn-polls")
 	a, b, sender := dial(t, addr, ch), dial(t, addr, ch), dial(t, addr, ch)
 	answer := func(req *socketbus.Request) {
@@ -174,16 +175,16 @@ func TestReceiveWithdrawnPollsDoNotLeak(t *testing.T) {
 }
 
 // waitReceivers waits until the server has n Receive calls waiting on ch.
-func waitReceivers(t *testing.T, srv *socketbus.Server, ch socketbus.ID, n int) {
+func waitReceivers(t *testing.T, srv *server.Server, ch socketbus.ID, n int) {
 	t.Helper()
-	waitChannel(t, srv, ch, fmt.Sprintf("%d receivers waiting", n), func(c socketbus.ChannelStats) bool {
+	waitChannel(t, srv, ch, fmt.Sprintf("%d receivers waiting", n), func(c server.ChannelStats) bool {
 		return c.ReceiversWaiting == n
 	})
 }
 
 // waitChannel waits, for up to 10 seconds, until the server's stats for ch
 // satisfy ok.
-func waitChannel(t *testing.T, srv *socketbus.Server, ch socketbus.ID, what string, ok func(socketbus.ChannelStats) bool) {
+func waitChannel(t *testing.T, srv *server.Server, ch socketbus.ID, what string, ok func(server.ChannelStats) bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -47,10 +47,10 @@ func WithReconnect(p ReconnectPolicy) DialOption {
 	return func(o *dialOptions) { o.reconnect = p }
 }
 
-// WithServers adds servers to try, besides Dial's addr, when the client
-// reconnects: it cycles through Dial's addr and these, in order, starting
-// after the server it lost. Token, TLS configuration and client ID are the
-// same for all.
+// WithServers adds servers to try besides Dial's addr: Dial tries them in
+// order when addr cannot be reached, and the client cycles through Dial's
+// addr and these, in order, starting after the server it lost, when it
+// reconnects. Token, TLS configuration and client ID are the same for all.
 func WithServers(addrs ...string) DialOption {
 	return func(o *dialOptions) { o.servers = append(o.servers, addrs...) }
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/server"
 )
 
 // fastReconnect makes clients retry every few milliseconds.
@@ -26,7 +27,7 @@ var fastReconnect = socketbus.WithReconnect(socketbus.ReconnectPolicy{MinDelay: 
 type restartable struct {
 	t    *testing.T
 	addr string
-	srv  *socketbus.Server
+	srv  *server.Server
 	done chan error
 }
 
@@ -42,9 +43,9 @@ func newRestartable(t *testing.T) *restartable {
 }
 
 func (r *restartable) serve(ln net.Listener) {
-	r.srv = socketbus.NewServer(socketbus.ServerConfig{})
+	r.srv = server.New(server.Config{})
 	r.done = make(chan error, 1)
-	go func(srv *socketbus.Server, done chan error) { done <- srv.Serve(ln) }(r.srv, r.done)
+	go func(srv *server.Server, done chan error) { done <- srv.Serve(ln) }(r.srv, r.done)
 }
 
 // stop stops the server, gracefully or at once, and waits for Serve.
@@ -396,7 +397,9 @@ func (w *signalWriter) Write(p []byte) (int, error) {
 }
 
 // TestReconnectGivesUp: with its server gone for good a client gives up
-// after its attempts, Done closes and Err matches ErrDisconnected; a client
+// after its attempts, Done closes and Err matches ErrDisconnected, and a
+// Call made after that fails with ErrNotDelivered (nothing was sent, so
+// not ErrDisconnected, which says a receiver may have had it); a client
 // closed in the middle of reconnecting stops at once. goleak (TestMain)
 // checks that neither leaves a goroutine.
 func TestReconnectGivesUp(t *testing.T) {
@@ -420,8 +423,8 @@ func TestReconnectGivesUp(t *testing.T) {
 	if err := quitter.Err(); !errors.Is(err, socketbus.ErrDisconnected) {
 		t.Fatalf("Err after giving up: got %v, want ErrDisconnected", err)
 	}
-	if _, err := quitter.Call(ctx, []byte("x")); !errors.Is(err, socketbus.ErrDisconnected) {
-		t.Fatalf("Call after giving up: got %v, want ErrDisconnected", err)
+	if _, err := quitter.Call(ctx, []byte("x")); !errors.Is(err, socketbus.ErrNotDelivered) || errors.Is(err, socketbus.ErrDisconnected) {
+		t.Fatalf("Call after giving up: got %v, want ErrNotDelivered only", err)
 	}
 	closeDone := make(chan struct{})
 	go func() { closer.Close(); close(closeDone) }()

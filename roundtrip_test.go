@@ -6,10 +6,11 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/server"
 )
 
 func TestRoundTrip(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
+	_, addr := startServer(t, server.Config{})
 	ch := socketbus.ChannelFromName("roundtrip")
 	a := dial(t, addr, ch)
 	b := dial(t, addr, ch)

@@ -14,6 +14,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testpeer"
+	"github.com/socketbus/socketbus/server"
 )
 
 // receiveOne starts a Receive on c and returns a channel that yields the
@@ -70,7 +72,7 @@ func awaitDone(t *testing.T, what string, ctx context.Context) {
 }
 
 func TestSendNoPeers(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
+	_, addr := startServer(t, server.Config{})
 	a := dial(t, addr, socketbus.ChannelFromName("alone"))
 	dial(t, addr, socketbus.ChannelFromName("elsewhere")) // no peer of a's
 	start := time.Now()
@@ -135,16 +137,16 @@ func TestRequestNeverGoesToItsSender(t *testing.T) {
 }
 
 func TestReceiversServedInArrivalOrder(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
+	_, addr := startServer(t, server.Config{})
 	ch := socketbus.ChannelFromName("fifo")
 	a := dial(t, addr, ch)
 	// Raw receivers, so that the order their Receives reach the server is
 	// known: each waits for its poll to be handled before the next polls.
-	rs := make([]*rawConn, 4)
+	rs := make([]*testpeer.Conn, 4)
 	for i := range rs {
-		rs[i] = joinRaw(t, addr, ch)
-		rs[i].poll(uuid.New())
-		if early := rs[i].sync(); len(early) != 0 {
+		rs[i] = testpeer.Join(t, addr, ch)
+		rs[i].Poll(uuid.New())
+		if early := rs[i].Sync(); len(early) != 0 {
 			t.Fatalf("receiver %d: frames before any request: got %v, want none", i, early)
 		}
 	}
@@ -154,11 +156,11 @@ func TestReceiversServedInArrivalOrder(t *testing.T) {
 	for i, r := range rs {
 		body := fmt.Sprintf("request %d", i)
 		results = append(results, sendAsync(ctx, a, body))
-		req := r.receive() // request i goes to the i-th receiver to poll
-		if string(req.body) != body || req.from != a.ID() {
-			t.Fatalf("receiver %d got %q from %v, want %q from %v", i, req.body, req.from, body, a.ID())
+		req := r.Receive() // request i goes to the i-th receiver to poll
+		if string(req.Body) != body || req.From != a.ID() {
+			t.Fatalf("receiver %d got %q from %v, want %q from %v", i, req.Body, req.From, body, a.ID())
 		}
-		r.respond(req.id, []byte(fmt.Sprintf("answer %d", i)))
+		r.Respond(req.ID, []byte(fmt.Sprintf("answer %d", i)))
 	}
 	for i, res := range results {
 		r := await(t, "Send", res)
@@ -292,7 +294,7 @@ func TestFailGivesRemoteError(t *testing.T) {
 }
 
 func TestDuplicateClientIDRefused(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
+	_, addr := startServer(t, server.Config{})
 	id := uuid.New()
 	first := dial(t, addr, socketbus.ChannelFromName("dup"), socketbus.WithClientID(id))
 	if first.ID() != id {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/server"
 )
 
 // BenchmarkServe measures 128-byte echo round trips through one responder
@@ -18,7 +19,7 @@ import (
 func BenchmarkServe(b *testing.B) {
 	for _, n := range []int{1, 4, 16, 64, 256} {
 		b.Run(fmt.Sprintf("concurrency=%d", n), func(b *testing.B) {
-			_, addr := startServer(b, socketbus.ServerConfig{})
+			_, addr := startServer(b, server.Config{})
 			ch := socketbus.ChannelFromName("bench-serve")
 			responder := dial(b, addr, ch)
 			ctx, cancel := context.WithCancel(context.Background())

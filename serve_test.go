@@ -12,11 +12,12 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/server"
 )
 
 // serveClients starts a server and joins a responder and a requester to
 // one channel.
-func serveClients(t *testing.T, cfg socketbus.ServerConfig) (srv *socketbus.Server, ch socketbus.ID, responder, requester *socketbus.Client) {
+func serveClients(t *testing.T, cfg server.Config) (srv *server.Server, ch socketbus.ID, responder, requester *socketbus.Client) {
 	t.Helper()
 	srv, addr := startServer(t, cfg)
 	ch = socketbus.ChannelFromName(t.Name())
@@ -64,7 +65,7 @@ func waitServe(t *testing.T, served <-chan error) error {
 }
 
 func TestServeConcurrencyLimit(t *testing.T) {
-	srv, ch, responder, requester := serveClients(t, socketbus.ServerConfig{})
+	srv, ch, responder, requester := serveClients(t, server.Config{})
 	const n = 3
 	var running, most atomic.Int32
 	started := make(chan struct{}, 2*n)
@@ -94,7 +95,7 @@ func TestServeConcurrencyLimit(t *testing.T) {
 	}
 	// With n handlers busy, Serve has no Receive outstanding: the other
 	// requests wait at the server.
-	waitChannel(t, srv, ch, "n requests queued and no receiver waiting", func(c socketbus.ChannelStats) bool {
+	waitChannel(t, srv, ch, "n requests queued and no receiver waiting", func(c server.ChannelStats) bool {
 		return c.Queued == n && c.ReceiversWaiting == 0
 	})
 	if got := running.Load(); got != n {
@@ -114,7 +115,7 @@ func TestServeConcurrencyLimit(t *testing.T) {
 }
 
 func TestServePanicFailsRequestAndGoesOn(t *testing.T) {
-	_, _, responder, requester := serveClients(t, socketbus.ServerConfig{})
+	_, _, responder, requester := serveClients(t, server.Config{})
 	startServe(t, responder, socketbus.HandlerFunc(func(req *socketbus.Request) {
 		body, _ := io.ReadAll(req.Body)
 		if string(body) == "panic" {
@@ -137,7 +138,7 @@ func TestServePanicFailsRequestAndGoesOn(t *testing.T) {
 }
 
 func TestServePanicMidResponseFailsRequest(t *testing.T) {
-	_, _, responder, requester := serveClients(t, socketbus.ServerConfig{})
+	_, _, responder, requester := serveClients(t, server.Config{})
 	startServe(t, responder, socketbus.HandlerFunc(func(req *socketbus.Request) {
 		_ = req.Respond(io.MultiReader(strings.NewReader(strings.Repeat("x", 200<<10)), panicReader{}))
 	}))
@@ -155,7 +156,7 @@ type panicReader struct{}
 func (panicReader) Read([]byte) (int, error) { panic("reader panicked") }
 
 func TestServeUnansweredRequestFails(t *testing.T) {
-	_, _, responder, requester := serveClients(t, socketbus.ServerConfig{})
+	_, _, responder, requester := serveClients(t, server.Config{})
 	startServe(t, responder, socketbus.HandlerFunc(func(req *socketbus.Request) {}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -167,7 +168,7 @@ func TestServeUnansweredRequestFails(t *testing.T) {
 }
 
 func TestServeReturnsAfterRunningHandlers(t *testing.T) {
-	srv, ch, responder, requester := serveClients(t, socketbus.ServerConfig{})
+	srv, ch, responder, requester := serveClients(t, server.Config{})
 	var runs atomic.Int32
 	var returned atomic.Bool
 	started := make(chan struct{}, 1)
@@ -225,7 +226,7 @@ func TestServeReturnsAfterRunningHandlers(t *testing.T) {
 }
 
 func TestServeReturnsClientErrorOnClose(t *testing.T) {
-	_, _, responder, requester := serveClients(t, socketbus.ServerConfig{})
+	_, _, responder, requester := serveClients(t, server.Config{})
 	started := make(chan struct{}, 1)
 	_, served := startServe(t, responder, socketbus.HandlerFunc(func(req *socketbus.Request) {
 		started <- struct{}{}
@@ -245,7 +246,7 @@ func TestServeReturnsClientErrorOnClose(t *testing.T) {
 }
 
 func TestServeAndReceiveShareClient(t *testing.T) {
-	_, _, responder, requester := serveClients(t, socketbus.ServerConfig{})
+	_, _, responder, requester := serveClients(t, server.Config{})
 	started := make(chan struct{}, 1)
 	release := make(chan struct{})
 	startServe(t, responder, socketbus.HandlerFunc(func(req *socketbus.Request) {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testpeer"
+	"github.com/socketbus/socketbus/server"
 )
 
 // TestConns checks Server.Conns and the per-channel counts against known
@@ -22,7 +24,7 @@ func TestConns(t *testing.T) {
 		t.Fatal(err)
 	}
 	accepted := make(chan struct{}, 16)
-	srv := socketbus.NewServer(socketbus.ServerConfig{JoinTimeout: time.Minute,
+	srv := server.New(server.Config{JoinTimeout: time.Minute,
 		ChannelName: func(id socketbus.ID) string {
 			if id == socketbus.ChannelFromName("connz") {
 				return "connz"
@@ -62,7 +64,7 @@ func TestConns(t *testing.T) {
 	if _, err := io.ReadAll(req.Body); err != nil {
 		t.Fatalf("reading the held request: %v", err)
 	}
-	pending := dialRaw(t, addr) // connected, not joined
+	pending := testpeer.Dial(t, addr) // connected, not joined
 	for range 4 {
 		<-accepted // the fourth Accept: the server has registered all three connections
 	}
@@ -71,11 +73,11 @@ func TestConns(t *testing.T) {
 	if len(conns) != 3 {
 		t.Fatalf("Conns() has %d connections, want 3: %+v", len(conns), conns)
 	}
-	byAddr := make(map[string]socketbus.ConnStats)
+	byAddr := make(map[string]server.ConnStats)
 	for _, c := range conns {
 		byAddr[c.RemoteAddr] = c
 	}
-	s, r, p := byAddr[senderAddr], byAddr[receiverAddr], byAddr[pending.nc.LocalAddr().String()]
+	s, r, p := byAddr[senderAddr], byAddr[receiverAddr], byAddr[pending.NC.LocalAddr().String()]
 	if !s.Joined || s.ClientID != sender.ID() || s.Channel != ch || s.ChannelName != "connz" || s.TLS {
 		t.Errorf("sender: %+v, want joined as %s on connz (%s), no TLS", s, sender.ID(), ch)
 	}
@@ -105,7 +107,7 @@ func TestConns(t *testing.T) {
 	if st := srv.Stats(); st.Accepted != 3 || st.Joined != 2 {
 		t.Errorf("Stats: %d accepted, %d joined; want 3 and 2", st.Accepted, st.Joined)
 	}
-	cs := channelOf(srv.Stats(), ch)
+	cs := srv.Stats().Channel(ch)
 	if cs.Name != "connz" || cs.Requests["completed"] != 3 || cs.InFlight != 1 {
 		t.Errorf("channel stats %+v, want name connz, 3 completed, 1 in flight", cs)
 	}
@@ -137,7 +139,7 @@ func (l acceptNotifier) Accept() (net.Conn, error) {
 func TestJoinWithChannelName(t *testing.T) {
 	var tokens []string
 	var mu sync.Mutex
-	srv, addr, logs := loggedServer(t, socketbus.ServerConfig{Authenticate: func(_, _ socketbus.ID, token string) error {
+	srv, addr, logs := testpeer.LoggedServer(t, server.Config{Authenticate: func(_, _ socketbus.ID, token string) error {
 		mu.Lock()
 		tokens = append(tokens, token)
 		mu.Unlock()
@@ -146,8 +148,8 @@ func TestJoinWithChannelName(t *testing.T) {
 	ch := socketbus.ChannelFromName("named")
 	named := dial(t, addr, ch, socketbus.WithChannelName("named"), socketbus.WithToken("tok"))
 	dial(t, addr, ch, socketbus.WithToken("plain")) // a join as before: the token alone
-	logs.wait(t, "connection joined", map[string]string{"client": named.ID().String(), "channel_name": "named"})
-	if cs := channelOf(srv.Stats(), ch); cs.Name != "named" {
+	logs.Wait(t, "connection joined", map[string]string{"client": named.ID().String(), "channel_name": "named"})
+	if cs := srv.Stats().Channel(ch); cs.Name != "named" {
 		t.Errorf("Stats names the channel %q, want named", cs.Name)
 	}
 	for _, c := range srv.Conns() {
@@ -161,8 +163,8 @@ func TestJoinWithChannelName(t *testing.T) {
 	}
 	mu.Unlock()
 	named.Close()
-	logs.wait(t, "connection closed", map[string]string{"client": named.ID().String()})
-	if cs := channelOf(srv.Stats(), ch); cs.Name != "" {
+	logs.Wait(t, "connection closed", map[string]string{"client": named.ID().String()})
+	if cs := srv.Stats().Channel(ch); cs.Name != "" {
 		t.Errorf("after the named client left, Stats names the channel %q, want none", cs.Name)
 	}
 

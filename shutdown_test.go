@@ -12,7 +12,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testpeer"
 	"github.com/socketbus/socketbus/internal/wire"
+	"github.com/socketbus/socketbus/server"
 )
 
 func TestShutdown(t *testing.T) {
@@ -21,7 +23,7 @@ func TestShutdown(t *testing.T) {
 		t.Fatalf("listen: %v", err)
 	}
 	addr := ln.Addr().String()
-	srv := socketbus.NewServer(socketbus.ServerConfig{})
+	srv := server.New(server.Config{})
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	defer srv.Close()
@@ -40,13 +42,13 @@ func TestShutdown(t *testing.T) {
 	}
 	second := sendAsync(ctx, a, "queued")
 	// A raw sender's request, certainly queued before the shutdown.
-	raw := joinRaw(t, addr, ch)
+	raw := testpeer.Join(t, addr, ch)
 	rawID := uuid.New()
-	raw.writeFrame(raw.header(wire.TypeStart, wire.FlagRequest, rawID), nil)
-	chunk := raw.header(wire.TypeChunk, wire.FlagRequest, rawID)
+	raw.WriteFrame(raw.Header(wire.TypeStart, wire.FlagRequest, rawID), nil)
+	chunk := raw.Header(wire.TypeChunk, wire.FlagRequest, rawID)
 	chunk.Sequence = 1
-	raw.writeFrame(chunk, []byte("raw queued"))
-	raw.sync()
+	raw.WriteFrame(chunk, []byte("raw queued"))
+	raw.Sync()
 
 	shutdown := make(chan error, 1)
 	go func() { shutdown <- srv.Shutdown(ctx) }()
@@ -55,7 +57,7 @@ func TestShutdown(t *testing.T) {
 		t.Fatalf("queued Send at Shutdown: got %v, want ErrServerClosed", r.err)
 	}
 	for {
-		h, e := raw.readError()
+		h, e := raw.ReadError()
 		if h.RequestID != rawID {
 			continue
 		}
@@ -99,7 +101,7 @@ func TestShutdown(t *testing.T) {
 	}
 	// The connection closes, with at most a server_closed error frame first.
 	for {
-		h, p, err := raw.readFrame()
+		h, p, err := raw.ReadFrame()
 		if err == io.EOF {
 			break
 		}

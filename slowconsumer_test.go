@@ -4,67 +4,16 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"sort"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testpeer"
 	"github.com/socketbus/socketbus/internal/wire"
+	"github.com/socketbus/socketbus/server"
 )
-
-// stalledJoin opens a raw connection, joins channel and asks for n
-// requests, then never reads its socket again.
-func stalledJoin(t *testing.T, addr string, channel socketbus.ID, polls int) net.Conn {
-	t.Helper()
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	nc.(*net.TCPConn).SetReadBuffer(4 << 10)
-	client := uuid.New()
-	join := wire.Header{Version: wire.Version, Type: wire.TypeStart, Flags: wire.FlagJoin,
-		RequestID: uuid.New(), ClientID: client, ChannelID: channel, Final: true}
-	if _, err := nc.Write(wire.AppendHeader(nil, &join)); err != nil {
-		t.Fatalf("join: %v", err)
-	}
-	var hdr [wire.HeaderSize]byte
-	if _, err := io.ReadFull(nc, hdr[:]); err != nil {
-		t.Fatalf("join ack: %v", err)
-	}
-	h, _, err := wire.ParseHeader(hdr[:])
-	if err != nil || h.Type != wire.TypeStart || h.Flags != wire.FlagJoin {
-		t.Fatalf("join ack: %v %v", h, err)
-	}
-	if _, err := io.CopyN(io.Discard, nc, int64(h.Length)); err != nil {
-		t.Fatalf("join ack payload: %v", err)
-	}
-	var buf []byte
-	for range polls {
-		p := wire.Header{Version: wire.Version, Type: wire.TypeStart, Flags: wire.FlagReceive,
-			RequestID: uuid.New(), ClientID: client, ChannelID: channel, Final: true}
-		buf = wire.AppendHeader(buf, &p)
-	}
-	// A ping after the polls: its pong proves the server has registered
-	// them all (it reads a connection's frames in order).
-	ping := wire.Header{Version: wire.Version, Type: wire.TypeStart, Flags: wire.FlagPing,
-		ClientID: client, ChannelID: channel, Final: true}
-	buf = wire.AppendHeader(buf, &ping)
-	if _, err := nc.Write(buf); err != nil {
-		t.Fatalf("polls: %v", err)
-	}
-	if _, err := io.ReadFull(nc, hdr[:]); err != nil {
-		t.Fatalf("pong: %v", err)
-	}
-	if h, _, err := wire.ParseHeader(hdr[:]); err != nil || h.Flags != wire.FlagPing || h.Type != wire.TypeEnd {
-		t.Fatalf("got %v (%v), want the pong", h, err)
-	}
-	return nc
-}
 
 // signalReader closes reached once more than threshold bytes were read.
 type signalReader struct {
@@ -131,7 +80,7 @@ func p99(lat []time.Duration) time.Duration {
 // ErrPeerGone.
 func TestSlowConsumerCutOff(t *testing.T) {
 	const writeTimeout = 3 * time.Second
-	srv, addr := startServer(t, socketbus.ServerConfig{WriteTimeout: writeTimeout})
+	srv, addr := startServer(t, server.Config{WriteTimeout: writeTimeout})
 	ch := socketbus.ChannelFromName("slow-consumer")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -143,7 +92,7 @@ func TestSlowConsumerCutOff(t *testing.T) {
 	victims := dial(t, addr, ch)
 
 	// The stalled receiver asks first, so the victims' requests go to it.
-	stalledJoin(t, addr, ch, 100)
+	testpeer.StalledJoin(t, addr, ch, 100)
 	var vwg sync.WaitGroup
 	victimErrs := make(chan error, 100)
 	var granted []chan struct{}
@@ -151,7 +100,7 @@ func TestSlowConsumerCutOff(t *testing.T) {
 		// A victim's body reads past its initial credit only once the
 		// server has taken its start frame, and so handed the request to
 		// one of the stalled client's Receives (the only ones waiting).
-		body := &signalReader{r: newPattern(5, 1<<20), threshold: wire.InitialRequestCredit, reached: make(chan struct{})}
+		body := &signalReader{r: testpeer.NewPattern(5, 1<<20), threshold: wire.InitialRequestCredit, reached: make(chan struct{})}
 		granted = append(granted, body.reached)
 		vwg.Add(1)
 		go func() {
@@ -162,7 +111,7 @@ func TestSlowConsumerCutOff(t *testing.T) {
 	for _, g := range granted {
 		<-g
 	}
-	if st := channelOf(srv.Stats(), ch); st.Queued != 0 || st.InFlight != 100 {
+	if st := srv.Stats().Channel(ch); st.Queued != 0 || st.InFlight != 100 {
 		t.Fatalf("channel: %d queued, %d in flight; want 0 and 100 (all held by the stalled client)", st.Queued, st.InFlight)
 	}
 
@@ -203,13 +152,4 @@ func TestSlowConsumerCutOff(t *testing.T) {
 		p99(during), p99(after), len(during))
 	stopReceivers()
 	rwg.Wait()
-}
-
-func channelOf(st socketbus.Stats, id socketbus.ID) socketbus.ChannelStats {
-	for _, c := range st.Channels {
-		if c.ID == id {
-			return c
-		}
-	}
-	return socketbus.ChannelStats{}
 }

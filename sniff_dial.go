@@ -14,6 +14,18 @@ import (
 // Dial's side of the wrong-protocol answers (sniff.go): what the server's
 // answer to a failed join shows is wrong.
 
+// Errors Dial returns when the server speaks another protocol. They come
+// with ErrProtocol: errors.Is matches both.
+var (
+	// ErrTLSRequired is returned by Dial without WithTLS when the server
+	// refused the join because it speaks only TLS.
+	ErrTLSRequired = errors.New("socketbus: the server requires TLS")
+	// ErrHTTPAnswer is returned by Dial when the server answered the join
+	// with HTTP: the address is an HTTP server's, such as a socketbus
+	// server's monitoring endpoint, not a bus port.
+	ErrHTTPAnswer = errors.New("socketbus: the server answered HTTP")
+)
+
 // maxRecorded bounds what an answerRecorder keeps.
 const maxRecorded = 1024
 
@@ -42,7 +54,7 @@ func (r *answerRecorder) explain(ctx context.Context, err error) error {
 	case bytes.HasPrefix(r.got, []byte("HTTP/")):
 		return &wrongServerError{kind: ErrHTTPAnswer, detail: r.httpSummary(ctx), err: err}
 	case errors.Is(err, ErrProtocol) && refusedForTLS(r.got):
-		return &wrongServerError{kind: ErrTLSRequired, detail: tlsRequiredMessage, err: err}
+		return &wrongServerError{kind: ErrTLSRequired, detail: wire.TLSRequiredMessage, err: err}
 	}
 	return err
 }
@@ -93,7 +105,7 @@ func refusedForTLS(answer []byte) bool {
 		return false
 	}
 	e, err := wire.ParseError(answer[n : n+int(h.Length)])
-	return err == nil && e.Code == wire.CodeProtocol && e.Message == tlsRequiredMessage
+	return err == nil && e.Code == wire.CodeProtocol && e.Message == wire.TLSRequiredMessage
 }
 
 // wrongServerError is Dial's error when the server speaks another

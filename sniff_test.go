@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/server"
 )
 
 // TestWrongProtocol checks the answers to a client that speaks the wrong
@@ -21,8 +22,8 @@ import (
 func TestWrongProtocol(t *testing.T) {
 	cert, _ := hardCertificate(t)
 	// A long join timeout: only the new answers, not a timeout, pass.
-	_, tlsAddr := startServer(t, socketbus.ServerConfig{TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}, JoinTimeout: time.Minute})
-	_, addr := startServer(t, socketbus.ServerConfig{JoinTimeout: time.Minute})
+	_, tlsAddr := startServer(t, server.Config{TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}, JoinTimeout: time.Minute})
+	_, addr := startServer(t, server.Config{JoinTimeout: time.Minute})
 	channel := socketbus.ChannelFromName("wrong-protocol")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -49,14 +49,14 @@ func (s *inStream) push(f frameconn.Frame) error {
 	defer s.mu.Unlock()
 	h := &f.Header
 	if s.ended || s.err != nil {
-		release(f)
+		f.Release()
 		if s.ended {
 			return wire.Errorf(wire.CodeProtocol, "%s frame after the end of stream %x", h.Type, h.RequestID)
 		}
 		return nil // the stream was abandoned; drop what was in flight
 	}
 	if h.Sequence != s.nextSeq {
-		release(f)
+		f.Release()
 		return wire.Errorf(wire.CodeProtocol, "stream %x: got sequence %d, want %d", h.RequestID, h.Sequence, s.nextSeq)
 	}
 	s.nextSeq++
@@ -66,11 +66,11 @@ func (s *inStream) push(f frameconn.Frame) error {
 		return nil
 	}
 	if s.buffered+len(f.Payload) > wire.StreamWindow {
-		release(f)
+		f.Release()
 		return wire.Errorf(wire.CodeProtocol, "stream %x: %d bytes over the window", h.RequestID, s.buffered+len(f.Payload)-wire.StreamWindow)
 	}
 	if len(f.Payload) == 0 {
-		release(f)
+		f.Release()
 		return nil
 	}
 	s.chunks = append(s.chunks, f.Payload)
@@ -98,14 +98,14 @@ func (s *inStream) pushWhole(f frameconn.Frame) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended || s.err != nil || s.nextSeq != 1 {
-		release(f)
+		f.Release()
 		return nil // abandoned, or a protocol error caught by the caller
 	}
 	if len(f.Payload) > 0 {
 		s.chunks = append(s.chunks, f.Payload)
 		s.buffered = len(f.Payload)
 	} else {
-		release(f)
+		f.Release()
 	}
 	s.ended = true
 	s.nextSeq = 3
@@ -226,11 +226,5 @@ func (s *inStream) WriteTo(w io.Writer) (int64, error) {
 		if werr != nil {
 			return total, werr
 		}
-	}
-}
-
-func release(f frameconn.Frame) {
-	if f.Pooled {
-		frameconn.PutBuffer(f.Payload)
 	}
 }

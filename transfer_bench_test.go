@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/server"
 
 	"github.com/socketbus/socketbus/internal/heapsample"
 )
@@ -19,7 +20,7 @@ import (
 //	go test -run '^$' -bench Transfer256MiB -benchtime 3x .
 func BenchmarkTransfer256MiB(b *testing.B) {
 	const size = 256 << 20
-	_, addr := startServer(b, socketbus.ServerConfig{})
+	_, addr := startServer(b, server.Config{})
 	ch := socketbus.ChannelFromName("bench-transfer")
 	a := dial(b, addr, ch)
 	r := dial(b, addr, ch)

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/socketbus/socketbus"
 	"github.com/socketbus/socketbus/cluster"
+	"github.com/socketbus/socketbus/server"
 )
 
 // clusterSystem runs a bus of three socketbus nodes in this process, each
@@ -51,7 +51,7 @@ func (clusterSystem) Start(ctx context.Context, sh shape) (deployment, error) {
 			routes = []string{c.RouteURL()}
 		}
 		// From here the server owns the node and closes it when it closes.
-		srv, err := serveSocketbus(socketbus.ServerConfig{Cluster: c})
+		srv, err := serveSocketbus(server.Config{Cluster: c})
 		if err != nil {
 			c.Close()
 			d.Close()

@@ -3,12 +3,13 @@
 // each system in turn (socketbus, NATS, relay), for several rounds, and
 // the table reports the median of each figure and the ratios of socketbus
 // to the others. The system socketbus-cluster, a bus of three nodes in
-// this process with every request crossing two of them, runs when
-// -systems names it (and in -smoke runs); the table then also compares it
-// with single-node socketbus and with NATS.
+// this process with every request crossing two of them, and NATS-cluster,
+// three routed nats-servers with every request crossing the same way, run
+// when -systems names them (and in -smoke runs); the table then also
+// compares the bus with single-node socketbus and with NATS's cluster.
 //
 //	cd bench && go run -mod=mod .
-//	cd bench && go run -mod=mod . -systems socketbus,socketbus-cluster,NATS
+//	cd bench && go run -mod=mod . -systems socketbus,NATS,socketbus-cluster,NATS-cluster
 package main
 
 import (
@@ -54,7 +55,7 @@ func parseFlags() options {
 	flag.BoolVar(&o.smoke, "smoke", false, "tiny counts and one round: a few seconds in all, for CI")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds of every workload on every system")
 	flag.StringVar(&o.workloads, "workloads", "lat,tput,large,fanin", "comma-separated workloads to run")
-	flag.StringVar(&o.systems, "systems", defaultSystems, "comma-separated systems to run: socketbus, NATS, relay, "+clusterName+" (-smoke adds "+clusterName+" unless -systems is given)")
+	flag.StringVar(&o.systems, "systems", defaultSystems, "comma-separated systems to run: socketbus, NATS, relay, "+clusterName+", "+natsClusterName+" (-smoke adds the two clusters unless -systems is given)")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "how long the tput and fanin workloads run")
 	flag.StringVar(&o.md, "md", "", "also write the table as markdown to this file")
 	flag.BoolVar(&o.targets, "targets", false, "add the issue's target and verdict columns, for tracking the performance work")
@@ -72,7 +73,7 @@ func parseFlags() options {
 			o.duration = 250 * time.Millisecond
 		}
 		if !set["systems"] {
-			o.systems += "," + clusterName // so that CI starts and stops a bus too
+			o.systems += "," + clusterName + "," + natsClusterName // so that CI starts and stops both clusters too
 		}
 	}
 	return o
@@ -87,7 +88,7 @@ func benchMain() error {
 	if err != nil {
 		return err
 	}
-	all := []system{socketbusSystem{}, natsSystem{}, relaySystem{}, clusterSystem{}}
+	all := []system{socketbusSystem{}, natsSystem{}, relaySystem{}, clusterSystem{}, natsClusterSystem{}}
 	systems, err := pick(all, o.systems, system.Name)
 	if err != nil {
 		return err

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
 
@@ -28,9 +28,10 @@ const (
 	natsMaxPending = 256 << 20
 )
 
-// natsDeployment is a running server with its connections.
+// natsDeployment is a running server, or cluster of servers, with its
+// connections.
 type natsDeployment struct {
-	srv        *server.Server
+	servers    []*natsserver.Server
 	responders []*nats.Conn
 	requesters []*nats.Conn
 	reqs       []requester
@@ -39,35 +40,58 @@ type natsDeployment struct {
 	respErr error // the first responder failure
 }
 
-func (natsSystem) Start(ctx context.Context, sh shape) (deployment, error) {
-	srv, err := server.NewServer(&server.Options{
+// natsOptions are the options of every bench nats-server: loopback, a
+// random port, and room for the largest bodies.
+func natsOptions() *natsserver.Options {
+	return &natsserver.Options{
 		Host:       "127.0.0.1",
-		Port:       server.RANDOM_PORT,
+		Port:       natsserver.RANDOM_PORT,
 		NoLog:      true,
 		NoSigs:     true,
 		MaxPayload: natsMaxPayload,
 		MaxPending: natsMaxPending,
-	})
+	}
+}
+
+// startNATSServer starts a nats-server with opts and waits until it takes
+// connections.
+func startNATSServer(ctx context.Context, opts *natsserver.Options) (*natsserver.Server, error) {
+	srv, err := natsserver.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("nats: new server: %w", err)
 	}
 	srv.Start()
-	d := &natsDeployment{srv: srv}
 	wait := 10 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		wait = time.Until(dl)
 	}
 	if !srv.ReadyForConnections(wait) {
-		d.Close()
+		srv.Shutdown()
 		return nil, errors.New("nats: server not ready for connections")
 	}
-	url := srv.ClientURL()
+	return srv, nil
+}
 
+func (natsSystem) Start(ctx context.Context, sh shape) (deployment, error) {
+	srv, err := startNATSServer(ctx, natsOptions())
+	if err != nil {
+		return nil, err
+	}
+	d := &natsDeployment{servers: []*natsserver.Server{srv}}
+	if err := d.connect(sh, srv.ClientURL(), srv.ClientURL()); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// connect connects sh.Responders queue subscribers to respondURL and
+// sh.Requesters requesters to requestURL.
+func (d *natsDeployment) connect(sh shape, respondURL, requestURL string) error {
 	for range sh.Responders {
-		nc, err := nats.Connect(url, nats.NoReconnect())
+		nc, err := nats.Connect(respondURL, nats.NoReconnect())
 		if err != nil {
-			d.Close()
-			return nil, fmt.Errorf("nats: connect responder: %w", err)
+			return fmt.Errorf("nats: connect responder: %w", err)
 		}
 		d.responders = append(d.responders, nc)
 		sub, err := nc.QueueSubscribe(natsSubject, natsQueue, func(m *nats.Msg) {
@@ -79,30 +103,26 @@ func (natsSystem) Start(ctx context.Context, sh shape) (deployment, error) {
 			}
 		})
 		if err != nil {
-			d.Close()
-			return nil, fmt.Errorf("nats: subscribe: %w", err)
+			return fmt.Errorf("nats: subscribe: %w", err)
 		}
 		// No client-side limit: flow is bounded by the closed-loop requesters.
 		if err := sub.SetPendingLimits(-1, -1); err != nil {
-			d.Close()
-			return nil, fmt.Errorf("nats: pending limits: %w", err)
+			return fmt.Errorf("nats: pending limits: %w", err)
 		}
 		// The subscription is registered at the server once Flush returns.
 		if err := nc.Flush(); err != nil {
-			d.Close()
-			return nil, fmt.Errorf("nats: flush: %w", err)
+			return fmt.Errorf("nats: flush: %w", err)
 		}
 	}
 	for range sh.Requesters {
-		nc, err := nats.Connect(url, nats.NoReconnect())
+		nc, err := nats.Connect(requestURL, nats.NoReconnect())
 		if err != nil {
-			d.Close()
-			return nil, fmt.Errorf("nats: connect requester: %w", err)
+			return fmt.Errorf("nats: connect requester: %w", err)
 		}
 		d.requesters = append(d.requesters, nc)
 		d.reqs = append(d.reqs, natsRequester{nc})
 	}
-	return d, nil
+	return nil
 }
 
 func (d *natsDeployment) fail(err error) {
@@ -122,8 +142,10 @@ func (d *natsDeployment) Close() error {
 	for _, nc := range d.responders {
 		nc.Close()
 	}
-	d.srv.Shutdown()
-	d.srv.WaitForShutdown()
+	for _, srv := range d.servers {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.respErr

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/server"
 )
 
 // socketbusSystem runs an in-process socketbus Server on a loopback
@@ -20,7 +21,7 @@ type socketbusSystem struct{}
 func (socketbusSystem) Name() string { return "socketbus" }
 
 func (socketbusSystem) Start(ctx context.Context, sh shape) (deployment, error) {
-	srv, err := serveSocketbus(socketbus.ServerConfig{})
+	srv, err := serveSocketbus(server.Config{})
 	if err != nil {
 		return nil, err
 	}
@@ -35,18 +36,18 @@ func (socketbusSystem) Start(ctx context.Context, sh shape) (deployment, error) 
 
 // sbServer is a socketbus Server serving a loopback listener.
 type sbServer struct {
-	srv    *socketbus.Server
+	srv    *server.Server
 	addr   string
 	served chan error // Serve's result
 }
 
 // serveSocketbus starts a Server with cfg on a 127.0.0.1:0 listener.
-func serveSocketbus(cfg socketbus.ServerConfig) (*sbServer, error) {
+func serveSocketbus(cfg server.Config) (*sbServer, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("socketbus: listen: %w", err)
 	}
-	s := &sbServer{srv: socketbus.NewServer(cfg), addr: ln.Addr().String(), served: make(chan error, 1)}
+	s := &sbServer{srv: server.New(cfg), addr: ln.Addr().String(), served: make(chan error, 1)}
 	go func() { s.served <- s.srv.Serve(ln) }()
 	return s, nil
 }

@@ -18,16 +18,21 @@ type row struct {
 // ratioSystems are the systems socketbus is compared with, in column order.
 var ratioSystems = []string{"NATS", "relay"}
 
-// clusterName is the cluster system's name; clusterRatioSystems are the
-// systems it is compared with, in column order, in columns that are there
-// only when it ran.
-const clusterName = "socketbus-cluster"
+// clusterName is the cluster system's name and natsClusterName NATS's
+// three-node cluster's; clusterRatioSystems are the systems the socketbus
+// bus is compared with, in column order, in columns that are there only
+// when it ran.
+const (
+	clusterName     = "socketbus-cluster"
+	natsClusterName = "NATS-cluster"
+)
 
-var clusterRatioSystems = []string{"socketbus", "NATS"}
+var clusterRatioSystems = []string{"socketbus", natsClusterName}
 
 // cells lays out the table: a heading line, then one line per row: each
 // figure per system, socketbus's ratio to each other system and, when the
-// cluster system ran, its ratios to single-node socketbus and to NATS.
+// cluster system ran, its ratios to single-node socketbus and to NATS's
+// cluster.
 // With targets, more columns compare the ratios with the targets
 // (two for socketbus's, two for the cluster's): those are for tracking the
 // work, not for the users reading the figures.
@@ -69,7 +74,7 @@ func cells(rows []row, systems []string, targets bool) [][]string {
 				if other == "socketbus" {
 					return r.metric.clusterVsSingle
 				}
-				return 0
+				return r.metric.clusterVsNATS
 			})
 			line = append(line, ratios...)
 		}

@@ -31,26 +31,28 @@ func TestTableColumns(t *testing.T) {
 }
 
 // TestTableClusterColumns checks that the cluster's ratios to single-node
-// socketbus and to NATS, and its targets, appear when it ran, beside
-// socketbus's unchanged ones.
+// socketbus and to NATS's cluster, and its targets, appear when it ran,
+// beside socketbus's unchanged ones.
 func TestTableClusterColumns(t *testing.T) {
 	rows := []row{
-		{workload: "lat", metric: p50.withTargets(0.8, 0).withClusterTarget(2), values: map[string]float64{"socketbus": 50, "NATS": 100, clusterName: 120}},
-		{workload: "large", metric: mbRate.withTargets(1.5, 0.7).withClusterTarget(0.5), values: map[string]float64{"socketbus": 1200, "NATS": 800, clusterName: 700}},
+		{workload: "lat", metric: p50.withTargets(0.7, 0).withClusterTargets(1.6, 0.9),
+			values: map[string]float64{"socketbus": 50, "NATS": 100, clusterName: 120, natsClusterName: 150}},
+		{workload: "large", metric: mbRate.withTargets(1.5, 0.7).withClusterTargets(0.7, 1.5),
+			values: map[string]float64{"socketbus": 1200, "NATS": 800, clusterName: 700, natsClusterName: 400}},
 		{workload: "fanin", metric: reqRate, values: map[string]float64{"socketbus": 100, "NATS": 100}},
 	}
-	systems := []string{"socketbus", "NATS", clusterName}
+	systems := []string{"socketbus", "NATS", clusterName, natsClusterName}
 
 	got := cells(rows, systems, true)
-	wantHead := []string{"workload", "figure", "socketbus", "NATS", clusterName, "socketbus/NATS", "socketbus/relay",
-		"cluster/socketbus", "cluster/NATS", "target", "verdict", "cluster target", "cluster verdict"}
+	wantHead := []string{"workload", "figure", "socketbus", "NATS", clusterName, natsClusterName, "socketbus/NATS", "socketbus/relay",
+		"cluster/socketbus", "cluster/NATS-cluster", "target", "verdict", "cluster target", "cluster verdict"}
 	if !slices.Equal(got[0], wantHead) {
 		t.Errorf("heading %q, want %q", got[0], wantHead)
 	}
 	want := []string{
-		"lat p50 µs 50.0 100.0 120.0 0.50x - 2.40x 1.20x ≤0.8x NATS met ≤2x socketbus missed",
-		"large MB/s 1200 800.0 700.0 1.50x - 0.58x 0.88x ≥1.5x NATS met ≥0.5x socketbus met",
-		"fanin req/s 100.0 100.0 - 1.00x - - -    ",
+		"lat p50 µs 50.0 100.0 120.0 150.0 0.50x - 2.40x 0.80x ≤0.7x NATS met ≤1.6x socketbus, ≤0.9x NATS-cluster missed",
+		"large MB/s 1200 800.0 700.0 400.0 1.50x - 0.58x 1.75x ≥1.5x NATS met ≥0.7x socketbus, ≥1.5x NATS-cluster missed",
+		"fanin req/s 100.0 100.0 - - 1.00x - - -    ",
 	}
 	for i, w := range want {
 		if line := strings.Join(got[i+1], " "); line != w {

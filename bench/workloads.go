@@ -44,8 +44,9 @@ type metric struct {
 	// otherwise. Zero means no target.
 	vsNATS, vsRelay float64
 	// clusterVsSingle bounds the ratio socketbus-cluster/socketbus (the
-	// cross-node figure to the single node's) the same way.
-	clusterVsSingle float64
+	// cross-node figure to the single node's) the same way, and
+	// clusterVsNATS the ratio socketbus-cluster/NATS-cluster.
+	clusterVsSingle, clusterVsNATS float64
 }
 
 // result is what one run of a workload on one system measured.
@@ -105,9 +106,9 @@ func (m metric) withTargets(vsNATS, vsRelay float64) metric {
 	return m
 }
 
-// withClusterTarget returns m with the cluster's target set.
-func (m metric) withClusterTarget(vsSingle float64) metric {
-	m.clusterVsSingle = vsSingle
+// withClusterTargets returns m with the cluster's targets set.
+func (m metric) withClusterTargets(vsSingle, vsNATS float64) metric {
+	m.clusterVsSingle, m.clusterVsNATS = vsSingle, vsNATS
 	return m
 }
 
@@ -117,16 +118,16 @@ func workloads(duration time.Duration, smoke bool) []workload {
 	ws := []workload{
 		{name: "lat", requesters: 1, responders: 1, requestSize: 128, responseSize: 128,
 			warmup: 1000, count: 20000,
-			metrics: []metric{p50.withTargets(0.8, 0).withClusterTarget(2), p99, sysRT, cpuRT}},
+			metrics: []metric{p50.withTargets(0.7, 0).withClusterTargets(1.6, 0.9), p99, sysRT, cpuRT}},
 		{name: "tput", requesters: 32, responders: 4, requestSize: 128, responseSize: 128,
 			warmup: 10, duration: duration,
-			metrics: []metric{reqRate.withTargets(1.25, 0), p50, p99, sysRT, cpuRT}},
+			metrics: []metric{reqRate.withTargets(1.5, 0).withClusterTargets(0, 1.2), p50, p99, sysRT, cpuRT}},
 		{name: "large", requesters: 1, responders: 1, requestSize: 16 << 20, responseSize: 16 << 20,
 			warmup: 1, count: 20, sampleHeap: true,
-			metrics: []metric{mbRate.withTargets(1.5, 0.7).withClusterTarget(0.5), heap.withTargets(0.5, 0)}},
+			metrics: []metric{mbRate.withTargets(1.5, 0.7).withClusterTargets(0.7, 1.5), heap.withTargets(0.5, 0)}},
 		{name: "fanin", requesters: 256, responders: 1, requestSize: 1024, responseSize: 1024,
 			warmup: 10, duration: duration,
-			metrics: []metric{reqRate.withTargets(1.25, 0), p99, sysRT, cpuRT}},
+			metrics: []metric{reqRate.withTargets(1.5, 0).withClusterTargets(0, 1.2), p99, sysRT, cpuRT}},
 	}
 	if smoke {
 		for i := range ws {

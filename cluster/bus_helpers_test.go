@@ -11,6 +11,7 @@ import (
 
 	"github.com/socketbus/socketbus"
 	"github.com/socketbus/socketbus/cluster"
+	"github.com/socketbus/socketbus/server"
 )
 
 // testNode is one node of a test bus: its cluster node and a socketbus
@@ -18,7 +19,7 @@ import (
 type testNode struct {
 	name string
 	c    *cluster.Cluster
-	srv  *socketbus.Server
+	srv  *server.Server
 	addr string
 	done chan struct{}
 }
@@ -30,12 +31,12 @@ type testBus struct {
 	mu     sync.Mutex
 	nodes  []*testNode
 	routes []string
-	cfg    socketbus.ServerConfig
+	cfg    server.Config
 	hb     time.Duration // the nodes' heartbeat; 0 means heartbeat
 	dead   time.Duration // silence after which a node is dropped; 0 means testDeadAfter
 }
 
-func newTestBus(t *testing.T, n int, cfg socketbus.ServerConfig) *testBus {
+func newTestBus(t *testing.T, n int, cfg server.Config) *testBus {
 	t.Helper()
 	return startTestBus(&testBus{t: t, cfg: cfg}, n)
 }
@@ -87,7 +88,7 @@ func (b *testBus) serveNode(c *cluster.Cluster) *testNode {
 	name := c.Node()
 	cfg := b.cfg
 	cfg.Cluster = c
-	srv := socketbus.NewServer(cfg)
+	srv := server.New(cfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/socketbus/socketbus"
 	"github.com/socketbus/socketbus/cluster"
+	"github.com/socketbus/socketbus/server"
 )
 
 // fixedNode is a chaos node's name and the addresses it keeps across
@@ -39,7 +40,7 @@ func startFixed(t *testing.T, f *fixedNode, routes []string) {
 	if err != nil {
 		t.Fatalf("cluster.New(%s): %v", f.name, err)
 	}
-	srv := socketbus.NewServer(socketbus.ServerConfig{Cluster: c})
+	srv := server.New(server.Config{Cluster: c})
 	var ln net.Listener
 	for range 100 { // the old listener's port may linger a moment
 		if ln, err = net.Listen("tcp", f.addr); err == nil {

@@ -4,7 +4,7 @@
 // nats.go. There is no membership, gossip or consensus of socketbus's own:
 // nodes find and watch each other over NATS subjects.
 //
-// A *Cluster goes in socketbus.ServerConfig.Cluster. The root package never
+// A *Cluster goes in server.Config.Cluster. The root package never
 // imports this one, so a program that only uses the socketbus Client does
 // not link NATS.
 //
@@ -49,7 +49,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/socketbus/socketbus/internal/router"
@@ -116,7 +116,7 @@ func (c *Cluster) deadAfter() time.Duration {
 // Cluster is one node's membership of a bus.
 type Cluster struct {
 	cfg Config
-	ns  *server.Server // the embedded nats-server, nil in external mode
+	ns  *natsserver.Server // the embedded nats-server, nil in external mode
 	nc  *nats.Conn
 
 	incarnation string // random, fixed at start: tells a restart apart
@@ -216,7 +216,7 @@ func New(cfg Config) (*Cluster, error) {
 
 // startEmbedded runs a nats-server for the node: its client (the node,
 // in process) and routes on cfg.Listen to cfg.Routes.
-func startEmbedded(cfg Config, incarnation, clientPassword string) (*server.Server, error) {
+func startEmbedded(cfg Config, incarnation, clientPassword string) (*natsserver.Server, error) {
 	listen := cfg.Listen
 	if listen == "" {
 		listen = "127.0.0.1:0"
@@ -230,9 +230,9 @@ func startEmbedded(cfg Config, incarnation, clientPassword string) (*server.Serv
 		return nil, fmt.Errorf("cluster: Listen %q: %w", listen, err)
 	}
 	if port == 0 {
-		port = server.RANDOM_PORT
+		port = natsserver.RANDOM_PORT
 	}
-	opts := &server.Options{
+	opts := &natsserver.Options{
 		// NATS refuses a route between two servers of one name, and a
 		// node starting with a live node's name must reach it to be
 		// refused (names.go): the incarnation makes the name unique.
@@ -243,7 +243,7 @@ func startEmbedded(cfg Config, incarnation, clientPassword string) (*server.Serv
 		// itself and other nodes' routes can publish on the bus's
 		// subjects.
 		Host:     "127.0.0.1",
-		Port:     server.RANDOM_PORT,
+		Port:     natsserver.RANDOM_PORT,
 		Username: "socketbus",
 		Password: clientPassword,
 		NoLog:    true,
@@ -252,7 +252,7 @@ func startEmbedded(cfg Config, incarnation, clientPassword string) (*server.Serv
 		// the node's router grants (docs/PROTOCOL.md section 21.6); the
 		// node reads without ever blocking, so this is only a backstop.
 		MaxPending: 1 << 30,
-		Cluster: server.ClusterOpts{Name: cfg.Name, Host: host, Port: port,
+		Cluster: natsserver.ClusterOpts{Name: cfg.Name, Host: host, Port: port,
 			Username: cfg.RouteUser, Password: cfg.RoutePassword},
 	}
 	if cfg.RouteTLS != nil {
@@ -260,9 +260,9 @@ func startEmbedded(cfg Config, incarnation, clientPassword string) (*server.Serv
 		opts.Cluster.TLSTimeout = 5
 	}
 	for _, r := range cfg.Routes {
-		opts.Routes = append(opts.Routes, server.RoutesFromStr(r)...)
+		opts.Routes = append(opts.Routes, natsserver.RoutesFromStr(r)...)
 	}
-	ns, err := server.NewServer(opts)
+	ns, err := natsserver.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: embedded nats-server: %w", err)
 	}

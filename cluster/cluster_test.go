@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 
-	"github.com/socketbus/socketbus"
 	"github.com/socketbus/socketbus/cluster"
+	"github.com/socketbus/socketbus/server"
 )
 
 // heartbeat is the test nodes' heartbeat: short, so that a lost message
@@ -61,7 +61,7 @@ func TestEmbeddedNodesFormOneBus(t *testing.T) {
 	if got := other.Nodes(); got != 1 {
 		t.Fatalf("a node of another bus on the same NATS routes sees %d nodes, want 1", got)
 	}
-	srv := socketbus.NewServer(socketbus.ServerConfig{Cluster: n1})
+	srv := server.New(server.Config{Cluster: n1})
 	if got := srv.Stats().Nodes; got != 3 {
 		t.Fatalf("Stats.Nodes on a node of three: got %d, want 3", got)
 	}
@@ -71,7 +71,7 @@ func TestEmbeddedNodesFormOneBus(t *testing.T) {
 	srv.Close() // closes n1, its node
 	waitNodes(t, n2, 1)
 	n2.Close()
-	if got := socketbus.NewServer(socketbus.ServerConfig{}).Stats().Nodes; got != 1 {
+	if got := server.New(server.Config{}).Stats().Nodes; got != 1 {
 		t.Fatalf("Stats.Nodes of a server with no cluster: got %d, want 1", got)
 	}
 }
@@ -80,15 +80,15 @@ func TestEmbeddedNodesFormOneBus(t *testing.T) {
 // socketbus embedding), and three socketbus nodes each connected to a
 // different one with NATSURL, form one bus.
 func TestExternalNATSCluster(t *testing.T) {
-	var servers []*server.Server
+	var servers []*natsserver.Server
 	var routes string
 	for i := range 3 {
-		opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
-			Cluster: server.ClusterOpts{Name: "nats", Host: "127.0.0.1", Port: server.RANDOM_PORT}}
+		opts := &natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, NoLog: true, NoSigs: true,
+			Cluster: natsserver.ClusterOpts{Name: "nats", Host: "127.0.0.1", Port: natsserver.RANDOM_PORT}}
 		if i > 0 {
-			opts.Routes = server.RoutesFromStr(routes)
+			opts.Routes = natsserver.RoutesFromStr(routes)
 		}
-		ns, err := server.NewServer(opts)
+		ns, err := natsserver.NewServer(opts)
 		if err != nil {
 			t.Fatalf("nats-server %d: %v", i, err)
 		}

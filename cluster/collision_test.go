@@ -10,6 +10,7 @@ import (
 
 	"github.com/socketbus/socketbus"
 	"github.com/socketbus/socketbus/internal/wire"
+	"github.com/socketbus/socketbus/server"
 )
 
 // TestRequestIDCollisionStaysLocal (issue 17, finding 6): a client that
@@ -19,7 +20,7 @@ import (
 // handler while the collisions happen, completes, and requests cross
 // afterwards. Repeated, so that a reset would be seen whatever its timing.
 func TestRequestIDCollisionStaysLocal(t *testing.T) {
-	b := newTestBus(t, 2, socketbus.ServerConfig{})
+	b := newTestBus(t, 2, server.Config{})
 	n1, n2 := b.node(0), b.node(1)
 
 	// The bystanders: a requester on n1, its handler on n2, one request

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/server"
 )
 
 // holdAfterFirstKiB is a handler that reads the first KiB of its one
@@ -32,7 +33,7 @@ func holdAfterFirstKiB(reading chan struct{}) socketbus.HandlerFunc {
 // within the bound: three heartbeats for a silent death, at once for a
 // node that can still say bye.
 func TestCrossNodeNodeDeath(t *testing.T) {
-	b := newTestBus(t, 3, socketbus.ServerConfig{})
+	b := newTestBus(t, 3, server.Config{})
 	reading := make(chan struct{})
 	serve(t, dial(t, b.node(1), "death"), holdAfterFirstKiB(reading))
 	survivor := dial(t, b.node(2), "death2")
@@ -206,7 +207,7 @@ func TestCrossNodeRouteCut(t *testing.T) {
 // the drain has begun go to the third node's responder, none is lost or
 // refused, and Shutdown returns once the held request is done.
 func TestCrossNodeShutdown(t *testing.T) {
-	b := newTestBus(t, 3, socketbus.ServerConfig{})
+	b := newTestBus(t, 3, server.Config{})
 	holding, release := make(chan struct{}), make(chan struct{})
 	draining := make(chan struct{}, 1)
 	n2 := dial(t, b.node(1), "drain", socketbus.WithConnectionHook(func(e socketbus.ConnectionEvent) {

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socketbus/socketbus"
 	"github.com/socketbus/socketbus/internal/heapsample"
+	"github.com/socketbus/socketbus/server"
 )
 
 // TestCrossNodeLargeBodiesBoundedHeap: 64 MiB each way between nodes of a
@@ -19,7 +19,7 @@ import (
 // Without the race detector, whose shadow memory is not the program's.
 func TestCrossNodeLargeBodiesBoundedHeap(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(25))
-	b := newTestBus(t, 3, socketbus.ServerConfig{})
+	b := newTestBus(t, 3, server.Config{})
 	runtime.GC()
 	base := heapsample.Start(5 * time.Millisecond).Stop()
 	s := heapsample.Start(5 * time.Millisecond)

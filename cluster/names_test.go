@@ -13,6 +13,7 @@ import (
 
 	"github.com/socketbus/socketbus"
 	"github.com/socketbus/socketbus/cluster"
+	"github.com/socketbus/socketbus/server"
 )
 
 // TestDuplicateNodeNameRefused (issue 17, finding 4): a node that starts
@@ -20,7 +21,7 @@ import (
 // ErrNodeNameTaken — and the live node keeps serving: 300 requests from
 // another node to its receiver each run once.
 func TestDuplicateNodeNameRefused(t *testing.T) {
-	b := newTestBus(t, 2, socketbus.ServerConfig{})
+	b := newTestBus(t, 2, server.Config{})
 	n1, n2 := b.node(0), b.node(1)
 	var mu sync.Mutex
 	runs := map[string]int{}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/socketbus/socketbus"
 	"github.com/socketbus/socketbus/internal/wire"
+	"github.com/socketbus/socketbus/server"
 )
 
 // TestReturnedRemoteOfferGoesBackToItsOrigin (issue 17, finding 9): a
@@ -19,7 +20,7 @@ import (
 // it must not sit in n2's queue — and runs there, once, on n1's own
 // receiver.
 func TestReturnedRemoteOfferGoesBackToItsOrigin(t *testing.T) {
-	b := newTestBus(t, 2, socketbus.ServerConfig{})
+	b := newTestBus(t, 2, server.Config{})
 	n1, n2 := b.node(0), b.node(1)
 	const channel, requests = "returns", 10
 

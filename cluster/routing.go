@@ -131,7 +131,7 @@ func (c *Cluster) clearMembersLocked(n *peerNode) {
 	}
 }
 
-// AttachRouter makes the node route for r, a Server's router; NewServer
+// AttachRouter makes the node route for r, a Server's router; server.New
 // calls it once. It subscribes to this node's subject and asks the other
 // nodes for their state.
 func (c *Cluster) AttachRouter(r *router.Router) error {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/server"
 )
 
 func echo(req *socketbus.Request) {
@@ -27,7 +28,7 @@ func echo(req *socketbus.Request) {
 // on another at once (no retry) finds the client as its peer and reaches
 // it, on every pair of nodes.
 func TestCrossNodeVisibility(t *testing.T) {
-	b := newTestBus(t, 3, socketbus.ServerConfig{})
+	b := newTestBus(t, 3, server.Config{})
 	for i := range 3 {
 		for j := range 3 {
 			if i == j {
@@ -50,7 +51,7 @@ func TestCrossNodeVisibility(t *testing.T) {
 // TestCrossNodeNoPeers: ErrNoPeers when no node has another member, and
 // not once another node has one.
 func TestCrossNodeNoPeers(t *testing.T) {
-	b := newTestBus(t, 3, socketbus.ServerConfig{})
+	b := newTestBus(t, 3, server.Config{})
 	requester := dial(t, b.node(0), "nopeers")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -68,7 +69,7 @@ func TestCrossNodeNoPeers(t *testing.T) {
 // every request is answered, by exactly one handler, and its answer goes
 // back to its own requester.
 func TestCrossNodeExactlyOnce(t *testing.T) {
-	b := newTestBus(t, 3, socketbus.ServerConfig{})
+	b := newTestBus(t, 3, server.Config{})
 	const channel = "once"
 	var mu sync.Mutex
 	runs := map[string]int{}
@@ -133,7 +134,7 @@ func TestCrossNodeExactlyOnce(t *testing.T) {
 // TestCrossNodeErrors: a timeout, a cancel and a Fail cross nodes with
 // the codes they have on one server, and reach the other side.
 func TestCrossNodeErrors(t *testing.T) {
-	b := newTestBus(t, 2, socketbus.ServerConfig{})
+	b := newTestBus(t, 2, server.Config{})
 	ended := make(chan error, 4)
 	started := make(chan struct{}, 4)
 	responder := dial(t, b.node(1), "errors")
@@ -189,7 +190,7 @@ func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 // TestStatsMembersPerNode: a node's Stats name the bus's nodes and count
 // each channel's clients on the others, as soon as their Dials return.
 func TestStatsMembersPerNode(t *testing.T) {
-	b := newTestBus(t, 3, socketbus.ServerConfig{})
+	b := newTestBus(t, 3, server.Config{})
 	dial(t, b.node(1), "stats")
 	dial(t, b.node(1), "stats")
 	dial(t, b.node(2), "stats")
@@ -211,10 +212,10 @@ func TestStatsMembersPerNode(t *testing.T) {
 // body limit fails with ErrTooLarge at the requester on another node, and
 // a responder that disconnects mid-request makes it fail with ErrPeerGone.
 func TestCrossNodeTooLargeAndPeerGone(t *testing.T) {
-	b := &testBus{t: t, cfg: socketbus.ServerConfig{}}
+	b := &testBus{t: t, cfg: server.Config{}}
 	t.Cleanup(b.close)
 	b.start("n1")
-	b.cfg = socketbus.ServerConfig{MaxMessageBytes: 64 << 10}
+	b.cfg = server.Config{MaxMessageBytes: 64 << 10}
 	b.start("n2")
 	b.settle()
 	responder := dial(t, b.node(1), "limits")
@@ -253,7 +254,7 @@ func TestCrossNodeTooLargeAndPeerGone(t *testing.T) {
 // held more than its limit.
 func TestCrossNodeMemoryBudget(t *testing.T) {
 	const limit = 32 << 20
-	b := newTestBus(t, 2, socketbus.ServerConfig{MaxMemory: limit})
+	b := newTestBus(t, 2, server.Config{MaxMemory: limit})
 	const size = 2 << 20
 	want := patternSum(size)
 	serve(t, dial(t, b.node(1), "budget"), func(req *socketbus.Request) {

@@ -16,8 +16,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/socketbus/socketbus"
 	"github.com/socketbus/socketbus/cluster"
+	"github.com/socketbus/socketbus/server"
 )
 
 // routeCert makes a self-signed certificate for 127.0.0.1, good for both
@@ -79,7 +79,7 @@ func TestRoutesWithCredentialsAndTLS(t *testing.T) {
 // the node itself, so no local process can publish on the bus's subjects.
 func TestEmbeddedClientPortAdmitsOnlyTheNode(t *testing.T) {
 	n := newNode(t, cluster.Config{Name: "bus", Node: "n1", Listen: "127.0.0.1:0"})
-	srv := socketbus.NewServer(socketbus.ServerConfig{Cluster: n})
+	srv := server.New(server.Config{Cluster: n})
 	defer srv.Close()
 	for _, opts := range [][]nats.Option{nil, {nats.UserInfo("socketbus", "guess")}} {
 		nc, err := nats.Connect(n.ClientURL(), append(opts, nats.NoReconnect())...)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/server"
 )
 
 // pattern is an endless deterministic body: byte i is i*7 mod 251.
@@ -87,6 +88,6 @@ func crossNodeTransfer(t *testing.T, b *testBus, size int64, pause time.Duration
 // TestCrossNodeLargeBodies: 64 MiB each way between nodes through slow
 // readers arrive whole.
 func TestCrossNodeLargeBodies(t *testing.T) {
-	b := newTestBus(t, 3, socketbus.ServerConfig{})
+	b := newTestBus(t, 3, server.Config{})
 	crossNodeTransfer(t, b, 64<<20, 20*time.Microsecond)
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -22,7 +23,8 @@ const defaultServer = "127.0.0.1:" + defaultPort
 // clientFlags are the flags every client command shares: where the server
 // is and how to join it.
 type clientFlags struct {
-	server         string
+	servers        []string // the first is dialled first; the others are tried after it and on reconnects
+	server         string   // the first of servers, with its default port, once dial has run
 	token          string
 	tls            bool
 	tlsCA          string
@@ -54,7 +56,7 @@ type clientFlags struct {
 // flags (SOCKETBUS_SERVER, SOCKETBUS_TOKEN...), which keeps a token off the
 // command line.
 func (f *clientFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.server, "server", defaultServer, "server address `host:port` (the port defaults to "+defaultPort+")")
+	fs.StringSliceVar(&f.servers, "server", []string{defaultServer}, "server `addresses` host:port, comma-separated or repeated: the first is tried first, the others after it and when reconnecting (the port defaults to "+defaultPort+")")
 	fs.StringVar(&f.token, "token", "", "token to present when joining (see serve --tokens)")
 	fs.BoolVar(&f.tls, "tls", false, "connect with TLS, verifying the server against the system's roots")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "connect with TLS, verifying the server against the CA certificates in PEM `file`")
@@ -67,8 +69,15 @@ func (f *clientFlags) register(fs *pflag.FlagSet) {
 // *dialError, so that a server that cannot be reached has its own exit
 // status.
 func (f *clientFlags) dial(ctx context.Context, channel socketbus.ID) (*socketbus.Client, error) {
-	f.server = withDefaultPort(f.server, defaultPort)
+	servers, err := serverList(f.servers)
+	if err != nil {
+		return nil, err
+	}
+	f.server = servers[0]
 	var opts []socketbus.DialOption
+	if len(servers) > 1 {
+		opts = append(opts, socketbus.WithServers(servers[1:]...))
+	}
 	tlsCfg, err := clientTLS(f.server, f.tls, f.tlsCA, f.tlsInsecure)
 	if err != nil {
 		return nil, err
@@ -88,8 +97,8 @@ func (f *clientFlags) dial(ctx context.Context, channel socketbus.ID) (*socketbu
 		}))
 	}
 	timeout := f.connectTimeout
-	if f.waitFor > timeout {
-		timeout = f.waitFor
+	if f.waitFor > 0 {
+		timeout = f.waitFor // waiting is bounded by the command's own time, not the connect timeout
 	}
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -118,6 +127,27 @@ func (f *clientFlags) dial(ctx context.Context, channel socketbus.ID) (*socketbu
 		}
 		delay = min(2*delay, 2*time.Second)
 	}
+}
+
+// serverList checks the --server addresses and gives each its default
+// port; an empty list or an empty address is a usage error.
+func serverList(addrs []string) ([]string, error) {
+	var out []string
+	for _, a := range addrs {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			return nil, usagef("--server: an empty address in %q", strings.Join(addrs, ","))
+		}
+		a = withDefaultPort(a, defaultPort)
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return nil, usagef("--server %q: %w", a, err)
+		}
+		out = append(out, a)
+	}
+	if len(out) == 0 {
+		return nil, usagef("--server: no address given")
+	}
+	return out, nil
 }
 
 // unreachable reports whether a Dial error means nobody answered (worth

@@ -23,7 +23,7 @@ func freeLoopbackAddr(t *testing.T) string {
 // clients on each.
 func TestClusterOfThreeServes(t *testing.T) {
 	bin := buildBinary(t)
-	var nodes []*server
+	var nodes []*serveProc
 	var route string
 	for i, name := range []string{"n1", "n2", "n3"} {
 		listen := freeLoopbackAddr(t)

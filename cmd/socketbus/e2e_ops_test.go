@@ -22,6 +22,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/server"
 )
 
 // labelled returns the value of the series of family name whose labels
@@ -212,8 +213,8 @@ func TestMonitoring(t *testing.T) {
 	if start := value(t, m, "socketbus_start_time_seconds"); start < float64(time.Now().Add(-time.Hour).Unix()) {
 		t.Errorf("socketbus_start_time_seconds = %v, want about now", start)
 	}
-	if limit := value(t, m, "socketbus_memory_limit_bytes"); limit != socketbus.DefaultMaxMemory {
-		t.Errorf("socketbus_memory_limit_bytes = %v, want %d", limit, socketbus.DefaultMaxMemory)
+	if limit := value(t, m, "socketbus_memory_limit_bytes"); limit != server.DefaultMaxMemory {
+		t.Errorf("socketbus_memory_limit_bytes = %v, want %d", limit, server.DefaultMaxMemory)
 	}
 
 	res := runCmd(t, bin, nil, "", "status", "--monitor", srv.monitor, "--conns")

@@ -172,7 +172,14 @@ func TestEndToEnd(t *testing.T) {
 		want["remote_error"]++
 	})
 	t.Run("connection refused", func(t *testing.T) {
-		res := runCmd(t, bin, nil, "", "send", "--server", closedPort(t), "--channel", "upper", "--data", "x")
+		// send waits for a server that is down, here for 300 ms, and
+		// says so first.
+		res := runCmd(t, bin, nil, "", "send", "--server", closedPort(t), "--channel", "upper", "--data", "x", "--connect-timeout", "300ms")
+		notice, rest, _ := strings.Cut(res.stderr, "\n")
+		if !strings.Contains(notice, "does not answer; waiting for it for up to 300ms") {
+			t.Errorf("the first line of stderr %q does not say send waits", notice)
+		}
+		res.stderr = rest
 		checkFailure(t, res, exitUnreachable, "connection refused")
 	})
 	t.Run("usage", func(t *testing.T) {

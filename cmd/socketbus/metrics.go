@@ -8,13 +8,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/server"
 )
 
 // statsCollector is a prometheus.Collector that reads Server.Stats when
 // scraped and only then: the server counts for itself, and metrics cost
 // its hot path nothing.
 type statsCollector struct {
-	stats func() socketbus.Stats
+	stats func() server.Stats
 	build buildInfo
 
 	// maxChannels caps the channels that get series of their own; the
@@ -78,7 +79,7 @@ var (
 
 // newStatsCollector returns a collector of the snapshots stats returns
 // (a Server's Stats method).
-func newStatsCollector(stats func() socketbus.Stats) *statsCollector {
+func newStatsCollector(stats func() server.Stats) *statsCollector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("socketbus_"+name, help, labels, nil)
 	}
@@ -213,7 +214,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 // collectChannels sends the per-channel series: one set for each of the
 // first maxChannels channels, and one set, labelled "other", adding up
 // the rest.
-func (c *statsCollector) collectChannels(ch chan<- prometheus.Metric, channels []socketbus.ChannelStats) {
+func (c *statsCollector) collectChannels(ch chan<- prometheus.Metric, channels []server.ChannelStats) {
 	c.mu.Lock()
 	present := make(map[socketbus.ID]bool, len(channels))
 	for _, cs := range channels {
@@ -235,9 +236,9 @@ func (c *statsCollector) collectChannels(ch chan<- prometheus.Metric, channels [
 	}
 	c.mu.Unlock()
 
-	other := socketbus.ChannelStats{Requests: make(map[string]int64)}
+	other := server.ChannelStats{Requests: make(map[string]int64)}
 	folded := 0
-	send := func(label string, cs socketbus.ChannelStats) {
+	send := func(label string, cs server.ChannelStats) {
 		gaugeL := func(d *prometheus.Desc, v float64) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, label)
 		}
@@ -281,7 +282,7 @@ func (c *statsCollector) collectChannels(ch chan<- prometheus.Metric, channels [
 // latencyHistogram turns the server's per-bucket counts into Prometheus's
 // cumulative buckets; requests slower than every bound count only in the
 // total (the +Inf bucket).
-func latencyHistogram(d *prometheus.Desc, h socketbus.LatencyHistogram) prometheus.Metric {
+func latencyHistogram(d *prometheus.Desc, h server.LatencyHistogram) prometheus.Metric {
 	buckets := make(map[float64]uint64, len(h.Bounds))
 	var total uint64
 	for i, n := range h.Counts {

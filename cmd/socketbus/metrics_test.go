@@ -10,13 +10,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/server"
 )
 
 // fixedStats is a snapshot with a little of everything.
-func fixedStats() socketbus.Stats {
-	return socketbus.Stats{
+func fixedStats() server.Stats {
+	return server.Stats{
 		Connections: 3,
-		Channels: []socketbus.ChannelStats{
+		Channels: []server.ChannelStats{
 			{ID: socketbus.ChannelFromName("a"), Clients: 2, ReceiversWaiting: 1, Queued: 2, QueuedBytes: 100, InFlight: 1},
 			{ID: socketbus.ChannelFromName("b"), Clients: 1, Queued: 1, QueuedBytes: 50},
 		},
@@ -24,7 +25,7 @@ func fixedStats() socketbus.Stats {
 		RequestsStarted: 10,
 		Requests:        map[string]int64{"completed": 5, "timeout": 1, "no_peers": 2},
 		FramesIn:        7, FramesOut: 8, BytesIn: 700, BytesOut: 800,
-		Latency: socketbus.LatencyHistogram{
+		Latency: server.LatencyHistogram{
 			Bounds: []time.Duration{time.Millisecond, 10 * time.Millisecond},
 			Counts: []int64{3, 2, 1},
 			Sum:    50 * time.Millisecond,
@@ -121,15 +122,15 @@ func channelSeries(t *testing.T, c *statsCollector) (clients, completed map[stri
 // their own, that the rest add up under "other", and that a channel keeps
 // its series while it exists while a new one takes a freed slot.
 func TestChannelSeriesCap(t *testing.T) {
-	var channels []socketbus.ChannelStats
+	var channels []server.ChannelStats
 	for i := range 5 {
 		name := string(rune('a' + i))
-		channels = append(channels, socketbus.ChannelStats{ID: socketbus.ChannelFromName(name), Name: name, Clients: i + 1,
+		channels = append(channels, server.ChannelStats{ID: socketbus.ChannelFromName(name), Name: name, Clients: i + 1,
 			Requests: map[string]int64{"completed": int64(10 * (i + 1))}})
 	}
-	slices.SortFunc(channels, func(a, b socketbus.ChannelStats) int { return strings.Compare(a.ID.String(), b.ID.String()) })
+	slices.SortFunc(channels, func(a, b server.ChannelStats) int { return strings.Compare(a.ID.String(), b.ID.String()) })
 	current := channels
-	c := newStatsCollector(func() socketbus.Stats { return socketbus.Stats{Channels: current} })
+	c := newStatsCollector(func() server.Stats { return server.Stats{Channels: current} })
 	c.maxChannels = 3
 
 	clients, completed, folded := channelSeries(t, c)

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/server"
 )
 
 // statusReport is the JSON of the monitor's /status, which socketbus
@@ -76,7 +77,7 @@ type channelReport struct {
 
 // newStatusReport builds the report of a Stats snapshot; name gives the
 // names of the channels it knows that Stats does not name.
-func newStatusReport(st socketbus.Stats, draining bool, name func(socketbus.ID) string) statusReport {
+func newStatusReport(st server.Stats, draining bool, name func(socketbus.ID) string) statusReport {
 	b := readBuildInfo()
 	r := statusReport{
 		Version:         b.version,
@@ -154,7 +155,7 @@ type connReport struct {
 
 // newConnzReport builds the report of a Conns snapshot; name names the
 // channels the snapshot does not.
-func newConnzReport(conns []socketbus.ConnStats, name func(socketbus.ID) string) connzReport {
+func newConnzReport(conns []server.ConnStats, name func(socketbus.ID) string) connzReport {
 	r := connzReport{Now: time.Now(), Connections: make([]connReport, 0, len(conns))}
 	for _, c := range conns {
 		cr := connReport{Remote: c.RemoteAddr, TLS: c.TLS, Joined: c.Joined, AgeSeconds: c.Age.Seconds()}
@@ -178,7 +179,7 @@ func newConnzReport(conns []socketbus.ConnStats, name func(socketbus.ID) string)
 // It has no authentication: it listens on loopback unless told otherwise
 // (SECURITY.md).
 type monitor struct {
-	srv      *socketbus.Server
+	srv      *server.Server
 	files    *reloadable
 	names    func(socketbus.ID) string
 	draining atomic.Bool // set when the server starts shutting down
@@ -188,7 +189,7 @@ type monitor struct {
 
 // startMonitor serves the monitoring endpoint on ln for srv, whose bus
 // listens on bus.
-func startMonitor(ln net.Listener, srv *socketbus.Server, bus string, files *reloadable, maxChannels int, log *slog.Logger) *monitor {
+func startMonitor(ln net.Listener, srv *server.Server, bus string, files *reloadable, maxChannels int, log *slog.Logger) *monitor {
 	m := &monitor{srv: srv, files: files, names: files.name, done: make(chan error, 1)}
 	reg := prometheus.NewRegistry()
 	stats := newStatsCollector(srv.Stats)
@@ -239,15 +240,15 @@ func (m *monitor) status(w http.ResponseWriter, _ *http.Request) {
 
 // connzSorts are the orders /connz?sort= takes, each largest first, and
 // age (oldest first) the default.
-var connzSorts = map[string]func(a, b *socketbus.ConnStats) int{
-	"age":       func(a, b *socketbus.ConnStats) int { return cmp.Compare(b.Age, a.Age) },
-	"idle":      func(a, b *socketbus.ConnStats) int { return cmp.Compare(b.Idle, a.Idle) },
-	"bytes_in":  func(a, b *socketbus.ConnStats) int { return cmp.Compare(b.BytesIn, a.BytesIn) },
-	"bytes_out": func(a, b *socketbus.ConnStats) int { return cmp.Compare(b.BytesOut, a.BytesOut) },
-	"queued":    func(a, b *socketbus.ConnStats) int { return cmp.Compare(b.QueuedBytes, a.QueuedBytes) },
-	"memory":    func(a, b *socketbus.ConnStats) int { return cmp.Compare(b.MemoryBytes, a.MemoryBytes) },
-	"sending":   func(a, b *socketbus.ConnStats) int { return cmp.Compare(b.Sending, a.Sending) },
-	"receiving": func(a, b *socketbus.ConnStats) int { return cmp.Compare(b.Receiving, a.Receiving) },
+var connzSorts = map[string]func(a, b *server.ConnStats) int{
+	"age":       func(a, b *server.ConnStats) int { return cmp.Compare(b.Age, a.Age) },
+	"idle":      func(a, b *server.ConnStats) int { return cmp.Compare(b.Idle, a.Idle) },
+	"bytes_in":  func(a, b *server.ConnStats) int { return cmp.Compare(b.BytesIn, a.BytesIn) },
+	"bytes_out": func(a, b *server.ConnStats) int { return cmp.Compare(b.BytesOut, a.BytesOut) },
+	"queued":    func(a, b *server.ConnStats) int { return cmp.Compare(b.QueuedBytes, a.QueuedBytes) },
+	"memory":    func(a, b *server.ConnStats) int { return cmp.Compare(b.MemoryBytes, a.MemoryBytes) },
+	"sending":   func(a, b *server.ConnStats) int { return cmp.Compare(b.Sending, a.Sending) },
+	"receiving": func(a, b *server.ConnStats) int { return cmp.Compare(b.Receiving, a.Receiving) },
 }
 
 // connz answers the connzReport as JSON: ?sort= one of connzSorts,
@@ -260,7 +261,7 @@ func (m *monitor) connz(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, fmt.Sprintf("sort=%q: want one of age, idle, bytes_in, bytes_out, queued, memory, sending, receiving", by), http.StatusBadRequest)
 			return
 		}
-		slices.SortStableFunc(conns, func(a, b socketbus.ConnStats) int { return order(&a, &b) })
+		slices.SortStableFunc(conns, func(a, b server.ConnStats) int { return order(&a, &b) })
 	}
 	total := len(conns)
 	if l := r.URL.Query().Get("limit"); l != "" {

@@ -6,12 +6,12 @@ import "testing"
 // on loopback, and any other is kept.
 func TestMonitorAddr(t *testing.T) {
 	for in, want := range map[string]string{
-		":7412":          "127.0.0.1:7412",
-		"7412":           "127.0.0.1:7412",
+		":7511":          "127.0.0.1:7511",
+		"7511":           "127.0.0.1:7511",
 		"127.0.0.1:0":    "127.0.0.1:0",
-		"0.0.0.0:7412":   "0.0.0.0:7412",
-		"[::1]:7412":     "[::1]:7412",
-		"bus.local:7412": "bus.local:7412",
+		"0.0.0.0:7511":   "0.0.0.0:7511",
+		"[::1]:7511":     "[::1]:7511",
+		"bus.local:7511": "bus.local:7511",
 	} {
 		if got := monitorAddr(in); got != want {
 			t.Errorf("monitorAddr(%q) = %q, want %q", in, got, want)

@@ -237,8 +237,8 @@ func runCmd(t *testing.T, bin string, env []string, stdin string, args ...string
 	return res
 }
 
-// server is a running serve process.
-type server struct {
+// serveProc is a running serve process.
+type serveProc struct {
 	*proc
 	addr    string // where it listens for clients
 	monitor string // its monitoring URL, if started with --monitor
@@ -246,10 +246,10 @@ type server struct {
 
 // startServer runs serve on a random loopback port with args added and
 // waits until it says where it listens.
-func startServer(t *testing.T, bin string, env []string, args ...string) *server {
+func startServer(t *testing.T, bin string, env []string, args ...string) *serveProc {
 	t.Helper()
 	p := startProc(t, bin, env, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
-	s := &server{proc: p}
+	s := &serveProc{proc: p}
 	s.addr = strings.TrimPrefix(p.waitLine(p.stdout, "socketbus listening on "), "socketbus listening on ")
 	if l := p.stdout.line("socketbus monitoring on "); l != "" {
 		s.monitor = strings.TrimPrefix(l, "socketbus monitoring on ")
@@ -259,7 +259,7 @@ func startServer(t *testing.T, bin string, env []string, args ...string) *server
 
 // startReceiver runs receive with args against s and waits until it has
 // joined its channel.
-func startReceiver(t *testing.T, bin string, s *server, args ...string) *proc {
+func startReceiver(t *testing.T, bin string, s *serveProc, args ...string) *proc {
 	t.Helper()
 	p := startProc(t, bin, nil, append([]string{"receive", "--server", s.addr}, args...)...)
 	p.waitLine(p.stderr, "waiting for requests")
@@ -286,4 +286,31 @@ func closedPort(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
+}
+
+// waitLineCount waits until the stream has n complete lines containing
+// substr; it fails the test if the process exits or waitLimit passes
+// first.
+func (p *proc) waitLineCount(o *lines, substr string, n int) {
+	p.t.Helper()
+	timer := time.NewTimer(waitLimit)
+	defer timer.Stop()
+	for {
+		count := 0
+		for l := range strings.Lines(o.String()) {
+			if strings.HasSuffix(l, "\n") && strings.Contains(l, substr) {
+				count++
+			}
+		}
+		if count >= n {
+			return
+		}
+		select {
+		case <-o.changed:
+		case <-p.exited:
+			p.t.Fatalf("%s exited (status %d) before %d lines %q\nstderr:\n%s", p.name, p.exitCode, n, substr, p.stderr)
+		case <-timer.C:
+			p.t.Fatalf("%s: fewer than %d lines %q within %v\nstderr:\n%s", p.name, n, substr, waitLimit, p.stderr)
+		}
+	}
 }

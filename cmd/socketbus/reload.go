@@ -68,7 +68,7 @@ func (r *reloadable) tlsConfig() *tls.Config {
 	}
 }
 
-// authenticate is a ServerConfig.Authenticate over the tokens loaded last.
+// authenticate is a server.Config.Authenticate over the tokens loaded last.
 func (r *reloadable) authenticate(client, channel socketbus.ID, token string) error {
 	return r.tokens.Load().authenticate(client, channel, token)
 }

@@ -99,7 +99,12 @@ func (o *sendOptions) run(ctx context.Context, s *streams, hasData bool) error {
 	}
 	defer out.abort()
 
-	o.client.waitFor = o.timeout // wait for a server that is restarting, within the request's time
+	// Wait for a server that is down or restarting: within the request's
+	// time when it has one, else within the connect timeout.
+	o.client.waitFor = o.timeout
+	if o.timeout == 0 {
+		o.client.waitFor = o.client.connectTimeout
+	}
 	o.client.waitNotice = s.err
 	o.client.channelName = o.channel.name
 	c, err := o.client.dial(ctx, channel)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -18,7 +19,13 @@ import (
 
 	"github.com/socketbus/socketbus"
 	"github.com/socketbus/socketbus/cluster"
+	"github.com/socketbus/socketbus/server"
 )
+
+// defaultClusterListen is where an embedded NATS listens for routes from
+// other nodes unless --cluster-listen says otherwise: bus ports are 74xx,
+// monitors 75xx and routes 76xx, as in the README's cluster.
+const defaultClusterListen = "127.0.0.1:7611"
 
 // serveOptions are serve's flags.
 type serveOptions struct {
@@ -33,7 +40,7 @@ type serveOptions struct {
 
 	metricsChannels int
 
-	// ServerConfig's fields, one flag each.
+	// server.Config's fields, one flag each.
 	defaultTimeout              time.Duration
 	maxMessageBytes             byteSize
 	maxChannelQueueBytes        byteSize
@@ -51,7 +58,7 @@ type serveOptions struct {
 }
 
 func newServeCommand(s *streams) *cobra.Command {
-	o := serveOptions{maxChannelQueueBytes: socketbus.DefaultMaxChannelQueueBytes, maxMemory: socketbus.DefaultMaxMemory}
+	o := serveOptions{maxChannelQueueBytes: server.DefaultMaxChannelQueueBytes, maxMemory: server.DefaultMaxMemory}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run a socketbus server",
@@ -83,8 +90,8 @@ line wins over the environment. Sizes take binary suffixes (64KiB, 16MiB).
 With --monitor ADDR, an HTTP endpoint serves /metrics (Prometheus), /healthz
 (200, or 503 while draining), /status (JSON, what "socketbus status" shows)
 and /connz (JSON, the open connections, what "socketbus status --conns"
-shows). It has no authentication: an address without a host (:7412) listens
-on 127.0.0.1; expose it (0.0.0.0:7412) only on a network you trust. Each
+shows). It has no authentication: an address without a host (:7511) listens
+on 127.0.0.1; expose it (0.0.0.0:7511) only on a network you trust. Each
 port tells a client of the other what it is: an HTTP request on the bus port
 gets a 400 saying so, and a socketbus client on the monitor port a 400
 naming the bus address, which send and receive print. /metrics has series
@@ -102,8 +109,8 @@ channel not in the file admits no one.`,
 		Example: `  # Listen on the default address, 127.0.0.1:7411:
   socketbus serve
 
-  # Listen on every interface, with metrics on port 7412 and JSON logs:
-  socketbus serve --addr :7411 --monitor 127.0.0.1:7412 --log-format json
+  # Listen on every interface, with metrics on port 7511 and JSON logs:
+  socketbus serve --addr :7411 --monitor 127.0.0.1:7511 --log-format json
 
   # A bus of three nodes on one machine, each with its embedded NATS:
   socketbus serve --addr 127.0.0.1:7001 --cluster-name demo --node n1 --cluster-listen 127.0.0.1:7401
@@ -130,24 +137,53 @@ channel not in the file admits no one.`,
 	fs.StringVar(&o.tokens, "tokens", "", "admit to each channel only the tokens listed in `file` (reloaded on SIGHUP)")
 	fs.IntVar(&o.metricsChannels, "metrics-channels", defaultMetricsChannels, "most channels with /metrics series of their own; the rest add up under channel=\"other\"")
 
-	fs.DurationVar(&o.defaultTimeout, "default-timeout", socketbus.DefaultRequestTimeout, "timeout of requests sent without one")
+	fs.DurationVar(&o.defaultTimeout, "default-timeout", server.DefaultRequestTimeout, "timeout of requests sent without one")
 	fs.Var(&o.maxMessageBytes, "max-message-bytes", "largest request or response body (0: no limit)")
 	fs.Var(&o.maxChannelQueueBytes, "max-channel-queue-bytes", "request-body bytes held for one channel's queued requests before senders wait")
 	fs.Var(&o.maxMemory, "max-memory", "memory the server may hold for frames, all connections together; also sets the Go runtime's soft memory limit to this plus 64MiB unless GOMEMLIMIT is set")
 	fs.StringVar(&o.clusterName, "cluster-name", "", "join the bus of this `name`: nodes with the same name form one bus through NATS (off when empty)")
 	fs.StringVar(&o.node, "node", "", "this node's `name`, unique in the bus (default: the host name and --addr's port)")
-	fs.StringVar(&o.clusterListen, "cluster-listen", "127.0.0.1:7422", "embedded NATS: where this node listens for routes from other nodes, `host:port`")
+	fs.StringVar(&o.clusterListen, "cluster-listen", defaultClusterListen, "embedded NATS: where this node listens for routes from other nodes, `host:port`")
 	fs.StringSliceVar(&o.routes, "routes", nil, "embedded NATS: other nodes' route `URLs` (nats://host:port), comma-separated")
 	fs.StringVar(&o.natsURL, "nats", "", "instead of embedding NATS, use the existing NATS cluster at these `URLs`")
-	fs.DurationVar(&o.writeTimeout, "write-timeout", socketbus.DefaultWriteTimeout, "how long a connection may accept no bytes before it is cut off")
-	fs.DurationVar(&o.joinTimeout, "join-timeout", socketbus.DefaultJoinTimeout, "how long a new connection may take to finish TLS and join")
-	fs.DurationVar(&o.frameReadTimeout, "frame-read-timeout", socketbus.DefaultFrameReadTimeout, "how long a frame may take to arrive once it has begun")
-	fs.DurationVar(&o.pingInterval, "ping-interval", socketbus.DefaultPingInterval, "ping a quiet connection this often; two unanswered pings close it (negative: off)")
-	fs.IntVar(&o.maxConnections, "max-connections", socketbus.DefaultMaxConnections, "most open connections")
-	fs.IntVar(&o.maxInFlightPerClient, "max-in-flight-per-client", socketbus.DefaultMaxInFlightPerClient, "most requests one client may have open as a sender")
-	fs.IntVar(&o.maxQueuedRequestsPerChannel, "max-queued-requests-per-channel", socketbus.DefaultMaxQueuedRequests, "most requests waiting for a receiver on one channel")
+	fs.DurationVar(&o.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "how long a connection may accept no bytes before it is cut off")
+	fs.DurationVar(&o.joinTimeout, "join-timeout", server.DefaultJoinTimeout, "how long a new connection may take to finish TLS and join")
+	fs.DurationVar(&o.frameReadTimeout, "frame-read-timeout", server.DefaultFrameReadTimeout, "how long a frame may take to arrive once it has begun")
+	fs.DurationVar(&o.pingInterval, "ping-interval", server.DefaultPingInterval, "ping a quiet connection this often; two unanswered pings close it (negative: off)")
+	fs.IntVar(&o.maxConnections, "max-connections", server.DefaultMaxConnections, "most open connections")
+	fs.IntVar(&o.maxInFlightPerClient, "max-in-flight-per-client", server.DefaultMaxInFlightPerClient, "most requests one client may have open as a sender")
+	fs.IntVar(&o.maxQueuedRequestsPerChannel, "max-queued-requests-per-channel", server.DefaultMaxQueuedRequests, "most requests waiting for a receiver on one channel")
 	bindEnv(fs)
 	return cmd
+}
+
+// minMaxMemory is the smallest --max-memory the server takes (it raises
+// a smaller server.Config.MaxMemory to it): serve refuses a smaller one
+// rather than raise it without a word.
+const minMaxMemory = 1 << 20
+
+// checkAddresses checks the addresses serve listens on and dials, so that
+// a mistyped one is a usage error (status 2) before anything starts.
+func (o *serveOptions) checkAddresses() error {
+	if _, _, err := net.SplitHostPort(withDefaultPort(o.addr, defaultPort)); err != nil {
+		return usagef("--addr %q: %w", o.addr, err)
+	}
+	if o.clusterName == "" || o.natsURL != "" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(o.clusterListen); err != nil {
+		return usagef("--cluster-listen %q: %w", o.clusterListen, err)
+	}
+	for _, r := range o.routes {
+		u, err := url.Parse(r)
+		if err == nil && (u.Scheme != "nats" && u.Scheme != "nats-route" || u.Port() == "") {
+			err = errors.New("want nats://host:port")
+		}
+		if err != nil {
+			return usagef("--routes %q: %w", r, err)
+		}
+	}
+	return nil
 }
 
 // softLimitHeadroom is what serve lets the Go heap grow beyond --max-memory
@@ -155,15 +191,15 @@ channel not in the file admits no one.`,
 // garbage not yet collected.
 const softLimitHeadroom = 64 << 20
 
-// config checks the options and turns them into a ServerConfig, with the
+// config checks the options and turns them into a server.Config, with the
 // tokens and certificate that SIGHUP reloads.
-func (o *serveOptions) config(log *slog.Logger) (socketbus.ServerConfig, *reloadable, error) {
+func (o *serveOptions) config(log *slog.Logger) (server.Config, *reloadable, error) {
 	for name, d := range map[string]time.Duration{
 		"drain-timeout": o.drainTimeout, "default-timeout": o.defaultTimeout, "write-timeout": o.writeTimeout,
 		"join-timeout": o.joinTimeout, "frame-read-timeout": o.frameReadTimeout,
 	} {
 		if d < 0 {
-			return socketbus.ServerConfig{}, nil, usagef("--%s cannot be negative", name)
+			return server.Config{}, nil, usagef("--%s cannot be negative", name)
 		}
 	}
 	for name, n := range map[string]int{
@@ -171,10 +207,16 @@ func (o *serveOptions) config(log *slog.Logger) (socketbus.ServerConfig, *reload
 		"max-queued-requests-per-channel": o.maxQueuedRequestsPerChannel,
 	} {
 		if n < 0 {
-			return socketbus.ServerConfig{}, nil, usagef("--%s cannot be negative", name)
+			return server.Config{}, nil, usagef("--%s cannot be negative", name)
 		}
 	}
-	cfg := socketbus.ServerConfig{
+	if err := o.checkAddresses(); err != nil {
+		return server.Config{}, nil, err
+	}
+	if o.maxMemory != 0 && o.maxMemory < minMaxMemory {
+		return server.Config{}, nil, usagef("--max-memory %s: the smallest budget is %s", formatBytes(int64(o.maxMemory)), formatBytes(minMaxMemory))
+	}
+	cfg := server.Config{
 		DefaultTimeout:              o.defaultTimeout,
 		MaxMessageBytes:             int64(o.maxMessageBytes),
 		MaxChannelQueueBytes:        int64(o.maxChannelQueueBytes),
@@ -210,7 +252,7 @@ func (o *serveOptions) config(log *slog.Logger) (socketbus.ServerConfig, *reload
 			return cfg, nil, err
 		}
 		cfg.Cluster = c // the server closes it
-		log.Info("cluster", "name", o.clusterName, "node", node, "routes", c.RouteURL(), "nats", o.natsURL)
+		log.Info("cluster", "name", o.clusterName, "node", node, "listen", c.RouteURL(), "routes", strings.Join(o.routes, ","), "nats", o.natsURL)
 	}
 	if o.tokens != "" {
 		// The server logs each refusal, rate-limited, with its remote
@@ -266,7 +308,7 @@ func (o *serveOptions) run(s *streams) error {
 		// garbage collector keep the heap's headroom within reach of it.
 		debug.SetMemoryLimit(int64(o.maxMemory) + softLimitHeadroom)
 	}
-	srv := socketbus.NewServer(cfg)
+	srv := server.New(cfg)
 	var mon *monitor
 	if o.monitor != "" {
 		mln, err := net.Listen("tcp", monitorAddr(o.monitor))
@@ -331,8 +373,8 @@ func (o *serveOptions) run(s *streams) error {
 }
 
 // monitorAddr returns where --monitor listens: an address without a host
-// (":7412", or "7412") listens on loopback, since the endpoint has no
-// authentication; 0.0.0.0:7412 listens on every interface.
+// (":7511", or "7511") listens on loopback, since the endpoint has no
+// authentication; 0.0.0.0:7511 listens on every interface.
 func monitorAddr(flag string) string {
 	if !strings.Contains(flag, ":") {
 		flag = ":" + flag

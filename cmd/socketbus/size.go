@@ -9,7 +9,9 @@ import (
 )
 
 // byteSize is a flag value counting bytes. It accepts a plain number or one
-// with a binary suffix: 512, 64KiB, 16MiB, 1GiB (K, M and G mean the same).
+// with a binary suffix: 512, 64KiB, 16MiB, 1GiB, 1TiB. K, KB and KiB mean
+// the same, 1024, and so do M, MB and MiB, and so on: an operator who
+// writes 1GB for a memory limit means a gibibyte.
 type byteSize int64
 
 // sizeUnits are byteSize's suffixes, longest first so "KiB" wins over "K".
@@ -17,8 +19,9 @@ var sizeUnits = []struct {
 	suffix string
 	shift  uint
 }{
-	{"KiB", 10}, {"MiB", 20}, {"GiB", 30},
-	{"K", 10}, {"M", 20}, {"G", 30},
+	{"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"TiB", 40},
+	{"KB", 10}, {"MB", 20}, {"GB", 30}, {"TB", 40},
+	{"K", 10}, {"M", 20}, {"G", 30}, {"T", 40},
 	{"B", 0},
 }
 

@@ -21,7 +21,7 @@ import (
 // defaultMonitor is where status looks for a server's monitoring endpoint:
 // serve's --monitor is off unless given, and this is the address the
 // examples give it.
-const defaultMonitor = "127.0.0.1:7412"
+const defaultMonitor = "127.0.0.1:7511"
 
 // statusOptions are status's flags.
 type statusOptions struct {
@@ -51,14 +51,14 @@ and status looks for it at --monitor (default ` + defaultMonitor + `, the
 address the examples give serve --monitor). --json prints that answer as it
 is.`,
 		Example: `  # A server started with a monitoring endpoint on the default address:
-  socketbus serve --monitor 127.0.0.1:7412
+  socketbus serve --monitor 127.0.0.1:7511
   socketbus status
 
   # Its connections, the slowest readers first:
   socketbus status --conns --json | jq '.connections | sort_by(-.queued_bytes)'
 
   # Another server, as JSON for jq:
-  socketbus status --monitor bus.example:7412 --json | jq .channels`,
+  socketbus status --monitor bus.example:7511 --json | jq .channels`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), s) }),
 	}

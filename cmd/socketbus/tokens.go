@@ -61,7 +61,7 @@ func parseTokens(r io.Reader) (*tokenTable, error) {
 	return t, nil
 }
 
-// authenticate is a ServerConfig.Authenticate: it admits a join when the
+// authenticate is a server.Config.Authenticate: it admits a join when the
 // token is one of the channel's. Every allowed token is compared, in
 // constant time, so the time taken says nothing about which came close.
 func (t *tokenTable) authenticate(_, channel socketbus.ID, token string) error {

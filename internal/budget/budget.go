@@ -2,7 +2,7 @@
 // frames, against a ceiling that no client can push it past.
 //
 // Accounts form a tree: the server's root account holds the ceiling
-// (ServerConfig.MaxMemory), each channel has a child with its share, and
+// (server.Config.MaxMemory), each channel has a child with its share, and
 // each connection a child of its channel's with its own share. A charge
 // counts at every level up to the root.
 //

@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/socketbus/socketbus/internal/budget"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -67,6 +66,25 @@ type SentNotifier interface {
 	FrameSent(n int)
 }
 
+// TakeNotifier is a SentNotifier that also learns when a writer takes its
+// frame for writing, just before the write that may put the frame's bytes
+// on the wire, whatever that write's result: from then on the peer may
+// have the frame. A client uses it to know which requests may have been
+// seen (FrameSent comes only after a write that succeeded).
+type TakeNotifier interface {
+	SentNotifier
+	FrameTaken()
+}
+
+// tellTaken tells the frames' TakeNotifiers that they are being written.
+func tellTaken(batch []Frame) {
+	for i := range batch {
+		if t, ok := batch[i].Sent.(TakeNotifier); ok {
+			t.FrameTaken()
+		}
+	}
+}
+
 // Handler is called by the reader goroutine for every frame read. It owns
 // f.Payload. Returning an error closes the connection with that error.
 type Handler func(f Frame) error
@@ -103,7 +121,7 @@ type Config struct {
 	// Account, when set, is charged for the memory the connection holds
 	// beyond flow-controlled stream bytes: queued control frames, the
 	// payload of the frame being read and the writer's scratch buffer.
-	Account *budget.Account
+	Account Memory
 	// InlineWrites lets Batch.Flush write small batches on the flushing
 	// goroutine, with one non-blocking write, while no write is in
 	// progress, saving the hand-off to the writer goroutine; what the
@@ -163,6 +181,9 @@ type Conn struct {
 	raw       syscall.RawConn // nil without InlineWrites or a socket that offers it
 	// writerGone is set when the writer goroutine has stopped.
 	writerGone bool
+	// writesDone is closed once the writer goroutine has stopped and no
+	// inline write is running (WaitWrites).
+	writesDone chan struct{}
 	// The inline write's arguments and results, owned by the busy holder;
 	// inlineWrite is c.rawWrite, made once.
 	inlineBuf   []byte
@@ -199,7 +220,10 @@ type Conn struct {
 	FramesIn, BytesIn, FramesOut, BytesOut atomic.Int64
 
 	// OnClose, when set before Start, is called once from the goroutine
-	// that closes the connection, after the socket is closed.
+	// that closes the connection, after the socket is closed. That may be
+	// a goroutine writing inline (EnqueueAllInline, Batch.Flush), which
+	// may hold its caller's locks: OnClose must not take those, nor wait
+	// for the connection's writes to end (WaitWrites).
 	OnClose func(err error)
 }
 
@@ -211,6 +235,8 @@ func New(nc net.Conn, cfg Config) *Conn {
 		kick:    make(chan struct{}, 1),
 		drained: make(chan struct{}, 1),
 		done:    make(chan struct{}),
+
+		writesDone: make(chan struct{}),
 	}
 	if c.cfg.MaxQueuedBytes <= 0 {
 		c.cfg.MaxQueuedBytes = 4 << 20
@@ -333,6 +359,7 @@ func (c *Conn) writeInline() {
 		buf = append(buf, f.Payload...)
 	}
 	c.inlineBuf = buf
+	tellTaken(batch)
 	err := c.raw.Write(c.inlineWrite)
 	n, werr := c.inlineN, c.inlineErr
 	c.inlineBuf, c.inlineErr = nil, nil
@@ -361,9 +388,12 @@ func (c *Conn) writeInline() {
 	c.busy = false
 	more := len(c.queue) > 0 || c.closing
 	gone := c.writerGone
+	if gone {
+		close(c.writesDone) // the writer stopped while this write ran
+	}
 	c.mu.Unlock()
 	if gone {
-		c.setScratch(nil) // the writer stopped while this write ran
+		c.setScratch(nil)
 	}
 	if err != nil {
 		c.Close(fmt.Errorf("frameconn: write: %w", err))
@@ -455,6 +485,12 @@ func (c *Conn) Err() error {
 // from the handler.
 func (c *Conn) Wait() { c.wg.Wait() }
 
+// WaitWrites blocks until the connection has closed, its writer goroutine
+// has stopped and no inline write is running: from then on no frame is
+// taken for writing, and no notifier is told anything more. It needs
+// Start to have been called, and must not be called from OnClose.
+func (c *Conn) WaitWrites() { <-c.writesDone }
+
 // Enqueue queues f for writing and returns at once. The writer owns f's
 // payload from here on. Flow control, not this queue, bounds how much is
 // queued.
@@ -518,7 +554,7 @@ func (c *Conn) EnqueueAllIn(fs []Frame, b *Batch) error {
 func (c *Conn) Version() uint8 { return c.cfg.Version }
 
 // SetAccount sets Config.Account; call it before Start.
-func (c *Conn) SetAccount(a *budget.Account) { c.cfg.Account = a }
+func (c *Conn) SetAccount(a Memory) { c.cfg.Account = a }
 
 // QueuedBytes returns the memory of the frames queued and not yet written.
 func (c *Conn) QueuedBytes() int64 { return c.queuedBytes.Load() }
@@ -532,7 +568,7 @@ func (c *Conn) queued(f *Frame) {
 	if f.Sent != nil {
 		return // flow control bounds it, and the relay pays for it
 	}
-	c.cfg.Account.Charge(cost)
+	c.charge(cost)
 	if limit := int64(c.cfg.MaxControlBytes); c.controlBytes.Add(cost) > limit && limit > 0 && c.slowCut.CompareAndSwap(false, true) {
 		go c.Close(ErrSlowConsumer)
 	}
@@ -544,7 +580,7 @@ func (c *Conn) written(f *Frame) {
 	c.queuedBytes.Add(-cost)
 	if f.Sent == nil {
 		c.controlBytes.Add(-cost)
-		c.cfg.Account.Release(cost)
+		c.uncharge(cost)
 	}
 }
 
@@ -726,8 +762,8 @@ func (c *Conn) readFrame(hdr []byte, h Handler) error {
 		// Whatever the handler keeps of it is charged again where it is
 		// kept.
 		cost := int64(BufferSize(int(header.Length)))
-		c.cfg.Account.Charge(cost)
-		defer c.cfg.Account.Release(cost)
+		c.charge(cost)
+		defer c.uncharge(cost)
 		f.Payload = GetBuffer(int(header.Length))
 		f.Pooled = true
 		if _, err := io.ReadFull(c.br, f.Payload); err != nil {
@@ -830,10 +866,16 @@ func (c *Conn) writeLoop() {
 // can be queued after the connection has closed.
 func (c *Conn) dropQueue() {
 	c.mu.Lock()
+	// An inline write still running releases the scratch buffer and ends
+	// the writes; one that handed its rest to the writer has returned.
+	inline := c.busy && c.restBatch == nil
 	q := append(c.queue, c.restBatch...)
 	c.queue, c.spare, c.rest, c.restBatch = nil, nil, nil, nil
 	c.writerGone = true
-	inline := c.busy // an inline write still running releases the scratch buffer
+	if !inline {
+		c.busy = false
+		close(c.writesDone)
+	}
 	c.mu.Unlock()
 	c.drop(q)
 	if !inline {
@@ -847,10 +889,10 @@ const maxScratch = 64 << 10
 
 // setScratch replaces the writer's scratch buffer, charging its capacity.
 func (c *Conn) setScratch(b []byte) {
-	c.cfg.Account.Release(c.scratchCost)
+	c.uncharge(c.scratchCost)
 	c.scratch = b
 	c.scratchCost = int64(cap(b))
-	c.cfg.Account.Charge(c.scratchCost)
+	c.charge(c.scratchCost)
 }
 
 // writeBatch writes batch, in pieces whose copied bytes fit maxScratch.
@@ -911,6 +953,7 @@ func (c *Conn) writeSegment(batch []Frame, need int) error {
 	for _, b := range bufs {
 		bytes += len(b)
 	}
+	tellTaken(batch)
 	var err error
 	if t := c.cfg.WriteTimeout; t > 0 {
 		err = c.nc.SetWriteDeadline(time.Now().Add(t))
@@ -936,3 +979,31 @@ func (c *Conn) writeSegment(batch []Frame, need int) error {
 // copyLimit is the payload size from which the writer hands a payload to
 // writev instead of copying it next to its header.
 const copyLimit = 4 << 10
+
+// IsTimeout reports whether err is a timeout of a net.Conn's deadline.
+func IsTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// Memory is the account a connection charges the memory it holds to: the
+// server's budget (internal/budget's Account) is one. Its methods must be
+// safe for concurrent use; a client's connections have none.
+type Memory interface {
+	Charge(n int64)
+	Release(n int64)
+}
+
+// charge charges n bytes to the connection's account, if it has one.
+func (c *Conn) charge(n int64) {
+	if c.cfg.Account != nil {
+		c.cfg.Account.Charge(n)
+	}
+}
+
+// uncharge releases n bytes charged to the connection's account.
+func (c *Conn) uncharge(n int64) {
+	if c.cfg.Account != nil {
+		c.cfg.Account.Release(n)
+	}
+}

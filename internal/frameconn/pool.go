@@ -78,3 +78,14 @@ func PutBuffer(b []byte) {
 		pool64k.Put((*[64 << 10]byte)(b[:64<<10]))
 	}
 }
+
+// Release gives f's payload back to its pool if it came from one, and
+// forgets it, so that a second Release of the same Frame does nothing.
+// Whoever holds a frame last releases it: the writer for frames it
+// wrote, the handler for frames the reader handed it.
+func (f *Frame) Release() {
+	if f.Pooled {
+		PutBuffer(f.Payload)
+	}
+	f.Payload, f.Pooled = nil, false
+}

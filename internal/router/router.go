@@ -15,7 +15,8 @@ type Router struct {
 
 	mu       sync.Mutex // guards channels; closed is set under it
 	channels map[wire.ID]*channel
-	closed   atomic.Bool // set once by Close; read under channel locks too
+	closed   atomic.Bool // set once by Refuse or Close; read under channel locks too
+	shut     bool        // Close has run; guarded by mu
 	observer Observer    // set before the first join (observe.go)
 
 	inFlight atomic.Int64  // live requests, queued or taken
@@ -199,10 +200,11 @@ func (ch *channel) hasPeerLocked(m *Member) bool {
 // the last has ended.
 func (r *Router) Close() {
 	r.mu.Lock()
-	if r.closed.Load() {
+	if r.shut {
 		r.mu.Unlock()
 		return
 	}
+	r.shut = true
 	r.closed.Store(true)
 	chans := make([]*channel, 0, len(r.channels))
 	for _, ch := range r.channels {
@@ -240,6 +242,18 @@ func (r *Router) Close() {
 		ch.mu.Unlock()
 	}
 	r.signalIfIdle()
+}
+
+// Refuse makes the router refuse new joins, requests and Receives with
+// server_closed from now on, as Close does, but leaves what is queued for
+// Close to fail. A server calls it before it tells its clients that it is
+// draining: a request start it reads after that notice reaches no
+// receiver, which is what lets a client send again, or fail with "not
+// delivered", a request it wrote after reading the notice.
+func (r *Router) Refuse() {
+	r.mu.Lock()
+	r.closed.Store(true)
+	r.mu.Unlock()
 }
 
 // InFlight returns the number of live requests, queued or taken.

@@ -2,11 +2,22 @@ package wire
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 )
+
+// ErrServerClosed is the error of a closed server: Server.Serve returns
+// it after Shutdown or Close, and the client maps code server_closed to
+// it. Package socketbus exports it as ErrServerClosed; it lives here so
+// that the client and the server share it without importing each other.
+var ErrServerClosed = errors.New("socketbus: server closed")
+
+// TLSRequiredMessage is the message of the error frame a TLS server
+// answers a plain join with; Dial recognises it.
+const TLSRequiredMessage = "this server requires TLS; connect with TLS (--tls)"
 
 // Code is the numeric code an error frame carries.
 type Code uint16

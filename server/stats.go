@@ -1,7 +1,9 @@
-package socketbus
+package server
 
 import (
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/socketbus/socketbus/internal/frameconn"
 	"github.com/socketbus/socketbus/internal/router"
@@ -30,18 +32,18 @@ type Stats struct {
 
 	// MemoryBytes is the memory the server holds for frames now, as its
 	// budget counts it; MemoryPeakBytes the most it has held; MemoryLimit
-	// is ServerConfig.MaxMemory. MemoryCuts counts connections cut because
+	// is Config.MaxMemory. MemoryCuts counts connections cut because
 	// the budget passed its high-water mark.
 	MemoryBytes, MemoryPeakBytes, MemoryLimit int64
 	MemoryCuts                                int64
 
 	// Nodes counts the nodes of the bus this server sees, itself
-	// included: 1 when it is not clustered (ServerConfig.Cluster).
+	// included: 1 when it is not clustered (Config.Cluster).
 	// NodeNames names them, this node first (nil when not clustered).
 	Nodes     int
 	NodeNames []string
 
-	// StartTime is when the server was created (NewServer).
+	// StartTime is when the server was created (New).
 	StartTime time.Time
 	// Accepted counts connections accepted, Joined those that joined.
 	Accepted, Joined int64
@@ -60,8 +62,8 @@ type Stats struct {
 
 // ChannelStats describes one channel.
 type ChannelStats struct {
-	ID      ID
-	Name    string // the channel's name when the server knows it (ServerConfig.ChannelName, or a client's join)
+	ID      uuid.UUID
+	Name    string // the channel's name when the server knows it (Config.ChannelName, or a client's join)
 	Clients int    // joined connections to this server
 	// Remote counts the channel's clients on the other nodes of the bus,
 	// by node name, as this node last heard (nil when not clustered).
@@ -75,6 +77,17 @@ type ChannelStats struct {
 	// last client leaves is removed, and counts from zero when joined
 	// again.
 	Requests map[string]int64
+}
+
+// Channel returns the stats of the channel id, or a zero ChannelStats when
+// the channel has no client.
+func (s Stats) Channel(id uuid.UUID) ChannelStats {
+	for _, c := range s.Channels {
+		if c.ID == id {
+			return c
+		}
+	}
+	return ChannelStats{}
 }
 
 // LatencyHistogram is a cumulative-free histogram: Counts[i] requests took

@@ -1,4 +1,4 @@
-package socketbus_test
+package server_test
 
 import (
 	"context"
@@ -12,7 +12,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testpeer"
 	"github.com/socketbus/socketbus/internal/wire"
+	"github.com/socketbus/socketbus/server"
 )
 
 // credit4 is a 4-byte credit grant of n bytes.
@@ -24,24 +26,24 @@ func credit4(n uint32) []byte { return wire.AppendCredit(nil, n) }
 // receiver and kill the whole server; now it is a protocol error that
 // closes only that connection.
 func TestTrustResponseCreditBeforeResponse(t *testing.T) {
-	_, addr := startServer(t, socketbus.ServerConfig{})
-	stop := backgroundPair(t, addr)
+	_, addr := startServer(t, server.Config{})
+	stop := testpeer.BackgroundPair(t, addr)
 	ch := uuid.New()
-	idle := joinRaw(t, addr, ch) // a member that never polls
-	attacker := joinRaw(t, addr, ch)
+	idle := testpeer.Join(t, addr, ch) // a member that never polls
+	attacker := testpeer.Join(t, addr, ch)
 
 	id := uuid.New()
-	start := attacker.header(wire.TypeStart, wire.FlagRequest, id)
+	start := attacker.Header(wire.TypeStart, wire.FlagRequest, id)
 	start.TimeoutMillis = 5000
-	attacker.writeFrame(start, nil)
-	attacker.writeFrame(attacker.header(wire.TypeChunk, wire.FlagResponse|wire.FlagCredit, id), credit4(1))
+	attacker.WriteFrame(start, nil)
+	attacker.WriteFrame(attacker.Header(wire.TypeChunk, wire.FlagResponse|wire.FlagCredit, id), credit4(1))
 
-	_, e := attacker.readError()
+	_, e := attacker.ReadError()
 	if e.Code != wire.CodeProtocol {
 		t.Fatalf("response credit before the response: got %s, want protocol", e.Code)
 	}
-	attacker.expectEOF()
-	idle.sync() // the other member of the channel is still served
+	attacker.ExpectEOF()
+	idle.Sync() // the other member of the channel is still served
 	if n, err := stop(); err != nil {
 		t.Fatalf("bystanders: %d round trips, then %v", n, err)
 	}
@@ -52,7 +54,7 @@ func TestTrustResponseCreditBeforeResponse(t *testing.T) {
 // channel does not lock that client out of it, whichever joins first.
 func TestTrustClientIDSquatting(t *testing.T) {
 	public, secret := uuid.New(), uuid.New()
-	_, addr := startServer(t, socketbus.ServerConfig{
+	_, addr := startServer(t, server.Config{
 		Authenticate: func(_, channel socketbus.ID, token string) error {
 			if channel == secret && token != "s3cret" {
 				return errors.New("wrong token")
@@ -83,7 +85,7 @@ func TestTrustClientIDSquatting(t *testing.T) {
 // with a protocol error.
 func TestTrustHonestReceiverBurstOfEnds(t *testing.T) {
 	const n = 2000
-	_, addr := startServer(t, socketbus.ServerConfig{MaxInFlightPerClient: 2 * n})
+	_, addr := startServer(t, server.Config{MaxInFlightPerClient: 2 * n})
 	ch := uuid.New()
 	sender := dial(t, addr, ch)
 	receiver := dial(t, addr, ch)
@@ -139,32 +141,32 @@ func TestTrustHonestReceiverBurstOfEnds(t *testing.T) {
 // other member of the same channel and a request it had in flight.
 func TestTrustPanicContained(t *testing.T) {
 	poison := uuid.New()
-	socketbus.SetHandleHook(func(h *wire.Header) {
+	server.SetHandleHook(func(h *wire.Header) {
 		if h.RequestID == poison {
 			panic("test: poisoned frame")
 		}
 	})
-	srv, addr := startServer(t, socketbus.ServerConfig{})
-	t.Cleanup(func() { srv.Close(); socketbus.SetHandleHook(nil) })
-	stop := backgroundPair(t, addr)
+	srv, addr := startServer(t, server.Config{})
+	t.Cleanup(func() { srv.Close(); server.SetHandleHook(nil) })
+	stop := testpeer.BackgroundPair(t, addr)
 	ch := uuid.New()
-	victim := joinRaw(t, addr, ch)
+	victim := testpeer.Join(t, addr, ch)
 	peer := dial(t, addr, ch)
 
 	// The victim holds a request of the peer's when it fails.
-	victim.poll(uuid.New())
+	victim.Poll(uuid.New())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	sent := make(chan error, 1)
 	go func() { sent <- peer.Send(ctx, strings.NewReader("held"), io.Discard) }()
-	victim.receive()
+	victim.Receive()
 
-	victim.writeFrame(victim.header(wire.TypeStart, wire.FlagPing, poison), nil)
-	h, e := victim.readError()
+	victim.WriteFrame(victim.Header(wire.TypeStart, wire.FlagPing, poison), nil)
+	h, e := victim.ReadError()
 	if e.Code != wire.CodeInternal || h.Flags != 0 {
 		t.Fatalf("after the panic: got %v %s, want a connection-level internal error", h, e.Code)
 	}
-	victim.expectEOF()
+	victim.ExpectEOF()
 	if err := <-sent; !errors.Is(err, socketbus.ErrPeerGone) {
 		t.Fatalf("the request the failed connection held: got %v, want ErrPeerGone", err)
 	}
@@ -187,14 +189,14 @@ func TestTrustPanicContained(t *testing.T) {
 // requests used not to count, so a receiver could poll again and again.
 func TestTrustReceiverHoldsAtMostItsLimit(t *testing.T) {
 	const limit = 8
-	_, addr := startServer(t, socketbus.ServerConfig{MaxInFlightPerClient: limit})
+	_, addr := startServer(t, server.Config{MaxInFlightPerClient: limit})
 	ch := uuid.New()
-	hog := joinRaw(t, addr, ch)
+	hog := testpeer.Join(t, addr, ch)
 	sender := dial(t, addr, ch)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for i := 0; i < limit; i++ {
-		hog.poll(uuid.New())
+		hog.Poll(uuid.New())
 	}
 	var sends sync.WaitGroup
 	for i := 0; i < limit; i++ {
@@ -205,13 +207,13 @@ func TestTrustReceiverHoldsAtMostItsLimit(t *testing.T) {
 		}()
 	}
 	for i := 0; i < limit; i++ {
-		hog.receive()
+		hog.Receive()
 	}
 	// It holds limit requests and has no poll left: one more poll is over
 	// the limit.
 	extra := uuid.New()
-	hog.poll(extra)
-	h, e := hog.readError()
+	hog.Poll(extra)
+	h, e := hog.ReadError()
 	if e.Code != wire.CodeLimit || h.RequestID != extra || h.Flags != wire.FlagReceive {
 		t.Fatalf("a poll past the limit with %d requests held: got %v %s, want a limit error for the poll", limit, h, e.Code)
 	}

@@ -1,4 +1,4 @@
-package socketbus
+package server
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // ConnStats describes one open connection, from Server.Conns.
@@ -15,9 +17,9 @@ type ConnStats struct {
 	// Joined is false while the connection is still in its TLS handshake
 	// or join; the fields below RemoteAddr and TLS are then zero.
 	Joined      bool
-	ClientID    ID
-	Channel     ID
-	ChannelName string // the channel's name when the server knows it (ServerConfig.ChannelName)
+	ClientID    uuid.UUID
+	Channel     uuid.UUID
+	ChannelName string // the channel's name when the server knows it (Config.ChannelName)
 
 	Age  time.Duration // since the connection was accepted
 	Idle time.Duration // since a frame last arrived from the client (since the join if none has)
@@ -85,7 +87,7 @@ func (s *Server) Conns() []ConnStats {
 // (PROTOCOL.md §7), for as long as a connection that gave the name is open.
 type channelNames struct {
 	mu    sync.Mutex
-	names map[ID]*namedChannel
+	names map[uuid.UUID]*namedChannel
 }
 
 type namedChannel struct {
@@ -94,11 +96,11 @@ type namedChannel struct {
 }
 
 // hold records that a connection on channel gave name.
-func (n *channelNames) hold(channel ID, name string) {
+func (n *channelNames) hold(channel uuid.UUID, name string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.names == nil {
-		n.names = make(map[ID]*namedChannel)
+		n.names = make(map[uuid.UUID]*namedChannel)
 	}
 	e := n.names[channel]
 	if e == nil {
@@ -109,7 +111,7 @@ func (n *channelNames) hold(channel ID, name string) {
 }
 
 // release undoes a hold.
-func (n *channelNames) release(channel ID) {
+func (n *channelNames) release(channel uuid.UUID) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if e := n.names[channel]; e != nil {
@@ -120,7 +122,7 @@ func (n *channelNames) release(channel ID) {
 }
 
 // lookup returns the name a client gave channel, or "".
-func (n *channelNames) lookup(channel ID) string {
+func (n *channelNames) lookup(channel uuid.UUID) string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if e := n.names[channel]; e != nil {
@@ -130,8 +132,8 @@ func (n *channelNames) lookup(channel ID) string {
 }
 
 // channelName returns channel's name: the one a client gave, or else the
-// one ServerConfig.ChannelName knows, or "".
-func (s *Server) channelName(channel ID) string {
+// one Config.ChannelName knows, or "".
+func (s *Server) channelName(channel uuid.UUID) string {
 	if name := s.names.lookup(channel); name != "" {
 		return name
 	}

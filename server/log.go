@@ -1,4 +1,4 @@
-package socketbus
+package server
 
 import (
 	"context"
@@ -12,11 +12,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/socketbus/socketbus/internal/frameconn"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
-// What the server logs (ServerConfig.Logger), and the counters behind the
+// What the server logs (Config.Logger), and the counters behind the
 // refusals and cuts in Stats. A connection that joins logs one info line
 // when it joins and one when it ends; a connection the server cuts or
 // refuses logs one warning instead, rate-limited per source (warnLimiter).
@@ -82,7 +84,7 @@ func refusal(err error) (reason string, code wire.Code, ok bool) {
 	case errors.Is(err, errHTTPClient):
 		return reasonHTTP, 0, true
 	case errors.Is(err, errTLSHandshake):
-		if isTimeout(err) {
+		if frameconn.IsTimeout(err) {
 			return reasonJoinTimeout, 0, true
 		}
 		return reasonTLS, 0, true
@@ -110,7 +112,7 @@ func refusal(err error) (reason string, code wire.Code, ok bool) {
 func cut(err error) (reason string, code wire.Code, byServer bool) {
 	var werr *wire.Error
 	switch {
-	case err == nil, errors.Is(err, ErrServerClosed):
+	case err == nil, errors.Is(err, wire.ErrServerClosed):
 		return "server shutting down", 0, false
 	case errors.Is(err, frameconn.ErrSlowConsumer):
 		return reasonSlowConsumer, 0, true
@@ -124,7 +126,7 @@ func cut(err error) (reason string, code wire.Code, byServer bool) {
 		return reasonInternal, 0, true
 	case errors.As(err, &werr):
 		return reasonProtocol, werr.Code, true
-	case isTimeout(err):
+	case frameconn.IsTimeout(err):
 		// Read timeouts are frame_timeout (above): this one is a write's,
 		// the WriteTimeout of a client that does not read.
 		return reasonSlowConsumer, 0, true
@@ -274,7 +276,7 @@ func (c *serverConn) logRefusal(err error) {
 		args = append(args, "code", code.String())
 	}
 	if c.join != nil {
-		args = append(args, "client", ID(c.join.ClientID), "channel", ID(c.join.ChannelID))
+		args = append(args, "client", uuid.UUID(c.join.ClientID), "channel", uuid.UUID(c.join.ChannelID))
 		if name := s.channelName(c.join.ChannelID); name != "" {
 			args = append(args, "channel_name", name)
 		}
@@ -284,7 +286,7 @@ func (c *serverConn) logRefusal(err error) {
 
 // logJoined logs a connection that has joined.
 func (c *serverConn) logJoined() {
-	args := []any{"remote", c.remote, "client", ID(c.member.ID()), "channel", ID(c.member.Channel())}
+	args := []any{"remote", c.remote, "client", uuid.UUID(c.member.ID()), "channel", uuid.UUID(c.member.Channel())}
 	if c.name != "" {
 		args = append(args, "channel_name", c.name)
 	}
@@ -297,7 +299,7 @@ func (c *serverConn) logClosed() {
 	err := c.conn.Err()
 	reason, code, byServer := cut(err)
 	ms := c.member.Stats()
-	args := []any{"remote", c.remote, "client", ID(c.member.ID()), "channel", ID(c.member.Channel())}
+	args := []any{"remote", c.remote, "client", uuid.UUID(c.member.ID()), "channel", uuid.UUID(c.member.Channel())}
 	if c.name != "" {
 		args = append(args, "channel_name", c.name)
 	}
@@ -355,5 +357,5 @@ func (c *serverConn) logFrame(h *wire.Header) {
 
 func (c *serverConn) logFrameLine(what string, h *wire.Header) {
 	c.s.log.LogAttrs(context.Background(), slog.LevelDebug, what, slog.String("remote", c.remote),
-		slog.String("client", ID(h.ClientID).String()), slog.String("request", ID(h.RequestID).String()))
+		slog.String("client", uuid.UUID(h.ClientID).String()), slog.String("request", uuid.UUID(h.RequestID).String()))
 }

@@ -1,4 +1,4 @@
-package socketbus
+package server
 
 import (
 	"errors"
@@ -17,22 +17,6 @@ import (
 // such a client in the client's own protocol; Dial looks at the answer to
 // a join that failed. Either way the error says what is probably wrong, at
 // once rather than at a timeout.
-
-// Errors Dial returns when the server speaks another protocol. They come
-// with ErrProtocol: errors.Is matches both.
-var (
-	// ErrTLSRequired is returned by Dial without WithTLS when the server
-	// refused the join because it speaks only TLS.
-	ErrTLSRequired = errors.New("socketbus: the server requires TLS")
-	// ErrHTTPAnswer is returned by Dial when the server answered the join
-	// with HTTP: the address is an HTTP server's, such as a socketbus
-	// server's monitoring endpoint, not a bus port.
-	ErrHTTPAnswer = errors.New("socketbus: the server answered HTTP")
-)
-
-// tlsRequiredMessage is the message of the error frame a TLS server answers
-// a plain join with; Dial recognises it.
-const tlsRequiredMessage = "this server requires TLS; connect with TLS (--tls)"
 
 // httpAnswerBody is the body of the response a bus port gives an HTTP
 // request.
@@ -57,7 +41,7 @@ func (c *serverConn) sniff() error {
 	case !ok:
 		return nil
 	case (b == wire.Version || b == wire.Version2) && c.s.cfg.TLSConfig != nil:
-		return wire.Errorf(wire.CodeProtocol, "%s", tlsRequiredMessage)
+		return wire.Errorf(wire.CodeProtocol, "%s", wire.TLSRequiredMessage)
 	case b == wire.Version || b == wire.Version2 || !strings.ContainsRune("CDGHOP", rune(b)):
 		return nil
 	}

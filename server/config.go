@@ -1,19 +1,19 @@
-package socketbus
+package server
 
 import (
-	"context"
 	"crypto/tls"
 	"log/slog"
-	"net"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/socketbus/socketbus/internal/router"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
-// ServerConfig configures a Server. The zero value is a working
+// Config configures a Server. The zero value is a working
 // configuration: every zero field takes the default its comment gives.
-type ServerConfig struct {
+type Config struct {
 	// DefaultTimeout applies to requests sent with no deadline (timeout 0
 	// on the wire). Zero means 30 s.
 	DefaultTimeout time.Duration
@@ -43,7 +43,7 @@ type ServerConfig struct {
 	// client ID, channel and token (WithToken) it presented. A non-nil
 	// error refuses the join with an unauthorized error frame; the client's
 	// Dial returns ErrUnauthorized.
-	Authenticate func(clientID, channel ID, token string) error
+	Authenticate func(clientID, channel uuid.UUID, token string) error
 
 	// JoinTimeout is how long a new connection may take to finish its TLS
 	// handshake and join. Zero means 5 s.
@@ -99,7 +99,7 @@ type ServerConfig struct {
 	// rate-limited per remote IP and reason, the suppressed ones counted
 	// in a later "warnings suppressed" line; the drain's progress; and at
 	// debug each request's lifecycle frames. Whether debug is enabled is
-	// checked once, in NewServer. Nil means no logs, except for internal
+	// checked once, in New. Nil means no logs, except for internal
 	// errors (a panic recovered while handling a connection's frames),
 	// which go to slog.Default().
 	Logger *slog.Logger
@@ -109,7 +109,7 @@ type ServerConfig struct {
 	// returns "" for a channel it does not know. serve passes the names
 	// of its --tokens file. It is called once per join and once per
 	// channel per Stats, so it must be cheap and safe for concurrent use.
-	ChannelName func(channel ID) string
+	ChannelName func(channel uuid.UUID) string
 }
 
 // Cluster is the bus a Server is a node of. Package cluster implements it;
@@ -136,14 +136,14 @@ type routingCluster interface {
 	ChannelMembers(channel wire.ID) map[string]int
 }
 
-// Defaults of ServerConfig's zero fields.
+// Defaults of Config's zero fields.
 const (
 	DefaultRequestTimeout       = 30 * time.Second
 	DefaultMaxChannelQueueBytes = 64 << 20
 	DefaultWriteTimeout         = 10 * time.Second
 	DefaultJoinTimeout          = 5 * time.Second
 	DefaultFrameReadTimeout     = 30 * time.Second
-	DefaultPingInterval         = 30 * time.Second // for servers and clients
+	DefaultPingInterval         = 30 * time.Second
 	DefaultMaxConnections       = 65536
 	DefaultMaxInFlightPerClient = 1024
 	DefaultMaxQueuedRequests    = 4096
@@ -151,7 +151,7 @@ const (
 )
 
 // withDefaults returns cfg with every zero field set to its default.
-func (cfg ServerConfig) withDefaults() ServerConfig {
+func (cfg Config) withDefaults() Config {
 	orDefault(&cfg.DefaultTimeout, DefaultRequestTimeout)
 	orDefault(&cfg.MaxChannelQueueBytes, DefaultMaxChannelQueueBytes)
 	orDefault(&cfg.WriteTimeout, DefaultWriteTimeout)
@@ -172,58 +172,4 @@ func orDefault[T int | int64 | time.Duration](v *T, def T) {
 	if *v <= 0 {
 		*v = def
 	}
-}
-
-// DialOption configures Dial.
-type DialOption func(*dialOptions)
-
-type dialOptions struct {
-	clientID     ID
-	tls          *tls.Config
-	token        string
-	channelName  string
-	pingInterval time.Duration
-	dial         func(ctx context.Context, network, addr string) (net.Conn, error)
-	reconnect    ReconnectPolicy
-	servers      []string
-	onConnection func(ConnectionEvent)
-	version      uint8 // protocol version to join with; 0 = wire.Version2 (tests set 1)
-}
-
-// WithDialer makes Dial open its connection with dial instead of a
-// net.Dialer: for proxies, custom transports, or fault injection in tests.
-func WithDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) DialOption {
-	return func(o *dialOptions) { o.dial = dial }
-}
-
-// WithTLS makes the client speak TLS with cfg (TLS 1.2 at least).
-func WithTLS(cfg *tls.Config) DialOption {
-	return func(o *dialOptions) { o.tls = cfg }
-}
-
-// WithToken presents token when joining; the server's Authenticate sees it.
-func WithToken(token string) DialOption {
-	return func(o *dialOptions) { o.token = token }
-}
-
-// WithChannelName gives the server the channel's name when joining, for
-// its logs and monitoring; ChannelFromName(name) must be the channel Dial
-// joins. The name travels in the join (PROTOCOL.md §7): a server older
-// than this option takes the join's whole payload for the token, so it
-// admits such a join only if it does not authenticate.
-func WithChannelName(name string) DialOption {
-	return func(o *dialOptions) { o.channelName = name }
-}
-
-// WithPingInterval sets how often the client pings a server it has heard
-// nothing from; after two unanswered pings it closes the connection and
-// calls in flight fail. Zero means 30 s; negative turns keepalive off.
-func WithPingInterval(d time.Duration) DialOption {
-	return func(o *dialOptions) { o.pingInterval = d }
-}
-
-// WithClientID makes the client join with id instead of a fresh random ID.
-// The server refuses a second connection with an ID already connected.
-func WithClientID(id ID) DialOption {
-	return func(o *dialOptions) { o.clientID = id }
 }

@@ -1,4 +1,4 @@
-package socketbus
+package server
 
 import (
 	"context"
@@ -17,15 +17,15 @@ import (
 )
 
 // Server routes requests between the clients joined to each channel. Create
-// one with NewServer, then call Serve or ListenAndServe.
+// one with New, then call Serve or ListenAndServe.
 type Server struct {
-	cfg    ServerConfig
+	cfg    Config
 	router *router.Router
 	memory *budget.Account // the root of the memory budget (server_memory.go)
 	reaper reaper
 
 	log            *slog.Logger // cfg.Logger, or one that discards
-	debug          bool         // log has debug enabled (checked once, by NewServer)
+	debug          bool         // log has debug enabled (checked once, by New)
 	warns          *warnLimiter // rate-limits warnings about connections (server_log.go)
 	ops            opsCounters  // refusals and cuts
 	names          channelNames // channel names clients gave when joining
@@ -45,9 +45,9 @@ type Server struct {
 	wg sync.WaitGroup // connection goroutines
 }
 
-// NewServer returns a server configured by cfg (zero fields take their
+// New returns a server configured by cfg (zero fields take their
 // defaults).
-func NewServer(cfg ServerConfig) *Server {
+func New(cfg Config) *Server {
 	cfg = cfg.withDefaults()
 	s := &Server{
 		cfg:       cfg,
@@ -83,7 +83,8 @@ func NewServer(cfg ServerConfig) *Server {
 }
 
 // ListenAndServe listens on the TCP address addr and serves it. It always
-// returns a non-nil error; after Shutdown or Close, ErrServerClosed.
+// returns a non-nil error; after Shutdown or Close, an error matching
+// socketbus.ErrServerClosed.
 func (s *Server) ListenAndServe(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -94,13 +95,13 @@ func (s *Server) ListenAndServe(addr string) error {
 
 // Serve accepts connections on ln and serves each in its own goroutines.
 // It closes ln when it returns. It always returns a non-nil error; after
-// Shutdown or Close, ErrServerClosed.
+// Shutdown or Close, an error matching socketbus.ErrServerClosed.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.shutdown {
 		s.mu.Unlock()
 		ln.Close()
-		return ErrServerClosed
+		return wire.ErrServerClosed
 	}
 	s.listeners[ln] = struct{}{}
 	s.mu.Unlock()
@@ -117,7 +118,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		if err != nil {
 			select {
 			case <-s.done:
-				return ErrServerClosed
+				return wire.ErrServerClosed
 			default:
 			}
 			var ne net.Error
@@ -130,7 +131,7 @@ func (s *Server) Serve(ln net.Listener) error {
 				case <-t.C:
 				case <-s.done:
 					t.Stop()
-					return ErrServerClosed
+					return wire.ErrServerClosed
 				}
 				continue
 			}
@@ -142,12 +143,13 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // Shutdown stops the server gracefully: it stops accepting connections and
-// new requests, fails every queued request with ErrServerClosed at its
+// new requests, fails every queued request with socketbus.ErrServerClosed at its
 // sender, lets requests already taken by a receiver finish, then closes
 // every connection. If ctx ends first, Shutdown closes the connections at
 // once and returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
 	begun := time.Now()
+	s.router.Refuse() // before the notice: nothing read after it is delivered
 	s.noticeDrain()
 	live := s.router.InFlight()
 	s.beginShutdown()
@@ -192,10 +194,12 @@ func (s *Server) connCount() int {
 	return len(s.conns)
 }
 
-// noticeDrain tells every joined client that the server is shutting down,
-// before anything is refused: a drain ping (docs/PROTOCOL.md section 17),
-// which goes ahead of the server_closed errors for queued requests on each
-// connection, so that clients re-send those elsewhere or after the restart.
+// noticeDrain tells every joined client that the server is shutting down:
+// a drain ping (docs/PROTOCOL.md section 17), which goes ahead of the
+// server_closed errors for queued requests on each connection, so that
+// clients re-send those elsewhere or after the restart. The router
+// refuses new requests before it is sent, so that a request a client
+// writes after reading it reaches no receiver.
 func (s *Server) noticeDrain() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -210,7 +214,7 @@ func (s *Server) noticeDrain() {
 }
 
 // Close stops the server at once: listeners and connections are closed and
-// requests in flight end with errors. Serve returns ErrServerClosed.
+// requests in flight end with errors. Serve returns an error matching socketbus.ErrServerClosed.
 func (s *Server) Close() error {
 	s.beginShutdown()
 	s.closeConns(nil)
@@ -251,7 +255,7 @@ func (s *Server) closeConns(ctx context.Context) {
 			conn := c.conn
 			s.mu.Unlock()
 			if conn != nil {
-				conn.Refuse(ErrServerClosed)
+				conn.Refuse(wire.ErrServerClosed)
 			}
 		}
 	}
@@ -260,9 +264,9 @@ func (s *Server) closeConns(ctx context.Context) {
 		conn, nc := c.conn, c.nc
 		s.mu.Unlock()
 		if conn != nil && ctx != nil {
-			conn.CloseAfterFlush(frameconn.ErrorFrame(wire.Header{Version: conn.Version()}, wire.CodeServerClosed, "server is shutting down"), ErrServerClosed)
+			conn.CloseAfterFlush(frameconn.ErrorFrame(wire.Header{Version: conn.Version()}, wire.CodeServerClosed, "server is shutting down"), wire.ErrServerClosed)
 		} else if conn != nil {
-			conn.Close(ErrServerClosed)
+			conn.Close(wire.ErrServerClosed)
 		} else {
 			nc.Close() // still joining
 		}
@@ -278,7 +282,7 @@ func (s *Server) closeConns(ctx context.Context) {
 	}
 }
 
-// logger returns where the server logs internal errors: ServerConfig.Logger,
+// logger returns where the server logs internal errors: Config.Logger,
 // or slog.Default() without one, since a recovered panic is worth seeing
 // even by a server that logs nothing else.
 func (s *Server) logger() *slog.Logger {

@@ -1,4 +1,4 @@
-package socketbus
+package server
 
 import (
 	"sync"

@@ -1,11 +1,9 @@
-package socketbus
+package wire
 
 import (
 	"bytes"
 	"errors"
 	"testing"
-
-	"github.com/socketbus/socketbus/internal/wire"
 )
 
 // TestJoinPayload checks the join payload's encoding: golden bytes, a v1
@@ -14,10 +12,10 @@ import (
 func TestJoinPayload(t *testing.T) {
 	ch := ChannelFromName("orders")
 	golden := []byte("\x00sbj\x01\x00\x03tok\x02\x00\x06orders")
-	if got := appendJoinPayload(nil, "tok", "orders"); !bytes.Equal(got, golden) {
-		t.Fatalf("appendJoinPayload = %q, want %q", got, golden)
+	if got := AppendJoinPayload(nil, "tok", "orders"); !bytes.Equal(got, golden) {
+		t.Fatalf("AppendJoinPayload = %q, want %q", got, golden)
 	}
-	if got := appendJoinPayload(nil, "tok", ""); string(got) != "tok" {
+	if got := AppendJoinPayload(nil, "tok", ""); string(got) != "tok" {
 		t.Errorf("without a name the payload is %q, want the token alone", got)
 	}
 	for _, c := range []struct {
@@ -32,40 +30,40 @@ func TestJoinPayload(t *testing.T) {
 		{"\x00sbk\x01\x00\x01t", "\x00sbk\x01\x00\x01t", ""}, // not the magic: a token
 		{"\x00sbj", "", ""},                                  // the magic alone
 	} {
-		token, name, err := parseJoinPayload([]byte(c.payload), ch)
+		token, name, err := ParseJoinPayload([]byte(c.payload), ch)
 		if err != nil || token != c.token || name != c.name {
-			t.Errorf("parseJoinPayload(%q) = %q, %q, %v; want %q, %q, nil", c.payload, token, name, err, c.token, c.name)
+			t.Errorf("ParseJoinPayload(%q) = %q, %q, %v; want %q, %q, nil", c.payload, token, name, err, c.token, c.name)
 		}
 	}
 	for n := len(joinFieldsMagic) + 1; n < len(golden); n++ {
 		if n == len(joinFieldsMagic)+3+3 { // a whole token field: a valid payload
 			continue
 		}
-		_, _, err := parseJoinPayload(golden[:n], ch)
-		var werr *wire.Error
-		if !errors.As(err, &werr) || werr.Code != wire.CodeProtocol {
-			t.Errorf("parseJoinPayload of %d of %d bytes: %v, want a protocol error", n, len(golden), err)
+		_, _, err := ParseJoinPayload(golden[:n], ch)
+		var werr *Error
+		if !errors.As(err, &werr) || werr.Code != CodeProtocol {
+			t.Errorf("ParseJoinPayload of %d of %d bytes: %v, want a protocol error", n, len(golden), err)
 		}
 	}
-	if _, _, err := parseJoinPayload(appendJoinPayload(nil, "", "payments"), ch); err == nil {
+	if _, _, err := ParseJoinPayload(AppendJoinPayload(nil, "", "payments"), ch); err == nil {
 		t.Error("a name that is not the channel's was accepted")
 	}
-	if err := checkChannelName("payments", ch); err == nil {
-		t.Error("checkChannelName accepted a name that is not the channel's")
+	if err := CheckChannelName("payments", ch); err == nil {
+		t.Error("CheckChannelName accepted a name that is not the channel's")
 	}
 }
 
 // FuzzJoinPayload checks that parsing never panics and that what
-// appendJoinPayload writes parses back.
+// AppendJoinPayload writes parses back.
 func FuzzJoinPayload(f *testing.F) {
 	f.Add([]byte("\x00sbj\x01\x00\x03tok\x02\x00\x06orders"), "tok", "orders")
 	f.Add([]byte("s3cret"), "", "x")
 	f.Fuzz(func(t *testing.T, p []byte, token, name string) {
-		parseJoinPayload(p, ChannelFromName(name))
-		if len(token) > 0xffff || name == "" || checkChannelName(name, ChannelFromName(name)) != nil {
+		ParseJoinPayload(p, ChannelFromName(name))
+		if len(token) > 0xffff || name == "" || CheckChannelName(name, ChannelFromName(name)) != nil {
 			return
 		}
-		gotToken, gotName, err := parseJoinPayload(appendJoinPayload(nil, token, name), ChannelFromName(name))
+		gotToken, gotName, err := ParseJoinPayload(AppendJoinPayload(nil, token, name), ChannelFromName(name))
 		if err != nil || gotToken != token || gotName != name {
 			t.Errorf("round trip of %q, %q: %q, %q, %v", token, name, gotToken, gotName, err)
 		}

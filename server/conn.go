@@ -1,4 +1,4 @@
-package socketbus
+package server
 
 import (
 	"crypto/tls"
@@ -152,7 +152,7 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 	}
 	var hdr [wire.HeaderSize]byte
 	if _, err := io.ReadFull(c.nc, hdr[:]); err != nil {
-		if isTimeout(err) {
+		if frameconn.IsTimeout(err) {
 			return nil, wire.Errorf(wire.CodeIdle, "no join within %s", s.cfg.JoinTimeout)
 		}
 		return nil, err
@@ -173,12 +173,12 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 	defer s.memory.Release(int64(h.Length))
 	token := make([]byte, h.Length)
 	if _, err := io.ReadFull(c.nc, token); err != nil {
-		if isTimeout(err) {
+		if frameconn.IsTimeout(err) {
 			return &h, wire.Errorf(wire.CodeIdle, "no join within %s", s.cfg.JoinTimeout)
 		}
 		return &h, err
 	}
-	tok, name, err := parseJoinPayload(token, h.ChannelID)
+	tok, name, err := wire.ParseJoinPayload(token, h.ChannelID)
 	if err != nil {
 		return &h, err
 	}
@@ -247,11 +247,6 @@ func serverTLS(cfg *tls.Config) *tls.Config {
 	return cfg
 }
 
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
 // Send implements router.Peer.
 func (c *serverConn) Send(f frameconn.Frame, b *frameconn.Batch) { _ = c.conn.EnqueueIn(f, b) }
 
@@ -302,17 +297,17 @@ func (c *serverConn) handleFrame(f frameconn.Frame) error {
 		c.logFrame(h)
 	}
 	if h.Flags == 0 { // the client reports a connection-level error and leaves
-		release(f)
+		f.Release()
 		return errClientErrorFrame
 	}
 	if h.ClientID != c.member.ID() || h.ChannelID != c.member.Channel() {
-		release(f)
+		f.Release()
 		return wire.Errorf(wire.CodeProtocol, "frame names client %x on channel %x; this connection joined as %x on %x",
 			h.ClientID, h.ChannelID, c.member.ID(), c.member.Channel())
 	}
 	switch {
 	case h.Flags == wire.FlagPing && len(f.Payload) > 8:
-		release(f)
+		f.Release()
 		return wire.Errorf(wire.CodeProtocol, "ping payload of %d bytes; at most 8", len(f.Payload))
 	case h.Flags == wire.FlagPing && h.Type == wire.TypeStart:
 		h.Type = wire.TypeEnd
@@ -320,13 +315,13 @@ func (c *serverConn) handleFrame(f frameconn.Frame) error {
 		c.Send(f, c.conn.ReadBatch())
 		return nil
 	case h.Flags == wire.FlagPing:
-		release(f)
+		f.Release()
 		if gen, ok := router.PongGeneration(h.RequestID); ok {
 			c.member.Pong(gen) // the client has read the ends that ping followed
 		}
 		return nil
 	case h.Flags == wire.FlagJoin:
-		release(f)
+		f.Release()
 		return wire.Errorf(wire.CodeProtocol, "this connection has already joined")
 	}
 	return c.member.Handle(f, c.conn.ReadBatch())

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestUsageMistakesExitTwo: an address, a route or a memory budget the
+// command cannot use is a usage error, status 2, said at once, rather
+// than a wait for a server that cannot exist (6) or a budget raised
+// without a word.
+func TestUsageMistakesExitTwo(t *testing.T) {
+	bin := buildBinary(t)
+	for _, c := range []struct {
+		args []string
+		want string // in stderr
+	}{
+		{[]string{"send", "--server", "a:b:c", "--channel", "x", "--data", "y"}, `--server "a:b:c"`},
+		{[]string{"serve", "--addr", "bad:port:x"}, `--addr "bad:port:x"`},
+		{[]string{"serve", "--max-memory", "100"}, "the smallest budget is 1 MiB"},
+		{[]string{"serve", "--cluster-name", "b", "--routes", "bad"}, `--routes "bad"`},
+		{[]string{"serve", "--cluster-name", "b", "--cluster-listen", "nowhere"}, `--cluster-listen "nowhere"`},
+	} {
+		res := runCmd(t, bin, nil, "", c.args...)
+		if res.code != exitUsage || !strings.Contains(res.stderr, c.want) {
+			t.Errorf("socketbus %s: status %d, stderr %q; want %d and %q", strings.Join(c.args, " "), res.code, res.stderr, exitUsage, c.want)
+		}
+	}
+}
+
+// TestClusterLogNamesTheRoutes: serve's startup line names the routes it
+// was given, and the node's own route URL apart.
+func TestClusterLogNamesTheRoutes(t *testing.T) {
+	bin := buildBinary(t)
+	route := "nats://" + closedPort(t)
+	p := startProc(t, bin, nil, "serve", "--addr", "127.0.0.1:0", "--cluster-name", "logbus", "--node", "n1",
+		"--cluster-listen", "127.0.0.1:0", "--routes", route)
+	line := p.waitLine(p.stderr, "msg=cluster")
+	if !strings.Contains(line, "routes="+route) || !strings.Contains(line, "listen=nats://127.0.0.1:") {
+		t.Fatalf("the cluster line %q does not name the routes %s and the node's own route URL", line, route)
+	}
+}
