@@ -47,11 +47,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/socketbus/socketbus/internal/budget"
 	"github.com/socketbus/socketbus/internal/router"
 	"github.com/socketbus/socketbus/internal/wire"
 )
@@ -146,6 +148,9 @@ type Cluster struct {
 	once          sync.Once
 
 	warns warnLimiter // rate-limits the warnings others can cause
+
+	acct      *budget.Account              // what the node keeps for other nodes (bounds.go); set with r
+	testHeard atomic.Pointer[func(string)] // tests: called after each announcement is handled
 }
 
 func (c *Cluster) infof(format string, args ...any) {
@@ -183,7 +188,8 @@ func New(cfg Config) (*Cluster, error) {
 		stop: make(chan struct{}), done: make(chan struct{}), announcerDone: make(chan struct{})}
 	var err error
 	if cfg.NATSURL != "" {
-		opts := append([]nats.Option{nats.Name("socketbus " + cfg.Name + "/" + cfg.Node), nats.MaxReconnects(-1)}, cfg.NATSOptions...)
+		opts := append([]nats.Option{nats.Name("socketbus " + cfg.Name + "/" + cfg.Node), nats.MaxReconnects(-1),
+			nats.ErrorHandler(c.natsErrors)}, cfg.NATSOptions...)
 		c.nc, err = nats.Connect(cfg.NATSURL, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("cluster: connect to %s: %w", cfg.NATSURL, err)
@@ -196,7 +202,7 @@ func New(cfg Config) (*Cluster, error) {
 			return nil, err
 		}
 		c.nc, err = nats.Connect("", nats.InProcessServer(c.ns), nats.UserInfo("socketbus", password),
-			nats.Name("socketbus "+cfg.Name+"/"+cfg.Node), nats.MaxReconnects(-1))
+			nats.Name("socketbus "+cfg.Name+"/"+cfg.Node), nats.MaxReconnects(-1), nats.ErrorHandler(c.natsErrors))
 		if err != nil {
 			c.ns.Shutdown()
 			return nil, fmt.Errorf("cluster: connect to the embedded nats-server: %w", err)
@@ -249,9 +255,10 @@ func startEmbedded(cfg Config, incarnation, clientPassword string) (*natsserver.
 		NoLog:    true,
 		NoSigs:   true,
 		// What waits for the node in the server is bounded by the credit
-		// the node's router grants (docs/PROTOCOL.md section 21.6); the
-		// node reads without ever blocking, so this is only a backstop.
-		MaxPending: 1 << 30,
+		// the node's router grants (docs/PROTOCOL.md section 21.6) when
+		// every publisher is a node; the node reads without ever
+		// blocking. This bounds a flood (bounds.go).
+		MaxPending: maxNATSPending,
 		Cluster: natsserver.ClusterOpts{Name: cfg.Name, Host: host, Port: port,
 			Username: cfg.RouteUser, Password: cfg.RoutePassword},
 	}

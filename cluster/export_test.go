@@ -24,3 +24,26 @@ func WithDeadAfter(cfg Config, d time.Duration) Config {
 	cfg.deadAfter = d
 	return cfg
 }
+
+// OnHeard makes the node call f with the name of every announcement it
+// has handled (kept or ignored).
+func (c *Cluster) OnHeard(f func(name string)) { c.testHeard.Store(&f) }
+
+// RemoteChannels counts the channels the other nodes' states name, as the
+// node keeps them.
+func (c *Cluster) RemoteChannels() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := 0
+	for _, n := range c.nodes {
+		k += len(n.members)
+	}
+	return k
+}
+
+// Charged returns what the node's cluster account holds, and its limit.
+func (c *Cluster) Charged() (used, limit int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.acct.Used(), c.acct.Limit()
+}

@@ -72,9 +72,11 @@ func (c *Cluster) answerClaim(m *nats.Msg) {
 // claimName claims the node's name in the bus (see above), and from then
 // on answers other nodes' claims.
 func (c *Cluster) claimName() error {
-	if _, err := c.nc.Subscribe(c.nameSubject("*"), c.answerClaim); err != nil {
+	sub, err := c.nc.Subscribe(c.nameSubject("*"), c.answerClaim)
+	if err != nil {
 		return fmt.Errorf("cluster: subscribe: %w", err)
 	}
+	limitPending(sub, smallPendingMsgs, smallPendingBytes)
 	inbox := c.nc.NewRespInbox()
 	replies, err := c.nc.SubscribeSync(inbox)
 	if err != nil {

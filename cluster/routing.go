@@ -100,6 +100,7 @@ func (c *Cluster) dropNodeLocked(n *peerNode, why string) {
 	delete(c.nodes, n.name)
 	delete(c.needFull, n.name)
 	c.clearMembersLocked(n)
+	c.releaseNodeLocked(n)
 	for _, p := range c.pending {
 		p.ackedLocked(n)
 	}
@@ -145,6 +146,8 @@ func (c *Cluster) AttachRouter(r *router.Router) error {
 	// c.out is set with c.r, in one hold: the heartbeat's tick uses the
 	// outbox once it sees a router.
 	c.r, c.out = r, out
+	c.acct = clusterAccount(r.Memory())
+	c.acct.Charge(int64(nodeCost * len(c.nodes))) // nodes heard of before the budget existed
 	c.mu.Unlock()
 	r.SetObserver(c.observe)
 	sub, err := c.nc.Subscribe(c.directSubject(c.cfg.Node, "*"), c.onMessage)
@@ -152,9 +155,9 @@ func (c *Cluster) AttachRouter(r *router.Router) error {
 		return fmt.Errorf("cluster: subscribe: %w", err)
 	}
 	// What other nodes send here is bounded by the credit this node's
-	// router grants them and by its memory budget, not by NATS's default
-	// of 64 MB pending, which a dropped message would turn into a reset.
-	_ = sub.SetPendingLimits(-1, 1<<40)
+	// router grants them; a flood past the bounds is dropped, and the
+	// link resets (bounds.go).
+	limitPending(sub, pendingMsgs, pendingBytes)
 	c.mu.Lock()
 	c.sub = sub
 	c.mu.Unlock()
@@ -372,6 +375,9 @@ func (c *Cluster) onMessage(msg *nats.Msg) {
 	}
 	n := c.nodes[from]
 	if n == nil {
+		if !c.admitNodeLocked(from) {
+			return
+		}
 		n = c.addNodeLocked(from)
 		c.recountLocked()
 	}
@@ -511,10 +517,15 @@ func (c *Cluster) handleStateLocked(n *peerNode, body []byte) {
 		return
 	}
 	for _, s := range states {
-		if s.members > 0 {
+		_, known := n.members[s.channel]
+		switch {
+		case s.members > 0 && !known && !c.admitChannelLocked(n):
+			continue // over the budget's cluster share: ignored
+		case s.members > 0:
 			n.members[s.channel] = s.members
-		} else {
+		case known:
 			delete(n.members, s.channel)
+			c.acct.Release(channelCost)
 		}
 		m := n.rx[s.channel]
 		switch {
