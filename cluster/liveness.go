@@ -64,8 +64,8 @@ func (c *Cluster) awaitedLocked(n *peerNode, now time.Time, routes map[string]bo
 	if !n.acked && now.Sub(n.since) > c.silentAfter() {
 		return false
 	}
-	if routes != nil && !routes[serverName(c.cfg.Name, n.name, n.incarnation)] {
-		return false
+	if routes != nil && n.incarnation != "" && !routes[serverName(c.cfg.Name, n.name, n.incarnation)] {
+		return false // (a node heard only on its link so far has no known incarnation yet)
 	}
 	return true
 }

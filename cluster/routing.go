@@ -45,6 +45,7 @@ type peerNode struct {
 	heard       time.Time
 	since       time.Time // when it was first heard
 	acked       bool      // it has acknowledged a state of ours (liveness.go)
+	fullToken   uint64    // the token of the last full state sent to it
 
 	outSeq    uint64                     // the last sequence number sent (outbox)
 	inSeq     uint64                     // the next sequence number expected; 0 before the first
@@ -177,6 +178,12 @@ func (c *Cluster) AttachRouter(r *router.Router) error {
 // client as a peer. The Server calls it before it acknowledges the join.
 // Every node is sent the join; only the live ones are waited for.
 func (c *Cluster) Joined(channel wire.ID) {
+	c.mu.Lock()
+	alone := c.r == nil || len(c.nodes) == 0
+	c.mu.Unlock()
+	if alone {
+		return
+	}
 	routes := c.routedServers()
 	c.mu.Lock()
 	if c.r == nil || len(c.nodes) == 0 {
@@ -290,9 +297,15 @@ func (c *Cluster) announcer() {
 		if len(full) > 0 {
 			// Acknowledged, so that the node counts as one that answers
 			// (liveness.go) before any join waits on it.
+			// Its ack also stands for every join begun before it: the
+			// full state names their channels, and a join whose own state
+			// was lost in a link reset would otherwise wait it out.
 			c.mu.Lock()
 			c.token++
 			token := c.token
+			for _, n := range full {
+				n.fullToken = token
+			}
 			c.mu.Unlock()
 			c.sendState(full, c.r.Channels(), token)
 		}
@@ -440,6 +453,13 @@ func (c *Cluster) onMessage(msg *nats.Msg) {
 		n.acked = true
 		if p := c.pending[token]; p != nil {
 			p.ackedLocked(n)
+		}
+		if token == n.fullToken {
+			for t, p := range c.pending {
+				if t < token {
+					p.ackedLocked(n)
+				}
+			}
 		}
 	case kindBye:
 		c.dropNodeLocked(n, "the node left the bus")
