@@ -97,7 +97,9 @@ type Config struct {
 	Heartbeat time.Duration
 
 	// Logger, when set, receives the node's logs: at info each node
-	// that joins the bus, at warn each node dropped and each link reset.
+	// that joins the bus (once it has exchanged state with this one), at
+	// warn each node dropped and each link reset; warnings that others
+	// can cause are logged at most once a second per kind.
 	Logger *slog.Logger
 
 	// deadAfter, when set, replaces the three heartbeats after which a

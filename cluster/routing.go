@@ -87,7 +87,6 @@ func (c *Cluster) addNodeLocked(name string) *peerNode {
 	c.nodes[name] = n
 	c.needFull[name] = true
 	c.wakeAnnouncer()
-	c.infof("cluster: node %s joined the bus", name)
 	return n
 }
 
@@ -104,6 +103,12 @@ func (c *Cluster) dropNodeLocked(n *peerNode, why string) {
 	c.releaseNodeLocked(n)
 	for _, p := range c.pending {
 		p.ackedLocked(n)
+	}
+	if !n.acked {
+		// It never exchanged state (a forged announcement, or a node
+		// whose Server never started): what anyone can cause is rate-limited.
+		c.warnLimitedf("forgotten", "cluster: node %s forgotten, it never exchanged state: %s", n.name, why)
+		return
 	}
 	c.warnf("cluster: node %s dropped: %s", n.name, why)
 }
@@ -450,7 +455,10 @@ func (c *Cluster) onMessage(msg *nats.Msg) {
 		if err != nil {
 			return
 		}
-		n.acked = true
+		if !n.acked {
+			n.acked = true
+			c.infof("cluster: node %s joined the bus", n.name)
+		}
 		if p := c.pending[token]; p != nil {
 			p.ackedLocked(n)
 		}
