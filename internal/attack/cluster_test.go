@@ -45,7 +45,9 @@ func TestClusterFlood(t *testing.T) {
 		args = append(args, "--max-memory", maxMemoryFlag)
 	}
 	a := attack{name: "h_cluster_flood", what: "a hostile nats-server routed to the node floods states, channels and phantom nodes",
-		run: func(ctx context.Context, _ string, _ time.Time) (string, error) { return attackClusterFlood(ctx, route) }}
+		run: func(ctx context.Context, _ string, _ time.Time) (string, error) {
+			return attackClusterFlood(ctx, route)
+		}}
 	hwm, completed, alive, summary := runAttack(t, bin, args, limited, a)
 	t.Logf("| %s | %s | %d | %v | %s |", a.name, hwm, completed, alive, summary)
 }
