@@ -32,6 +32,9 @@ func (c *Client) sendPiece(w *sendWindow, flags wire.Flags, id ID, body io.Reade
 func (c *Client) sendPieceKeeping(w *sendWindow, flags wire.Flags, id ID, body io.Reader, n int, seq uint32, start *wire.Header, rp *replay, sent frameconn.SentNotifier) (got int, next uint32, rerr, serr error) {
 	buf := frameconn.GetBuffer(n)
 	got, rerr = fill(body, buf)
+	if rerr == nil && got == n && start != nil && drained(body) {
+		rerr = io.EOF // a body of exactly n bytes fits its first frame too
+	}
 	if rp != nil {
 		rp.keepPiece(buf[:got], rerr == io.EOF)
 	}
@@ -85,4 +88,14 @@ queue:
 		w.mu.Unlock()
 	}
 	return got, seq, rerr, serr
+}
+
+// drained reports whether body is known to have nothing left, without
+// reading it: a reader that says how much it holds (bytes.Reader,
+// strings.Reader, bytes.Buffer) and holds nothing. A body that fills its
+// first frame exactly then still travels whole (v2), which a reader that
+// cannot say so learns only from its next Read.
+func drained(body io.Reader) bool {
+	l, ok := body.(interface{ Len() int })
+	return ok && l.Len() == 0
 }

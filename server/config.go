@@ -39,6 +39,15 @@ type Config struct {
 	// JoinTimeout.
 	TLSConfig *tls.Config
 
+	// WebSocketOrigins lists the origins a browser page may connect from
+	// over WebSocket (ServeWebSocket), checked against the Origin header
+	// of the upgrade request, case-insensitively: an entry with a scheme
+	// ("https://app.example.com", "http://127.0.0.1:8080") must equal the
+	// whole origin, one without ("app.example.com:8443") its host and
+	// port; "*" admits any origin. Empty admits only clients that send no
+	// Origin (programs, not browsers). TCP connections are not affected.
+	WebSocketOrigins []string
+
 	// Authenticate, when set, is called when a connection joins, with the
 	// client ID, channel and token (WithToken) it presented. A non-nil
 	// error refuses the join with an unauthorized error frame; the client's

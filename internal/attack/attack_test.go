@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -49,6 +50,7 @@ var attacks = []attack{
 	{"e_cancels_64k", "cancels with 64 KiB messages relayed to receivers that do not read", attackCancels},
 	{"f_honest_16k_many_streams", "16 KiB chunks on many streams and channels to receivers that never grant", attackHonestMany},
 	{"g_two_frame_crash", "start|request, then response|credit for the same request", attackTwoFrames},
+	{"h_whole_responses_burst", "receivers hold 900 requests each and answer them all at once with 64 KiB whole responses (v2)", attackWholeBurst},
 }
 
 // TestAttacks runs each attack against a fresh `socketbus serve` process
@@ -57,7 +59,15 @@ var attacks = []attack{
 // second of the attack, and, when the server has --max-memory, its peak
 // resident set must stay within the ceiling plus slack. Peaks are always
 // logged: "attack X: VmHWM N MiB".
-func TestAttacks(t *testing.T) {
+func TestAttacks(t *testing.T) { runAttacks(t, false) }
+
+// TestAttacksWebSocket runs the same attacks over WebSocket (serve
+// --websocket): the attackers' frames travel in binary messages, the
+// bystander stays on TCP.
+func TestAttacksWebSocket(t *testing.T) { runAttacks(t, true) }
+
+// runAttacks runs every attack, over WebSocket when ws is set.
+func runAttacks(t *testing.T, ws bool) {
 	if testing.Short() {
 		t.Skip("the attack suite takes about a minute")
 	}
@@ -75,30 +85,37 @@ func TestAttacks(t *testing.T) {
 	} else {
 		t.Logf("serve has no --max-memory flag: peak memory is reported, not asserted")
 	}
+	if ws {
+		args = append(args, "--websocket", "127.0.0.1:0")
+	}
 	var mu sync.Mutex
 	rows := []string{"| attack | VmHWM MiB | bystander requests | server alive | what the attack did |", "|---|---|---|---|---|"}
 	for _, a := range attacks {
 		t.Run(a.name, func(t *testing.T) {
-			hwm, completed, alive, summary := runAttack(t, bin, args, limited, a)
+			hwm, completed, alive, summary := runAttack(t, bin, args, limited, ws, a)
 			mu.Lock()
 			rows = append(rows, fmt.Sprintf("| %s | %s | %d | %v | %s |", a.name, hwm, completed, alive, summary))
 			mu.Unlock()
 		})
 	}
-	t.Logf("attack figures (max-memory %v):\n%s", limited, strings.Join(rows, "\n"))
+	t.Logf("attack figures (max-memory %v, websocket %v):\n%s", limited, ws, strings.Join(rows, "\n"))
 }
 
 // runAttack runs one attack against a server of its own and checks the
 // server came through. It returns the figures for the table.
-func runAttack(t *testing.T, bin string, args []string, limited bool, a attack) (hwmMiB string, completed int, alive bool, summary string) {
+func runAttack(t *testing.T, bin string, args []string, limited, ws bool, a attack) (hwmMiB string, completed int, alive bool, summary string) {
 	srv := startServe(t, bin, args...)
+	target := srv.addr
+	if ws {
+		target = srv.ws
+	}
 	by, err := startBystander(srv.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), attackTime)
 	deadline, _ := ctx.Deadline()
-	summary, err = a.run(ctx, srv.addr, deadline)
+	summary, err = a.run(ctx, target, deadline)
 	cancel()
 	res := by.stop()
 	if err != nil {
@@ -442,4 +459,110 @@ func attackTwoFrames(ctx context.Context, addr string, deadline time.Time) (stri
 	case <-ctx.Done():
 	}
 	return outcome, nil
+}
+
+// attackWholeBurst: on each of 4 channels a v2 receiver polls 900 times, a
+// v2 requester sends 900 whole requests and reads everything the server
+// sends, and once the receiver holds all 900 it answers them at once with
+// 64 KiB whole responses; then again, until the attack's time is up. The
+// responses are charged to the receiver, not counted toward the
+// requester's slow-consumer cap: no requester may be cut.
+func attackWholeBurst(ctx context.Context, addr string, deadline time.Time) (string, error) {
+	const pairs, held = 4, 900
+	body := make([]byte, wire.MaxFramePayload)
+	var wg sync.WaitGroup
+	var rounds, responses, cut atomic.Int64
+	var mu sync.Mutex
+	ends := map[string]int{}
+	var all []*rawConn
+	defer func() { closeAll(all) }()
+	for i := range pairs {
+		ch := channelFor(fmt.Sprintf("h%d", i))
+		r, err := dialRawVersion(addr, ch, deadline, 0, wire.Version2)
+		if err != nil {
+			return "", err
+		}
+		all = append(all, r)
+		v, err := dialRawVersion(addr, ch, deadline, 0, wire.Version2)
+		if err != nil {
+			return "", err
+		}
+		all = append(all, v)
+		answered := make(chan struct{}, 1)
+		v.readers.Add(1)
+		go func() {
+			// Read as fast as possible. An end other than the deadline
+			// or our own Close is the server cutting the requester.
+			defer v.readers.Done()
+			got := 0
+			for {
+				h, _, err := v.read()
+				if err != nil {
+					if !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, net.ErrClosed) {
+						cut.Add(1)
+					}
+					return
+				}
+				if h.Type == wire.TypeStart && h.Flags == wire.FlagResponse && h.Final {
+					responses.Add(1)
+					if got++; got%held == 0 {
+						answered <- struct{}{}
+					}
+				}
+			}
+		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			for ctx.Err() == nil && err == nil {
+				for range held {
+					r.put(wire.TypeStart, wire.FlagReceive, r.newID(), 0, true, 0, nil)
+				}
+				if err = r.flush(); err != nil {
+					break
+				}
+				for range held {
+					v.put(wire.TypeStart, wire.FlagRequest, v.newID(), 0, true, 10000, []byte("q"))
+				}
+				if err = v.flush(); err != nil {
+					break
+				}
+				var ids []wire.ID
+				for len(ids) < held && err == nil {
+					var h wire.Header
+					h, _, err = r.read()
+					if err == nil && h.Type == wire.TypeStart && h.Flags == wire.FlagReceive {
+						ids = append(ids, h.RequestID)
+					}
+				}
+				for _, id := range ids {
+					r.put(wire.TypeStart, wire.FlagResponse, id, 0, true, 0, body)
+					if err = r.flushIfFull(); err != nil {
+						break
+					}
+				}
+				if err == nil {
+					err = r.flush()
+				}
+				if err != nil {
+					break
+				}
+				select {
+				case <-answered:
+					rounds.Add(1)
+				case <-ctx.Done():
+				}
+			}
+			mu.Lock()
+			ends[writeErr(err)]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if n := cut.Load(); n > 0 {
+		return "", fmt.Errorf("%d of %d requesters were cut while reading as fast as they could", n, pairs)
+	}
+	return fmt.Sprintf("%d rounds of %d requests answered at once with 64 KiB, %d responses read, requesters cut: %d; %v",
+		rounds.Load(), held, responses.Load(), cut.Load(), ends), nil
 }

@@ -48,7 +48,7 @@ func TestClusterFlood(t *testing.T) {
 		run: func(ctx context.Context, _ string, _ time.Time) (string, error) {
 			return attackClusterFlood(ctx, route)
 		}}
-	hwm, completed, alive, summary := runAttack(t, bin, args, limited, a)
+	hwm, completed, alive, summary := runAttack(t, bin, args, limited, false, a)
 	t.Logf("| %s | %s | %d | %v | %s |", a.name, hwm, completed, alive, summary)
 }
 

@@ -11,12 +11,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/socketbus/socketbus/internal/wire"
+	"github.com/socketbus/socketbus/internal/wsconn"
 )
 
 // flushSize is how many bytes of frames a rawConn gathers before writing
@@ -27,10 +29,11 @@ const flushSize = 256 << 10
 // and writes frames in large batches. Every read and write on it fails at
 // the deadline it was dialled with, so no attack outlives its time.
 type rawConn struct {
-	nc      *net.TCPConn
+	nc      net.Conn
 	br      *bufio.Reader
 	id      wire.ID
 	channel wire.ID
+	version uint8  // the protocol version it joined with
 	out     []byte // frames not yet written
 
 	idPrefix [8]byte // with idNext, the IDs newID makes: unique without a syscall each
@@ -44,6 +47,11 @@ type rawConn struct {
 // before it connects, so that a connection that does not read pushes its
 // backlog back into the server sooner.
 func dialRaw(addr string, channel wire.ID, deadline time.Time, rcvbuf int) (*rawConn, error) {
+	return dialRawVersion(addr, channel, deadline, rcvbuf, wire.Version)
+}
+
+// dialRawVersion is dialRaw joining with protocol version.
+func dialRawVersion(addr string, channel wire.ID, deadline time.Time, rcvbuf int, version uint8) (*rawConn, error) {
 	d := net.Dialer{Deadline: deadline}
 	if rcvbuf > 0 {
 		d.Control = func(_, _ string, rc syscall.RawConn) error {
@@ -54,11 +62,20 @@ func dialRaw(addr string, channel wire.ID, deadline time.Time, rcvbuf int) (*raw
 			return errors.Join(err, serr)
 		}
 	}
-	nc, err := d.Dial("tcp", addr)
+	var nc net.Conn
+	var err error
+	if strings.HasPrefix(addr, "ws://") {
+		// Over WebSocket: the same frames, in binary messages.
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		nc, err = wsconn.Dial(ctx, addr, wsconn.DialOptions{Dialer: &d})
+		cancel()
+	} else {
+		nc, err = d.Dial("tcp", addr)
+	}
 	if err != nil {
 		return nil, err
 	}
-	c := &rawConn{nc: nc.(*net.TCPConn), br: bufio.NewReaderSize(nc, 64<<10), channel: channel}
+	c := &rawConn{nc: nc, br: bufio.NewReaderSize(nc, 64<<10), channel: channel, version: version}
 	rand.Read(c.id[:])
 	rand.Read(c.idPrefix[:])
 	nc.SetDeadline(deadline)
@@ -94,7 +111,7 @@ func (c *rawConn) newID() wire.ID {
 
 // put appends a frame to the batch to write.
 func (c *rawConn) put(typ wire.FrameType, flags wire.Flags, id wire.ID, seq uint32, final bool, timeout uint64, payload []byte) {
-	h := wire.Header{Version: wire.Version, Type: typ, Flags: flags, RequestID: id, ClientID: c.id,
+	h := wire.Header{Version: c.version, Type: typ, Flags: flags, RequestID: id, ClientID: c.id,
 		ChannelID: c.channel, TimeoutMillis: timeout, Sequence: seq, Final: final, Length: uint32(len(payload))}
 	c.out = append(wire.AppendHeader(c.out, &h), payload...)
 }

@@ -37,6 +37,7 @@ type request struct {
 	retainedArr   [2]frameconn.Frame // retained's first backing array: a whole body's two frames
 	retainedBytes int
 	retainedCost  int64 // charged to the receiver's account
+	returns       int   // times receivers returned it (MaxReturns)
 }
 
 // relay is one direction of a request: a stream from an upstream member
@@ -382,22 +383,26 @@ func (ch *channel) wholeResponseLocked(req *request, f *frameconn.Frame) error {
 	req.resp.ended, req.resp.endForwarded = true, true
 	s := req.sender
 	if !s.gone {
+		// The response is bounded by the requests s sent, not by the
+		// slow-consumer cap: the responder pays for it until it is
+		// written (Payer), so a responder that answers a burst of
+		// requests at once holds its own memory, not s's.
 		sh := header(ch, s, wire.TypeStart, wire.FlagResponse, req.id)
 		sh.ClientID = m.id
 		if s.v2() {
 			sh.Final = true
 			w := take(f)
-			w.Header = sh
+			w.Header, w.Payer = sh, m.acct
 			ch.send(s, w)
 		} else {
-			ch.send(s, frameconn.Frame{Header: sh})
+			ch.send(s, frameconn.Frame{Header: sh, Payer: m.acct})
 			chunk := take(f)
-			chunk.Header = sh
+			chunk.Header, chunk.Payer = sh, m.acct
 			chunk.Header.Type, chunk.Header.Sequence = wire.TypeChunk, 1
 			ch.send(s, chunk)
 			end := sh
 			end.Type, end.Sequence, end.Final = wire.TypeEnd, 2, true
-			ch.send(s, frameconn.Frame{Header: end})
+			ch.send(s, frameconn.Frame{Header: end, Payer: m.acct})
 		}
 	}
 	ch.finishLocked(req, OutcomeCompleted)
