@@ -1,6 +1,7 @@
 package router
 
 import (
+	"github.com/socketbus/socketbus/internal/budget"
 	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
 )
@@ -57,6 +58,11 @@ func (r *Router) JoinRemote(clientID, channelID wire.ID, role RemoteRole, p Peer
 	ch.seenMembers = ch.localMembersLocked() // JoinVersion counted it as local
 	return m, nil
 }
+
+// Memory returns the router's root memory account (nil when it has no
+// budget): package cluster charges what it keeps for other nodes to a
+// child of it.
+func (r *Router) Memory() *budget.Account { return r.cfg.Memory }
 
 // remoteWindowFactor scales the per-stream window on the hop between two
 // nodes (docs/PROTOCOL.md section 21.6): credit there crosses NATS twice, a
