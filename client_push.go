@@ -140,12 +140,17 @@ func (p *pushState) closeStopped() {
 // lostLocked is called, with c.mu held, when the connection is lost and
 // the client reconnects: requests pushed and not taken are aborted with
 // the connection (their senders get ErrPeerGone), and the credit of every
-// idle handler is owed, to be granted on the next connection.
+// idle handler is owed, to be granted on the next connection. A stop in
+// flight is answered by the loss: nothing more comes from the lost
+// connection, and a stopping Serve grants nothing on the next one.
 func (p *pushState) lostLocked() {
 	p.owed += p.credit + len(p.queue)
 	p.credit = 0
 	clear(p.queue)
 	p.queue = p.queue[:0]
+	if p.stopping {
+		p.closeStopped()
+	}
 }
 
 // regrantLocked grants the idle handlers' credit on a new connection; c.mu
