@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/frameconn"
 	"github.com/socketbus/socketbus/internal/wire"
 )
@@ -227,7 +228,7 @@ func (c *Client) newConn(nc net.Conn, addr string, idx int, gen uint64) *clientC
 // start starts cc's reader and writer: its frames are handled knowing
 // which connection they came on.
 func (c *Client) start(cc *clientConn) {
-	cc.conn.Start(func(f frameconn.Frame) error { return c.handle(cc, f) })
+	cc.conn.Start(func(f frame.Frame) error { return c.handle(cc, f) })
 }
 
 // handshake sends the join frame and reads the server's answer, before the
@@ -411,14 +412,14 @@ func (c *Client) header(t wire.FrameType, flags wire.Flags, id ID) wire.Header {
 	return wire.Header{Version: c.opts.version, Type: t, Flags: flags, RequestID: id, ClientID: c.id, ChannelID: c.channel}
 }
 
-func (c *Client) creditFrame(flags wire.Flags, id ID, n int) frameconn.Frame {
-	return frameconn.Frame{
+func (c *Client) creditFrame(flags wire.Flags, id ID, n int) frame.Frame {
+	return frame.Frame{
 		Header:  c.header(wire.TypeChunk, flags|wire.FlagCredit, id),
-		Payload: wire.AppendCredit(frameconn.GetBuffer(wire.CreditSize)[:0], uint32(n)),
+		Payload: wire.AppendCredit(frame.GetBuffer(wire.CreditSize)[:0], uint32(n)),
 		Pooled:  true,
 	}
 }
 
-func (c *Client) errorFrame(flags wire.Flags, id ID, code wire.Code, msg string) frameconn.Frame {
-	return frameconn.ErrorFrame(c.header(wire.TypeError, flags, id), code, msg)
+func (c *Client) errorFrame(flags wire.Flags, id ID, code wire.Code, msg string) frame.Frame {
+	return frame.ErrorFrame(c.header(wire.TypeError, flags, id), code, msg)
 }

@@ -3,6 +3,7 @@ package socketbus
 import (
 	"sync/atomic"
 
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/frameconn"
 )
 
@@ -37,7 +38,7 @@ type clientConn struct {
 // sendOn queues frames on cc for its writer goroutine, which coalesces
 // what many goroutines queue at once (the responses of a Serve's
 // handlers) into one write. It fails once cc or the client is closed.
-func (c *Client) sendOn(cc *clientConn, fs ...frameconn.Frame) error {
+func (c *Client) sendOn(cc *clientConn, fs ...frame.Frame) error {
 	var err error
 	if len(fs) == 1 {
 		err = cc.conn.Enqueue(fs[0])
@@ -54,7 +55,7 @@ func (c *Client) sendOn(cc *clientConn, fs ...frameconn.Frame) error {
 // the calling goroutine when no write is in progress and the socket takes
 // them at once (a requester seldom has company on its connection), and
 // otherwise by the writer goroutine.
-func (c *Client) sendInlineOn(cc *clientConn, fs ...frameconn.Frame) error {
+func (c *Client) sendInlineOn(cc *clientConn, fs ...frame.Frame) error {
 	if err := cc.conn.EnqueueAllInline(fs); err != nil {
 		return c.closedErr()
 	}

@@ -3,7 +3,7 @@ package socketbus
 import (
 	"fmt"
 
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -11,7 +11,7 @@ import (
 // demultiplexes frames by flags and request ID into the streams of Sends
 // and received Requests on cc. It never blocks; a returned *wire.Error
 // closes the connection after an error frame tells the server why.
-func (c *Client) handle(cc *clientConn, f frameconn.Frame) error {
+func (c *Client) handle(cc *clientConn, f frame.Frame) error {
 	h := &f.Header
 	if h.Flags != 0 && h.ChannelID != c.channel {
 		f.Release()
@@ -99,7 +99,7 @@ func (c *Client) heldRequest(cc *clientConn, id ID) *Request {
 
 // handleRequestFrame handles acknowledgements, credit and errors for one
 // of this client's Sends.
-func (c *Client) handleRequestFrame(cc *clientConn, f frameconn.Frame) error {
+func (c *Client) handleRequestFrame(cc *clientConn, f frame.Frame) error {
 	h := &f.Header
 	call := c.sendCall(cc, h.RequestID)
 	defer f.Release()
@@ -154,7 +154,7 @@ func (c *Client) handleRequestFrame(cc *clientConn, f frameconn.Frame) error {
 
 // handleResponseFrame handles the response stream of one of this client's
 // Sends, and errors for responses this client is writing.
-func (c *Client) handleResponseFrame(cc *clientConn, f frameconn.Frame) error {
+func (c *Client) handleResponseFrame(cc *clientConn, f frame.Frame) error {
 	h := &f.Header
 	if h.Type == wire.TypeError {
 		defer f.Release()
@@ -198,7 +198,7 @@ func (c *Client) handleResponseFrame(cc *clientConn, f frameconn.Frame) error {
 
 // handleReceiveFrame handles requests delivered to this client: their
 // start, body and cancellation, and errors for its Receives.
-func (c *Client) handleReceiveFrame(cc *clientConn, f frameconn.Frame) error {
+func (c *Client) handleReceiveFrame(cc *clientConn, f frame.Frame) error {
 	h := &f.Header
 	if c.opts.version >= wire.Version2 && h.RequestID == (ID{}) {
 		return c.handlePushFrame(cc, f)

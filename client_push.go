@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -59,10 +59,10 @@ func (c *Client) startPush(n int) *pushState {
 }
 
 // pushCreditFrame grants the server n more pushed requests.
-func (c *Client) pushCreditFrame(n int) frameconn.Frame {
+func (c *Client) pushCreditFrame(n int) frame.Frame {
 	h := c.header(wire.TypeStart, wire.FlagReceive, ID{})
 	h.Final = true
-	return frameconn.Frame{Header: h, Payload: wire.AppendCredit(frameconn.GetBuffer(wire.CreditSize)[:0], uint32(n)), Pooled: true}
+	return frame.Frame{Header: h, Payload: wire.AppendCredit(frame.GetBuffer(wire.CreditSize)[:0], uint32(n)), Pooled: true}
 }
 
 // pushedLocked queues a pushed request, read on cc, for a handler. It is
@@ -95,7 +95,7 @@ func (c *Client) pushedLocked(cc *clientConn, r *Request) error {
 // handlePushFrame handles the server's receive frames with the zero ID,
 // read on cc: the answer to a stop, or a refused credit. On a retired
 // connection they only end its credit: its units are owed already.
-func (c *Client) handlePushFrame(cc *clientConn, f frameconn.Frame) error {
+func (c *Client) handlePushFrame(cc *clientConn, f frame.Frame) error {
 	defer f.Release()
 	h := &f.Header
 	c.mu.Lock()
@@ -277,10 +277,10 @@ func (c *Client) stopPushLocked(p *pushState) bool {
 }
 
 // pushStopFrame asks the server to stop pushing on a connection.
-func (c *Client) pushStopFrame() frameconn.Frame {
+func (c *Client) pushStopFrame() frame.Frame {
 	h := c.header(wire.TypeEnd, wire.FlagReceive, ID{})
 	h.Final = true
-	return frameconn.Frame{Header: h}
+	return frame.Frame{Header: h}
 }
 
 // endPush stops p's pushes and gives back every pushed request no
