@@ -157,12 +157,21 @@ func (c *Client) afterLoss(cc *clientConn, err error) {
 	}
 	c.mu.Lock()
 	calls, held := c.dropConnLocked(cc)
-	dialing := c.link.dialing
-	c.link.dialing = true
+	// A move may have put a new connection in cc's place since cc closed
+	// (its install found cc lost, so did not retire it): then the client
+	// is connected, and neither a reconnect nor the event is due.
+	replaced := c.conn.Load() != cc
+	dial := !replaced && !c.link.dialing // else a move is under way, and goes on as the reconnect
+	if dial {
+		c.link.dialing = true
+	}
 	c.mu.Unlock()
 	settle(calls, held, lost)
+	if replaced {
+		return
+	}
 	c.events.emit(ConnectionEvent{State: ConnectionLost, Addr: cc.addr, Err: err})
-	if !dialing { // else a move is under way, and goes on as the reconnect
+	if dial {
 		c.redial(err)
 	}
 }
