@@ -101,6 +101,9 @@ func (c *Client) retireLocked(old *clientConn) []*Request {
 			continue
 		}
 		c.returnLocked(r)
+		// Forgotten now, not when dropped: once its sender has sent it
+		// again, it may be pushed on the new connection under its ID.
+		delete(c.held, r.ID)
 		back = append(back, r)
 		p.owed++
 	}

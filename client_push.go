@@ -78,7 +78,9 @@ func (c *Client) pushedLocked(cc *clientConn, r *Request) error {
 	if p == nil || p.returned || cc.retired {
 		// Pushed after a stop that gave up waiting, or on a connection
 		// the client has moved away from: its unit is owed already.
+		// Forgotten at once (retireLocked says why).
 		c.returnLocked(r)
+		delete(c.held, r.ID)
 		c.mu.Unlock()
 		r.dropReturned()
 		return nil
