@@ -59,7 +59,12 @@ type Client struct {
 	pushedHook  chan ID
 	closeHook   func()
 	endPushHook func()
-	returned    atomic.Int64 // pushed requests given back to the server
+	// installHook is called by redial once a server has taken the join,
+	// before the connection is made current; lossHook by afterLoss once
+	// the lost connection's goroutines have stopped, before it looks at
+	// the client's tables.
+	installHook, lossHook func()
+	returned              atomic.Int64 // pushed requests given back to the server
 
 	ctx    context.Context // cancelled when the client closes
 	cancel context.CancelCauseFunc

@@ -151,6 +151,9 @@ func (c *Client) connClosed(cc *clientConn, err error) {
 func (c *Client) afterLoss(cc *clientConn, err error) {
 	defer c.wg.Done()
 	lost := c.stopped(cc, err)
+	if c.lossHook != nil {
+		c.lossHook()
+	}
 	if !c.reconnects() {
 		c.finish(lost) // each call's verdict: sendCall.lostError
 		return
@@ -304,6 +307,9 @@ func (c *Client) redial(cause error) {
 				break // the server will not have us back
 			}
 			continue
+		}
+		if c.installHook != nil {
+			c.installHook()
 		}
 		if c.install(nc, addr, next) {
 			c.events.emit(ConnectionEvent{State: ConnectionRestored, Addr: addr, Attempt: dials})

@@ -22,9 +22,15 @@ import (
 // watch is a connection hook that records a client's connection events
 // in order, and tells of the first of each state.
 type watch struct {
-	mu     sync.Mutex
-	events []socketbus.ConnectionState
-	first  map[socketbus.ConnectionState]chan struct{}
+	mu      sync.Mutex
+	events  []socketbus.ConnectionState
+	first   map[socketbus.ConnectionState]chan struct{}
+	waiters []countWaiter
+}
+
+type countWaiter struct {
+	n  int
+	ch chan struct{}
 }
 
 func newWatch() *watch { return &watch{first: map[socketbus.ConnectionState]chan struct{}{}} }
@@ -34,6 +40,15 @@ func (w *watch) hook() socketbus.DialOption {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		w.events = append(w.events, ev.State)
+		keep := w.waiters[:0]
+		for _, cw := range w.waiters {
+			if len(w.events) >= cw.n {
+				close(cw.ch)
+			} else {
+				keep = append(keep, cw)
+			}
+		}
+		w.waiters = keep
 		ch := w.firstLocked(ev.State)
 		select {
 		case <-ch:
@@ -57,6 +72,19 @@ func (w *watch) saw(s socketbus.ConnectionState) <-chan struct{} {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.firstLocked(s)
+}
+
+// count is closed once the client has had n events.
+func (w *watch) count(n int) <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ch := make(chan struct{})
+	if len(w.events) >= n {
+		close(ch)
+	} else {
+		w.waiters = append(w.waiters, countWaiter{n, ch})
+	}
+	return ch
 }
 
 func (w *watch) seen() []socketbus.ConnectionState {
@@ -498,5 +526,55 @@ func TestMovePushedNotTakenGoBack(t *testing.T) {
 		if got := runs.Count(fmt.Sprintf("pushed %d", i)); got != 1 {
 			t.Fatalf("pushed %d ran %d times, want 1", i, got)
 		}
+	}
+}
+
+// TestMoveRacingTheDrainingConnectionsEnd: the draining connection ends
+// (its server drained at once) while the move's join to B is being made,
+// and its loss is sorted only after the move has made B's connection
+// current. The client stays on B: it reports no loss and does not
+// reconnect. (It reconnected a second time, back to the restarted A,
+// and moved off B: a Serve could end up on another server than its
+// requesters, whose calls then waited out their timeouts.) When B drains
+// in turn, it moves to A.
+func TestMoveRacingTheDrainingConnectionsEnd(t *testing.T) {
+	a, b := newRestartable(t), newRestartable(t)
+	w := newWatch()
+	c := dialReconnecting(t, a.addr, uuid.New(), socketbus.WithServers(b.addr), w.hook())
+	lossStarted := make(chan struct{})
+	var installOnce, lossOnce sync.Once
+	socketbus.SetMoveHooks(c, func() {
+		installOnce.Do(func() { awaitMove(t, lossStarted, "A's connection to end") })
+	}, func() {
+		lossOnce.Do(func() {
+			close(lossStarted)
+			awaitMove(t, w.saw(socketbus.ConnectionRestored), "the move to B")
+		})
+	})
+	a.stop(true) // Shutdown: nothing is in flight, so A closes at once
+	awaitMove(t, w.saw(socketbus.ConnectionRestored), "the move to B")
+	a.start()
+	shutdownB := make(chan error, 1)
+	go func(srv *server.Server) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		shutdownB <- srv.Shutdown(ctx)
+	}(b.srv)
+	// Then B drains: the client moves to A (its loss of B may come first,
+	// when B drains before the join to A is made).
+	select {
+	case <-w.count(4):
+	case <-time.After(60 * time.Second):
+		t.Fatalf("events %v after 60 s, want four", w.seen())
+	}
+	seen := w.seen()
+	if got, want := fmt.Sprint(seen[:3]), "[draining restored draining]"; got != want {
+		t.Fatalf("events %s, want %s then the move to A", got, want)
+	}
+	if seen[len(seen)-1] != socketbus.ConnectionRestored {
+		awaitMove(t, w.count(5), "the move to A")
+	}
+	if err := <-shutdownB; err != nil {
+		t.Fatalf("B's Shutdown: %v", err)
 	}
 }
