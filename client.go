@@ -100,7 +100,7 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 		o.pingInterval = DefaultPingInterval
 	}
 	if o.version == 0 {
-		o.version = wire.Version2 // tests set 1 (WithProtocolVersion)
+		o.version = wire.Version3 // tests set 1 or 2 (WithProtocolVersion)
 	}
 	if o.reconnect.MaxAttempts >= 0 {
 		o.reconnect = o.reconnect.withDefaults()
@@ -254,7 +254,7 @@ func handshake(ctx context.Context, nc net.Conn, version uint8, clientID, channe
 		}
 		return maxMessage, nil
 	case h.Type == wire.TypeError:
-		e, perr := wire.ParseError(payload)
+		e, perr := wire.ParseErrorVersion(h.Version, payload, wire.MaxHeaderBlock)
 		if perr != nil {
 			return 0, fmt.Errorf("socketbus: join: %w: %w", ErrProtocol, perr)
 		}

@@ -104,7 +104,7 @@ func (c *Client) handlePushFrame(f frameconn.Frame) error {
 		c.mu.Unlock()
 		return nil
 	case wire.TypeError:
-		e, err := wire.ParseError(f.Payload)
+		e, err := c.parseError(&f)
 		if err != nil {
 			return err
 		}

@@ -106,7 +106,7 @@ func (c *serverConn) refuse(join *wire.Header, werr *wire.Error) {
 	h := wire.Header{Flags: wire.FlagJoin}
 	if join != nil {
 		h.RequestID, h.ClientID, h.ChannelID = join.RequestID, join.ClientID, join.ChannelID
-		if join.Version == wire.Version2 {
+		if join.Version == wire.Version2 || join.Version == wire.Version3 {
 			h.Version = join.Version // answered in the version it asked for
 		}
 	}

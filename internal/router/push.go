@@ -78,7 +78,7 @@ func (m *Member) handlePushLocked(f *frameconn.Frame) error {
 		ch.send(m, frameconn.Frame{Header: stop})
 		return nil
 	case wire.TypeError:
-		e, err := wire.ParseError(f.Payload)
+		e, err := m.parseError(f)
 		if err != nil {
 			return err
 		}

@@ -42,7 +42,7 @@ const (
 // JoinRemote joins a remote member for another node on channel channelID.
 // clientID must be unique per channel, as any member's.
 func (r *Router) JoinRemote(clientID, channelID wire.ID, role RemoteRole, p Peer) (*Member, error) {
-	m, err := r.JoinVersion(clientID, channelID, wire.Version2, p)
+	m, err := r.JoinVersion(clientID, channelID, wire.Version3, p)
 	if err != nil {
 		return nil, err
 	}
@@ -225,12 +225,16 @@ func (m *Member) handleRemote(f *frameconn.Frame) error {
 		return nil
 	}
 	h := &f.Header
-	h.ClientID, h.ChannelID, h.Version = m.id, ch.id, wire.Version2
+	from := h.ClientID // a delivery names its true sender (section 21)
+	h.ClientID, h.ChannelID = m.id, ch.id
+	if h.Type != wire.TypeError {
+		h.Version = m.version // an error's payload is read in the version it was made in
+	}
 	switch m.remote {
 	case RemoteReceiver:
 		return m.remoteToReceiverLocked(f)
 	case RemoteSender:
-		return m.remoteToSenderLocked(f)
+		return m.remoteToSenderLocked(f, from)
 	}
 	return protocolErrorf("member %x is not remote", m.id)
 }
@@ -257,7 +261,7 @@ func (m *Member) remoteToReceiverLocked(f *frameconn.Frame) error {
 		if req == nil {
 			return nil
 		}
-		e, err := wire.ParseError(f.Payload)
+		e, err := m.parseError(f)
 		if err != nil {
 			return err
 		}
@@ -274,6 +278,8 @@ func (m *Member) remoteToReceiverLocked(f *frameconn.Frame) error {
 		}
 		if e.Code == wire.CodeRemote {
 			ch.takeLocked(req)
+			ch.remoteFailLocked(req, e)
+			return nil
 		}
 		ch.failLocked(req, e.Code, relayedMessage(e.Message))
 		return nil
@@ -284,7 +290,7 @@ func (m *Member) remoteToReceiverLocked(f *frameconn.Frame) error {
 // remoteToSenderLocked handles, for a remote sender, what the other node's
 // router sent its remote receiver: the request stream, grants for the
 // response, and the request's end (cancel, timeout, its sender gone).
-func (m *Member) remoteToSenderLocked(f *frameconn.Frame) error {
+func (m *Member) remoteToSenderLocked(f *frameconn.Frame, from wire.ID) error {
 	h := &f.Header
 	ch := m.ch
 	switch {
@@ -308,7 +314,7 @@ func (m *Member) remoteToSenderLocked(f *frameconn.Frame) error {
 		f.Payload, f.Pooled = kept, kept != nil
 		h.Length = uint32(len(kept))
 		h.Flags = wire.FlagRequest
-		return m.startRequestLocked(f)
+		return m.startRequestLocked(f, from)
 	case h.Flags == wire.FlagReceive && (h.Type == wire.TypeChunk || h.Type == wire.TypeEnd):
 		req := m.sent[h.RequestID]
 		if req == nil {
@@ -326,7 +332,7 @@ func (m *Member) remoteToSenderLocked(f *frameconn.Frame) error {
 		if req == nil {
 			return nil
 		}
-		e, err := wire.ParseError(f.Payload)
+		e, err := m.parseError(f)
 		if err != nil {
 			return err
 		}
