@@ -31,11 +31,13 @@ func WithHeader(h Header) CallOption {
 	}
 }
 
-// ResponseHeader stores the response's headers in *h when the call
-// returns: those the handler set with Request.ResponseHeader before
-// Respond, or before Fail (then the call's *RemoteError comes with them).
-// *h is an empty Header when the response had none, or when its
-// responder speaks protocol version 1 or 2.
+// ResponseHeader stores the response's headers in *h: those the handler
+// set with Request.ResponseHeader before Respond, or before Fail (then the
+// call's *RemoteError comes with them). *h is an empty Header when the
+// response had none, or when its responder speaks protocol version 1 or
+// 2. Send stores them before it writes the response's first byte to its
+// resp writer (so a writer may print them first; not when the client has
+// interceptors) and again when it returns.
 func ResponseHeader(h *Header) CallOption {
 	return func(cfg *callConfig) { cfg.respHeader = h }
 }

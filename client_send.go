@@ -229,7 +229,7 @@ func (c *Client) sendAttempt(ctx context.Context, id ID, body io.Reader, rp *rep
 		go func() { uploaded <- call.upload(body, seq) }()
 	}
 
-	err := c.readResponse(ctx, call, resp)
+	err := c.readResponse(ctx, call, resp, hs)
 	call.finish(ErrClosed) // stop the uploader if it is still going
 	if uploaded != nil {
 		if uerr := <-uploaded; uerr != nil && err != nil && !isCtxErr(err) && !errors.Is(err, errResend) {
@@ -239,8 +239,11 @@ func (c *Client) sendAttempt(ctx context.Context, id ID, body io.Reader, rp *rep
 	return err
 }
 
-// readResponse copies the response stream into resp until it ends.
-func (c *Client) readResponse(ctx context.Context, call *sendCall, resp io.Writer) error {
+// readResponse copies the response stream into resp until it ends. The
+// caller's response headers are stored before the first byte is written
+// to resp.
+func (c *Client) readResponse(ctx context.Context, call *sendCall, resp io.Writer, hs *headerState) error {
+	first := true
 	for {
 		piece, err := call.resp.next(ctx)
 		if err == io.EOF {
@@ -253,6 +256,11 @@ func (c *Client) readResponse(ctx context.Context, call *sendCall, resp io.Write
 			}
 			return err
 		}
+		if first && hs.dst != nil {
+			hs.took(call)
+			hs.store()
+		}
+		first = false
 		if resp != nil {
 			if _, werr := resp.Write(piece); werr != nil {
 				call.resp.consume(len(piece))
