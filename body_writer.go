@@ -39,6 +39,9 @@ func (c *Client) sendPieceKeeping(w *sendWindow, flags wire.Flags, id ID, body i
 	buf := frameconn.GetBuffer(hl + n)
 	copy(buf, headers)
 	got, rerr = fill(body, buf[hl:hl+n])
+	if rerr == nil && got == n && start != nil && drained(body) {
+		rerr = io.EOF // a body of exactly n bytes fits its first frame too
+	}
 	if rp != nil {
 		rp.keepPiece(buf[hl:hl+got], rerr == io.EOF)
 	}
@@ -100,4 +103,14 @@ queue:
 		w.mu.Unlock()
 	}
 	return got, seq, rerr, serr
+}
+
+// drained reports whether body is known to have nothing left, without
+// reading it: a reader that says how much it holds (bytes.Reader,
+// strings.Reader, bytes.Buffer) and holds nothing. A body that fills its
+// first frame exactly then still travels whole (v2), which a reader that
+// cannot say so learns only from its next Read.
+func drained(body io.Reader) bool {
+	l, ok := body.(interface{ Len() int })
+	return ok && l.Len() == 0
 }

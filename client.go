@@ -2,6 +2,7 @@ package socketbus
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -25,6 +26,7 @@ import (
 // once, each an independent stream.
 type Client struct {
 	id         ID
+	key        []byte // the client key sent with every join, or nil (PROTOCOL.md §7)
 	channel    ID
 	maxMessage int64 // the server's body limit, from the first join; 0 = none
 	callLimit  int64 // the longest response Call accepts
@@ -88,8 +90,16 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 	for _, opt := range opts {
 		opt(&o)
 	}
+	var key []byte
 	if o.clientID == (ID{}) {
+		// A random ID comes with a key of the client's own, registered
+		// with every join: while the server remembers the ID, only this
+		// client can join with it (PROTOCOL.md §7). A chosen ID
+		// (WithClientID) has none, so that a process restarted with it
+		// is not locked out: Authenticate can bind it to a token instead.
 		o.clientID = uuid.New()
+		key = make([]byte, wire.ClientKeySize)
+		rand.Read(key)
 	}
 	if o.channelName != "" {
 		if err := wire.CheckChannelName(o.channelName, channel); err != nil {
@@ -107,6 +117,7 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 	}
 	c := &Client{
 		id:      o.clientID,
+		key:     key,
 		channel: channel,
 		opts:    o,
 		addrs:   append([]string{addr}, o.servers...),
@@ -194,7 +205,7 @@ func (c *Client) connect(ctx context.Context, addr string) (net.Conn, int64, err
 		nc = tc
 	}
 	answer := &answerRecorder{Conn: nc}
-	maxMessage, err := handshake(ctx, answer, o.version, c.id, c.channel, string(wire.AppendJoinPayload(nil, o.token, o.channelName)))
+	maxMessage, err := handshake(ctx, answer, o.version, c.id, c.channel, string(wire.AppendJoinPayload(nil, o.token, o.channelName, c.key)))
 	if err != nil {
 		err = answer.explain(ctx, err)
 		nc.Close()

@@ -43,10 +43,12 @@ var (
 	// ErrUnauthorized is returned by Dial when the server refused the join.
 	ErrUnauthorized = errors.New("socketbus: unauthorized")
 	// ErrLimit is returned when a server limit refused a connection, a
-	// request or a Receive.
+	// request or a Receive, or when receivers returned a request more
+	// times than the server allows (no handler took it).
 	ErrLimit = errors.New("socketbus: server limit reached")
 	// ErrConflict is returned by Dial when another connection already uses
-	// the client ID.
+	// the client ID, or when the client that last used it registered a key
+	// (PROTOCOL.md §7) and this join does not carry it.
 	ErrConflict = errors.New("socketbus: client ID already connected")
 	// ErrDisconnected means the client's connection to its server was
 	// lost while the call was in progress and the request may have reached

@@ -62,6 +62,11 @@ func WithPingInterval(d time.Duration) DialOption {
 
 // WithClientID makes the client join with id instead of a fresh random ID.
 // The server refuses a second connection with an ID already connected.
+// A client with a random ID registers a key with its joins, so that no
+// one else can join with its ID while it reconnects; one with an ID of
+// the application's choosing registers none, so that a restarted process
+// can join with it again at once (PROTOCOL.md §7): to keep others from
+// using such an ID, bind it to a token in server.Config.Authenticate.
 func WithClientID(id ID) DialOption {
 	return func(o *dialOptions) { o.clientID = id }
 }

@@ -60,7 +60,9 @@ import (
 type Config struct {
 	// Name names the bus: nodes with the same Name form one bus.
 	Name string
-	// Node is this node's name, unique in the bus.
+	// Node is this node's name, unique in the bus: New refuses a name a
+	// live node of the bus has (ErrNodeNameTaken; docs/PROTOCOL.md
+	// section 21.1 has the claim and how long it waits).
 	Node string
 	// Listen is where the embedded nats-server listens for routes from
 	// other nodes, host:port ("127.0.0.1:0" picks a free port; RouteURL
@@ -114,6 +116,7 @@ type Cluster struct {
 	token    uint64 // the last join's state token
 	nonce    uint64 // the last link reset's nonce
 	closing  bool
+	claimed  bool           // the node's name is its own in the bus (names.go)
 	r        *router.Router // the Server's router, once attached
 	sub      *nats.Subscription
 
@@ -127,6 +130,8 @@ type Cluster struct {
 	done          chan struct{} // the heartbeat has stopped
 	announcerDone chan struct{}
 	once          sync.Once
+
+	warns warnLimiter // rate-limits the warnings others can cause
 }
 
 func (c *Cluster) infof(format string, args ...any) {
@@ -173,7 +178,7 @@ func New(cfg Config) (*Cluster, error) {
 		var secret [16]byte
 		_, _ = rand.Read(secret[:])
 		password := hex.EncodeToString(secret[:])
-		if c.ns, err = startEmbedded(cfg, password); err != nil {
+		if c.ns, err = startEmbedded(cfg, c.incarnation, password); err != nil {
 			return nil, err
 		}
 		c.nc, err = nats.Connect("", nats.InProcessServer(c.ns), nats.UserInfo("socketbus", password),
@@ -182,6 +187,11 @@ func New(cfg Config) (*Cluster, error) {
 			c.ns.Shutdown()
 			return nil, fmt.Errorf("cluster: connect to the embedded nats-server: %w", err)
 		}
+	}
+	if err := c.claimName(); err != nil {
+		close(c.done)
+		c.Close()
+		return nil, err
 	}
 	if err := c.joinBus(); err != nil {
 		c.Close()
@@ -192,7 +202,7 @@ func New(cfg Config) (*Cluster, error) {
 
 // startEmbedded runs a nats-server for the node: its client (the node,
 // in process) and routes on cfg.Listen to cfg.Routes.
-func startEmbedded(cfg Config, clientPassword string) (*natsserver.Server, error) {
+func startEmbedded(cfg Config, incarnation, clientPassword string) (*natsserver.Server, error) {
 	listen := cfg.Listen
 	if listen == "" {
 		listen = "127.0.0.1:0"
@@ -209,7 +219,10 @@ func startEmbedded(cfg Config, clientPassword string) (*natsserver.Server, error
 		port = natsserver.RANDOM_PORT
 	}
 	opts := &natsserver.Options{
-		ServerName: cfg.Name + "-" + cfg.Node,
+		// NATS refuses a route between two servers of one name, and a
+		// node starting with a live node's name must reach it to be
+		// refused (names.go): the incarnation makes the name unique.
+		ServerName: cfg.Name + "-" + cfg.Node + "-" + incarnation,
 		// socketbus is its only client, in process. NATS routes need a
 		// client port, on loopback here, and it admits only the node: a
 		// random password made for this run, so nothing but the node

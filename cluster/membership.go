@@ -69,6 +69,11 @@ func (c *Cluster) heartbeat() {
 // heard records an announcement ("<name> <incarnation>") from a node.
 func (c *Cluster) heard(announcement string) {
 	name, inc, _ := strings.Cut(announcement, " ")
+	if name == c.cfg.Node && inc != "" && inc != c.incarnation {
+		// Its claim and ours crossed before NATS routed them to each
+		// other (names.go): nothing decides now but the operator.
+		c.warnLimitedf("name", "cluster: another node (incarnation %s) announces this node's name: two nodes share it", inc)
+	}
 	if name == c.cfg.Node || name == "" {
 		return
 	}

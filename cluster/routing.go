@@ -404,7 +404,7 @@ func (c *Cluster) resetLinkLocked(n *peerNode, why string) {
 	c.nonce++
 	n.resetting = c.nonce
 	c.out.push(outMsg{to: n, kind: kindReset, body: binary.BigEndian.AppendUint64(nil, n.resetting)})
-	c.warnf("cluster: link from %s reset: %s", n.name, why)
+	c.warnLimitedf("reset", "cluster: link from %s reset: %s", n.name, why)
 }
 
 // handleFrameLocked hands a frame from n's router to the remote member it
@@ -448,8 +448,8 @@ func (c *Cluster) handleFrameLocked(n *peerNode, body []byte) {
 		return
 	}
 	if err := m.HandleRemote(f); err != nil {
-		c.resetLinkLocked(n, err.Error())
-		return
+		// The router ended that request on both nodes; the link goes on.
+		c.warnLimitedf("refused", "cluster: a request from %s refused: %v", n.name, err)
 	}
 	if role == toReceiver && m.LeaveIfDrained() {
 		delete(n.rx, channel)

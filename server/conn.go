@@ -178,7 +178,7 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 		}
 		return &h, err
 	}
-	tok, name, err := wire.ParseJoinPayload(token, h.ChannelID)
+	tok, name, key, err := wire.ParseJoinPayload(token, h.ChannelID)
 	if err != nil {
 		return &h, err
 	}
@@ -207,7 +207,7 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 	}
 	c.conn = conn
 	s.mu.Unlock()
-	m, err := s.router.JoinVersion(h.ClientID, h.ChannelID, h.Version, c)
+	m, err := s.router.JoinKeyed(h.ClientID, h.ChannelID, h.Version, key, c)
 	if err != nil {
 		return &h, err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -184,13 +185,14 @@ type monitor struct {
 	names    func(socketbus.ID) string
 	draining atomic.Bool // set when the server starts shutting down
 	http     *http.Server
-	done     chan error // receives Serve's result
+	done     chan error   // receives Serve's result
+	scrapes  *scrapeLimit // bounds the snapshots taken at once (monitor_limit.go)
 }
 
 // startMonitor serves the monitoring endpoint on ln for srv, whose bus
 // listens on bus.
 func startMonitor(ln net.Listener, srv *server.Server, bus string, files *reloadable, maxChannels int, log *slog.Logger) *monitor {
-	m := &monitor{srv: srv, files: files, names: files.name, done: make(chan error, 1)}
+	m := &monitor{srv: srv, files: files, names: files.name, done: make(chan error, 1), scrapes: newScrapeLimit()}
 	reg := prometheus.NewRegistry()
 	stats := newStatsCollector(srv.Stats)
 	stats.maxChannels = maxChannels
@@ -204,18 +206,21 @@ func startMonitor(ln net.Listener, srv *server.Server, bus string, files *reload
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	mux.Handle("GET /metrics", m.scrapes.limit(promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError),
-	}))
-	mux.HandleFunc("GET /healthz", m.healthz)
-	mux.HandleFunc("GET /status", m.status)
-	mux.HandleFunc("GET /connz", m.connz)
+	})))
+	mux.HandleFunc("GET /healthz", m.healthz) // constant cost: not limited
+	mux.Handle("GET /status", m.scrapes.limit(http.HandlerFunc(m.status)))
+	mux.Handle("GET /connz", m.scrapes.limit(http.HandlerFunc(m.connz)))
 	m.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       monitorIdleTimeout,
+		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	go func() { m.done <- m.http.Serve(&monitorListener{Listener: ln, bus: bus}) }()
+	limited := &connLimitListener{Listener: ln, max: maxMonitorConns}
+	go func() { m.done <- m.http.Serve(&monitorListener{Listener: limited, bus: bus}) }()
 	return m
 }
 
@@ -272,9 +277,32 @@ func (m *monitor) connz(w http.ResponseWriter, r *http.Request) {
 		}
 		conns = conns[:min(n, len(conns))]
 	}
-	rep := newConnzReport(conns, m.names)
-	rep.Total = total
-	writeJSON(w, rep)
+	writeConnz(w, conns, total, m.names)
+}
+
+// writeConnz answers the connzReport of conns as indented JSON, encoding
+// one connection at a time, so that a scrape holds the snapshot and not
+// a second copy of it as a report and a third as text.
+func writeConnz(w http.ResponseWriter, conns []server.ConnStats, total int, name func(socketbus.ID) string) {
+	w.Header().Set("Content-Type", "application/json")
+	head, _ := json.Marshal(time.Now())
+	bw := bufio.NewWriterSize(w, 16<<10)
+	fmt.Fprintf(bw, "{\n  \"now\": %s,\n  \"total\": %d,\n  \"connections\": [", head, total)
+	for i := range conns {
+		rep := newConnzReport(conns[i:i+1], name)
+		b, _ := json.MarshalIndent(rep.Connections[0], "    ", "  ")
+		if i > 0 {
+			bw.WriteString(",")
+		}
+		bw.WriteString("\n    ")
+		bw.Write(b)
+	}
+	if len(conns) > 0 {
+		bw.WriteString("\n  ")
+	}
+	bw.WriteString("]\n}\n")
+	// An error here means the client went away; there is no one to tell.
+	_ = bw.Flush()
 }
 
 // writeJSON answers v as indented JSON.

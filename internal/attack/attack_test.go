@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -49,6 +50,7 @@ var attacks = []attack{
 	{"e_cancels_64k", "cancels with 64 KiB messages relayed to receivers that do not read", attackCancels},
 	{"f_honest_16k_many_streams", "16 KiB chunks on many streams and channels to receivers that never grant", attackHonestMany},
 	{"g_two_frame_crash", "start|request, then response|credit for the same request", attackTwoFrames},
+	{"h_whole_responses_burst", "receivers hold 900 requests each and answer them all at once with 64 KiB whole responses (v2)", attackWholeBurst},
 }
 
 // TestAttacks runs each attack against a fresh `socketbus serve` process
@@ -442,4 +444,110 @@ func attackTwoFrames(ctx context.Context, addr string, deadline time.Time) (stri
 	case <-ctx.Done():
 	}
 	return outcome, nil
+}
+
+// attackWholeBurst: on each of 4 channels a v2 receiver polls 900 times, a
+// v2 requester sends 900 whole requests and reads everything the server
+// sends, and once the receiver holds all 900 it answers them at once with
+// 64 KiB whole responses; then again, until the attack's time is up. The
+// responses are charged to the receiver, not counted toward the
+// requester's slow-consumer cap: no requester may be cut.
+func attackWholeBurst(ctx context.Context, addr string, deadline time.Time) (string, error) {
+	const pairs, held = 4, 900
+	body := make([]byte, wire.MaxFramePayload)
+	var wg sync.WaitGroup
+	var rounds, responses, cut atomic.Int64
+	var mu sync.Mutex
+	ends := map[string]int{}
+	var all []*rawConn
+	defer func() { closeAll(all) }()
+	for i := range pairs {
+		ch := channelFor(fmt.Sprintf("h%d", i))
+		r, err := dialRawVersion(addr, ch, deadline, 0, wire.Version2)
+		if err != nil {
+			return "", err
+		}
+		all = append(all, r)
+		v, err := dialRawVersion(addr, ch, deadline, 0, wire.Version2)
+		if err != nil {
+			return "", err
+		}
+		all = append(all, v)
+		answered := make(chan struct{}, 1)
+		v.readers.Add(1)
+		go func() {
+			// Read as fast as possible. An end other than the deadline
+			// or our own Close is the server cutting the requester.
+			defer v.readers.Done()
+			got := 0
+			for {
+				h, _, err := v.read()
+				if err != nil {
+					if !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, net.ErrClosed) {
+						cut.Add(1)
+					}
+					return
+				}
+				if h.Type == wire.TypeStart && h.Flags == wire.FlagResponse && h.Final {
+					responses.Add(1)
+					if got++; got%held == 0 {
+						answered <- struct{}{}
+					}
+				}
+			}
+		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			for ctx.Err() == nil && err == nil {
+				for range held {
+					r.put(wire.TypeStart, wire.FlagReceive, r.newID(), 0, true, 0, nil)
+				}
+				if err = r.flush(); err != nil {
+					break
+				}
+				for range held {
+					v.put(wire.TypeStart, wire.FlagRequest, v.newID(), 0, true, 10000, []byte("q"))
+				}
+				if err = v.flush(); err != nil {
+					break
+				}
+				var ids []wire.ID
+				for len(ids) < held && err == nil {
+					var h wire.Header
+					h, _, err = r.read()
+					if err == nil && h.Type == wire.TypeStart && h.Flags == wire.FlagReceive {
+						ids = append(ids, h.RequestID)
+					}
+				}
+				for _, id := range ids {
+					r.put(wire.TypeStart, wire.FlagResponse, id, 0, true, 0, body)
+					if err = r.flushIfFull(); err != nil {
+						break
+					}
+				}
+				if err == nil {
+					err = r.flush()
+				}
+				if err != nil {
+					break
+				}
+				select {
+				case <-answered:
+					rounds.Add(1)
+				case <-ctx.Done():
+				}
+			}
+			mu.Lock()
+			ends[writeErr(err)]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if n := cut.Load(); n > 0 {
+		return "", fmt.Errorf("%d of %d requesters were cut while reading as fast as they could", n, pairs)
+	}
+	return fmt.Sprintf("%d rounds of %d requests answered at once with 64 KiB, %d responses read, requesters cut: %d; %v",
+		rounds.Load(), held, responses.Load(), cut.Load(), ends), nil
 }

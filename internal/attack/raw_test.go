@@ -31,6 +31,7 @@ type rawConn struct {
 	br      *bufio.Reader
 	id      wire.ID
 	channel wire.ID
+	version uint8  // the protocol version it joined with
 	out     []byte // frames not yet written
 
 	idPrefix [8]byte // with idNext, the IDs newID makes: unique without a syscall each
@@ -44,6 +45,11 @@ type rawConn struct {
 // before it connects, so that a connection that does not read pushes its
 // backlog back into the server sooner.
 func dialRaw(addr string, channel wire.ID, deadline time.Time, rcvbuf int) (*rawConn, error) {
+	return dialRawVersion(addr, channel, deadline, rcvbuf, wire.Version)
+}
+
+// dialRawVersion is dialRaw joining with protocol version.
+func dialRawVersion(addr string, channel wire.ID, deadline time.Time, rcvbuf int, version uint8) (*rawConn, error) {
 	d := net.Dialer{Deadline: deadline}
 	if rcvbuf > 0 {
 		d.Control = func(_, _ string, rc syscall.RawConn) error {
@@ -58,7 +64,7 @@ func dialRaw(addr string, channel wire.ID, deadline time.Time, rcvbuf int) (*raw
 	if err != nil {
 		return nil, err
 	}
-	c := &rawConn{nc: nc.(*net.TCPConn), br: bufio.NewReaderSize(nc, 64<<10), channel: channel}
+	c := &rawConn{nc: nc.(*net.TCPConn), br: bufio.NewReaderSize(nc, 64<<10), channel: channel, version: version}
 	rand.Read(c.id[:])
 	rand.Read(c.idPrefix[:])
 	nc.SetDeadline(deadline)
@@ -94,7 +100,7 @@ func (c *rawConn) newID() wire.ID {
 
 // put appends a frame to the batch to write.
 func (c *rawConn) put(typ wire.FrameType, flags wire.Flags, id wire.ID, seq uint32, final bool, timeout uint64, payload []byte) {
-	h := wire.Header{Version: wire.Version, Type: typ, Flags: flags, RequestID: id, ClientID: c.id,
+	h := wire.Header{Version: c.version, Type: typ, Flags: flags, RequestID: id, ClientID: c.id,
 		ChannelID: c.channel, TimeoutMillis: timeout, Sequence: seq, Final: final, Length: uint32(len(payload))}
 	c.out = append(wire.AppendHeader(c.out, &h), payload...)
 }

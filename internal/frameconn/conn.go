@@ -31,6 +31,12 @@ type Frame struct {
 	// Lazy frames do not wake the writer: they go out with the next write
 	// something else causes. For acknowledgements nobody waits on.
 	Lazy bool
+	// Payer, when set, pays for the frame while it is queued, instead of
+	// the connection's account, and the frame does not count toward
+	// MaxControlBytes: something other than the slow-consumer cap bounds
+	// it (a whole message the reader asked for, by a request it sent or
+	// credit it granted, charged to the member that sent it).
+	Payer Memory
 }
 
 // Batch collects connections that have frames queued but whose writers
@@ -113,10 +119,10 @@ type Config struct {
 	MaxQueuedBytes int
 	// MaxControlBytes bounds the memory of queued frames that no flow
 	// control bounds — everything but relayed stream bytes, which carry a
-	// SentNotifier — however they were caused (other connections' cancels
-	// and deliveries included): a connection whose queue holds more is cut
-	// off with ErrSlowConsumer. Zero means no limit (a client's own queue
-	// holds the bodies it sends).
+	// SentNotifier, and whole messages, which carry a Payer — however they
+	// were caused (other connections' cancels included): a connection
+	// whose queue holds more is cut off with ErrSlowConsumer. Zero means
+	// no limit (a client's own queue holds the bodies it sends).
 	MaxControlBytes int
 	// Account, when set, is charged for the memory the connection holds
 	// beyond flow-controlled stream bytes: queued control frames, the
@@ -568,6 +574,10 @@ func (c *Conn) queued(f *Frame) {
 	if f.Sent != nil {
 		return // flow control bounds it, and the relay pays for it
 	}
+	if f.Payer != nil {
+		f.Payer.Charge(cost) // bounded by what the reader asked for
+		return
+	}
 	c.charge(cost)
 	if limit := int64(c.cfg.MaxControlBytes); c.controlBytes.Add(cost) > limit && limit > 0 && c.slowCut.CompareAndSwap(false, true) {
 		go c.Close(ErrSlowConsumer)
@@ -578,7 +588,11 @@ func (c *Conn) queued(f *Frame) {
 func (c *Conn) written(f *Frame) {
 	cost := FrameCost(f)
 	c.queuedBytes.Add(-cost)
-	if f.Sent == nil {
+	switch {
+	case f.Sent != nil:
+	case f.Payer != nil:
+		f.Payer.Release(cost)
+	default:
 		c.controlBytes.Add(-cost)
 		c.uncharge(cost)
 	}

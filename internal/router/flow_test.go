@@ -235,3 +235,27 @@ func TestQueuedRequestsShareTheChannelBudget(t *testing.T) {
 		t.Fatalf("second queued request granted %d once the first was taken, want 1..%d", got, budget)
 	}
 }
+
+// TestFirstGrantIsWhatTheBodySent: a request body that has used its
+// 16 KiB of initial credit is granted 16 KiB more, not the rest of the
+// window: its window doubles with what it carries (slow start), so a
+// small streamed body is charged for about what it holds (issue 17,
+// finding 13). A long body still gets a whole window in flight.
+func TestFirstGrantIsWhatTheBodySent(t *testing.T) {
+	r := router.New(router.Config{DefaultTimeout: 60e9})
+	ch := uuid.New()
+	sender, sp := joinSocket(t, r, ch)
+	receiver, _ := joinSocket(t, r, ch)
+	poll(t, receiver)
+	u := startUpload(t, sender, sp)
+	u.handle(t, wire.TypeChunk, u.seq, make([]byte, wire.InitialRequestCredit))
+	u.seq++
+	u.sent += wire.InitialRequestCredit
+	if got := sp.granted(t, u.id, wire.FlagRequest); got != wire.InitialRequestCredit {
+		t.Fatalf("after its initial %d bytes the body was granted %d, want %d", wire.InitialRequestCredit, got, wire.InitialRequestCredit)
+	}
+	u.pump(t)
+	if got := wire.InitialRequestCredit + sp.granted(t, u.id, wire.FlagRequest); got != wire.StreamWindow {
+		t.Fatalf("with nothing written, the body's credit came to %d, want one window (%d)", got, wire.StreamWindow)
+	}
+}

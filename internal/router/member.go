@@ -14,7 +14,8 @@ type Member struct {
 	peer Peer
 	acct *budget.Account // pays for the streams this member sends and its connection's write queue
 
-	version uint8 // the protocol version the connection joined with
+	version uint8          // the protocol version the connection joined with
+	key     *[KeySize]byte // the key the client registered with its join, or nil (keys.go)
 
 	// Guarded by ch.mu.
 	sent  map[wire.ID]*request // live requests this member sent

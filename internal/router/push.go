@@ -23,6 +23,16 @@ import (
 // unit is a poll entry the server holds.
 const maxPushCredit = 1 << 16
 
+// MaxReturns bounds how many times receivers may return one request. A
+// return hands the request to another receiver, which is what it is for
+// (a Serve that stops gives back what its handlers did not take), but two
+// receivers that return everything could bounce a request between them
+// until its timeout, tens of thousands of times a second. The return past
+// this many fails the request at its sender with limit instead: no
+// handler took it, so the sender may send it again. An honest request is
+// returned about once per receiver that stops while holding it.
+const MaxReturns = 32
+
 // handlePushLocked handles v2's receive frames with the zero ID (push
 // credit and stop) and returns.
 func (m *Member) handlePushLocked(f *frameconn.Frame) error {
@@ -94,6 +104,16 @@ func (m *Member) handlePushLocked(f *frameconn.Frame) error {
 		if !req.pushed || req.taken || req.respStarted {
 			return protocolErrorf("request %x was not pushed to this connection or was taken; it cannot be returned", h.RequestID)
 		}
+		if req.returns >= MaxReturns {
+			// The receiver has let it go: the failure goes to the sender
+			// alone.
+			ch.dropRetainedLocked(req)
+			delete(m.held, req.id)
+			req.receiver, req.pushed = nil, false
+			ch.failLocked(req, wire.CodeLimit, "the request was returned by receivers "+itoa(MaxReturns+1)+" times; no handler took it")
+			return nil
+		}
+		req.returns++
 		ch.requeueLocked(req)
 		return nil
 	}

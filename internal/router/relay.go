@@ -13,6 +13,11 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 // assignLocked hands a request to receiver m, answering m's Receive pollID:
 // the request's start frame goes to m, carrying pollID, and its body follows
 // as m's credit allows.
+//
+// The start frame, with the whole body when it goes whole, is not a
+// control frame for m's slow-consumer cap: m asked for it with a poll or a
+// unit of push credit, which bound how many m can have queued. The sender
+// pays for it until it is written, as it pays for its body's relay.
 func (ch *channel) assignLocked(req *request, m *Member, pollID wire.ID) {
 	ch.queue.remove(req)
 	ch.reserved -= req.reserved
@@ -56,14 +61,14 @@ func (ch *channel) assignLocked(req *request, m *Member, pollID wire.ID) {
 		rl.pendingBytes = 0
 		rl.downSeq, rl.endForwarded = 3, true
 		ch.shrinkLocked(req, false)
-		ch.send(m, frameconn.Frame{Header: h, Payload: p, Pooled: true})
+		ch.send(m, frameconn.Frame{Header: h, Payload: p, Pooled: true, Payer: req.sender.acct})
 		ch.regrantQueuedLocked()
 		return
 	}
 	p := frameconn.GetBuffer(16 + len(headers))
 	copy(p, pollID[:])
 	copy(p[16:], headers)
-	ch.send(m, frameconn.Frame{Header: h, Payload: p, Pooled: true})
+	ch.send(m, frameconn.Frame{Header: h, Payload: p, Pooled: true, Payer: req.sender.acct})
 	ch.pumpLocked(req, false)
 	ch.regrantQueuedLocked()
 }
@@ -143,6 +148,14 @@ func (ch *channel) grantAmountLocked(req *request, response, hold bool) int {
 		return 0
 	}
 	window := req.payer(response).window() // the upstream's
+	if !response {
+		// A request body's window grows with what it has carried, to
+		// twice its bytes so far (slow start): a body that has sent 16 KiB
+		// is granted 16 KiB more, not a whole window, and is charged for
+		// what it may really come to hold. A long body doubles its window
+		// every grant and reaches the full one after 256 KiB.
+		window = min(window, 2*max(int(min(rl.bytes, int64(window))), wire.InitialRequestCredit))
+	}
 	// Grant only once the upstream is running low: half a window left, or
 	// for a request body's first grant, its initial credit used up. A body
 	// under its initial credit never costs a grant; a larger one waits

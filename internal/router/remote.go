@@ -135,8 +135,15 @@ func (ch *channel) dropRemoteLocked(m *Member) {
 
 // offerRemoteLocked pushes req to a remote receiver with credit, if there
 // is one, and reports whether it did. Requests a remote sender started are
-// never offered on: a request crosses at most one node boundary.
+// never offered on: a request crosses at most one node boundary. One that
+// comes here — its receiver on this node gave it back (a v2 return) and
+// no other receiver here waits — goes back to its origin (giveBackLocked)
+// and is no longer queued here.
 func (ch *channel) offerRemoteLocked(req *request) bool {
+	if req.sender.remote == RemoteSender {
+		ch.giveBackLocked(req)
+		return true
+	}
 	if len(ch.remotes) == 0 || req.sender.remote != 0 {
 		return false
 	}
@@ -150,6 +157,26 @@ func (ch *channel) offerRemoteLocked(req *request) bool {
 	}
 	ch.pushLocked(req, m)
 	return true
+}
+
+// giveBackLocked ends here a request another node offered, which no
+// receiver here holds any more, by giving it back to its origin: code
+// returned, as a refused claim is, so the origin requeues it at the head
+// of its queue and offers it to its next waiting receiver (21.4). It is
+// given back only while no receiver took it — a pushed request's return
+// requires that — so it runs at most once, wherever it runs. On this node
+// it is as if it had never started: no outcome is counted.
+func (ch *channel) giveBackLocked(req *request) {
+	r := ch.r
+	ch.send(req.sender, errorFrame(ch, req.sender, req.id, wire.FlagRequest, wire.CodeReturned,
+		"the receiver on the node it was offered to gave it back"))
+	ch.finishLocked(req, OutcomeRejected)
+	// finishLocked counted an outcome for a request this node only held
+	// for its origin: take the start and the outcome back.
+	r.counts[OutcomeRejected].Add(-1)
+	ch.counts[OutcomeRejected].Add(-1)
+	r.started.Add(-1)
+	req.sender.started--
 }
 
 // Drain marks a remote receiver whose node has no member of the channel
@@ -206,8 +233,14 @@ func (m *Member) Holding() int {
 // HandleRemote handles a frame that the other node's router sent to this
 // member's counterpart there (the remote sender for a remote receiver, and
 // the other way round), turning it into the frame this router expects
-// from the member. Frames for requests that have ended are dropped. A
-// non-nil error is a frame no router sends; the caller resets the link.
+// from the member. Frames for requests that have ended are dropped.
+//
+// A frame this router refuses — a request start whose ID is live on this
+// node's channel, which any client on either node can cause, or a stream
+// out of order — ends only the request it is about, with code protocol on
+// both nodes (endRemoteLocked), and is returned for the caller to log.
+// Nothing else crossing the link is touched: a link fault is the link's
+// (lost or malformed link messages), never one request's.
 func (m *Member) HandleRemote(f frameconn.Frame) error {
 	err := m.handleRemote(&f)
 	release(&f)
@@ -225,18 +258,50 @@ func (m *Member) handleRemote(f *frameconn.Frame) error {
 		return nil
 	}
 	h := &f.Header
-	from := h.ClientID // a delivery names its true sender (section 21)
+	id := h.RequestID
+	from := h.ClientID // a delivery names its true sender (section 22.5)
 	h.ClientID, h.ChannelID = m.id, ch.id
 	if h.Type != wire.TypeError {
 		h.Version = m.version // an error's payload is read in the version it was made in
 	}
+	var err error
 	switch m.remote {
 	case RemoteReceiver:
-		return m.remoteToReceiverLocked(f)
+		err = m.remoteToReceiverLocked(f)
 	case RemoteSender:
-		return m.remoteToSenderLocked(f, from)
+		err = m.remoteToSenderLocked(f, from)
+	default:
+		return protocolErrorf("member %x is not remote", m.id)
 	}
-	return protocolErrorf("member %x is not remote", m.id)
+	if err != nil {
+		m.endRemoteLocked(id, err)
+	}
+	return err
+}
+
+// endRemoteLocked ends the request a refused frame was about, on both
+// nodes, with code protocol. If this member has the request, failing it
+// tells its local end and, through this member, the other node. If it
+// does not — a start refused because its ID is live here for another
+// member — only the other node is told: the live request here is someone
+// else's, and goes on.
+func (m *Member) endRemoteLocked(id wire.ID, cause error) {
+	if id == (wire.ID{}) {
+		return // push credit and its like: no request to end
+	}
+	ch := m.ch
+	msg := relayedMessage("refused by the node it crossed to: " + cause.Error())
+	req := m.held[id]
+	if m.remote == RemoteSender {
+		req = m.sent[id]
+	}
+	if req != nil {
+		ch.failLocked(req, wire.CodeProtocol, msg)
+		return
+	}
+	if m.remote == RemoteSender {
+		ch.send(m, errorFrame(ch, m, id, wire.FlagRequest, wire.CodeProtocol, msg))
+	}
 }
 
 // remoteToReceiverLocked handles, for a remote receiver, what the other

@@ -50,6 +50,7 @@ type request struct {
 	retainedArr   [2]frameconn.Frame // retained's first backing array: a whole body's two frames
 	retainedBytes int
 	retainedCost  int64 // charged to the receiver's account
+	returns       int   // times receivers returned it (MaxReturns)
 }
 
 // relay is one direction of a request: a stream from an upstream member
@@ -325,7 +326,7 @@ func (m *Member) handleResponseLocked(f *frameconn.Frame) error {
 		if req.sender.v3() {
 			// The start frame goes on with the header block it carries.
 			start = take(f)
-			start.Header = sh
+			start.Header, start.Payer = sh, m.acct // the responder pays for its headers
 			if len(start.Payload) == 0 {
 				start.Payload = wire.NoHeaders // from a v1 or v2 receiver
 			}
@@ -432,6 +433,10 @@ func (ch *channel) wholeResponseLocked(req *request, f *frameconn.Frame, hlen in
 	req.resp.ended, req.resp.endForwarded = true, true
 	s := req.sender
 	if !s.gone {
+		// The response is bounded by the requests s sent, not by the
+		// slow-consumer cap: the responder pays for it until it is
+		// written (Payer), so a responder that answers a burst of
+		// requests at once holds its own memory, not s's.
 		sh := header(ch, s, wire.TypeStart, wire.FlagResponse, req.id)
 		sh.ClientID = m.id
 		fits := len(f.Payload)+wire.HeaderBlockLenSize <= wire.MaxFramePayload
@@ -441,25 +446,25 @@ func (ch *channel) wholeResponseLocked(req *request, f *frameconn.Frame, hlen in
 			p := frameconn.GetBuffer(wire.HeaderBlockLenSize + len(f.Payload))
 			copy(p, wire.NoHeaders)
 			copy(p[wire.HeaderBlockLenSize:], f.Payload)
-			ch.send(s, frameconn.Frame{Header: sh, Payload: p, Pooled: true})
+			ch.send(s, frameconn.Frame{Header: sh, Payload: p, Pooled: true, Payer: m.acct})
 		case s.v2() && (m.v3() || !s.v3()):
 			sh.Final = true
 			w := take(f)
-			w.Header = sh
+			w.Header, w.Payer = sh, m.acct
 			if !s.v3() {
 				w.Payload = cutFront(w.Payload, hlen)
 			}
 			ch.send(s, w)
 		default: // to a v1 sender, or too long for a v3 sender in one frame
-			ch.send(s, frameconn.Frame{Header: sh, Payload: headersFor(s, nil)})
+			ch.send(s, frameconn.Frame{Header: sh, Payload: headersFor(s, nil), Payer: m.acct})
 			chunk := take(f)
 			chunk.Payload = cutFront(chunk.Payload, hlen)
-			chunk.Header = sh
+			chunk.Header, chunk.Payer = sh, m.acct
 			chunk.Header.Type, chunk.Header.Sequence = wire.TypeChunk, 1
 			ch.send(s, chunk)
 			end := sh
 			end.Type, end.Sequence, end.Final = wire.TypeEnd, 2, true
-			ch.send(s, frameconn.Frame{Header: end})
+			ch.send(s, frameconn.Frame{Header: end, Payer: m.acct})
 		}
 	}
 	ch.finishLocked(req, OutcomeCompleted)

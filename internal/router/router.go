@@ -3,6 +3,7 @@ package router
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/socketbus/socketbus/internal/budget"
 	"github.com/socketbus/socketbus/internal/frameconn"
@@ -13,8 +14,9 @@ import (
 type Router struct {
 	cfg Config
 
-	mu       sync.Mutex // guards channels; closed is set under it
+	mu       sync.Mutex // guards channels and keys; closed is set under it
 	channels map[wire.ID]*channel
+	keys     keyring     // departed clients' keys (keys.go)
 	closed   atomic.Bool // set once by Refuse or Close; read under channel locks too
 	shut     bool        // Close has run; guarded by mu
 	observer Observer    // set before the first join (observe.go)
@@ -100,6 +102,17 @@ func (r *Router) Join(clientID, channelID wire.ID, p Peer) (*Member, error) {
 // member in that version and accepts version 2's frame forms from it only
 // if it joined with version 2.
 func (r *Router) JoinVersion(clientID, channelID wire.ID, version uint8, p Peer) (*Member, error) {
+	return r.JoinKeyed(clientID, channelID, version, nil, p)
+}
+
+// JoinKeyed is JoinVersion for a client that registers key (KeySize
+// bytes; nil for none) with its join: while the router remembers the
+// client ID on the channel, a join with it must present the same key, or
+// it fails with CodeConflict (keys.go).
+func (r *Router) JoinKeyed(clientID, channelID wire.ID, version uint8, key []byte, p Peer) (*Member, error) {
+	if key != nil && len(key) != KeySize {
+		return nil, wire.Errorf(wire.CodeProtocol, "a client key of %d bytes; it has %d", len(key), KeySize)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed.Load() {
@@ -123,6 +136,16 @@ func (r *Router) JoinVersion(clientID, channelID wire.ID, version uint8, p Peer)
 	if _, dup := ch.members[clientID]; dup {
 		return nil, wire.Errorf(wire.CodeConflict, "client ID %x is already connected to this channel", clientID)
 	}
+	if err := r.admitKeyLocked(channelID, clientID, key, time.Now()); err != nil {
+		if len(ch.members) == 0 && r.channels[channelID] == ch {
+			delete(r.channels, channelID) // made for this join
+		}
+		return nil, err
+	}
+	if key != nil {
+		m.key = new([KeySize]byte)
+		copy(m.key[:], key)
+	}
 	ch.members[clientID] = m
 	ch.noticeLocked()
 	return m, nil
@@ -143,6 +166,7 @@ func (m *Member) Leave() {
 	}
 	m.gone = true
 	delete(ch.members, m.id)
+	r.keepKeyLocked(m, time.Now())
 	if !m.countsAsPeer() {
 		ch.nonPeers--
 	}

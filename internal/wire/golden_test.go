@@ -24,7 +24,7 @@ import (
 //
 //	none          no payload
 //	token         a join's payload as it is (the token)
-//	join_fields   a join's payload with fields: token, channel name
+//	join_fields   a join's payload with fields: token, channel name, client key
 //	join_ack      the server's MaxMessageBytes, 8 bytes
 //	credit        a 4-byte credit grant (or push credit count)
 //	body          the body (whole frames of v2, chunks)
@@ -68,6 +68,7 @@ type vectorHeader struct {
 type vectorPayload struct {
 	Token           string              `json:"token,omitempty"`
 	ChannelName     string              `json:"channel_name,omitempty"`
+	ClientKeyHex    string              `json:"client_key_hex,omitempty"`
 	MaxMessageBytes *uint64             `json:"max_message_bytes,omitempty"`
 	Credit          uint32              `json:"credit,omitempty"`
 	ReceiveID       string              `json:"receive_id,omitempty"`
@@ -133,8 +134,9 @@ func sources() []source {
 		// in every version, in that version's byte.
 		join := hdr(v, wire.TypeStart, wire.FlagJoin, docOther, docClient, 0, true)
 		add("join with a token", "C→S", "token", join, []byte("s3cret"), &vectorPayload{Token: "s3cret"})
-		add("join with fields", "C→S", "join_fields", join, wire.AppendJoinPayload(nil, "s3cret", "orders"),
-			&vectorPayload{Token: "s3cret", ChannelName: "orders"})
+		key := seqID(0xa0)
+		add("join with fields", "C→S", "join_fields", join, wire.AppendJoinPayload(nil, "s3cret", "orders", key[:]),
+			&vectorPayload{Token: "s3cret", ChannelName: "orders", ClientKeyHex: hex.EncodeToString(key[:])})
 		add("join answer", "S→C", "join_ack", join, []byte{0, 0, 0, 0, 0, 0x40, 0, 0}, &vectorPayload{MaxMessageBytes: u64(4 << 20)})
 		add("join refused", "S→C", errKind(v), hdr(v, wire.TypeError, wire.FlagJoin, docOther, docClient, 0, true),
 			errPayload(v, wire.Error{Code: wire.CodeUnauthorized, Message: "join refused"}),
@@ -330,7 +332,9 @@ func checkVector(t *testing.T, v vector) {
 	case "token":
 		got.Token = string(p)
 	case "join_fields":
-		got.Token, got.ChannelName, err = wire.ParseJoinPayload(p, h.ChannelID)
+		var key []byte
+		got.Token, got.ChannelName, key, err = wire.ParseJoinPayload(p, h.ChannelID)
+		got.ClientKeyHex = hex.EncodeToString(key)
 	case "join_ack":
 		m := uint64(0)
 		for _, b := range p[:8] {

@@ -19,15 +19,20 @@ var joinFieldsMagic = []byte{0x00, 's', 'b', 'j'}
 const (
 	joinFieldToken       = 1 // the token, as WithToken gives it
 	joinFieldChannelName = 2 // the channel's name: ChannelFromName(name) is the channel ID
+	joinFieldClientKey   = 3 // the client's key, ClientKeySize random bytes (router/keys.go)
 )
+
+// ClientKeySize is the length of a client key.
+const ClientKeySize = 16
 
 // MaxChannelNameBytes bounds the channel name a client may give.
 const MaxChannelNameBytes = 1024
 
-// AppendJoinPayload appends the join payload for token and the channel's
-// name to b: the token alone when there is no name, the fields otherwise.
-func AppendJoinPayload(b []byte, token, channelName string) []byte {
-	if channelName == "" {
+// AppendJoinPayload appends the join payload for token, the channel's
+// name and the client's key (nil for none) to b: the token alone when
+// there is no name and no key, the fields otherwise.
+func AppendJoinPayload(b []byte, token, channelName string, key []byte) []byte {
+	if channelName == "" && key == nil {
 		return append(b, token...)
 	}
 	b = append(b, joinFieldsMagic...)
@@ -39,26 +44,32 @@ func AppendJoinPayload(b []byte, token, channelName string) []byte {
 	if token != "" {
 		field(joinFieldToken, token)
 	}
-	field(joinFieldChannelName, channelName)
+	if channelName != "" {
+		field(joinFieldChannelName, channelName)
+	}
+	if key != nil {
+		field(joinFieldClientKey, string(key))
+	}
 	return b
 }
 
-// ParseJoinPayload reads a join payload for channel: the token and the
-// channel name it gives. A payload without the magic prefix is a token. A
-// name that is not channel's, not UTF-8 or too long, or a truncated field,
-// is a protocol error.
-func ParseJoinPayload(p []byte, channel ID) (token, channelName string, err error) {
+// ParseJoinPayload reads a join payload for channel: the token, the
+// channel name and the client key it gives. A payload without the magic
+// prefix is a token. A name that is not channel's, not UTF-8 or too long,
+// a key that is not ClientKeySize bytes, or a truncated field, is a
+// protocol error.
+func ParseJoinPayload(p []byte, channel ID) (token, channelName string, key []byte, err error) {
 	rest, ok := bytes.CutPrefix(p, joinFieldsMagic)
 	if !ok {
-		return string(p), "", nil
+		return string(p), "", nil, nil
 	}
 	for len(rest) > 0 {
 		if len(rest) < 3 {
-			return "", "", Errorf(CodeProtocol, "join payload: a field header of %d bytes; 3 needed", len(rest))
+			return "", "", nil, Errorf(CodeProtocol, "join payload: a field header of %d bytes; 3 needed", len(rest))
 		}
 		tag, n := rest[0], int(binary.BigEndian.Uint16(rest[1:3]))
 		if len(rest) < 3+n {
-			return "", "", Errorf(CodeProtocol, "join payload: field %d of %d bytes, %d left", tag, n, len(rest)-3)
+			return "", "", nil, Errorf(CodeProtocol, "join payload: field %d of %d bytes, %d left", tag, n, len(rest)-3)
 		}
 		v := rest[3 : 3+n]
 		rest = rest[3+n:]
@@ -67,15 +78,20 @@ func ParseJoinPayload(p []byte, channel ID) (token, channelName string, err erro
 			token = string(v)
 		case joinFieldChannelName:
 			if n > MaxChannelNameBytes || !utf8.Valid(v) {
-				return "", "", Errorf(CodeProtocol, "join payload: a channel name must be UTF-8 of at most %d bytes", MaxChannelNameBytes)
+				return "", "", nil, Errorf(CodeProtocol, "join payload: a channel name must be UTF-8 of at most %d bytes", MaxChannelNameBytes)
 			}
 			if ChannelFromName(string(v)) != channel {
-				return "", "", Errorf(CodeProtocol, "join payload: channel name %q is not the name of channel %s", v, channel)
+				return "", "", nil, Errorf(CodeProtocol, "join payload: channel name %q is not the name of channel %s", v, channel)
 			}
 			channelName = string(v)
+		case joinFieldClientKey:
+			if n != ClientKeySize {
+				return "", "", nil, Errorf(CodeProtocol, "join payload: a client key of %d bytes; it has %d", n, ClientKeySize)
+			}
+			key = bytes.Clone(v)
 		}
 	}
-	return token, channelName, nil
+	return token, channelName, key, nil
 }
 
 // CheckChannelName checks that name, given with the client's

@@ -12,10 +12,10 @@ import (
 func TestJoinPayload(t *testing.T) {
 	ch := ChannelFromName("orders")
 	golden := []byte("\x00sbj\x01\x00\x03tok\x02\x00\x06orders")
-	if got := AppendJoinPayload(nil, "tok", "orders"); !bytes.Equal(got, golden) {
+	if got := AppendJoinPayload(nil, "tok", "orders", nil); !bytes.Equal(got, golden) {
 		t.Fatalf("AppendJoinPayload = %q, want %q", got, golden)
 	}
-	if got := AppendJoinPayload(nil, "tok", ""); string(got) != "tok" {
+	if got := AppendJoinPayload(nil, "tok", "", nil); string(got) != "tok" {
 		t.Errorf("without a name the payload is %q, want the token alone", got)
 	}
 	for _, c := range []struct {
@@ -30,7 +30,7 @@ func TestJoinPayload(t *testing.T) {
 		{"\x00sbk\x01\x00\x01t", "\x00sbk\x01\x00\x01t", ""}, // not the magic: a token
 		{"\x00sbj", "", ""},                                  // the magic alone
 	} {
-		token, name, err := ParseJoinPayload([]byte(c.payload), ch)
+		token, name, _, err := ParseJoinPayload([]byte(c.payload), ch)
 		if err != nil || token != c.token || name != c.name {
 			t.Errorf("ParseJoinPayload(%q) = %q, %q, %v; want %q, %q, nil", c.payload, token, name, err, c.token, c.name)
 		}
@@ -39,17 +39,25 @@ func TestJoinPayload(t *testing.T) {
 		if n == len(joinFieldsMagic)+3+3 { // a whole token field: a valid payload
 			continue
 		}
-		_, _, err := ParseJoinPayload(golden[:n], ch)
+		_, _, _, err := ParseJoinPayload(golden[:n], ch)
 		var werr *Error
 		if !errors.As(err, &werr) || werr.Code != CodeProtocol {
 			t.Errorf("ParseJoinPayload of %d of %d bytes: %v, want a protocol error", n, len(golden), err)
 		}
 	}
-	if _, _, err := ParseJoinPayload(AppendJoinPayload(nil, "", "payments"), ch); err == nil {
+	if _, _, _, err := ParseJoinPayload(AppendJoinPayload(nil, "", "payments", nil), ch); err == nil {
 		t.Error("a name that is not the channel's was accepted")
 	}
 	if err := CheckChannelName("payments", ch); err == nil {
 		t.Error("CheckChannelName accepted a name that is not the channel's")
+	}
+	// A client key: exactly ClientKeySize bytes, with or without a name.
+	key := bytes.Repeat([]byte{7}, ClientKeySize)
+	if tok, name, got, err := ParseJoinPayload(AppendJoinPayload(nil, "tok", "", key), ch); err != nil || tok != "tok" || name != "" || !bytes.Equal(got, key) {
+		t.Errorf("token and key: got %q, %q, %x, %v; want tok, no name, the key", tok, name, got, err)
+	}
+	if _, _, _, err := ParseJoinPayload(AppendJoinPayload(nil, "", "", key[:5]), ch); err == nil {
+		t.Error("a 5-byte client key was accepted")
 	}
 }
 
@@ -63,7 +71,7 @@ func FuzzJoinPayload(f *testing.F) {
 		if len(token) > 0xffff || name == "" || CheckChannelName(name, ChannelFromName(name)) != nil {
 			return
 		}
-		gotToken, gotName, err := ParseJoinPayload(AppendJoinPayload(nil, token, name), ChannelFromName(name))
+		gotToken, gotName, _, err := ParseJoinPayload(AppendJoinPayload(nil, token, name, nil), ChannelFromName(name))
 		if err != nil || gotToken != token || gotName != name {
 			t.Errorf("round trip of %q, %q: %q, %q, %v", token, name, gotToken, gotName, err)
 		}
