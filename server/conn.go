@@ -222,10 +222,13 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 	s.mu.Lock()
 	c.member = m
 	s.mu.Unlock()
-	// The acknowledgement carries the server's settings: its body limit.
+	// The acknowledgement carries the server's settings: its body limit,
+	// and its limit on a connection's polls, held requests and push
+	// credit (docs/PROTOCOL.md section 7).
 	ack := wire.Header{Version: h.Version, Type: wire.TypeStart, Flags: wire.FlagJoin, RequestID: h.RequestID,
 		ClientID: h.ClientID, ChannelID: h.ChannelID, Final: true}
-	settings := binary.BigEndian.AppendUint64(frameconn.GetBuffer(8)[:0], uint64(max(s.cfg.MaxMessageBytes, 0)))
+	settings := binary.BigEndian.AppendUint64(frameconn.GetBuffer(12)[:0], uint64(max(s.cfg.MaxMessageBytes, 0)))
+	settings = binary.BigEndian.AppendUint32(settings, uint32(min(max(s.cfg.MaxInFlightPerClient, 0), 1<<31)))
 	conn.Enqueue(frameconn.Frame{Header: ack, Payload: settings, Pooled: true})
 	conn.OnClose = func(error) { m.Leave() }
 	if name != "" {

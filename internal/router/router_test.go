@@ -130,8 +130,19 @@ func (h *harness) join(name string) member {
 
 func (h *harness) joinChannel(name string, ch wire.ID) member {
 	h.t.Helper()
+	return h.joinWith(name, ch, wire.Version)
+}
+
+// joinVersion adds a member that speaks protocol version v.
+func (h *harness) joinVersion(name string, v uint8) member {
+	h.t.Helper()
+	return h.joinWith(name, h.ch, v)
+}
+
+func (h *harness) joinWith(name string, ch wire.ID, v uint8) member {
+	h.t.Helper()
 	p := newFakePeer(name)
-	m, err := h.r.Join(uuid.New(), ch, p)
+	m, err := h.r.JoinVersion(uuid.New(), ch, v, p)
 	if err != nil {
 		h.t.Fatalf("Join(%s): got error %v, want nil", name, err)
 	}

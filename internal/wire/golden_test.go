@@ -25,7 +25,8 @@ import (
 //	none          no payload
 //	token         a join's payload as it is (the token)
 //	join_fields   a join's payload with fields: token, channel name, client key
-//	join_ack      the server's MaxMessageBytes, 8 bytes
+//	join_ack      the server's MaxMessageBytes (8 bytes), its limit on a
+//	              connection's polls, held requests and push credit (4)
 //	credit        a 4-byte credit grant (or push credit count)
 //	body          the body (whole frames of v2, chunks)
 //	delivery      a 16-byte receive ID, then the body (a whole delivery)
@@ -70,6 +71,7 @@ type vectorPayload struct {
 	ChannelName     string              `json:"channel_name,omitempty"`
 	ClientKeyHex    string              `json:"client_key_hex,omitempty"`
 	MaxMessageBytes *uint64             `json:"max_message_bytes,omitempty"`
+	MaxPolls        uint32              `json:"max_polls,omitempty"`
 	Credit          uint32              `json:"credit,omitempty"`
 	ReceiveID       string              `json:"receive_id,omitempty"`
 	Headers         map[string][]string `json:"headers,omitempty"`
@@ -137,7 +139,7 @@ func sources() []source {
 		key := seqID(0xa0)
 		add("join with fields", "C→S", "join_fields", join, wire.AppendJoinPayload(nil, "s3cret", "orders", key[:]),
 			&vectorPayload{Token: "s3cret", ChannelName: "orders", ClientKeyHex: hex.EncodeToString(key[:])})
-		add("join answer", "S→C", "join_ack", join, []byte{0, 0, 0, 0, 0, 0x40, 0, 0}, &vectorPayload{MaxMessageBytes: u64(4 << 20)})
+		add("join answer", "S→C", "join_ack", join, []byte{0, 0, 0, 0, 0, 0x40, 0, 0, 0, 0, 4, 0}, &vectorPayload{MaxMessageBytes: u64(4 << 20), MaxPolls: 1024})
 		add("join refused", "S→C", errKind(v), hdr(v, wire.TypeError, wire.FlagJoin, docOther, docClient, 0, true),
 			errPayload(v, wire.Error{Code: wire.CodeUnauthorized, Message: "join refused"}),
 			&vectorPayload{Code: uint16(wire.CodeUnauthorized), CodeName: "unauthorized", Message: "join refused"})
@@ -341,6 +343,9 @@ func checkVector(t *testing.T, v vector) {
 			m = m<<8 | uint64(b)
 		}
 		got.MaxMessageBytes = &m
+		if len(p) >= 12 {
+			got.MaxPolls = uint32(p[8])<<24 | uint32(p[9])<<16 | uint32(p[10])<<8 | uint32(p[11])
+		}
 	case "credit":
 		got.Credit, err = wire.ParseCredit(p)
 	case "body":
