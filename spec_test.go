@@ -51,3 +51,34 @@ func TestPushCreditWithinTheAnnouncedLimit(t *testing.T) {
 		t.Fatalf("join answer payload %x, want 12 bytes ending in the limit 4", answer.payload)
 	}
 }
+
+// TestV3WithoutHeadersAllocatesNoMore: a Call without headers allocates
+// no more on a version-3 connection than on a version-2 one (client and
+// server in this process together): the 2-byte empty header block costs
+// no allocation anywhere on the path.
+func TestV3WithoutHeadersAllocatesNoMore(t *testing.T) {
+	perCall := func(version uint8) float64 {
+		_, addr := startServer(t, server.Config{})
+		ch := socketbus.ChannelFromName(t.Name())
+		v := socketbus.WithProtocolVersion(version)
+		a, b := dial(t, addr, ch, v), dial(t, addr, ch, v)
+		startServe(t, b, socketbus.HandlerFunc(echoUpper))
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		body := bytes.Repeat([]byte("x"), 128)
+		call := func() {
+			if _, err := a.Call(ctx, body); err != nil {
+				t.Fatalf("v%d Call: %v", version, err)
+			}
+		}
+		for range 50 {
+			call() // warm the pools
+		}
+		return testing.AllocsPerRun(300, call)
+	}
+	v2, v3 := perCall(2), perCall(3)
+	t.Logf("allocations per Call, client and server: v2 %.1f, v3 %.1f", v2, v3)
+	if v3 > v2+1 {
+		t.Fatalf("a v3 Call without headers allocates %.1f times, a v2 one %.1f: want no more", v3, v2)
+	}
+}
