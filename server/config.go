@@ -159,6 +159,10 @@ const (
 	DefaultMaxHeaderBytes       = router.DefaultMaxHeaderBytes
 )
 
+// MaxHeaderBytesLimit is the largest MaxHeaderBytes: the largest header
+// block one frame can carry (docs/PROTOCOL.md section 22.1).
+const MaxHeaderBytesLimit = wire.MaxHeaderBlock
+
 // withDefaults returns cfg with every zero field set to its default.
 func (cfg Config) withDefaults() Config {
 	orDefault(&cfg.DefaultTimeout, DefaultRequestTimeout)
@@ -174,7 +178,7 @@ func (cfg Config) withDefaults() Config {
 	orDefault(&cfg.MaxQueuedRequestsPerChannel, DefaultMaxQueuedRequests)
 	orDefault(&cfg.MaxMemory, DefaultMaxMemory)
 	orDefault(&cfg.MaxHeaderBytes, DefaultMaxHeaderBytes)
-	cfg.MaxHeaderBytes = min(cfg.MaxHeaderBytes, wire.MaxHeaderBlock)
+	cfg.MaxHeaderBytes = min(cfg.MaxHeaderBytes, MaxHeaderBytesLimit)
 	return cfg
 }
 
