@@ -97,7 +97,7 @@
 // Fail(&RemoteError{Code: "not_found", Message: "no such order"}) gives the
 // caller's *RemoteError that Code, so callers can branch on it. A client
 // or server that speaks version 1 or 2 sees no headers and no codes
-// (docs/PROTOCOL.md section 22.4).
+// (docs/PROTOCOL.md section 23.4).
 //
 // WithInterceptor wraps every Call and Send of a Client: an Interceptor
 // sees the call's CallInfo (its channel, the request headers it may

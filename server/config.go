@@ -47,6 +47,15 @@ type Config struct {
 	// JoinTimeout.
 	TLSConfig *tls.Config
 
+	// WebSocketOrigins lists the origins a browser page may connect from
+	// over WebSocket (ServeWebSocket), checked against the Origin header
+	// of the upgrade request, case-insensitively: an entry with a scheme
+	// ("https://app.example.com", "http://127.0.0.1:8080") must equal the
+	// whole origin, one without ("app.example.com:8443") its host and
+	// port; "*" admits any origin. Empty admits only clients that send no
+	// Origin (programs, not browsers). TCP connections are not affected.
+	WebSocketOrigins []string
+
 	// Authenticate, when set, is called when a connection joins, with the
 	// client ID, channel and token (WithToken) it presented. A non-nil
 	// error refuses the join with an unauthorized error frame; the client's
@@ -160,7 +169,7 @@ const (
 )
 
 // MaxHeaderBytesLimit is the largest MaxHeaderBytes: the largest header
-// block one frame can carry (docs/PROTOCOL.md section 22.1).
+// block one frame can carry (docs/PROTOCOL.md section 23.1).
 const MaxHeaderBytesLimit = wire.MaxHeaderBlock
 
 // withDefaults returns cfg with every zero field set to its default.

@@ -31,6 +31,7 @@ type serverConn struct {
 	remote   string       // the remote address
 	accepted time.Time    // when it was accepted
 	tls      bool         // it speaks TLS
+	ws       bool         // it came through ServeWebSocket: TLS, if any, is below the WebSocket
 	name     string       // its channel's name, when known
 	join     *wire.Header // its join's header, once read
 
@@ -40,8 +41,12 @@ type serverConn struct {
 }
 
 // startConn registers an accepted connection and serves it.
-func (s *Server) startConn(nc net.Conn) {
-	c := &serverConn{s: s, nc: nc, remote: nc.RemoteAddr().String(), accepted: time.Now()}
+func (s *Server) startConn(nc net.Conn) { s.startConnAs(&serverConn{s: s, nc: nc}) }
+
+// startConnAs registers c, a connection just accepted, and serves it.
+func (s *Server) startConnAs(c *serverConn) {
+	nc := c.nc
+	c.remote, c.accepted = nc.RemoteAddr().String(), time.Now()
 	s.accepted.Add(1)
 	s.mu.Lock()
 	if s.shutdown {
@@ -137,10 +142,12 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 	s := c.s
 	deadline := time.Now().Add(s.cfg.JoinTimeout)
 	c.nc.SetDeadline(deadline)
-	if err := c.sniff(); err != nil {
+	if c.ws {
+		// ServeWebSocket has done the TLS handshake and the upgrade.
+	} else if err := c.sniff(); err != nil {
 		return nil, err
 	}
-	if s.cfg.TLSConfig != nil {
+	if s.cfg.TLSConfig != nil && !c.ws {
 		tc := tls.Server(c.nc, serverTLS(s.cfg.TLSConfig))
 		if err := tc.Handshake(); err != nil {
 			return nil, fmt.Errorf("%w: %w", errTLSHandshake, err)

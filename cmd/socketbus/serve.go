@@ -31,6 +31,8 @@ const defaultClusterListen = "127.0.0.1:7611"
 type serveOptions struct {
 	addr         string
 	monitor      string
+	websocket    string   // --websocket: where to accept WebSocket clients
+	wsOrigins    []string // --websocket-origins
 	drainTimeout time.Duration
 	logFormat    string
 	logLevel     string
@@ -100,6 +102,12 @@ per channel (clients, queued, in flight, requests by outcome), labelled
 with the channel's name when the server knows it, for at most
 --metrics-channels channels; the rest add up under channel="other".
 
+With --websocket ADDR it also accepts clients over WebSocket on ADDR (any
+path): browsers and the TypeScript client (clients/js), speaking the same
+protocol with the same tokens, limits and TLS (wss:// with --tls-cert).
+A browser page may connect only from an origin listed in
+--websocket-origins; programs, which send no Origin, always may.
+
 With --tls-cert and --tls-key, a client that joins without TLS is refused
 with a plain error saying the server requires TLS (--tls).
 
@@ -130,6 +138,8 @@ channel not in the file admits no one.`,
 	fs := cmd.Flags()
 	fs.StringVar(&o.addr, "addr", defaultServer, "address to listen on, `host:port` (the port defaults to "+defaultPort+")")
 	fs.StringVar(&o.monitor, "monitor", "", "serve /metrics, /healthz, /status and /connz over HTTP, unauthenticated, on `host:port` (off when empty; no host means 127.0.0.1)")
+	fs.StringVar(&o.websocket, "websocket", "", "also accept WebSocket clients (browsers; ws://, or wss:// with --tls-cert) on `host:port` (off when empty)")
+	fs.StringSliceVar(&o.wsOrigins, "websocket-origins", nil, "origins whose browser pages may connect over --websocket, comma-separated: `list` of https://host[:port] or host[:port]; * allows any (default: none, only clients that send no Origin)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGINT or SIGTERM, how long requests in flight may take to finish")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -235,7 +245,11 @@ func (o *serveOptions) config(log *slog.Logger) (server.Config, *reloadable, err
 		MaxInFlightPerClient:        o.maxInFlightPerClient,
 		MaxQueuedRequestsPerChannel: o.maxQueuedRequestsPerChannel,
 		MaxMemory:                   int64(o.maxMemory),
+		WebSocketOrigins:            o.wsOrigins,
 		Logger:                      log,
+	}
+	if len(o.wsOrigins) > 0 && o.websocket == "" {
+		return cfg, nil, usagef("--websocket-origins needs --websocket")
 	}
 	if o.metricsChannels < 0 {
 		return cfg, nil, usagef("--metrics-channels cannot be negative")
@@ -327,8 +341,25 @@ func (o *serveOptions) run(s *streams) error {
 		fmt.Fprintf(s.out, "socketbus monitoring on http://%s\n", mln.Addr())
 		log.Info("monitoring", "addr", mln.Addr().String())
 	}
-	served := make(chan error, 1)
+	var wsln net.Listener
+	if o.websocket != "" {
+		if wsln, err = net.Listen("tcp", o.websocket); err != nil {
+			ln.Close()
+			stopMonitor(mon, log)
+			return fmt.Errorf("websocket: listen: %w", err)
+		}
+	}
+	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
+	if wsln != nil {
+		go func() { served <- srv.ServeWebSocket(wsln) }()
+		scheme := "ws"
+		if cfg.TLSConfig != nil {
+			scheme = "wss"
+		}
+		fmt.Fprintf(s.out, "socketbus websocket on %s://%s/\n", scheme, wsln.Addr())
+		log.Info("websocket", "addr", wsln.Addr().String(), "origins", strings.Join(o.wsOrigins, ","))
+	}
 	fmt.Fprintf(s.out, "socketbus listening on %s\n", ln.Addr())
 	b := readBuildInfo()
 	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.TLSConfig != nil, "tokens", o.tokens != "",
@@ -371,8 +402,10 @@ func (o *serveOptions) run(s *streams) error {
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn("drain timeout passed: requests still in flight were cut off", "err", err)
 	}
-	if err := <-served; !errors.Is(err, socketbus.ErrServerClosed) {
-		log.Warn("serve", "err", err)
+	for range 1 + min(len(o.websocket), 1) {
+		if err := <-served; !errors.Is(err, socketbus.ErrServerClosed) {
+			log.Warn("serve", "err", err)
+		}
 	}
 	stopMonitor(mon, log)
 	log.Info("stopped")

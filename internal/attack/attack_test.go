@@ -59,7 +59,15 @@ var attacks = []attack{
 // second of the attack, and, when the server has --max-memory, its peak
 // resident set must stay within the ceiling plus slack. Peaks are always
 // logged: "attack X: VmHWM N MiB".
-func TestAttacks(t *testing.T) {
+func TestAttacks(t *testing.T) { runAttacks(t, false) }
+
+// TestAttacksWebSocket runs the same attacks over WebSocket (serve
+// --websocket): the attackers' frames travel in binary messages, the
+// bystander stays on TCP.
+func TestAttacksWebSocket(t *testing.T) { runAttacks(t, true) }
+
+// runAttacks runs every attack, over WebSocket when ws is set.
+func runAttacks(t *testing.T, ws bool) {
 	if testing.Short() {
 		t.Skip("the attack suite takes about a minute")
 	}
@@ -77,30 +85,37 @@ func TestAttacks(t *testing.T) {
 	} else {
 		t.Logf("serve has no --max-memory flag: peak memory is reported, not asserted")
 	}
+	if ws {
+		args = append(args, "--websocket", "127.0.0.1:0")
+	}
 	var mu sync.Mutex
 	rows := []string{"| attack | VmHWM MiB | bystander requests | server alive | what the attack did |", "|---|---|---|---|---|"}
 	for _, a := range attacks {
 		t.Run(a.name, func(t *testing.T) {
-			hwm, completed, alive, summary := runAttack(t, bin, args, limited, a)
+			hwm, completed, alive, summary := runAttack(t, bin, args, limited, ws, a)
 			mu.Lock()
 			rows = append(rows, fmt.Sprintf("| %s | %s | %d | %v | %s |", a.name, hwm, completed, alive, summary))
 			mu.Unlock()
 		})
 	}
-	t.Logf("attack figures (max-memory %v):\n%s", limited, strings.Join(rows, "\n"))
+	t.Logf("attack figures (max-memory %v, websocket %v):\n%s", limited, ws, strings.Join(rows, "\n"))
 }
 
 // runAttack runs one attack against a server of its own and checks the
 // server came through. It returns the figures for the table.
-func runAttack(t *testing.T, bin string, args []string, limited bool, a attack) (hwmMiB string, completed int, alive bool, summary string) {
+func runAttack(t *testing.T, bin string, args []string, limited, ws bool, a attack) (hwmMiB string, completed int, alive bool, summary string) {
 	srv := startServe(t, bin, args...)
+	target := srv.addr
+	if ws {
+		target = srv.ws
+	}
 	by, err := startBystander(srv.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), attackTime)
 	deadline, _ := ctx.Deadline()
-	summary, err = a.run(ctx, srv.addr, deadline)
+	summary, err = a.run(ctx, target, deadline)
 	cancel()
 	res := by.stop()
 	if err != nil {

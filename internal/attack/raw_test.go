@@ -11,12 +11,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/socketbus/socketbus/internal/wire"
+	"github.com/socketbus/socketbus/internal/wsconn"
 )
 
 // flushSize is how many bytes of frames a rawConn gathers before writing
@@ -27,7 +29,7 @@ const flushSize = 256 << 10
 // and writes frames in large batches. Every read and write on it fails at
 // the deadline it was dialled with, so no attack outlives its time.
 type rawConn struct {
-	nc      *net.TCPConn
+	nc      net.Conn
 	br      *bufio.Reader
 	id      wire.ID
 	channel wire.ID
@@ -60,11 +62,20 @@ func dialRawVersion(addr string, channel wire.ID, deadline time.Time, rcvbuf int
 			return errors.Join(err, serr)
 		}
 	}
-	nc, err := d.Dial("tcp", addr)
+	var nc net.Conn
+	var err error
+	if strings.HasPrefix(addr, "ws://") {
+		// Over WebSocket: the same frames, in binary messages.
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		nc, err = wsconn.Dial(ctx, addr, wsconn.DialOptions{Dialer: &d})
+		cancel()
+	} else {
+		nc, err = d.Dial("tcp", addr)
+	}
 	if err != nil {
 		return nil, err
 	}
-	c := &rawConn{nc: nc.(*net.TCPConn), br: bufio.NewReaderSize(nc, 64<<10), channel: channel, version: version}
+	c := &rawConn{nc: nc, br: bufio.NewReaderSize(nc, 64<<10), channel: channel, version: version}
 	rand.Read(c.id[:])
 	rand.Read(c.idPrefix[:])
 	nc.SetDeadline(deadline)

@@ -84,6 +84,7 @@ func supportsMaxMemory(t *testing.T, bin string) bool {
 type serveProc struct {
 	cmd    *exec.Cmd
 	addr   string
+	ws     string // its WebSocket URL, when started with --websocket
 	stderr *syncBuffer
 	exited chan struct{} // closed once Wait has returned
 	err    error         // Wait's result, once exited is closed
@@ -132,9 +133,11 @@ func startServe(t *testing.T, bin string, args ...string) *serveProc {
 	addrc := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
-		const prefix = "socketbus listening on "
+		const prefix, wsPrefix = "socketbus listening on ", "socketbus websocket on "
 		for sc.Scan() {
-			if l := sc.Text(); strings.HasPrefix(l, prefix) {
+			if l := sc.Text(); strings.HasPrefix(l, wsPrefix) {
+				p.ws = strings.TrimPrefix(l, wsPrefix) // printed before the TCP address
+			} else if strings.HasPrefix(l, prefix) {
 				addrc <- strings.TrimPrefix(l, prefix)
 				break
 			}

@@ -259,7 +259,7 @@ func (m *Member) handleRemote(f *frameconn.Frame) error {
 	}
 	h := &f.Header
 	id := h.RequestID
-	from := h.ClientID // a delivery names its true sender (section 22.5)
+	from := h.ClientID // a delivery names its true sender (PROTOCOL.md section 23.5)
 	h.ClientID, h.ChannelID = m.id, ch.id
 	if h.Type != wire.TypeError {
 		h.Version = m.version // an error's payload is read in the version it was made in

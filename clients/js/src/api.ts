@@ -1,0 +1,107 @@
+// The public types of the client (pinned by the contract in
+// shared/contract/js/contract.ts).
+
+import type { TLSOptions } from './transport.js';
+
+/** ConnectOptions configure connect. */
+export interface ConnectOptions {
+  /**
+   * Servers to connect to, tried in order and cycled through when
+   * reconnecting: `host:port` is TCP (Node only), `ws://` and `wss://` URLs
+   * are WebSocket.
+   */
+  servers: string[];
+  /** The channel's ID as a UUID string: channelFromName('orders'). */
+  channel: string;
+  /** The join token, as Go's WithToken. */
+  token?: string;
+  /** TLS on TCP (Node): true, or settings like the CLI's --tls-ca and --tls-insecure. */
+  tls?: TLSOptions | boolean;
+  /** This client's ID (a UUID string); random by default. */
+  clientId?: string;
+  /** How long dialing and joining one server may take, in milliseconds (default 10000). */
+  connectTimeout?: number;
+  /** How to reconnect after losing the connection (Go's ReconnectPolicy). */
+  reconnect?: ReconnectOptions;
+}
+
+/** ReconnectOptions: delays in milliseconds. */
+export interface ReconnectOptions {
+  /** Dials in a row before giving up: default 60; negative: never reconnect. */
+  maxAttempts?: number;
+  /** Wait before the second attempt (default 100 ms), doubling up to maxDelay (default 2000 ms), jittered. */
+  minDelay?: number;
+  maxDelay?: number;
+}
+
+/** CallOptions configure one request. */
+export interface CallOptions {
+  /** Milliseconds; travels to the responder like a Go context deadline. */
+  timeout?: number;
+  /** Aborting cancels the request at the responder. */
+  signal?: AbortSignal;
+  /**
+   * Request headers. Protocol v2 has no headers: a request with any fails
+   * with SocketbusError code "unsupported" rather than dropping them.
+   */
+  headers?: HeadersInit;
+}
+
+/** ResponseStream is a response that has started; its body streams. */
+export interface ResponseStream {
+  /** Response headers (always empty in protocol v2). */
+  readonly headers: Headers;
+  /** The response body, flow-controlled: the responder waits while it is not read. */
+  readonly body: ReadableStream<Uint8Array>;
+  /** The responder's client ID. */
+  readonly from: string;
+}
+
+/** ServeOptions configure serve. */
+export interface ServeOptions {
+  /** Most handlers running at once (default 64); the server pushes no more requests than that. */
+  concurrency?: number;
+  /** Aborting stops serving: no new requests; serve settles when running handlers return. */
+  signal?: AbortSignal;
+}
+
+/** IncomingRequest is a request delivered to a serve handler. */
+export interface IncomingRequest {
+  /** The request ID (UUID string). */
+  readonly id: string;
+  /** The requester's client ID. */
+  readonly from: string;
+  /** Request headers (always empty in protocol v2). */
+  readonly headers: Headers;
+  /** The request body, flow-controlled. */
+  readonly body: ReadableStream<Uint8Array>;
+  /** bytes reads the whole body. */
+  bytes(): Promise<Uint8Array>;
+  /** Aborted when the requester cancelled, timed out or left, or the connection was lost. */
+  readonly signal: AbortSignal;
+  /** Response headers; in protocol v2 respond fails with "unsupported" if any are set. */
+  readonly responseHeaders: Headers;
+  /** respond answers with a body, whole or streamed; it resolves once the body is sent. */
+  respond(body: Uint8Array | ReadableStream<Uint8Array>): Promise<void>;
+  /** fail answers with an error: a RemoteError with message at the requester. */
+  fail(message: string, code?: string): Promise<void>;
+}
+
+/** Handler serves one request. */
+export type Handler = (req: IncomingRequest) => void | Promise<void>;
+
+/** Client is a connection to a channel. */
+export interface Client {
+  /** This client's ID (UUID string). */
+  readonly id: string;
+  /** The channel's ID (UUID string). */
+  readonly channel: string;
+  /** call sends a request and resolves with the whole response body. */
+  call(body: Uint8Array | ReadableStream<Uint8Array>, opts?: CallOptions): Promise<Uint8Array>;
+  /** send sends a request and resolves once the response starts. */
+  send(body: Uint8Array | ReadableStream<Uint8Array>, opts?: CallOptions): Promise<ResponseStream>;
+  /** serve runs handler for requests other clients send on the channel. */
+  serve(handler: Handler, opts?: ServeOptions): Promise<void>;
+  /** close stops serving, fails what is in flight with code "closed", and closes the connection. */
+  close(): Promise<void>;
+}
