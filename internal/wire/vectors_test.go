@@ -245,7 +245,6 @@ func errKind(v uint8) string {
 	return "error"
 }
 
-
 // toVector encodes a source as the file holds it.
 func toVector(s source) vector {
 	h := s.h
