@@ -2,6 +2,7 @@ package socketbus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/socketbus/socketbus/internal/wire"
@@ -135,8 +136,12 @@ func encodeHeaders(v uint8, h Header) ([]byte, error) {
 		return wire.NoHeaders, nil
 	}
 	b, err := wire.AppendHeaderBlock(nil, h)
-	if err != nil {
-		return nil, fmt.Errorf("socketbus: headers: %w", errorFromWire(err.(*wire.Error)))
+	var werr *wire.Error
+	switch {
+	case errors.As(err, &werr):
+		return nil, fmt.Errorf("socketbus: headers: %w", errorFromWire(werr))
+	case err != nil:
+		return nil, fmt.Errorf("socketbus: headers: %w", err)
 	}
 	return b, nil
 }

@@ -371,3 +371,24 @@ func TestInterceptor(t *testing.T) {
 		t.Fatalf("caller's response header = %v, want Handled: yes", rh)
 	}
 }
+
+// TestHeadersRefusedByTheClient: headers the protocol cannot carry fail
+// the call before anything is sent, with an error naming the fault.
+func TestHeadersRefusedByTheClient(t *testing.T) {
+	a, _ := twoClients(t, "headers-refused")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		name string
+		h    socketbus.Header
+		want error
+	}{
+		{"a key with a space", socketbus.Header{"Bad Key": {"v"}}, socketbus.ErrProtocol},
+		{"a value with a newline", socketbus.Header{"K": {"a\nb"}}, socketbus.ErrProtocol},
+		{"over 32 KiB", socketbus.Header{"K": {strings.Repeat("v", 33<<10)}}, socketbus.ErrTooLarge},
+	} {
+		if _, err := a.Call(ctx, []byte("x"), socketbus.WithHeader(tc.h)); !errors.Is(err, tc.want) {
+			t.Errorf("%s: Call = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
