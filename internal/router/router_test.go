@@ -81,7 +81,7 @@ func (p *fakePeer) waitFor(t *testing.T, what string, match func(*wire.Header) b
 func (p *fakePeer) waitError(t *testing.T, id wire.ID) (wire.Flags, *wire.Error) {
 	t.Helper()
 	f := p.waitFor(t, "error frame", func(h *wire.Header) bool { return h.Type == wire.TypeError && h.RequestID == id })
-	e, err := wire.ParseError(f.Payload)
+	e, err := wire.ParseErrorVersion(f.Header.Version, f.Payload, wire.MaxHeaderBlock)
 	if err != nil {
 		t.Fatalf("%s: error frame payload: %v", p.name, err)
 	}
