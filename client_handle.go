@@ -184,11 +184,9 @@ func (c *Client) handleResponseFrame(f frameconn.Frame) error {
 			hlen = n
 		}
 		if h.Final && c.opts.version >= wire.Version2 {
-			// v2: the whole response in one frame, after its header
-			// block in v3, which moves out of the way in place (the pool
-			// knows buffers by their capacity).
-			f.Payload = f.Payload[:copy(f.Payload, f.Payload[hlen:])]
-			return call.resp.pushWhole(f)
+			// v2: the whole response in one frame (in v3 after its
+			// header block, which the stream skips).
+			return call.resp.pushWhole(f, hlen)
 		}
 		n := len(f.Payload)
 		f.Release()
