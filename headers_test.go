@@ -392,3 +392,29 @@ func TestHeadersRefusedByTheClient(t *testing.T) {
 		}
 	}
 }
+
+// TestWholeV2ResponseTooLongForAHeaderBlock: a v2 responder's whole
+// response of 65536 bytes leaves no room for a header block in one frame;
+// the server sends it to a v3 requester as start, chunk and end, whole
+// and with an empty response Header.
+func TestWholeV2ResponseTooLongForAHeaderBlock(t *testing.T) {
+	_, addr := startServer(t, server.Config{})
+	ch := socketbus.ChannelFromName(t.Name())
+	a := dial(t, addr, ch)
+	b := dial(t, addr, ch, socketbus.WithProtocolVersion(2))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	body := bytes.Repeat([]byte("r"), 65536)
+	go func() {
+		req, err := b.Receive(ctx)
+		if err == nil {
+			io.Copy(io.Discard, req.Body)
+			req.Respond(bytes.NewReader(body))
+		}
+	}()
+	var rh socketbus.Header
+	resp, err := a.Call(ctx, []byte("x"), socketbus.ResponseHeader(&rh))
+	if err != nil || !bytes.Equal(resp, body) || rh == nil || len(rh) != 0 {
+		t.Fatalf("Call: %d bytes (equal: %v), header %v, %v; want the 65536 bytes and an empty Header", len(resp), bytes.Equal(resp, body), rh, err)
+	}
+}
