@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -16,89 +17,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testpeer"
 	"github.com/socketbus/socketbus/server"
 )
-
-// runCounter counts handler runs by request body, and tells waiters of
-// each body's first run.
-type runCounter struct {
-	mu    sync.Mutex
-	runs  map[string]int
-	first map[string]chan struct{}
-}
-
-func newRunCounter() *runCounter {
-	return &runCounter{runs: map[string]int{}, first: map[string]chan struct{}{}}
-}
-
-// ran counts a run of body and returns how many there have been.
-func (rc *runCounter) ran(body string) int {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	rc.runs[body]++
-	n := rc.runs[body]
-	if n == 1 {
-		close(rc.firstLocked(body))
-	}
-	return n
-}
-
-func (rc *runCounter) firstLocked(body string) chan struct{} {
-	ch, ok := rc.first[body]
-	if !ok {
-		ch = make(chan struct{})
-		rc.first[body] = ch
-	}
-	return ch
-}
-
-// started is closed when body first runs.
-func (rc *runCounter) started(body string) <-chan struct{} {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return rc.firstLocked(body)
-}
-
-func (rc *runCounter) count(body string) int {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return rc.runs[body]
-}
-
-// twice returns the bodies that ran more than once.
-func (rc *runCounter) twice() []string {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	var out []string
-	for b, n := range rc.runs {
-		if n > 1 {
-			out = append(out, fmt.Sprintf("%s (%d runs)", b, n))
-		}
-	}
-	return out
-}
-
-// countingServe runs a Serve on c whose handler counts each run by body
-// and echoes the body, until the test ends.
-func countingServe(t *testing.T, c *socketbus.Client, rc *runCounter, hold func(req *socketbus.Request, body string, run int)) {
-	ctx, stop := context.WithCancel(context.Background())
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = c.Serve(ctx, socketbus.HandlerFunc(func(req *socketbus.Request) {
-			var body bytes.Buffer
-			if _, err := body.ReadFrom(req.Body); err != nil {
-				return
-			}
-			run := rc.ran(body.String())
-			if hold != nil {
-				hold(req, body.String(), run)
-			}
-			_ = req.Respond(bytes.NewReader(body.Bytes()))
-		}))
-	}()
-	t.Cleanup(func() { stop(); <-served })
-}
 
 // lateFailConn is a net.Conn whose write carrying the marked request puts
 // the request's bytes on the wire and then fails, as a write cut off
@@ -133,8 +54,8 @@ func (c lateFailConn) Write(p []byte) (int, error) {
 func TestWriteThatFailsAfterItsBytesRunsOnce(t *testing.T) {
 	_, addr := startServer(t, server.Config{})
 	ch := uuid.New()
-	rc := newRunCounter()
-	countingServe(t, dialReconnecting(t, addr, ch), rc, nil)
+	rc := testpeer.NewRunCounter()
+	testpeer.CountingServe(t, dialReconnecting(t, addr, ch), rc, nil)
 
 	const rounds = 50
 	var marker atomic.Pointer[[]byte]
@@ -162,7 +83,7 @@ func TestWriteThatFailsAfterItsBytesRunsOnce(t *testing.T) {
 			// The response can beat the close to the reader: the
 			// request ran, and it must have run once.
 			succeeded++
-			if n := rc.count(string(body)); n != 1 {
+			if n := rc.Count(string(body)); n != 1 {
 				t.Errorf("round %d: Call succeeded, and its handler ran %d times", i, n)
 			}
 		case errors.Is(err, socketbus.ErrDisconnected):
@@ -176,11 +97,11 @@ func TestWriteThatFailsAfterItsBytesRunsOnce(t *testing.T) {
 	}
 	ranOnce := 0
 	for i := range rounds {
-		if rc.count(fmt.Sprintf("late-write-%d", i)) == 1 {
+		if rc.Count(fmt.Sprintf("late-write-%d", i)) == 1 {
 			ranOnce++
 		}
 	}
-	twice := rc.twice()
+	twice := rc.Twice()
 	t.Logf("%d rounds: %d Calls succeeded, %d ErrDisconnected; %d ran once, %d ran twice", rounds, succeeded, disconnected, ranOnce, len(twice))
 	if len(twice) > 0 {
 		t.Fatalf("ran twice: %v", twice)
@@ -227,8 +148,8 @@ func (c rawFailConn) SyscallConn() (syscall.RawConn, error) {
 func TestFailedInlineWriteDoesNotHang(t *testing.T) {
 	_, addr := startServer(t, server.Config{})
 	ch := uuid.New()
-	rc := newRunCounter()
-	countingServe(t, dialReconnecting(t, addr, ch), rc, nil)
+	rc := testpeer.NewRunCounter()
+	testpeer.CountingServe(t, dialReconnecting(t, addr, ch), rc, nil)
 	var armed atomic.Bool
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -257,8 +178,8 @@ func TestFailedInlineWriteDoesNotHang(t *testing.T) {
 	select {
 	case err := <-called:
 		t.Logf("Call whose inline write failed: %v", err)
-		if err == nil && rc.count("inline") != 1 {
-			t.Fatalf("Call succeeded, and the handler ran %d times", rc.count("inline"))
+		if err == nil && rc.Count("inline") != 1 {
+			t.Fatalf("Call succeeded, and the handler ran %d times", rc.Count("inline"))
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("Call whose inline write failed did not return within 30 s of its 5 s deadline")
@@ -320,8 +241,8 @@ func churnDuration() time.Duration {
 func TestChurnRunsNothingTwice(t *testing.T) {
 	_, addr := startServer(t, server.Config{})
 	ch := uuid.New()
-	rc := newRunCounter()
-	countingServe(t, dialReconnecting(t, addr, ch), rc, nil)
+	rc := testpeer.NewRunCounter()
+	testpeer.CountingServe(t, dialReconnecting(t, addr, ch), rc, nil)
 	var d cutDialer
 	sender := dialReconnecting(t, addr, ch, socketbus.WithDialer(d.dial))
 
@@ -345,7 +266,7 @@ func TestChurnRunsNothingTwice(t *testing.T) {
 	const workers = 16
 	type tally struct{ ok, disconnected, notDelivered, other int }
 	results := make(chan tally, workers)
-	var okBodies sync.Map
+	var okBodies, disconnectedBodies sync.Map
 	end := time.Now().Add(run)
 	for w := range workers {
 		go func() {
@@ -361,6 +282,7 @@ func TestChurnRunsNothingTwice(t *testing.T) {
 					okBodies.Store(body, true)
 				case errors.Is(err, socketbus.ErrDisconnected):
 					tl.disconnected++
+					disconnectedBodies.Store(body, true)
 				case errors.Is(err, socketbus.ErrNotDelivered):
 					tl.notDelivered++
 				default:
@@ -388,7 +310,7 @@ func TestChurnRunsNothingTwice(t *testing.T) {
 	close(stop)
 	<-cutterDone
 	okBodies.Range(func(k, _ any) bool {
-		if n := rc.count(k.(string)); n != 1 {
+		if n := rc.Count(k.(string)); n != 1 {
 			t.Errorf("Call %s succeeded, and its handler ran %d times", k, n)
 		}
 		return true
@@ -400,9 +322,16 @@ func TestChurnRunsNothingTwice(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("Close hung after the churn")
 	}
-	twice := rc.twice()
-	t.Logf("%v of churn: %d Calls succeeded, %d ErrDisconnected, %d ErrNotDelivered, %d other; %d ran twice",
-		run, total.ok, total.disconnected, total.notDelivered, total.other, len(twice))
+	disconnectedRan := 0
+	disconnectedBodies.Range(func(k, _ any) bool {
+		if rc.Count(k.(string)) > 0 {
+			disconnectedRan++
+		}
+		return true
+	})
+	twice := rc.Twice()
+	t.Logf("%v of churn: %d Calls succeeded, %d ErrDisconnected (%d of them had run by the end), %d ErrNotDelivered, %d other; %d ran twice",
+		run, total.ok, total.disconnected, disconnectedRan, total.notDelivered, total.other, len(twice))
 	if len(twice) > 0 {
 		t.Fatalf("requests ran twice: %v", twice)
 	}
@@ -419,9 +348,9 @@ func TestChurnRunsNothingTwice(t *testing.T) {
 func TestDrainCutShortRunsNothingTwice(t *testing.T) {
 	server := newRestartable(t)
 	ch := uuid.New()
-	rc := newRunCounter()
+	rc := testpeer.NewRunCounter()
 	responder := dialReconnecting(t, server.addr, ch)
-	countingServe(t, responder, rc, func(req *socketbus.Request, body string, run int) {
+	testpeer.CountingServe(t, responder, rc, func(req *socketbus.Request, body string, run int) {
 		if run == 1 {
 			<-req.Context().Done() // held until its connection goes
 		}
@@ -439,7 +368,7 @@ func TestDrainCutShortRunsNothingTwice(t *testing.T) {
 			got <- err
 		}()
 		select {
-		case <-rc.started(body):
+		case <-rc.Started(body):
 		case err := <-got:
 			t.Fatalf("round %d: Call returned %v before its handler ran", i, err)
 		}
@@ -457,11 +386,11 @@ func TestDrainCutShortRunsNothingTwice(t *testing.T) {
 		} else {
 			disconnected++
 		}
-		if n := rc.count(body); n != 1 {
+		if n := rc.Count(body); n != 1 {
 			t.Errorf("round %d: the handler ran %d times, want once", i, n)
 		}
 	}
-	t.Logf("%d drains cut short: %d Calls ErrDisconnected, %d requests ran twice", rounds, disconnected, len(rc.twice()))
+	t.Logf("%d drains cut short: %d Calls ErrDisconnected, %d requests ran twice", rounds, disconnected, len(rc.Twice()))
 }
 
 // TestSendsRacingShutdownAreNotDelivered: without reconnecting, Sends
@@ -473,8 +402,12 @@ func TestDrainCutShortRunsNothingTwice(t *testing.T) {
 func TestSendsRacingShutdownAreNotDelivered(t *testing.T) {
 	srv, addr := startServer(t, server.Config{})
 	ch := uuid.New()
-	rc := newRunCounter()
-	countingServe(t, dial(t, addr, ch), rc, nil)
+	rc := testpeer.NewRunCounter()
+	testpeer.CountingServe(t, dial(t, addr, ch), rc, func(req *socketbus.Request, body string, _ int) {
+		if strings.HasPrefix(body, "slow-") {
+			<-req.Context().Done() // held until its sender's deadline
+		}
+	})
 	sender := dial(t, addr, ch)
 	const workers, each = 16, 75
 	type outcome struct {
@@ -482,7 +415,7 @@ func TestSendsRacingShutdownAreNotDelivered(t *testing.T) {
 		err  error
 		late time.Duration
 	}
-	out := make(chan outcome, workers*each)
+	out := make(chan outcome, workers*each+8)
 	begin := make(chan struct{})
 	warmed := make(chan struct{}) // 100 Calls have succeeded: Shutdown races the rest
 	var succeeded atomic.Int32
@@ -503,6 +436,20 @@ func TestSendsRacingShutdownAreNotDelivered(t *testing.T) {
 			}
 		})
 	}
+	// Requests their handlers hold until their deadline ends them, during
+	// the Shutdown, which waits for them.
+	const slow = 8
+	for k := range slow {
+		wg.Go(func() {
+			body := fmt.Sprintf("slow-%d", k)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_, err := sender.Call(ctx, []byte(body))
+			dl, _ := ctx.Deadline()
+			cancel()
+			out <- outcome{body, err, time.Since(dl)}
+		})
+		<-rc.Started(fmt.Sprintf("slow-%d", k))
+	}
 	close(begin)
 	<-warmed
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -512,19 +459,21 @@ func TestSendsRacingShutdownAreNotDelivered(t *testing.T) {
 	}
 	wg.Wait()
 	close(out)
-	var ok, notDelivered, disconnectedRan, disconnectedUnrun, other int
+	var ok, timedOut, notDelivered, disconnectedRan, disconnectedUnrun, other int
 	var latest time.Duration
 	for o := range out {
 		latest = max(latest, o.late)
 		switch {
 		case o.err == nil:
 			ok++
+		case errors.Is(o.err, socketbus.ErrTimeout) && strings.HasPrefix(o.body, "slow-"):
+			timedOut++
 		case errors.Is(o.err, socketbus.ErrNotDelivered) && !errors.Is(o.err, socketbus.ErrDisconnected):
 			notDelivered++
-			if n := rc.count(o.body); n != 0 {
+			if n := rc.Count(o.body); n != 0 {
 				t.Errorf("%s: ErrNotDelivered, but its handler ran %d times", o.body, n)
 			}
-		case errors.Is(o.err, socketbus.ErrDisconnected) && rc.count(o.body) > 0:
+		case errors.Is(o.err, socketbus.ErrDisconnected) && rc.Count(o.body) > 0:
 			disconnectedRan++
 		case errors.Is(o.err, socketbus.ErrDisconnected):
 			disconnectedUnrun++
@@ -538,8 +487,8 @@ func TestSendsRacingShutdownAreNotDelivered(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d Sends racing Shutdown: %d succeeded, %d ErrNotDelivered, %d ErrDisconnected after their handler ran, %d ErrDisconnected unrun, %d other; latest return %v after its deadline",
-		workers*each, ok, notDelivered, disconnectedRan, disconnectedUnrun, other, latest.Round(time.Millisecond))
+	t.Logf("%d Sends racing Shutdown: %d succeeded, %d held ones timed out, %d ErrNotDelivered, %d ErrDisconnected after their handler ran, %d ErrDisconnected unrun, %d other; latest return %v after its deadline",
+		workers*each+slow, ok, timedOut, notDelivered, disconnectedRan, disconnectedUnrun, other, latest.Round(time.Millisecond))
 	if disconnectedUnrun > 0 || other > 0 {
 		t.Fatalf("%d Sends whose request never ran failed with ErrDisconnected, %d with another error; want ErrNotDelivered", disconnectedUnrun, other)
 	}

@@ -32,8 +32,9 @@ func (c *Client) sendPiece(w *sendWindow, flags wire.Flags, id ID, body io.Reade
 }
 
 // sendPieceKeeping is sendPiece that also shows the piece to rp (when not
-// nil) before sending it, so that a request can be sent again, and tells
-// sent (when not nil) once the start frame has been written.
+// nil) before sending it, so that a request can be sent again, and hands
+// sent (when not nil) to the connection with the start frame: a
+// frameconn.TakeNotifier learns when the writer takes it for writing.
 func (c *Client) sendPieceKeeping(w *sendWindow, flags wire.Flags, id ID, body io.Reader, n int, seq uint32, start *wire.Header, headers []byte, rp *replay, sent frameconn.SentNotifier) (got int, next uint32, rerr, serr error) {
 	hl := len(headers) // the body is read after the header block
 	buf := frameconn.GetBuffer(hl + n)

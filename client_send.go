@@ -97,14 +97,14 @@ func (call *sendCall) finish(err error) {
 // reads as complete. Send returns only after its last read of body.
 //
 // While the client is reconnecting, Send waits for the connection, within
-// ctx. A request that cannot have reached a receiver when a connection was
-// lost — never written to it, or not taken by a server that had said it
-// was draining — or that a draining server refused, is sent again on the
-// next connection with the same request ID, if its body can be replayed:
-// body is an io.Seeker (Call's is), or it fitted in the first frame.
-// Otherwise Send fails with ErrNotDelivered (retrying is safe), or with
-// ErrDisconnected when the request may have reached a receiver (it was
-// written to a server that went away without a drain).
+// ctx. A request that provably never reached a receiver when a connection
+// was lost (see deliveryFacts: never taken for writing, refused with
+// server_closed, written after the server's drain notice, or open at the
+// goodbye of a complete drain) is sent again on the next connection with
+// the same request ID, if its body can be replayed: body is an io.Seeker
+// (Call's is), or it fitted in the first frame. Otherwise Send fails with
+// ErrNotDelivered (retrying is safe), or with ErrDisconnected when the
+// request may have reached a receiver; it is then never sent again.
 //
 // Options: WithHeader sends headers with the request, ResponseHeader
 // collects the response's. The client's interceptors (WithInterceptor)

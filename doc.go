@@ -118,21 +118,29 @@
 // WithConnectionHook reports each change: lost, draining, restored, gave
 // up. What happens to each request when a connection is lost:
 //
-//   - Never seen by a receiver — refused with ErrServerClosed, queued when
-//     the server shut down, never written to the connection, or written
-//     but not taken by a server that had said it was draining (which
-//     delivers nothing new) — it is sent again on the next connection with
-//     the same request ID, so a request ID is an idempotency key. That
-//     needs a body that can be replayed: an io.Seeker (Call's []byte is
-//     one), or one that fitted in the first frame. Otherwise the call
-//     fails with ErrNotDelivered, and retrying it is safe.
-//   - Maybe seen by a receiver — acknowledged or answered in part, or
-//     written to a server that went away without a drain (protocol version
-//     2 acknowledges nothing, so the client cannot know whether a handler
-//     has it) — it fails at once with ErrDisconnected, never after waiting
-//     out its timeout, and is not sent again: a request runs at most once
-//     whatever happens to the server. ErrDisconnected is distinct from
-//     ErrClosed (your own Close) and ErrPeerGone (the other side left).
+//   - Provably never seen by a receiver — its bytes never left the
+//     process (the connection's writer had not taken it), the server
+//     refused it with server_closed (refused, or dropped from the queue
+//     by a server shutting down), it was written after the client read
+//     the server's drain notice (the server refuses everything it reads
+//     after sending the notice), or it was still open when a complete
+//     drain ended the connection — it is sent again on the next
+//     connection with the same request ID. That needs a body that can be
+//     replayed: an io.Seeker (Call's []byte is one), or one that fitted
+//     in the first frame. Otherwise the call fails with ErrNotDelivered,
+//     and retrying it is safe.
+//   - Anything else may have been seen by a receiver — acknowledged or
+//     answered in part, or written before the drain notice to a server
+//     whose drain was cut short or that went away without one (protocol
+//     version 2 acknowledges nothing, and a write that failed may still
+//     have put its bytes on the wire) — and it fails at once with
+//     ErrDisconnected, never after waiting out its timeout, and is not
+//     sent again: a request runs at most once whatever happens to the
+//     server or the network. ErrDisconnected is distinct from ErrClosed
+//     (your own Close) and ErrPeerGone (the other side left). The client
+//     decides only once the lost connection's reader and writers have
+//     stopped; docs/PROTOCOL.md section 17 states the rule, and a test
+//     checks it over every order of the events involved.
 //   - Held by this client as a receiver: its sender gets ErrPeerGone, and
 //     the handler's Request.Context is cancelled with ErrDisconnected.
 //   - Calls made while disconnected wait for the reconnection, bounded by
@@ -143,16 +151,20 @@
 //     (twice the policy's MaxDelay, at least a second): the channel's other
 //     members may still be reconnecting.
 //
-// Server.Shutdown first tells every client that it is draining (a ping
-// with a reserved request ID, docs/PROTOCOL.md section 17); only then are
-// queued requests answered with server_closed, so their senders re-send
+// Server.Shutdown first refuses new requests, then tells every client that
+// it is draining (a ping with a reserved request ID, docs/PROTOCOL.md
+// section 17); then queued requests are answered with server_closed, so
+// their senders re-send
 // them on their next connection: another server in their list, or this
 // one after its restart. New requests wait for that connection. A planned
 // restart therefore loses nothing, and runs nothing twice
 // (TestReconnectNoLoss: 10,000 requests through five restarts between two
-// servers). WithReconnect(ReconnectPolicy{MaxAttempts: -1}) turns all of
-// this off: the client closes when its connection is lost, with an error
-// matching ErrDisconnected.
+// servers). A Shutdown cut short by its context runs nothing twice either:
+// what handlers held fails with ErrDisconnected. WithReconnect(
+// ReconnectPolicy{MaxAttempts: -1}) turns all of this off: the client
+// closes when its connection is lost, with an error matching
+// ErrDisconnected; its calls that provably never reached a receiver fail
+// with ErrNotDelivered instead, as do Sends made after that.
 //
 // # Security and limits
 //

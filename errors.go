@@ -57,9 +57,9 @@ var (
 	// handler's Request.Context is cancelled with it when the receiver's own
 	// connection is lost.
 	ErrDisconnected = errors.New("socketbus: connection to the server lost")
-	// ErrNotDelivered means the request never reached a receiver and could
-	// not be re-sent after the connection was lost (its body cannot be
-	// replayed): retrying it is safe.
+	// ErrNotDelivered means the request provably never reached a
+	// receiver and was not re-sent (its body cannot be replayed, or the
+	// client does not reconnect, or it had given up): retrying it is safe.
 	ErrNotDelivered = errors.New("socketbus: request never delivered")
 	// ErrInternal means the server failed while handling this
 	// connection's frames (a bug on the server's side, which it logs) and

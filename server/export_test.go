@@ -19,6 +19,10 @@ func SetWarnWindow(s *Server, d time.Duration) {
 // remove it after it has closed.
 func SetHandleHook(hook func(h *wire.Header)) { testHookHandle = hook }
 
+// SetNoticeHook makes Shutdown call hook right after it has sent its
+// drain notices, before it fails what is queued (nil removes it).
+func SetNoticeHook(hook func()) { testHookNoticed = hook }
+
 // ChargeConn charges n bytes to the memory account of the joined
 // connection from remote until it closes, as if it held them, and reports
 // whether there is such a connection: past the budget's high-water mark

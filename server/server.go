@@ -152,6 +152,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	begun := time.Now()
 	s.router.Refuse() // before the notice: nothing read after it is delivered
 	s.noticeDrain()
+	if testHookNoticed != nil {
+		testHookNoticed()
+	}
 	live := s.router.InFlight()
 	s.beginShutdown()
 	// beginShutdown failed the queued requests; those left are the ones
@@ -213,6 +216,10 @@ func (s *Server) noticeDrain() {
 		_ = c.conn.Enqueue(frameconn.Frame{Header: h})
 	}
 }
+
+// testHookNoticed, when set by a test, is called by Shutdown right after
+// it has sent the drain notices.
+var testHookNoticed func()
 
 // Close stops the server at once: listeners and connections are closed and
 // requests in flight end with errors. Serve returns an error matching socketbus.ErrServerClosed.

@@ -197,6 +197,7 @@ type Conn struct {
 	inlineErr   error
 	inlineWrite func(fd uintptr) bool
 	closing     bool // set by CloseAfterFlush: close once the queue is written
+	lingers     bool // set by CloseAfterFlush: half-close after the last frame (linger)
 	err         error
 	// shutDown is set by the first shutdown. Later ones return at once
 	// rather than wait for it: a goroutine that writes inline may close
@@ -218,9 +219,10 @@ type Conn struct {
 	scratchCost  int64         // the writer's scratch capacity charged to the account
 	drained      chan struct{} // capacity 1: the writer wrote a batch
 
-	kick chan struct{} // capacity 1: wakes the writer
-	done chan struct{} // closed when the connection closes
-	wg   sync.WaitGroup
+	kick     chan struct{} // capacity 1: wakes the writer
+	done     chan struct{} // closed when the connection closes
+	readDone chan struct{} // closed when the reader goroutine returns
+	wg       sync.WaitGroup
 
 	// Traffic counters, frames and bytes (headers included) in each direction.
 	FramesIn, BytesIn, FramesOut, BytesOut atomic.Int64
@@ -243,6 +245,7 @@ func New(nc net.Conn, cfg Config) *Conn {
 		done:    make(chan struct{}),
 
 		writesDone: make(chan struct{}),
+		readDone:   make(chan struct{}),
 	}
 	if c.cfg.MaxQueuedBytes <= 0 {
 		c.cfg.MaxQueuedBytes = 4 << 20
@@ -622,6 +625,7 @@ func (c *Conn) closeAfterQueue(last *Frame, err error, timeout time.Duration) {
 	if last != nil {
 		c.queue = append(c.queue, *last)
 		c.queued(last)
+		c.lingers = true
 	}
 	c.closing = true
 	c.err = err
@@ -682,6 +686,7 @@ func (c *Conn) shutdown() {
 
 func (c *Conn) readLoop(h Handler) {
 	defer c.wg.Done()
+	defer close(c.readDone)
 	var hdr [wire.HeaderSize]byte
 	defer c.batch.Flush()
 	for {
@@ -876,10 +881,44 @@ func (c *Conn) writeLoop() {
 			drained := len(c.queue) == 0
 			c.mu.Unlock()
 			if drained {
+				c.linger()
 				c.shutdown()
 				return
 			}
 		}
+	}
+}
+
+// lingerTimeout and lingerLimit bound how long linger waits for the peer
+// to close, and how much it reads meanwhile.
+const (
+	lingerTimeout = time.Second
+	lingerLimit   = 1 << 20
+)
+
+// linger, after CloseAfterFlush's last frame is written, half-closes the
+// socket and reads and drops what the peer still sends until it closes
+// its end, for at most lingerTimeout and lingerLimit bytes, or until the
+// connection is closed.
+// Closing a socket with input unread resets the connection, and a reset
+// can destroy what the peer has not read yet: the last frame (a server's
+// goodbye, which tells its clients which requests it never read) would
+// be lost exactly when the peer is still writing.
+func (c *Conn) linger() {
+	c.mu.Lock()
+	lingers := c.lingers
+	c.mu.Unlock()
+	cw, ok := c.nc.(interface{ CloseWrite() error })
+	if !lingers || !ok || cw.CloseWrite() != nil {
+		return
+	}
+	select {
+	case <-c.readDone: // the reader stopped reading (closeAfterQueue); br is free
+	case <-c.done:
+		return
+	}
+	if c.nc.SetReadDeadline(time.Now().Add(lingerTimeout)) == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(c.br, lingerLimit))
 	}
 }
 
