@@ -496,3 +496,70 @@ func TestSendsRacingShutdownAreNotDelivered(t *testing.T) {
 		t.Fatalf("a Send returned %v after its deadline", latest)
 	}
 }
+
+// blackholeConn swallows every write once armed, as a connection whose
+// peer has gone and whose loss the client has not noticed yet does.
+type blackholeConn struct {
+	net.Conn
+	armed     *atomic.Bool
+	swallowed chan struct{} // told of each write swallowed
+}
+
+func (c blackholeConn) Write(p []byte) (int, error) {
+	if c.armed.Load() {
+		select {
+		case c.swallowed <- struct{}{}:
+		default:
+		}
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+// TestServeStopsWhenItsStopIsLost: a Serve whose stop went out on a
+// connection that is then lost returns: nothing more can be pushed from
+// that connection, and the stopping Serve grants nothing on the next.
+// (It waited for ever for the server's answer to the stop; Close and the
+// test's cleanup hung with it.)
+func TestServeStopsWhenItsStopIsLost(t *testing.T) {
+	_, addr := startServer(t, server.Config{})
+	ch := uuid.New()
+	var armed atomic.Bool
+	swallowed := make(chan struct{}, 1)
+	var d cutDialer
+	responder := dialReconnecting(t, addr, ch, socketbus.WithDialer(func(ctx context.Context, network, a string) (net.Conn, error) {
+		nc, err := d.dial(ctx, network, a)
+		if err != nil {
+			return nil, err
+		}
+		return blackholeConn{Conn: nc, armed: &armed, swallowed: swallowed}, nil
+	}))
+	rc := testpeer.NewRunCounter()
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() {
+		served <- responder.Serve(ctx, socketbus.HandlerFunc(func(req *socketbus.Request) {
+			rc.Ran("x")
+			_ = req.Respond(strings.NewReader("ok"))
+		}))
+	}()
+	requester := dialReconnecting(t, addr, ch)
+	callCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := requester.Call(callCtx, []byte("x")); err != nil {
+		t.Fatalf("Call: %v", err)
+	}
+	armed.Store(true)
+	stop()
+	<-swallowed // the stop went nowhere
+	armed.Store(false)
+	d.cut() // and its connection is lost
+	select {
+	case err := <-served:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Serve: %v, want context.Canceled", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("Serve did not return 30 s after its stop was lost with its connection")
+	}
+}

@@ -3,7 +3,7 @@ package socketbus
 import (
 	"io"
 
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -34,10 +34,10 @@ func (c *Client) sendPiece(w *sendWindow, flags wire.Flags, id ID, body io.Reade
 // sendPieceKeeping is sendPiece that also shows the piece to rp (when not
 // nil) before sending it, so that a request can be sent again, and hands
 // sent (when not nil) to the connection with the start frame: a
-// frameconn.TakeNotifier learns when the writer takes it for writing.
-func (c *Client) sendPieceKeeping(w *sendWindow, flags wire.Flags, id ID, body io.Reader, n int, seq uint32, start *wire.Header, headers []byte, rp *replay, sent frameconn.SentNotifier) (got int, next uint32, rerr, serr error) {
+// frame.TakeNotifier learns when the writer takes it for writing.
+func (c *Client) sendPieceKeeping(w *sendWindow, flags wire.Flags, id ID, body io.Reader, n int, seq uint32, start *wire.Header, headers []byte, rp *replay, sent frame.SentNotifier) (got int, next uint32, rerr, serr error) {
 	hl := len(headers) // the body is read after the header block
-	buf := frameconn.GetBuffer(hl + n)
+	buf := frame.GetBuffer(hl + n)
 	copy(buf, headers)
 	got, rerr = fill(body, buf[hl:hl+n])
 	if rerr == nil && got == n && start != nil && drained(body) {
@@ -46,12 +46,12 @@ func (c *Client) sendPieceKeeping(w *sendWindow, flags wire.Flags, id ID, body i
 	if rp != nil {
 		rp.keepPiece(buf[hl:hl+got], rerr == io.EOF)
 	}
-	var frames [3]frameconn.Frame
+	var frames [3]frame.Frame
 	count := 0
 	if start != nil && rerr == io.EOF && c.opts.version >= wire.Version2 {
 		// v2: a body that fits its first frame travels in the start
 		// frame, which is then the whole stream.
-		frames[0] = frameconn.Frame{Header: *start, Payload: buf[:hl+got], Pooled: true}
+		frames[0] = frame.Frame{Header: *start, Payload: buf[:hl+got], Pooled: true}
 		frames[0].Header.Final = true
 		count = 1
 		seq = 3
@@ -59,29 +59,29 @@ func (c *Client) sendPieceKeeping(w *sendWindow, flags wire.Flags, id ID, body i
 		goto queue
 	}
 	if start != nil {
-		frames[0] = frameconn.Frame{Header: *start}
+		frames[0] = frame.Frame{Header: *start}
 		if hl > 0 {
 			// v3: the start frame carries the header block alone, and
 			// the body moves to the front of its buffer (the pool knows
 			// buffers by their capacity).
-			frames[0].Payload, frames[0].Pooled = frameconn.GetBuffer(hl), true
+			frames[0].Payload, frames[0].Pooled = frame.GetBuffer(hl), true
 			copy(frames[0].Payload, headers)
 			buf = buf[:copy(buf, buf[hl:hl+got])]
 		}
 		count = 1
 	}
 	if got > 0 || seq == 1 {
-		frames[count] = frameconn.Frame{Header: c.header(wire.TypeChunk, flags, id), Payload: buf[:got], Pooled: true}
+		frames[count] = frame.Frame{Header: c.header(wire.TypeChunk, flags, id), Payload: buf[:got], Pooled: true}
 		frames[count].Header.Sequence = seq
 		seq++
 		count++
 	} else {
-		frameconn.PutBuffer(buf)
+		frame.PutBuffer(buf)
 	}
 	if rerr == io.EOF {
 		end := c.header(wire.TypeEnd, flags, id)
 		end.Sequence, end.Final = seq, true
-		frames[count] = frameconn.Frame{Header: end}
+		frames[count] = frame.Frame{Header: end}
 		count++
 	}
 queue:

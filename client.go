@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/frameconn"
 	"github.com/socketbus/socketbus/internal/wire"
 )
@@ -398,7 +399,7 @@ func (c *Client) finish(err error) {
 // send queues frames for the writer goroutine, which coalesces what many
 // goroutines queue at once (the responses of a Serve's handlers) into one
 // write. It fails once the client is closed.
-func (c *Client) send(fs ...frameconn.Frame) error {
+func (c *Client) send(fs ...frame.Frame) error {
 	var err error
 	conn := c.conn.Load()
 	if len(fs) == 1 {
@@ -416,7 +417,7 @@ func (c *Client) send(fs ...frameconn.Frame) error {
 // calling goroutine when no write is in progress and the socket takes them
 // at once (a requester seldom has company on its connection), and
 // otherwise by the writer goroutine.
-func (c *Client) sendInline(fs ...frameconn.Frame) error {
+func (c *Client) sendInline(fs ...frame.Frame) error {
 	if err := c.conn.Load().EnqueueAllInline(fs); err != nil {
 		return c.closedErr()
 	}
@@ -444,14 +445,14 @@ func (c *Client) header(t wire.FrameType, flags wire.Flags, id ID) wire.Header {
 	return wire.Header{Version: c.opts.version, Type: t, Flags: flags, RequestID: id, ClientID: c.id, ChannelID: c.channel}
 }
 
-func (c *Client) creditFrame(flags wire.Flags, id ID, n int) frameconn.Frame {
-	return frameconn.Frame{
+func (c *Client) creditFrame(flags wire.Flags, id ID, n int) frame.Frame {
+	return frame.Frame{
 		Header:  c.header(wire.TypeChunk, flags|wire.FlagCredit, id),
-		Payload: wire.AppendCredit(frameconn.GetBuffer(wire.CreditSize)[:0], uint32(n)),
+		Payload: wire.AppendCredit(frame.GetBuffer(wire.CreditSize)[:0], uint32(n)),
 		Pooled:  true,
 	}
 }
 
-func (c *Client) errorFrame(flags wire.Flags, id ID, code wire.Code, msg string) frameconn.Frame {
-	return frameconn.ErrorFrame(c.header(wire.TypeError, flags, id), code, msg)
+func (c *Client) errorFrame(flags wire.Flags, id ID, code wire.Code, msg string) frame.Frame {
+	return frame.ErrorFrame(c.header(wire.TypeError, flags, id), code, msg)
 }

@@ -3,7 +3,7 @@ package socketbus
 import (
 	"fmt"
 
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -11,7 +11,7 @@ import (
 // by flags and request ID into the streams of Sends and received Requests.
 // It never blocks; a returned *wire.Error closes the connection after an
 // error frame tells the server why.
-func (c *Client) handle(f frameconn.Frame) error {
+func (c *Client) handle(f frame.Frame) error {
 	h := &f.Header
 	if h.Flags != 0 && h.ChannelID != c.channel {
 		f.Release()
@@ -88,7 +88,7 @@ func (c *Client) heldRequest(id ID) *Request {
 
 // handleRequestFrame handles acknowledgements, credit and errors for one
 // of this client's Sends.
-func (c *Client) handleRequestFrame(f frameconn.Frame) error {
+func (c *Client) handleRequestFrame(f frame.Frame) error {
 	h := &f.Header
 	call := c.sendCall(h.RequestID)
 	defer f.Release()
@@ -143,7 +143,7 @@ func (c *Client) handleRequestFrame(f frameconn.Frame) error {
 
 // handleResponseFrame handles the response stream of one of this client's
 // Sends, and errors for responses this client is writing.
-func (c *Client) handleResponseFrame(f frameconn.Frame) error {
+func (c *Client) handleResponseFrame(f frame.Frame) error {
 	h := &f.Header
 	if h.Type == wire.TypeError {
 		defer f.Release()
@@ -207,7 +207,7 @@ func (c *Client) handleResponseFrame(f frameconn.Frame) error {
 
 // handleReceiveFrame handles requests delivered to this client: their
 // start, body and cancellation, and errors for its Receives.
-func (c *Client) handleReceiveFrame(f frameconn.Frame) error {
+func (c *Client) handleReceiveFrame(f frame.Frame) error {
 	h := &f.Header
 	if c.opts.version >= wire.Version2 && h.RequestID == (ID{}) {
 		return c.handlePushFrame(f)
@@ -244,6 +244,6 @@ func (c *Client) handleReceiveFrame(f frameconn.Frame) error {
 
 // parseError decodes an error frame's payload in the layout of its
 // version.
-func (c *Client) parseError(f *frameconn.Frame) (*wire.Error, error) {
+func (c *Client) parseError(f *frame.Frame) (*wire.Error, error) {
 	return wire.ParseErrorVersion(f.Header.Version, f.Payload, wire.MaxHeaderBlock)
 }

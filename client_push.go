@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -59,10 +59,10 @@ func (c *Client) startPush(n int) *pushState {
 }
 
 // pushCreditFrame grants the server n more pushed requests.
-func (c *Client) pushCreditFrame(n int) frameconn.Frame {
+func (c *Client) pushCreditFrame(n int) frame.Frame {
 	h := c.header(wire.TypeStart, wire.FlagReceive, ID{})
 	h.Final = true
-	return frameconn.Frame{Header: h, Payload: wire.AppendCredit(frameconn.GetBuffer(wire.CreditSize)[:0], uint32(n)), Pooled: true}
+	return frame.Frame{Header: h, Payload: wire.AppendCredit(frame.GetBuffer(wire.CreditSize)[:0], uint32(n)), Pooled: true}
 }
 
 // pushedLocked queues a pushed request for a handler. It is called by the
@@ -92,7 +92,7 @@ func (c *Client) pushedLocked(r *Request) error {
 
 // handlePushFrame handles the server's receive frames with the zero ID:
 // the answer to a stop, or a refused credit.
-func (c *Client) handlePushFrame(f frameconn.Frame) error {
+func (c *Client) handlePushFrame(f frame.Frame) error {
 	defer f.Release()
 	h := &f.Header
 	c.mu.Lock()
@@ -145,12 +145,17 @@ func (p *pushState) closeStopped() {
 // lostLocked is called, with c.mu held, when the connection is lost and
 // the client reconnects: requests pushed and not taken are aborted with
 // the connection (their senders get ErrPeerGone), and the credit of every
-// idle handler is owed, to be granted on the next connection.
+// idle handler is owed, to be granted on the next connection. A stop in
+// flight is answered by the loss: nothing more comes from the lost
+// connection, and a stopping Serve grants nothing on the next one.
 func (p *pushState) lostLocked() {
 	p.owed += p.credit + len(p.queue)
 	p.credit = 0
 	clear(p.queue)
 	p.queue = p.queue[:0]
+	if p.stopping {
+		p.closeStopped()
+	}
 }
 
 // regrantLocked grants the idle handlers' credit on a new connection; c.mu
@@ -270,7 +275,7 @@ func (c *Client) stopPushLocked(p *pushState) bool {
 	p.stopping = true
 	h := c.header(wire.TypeEnd, wire.FlagReceive, ID{})
 	h.Final = true
-	if c.conn.Load().Enqueue(frameconn.Frame{Header: h}) != nil {
+	if c.conn.Load().Enqueue(frame.Frame{Header: h}) != nil {
 		p.closeStopped() // closing: nothing more comes
 	}
 	poke(p.wake)

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -100,7 +100,7 @@ func (c *Client) pollLocked() error {
 	c.polls[id] = c.pollSeq
 	h := c.header(wire.TypeStart, wire.FlagReceive, id)
 	h.Final = true
-	return c.conn.Load().Enqueue(frameconn.Frame{Header: h})
+	return c.conn.Load().Enqueue(frame.Frame{Header: h})
 }
 
 // withdrawExcessLocked keeps the polls outstanding at the server as many as
@@ -120,7 +120,7 @@ func (c *Client) withdrawExcessLocked() {
 		delete(c.polls, newest)
 		h := c.header(wire.TypeEnd, wire.FlagReceive, newest)
 		h.Final = true
-		_ = c.conn.Load().Enqueue(frameconn.Frame{Header: h}) // fails only once closing
+		_ = c.conn.Load().Enqueue(frame.Frame{Header: h}) // fails only once closing
 	}
 }
 

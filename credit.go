@@ -3,7 +3,7 @@ package socketbus
 import (
 	"sync"
 
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 )
 
 // poke wakes whoever waits on a capacity-1 signal channel, without
@@ -80,7 +80,7 @@ func (w *sendWindow) take(max int, done <-chan struct{}) (int, error) {
 // sendWhileOpen queues f on c only while the window is open, under its
 // lock (see sendPiece), and otherwise drops it and returns the window's
 // error.
-func (w *sendWindow) sendWhileOpen(c *Client, f frameconn.Frame) error {
+func (w *sendWindow) sendWhileOpen(c *Client, f frame.Frame) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err != nil {

@@ -25,3 +25,17 @@ func TestClientLinksNoServer(t *testing.T) {
 		}
 	}
 }
+
+// TestRouterImportsNoSockets: the routing state knows nothing of sockets
+// or connections.
+func TestRouterImportsNoSockets(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, "github.com/socketbus/socketbus/internal/router").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, imp := range strings.Fields(string(out)) {
+		if imp == "net" || imp == "crypto/tls" || strings.HasSuffix(imp, "internal/frameconn") {
+			t.Errorf("internal/router imports %s", imp)
+		}
+	}
+}

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -283,7 +283,7 @@ func (r *Request) Fail(err error) error {
 	} else if len(headers) > wire.HeaderBlockLenSize {
 		e.Headers = headers
 	}
-	f := frameconn.ErrorFrameOf(r.c.header(wire.TypeError, wire.FlagResponse, r.ID), e)
+	f := frame.ErrorFrameOf(r.c.header(wire.TypeError, wire.FlagResponse, r.ID), e)
 	if serr := r.window.sendWhileOpen(r.c, f); serr != nil {
 		return serr
 	}

@@ -5,7 +5,7 @@ import (
 	"io"
 	"sync"
 
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -44,7 +44,7 @@ func (s *inStream) signal() { poke(s.wake) }
 // push adds a chunk or end frame of the stream. It takes ownership of the
 // payload. A frame out of sequence, or more bytes than the window allows,
 // is a protocol error.
-func (s *inStream) push(f frameconn.Frame) error {
+func (s *inStream) push(f frame.Frame) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := &f.Header
@@ -83,7 +83,7 @@ func (s *inStream) push(f frameconn.Frame) error {
 // body is copied.
 func (s *inStream) setWhole(body []byte) {
 	if len(body) > 0 {
-		b := frameconn.GetBuffer(len(body))
+		b := frame.GetBuffer(len(body))
 		copy(b, body)
 		s.chunks = append(s.chunks, b)
 		s.buffered = len(b)
@@ -96,7 +96,7 @@ func (s *inStream) setWhole(body []byte) {
 // payload after skip bytes: v3's header block): the stream is complete at
 // once. It takes ownership of f; the body is read where it is, from
 // offset skip of the frame's buffer.
-func (s *inStream) pushWhole(f frameconn.Frame, skip int) error {
+func (s *inStream) pushWhole(f frame.Frame, skip int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended || s.err != nil || s.nextSeq != 1 {
@@ -180,7 +180,7 @@ func (s *inStream) consume(n int) {
 	s.buffered -= n
 	if len(s.chunks) > 0 && s.off == len(s.chunks[0]) {
 		if s.err == nil {
-			frameconn.PutBuffer(s.chunks[0])
+			frame.PutBuffer(s.chunks[0])
 		}
 		s.chunks[0] = nil
 		s.chunks = s.chunks[1:]

@@ -33,11 +33,19 @@ type testBus struct {
 	routes []string
 	cfg    server.Config
 	hb     time.Duration // the nodes' heartbeat; 0 means heartbeat
+	dead   time.Duration // silence after which a node is dropped; 0 means testDeadAfter
 }
 
 func newTestBus(t *testing.T, n int, cfg server.Config) *testBus {
 	t.Helper()
-	b := &testBus{t: t, cfg: cfg}
+	return startTestBus(&testBus{t: t, cfg: cfg}, n)
+}
+
+// startTestBus starts n nodes on b, as it is configured, and waits until
+// they see each other.
+func startTestBus(b *testBus, n int) *testBus {
+	t := b.t
+	t.Helper()
 	for i := range n {
 		b.start("n" + string(rune('1'+i)))
 	}
@@ -59,8 +67,12 @@ func (b *testBus) startRouted(name string, routes []string) *testNode {
 	if hb == 0 {
 		hb = heartbeat
 	}
-	c, err := cluster.New(cluster.Config{Name: "bus", Node: name, Listen: "127.0.0.1:0", Routes: routes, Heartbeat: hb,
-		Logger: slog.New(slog.NewTextHandler(testWriter{b.t}, nil))})
+	dead := b.dead
+	if dead == 0 {
+		dead = testDeadAfter
+	}
+	c, err := cluster.New(cluster.WithDeadAfter(cluster.Config{Name: "bus", Node: name, Listen: "127.0.0.1:0", Routes: routes,
+		Heartbeat: hb, Logger: slog.New(slog.NewTextHandler(testWriter{b.t}, nil))}, dead))
 	if err != nil {
 		b.t.Fatalf("cluster.New(%s): %v", name, err)
 	}

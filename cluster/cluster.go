@@ -47,11 +47,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/socketbus/socketbus/internal/budget"
 	"github.com/socketbus/socketbus/internal/router"
 	"github.com/socketbus/socketbus/internal/wire"
 )
@@ -95,8 +97,24 @@ type Config struct {
 	Heartbeat time.Duration
 
 	// Logger, when set, receives the node's logs: at info each node
-	// that joins the bus, at warn each node dropped and each link reset.
+	// that joins the bus (once it has exchanged state with this one), at
+	// warn each node dropped and each link reset; warnings that others
+	// can cause are logged at most once a second per kind.
 	Logger *slog.Logger
+
+	// deadAfter, when set, replaces the three heartbeats after which a
+	// silent node is dropped. Only tests set it (export_test.go): their
+	// heartbeats are short, so that a death shows quickly, and a drop
+	// threshold of three of them is within a loaded machine's pauses.
+	deadAfter time.Duration
+}
+
+// deadAfter is how long a node may go unheard before it is dropped.
+func (c *Cluster) deadAfter() time.Duration {
+	if c.cfg.deadAfter > 0 {
+		return c.cfg.deadAfter
+	}
+	return 3 * c.cfg.Heartbeat
 }
 
 // Cluster is one node's membership of a bus.
@@ -132,6 +150,9 @@ type Cluster struct {
 	once          sync.Once
 
 	warns warnLimiter // rate-limits the warnings others can cause
+
+	acct      *budget.Account              // what the node keeps for other nodes (bounds.go); set with r
+	testHeard atomic.Pointer[func(string)] // tests: called after each announcement is handled
 }
 
 func (c *Cluster) infof(format string, args ...any) {
@@ -169,7 +190,8 @@ func New(cfg Config) (*Cluster, error) {
 		stop: make(chan struct{}), done: make(chan struct{}), announcerDone: make(chan struct{})}
 	var err error
 	if cfg.NATSURL != "" {
-		opts := append([]nats.Option{nats.Name("socketbus " + cfg.Name + "/" + cfg.Node), nats.MaxReconnects(-1)}, cfg.NATSOptions...)
+		opts := append([]nats.Option{nats.Name("socketbus " + cfg.Name + "/" + cfg.Node), nats.MaxReconnects(-1),
+			nats.ErrorHandler(c.natsErrors)}, cfg.NATSOptions...)
 		c.nc, err = nats.Connect(cfg.NATSURL, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("cluster: connect to %s: %w", cfg.NATSURL, err)
@@ -182,7 +204,7 @@ func New(cfg Config) (*Cluster, error) {
 			return nil, err
 		}
 		c.nc, err = nats.Connect("", nats.InProcessServer(c.ns), nats.UserInfo("socketbus", password),
-			nats.Name("socketbus "+cfg.Name+"/"+cfg.Node), nats.MaxReconnects(-1))
+			nats.Name("socketbus "+cfg.Name+"/"+cfg.Node), nats.MaxReconnects(-1), nats.ErrorHandler(c.natsErrors))
 		if err != nil {
 			c.ns.Shutdown()
 			return nil, fmt.Errorf("cluster: connect to the embedded nats-server: %w", err)
@@ -222,7 +244,7 @@ func startEmbedded(cfg Config, incarnation, clientPassword string) (*natsserver.
 		// NATS refuses a route between two servers of one name, and a
 		// node starting with a live node's name must reach it to be
 		// refused (names.go): the incarnation makes the name unique.
-		ServerName: cfg.Name + "-" + cfg.Node + "-" + incarnation,
+		ServerName: serverName(cfg.Name, cfg.Node, incarnation),
 		// socketbus is its only client, in process. NATS routes need a
 		// client port, on loopback here, and it admits only the node: a
 		// random password made for this run, so nothing but the node
@@ -235,9 +257,10 @@ func startEmbedded(cfg Config, incarnation, clientPassword string) (*natsserver.
 		NoLog:    true,
 		NoSigs:   true,
 		// What waits for the node in the server is bounded by the credit
-		// the node's router grants (docs/PROTOCOL.md section 21.6); the
-		// node reads without ever blocking, so this is only a backstop.
-		MaxPending: 1 << 30,
+		// the node's router grants (docs/PROTOCOL.md section 21.6) when
+		// every publisher is a node; the node reads without ever
+		// blocking. This bounds a flood (bounds.go).
+		MaxPending: maxNATSPending,
 		Cluster: natsserver.ClusterOpts{Name: cfg.Name, Host: host, Port: port,
 			Username: cfg.RouteUser, Password: cfg.RoutePassword},
 	}

@@ -17,8 +17,9 @@ import (
 // starts, on one node, a request whose ID is live on another node's channel
 // ends only that request — with code protocol — and never the link between
 // the nodes: a request crossing them on another channel, held by its
-// handler while the collisions happen, completes, and requests cross
-// afterwards. Repeated, so that a reset would be seen whatever its timing.
+// handler while the collisions happen, completes; 200 requests crossing
+// meanwhile and 20 after all complete, each run once. Repeated 20 times,
+// so that a reset would be seen whatever its timing.
 func TestRequestIDCollisionStaysLocal(t *testing.T) {
 	b := newTestBus(t, 2, server.Config{})
 	n1, n2 := b.node(0), b.node(1)
@@ -29,8 +30,13 @@ func TestRequestIDCollisionStaysLocal(t *testing.T) {
 	var releaseOnce sync.Once
 	free := func() { releaseOnce.Do(func() { close(release) }) }
 	held := make(chan struct{}, 1)
+	var mu sync.Mutex
+	runs := map[string]int{}
 	serve(t, dial(t, n2, "victim"), func(req *socketbus.Request) {
 		body, _ := io.ReadAll(req.Body)
+		mu.Lock()
+		runs[string(body)]++
+		mu.Unlock()
 		if string(body) == "held" {
 			held <- struct{}{}
 			<-release
@@ -61,7 +67,23 @@ func TestRequestIDCollisionStaysLocal(t *testing.T) {
 	onN2 := dialRawClient(t, n2, "evil")
 	onN1 := dialRawClient(t, n1, "evil")
 
-	const collisions = 5
+	// Traffic across the nodes during the collisions, counted by body.
+	const traffic = 200
+	trafficErr := make(chan error, 1)
+	go func() {
+		for i := range traffic {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, err := requester.Call(ctx, []byte(fmt.Sprint("during ", i)))
+			cancel()
+			if err != nil {
+				trafficErr <- fmt.Errorf("call %d across the nodes during the collisions: %w", i, err)
+				return
+			}
+		}
+		trafficErr <- nil
+	}()
+
+	const collisions = 20
 	for i := range collisions {
 		id := newRawID()
 		onN2.send(id, "first")
@@ -80,6 +102,9 @@ func TestRequestIDCollisionStaysLocal(t *testing.T) {
 		onN2.waitEnd(id)
 	}
 
+	if err := <-trafficErr; err != nil {
+		t.Fatal(err)
+	}
 	free()
 	if err := <-heldDone; err != nil {
 		t.Fatalf("the request held across the nodes during the collisions: %v, want success", err)
@@ -91,5 +116,17 @@ func TestRequestIDCollisionStaysLocal(t *testing.T) {
 		if err != nil {
 			t.Fatalf("call %d across the nodes after the collisions: %v", i, err)
 		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	twice := 0
+	for _, n := range runs {
+		if n > 1 {
+			twice++
+		}
+	}
+	t.Logf("%d collisions; %d requests crossed the nodes meanwhile and after, %d ran more than once", collisions, len(runs), twice)
+	if twice != 0 || len(runs) != traffic+1+20 {
+		t.Fatalf("%d distinct requests ran, %d of them more than once; want %d, each once", len(runs), twice, traffic+21)
 	}
 }

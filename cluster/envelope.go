@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -54,7 +54,7 @@ func appendEnvelope(b []byte, kind byte, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(b, seq)
 }
 
-func appendFrame(b []byte, role byte, f *frameconn.Frame) []byte {
+func appendFrame(b []byte, role byte, f *frame.Frame) []byte {
 	b = append(b, role)
 	h := f.Header
 	h.Length = uint32(len(f.Payload))
@@ -89,7 +89,7 @@ func parseEnvelope(data []byte) (kind byte, seq uint64, body []byte, err error) 
 // and copies small ones into its coalescing buffers, as it does a frame
 // read from a socket, so a copy here would be one more of the 64 KiB
 // copies a chunk costs between nodes.
-func parseFrame(body []byte) (role byte, f frameconn.Frame, err error) {
+func parseFrame(body []byte) (role byte, f frame.Frame, err error) {
 	if len(body) < 1+wire.HeaderSize {
 		return 0, f, errShort
 	}

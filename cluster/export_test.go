@@ -1,5 +1,7 @@
 package cluster
 
+import "time"
+
 // Crash stops the node's embedded nats-server at once, as if the process
 // had been killed: no bye reaches the other nodes, which find out from the
 // missing heartbeats.
@@ -11,3 +13,37 @@ func (c *Cluster) Crash() {
 
 // ClientURL is the embedded nats-server's client URL.
 func (c *Cluster) ClientURL() string { return c.ns.ClientURL() }
+
+// Heard makes the node take announcement ("<node> <incarnation>") as if
+// it had come on the bus's node subject: a phantom node, for tests.
+func (c *Cluster) Heard(announcement string) { c.heard(announcement) }
+
+// WithDeadAfter returns cfg with a node dropped after d of silence instead
+// of three heartbeats.
+func WithDeadAfter(cfg Config, d time.Duration) Config {
+	cfg.deadAfter = d
+	return cfg
+}
+
+// OnHeard makes the node call f with the name of every announcement it
+// has handled (kept or ignored).
+func (c *Cluster) OnHeard(f func(name string)) { c.testHeard.Store(&f) }
+
+// RemoteChannels counts the channels the other nodes' states name, as the
+// node keeps them.
+func (c *Cluster) RemoteChannels() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := 0
+	for _, n := range c.nodes {
+		k += len(n.members)
+	}
+	return k
+}
+
+// Charged returns what the node's cluster account holds, and its limit.
+func (c *Cluster) Charged() (used, limit int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.acct.Used(), c.acct.Limit()
+}

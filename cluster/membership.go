@@ -26,11 +26,13 @@ func (c *Cluster) announcement() []byte { return []byte(c.cfg.Node + " " + c.inc
 // joinBus subscribes to the other nodes' announcements, says hello, and
 // starts the heartbeat.
 func (c *Cluster) joinBus() error {
-	if _, err := c.nc.Subscribe(c.nodeSubject(), func(m *nats.Msg) { c.heard(string(m.Data)) }); err != nil {
+	sub, err := c.nc.Subscribe(c.nodeSubject(), func(m *nats.Msg) { c.heard(string(m.Data)) })
+	if err != nil {
 		close(c.done)
 		return fmt.Errorf("cluster: subscribe: %w", err)
 	}
-	if _, err := c.nc.Subscribe(c.helloSubject(), func(m *nats.Msg) {
+	limitPending(sub, smallPendingMsgs, smallPendingBytes)
+	if sub, err = c.nc.Subscribe(c.helloSubject(), func(m *nats.Msg) {
 		name, _, _ := strings.Cut(string(m.Data), " ")
 		if name != c.cfg.Node {
 			c.heard(string(m.Data))
@@ -41,6 +43,7 @@ func (c *Cluster) joinBus() error {
 		close(c.done)
 		return fmt.Errorf("cluster: subscribe: %w", err)
 	}
+	limitPending(sub, smallPendingMsgs, smallPendingBytes)
 	if err := c.nc.Flush(); err != nil {
 		close(c.done)
 		return fmt.Errorf("cluster: flush: %w", err)
@@ -74,7 +77,10 @@ func (c *Cluster) heard(announcement string) {
 		// other (names.go): nothing decides now but the operator.
 		c.warnLimitedf("name", "cluster: another node (incarnation %s) announces this node's name: two nodes share it", inc)
 	}
-	if name == c.cfg.Node || name == "" {
+	if f := c.testHeard.Load(); f != nil {
+		defer (*f)(name)
+	}
+	if name == c.cfg.Node || name == "" || strings.ContainsAny(name, ".*> \t\r\n") {
 		return
 	}
 	c.mu.Lock()
@@ -86,6 +92,9 @@ func (c *Cluster) heard(announcement string) {
 		n = nil
 	}
 	if n == nil {
+		if !c.admitNodeLocked(name) {
+			return
+		}
 		n = c.addNodeLocked(name)
 	}
 	if inc != "" {
@@ -100,20 +109,20 @@ func (c *Cluster) heard(announcement string) {
 // it is the one behind, and the heartbeats it has not seen may be among
 // them.
 func (c *Cluster) expire() {
-	limit := 3 * c.cfg.Heartbeat
+	limit := c.deadAfter()
 	c.mu.Lock()
 	sub := c.sub
 	c.mu.Unlock()
 	if sub != nil {
 		if msgs, _, err := sub.Pending(); err == nil && msgs > 0 {
-			limit = 10 * c.cfg.Heartbeat
+			limit = max(limit, 10*c.cfg.Heartbeat)
 		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, n := range c.nodes {
 		if time.Since(n.heard) > limit {
-			c.dropNodeLocked(n, "the node was not heard from for three heartbeats")
+			c.dropNodeLocked(n, "the node was not heard from for "+limit.String())
 		}
 	}
 	c.recountLocked()

@@ -72,9 +72,11 @@ func (c *Cluster) answerClaim(m *nats.Msg) {
 // claimName claims the node's name in the bus (see above), and from then
 // on answers other nodes' claims.
 func (c *Cluster) claimName() error {
-	if _, err := c.nc.Subscribe(c.nameSubject("*"), c.answerClaim); err != nil {
+	sub, err := c.nc.Subscribe(c.nameSubject("*"), c.answerClaim)
+	if err != nil {
 		return fmt.Errorf("cluster: subscribe: %w", err)
 	}
+	limitPending(sub, smallPendingMsgs, smallPendingBytes)
 	inbox := c.nc.NewRespInbox()
 	replies, err := c.nc.SubscribeSync(inbox)
 	if err != nil {
@@ -86,7 +88,7 @@ func (c *Cluster) claimName() error {
 	}
 	waitRoutes := c.ns != nil && len(c.cfg.Routes) > 0
 	start := time.Now()
-	seenLimit := claimWait + claimSeenRounds*c.cfg.Heartbeat
+	seenLimit := claimWait + claimSeenRounds*c.deadAfter()/3
 	for {
 		if err := c.nc.PublishRequest(c.nameSubject(c.cfg.Node), inbox, []byte(c.incarnation)); err != nil {
 			return fmt.Errorf("cluster: claim the node name: %w", err)

@@ -3,7 +3,7 @@ package cluster
 import (
 	"sync"
 
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 )
 
 // outbox is the node's one queue of messages to other nodes, and the
@@ -31,8 +31,8 @@ type outMsg struct {
 	to    *peerNode
 	kind  byte
 	role  byte
-	frame frameconn.Frame // kindFrame, kindPing, kindPong
-	body  []byte          // the other kinds: what follows the envelope
+	frame frame.Frame // kindFrame, kindPing, kindPong
+	body  []byte      // the other kinds: what follows the envelope
 }
 
 func newOutbox(publish func(*peerNode, []byte) error) *outbox {
@@ -116,7 +116,7 @@ func (o *outbox) run() {
 // drop releases a message's pooled payload.
 func drop(m *outMsg) {
 	if m.frame.Pooled {
-		frameconn.PutBuffer(m.frame.Payload)
+		frame.PutBuffer(m.frame.Payload)
 	}
-	m.frame = frameconn.Frame{}
+	m.frame = frame.Frame{}
 }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/router"
 	"github.com/socketbus/socketbus/internal/wire"
 )
@@ -43,6 +43,9 @@ type peerNode struct {
 	subject     string // where messages to it go
 	incarnation string
 	heard       time.Time
+	since       time.Time // when it was first heard
+	acked       bool      // it has acknowledged a state of ours (liveness.go)
+	fullToken   uint64    // the token of the last full state sent to it
 
 	outSeq    uint64                     // the last sequence number sent (outbox)
 	inSeq     uint64                     // the next sequence number expected; 0 before the first
@@ -79,12 +82,11 @@ func (c *Cluster) directSubject(to, from string) string {
 }
 
 func (c *Cluster) addNodeLocked(name string) *peerNode {
-	n := &peerNode{name: name, subject: c.directSubject(name, c.cfg.Node),
+	n := &peerNode{name: name, subject: c.directSubject(name, c.cfg.Node), since: time.Now(),
 		members: map[wire.ID]int{}, rx: map[wire.ID]*router.Member{}, tx: map[wire.ID]*router.Member{}}
 	c.nodes[name] = n
 	c.needFull[name] = true
 	c.wakeAnnouncer()
-	c.infof("cluster: node %s joined the bus", name)
 	return n
 }
 
@@ -98,8 +100,15 @@ func (c *Cluster) dropNodeLocked(n *peerNode, why string) {
 	delete(c.nodes, n.name)
 	delete(c.needFull, n.name)
 	c.clearMembersLocked(n)
+	c.releaseNodeLocked(n)
 	for _, p := range c.pending {
 		p.ackedLocked(n)
+	}
+	if !n.acked {
+		// It never exchanged state (a forged announcement, or a node
+		// whose Server never started): what anyone can cause is rate-limited.
+		c.warnLimitedf("forgotten", "cluster: node %s forgotten, it never exchanged state: %s", n.name, why)
+		return
 	}
 	c.warnf("cluster: node %s dropped: %s", n.name, why)
 }
@@ -133,23 +142,28 @@ func (c *Cluster) clearMembersLocked(n *peerNode) {
 // calls it once. It subscribes to this node's subject and asks the other
 // nodes for their state.
 func (c *Cluster) AttachRouter(r *router.Router) error {
+	out := newOutbox(func(n *peerNode, data []byte) error { return c.nc.Publish(n.subject, data) })
 	c.mu.Lock()
 	if c.r != nil {
 		c.mu.Unlock()
+		out.close()
 		return errors.New("cluster: the node already serves a Server")
 	}
-	c.r = r
+	// c.out is set with c.r, in one hold: the heartbeat's tick uses the
+	// outbox once it sees a router.
+	c.r, c.out = r, out
+	c.acct = clusterAccount(r.Memory())
+	c.acct.Charge(int64(nodeCost * len(c.nodes))) // nodes heard of before the budget existed
 	c.mu.Unlock()
 	r.SetObserver(c.observe)
-	c.out = newOutbox(func(n *peerNode, data []byte) error { return c.nc.Publish(n.subject, data) })
 	sub, err := c.nc.Subscribe(c.directSubject(c.cfg.Node, "*"), c.onMessage)
 	if err != nil {
 		return fmt.Errorf("cluster: subscribe: %w", err)
 	}
 	// What other nodes send here is bounded by the credit this node's
-	// router grants them and by its memory budget, not by NATS's default
-	// of 64 MB pending, which a dropped message would turn into a reset.
-	_ = sub.SetPendingLimits(-1, 1<<40)
+	// router grants them; a flood past the bounds is dropped, and the
+	// link resets (bounds.go).
+	limitPending(sub, pendingMsgs, pendingBytes)
 	c.mu.Lock()
 	c.sub = sub
 	c.mu.Unlock()
@@ -163,11 +177,19 @@ func (c *Cluster) AttachRouter(r *router.Router) error {
 	return nil
 }
 
-// Joined returns once every node this one sees has acknowledged that a
-// client joined channel here, or after joinAckTimeout: from then on a
-// request sent on any of them counts the client as a peer. The Server
-// calls it before it acknowledges the join.
+// Joined returns once every node this one believes alive (liveness.go)
+// has acknowledged that a client joined channel here, or after
+// joinAckTimeout: from then on a request sent on any of them counts the
+// client as a peer. The Server calls it before it acknowledges the join.
+// Every node is sent the join; only the live ones are waited for.
 func (c *Cluster) Joined(channel wire.ID) {
+	c.mu.Lock()
+	alone := c.r == nil || len(c.nodes) == 0
+	c.mu.Unlock()
+	if alone {
+		return
+	}
+	routes := c.routedServers()
 	c.mu.Lock()
 	if c.r == nil || len(c.nodes) == 0 {
 		c.mu.Unlock()
@@ -177,23 +199,51 @@ func (c *Cluster) Joined(channel wire.ID) {
 	token := c.token
 	p := &pendingAck{waiting: map[*peerNode]bool{}, done: make(chan struct{})}
 	nodes := make([]*peerNode, 0, len(c.nodes))
+	now := time.Now()
 	for _, n := range c.nodes {
-		p.waiting[n] = true
 		nodes = append(nodes, n)
+		if c.awaitedLocked(n, now, routes) {
+			p.waiting[n] = true
+		}
 	}
-	c.pending[token] = p
+	wait := len(p.waiting) > 0
+	if wait {
+		c.pending[token] = p
+	}
 	c.mu.Unlock()
 	c.sendState(nodes, []wire.ID{channel}, token)
-	t := time.NewTimer(joinAckTimeout)
-	select {
-	case <-p.done:
-	case <-t.C:
-	case <-c.stop:
+	if !wait {
+		return
 	}
-	t.Stop()
-	c.mu.Lock()
-	delete(c.pending, token)
-	c.mu.Unlock()
+	deadline := time.NewTimer(joinAckTimeout)
+	check := time.NewTicker(joinCheck)
+	defer func() {
+		deadline.Stop()
+		check.Stop()
+		c.mu.Lock()
+		delete(c.pending, token)
+		c.mu.Unlock()
+	}()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-deadline.C:
+			return
+		case <-c.stop:
+			return
+		case <-check.C:
+			routes := c.routedServers()
+			c.mu.Lock()
+			now := time.Now()
+			for n := range p.waiting {
+				if !c.awaitedLocked(n, now, routes) {
+					p.ackedLocked(n)
+				}
+			}
+			c.mu.Unlock()
+		}
+	}
 }
 
 // observe is the router's observer: a channel's counts changed.
@@ -250,7 +300,19 @@ func (c *Cluster) announcer() {
 		}
 		c.mu.Unlock()
 		if len(full) > 0 {
-			c.sendState(full, c.r.Channels(), 0)
+			// Acknowledged, so that the node counts as one that answers
+			// (liveness.go) before any join waits on it.
+			// Its ack also stands for every join begun before it: the
+			// full state names their channels, and a join whose own state
+			// was lost in a link reset would otherwise wait it out.
+			c.mu.Lock()
+			c.token++
+			token := c.token
+			for _, n := range full {
+				n.fullToken = token
+			}
+			c.mu.Unlock()
+			c.sendState(full, c.r.Channels(), token)
 		}
 		if len(changed) > 0 {
 			c.sendState(all, changed, 0)
@@ -331,6 +393,9 @@ func (c *Cluster) onMessage(msg *nats.Msg) {
 	}
 	n := c.nodes[from]
 	if n == nil {
+		if !c.admitNodeLocked(from) {
+			return
+		}
 		n = c.addNodeLocked(from)
 		c.recountLocked()
 	}
@@ -386,8 +451,23 @@ func (c *Cluster) onMessage(msg *nats.Msg) {
 	case kindState:
 		c.handleStateLocked(n, body)
 	case kindAck:
-		if token, err := parseUint64(body); err == nil && c.pending[token] != nil {
-			c.pending[token].ackedLocked(n)
+		token, err := parseUint64(body)
+		if err != nil {
+			return
+		}
+		if !n.acked {
+			n.acked = true
+			c.infof("cluster: node %s joined the bus", n.name)
+		}
+		if p := c.pending[token]; p != nil {
+			p.ackedLocked(n)
+		}
+		if token == n.fullToken {
+			for t, p := range c.pending {
+				if t < token {
+					p.ackedLocked(n)
+				}
+			}
 		}
 	case kindBye:
 		c.dropNodeLocked(n, "the node left the bus")
@@ -421,29 +501,29 @@ func (c *Cluster) handleFrameLocked(n *peerNode, body []byte) {
 	case toReceiver:
 		m = n.rx[channel]
 		if m == nil {
-			release(&f)
+			f.Release()
 			return // it drained and left: nothing of it is live
 		}
 	case toSender:
 		m = n.tx[channel]
 		if m == nil {
 			if f.Header.Type != wire.TypeStart || f.Header.Flags != wire.FlagReceive {
-				release(&f)
+				f.Release()
 				return // the request ended here already
 			}
 			m, err = c.r.JoinRemote(remoteID("sender", n.name), channel, router.RemoteSender, &remotePeer{c: c, n: n, role: toReceiver})
 			if err != nil {
 				// Shutting down: the origin takes the request back.
-				c.out.push(outMsg{to: n, kind: kindFrame, role: toReceiver, frame: frameconn.ErrorFrame(
+				c.out.push(outMsg{to: n, kind: kindFrame, role: toReceiver, frame: frame.ErrorFrame(
 					wire.Header{Version: wire.Version2, Type: wire.TypeError, Flags: wire.FlagRequest,
 						RequestID: f.Header.RequestID, ChannelID: channel}, wire.CodeReturned, "the node is shutting down")})
-				release(&f)
+				f.Release()
 				return
 			}
 			n.tx[channel] = m
 		}
 	default:
-		release(&f)
+		f.Release()
 		c.resetLinkLocked(n, fmt.Sprintf("frame for role %d", role))
 		return
 	}
@@ -465,10 +545,15 @@ func (c *Cluster) handleStateLocked(n *peerNode, body []byte) {
 		return
 	}
 	for _, s := range states {
-		if s.members > 0 {
+		_, known := n.members[s.channel]
+		switch {
+		case s.members > 0 && !known && !c.admitChannelLocked(n):
+			continue // over the budget's cluster share: ignored
+		case s.members > 0:
 			n.members[s.channel] = s.members
-		} else {
+		case known:
 			delete(n.members, s.channel)
+			c.acct.Release(channelCost)
 		}
 		m := n.rx[s.channel]
 		switch {
@@ -505,19 +590,12 @@ type remotePeer struct {
 }
 
 // Send implements router.Peer: the frame is queued for the outbox.
-func (p *remotePeer) Send(f frameconn.Frame, _ *frameconn.Batch) {
+func (p *remotePeer) Send(f frame.Frame, _ *frame.Batch) {
 	kind := kindFrame
 	if f.Header.Flags == wire.FlagPing {
 		kind = kindPing
 	}
 	p.c.out.push(outMsg{to: p.n, kind: kind, role: p.role, frame: f})
-}
-
-func release(f *frameconn.Frame) {
-	if f.Pooled {
-		frameconn.PutBuffer(f.Payload)
-		f.Payload, f.Pooled = nil, false
-	}
 }
 
 // NodeNames names the nodes of the bus this node sees, itself first, the

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/frameconn"
 	"github.com/socketbus/socketbus/internal/router"
 	"github.com/socketbus/socketbus/internal/wire"
@@ -118,10 +119,10 @@ func (c *serverConn) refuse(join *wire.Header, werr *wire.Error) {
 	if werr.Code == wire.CodeProtocol || werr.Code == wire.CodeBadVersion || werr.Code == wire.CodeTooLarge {
 		h.Flags = 0 // the connection itself was at fault
 	}
-	f := frameconn.ErrorFrame(h, werr.Code, werr.Message)
+	f := frame.ErrorFrame(h, werr.Code, werr.Message)
 	f.Header.Length = uint32(len(f.Payload))
 	buf := append(wire.AppendHeader(nil, &f.Header), f.Payload...)
-	frameconn.PutBuffer(f.Payload)
+	frame.PutBuffer(f.Payload)
 	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	c.nc.Write(buf)
 	// Close gracefully: stop sending, then drain what the client sent (its
@@ -234,9 +235,9 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 	// credit (docs/PROTOCOL.md section 7).
 	ack := wire.Header{Version: h.Version, Type: wire.TypeStart, Flags: wire.FlagJoin, RequestID: h.RequestID,
 		ClientID: h.ClientID, ChannelID: h.ChannelID, Final: true}
-	settings := binary.BigEndian.AppendUint64(frameconn.GetBuffer(12)[:0], uint64(max(s.cfg.MaxMessageBytes, 0)))
+	settings := binary.BigEndian.AppendUint64(frame.GetBuffer(12)[:0], uint64(max(s.cfg.MaxMessageBytes, 0)))
 	settings = binary.BigEndian.AppendUint32(settings, uint32(min(max(s.cfg.MaxInFlightPerClient, 0), 1<<31)))
-	conn.Enqueue(frameconn.Frame{Header: ack, Payload: settings, Pooled: true})
+	conn.Enqueue(frame.Frame{Header: ack, Payload: settings, Pooled: true})
 	conn.OnClose = func(error) { m.Leave() }
 	if name != "" {
 		s.names.hold(h.ChannelID, name)
@@ -258,7 +259,7 @@ func serverTLS(cfg *tls.Config) *tls.Config {
 }
 
 // Send implements router.Peer.
-func (c *serverConn) Send(f frameconn.Frame, b *frameconn.Batch) { _ = c.conn.EnqueueIn(f, b) }
+func (c *serverConn) Send(f frame.Frame, b *frame.Batch) { _ = c.conn.EnqueueIn(f, b) }
 
 // handle is the reader goroutine's frame handler. A panic while handling
 // one frame closes this connection with an internal error, is logged with
@@ -271,7 +272,7 @@ func (c *serverConn) Send(f frameconn.Frame, b *frameconn.Batch) { _ = c.conn.En
 // outside this path, when the connection has closed.) The requests this
 // connection was part of end as its Leave ends them: senders it held get
 // ErrPeerGone, receivers of its requests a cancel.
-func (c *serverConn) handle(f frameconn.Frame) (err error) {
+func (c *serverConn) handle(f frame.Frame) (err error) {
 	c.handling = f.Header // for the log, should the frame panic
 	defer c.recoverFrame(&err)
 	if testHookHandle != nil {
@@ -300,7 +301,7 @@ func (c *serverConn) recoverFrame(err *error) {
 // server connection handles.
 var testHookHandle func(h *wire.Header)
 
-func (c *serverConn) handleFrame(f frameconn.Frame) error {
+func (c *serverConn) handleFrame(f frame.Frame) error {
 	h := &f.Header
 	c.lastRead.Store(time.Now().UnixNano())
 	if c.s.debug {

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus/internal/budget"
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/router"
 	"github.com/socketbus/socketbus/internal/wire"
 )
@@ -213,7 +213,7 @@ func (s *Server) noticeDrain() {
 		}
 		h := wire.Header{Version: c.conn.Version(), Type: wire.TypeStart, Flags: wire.FlagPing, Final: true,
 			RequestID: wire.DrainPingID, ClientID: c.member.ID(), ChannelID: c.member.Channel()}
-		_ = c.conn.Enqueue(frameconn.Frame{Header: h})
+		_ = c.conn.Enqueue(frame.Frame{Header: h})
 	}
 }
 
@@ -272,7 +272,7 @@ func (s *Server) closeConns(ctx context.Context) {
 		conn, nc := c.conn, c.nc
 		s.mu.Unlock()
 		if conn != nil && ctx != nil {
-			conn.CloseAfterFlush(frameconn.ErrorFrame(wire.Header{Version: conn.Version()}, wire.CodeServerClosed, "server is shutting down"), wire.ErrServerClosed)
+			conn.CloseAfterFlush(frame.ErrorFrame(wire.Header{Version: conn.Version()}, wire.CodeServerClosed, "server is shutting down"), wire.ErrServerClosed)
 		} else if conn != nil {
 			conn.Close(wire.ErrServerClosed)
 		} else {

@@ -54,3 +54,22 @@ func TestClusterOfThreeServes(t *testing.T) {
 		}
 	}
 }
+
+// TestDuplicateNodeNameServe (issue 17, finding 4): a second serve with a
+// live node's name is refused — it exits with an error naming the cause —
+// and the live node logs the refusal and keeps serving.
+func TestDuplicateNodeNameServe(t *testing.T) {
+	bin := buildBinary(t)
+	listen := freeLoopbackAddr(t)
+	n1 := startServer(t, bin, nil, "--cluster-name", "dup", "--node", "n1", "--cluster-listen", listen)
+	res := runCmd(t, bin, nil, "", "serve", "--addr", "127.0.0.1:0", "--cluster-name", "dup", "--node", "n1",
+		"--cluster-listen", freeLoopbackAddr(t), "--routes", "nats://"+listen)
+	if res.code == 0 || !strings.Contains(res.stderr, "node name taken") {
+		t.Fatalf("a second serve with n1's name: status %d, stderr %q; want an error saying the name is taken", res.code, res.stderr)
+	}
+	n1.waitLine(n1.stderr, "a node starting with this node's name")
+	startReceiver(t, bin, n1, "--channel", "dup", "--exec", "tr a-z A-Z")
+	if res := runCmd(t, bin, nil, "", "send", "--server", n1.addr, "--channel", "dup", "--data", "still"); res.code != 0 || res.stdout != "STILL" {
+		t.Fatalf("n1 after the refusal: status %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+	}
+}

@@ -51,6 +51,7 @@ type serveOptions struct {
 	clusterName, node           string
 	clusterListen, natsURL      string
 	routes                      []string
+	clusterSecurity             clusterSecurity
 	writeTimeout                time.Duration
 	joinTimeout                 time.Duration
 	frameReadTimeout            time.Duration
@@ -126,6 +127,12 @@ channel not in the file admits no one.`,
   socketbus serve --addr 127.0.0.1:7002 --cluster-name demo --node n2 --cluster-listen 127.0.0.1:7402 --routes nats://127.0.0.1:7401
   socketbus serve --addr 127.0.0.1:7003 --cluster-name demo --node n3 --cluster-listen 127.0.0.1:7403 --routes nats://127.0.0.1:7401
 
+  # Routes only nodes can open: a user and password (from the environment)
+  # and mutual TLS with certificates a CA of your own signed:
+  SOCKETBUS_CLUSTER_PASSWORD=s3cret socketbus serve --cluster-name demo --node n2 \
+    --cluster-listen 10.0.0.2:7611 --routes nats://10.0.0.1:7611 --cluster-user bus \
+    --cluster-tls-cert node.crt --cluster-tls-key node.key --cluster-tls-ca ca.crt
+
   # Rotate the tokens or the certificate of a running server:
   kill -HUP $(pidof socketbus)
 
@@ -159,6 +166,7 @@ channel not in the file admits no one.`,
 	fs.StringVar(&o.clusterListen, "cluster-listen", defaultClusterListen, "embedded NATS: where this node listens for routes from other nodes, `host:port`")
 	fs.StringSliceVar(&o.routes, "routes", nil, "embedded NATS: other nodes' route `URLs` (nats://host:port), comma-separated")
 	fs.StringVar(&o.natsURL, "nats", "", "instead of embedding NATS, use the existing NATS cluster at these `URLs`")
+	o.clusterSecurity.addFlags(fs)
 	fs.DurationVar(&o.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "how long a connection may accept no bytes before it is cut off")
 	fs.DurationVar(&o.joinTimeout, "join-timeout", server.DefaultJoinTimeout, "how long a new connection may take to finish TLS and join")
 	fs.DurationVar(&o.frameReadTimeout, "frame-read-timeout", server.DefaultFrameReadTimeout, "how long a frame may take to arrive once it has begun")
@@ -267,13 +275,21 @@ func (o *serveOptions) config(log *slog.Logger) (server.Config, *reloadable, err
 			_, port, _ := net.SplitHostPort(o.addr)
 			node = strings.NewReplacer(".", "-", ":", "-", " ", "-").Replace(host + "-" + port)
 		}
-		c, err := cluster.New(cluster.Config{Name: o.clusterName, Node: node, Listen: o.clusterListen,
-			Routes: o.routes, NATSURL: o.natsURL, Logger: log})
+		if err := o.clusterSecurity.check(o.natsURL != ""); err != nil {
+			return cfg, nil, err
+		}
+		ccfg := cluster.Config{Name: o.clusterName, Node: node, Listen: o.clusterListen,
+			Routes: append([]string(nil), o.routes...), NATSURL: o.natsURL, Logger: log}
+		if err := o.clusterSecurity.apply(&ccfg); err != nil {
+			return cfg, nil, err
+		}
+		c, err := cluster.New(ccfg)
 		if err != nil {
 			return cfg, nil, err
 		}
 		cfg.Cluster = c // the server closes it
-		log.Info("cluster", "name", o.clusterName, "node", node, "listen", c.RouteURL(), "routes", strings.Join(o.routes, ","), "nats", o.natsURL)
+		log.Info("cluster", "name", o.clusterName, "node", node, "listen", c.RouteURL(), "routes", strings.Join(o.routes, ","),
+			"nats", o.natsURL, "security", o.clusterSecurity.describe())
 	}
 	if o.tokens != "" {
 		// The server logs each refusal, rate-limited, with its remote

@@ -8,13 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
+	"github.com/socketbus/socketbus/internal/frame"
+	"github.com/socketbus/socketbus/internal/frame/frametest"
 	"github.com/socketbus/socketbus/internal/frameconn"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { frametest.Main(m) }
 
 // pair returns the two ends of a loopback TCP connection.
 func pair(t *testing.T) (net.Conn, net.Conn) {
@@ -41,10 +41,10 @@ func pair(t *testing.T) (net.Conn, net.Conn) {
 	return a, b
 }
 
-func chunk(seq uint32, payload []byte) frameconn.Frame {
+func chunk(seq uint32, payload []byte) frame.Frame {
 	p := frameconn.GetBuffer(len(payload))
 	copy(p, payload)
-	return frameconn.Frame{Header: wire.Header{Version: wire.Version, Type: wire.TypeChunk, Flags: wire.FlagRequest, Sequence: seq},
+	return frame.Frame{Header: wire.Header{Version: wire.Version, Type: wire.TypeChunk, Flags: wire.FlagRequest, Sequence: seq},
 		Payload: p, Pooled: true}
 }
 
@@ -72,10 +72,10 @@ func readFrame(t *testing.T, r io.Reader) (wire.Header, []byte) {
 func TestFramesArriveInOrder(t *testing.T) {
 	a, b := pair(t)
 	sender := frameconn.New(a, frameconn.Config{})
-	sender.Start(func(f frameconn.Frame) error { return nil })
-	got := make(chan frameconn.Frame, 1000)
+	sender.Start(func(f frame.Frame) error { f.Release(); return nil })
+	got := make(chan frame.Frame, 1000)
 	receiver := frameconn.New(b, frameconn.Config{})
-	receiver.Start(func(f frameconn.Frame) error { got <- f; return nil })
+	receiver.Start(func(f frame.Frame) error { got <- f; return nil })
 
 	sizes := []int{0, 1, 100, 4095, 4096, 20000, wire.MaxFramePayload}
 	var want [][]byte
@@ -92,6 +92,7 @@ func TestFramesArriveInOrder(t *testing.T) {
 		if f.Header.Sequence != uint32(i) || !bytes.Equal(f.Payload, w) {
 			t.Fatalf("frame %d: got seq %d with %d bytes, want seq %d with %d bytes", i, f.Header.Sequence, len(f.Payload), i, len(w))
 		}
+		f.Release()
 	}
 	sender.Close(nil)
 	receiver.Close(nil)
@@ -104,7 +105,7 @@ func TestFramesArriveInOrder(t *testing.T) {
 func TestCloseAfterFlushWritesTheLastFrame(t *testing.T) {
 	a, b := pair(t)
 	c := frameconn.New(a, frameconn.Config{})
-	c.Start(func(f frameconn.Frame) error { return nil })
+	c.Start(func(f frame.Frame) error { f.Release(); return nil })
 	for i := range 10 {
 		c.Enqueue(chunk(uint32(i), []byte("x")))
 	}
@@ -138,7 +139,7 @@ func TestBadHeaderGetsAnErrorFrame(t *testing.T) {
 	a, b := pair(t)
 	c := frameconn.New(a, frameconn.Config{})
 	handled := 0
-	c.Start(func(f frameconn.Frame) error { handled++; return nil })
+	c.Start(func(f frame.Frame) error { f.Release(); handled++; return nil })
 	h := wire.Header{Version: 9, Type: wire.TypeChunk, Flags: wire.FlagRequest}
 	b.Write(wire.AppendHeader(nil, &h))
 	got, p := readFrame(t, b)
@@ -160,7 +161,7 @@ func TestBadHeaderGetsAnErrorFrame(t *testing.T) {
 func TestFrameDeadline(t *testing.T) {
 	a, b := pair(t)
 	c := frameconn.New(a, frameconn.Config{FrameDeadline: 100 * time.Millisecond})
-	c.Start(func(f frameconn.Frame) error { return nil })
+	c.Start(func(f frame.Frame) error { f.Release(); return nil })
 	b.Write(make([]byte, 40))
 	h, p := readFrame(t, b)
 	e, err := wire.ParseError(p)
@@ -175,7 +176,7 @@ func TestFrameDeadline(t *testing.T) {
 func TestKeepaliveClosesASilentPeer(t *testing.T) {
 	a, b := pair(t)
 	c := frameconn.New(a, frameconn.Config{PingInterval: 50 * time.Millisecond})
-	c.Start(func(f frameconn.Frame) error { return nil })
+	c.Start(func(f frame.Frame) error { f.Release(); return nil })
 	pings := 0
 	for {
 		var hdr [wire.HeaderSize]byte
@@ -196,7 +197,7 @@ func TestKeepaliveClosesASilentPeer(t *testing.T) {
 func TestDrainWritesWhatIsQueued(t *testing.T) {
 	a, b := pair(t)
 	c := frameconn.New(a, frameconn.Config{})
-	c.Start(func(f frameconn.Frame) error { return nil })
+	c.Start(func(f frame.Frame) error { f.Release(); return nil })
 	c.Enqueue(chunk(7, []byte("last words")))
 	c.Drain(frameconn.ErrClosed, time.Minute)
 	if h, p := readFrame(t, b); h.Sequence != 7 || string(p) != "last words" {

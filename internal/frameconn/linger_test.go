@@ -5,6 +5,7 @@ import (
 	"io"
 	"testing"
 
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/frameconn"
 	"github.com/socketbus/socketbus/internal/wire"
 )
@@ -18,10 +19,8 @@ func TestLastFrameReachesAPeerStillWriting(t *testing.T) {
 	for round := range 20 {
 		a, b := pair(t)
 		conn := frameconn.New(a, frameconn.Config{})
-		conn.Start(func(f frameconn.Frame) error {
-			if f.Pooled {
-				frameconn.PutBuffer(f.Payload)
-			}
+		conn.Start(func(f frame.Frame) error {
+			f.Release()
 			return nil
 		})
 		// The peer writes frames until its writes fail.
@@ -30,7 +29,7 @@ func TestLastFrameReachesAPeerStillWriting(t *testing.T) {
 			f := chunk(1, make([]byte, 4<<10))
 			f.Header.Length = uint32(len(f.Payload))
 			buf := append(wire.AppendHeader(nil, &f.Header), f.Payload...)
-			frameconn.PutBuffer(f.Payload)
+			frame.PutBuffer(f.Payload)
 			for {
 				if _, err := b.Write(buf); err != nil {
 					wrote <- err

@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/router"
 	"github.com/socketbus/socketbus/internal/wire"
 )
@@ -63,7 +63,7 @@ func (e claimEvent) String() string { return claimEventNames[e] }
 // linkMsg is a link message in flight.
 type linkMsg struct {
 	kind  string // frame, ping, pong, state, reset, resetAck
-	frame frameconn.Frame
+	frame frame.Frame
 	ready int // state
 }
 
@@ -149,12 +149,12 @@ func (w *claimWorld) close() {
 	}
 }
 
-func v2frame(m member, typ wire.FrameType, flags wire.Flags, id wire.ID, payload []byte) frameconn.Frame {
-	return frameconn.Frame{Header: wire.Header{Version: wire.Version2, Type: typ, Flags: flags, RequestID: id,
+func v2frame(m member, typ wire.FrameType, flags wire.Flags, id wire.ID, payload []byte) frame.Frame {
+	return frame.Frame{Header: wire.Header{Version: wire.Version2, Type: typ, Flags: flags, RequestID: id,
 		ClientID: m.ID(), ChannelID: m.Channel(), Final: true, Length: uint32(len(payload))}, Payload: payload}
 }
 
-func (w *claimWorld) handle(m member, f frameconn.Frame) {
+func (w *claimWorld) handle(m member, f frame.Frame) {
 	w.t.Helper()
 	if err := m.Handle(f, nil); err != nil {
 		w.fail("%s: Handle(%v): %v", m.peer.name, f.Header, err)
@@ -273,10 +273,11 @@ func (w *claimWorld) atB(m linkMsg) {
 		w.qBA = append(w.qBA, linkMsg{kind: "pong", frame: m.frame})
 		return
 	}
-	f := m.frame
+	f := overTheLink(m.frame)
 	if w.tx == nil {
 		if f.Header.Type != wire.TypeStart || f.Header.Flags != wire.FlagReceive {
-			return // the request ended here already
+			f.Release() // the request ended here already; nobody takes the frame
+			return
 		}
 		tx, err := w.b.r.JoinRemote(w.txID, w.b.ch, router.RemoteSender, w.txPeer)
 		if err != nil {
@@ -308,14 +309,29 @@ func (w *claimWorld) atA(m linkMsg) {
 			w.rx.Pong(gen)
 		}
 	default:
-		if err := w.rx.HandleRemote(m.frame); err != nil {
+		if err := w.rx.HandleRemote(overTheLink(m.frame)); err != nil {
 			w.fail("A's remote receiver refused %v: %v", m.frame.Header, err)
 		}
 	}
 }
 
+// overTheLink is f as the far node gets it: a copy in a buffer of its own,
+// as package cluster's link makes one from each NATS message. The model
+// keeps every message for the orders it has yet to explore, so the same
+// frame reaches HandleRemote in many worlds, each of which owns its copy.
+func overTheLink(f frame.Frame) frame.Frame {
+	if len(f.Payload) == 0 {
+		f.Payload, f.Pooled = nil, false
+		return f
+	}
+	p := frame.GetBuffer(len(f.Payload))
+	copy(p, f.Payload)
+	f.Payload, f.Pooled = p, true
+	return f
+}
+
 // newFrames returns the frames p got since the last call.
-func (w *claimWorld) newFrames(p *fakePeer) []frameconn.Frame {
+func (w *claimWorld) newFrames(p *fakePeer) []frame.Frame {
 	all := p.all()
 	fs := all[w.seen[p]:]
 	w.seen[p] = len(all)

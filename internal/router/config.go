@@ -4,7 +4,7 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus/internal/budget"
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -43,7 +43,7 @@ type Peer interface {
 	// With a non-nil batch the writer is woken when the batch is flushed
 	// (at the end of the reader's current burst of frames) rather than at
 	// once, so that frames for one connection go out in one write.
-	Send(f frameconn.Frame, batch *frameconn.Batch)
+	Send(f frame.Frame, batch *frame.Batch)
 }
 
 // Outcome is how a request ended, for the server's counters.

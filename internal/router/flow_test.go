@@ -6,7 +6,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/router"
 	"github.com/socketbus/socketbus/internal/wire"
 )
@@ -16,16 +16,20 @@ import (
 // queue, until written tells their SentNotifiers.
 type socketPeer struct {
 	mu     sync.Mutex
-	frames []frameconn.Frame // everything received, in order
-	queued []frameconn.Frame // frames with a notifier, not yet "written"
+	frames []frame.Frame // everything received, in order
+	queued []frame.Frame // frames with a notifier, not yet "written"
 }
 
-func (p *socketPeer) Send(f frameconn.Frame, _ *frameconn.Batch) {
+func (p *socketPeer) Send(f frame.Frame, _ *frame.Batch) {
+	kept := f
+	kept.Payload = append([]byte(nil), f.Payload...) // a copy of its own, not the pool's
+	kept.Pooled = false
+	f.Release() // the peer is the frame's last holder, as a connection's writer is
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.frames = append(p.frames, f)
-	if f.Sent != nil {
-		p.queued = append(p.queued, f)
+	p.frames = append(p.frames, kept)
+	if kept.Sent != nil {
+		p.queued = append(p.queued, kept)
 	}
 }
 
@@ -95,7 +99,7 @@ func startUpload(t *testing.T, m *router.Member, p *socketPeer) *uploader {
 
 func (u *uploader) handle(t *testing.T, typ wire.FrameType, seq uint32, payload []byte) {
 	t.Helper()
-	f := frameconn.Frame{Header: wire.Header{Version: wire.Version, Type: typ, Flags: wire.FlagRequest, RequestID: u.id,
+	f := frame.Frame{Header: wire.Header{Version: wire.Version, Type: typ, Flags: wire.FlagRequest, RequestID: u.id,
 		ClientID: u.m.ID(), ChannelID: u.m.Channel(), Sequence: seq, Final: typ == wire.TypeEnd, Length: uint32(len(payload))},
 		Payload: payload}
 	if err := u.m.Handle(f, nil); err != nil {
@@ -133,7 +137,7 @@ func joinSocket(t *testing.T, r *router.Router, ch wire.ID) (*router.Member, *so
 
 func poll(t *testing.T, m *router.Member) {
 	t.Helper()
-	f := frameconn.Frame{Header: wire.Header{Version: wire.Version, Type: wire.TypeStart, Flags: wire.FlagReceive,
+	f := frame.Frame{Header: wire.Header{Version: wire.Version, Type: wire.TypeStart, Flags: wire.FlagReceive,
 		RequestID: uuid.New(), ClientID: m.ID(), ChannelID: m.Channel(), Final: true}}
 	if err := m.Handle(f, nil); err != nil {
 		t.Fatalf("poll: %v", err)
@@ -171,7 +175,7 @@ func TestServerHoldsOneWindowPerStream(t *testing.T) {
 			return
 		}
 		granted += n
-		grant := frameconn.Frame{Header: wire.Header{Version: wire.Version, Type: wire.TypeChunk, Flags: wire.FlagReceive | wire.FlagCredit,
+		grant := frame.Frame{Header: wire.Header{Version: wire.Version, Type: wire.TypeChunk, Flags: wire.FlagReceive | wire.FlagCredit,
 			RequestID: u.id, ClientID: receiver.ID(), ChannelID: ch}, Payload: wire.AppendCredit(nil, uint32(n))}
 		if err := receiver.Handle(grant, nil); err != nil {
 			t.Fatalf("receiver's credit of %d: %v", n, err)

@@ -3,7 +3,7 @@ package router
 import (
 	"unicode/utf8"
 
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -13,39 +13,31 @@ func header(ch *channel, to *Member, t wire.FrameType, flags wire.Flags, id wire
 	return wire.Header{Version: to.version, Type: t, Flags: flags, RequestID: id, ClientID: to.id, ChannelID: ch.id}
 }
 
-func errorFrame(ch *channel, to *Member, id wire.ID, flags wire.Flags, code wire.Code, msg string) frameconn.Frame {
-	return frameconn.ErrorFrame(header(ch, to, wire.TypeError, flags, id), code, msg)
+func errorFrame(ch *channel, to *Member, id wire.ID, flags wire.Flags, code wire.Code, msg string) frame.Frame {
+	return frame.ErrorFrame(header(ch, to, wire.TypeError, flags, id), code, msg)
 }
 
 // creditFrame grants n bytes of credit to member to for stream id.
-func creditFrame(ch *channel, to *Member, id wire.ID, flags wire.Flags, n int) frameconn.Frame {
-	return frameconn.Frame{
+func creditFrame(ch *channel, to *Member, id wire.ID, flags wire.Flags, n int) frame.Frame {
+	return frame.Frame{
 		Header:  header(ch, to, wire.TypeChunk, flags|wire.FlagCredit, id),
-		Payload: wire.AppendCredit(frameconn.GetBuffer(wire.CreditSize)[:0], uint32(n)),
+		Payload: wire.AppendCredit(frame.GetBuffer(wire.CreditSize)[:0], uint32(n)),
 		Pooled:  true,
 	}
 }
 
 // send hands f to member to's connection, within the channel's current
 // batch if a frame from a connection is being handled.
-func (ch *channel) send(to *Member, f frameconn.Frame) {
+func (ch *channel) send(to *Member, f frame.Frame) {
 	to.peer.Send(f, ch.batch)
 }
 
 // take moves f out to a caller that keeps it, leaving f empty so that
 // Member.Handle's release finds nothing to free.
-func take(f *frameconn.Frame) frameconn.Frame {
+func take(f *frame.Frame) frame.Frame {
 	kept := *f
-	*f = frameconn.Frame{}
+	*f = frame.Frame{}
 	return kept
-}
-
-// release returns f's payload to its pool, once: it clears f.
-func release(f *frameconn.Frame) {
-	if f.Pooled {
-		frameconn.PutBuffer(f.Payload)
-		f.Payload, f.Pooled = nil, false
-	}
 }
 
 func protocolErrorf(format string, args ...any) error {

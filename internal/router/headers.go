@@ -1,7 +1,7 @@
 package router
 
 import (
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -106,7 +106,7 @@ func (ch *channel) releaseRequestHeadersLocked(req *request) {
 // parseError decodes the payload of an error frame f from m, in the
 // layout of f's version, bounding a v3 header block by the server's
 // bound: a larger one is a *wire.Error with code too_large.
-func (m *Member) parseError(f *frameconn.Frame) (*wire.Error, error) {
+func (m *Member) parseError(f *frame.Frame) (*wire.Error, error) {
 	limit := m.r.cfg.maxHeaderBytes()
 	if m.remote != 0 {
 		limit = wire.MaxHeaderBlock // the other node has bounded it by its own limit
@@ -125,13 +125,13 @@ type remoteFailure struct {
 // errorFrameTo builds the error frame failWithLocked sends to a request's
 // sender: for a Fail, with its application code and headers when the
 // sender speaks v3.
-func (ch *channel) errorFrameTo(s *Member, req *request, flags wire.Flags, code wire.Code, msg string) frameconn.Frame {
+func (ch *channel) errorFrameTo(s *Member, req *request, flags wire.Flags, code wire.Code, msg string) frame.Frame {
 	h := header(ch, s, wire.TypeError, flags, req.id)
 	e := wire.Error{Code: code, Message: msg}
 	if code == wire.CodeRemote && req.failure != nil && s.v3() {
 		e.AppCode, e.Headers = req.failure.appCode, req.failure.headers
 	}
-	return frameconn.ErrorFrameOf(h, e)
+	return frame.ErrorFrameOf(h, e)
 }
 
 // remoteFailLocked ends req with the receiver's Fail e: its message, and

@@ -7,13 +7,13 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/socketbus/socketbus/internal/budget"
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/router"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
 // v3Start is a v3 request start from m carrying headers h (and no body).
-func v3Start(t *testing.T, m member, id wire.ID, h map[string][]string) frameconn.Frame {
+func v3Start(t *testing.T, m member, id wire.ID, h map[string][]string) frame.Frame {
 	t.Helper()
 	block, err := wire.AppendHeaderBlock(nil, h)
 	if err != nil {

@@ -2,7 +2,7 @@ package router
 
 import (
 	"github.com/socketbus/socketbus/internal/budget"
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -78,13 +78,13 @@ func (m *Member) Channel() wire.ID { return m.ch.id }
 // Handle owns f's payload, by one rule (see the package doc): a handler
 // that keeps the payload moves it out with take, and whatever is left in f
 // when the handler returns is released here, on every path.
-func (m *Member) Handle(f frameconn.Frame, batch *frameconn.Batch) error {
+func (m *Member) Handle(f frame.Frame, batch *frame.Batch) error {
 	err := m.handle(&f, batch)
-	release(&f)
+	f.Release()
 	return err
 }
 
-func (m *Member) handle(f *frameconn.Frame, batch *frameconn.Batch) error {
+func (m *Member) handle(f *frame.Frame, batch *frame.Batch) error {
 	h := &f.Header
 	if h.ClientID != m.id {
 		return protocolErrorf("frame names client %x but this connection joined as %x", h.ClientID, m.id)
@@ -160,7 +160,7 @@ func (m *Member) handleCreditLocked(h *wire.Header, payload []byte, response boo
 
 // handleReceiveLocked handles a Receive (start) or its cancellation (end),
 // and version 2's push credit, stop and return (push.go).
-func (m *Member) handleReceiveLocked(f *frameconn.Frame) error {
+func (m *Member) handleReceiveLocked(f *frame.Frame) error {
 	h := &f.Header
 	ch := m.ch
 	if m.v2() && (h.RequestID == wire.ID{} || h.Type == wire.TypeError) {

@@ -1,7 +1,7 @@
 package router
 
 import (
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -115,7 +115,7 @@ func (ch *channel) releaseChargesLocked(req *request) {
 
 // keepLocked appends a chunk or end frame to a relay's pending frames, so
 // that it holds less than 3/2 of its payload in memory (see relayCost).
-func (rl *relay) keepLocked(f *frameconn.Frame) {
+func (rl *relay) keepLocked(f *frame.Frame) {
 	n := len(f.Payload)
 	if f.Header.Type != wire.TypeChunk || n == 0 || (n >= smallChunk && 4*n >= 3*cap(f.Payload)) {
 		rl.pending = append(rl.pending, take(f))
@@ -129,9 +129,9 @@ func (rl *relay) keepLocked(f *frameconn.Frame) {
 		for size*2 <= len(p) {
 			size *= 2
 		}
-		buf := frameconn.GetBuffer(size)
+		buf := frame.GetBuffer(size)
 		copy(buf, p)
-		rl.pending = append(rl.pending, frameconn.Frame{Header: f.Header, Payload: buf, Pooled: true})
+		rl.pending = append(rl.pending, frame.Frame{Header: f.Header, Payload: buf, Pooled: true})
 		p = p[size:]
 	}
 	if len(p) == 0 {
@@ -144,8 +144,8 @@ func (rl *relay) keepLocked(f *frameconn.Frame) {
 			return
 		}
 	}
-	buf := append(frameconn.GetBuffer(coalesceSize)[:0], p...)
-	rl.pending = append(rl.pending, frameconn.Frame{Header: f.Header, Payload: buf, Pooled: true})
+	buf := append(frame.GetBuffer(coalesceSize)[:0], p...)
+	rl.pending = append(rl.pending, frame.Frame{Header: f.Header, Payload: buf, Pooled: true})
 }
 
 // starveLocked records that a grant for req was held back for memory.

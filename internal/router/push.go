@@ -1,7 +1,7 @@
 package router
 
 import (
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -35,7 +35,7 @@ const MaxReturns = 32
 
 // handlePushLocked handles v2's receive frames with the zero ID (push
 // credit and stop) and returns.
-func (m *Member) handlePushLocked(f *frameconn.Frame) error {
+func (m *Member) handlePushLocked(f *frame.Frame) error {
 	h := &f.Header
 	ch := m.ch
 	switch h.Type {
@@ -85,7 +85,7 @@ func (m *Member) handlePushLocked(f *frameconn.Frame) error {
 		ch.dropPushCreditLocked(m)
 		stop := header(ch, m, wire.TypeEnd, wire.FlagReceive, wire.ID{})
 		stop.Final = true
-		ch.send(m, frameconn.Frame{Header: stop})
+		ch.send(m, frame.Frame{Header: stop})
 		return nil
 	case wire.TypeError:
 		e, err := m.parseError(f)
@@ -204,10 +204,10 @@ func (ch *channel) takeLocked(req *request) {
 
 // retainLocked keeps a copy of a body frame forwarded to the receiver of
 // a pushed request that has not been taken.
-func (ch *channel) retainLocked(req *request, f *frameconn.Frame) {
-	kept := frameconn.Frame{Header: f.Header}
+func (ch *channel) retainLocked(req *request, f *frame.Frame) {
+	kept := frame.Frame{Header: f.Header}
 	if len(f.Payload) > 0 {
-		kept.Payload = frameconn.GetBuffer(len(f.Payload))
+		kept.Payload = frame.GetBuffer(len(f.Payload))
 		copy(kept.Payload, f.Payload)
 		kept.Pooled = true
 	}
@@ -216,8 +216,8 @@ func (ch *channel) retainLocked(req *request, f *frameconn.Frame) {
 
 // keepRetainedLocked adds f to req's retained frames, charging it to the
 // receiver, who holds the request.
-func (ch *channel) keepRetainedLocked(req *request, f frameconn.Frame) {
-	cost := frameconn.FrameCost(&f)
+func (ch *channel) keepRetainedLocked(req *request, f frame.Frame) {
+	cost := frame.Cost(&f)
 	req.receiver.acct.Charge(cost)
 	req.retainedCost += cost
 	req.retainedBytes += len(f.Payload)
@@ -230,7 +230,7 @@ func (ch *channel) keepRetainedLocked(req *request, f frameconn.Frame) {
 // dropRetainedLocked releases req's retained frames and their charge.
 func (ch *channel) dropRetainedLocked(req *request) {
 	for i := range req.retained {
-		release(&req.retained[i])
+		req.retained[i].Release()
 	}
 	clear(req.retainedArr[:])
 	req.retained, req.retainedBytes = nil, 0
@@ -250,7 +250,7 @@ func (ch *channel) requeueLocked(req *request) {
 	rl := &req.body
 	// A new slice: retained may be the request's own array, which the
 	// next push fills again.
-	restored := make([]frameconn.Frame, 0, len(req.retained)+len(rl.pending))
+	restored := make([]frame.Frame, 0, len(req.retained)+len(rl.pending))
 	restored = append(append(restored, req.retained...), rl.pending...)
 	clear(req.retainedArr[:])
 	rl.pendingBytes += req.retainedBytes

@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -41,7 +41,7 @@ func (ch *channel) assignLocked(req *request, m *Member, pollID wire.ID) {
 	if m.v2() && rl.ended && rl.downSeq == 1 && rl.pendingBytes <= wire.InitialRequestCredit && len(rl.pending) == 2 {
 		// v2: the whole body is here and small; it goes in one frame.
 		body := rl.pending[0].Payload
-		p := frameconn.GetBuffer(16 + len(headers) + len(body))
+		p := frame.GetBuffer(16 + len(headers) + len(body))
 		copy(p, pollID[:])
 		copy(p[16:], headers)
 		copy(p[16+len(headers):], body)
@@ -52,7 +52,7 @@ func (ch *channel) assignLocked(req *request, m *Member, pollID wire.ID) {
 			}
 		} else {
 			for i := range rl.pending {
-				release(&rl.pending[i])
+				rl.pending[i].Release()
 			}
 		}
 		clear(rl.pending)
@@ -61,14 +61,14 @@ func (ch *channel) assignLocked(req *request, m *Member, pollID wire.ID) {
 		rl.pendingBytes = 0
 		rl.downSeq, rl.endForwarded = 3, true
 		ch.shrinkLocked(req, false)
-		ch.send(m, frameconn.Frame{Header: h, Payload: p, Pooled: true, Payer: req.sender.acct})
+		ch.send(m, frame.Frame{Header: h, Payload: p, Pooled: true, Payer: req.sender.acct})
 		ch.regrantQueuedLocked()
 		return
 	}
-	p := frameconn.GetBuffer(16 + len(headers))
+	p := frame.GetBuffer(16 + len(headers))
 	copy(p, pollID[:])
 	copy(p[16:], headers)
-	ch.send(m, frameconn.Frame{Header: h, Payload: p, Pooled: true, Payer: req.sender.acct})
+	ch.send(m, frame.Frame{Header: h, Payload: p, Pooled: true, Payer: req.sender.acct})
 	ch.pumpLocked(req, false)
 	ch.regrantQueuedLocked()
 }
@@ -80,7 +80,7 @@ func (ch *channel) assignLocked(req *request, m *Member, pollID wire.ID) {
 // writer's notification pumps again once they are out.
 func (ch *channel) pumpLocked(req *request, response bool) {
 	rl := req.relay(response)
-	down, notify := req.receiver, frameconn.SentNotifier((*bodySent)(req))
+	down, notify := req.receiver, frame.SentNotifier((*bodySent)(req))
 	if response {
 		down, notify = req.sender, (*respSent)(req)
 	}
@@ -118,7 +118,7 @@ func (ch *channel) pumpLocked(req *request, response bool) {
 			ch.retainLocked(req, &f)
 		}
 		ch.send(down, f)
-		rl.pending[sent] = frameconn.Frame{}
+		rl.pending[sent] = frame.Frame{}
 		sent++
 	}
 	if sent > 0 {
@@ -289,7 +289,7 @@ func (ch *channel) finishLocked(req *request, outcome Outcome) {
 	}
 	for _, rl := range []*relay{&req.body, &req.resp} {
 		for i := range rl.pending {
-			release(&rl.pending[i])
+			rl.pending[i].Release()
 		}
 		rl.pending = nil
 		rl.pendingBytes = 0

@@ -1,7 +1,8 @@
 package router
 
 import (
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/budget"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -57,6 +58,11 @@ func (r *Router) JoinRemote(clientID, channelID wire.ID, role RemoteRole, p Peer
 	ch.seenMembers = ch.localMembersLocked() // JoinVersion counted it as local
 	return m, nil
 }
+
+// Memory returns the router's root memory account (nil when it has no
+// budget): package cluster charges what it keeps for other nodes to a
+// child of it.
+func (r *Router) Memory() *budget.Account { return r.cfg.Memory }
 
 // remoteWindowFactor scales the per-stream window on the hop between two
 // nodes (docs/PROTOCOL.md section 21.6): credit there crosses NATS twice, a
@@ -241,13 +247,13 @@ func (m *Member) Holding() int {
 // both nodes (endRemoteLocked), and is returned for the caller to log.
 // Nothing else crossing the link is touched: a link fault is the link's
 // (lost or malformed link messages), never one request's.
-func (m *Member) HandleRemote(f frameconn.Frame) error {
+func (m *Member) HandleRemote(f frame.Frame) error {
 	err := m.handleRemote(&f)
-	release(&f)
+	f.Release()
 	return err
 }
 
-func (m *Member) handleRemote(f *frameconn.Frame) error {
+func (m *Member) handleRemote(f *frame.Frame) error {
 	ch := m.ch
 	ch.mu.Lock()
 	defer func() {
@@ -307,7 +313,7 @@ func (m *Member) endRemoteLocked(id wire.ID, cause error) {
 // remoteToReceiverLocked handles, for a remote receiver, what the other
 // node's router sent its remote sender: the response, grants for the
 // request body, and errors (a refusal to claim is code returned).
-func (m *Member) remoteToReceiverLocked(f *frameconn.Frame) error {
+func (m *Member) remoteToReceiverLocked(f *frame.Frame) error {
 	h := &f.Header
 	ch := m.ch
 	switch {
@@ -355,7 +361,7 @@ func (m *Member) remoteToReceiverLocked(f *frameconn.Frame) error {
 // remoteToSenderLocked handles, for a remote sender, what the other node's
 // router sent its remote receiver: the request stream, grants for the
 // response, and the request's end (cancel, timeout, its sender gone).
-func (m *Member) remoteToSenderLocked(f *frameconn.Frame, from wire.ID) error {
+func (m *Member) remoteToSenderLocked(f *frame.Frame, from wire.ID) error {
 	h := &f.Header
 	ch := m.ch
 	switch {
@@ -372,10 +378,10 @@ func (m *Member) remoteToSenderLocked(f *frameconn.Frame, from wire.ID) error {
 		body := f.Payload[16:]
 		var kept []byte
 		if len(body) > 0 {
-			kept = frameconn.GetBuffer(len(body))
+			kept = frame.GetBuffer(len(body))
 			copy(kept, body)
 		}
-		release(f)
+		f.Release()
 		f.Payload, f.Pooled = kept, kept != nil
 		h.Length = uint32(len(kept))
 		h.Flags = wire.FlagRequest

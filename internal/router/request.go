@@ -5,7 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -46,8 +46,8 @@ type request struct {
 	// copy of every body frame forwarded to it.
 	pushed        bool
 	taken         bool
-	retained      []frameconn.Frame
-	retainedArr   [2]frameconn.Frame // retained's first backing array: a whole body's two frames
+	retained      []frame.Frame
+	retainedArr   [2]frame.Frame // retained's first backing array: a whole body's two frames
 	retainedBytes int
 	retainedCost  int64 // charged to the receiver's account
 	returns       int   // times receivers returned it (MaxReturns)
@@ -59,12 +59,12 @@ type request struct {
 // upstream and not yet used, plus bytes waiting for downstream credit, plus
 // bytes queued for the downstream socket.
 type relay struct {
-	nextSeq       uint32            // the sequence number the next upstream frame must carry
-	chunks        int               // chunk frames received
-	bytes         int64             // body bytes received
-	ended         bool              // the end frame has arrived from upstream
-	endForwarded  bool              // the end frame has gone to downstream
-	pending       []frameconn.Frame // frames waiting for downstream credit or a receiver
+	nextSeq       uint32        // the sequence number the next upstream frame must carry
+	chunks        int           // chunk frames received
+	bytes         int64         // body bytes received
+	ended         bool          // the end frame has arrived from upstream
+	endForwarded  bool          // the end frame has gone to downstream
+	pending       []frame.Frame // frames waiting for downstream credit or a receiver
 	pendingBytes  int
 	upOutstanding int    // credit granted upstream and not yet used
 	downCredit    int    // bytes downstream will accept
@@ -113,7 +113,7 @@ func (req *request) frameSent(n int, response bool) {
 }
 
 // handleRequestLocked handles a frame of a request stream from its sender.
-func (m *Member) handleRequestLocked(f *frameconn.Frame) error {
+func (m *Member) handleRequestLocked(f *frame.Frame) error {
 	h := &f.Header
 	if h.Type == wire.TypeStart {
 		return m.startRequestLocked(f, m.id)
@@ -148,7 +148,7 @@ func (m *Member) handleRequestLocked(f *frameconn.Frame) error {
 // final bit is a whole request: start, its body (the payload, within the
 // initial credit) and end in one frame. In v3 the payload begins with the
 // request's header block.
-func (m *Member) startRequestLocked(f *frameconn.Frame, from wire.ID) error {
+func (m *Member) startRequestLocked(f *frame.Frame, from wire.ID) error {
 	h := &f.Header
 	ch := m.ch
 	r := m.r
@@ -257,7 +257,7 @@ func (m *Member) startRequestLocked(f *frameconn.Frame, from wire.ID) error {
 		chunk.Header.Sequence = 1
 		end := header(ch, m, wire.TypeEnd, wire.FlagReceive, req.id)
 		end.Sequence, end.Final = 2, true
-		rl.pending = append(rl.pending, chunk, frameconn.Frame{Header: end})
+		rl.pending = append(rl.pending, chunk, frame.Frame{Header: end})
 		rl.pendingBytes = n
 		ch.shrinkLocked(req, false)
 	}
@@ -272,7 +272,7 @@ func (m *Member) startRequestLocked(f *frameconn.Frame, from wire.ID) error {
 	// The acknowledgement carries no credit: a new request still holds its
 	// initial credit, and grants come in credit frames once it is used.
 	// (A client accepts a 4-byte grant in an acknowledgement all the same.)
-	ack := frameconn.Frame{Header: header(ch, m, wire.TypeStart, wire.FlagRequest, req.id)}
+	ack := frame.Frame{Header: header(ch, m, wire.TypeStart, wire.FlagRequest, req.id)}
 	ack.Lazy = true // nobody waits on it: it rides with the next write
 	ch.send(m, ack)
 	return nil
@@ -280,7 +280,7 @@ func (m *Member) startRequestLocked(f *frameconn.Frame, from wire.ID) error {
 
 // handleResponseLocked handles a frame of a response stream from the
 // member holding the request.
-func (m *Member) handleResponseLocked(f *frameconn.Frame) error {
+func (m *Member) handleResponseLocked(f *frame.Frame) error {
 	h := &f.Header
 	req := m.held[h.RequestID]
 	if req == nil {
@@ -322,7 +322,7 @@ func (m *Member) handleResponseLocked(f *frameconn.Frame) error {
 		ch.chargeLocked(req, true)
 		sh := header(ch, req.sender, wire.TypeStart, wire.FlagResponse, req.id)
 		sh.ClientID = m.id
-		start := frameconn.Frame{Header: sh}
+		start := frame.Frame{Header: sh}
 		if req.sender.v3() {
 			// The start frame goes on with the header block it carries.
 			start = take(f)
@@ -360,7 +360,7 @@ func (m *Member) handleResponseLocked(f *frameconn.Frame) error {
 
 // streamFrameLocked checks a chunk or end frame of a body against its
 // stream's sequence, credit and size limit, then relays it.
-func (ch *channel) streamFrameLocked(req *request, f *frameconn.Frame, response bool) error {
+func (ch *channel) streamFrameLocked(req *request, f *frame.Frame, response bool) error {
 	h := &f.Header
 	rl := req.relay(response)
 	if rl.ended {
@@ -404,7 +404,7 @@ func (ch *channel) streamFrameLocked(req *request, f *frameconn.Frame, response 
 			// Acknowledge the end: the whole body is in the server.
 			ack := header(ch, req.sender, wire.TypeEnd, wire.FlagRequest, req.id)
 			ack.Sequence, ack.Final = h.Sequence, true
-			ch.send(req.sender, frameconn.Frame{Header: ack, Lazy: true})
+			ch.send(req.sender, frame.Frame{Header: ack, Lazy: true})
 		}
 	default:
 		return protocolErrorf("unexpected %s frame in stream %x", h.Type, h.RequestID)
@@ -422,7 +422,7 @@ func (ch *channel) streamFrameLocked(req *request, f *frameconn.Frame, response 
 // implicit window) whose payload begins with hlen bytes of header block
 // (v3): it goes to a v2 or v3 sender as one frame too, to a v1 sender as
 // start, chunk and end, and the request is complete.
-func (ch *channel) wholeResponseLocked(req *request, f *frameconn.Frame, hlen int) error {
+func (ch *channel) wholeResponseLocked(req *request, f *frame.Frame, hlen int) error {
 	m := req.receiver
 	if max := ch.r.cfg.MaxMessageBytes; max > 0 && int64(len(f.Payload)-hlen) > max {
 		ch.failWithLocked(req, wire.CodeTooLarge, "response body exceeds the server's limit of "+itoa(max)+" bytes", wire.FlagResponse)
@@ -443,10 +443,10 @@ func (ch *channel) wholeResponseLocked(req *request, f *frameconn.Frame, hlen in
 		switch {
 		case s.v3() && !m.v3() && fits: // from a v2 receiver: no headers
 			sh.Final = true
-			p := frameconn.GetBuffer(wire.HeaderBlockLenSize + len(f.Payload))
+			p := frame.GetBuffer(wire.HeaderBlockLenSize + len(f.Payload))
 			copy(p, wire.NoHeaders)
 			copy(p[wire.HeaderBlockLenSize:], f.Payload)
-			ch.send(s, frameconn.Frame{Header: sh, Payload: p, Pooled: true, Payer: m.acct})
+			ch.send(s, frame.Frame{Header: sh, Payload: p, Pooled: true, Payer: m.acct})
 		case s.v2() && (m.v3() || !s.v3()):
 			sh.Final = true
 			w := take(f)
@@ -456,7 +456,7 @@ func (ch *channel) wholeResponseLocked(req *request, f *frameconn.Frame, hlen in
 			}
 			ch.send(s, w)
 		default: // to a v1 sender, or too long for a v3 sender in one frame
-			ch.send(s, frameconn.Frame{Header: sh, Payload: headersFor(s, nil), Payer: m.acct})
+			ch.send(s, frame.Frame{Header: sh, Payload: headersFor(s, nil), Payer: m.acct})
 			chunk := take(f)
 			chunk.Payload = cutFront(chunk.Payload, hlen)
 			chunk.Header, chunk.Payer = sh, m.acct
@@ -464,7 +464,7 @@ func (ch *channel) wholeResponseLocked(req *request, f *frameconn.Frame, hlen in
 			ch.send(s, chunk)
 			end := sh
 			end.Type, end.Sequence, end.Final = wire.TypeEnd, 2, true
-			ch.send(s, frameconn.Frame{Header: end, Payer: m.acct})
+			ch.send(s, frame.Frame{Header: end, Payer: m.acct})
 		}
 	}
 	ch.finishLocked(req, OutcomeCompleted)

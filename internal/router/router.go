@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus/internal/budget"
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -80,7 +80,7 @@ type channel struct {
 	freePolls []*poll
 	// batch is the write batch of the connection whose frame is being
 	// handled, nil outside Member.Handle (timers, write notifications).
-	batch *frameconn.Batch
+	batch *frame.Batch
 
 	// counts counts the channel's ended requests by outcome, refusals
 	// included, from the channel's creation: a channel whose last member

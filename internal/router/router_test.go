@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/router"
 	"github.com/socketbus/socketbus/internal/wire"
 )
@@ -19,7 +19,7 @@ type fakePeer struct {
 	name string
 
 	mu     sync.Mutex
-	frames []frameconn.Frame
+	frames []frame.Frame
 	kick   chan struct{}
 }
 
@@ -29,11 +29,13 @@ func newFakePeer(name string) *fakePeer {
 
 // Send implements router.Peer. It is called with a channel lock held, so
 // it only records and signals.
-func (p *fakePeer) Send(f frameconn.Frame, _ *frameconn.Batch) {
-	f.Payload = append([]byte(nil), f.Payload...) // keep a copy; the pooled original goes to the GC
-	f.Sent = nil
+func (p *fakePeer) Send(f frame.Frame, _ *frame.Batch) {
+	kept := f
+	kept.Payload = append([]byte(nil), f.Payload...) // a copy of its own, not the pool's
+	kept.Pooled, kept.Sent = false, nil
+	f.Release() // the peer is the frame's last holder, as a connection's writer is
 	p.mu.Lock()
-	p.frames = append(p.frames, f)
+	p.frames = append(p.frames, kept)
 	p.mu.Unlock()
 	select {
 	case p.kick <- struct{}{}:
@@ -42,15 +44,15 @@ func (p *fakePeer) Send(f frameconn.Frame, _ *frameconn.Batch) {
 }
 
 // all returns a copy of the frames received so far.
-func (p *fakePeer) all() []frameconn.Frame {
+func (p *fakePeer) all() []frame.Frame {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]frameconn.Frame(nil), p.frames...)
+	return append([]frame.Frame(nil), p.frames...)
 }
 
 // matching returns the frames received so far that match.
-func (p *fakePeer) matching(match func(*wire.Header) bool) []frameconn.Frame {
-	var out []frameconn.Frame
+func (p *fakePeer) matching(match func(*wire.Header) bool) []frame.Frame {
+	var out []frame.Frame
 	for _, f := range p.all() {
 		if match(&f.Header) {
 			out = append(out, f)
@@ -60,7 +62,7 @@ func (p *fakePeer) matching(match func(*wire.Header) bool) []frameconn.Frame {
 }
 
 // waitFor blocks until a frame that matches has arrived and returns it.
-func (p *fakePeer) waitFor(t *testing.T, what string, match func(*wire.Header) bool) frameconn.Frame {
+func (p *fakePeer) waitFor(t *testing.T, what string, match func(*wire.Header) bool) frame.Frame {
 	t.Helper()
 	deadline := time.NewTimer(10 * time.Second)
 	defer deadline.Stop()
@@ -88,7 +90,7 @@ func (p *fakePeer) waitError(t *testing.T, id wire.ID) (wire.Flags, *wire.Error)
 	return f.Header.Flags, e
 }
 
-func headers(fs []frameconn.Frame) []string {
+func headers(fs []frame.Frame) []string {
 	out := make([]string, len(fs))
 	for i, f := range fs {
 		out[i] = f.Header.String()
@@ -151,8 +153,8 @@ func (h *harness) joinWith(name string, ch wire.ID, v uint8) member {
 }
 
 // frame builds a frame from m.
-func (m member) frame(typ wire.FrameType, flags wire.Flags, id wire.ID, seq uint32, final bool, payload []byte) frameconn.Frame {
-	return frameconn.Frame{
+func (m member) frame(typ wire.FrameType, flags wire.Flags, id wire.ID, seq uint32, final bool, payload []byte) frame.Frame {
+	return frame.Frame{
 		Header: wire.Header{Version: wire.Version, Type: typ, Flags: flags, RequestID: id,
 			ClientID: m.ID(), ChannelID: m.Channel(), Sequence: seq, Final: final, Length: uint32(len(payload))},
 		Payload: payload,
@@ -160,7 +162,7 @@ func (m member) frame(typ wire.FrameType, flags wire.Flags, id wire.ID, seq uint
 }
 
 // handle passes f to the router and fails the test if it is refused.
-func (m member) handle(t *testing.T, f frameconn.Frame) {
+func (m member) handle(t *testing.T, f frame.Frame) {
 	t.Helper()
 	if err := m.Handle(f, nil); err != nil {
 		t.Fatalf("%s: Handle(%v): got error %v, want nil", m.peer.name, f.Header, err)

@@ -6,7 +6,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/router"
 	"github.com/socketbus/socketbus/internal/wire"
 )
@@ -76,41 +76,41 @@ var requestStates = []requestState{
 type clientFrame struct {
 	name       string
 	byReceiver bool
-	build      func(m member, id wire.ID, bodySeq, respSeq uint32) frameconn.Frame
+	build      func(m member, id wire.ID, bodySeq, respSeq uint32) frame.Frame
 }
 
 var clientFrames = []clientFrame{
-	{"start|request", false, func(m member, id wire.ID, _, _ uint32) frameconn.Frame {
+	{"start|request", false, func(m member, id wire.ID, _, _ uint32) frame.Frame {
 		return m.frame(wire.TypeStart, wire.FlagRequest, id, 0, false, nil)
 	}},
-	{"chunk|request", false, func(m member, id wire.ID, seq, _ uint32) frameconn.Frame {
+	{"chunk|request", false, func(m member, id wire.ID, seq, _ uint32) frame.Frame {
 		return m.frame(wire.TypeChunk, wire.FlagRequest, id, seq, false, []byte("y"))
 	}},
-	{"end|request", false, func(m member, id wire.ID, seq, _ uint32) frameconn.Frame {
+	{"end|request", false, func(m member, id wire.ID, seq, _ uint32) frame.Frame {
 		return m.frame(wire.TypeEnd, wire.FlagRequest, id, seq, true, nil)
 	}},
-	{"error|request cancelled", false, func(m member, id wire.ID, _, _ uint32) frameconn.Frame {
+	{"error|request cancelled", false, func(m member, id wire.ID, _, _ uint32) frame.Frame {
 		return m.frame(wire.TypeError, wire.FlagRequest, id, 0, true, wire.AppendError(nil, wire.CodeCancelled, "stop"))
 	}},
-	{"chunk|response|credit", false, func(m member, id wire.ID, _, _ uint32) frameconn.Frame {
+	{"chunk|response|credit", false, func(m member, id wire.ID, _, _ uint32) frame.Frame {
 		return m.frame(wire.TypeChunk, wire.FlagResponse|wire.FlagCredit, id, 0, false, wire.AppendCredit(nil, 1))
 	}},
-	{"start|response", true, func(m member, id wire.ID, _, _ uint32) frameconn.Frame {
+	{"start|response", true, func(m member, id wire.ID, _, _ uint32) frame.Frame {
 		return m.frame(wire.TypeStart, wire.FlagResponse, id, 0, false, nil)
 	}},
-	{"chunk|response", true, func(m member, id wire.ID, _, seq uint32) frameconn.Frame {
+	{"chunk|response", true, func(m member, id wire.ID, _, seq uint32) frame.Frame {
 		return m.frame(wire.TypeChunk, wire.FlagResponse, id, seq, false, []byte("z"))
 	}},
-	{"end|response", true, func(m member, id wire.ID, _, seq uint32) frameconn.Frame {
+	{"end|response", true, func(m member, id wire.ID, _, seq uint32) frame.Frame {
 		return m.frame(wire.TypeEnd, wire.FlagResponse, id, seq, true, nil)
 	}},
-	{"error|response remote", true, func(m member, id wire.ID, _, _ uint32) frameconn.Frame {
+	{"error|response remote", true, func(m member, id wire.ID, _, _ uint32) frame.Frame {
 		return m.frame(wire.TypeError, wire.FlagResponse, id, 0, true, wire.AppendError(nil, wire.CodeRemote, "no"))
 	}},
-	{"chunk|receive|credit", true, func(m member, id wire.ID, _, _ uint32) frameconn.Frame {
+	{"chunk|receive|credit", true, func(m member, id wire.ID, _, _ uint32) frame.Frame {
 		return m.frame(wire.TypeChunk, wire.FlagReceive|wire.FlagCredit, id, 0, false, wire.AppendCredit(nil, 1))
 	}},
-	{"error|receive returned", true, func(m member, id wire.ID, _, _ uint32) frameconn.Frame {
+	{"error|receive returned", true, func(m member, id wire.ID, _, _ uint32) frame.Frame {
 		return m.frame(wire.TypeError, wire.FlagReceive, id, 0, true, wire.AppendError(nil, wire.CodeReturned, ""))
 	}},
 }

@@ -3,7 +3,7 @@ package router
 import (
 	"encoding/binary"
 
-	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -47,13 +47,13 @@ type tombstone struct {
 var pingMarker = [8]byte{'s', 'b', 't', 'o', 'm', 'b', 0, 1}
 
 // tombstonePing is the ping that closes generation gen.
-func tombstonePing(ch *channel, to *Member, gen uint64) frameconn.Frame {
+func tombstonePing(ch *channel, to *Member, gen uint64) frame.Frame {
 	var id wire.ID
 	copy(id[:8], pingMarker[:])
 	binary.BigEndian.PutUint64(id[8:], gen)
 	h := header(ch, to, wire.TypeStart, wire.FlagPing, id)
 	h.Final = true
-	return frameconn.Frame{Header: h}
+	return frame.Frame{Header: h}
 }
 
 // PongGeneration reports whether id is the request ID of a tombstone pong,

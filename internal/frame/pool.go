@@ -1,6 +1,14 @@
-package frameconn
+package frame
 
-import "sync"
+import (
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
 
 // Payload buffers come from power-of-two size classes, 512 bytes to 64 KiB,
 // so that relaying a frame allocates nothing in the steady state and a
@@ -35,6 +43,14 @@ func BufferSize(n int) int {
 // GetBuffer returns a slice of length n whose backing array comes from a
 // pool. n must not exceed wire.MaxFramePayload.
 func GetBuffer(n int) []byte {
+	b := getBuffer(n)
+	if tracking.Load() {
+		track(b)
+	}
+	return b
+}
+
+func getBuffer(n int) []byte {
 	switch {
 	case n <= 512:
 		return pool512.Get().(*[512]byte)[:n]
@@ -53,12 +69,15 @@ func GetBuffer(n int) []byte {
 	case n <= 64<<10:
 		return pool64k.Get().(*[64 << 10]byte)[:n]
 	}
-	panic("frameconn: buffer request over the largest class")
+	panic("frame: buffer request over the largest class")
 }
 
 // PutBuffer returns a buffer obtained from GetBuffer to its pool. Buffers
 // whose capacity is not a class size are left to the garbage collector.
 func PutBuffer(b []byte) {
+	if tracking.Load() {
+		untrack(b)
+	}
 	switch cap(b) {
 	case 512:
 		pool512.Put((*[512]byte)(b[:512]))
@@ -88,4 +107,84 @@ func (f *Frame) Release() {
 		PutBuffer(f.Payload)
 	}
 	f.Payload, f.Pooled = nil, false
+}
+
+// The test mode: with Track(true), every buffer GetBuffer hands out is
+// remembered until PutBuffer takes it back. PutBuffer of a buffer that is
+// not out (a second release, or one the pool never gave) panics, and
+// Outstanding counts the buffers out, so that a test can end by checking
+// that every buffer it caused to be taken went back.
+var (
+	tracking atomic.Bool
+	trackMu  sync.Mutex
+	out      = map[*byte][]uintptr{} // each buffer out, with the stack that took it
+)
+
+// Track turns the test mode on or off. Turn it on before any buffer is
+// taken (in TestMain): a buffer taken before is unknown to PutBuffer.
+func Track(on bool) {
+	trackMu.Lock()
+	defer trackMu.Unlock()
+	tracking.Store(on)
+	clear(out)
+}
+
+// Outstanding returns how many buffers are out of the pool in the test
+// mode: taken by GetBuffer and not yet given back.
+func Outstanding() int {
+	trackMu.Lock()
+	defer trackMu.Unlock()
+	return len(out)
+}
+
+func track(b []byte) {
+	pcs := make([]uintptr, 16)
+	pcs = pcs[:runtime.Callers(3, pcs)]
+	trackMu.Lock()
+	out[&b[:1][0]] = pcs
+	trackMu.Unlock()
+}
+
+// OutstandingStacks describes where the buffers still out were taken,
+// most frequent first, for a test that finds Outstanding() != 0.
+func OutstandingStacks() string {
+	trackMu.Lock()
+	counts := map[string]int{}
+	for _, pcs := range out {
+		var b strings.Builder
+		frames := runtime.CallersFrames(pcs)
+		for {
+			f, more := frames.Next()
+			fmt.Fprintf(&b, "\t%s (%s:%d)\n", f.Function, filepath.Base(f.File), f.Line)
+			if !more {
+				break
+			}
+		}
+		counts[b.String()]++
+	}
+	trackMu.Unlock()
+	stacks := make([]string, 0, len(counts))
+	for st := range counts {
+		stacks = append(stacks, st)
+	}
+	slices.SortFunc(stacks, func(a, b string) int { return counts[b] - counts[a] })
+	var b strings.Builder
+	for _, st := range stacks {
+		fmt.Fprintf(&b, "%d buffers taken at:\n%s", counts[st], st)
+	}
+	return b.String()
+}
+
+func untrack(b []byte) {
+	if cap(b) == 0 {
+		return
+	}
+	p := &b[:1][0]
+	trackMu.Lock()
+	_, ok := out[p]
+	delete(out, p)
+	trackMu.Unlock()
+	if !ok {
+		panic(fmt.Sprintf("frame: PutBuffer of a buffer of %d bytes that is not out: released twice, or not the pool's", cap(b)))
+	}
 }
