@@ -346,6 +346,33 @@ func TestChurnRunsNothingTwice(t *testing.T) {
 // restart, and it ran twice — under a new ID when no_peers had met it
 // first.)
 func TestDrainCutShortRunsNothingTwice(t *testing.T) {
+	// A drain is cut short by its own timeout (serve --drain-timeout), or
+	// by a Close while it waits, as serve's second signal ends the
+	// process: either way the clients get no goodbye.
+	for _, cut := range []struct {
+		name string
+		cut  func(t *testing.T, srv *server.Server, draining <-chan struct{})
+	}{
+		{"timeout", func(t *testing.T, srv *server.Server, _ <-chan struct{}) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			defer cancel()
+			if err := srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Shutdown: %v, want it cut short", err)
+			}
+		}},
+		{"second signal", func(t *testing.T, srv *server.Server, draining <-chan struct{}) {
+			shut := make(chan error, 1)
+			go func() { shut <- srv.Shutdown(context.Background()) }()
+			<-draining // the requester has read the drain notice
+			srv.Close()
+			<-shut // whatever it says: what counts is what the clients saw
+		}},
+	} {
+		t.Run(cut.name, func(t *testing.T) { drainCutShort(t, cut.cut) })
+	}
+}
+
+func drainCutShort(t *testing.T, cut func(t *testing.T, srv *server.Server, draining <-chan struct{})) {
 	server := newRestartable(t)
 	ch := uuid.New()
 	rc := testpeer.NewRunCounter()
@@ -355,7 +382,15 @@ func TestDrainCutShortRunsNothingTwice(t *testing.T) {
 			<-req.Context().Done() // held until its connection goes
 		}
 	})
-	requester := dialReconnecting(t, server.addr, ch)
+	draining := make(chan struct{}, 1)
+	requester := dialReconnecting(t, server.addr, ch, socketbus.WithConnectionHook(func(ev socketbus.ConnectionEvent) {
+		if ev.State == socketbus.ConnectionDraining {
+			select {
+			case draining <- struct{}{}:
+			default:
+			}
+		}
+	}))
 	const rounds = 20
 	var disconnected int
 	for i := range rounds {
@@ -372,15 +407,14 @@ func TestDrainCutShortRunsNothingTwice(t *testing.T) {
 		case err := <-got:
 			t.Fatalf("round %d: Call returned %v before its handler ran", i, err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-		err := server.srv.Shutdown(ctx)
-		cancel()
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("round %d: Shutdown: %v, want it cut short", i, err)
+		select { // a notice left from the round before
+		case <-draining:
+		default:
 		}
+		cut(t, server.srv, draining)
 		server.stop(false)
 		server.start()
-		err = <-got
+		err := <-got
 		if err == nil || !errors.Is(err, socketbus.ErrDisconnected) {
 			t.Errorf("round %d: Call: %v, want ErrDisconnected", i, err)
 		} else {

@@ -275,13 +275,51 @@ func startEmbedded(cfg Config, incarnation, clientPassword string) (*natsserver.
 	if err != nil {
 		return nil, fmt.Errorf("cluster: embedded nats-server: %w", err)
 	}
+	// nats-server reports a listener it cannot open (a taken route port)
+	// only to its logger, as fatal; ReadyForConnections would wait out
+	// its whole time. The catcher turns that report into Start's error.
+	fatal := &fatalCatcher{err: make(chan string, 1)}
+	ns.SetLoggerV2(fatal, false, false, false)
 	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		ns.Shutdown()
-		return nil, errors.New("cluster: embedded nats-server not ready within 10s")
+	// ReadyForConnections waits out whatever time it is given, even once a
+	// listener has failed, so it is asked in short turns, the catcher's
+	// report looked at between them.
+	deadline := time.Now().Add(embeddedStartTimeout)
+	for !ns.ReadyForConnections(50 * time.Millisecond) {
+		select {
+		case msg := <-fatal.err:
+			ns.Shutdown()
+			return nil, fmt.Errorf("cluster: embedded nats-server, routes on %s: %s", listen, msg)
+		default:
+		}
+		if time.Now().After(deadline) {
+			ns.Shutdown()
+			return nil, fmt.Errorf("cluster: embedded nats-server not ready within %v (routes on %s)", embeddedStartTimeout, listen)
+		}
 	}
 	return ns, nil
 }
+
+// embeddedStartTimeout bounds how long the embedded nats-server may take
+// to open its listeners.
+const embeddedStartTimeout = 10 * time.Second
+
+// fatalCatcher is the embedded nats-server's logger while it starts: it
+// keeps the first fatal report (a listener that could not be opened) and
+// drops the rest, which NoLog would have dropped anyway.
+type fatalCatcher struct{ err chan string }
+
+func (l *fatalCatcher) Fatalf(format string, v ...any) {
+	select {
+	case l.err <- fmt.Sprintf(format, v...):
+	default:
+	}
+}
+func (*fatalCatcher) Noticef(string, ...any) {}
+func (*fatalCatcher) Warnf(string, ...any)   {}
+func (*fatalCatcher) Errorf(string, ...any)  {}
+func (*fatalCatcher) Debugf(string, ...any)  {}
+func (*fatalCatcher) Tracef(string, ...any)  {}
 
 // RouteURL returns the URL other nodes list in Config.Routes to route to
 // this node's embedded nats-server ("" in external mode).

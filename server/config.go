@@ -97,9 +97,9 @@ type Config struct {
 	// short the server refuses new requests, responses and joins with
 	// ErrLimit and holds credit back; past its high-water mark it cuts the
 	// connections that hold the most. One channel may hold at most a
-	// quarter of it and one connection a sixteenth. Zero means 1 GiB;
-	// the smallest budget is 1 MiB. SECURITY.md has the bound as a
-	// formula.
+	// quarter of it and one connection a sixteenth. Zero means 1 GiB; a
+	// budget under MinMaxMemory is raised to it. SECURITY.md has the bound
+	// as a formula.
 	MaxMemory int64
 
 	// Cluster, when set, makes the server a node of a bus of several
@@ -172,6 +172,13 @@ const (
 // block one frame can carry (docs/PROTOCOL.md section 23.1).
 const MaxHeaderBytesLimit = wire.MaxHeaderBlock
 
+// MinMaxMemory is the smallest memory budget (Config.MaxMemory): one
+// connection's sixteenth of it holds a stream's whole window (256 KiB)
+// with room to spare, so that a body of any size streams through. Under
+// it a body larger than a window could never be granted credit, and would
+// wait for its timeout without a word.
+const MinMaxMemory = 8 << 20
+
 // withDefaults returns cfg with every zero field set to its default.
 func (cfg Config) withDefaults() Config {
 	orDefault(&cfg.DefaultTimeout, DefaultRequestTimeout)
@@ -188,6 +195,7 @@ func (cfg Config) withDefaults() Config {
 	orDefault(&cfg.MaxMemory, DefaultMaxMemory)
 	orDefault(&cfg.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	cfg.MaxHeaderBytes = min(cfg.MaxHeaderBytes, MaxHeaderBytesLimit)
+	cfg.MaxMemory = max(cfg.MaxMemory, MinMaxMemory)
 	return cfg
 }
 

@@ -109,10 +109,10 @@ func TestLogCuts(t *testing.T) {
 				io.WriteString(r.NC, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 				return r.NC.LocalAddr().String()
 			}},
-		{name: "memory", msg: "connection cut", reason: "memory", cfg: server.Config{MaxMemory: 1 << 20},
+		{name: "memory", msg: "connection cut", reason: "memory", cfg: server.Config{MaxMemory: server.MinMaxMemory},
 			provoke: func(t *testing.T, srv *server.Server, addr string) string {
 				local := testpeer.Join(t, addr, uuid.New()).NC.LocalAddr().String()
-				if !server.ChargeConn(srv, local, 1<<20) {
+				if !server.ChargeConn(srv, local, server.MinMaxMemory) {
 					t.Fatalf("no joined connection from %s", local)
 				}
 				return local

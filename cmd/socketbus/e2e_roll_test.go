@@ -165,7 +165,7 @@ func runRoll(t *testing.T, b *rollBus, restart func(n *rollNode)) *rollStats {
 		}()
 	}
 	var phase atomic.Value
-	phase.Store("steady")
+	phase.Store("warmup") // not reported: connections and pools warming up
 	var calls sync.WaitGroup
 	stop := make(chan struct{})
 	call := func(c *socketbus.Client, body []byte) {
@@ -195,16 +195,18 @@ func runRoll(t *testing.T, b *rollBus, restart func(n *rollNode)) *rollStats {
 			}
 		}()
 	}
-	for g := range 2 { // a few streamed 16 MiB bodies
+	for g := range 2 { // streamed 16 MiB bodies, one every half second or so, in every phase
 		c := dial(g)
 		calls.Add(1)
 		go func() {
 			defer calls.Done()
-			for n := 0; n < 3; n++ {
+			pace := time.NewTicker(500 * time.Millisecond)
+			defer pace.Stop()
+			for n := 0; n < 40; n++ {
 				select {
 				case <-stop:
 					return
-				default:
+				case <-pace.C:
 				}
 				body := make([]byte, 16<<20)
 				rand.NewChaCha8([32]byte{byte(g), byte(n)}).Read(body)
@@ -212,6 +214,9 @@ func runRoll(t *testing.T, b *rollBus, restart func(n *rollNode)) *rollStats {
 			}
 		}()
 	}
+	warm := time.NewTimer(500 * time.Millisecond)
+	<-warm.C
+	phase.Store("steady")
 	steady := time.NewTimer(2 * time.Second)
 	<-steady.C
 	phase.Store("roll")

@@ -181,7 +181,7 @@ channel not in the file admits no one.`,
 // minMaxMemory is the smallest --max-memory the server takes (it raises
 // a smaller server.Config.MaxMemory to it): serve refuses a smaller one
 // rather than raise it without a word.
-const minMaxMemory = 1 << 20
+const minMaxMemory = server.MinMaxMemory
 
 // checkAddresses checks the addresses serve listens on and dials, so that
 // a mistyped one is a usage error (status 2) before anything starts.

@@ -17,7 +17,7 @@ func TestUsageMistakesExitTwo(t *testing.T) {
 	}{
 		{[]string{"send", "--server", "a:b:c", "--channel", "x", "--data", "y"}, `--server "a:b:c"`},
 		{[]string{"serve", "--addr", "bad:port:x"}, `--addr "bad:port:x"`},
-		{[]string{"serve", "--max-memory", "100"}, "the smallest budget is 1 MiB"},
+		{[]string{"serve", "--max-memory", "100"}, "the smallest budget is 8 MiB"},
 		{[]string{"serve", "--cluster-name", "b", "--routes", "bad"}, `--routes "bad"`},
 		{[]string{"serve", "--cluster-name", "b", "--cluster-listen", "nowhere"}, `--cluster-listen "nowhere"`},
 	} {
