@@ -35,14 +35,16 @@ func (ch *channel) assignLocked(req *request, m *Member, pollID wire.ID) {
 	}
 
 	h := header(ch, m, wire.TypeStart, wire.FlagReceive, req.id)
-	h.ClientID = req.sender.id
+	h.ClientID = req.from
 	h.TimeoutMillis = uint64(max(time.Until(req.deadline).Milliseconds(), 1))
+	headers := headersFor(m, req.headers) // v3: after the receive ID
 	if m.v2() && rl.ended && rl.downSeq == 1 && rl.pendingBytes <= wire.InitialRequestCredit && len(rl.pending) == 2 {
 		// v2: the whole body is here and small; it goes in one frame.
 		body := rl.pending[0].Payload
-		p := frame.GetBuffer(16 + len(body))
+		p := frame.GetBuffer(16 + len(headers) + len(body))
 		copy(p, pollID[:])
-		copy(p[16:], body)
+		copy(p[16:], headers)
+		copy(p[16+len(headers):], body)
 		h.Final = true
 		if req.pushed {
 			for _, f := range rl.pending {
@@ -63,8 +65,9 @@ func (ch *channel) assignLocked(req *request, m *Member, pollID wire.ID) {
 		ch.regrantQueuedLocked()
 		return
 	}
-	p := frame.GetBuffer(16)
+	p := frame.GetBuffer(16 + len(headers))
 	copy(p, pollID[:])
+	copy(p[16:], headers)
 	ch.send(m, frame.Frame{Header: h, Payload: p, Pooled: true, Payer: req.sender.acct})
 	ch.pumpLocked(req, false)
 	ch.regrantQueuedLocked()
@@ -251,7 +254,7 @@ func (ch *channel) failWithLocked(req *request, code wire.Code, msg string, rece
 		if code == wire.CodeRemote {
 			flags = wire.FlagResponse
 		}
-		f := errorFrame(ch, s, req.id, flags, code, msg)
+		f := ch.errorFrameTo(s, req, flags, code, msg)
 		if code == wire.CodeRemote && req.receiver != nil {
 			f.Header.ClientID = req.receiver.id // like every response frame
 		}
@@ -295,6 +298,7 @@ func (ch *channel) finishLocked(req *request, outcome Outcome) {
 		ch.dropRetainedLocked(req)
 	}
 	ch.releaseChargesLocked(req)
+	ch.releaseRequestHeadersLocked(req)
 	ch.r.counts[outcome].Add(1)
 	ch.counts[outcome].Add(1)
 	ch.r.latency.observe(time.Since(req.started))
