@@ -131,17 +131,17 @@ type Conn struct {
 	pingSeen   int64       // FramesIn at the last tick
 	missed     int         // silent half-interval ticks since the peer last spoke
 
-	queuedBytes  atomic.Int64  // memory of the frames in queue, not yet written (FrameCost)
-	controlBytes atomic.Int64  // the part of queuedBytes without a frame.SentNotifier
+	queuedBytes  atomic.Int64 // memory of the frames in queue, not yet written (FrameCost)
+	controlBytes atomic.Int64 // the part of queuedBytes without a frame.SentNotifier
 	// account is what the connection charges (Config.Account, or what
 	// SetAccount set); acctMu keeps the control frames' charges and
 	// controlBytes in step with a SetAccount that comes while a frame is
 	// queued (Shutdown's goodbye to a connection that is joining).
-	account atomic.Pointer[memoryRef]
-	acctMu  sync.Mutex
-	slowCut      atomic.Bool   // the connection is being cut as a slow consumer
-	scratchCost  int64         // the writer's scratch capacity charged to the account
-	drained      chan struct{} // capacity 1: the writer wrote a batch
+	account     atomic.Pointer[memoryRef]
+	acctMu      sync.Mutex
+	slowCut     atomic.Bool   // the connection is being cut as a slow consumer
+	scratchCost int64         // the writer's scratch capacity charged to the account
+	drained     chan struct{} // capacity 1: the writer wrote a batch
 
 	kick     chan struct{} // capacity 1: wakes the writer
 	done     chan struct{} // closed when the connection closes
