@@ -78,11 +78,10 @@ func parseClaimed(body []byte) (token uint64, refused bool, err error) {
 	return binary.BigEndian.Uint64(body), body[8] != 0, nil
 }
 
-// sendClaim queues m's claim for nodes.
-func (c *Cluster) sendClaim(nodes []*peerNode, token uint64, m *router.Member) {
-	body := appendClaim(nil, token, m.Channel(), m.ID(), m.KeyHash())
+// sendClaim queues p's claim for nodes.
+func (c *Cluster) sendClaim(nodes []*peerNode, p *pendingAck) {
 	for _, n := range nodes {
-		c.out.push(outMsg{to: n, kind: kindClaim, body: body})
+		c.out.push(outMsg{to: n, kind: kindClaim, body: p.claim})
 	}
 }
 
@@ -99,6 +98,7 @@ func (c *Cluster) handleClaimLocked(n *peerNode, body []byte) {
 		refused = true
 		c.warnLimitedf("claim", "cluster: node %s admitting client ID %x refused: it is connected here, or left within %s with another key", n.name, client, router.KeyMemory)
 	case router.ClaimJoining:
+		c.races++
 		if c.cfg.Node < n.name {
 			refused = true // the race is ours
 			break

@@ -35,6 +35,11 @@ const (
 	toSender   byte = 2 // the destination's remote sender for the source
 )
 
+// ackAnswersClaims, in an ack's flags byte, says the node answers claims
+// on client IDs (clientids.go). A node without it sent acks of 8 bytes
+// and ignores claims: joins elsewhere do not wait for its answer.
+const ackAnswersClaims byte = 1
+
 const envelopeSize = 1 + 8
 
 // stateEntrySize is one channel in a state message: ID, members, ready.

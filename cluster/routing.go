@@ -46,6 +46,9 @@ type peerNode struct {
 	since       time.Time // when it was first heard
 	acked       bool      // it has acknowledged a state of ours (liveness.go)
 	fullToken   uint64    // the token of the last full state sent to it
+	// answersClaims: its acks say it answers claims on client IDs
+	// (clientids.go); a node that does not is not waited for.
+	answersClaims bool
 
 	outSeq    uint64                     // the last sequence number sent (outbox)
 	inSeq     uint64                     // the next sequence number expected; 0 before the first
@@ -63,6 +66,7 @@ type pendingAck struct {
 	waiting   map[*peerNode]bool // nodes yet to acknowledge the state
 	claims    map[*peerNode]bool // nodes yet to answer the claim
 	member    *router.Member     // the member whose ID is claimed, or nil
+	claim     []byte             // the claim's message body
 	refusedBy string             // the node that refused the claim
 	done      chan struct{}
 	finished  bool
@@ -236,13 +240,16 @@ func (c *Cluster) joined(channel wire.ID, m *router.Member) error {
 	c.token++
 	token := c.token
 	p := &pendingAck{waiting: map[*peerNode]bool{}, claims: map[*peerNode]bool{}, member: m, done: make(chan struct{})}
+	if m != nil {
+		p.claim = appendClaim(nil, token, channel, m.ID(), m.KeyHash())
+	}
 	nodes := make([]*peerNode, 0, len(c.nodes))
 	now := time.Now()
 	for _, n := range c.nodes {
 		nodes = append(nodes, n)
 		if c.awaitedLocked(n, now, routes) {
 			p.waiting[n] = true
-			if m != nil {
+			if m != nil && n.answersClaims {
 				p.claims[n] = true
 			}
 		}
@@ -250,10 +257,12 @@ func (c *Cluster) joined(channel wire.ID, m *router.Member) error {
 	p.checkLocked()
 	c.pending[token] = p
 	c.mu.Unlock()
-	c.sendState(nodes, []wire.ID{channel}, token)
 	if m != nil {
-		c.sendClaim(nodes, token, m)
+		// The claim goes first: a node's refusal comes before its ack of
+		// the state, even from one whose answer is not waited for.
+		c.sendClaim(nodes, p)
 	}
+	c.sendState(nodes, []wire.ID{channel}, token)
 	deadline := time.NewTimer(joinAckTimeout)
 	check := time.NewTicker(joinCheck)
 	defer func() {
@@ -357,8 +366,21 @@ func (c *Cluster) announcer() {
 			for _, n := range full {
 				n.fullToken = token
 			}
+			// A link reset may have lost the claims of joins waiting for
+			// the node's answer: they are sent again.
+			var claims []outMsg
+			for _, p := range c.pending {
+				for _, n := range full {
+					if p.claims[n] {
+						claims = append(claims, outMsg{to: n, kind: kindClaim, body: p.claim})
+					}
+				}
+			}
 			c.mu.Unlock()
 			c.sendState(full, c.r.Channels(), token)
+			for _, m := range claims {
+				c.out.push(m)
+			}
 		}
 		if len(changed) > 0 {
 			c.sendState(all, changed, 0)
@@ -505,6 +527,7 @@ func (c *Cluster) onMessage(msg *nats.Msg) {
 			n.acked = true
 			c.infof("cluster: node %s joined the bus", n.name)
 		}
+		n.answersClaims = len(body) > 8 && body[8]&ackAnswersClaims != 0
 		if p := c.pending[token]; p != nil {
 			p.ackedLocked(n)
 		}
@@ -627,7 +650,7 @@ func (c *Cluster) handleStateLocked(n *peerNode, body []byte) {
 		m.SetRemoteCredit(s.ready)
 	}
 	if token != 0 {
-		c.out.push(outMsg{to: n, kind: kindAck, body: binary.BigEndian.AppendUint64(nil, token)})
+		c.out.push(outMsg{to: n, kind: kindAck, body: append(binary.BigEndian.AppendUint64(nil, token), ackAnswersClaims)})
 	}
 }
 
