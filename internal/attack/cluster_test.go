@@ -72,7 +72,7 @@ func attackClusterFlood(ctx context.Context, route string) (string, error) {
 		return "", err
 	}
 	defer nc.Close()
-	answers := make(chan *nats.Msg, 1024)
+	answers := make(chan *nats.Msg, 1<<16) // room for a round of claims' answers
 	if _, err := nc.ChanSubscribe("socketbus.atk.to.evil.n1", answers); err != nil {
 		return "", err
 	}
@@ -142,6 +142,7 @@ func attackClusterFlood(ctx context.Context, route string) (string, error) {
 			claim(claims)
 			claims++
 		}
+		answer() // the claims' answers, before they fill the channel
 		for range 200 {
 			_ = nc.Publish("socketbus.atk.node", fmt.Appendf(nil, "ghost%d 0123456789abcdef", phantoms))
 			phantoms++
