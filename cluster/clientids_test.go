@@ -277,3 +277,115 @@ func TestBusClientIDRace(t *testing.T) {
 	races := b.node(0).c.ClaimRaces() + b.node(1).c.ClaimRaces()
 	t.Logf("%d rounds: joins admitted per node %v; claims that met a join of the same ID still waiting: %d", rounds, won, races)
 }
+
+// lingering is a connection the test can cut on the client's side only:
+// the client sees it end, while the node's side stays open, as with a
+// network that fails silently, until the test ends.
+type lingering struct {
+	net.Conn
+	mu  sync.Mutex
+	cut bool
+}
+
+func (l *lingering) isCut() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cut
+}
+
+func (l *lingering) Read(b []byte) (int, error) {
+	if l.isCut() {
+		return 0, io.EOF
+	}
+	n, err := l.Conn.Read(b)
+	if l.isCut() {
+		return 0, io.EOF
+	}
+	return n, err
+}
+
+func (l *lingering) Write(b []byte) (int, error) {
+	if l.isCut() {
+		return 0, net.ErrClosed
+	}
+	return l.Conn.Write(b)
+}
+
+func (l *lingering) Close() error {
+	if l.isCut() {
+		return nil // the node's side lingers
+	}
+	return l.Conn.Close()
+}
+
+func (l *lingering) cutClientSide() {
+	l.mu.Lock()
+	l.cut = true
+	l.mu.Unlock()
+	_ = l.Conn.SetReadDeadline(time.Now()) // wakes the client's reader
+}
+
+// TestBusClientMovesWhileItsOldConnectionLingers: a client whose
+// connection to one node failed on its side only reconnects to another
+// node, with its key, while the first node still has it connected: the
+// first node answers the claim of its own client (the key matches) with
+// an admission, so the client is not locked out until that node notices,
+// and its requests run once. The same holds for a move on a drain notice
+// (PROTOCOL.md section 17). A join with its ID and no key is refused.
+func TestBusClientMovesWhileItsOldConnectionLingers(t *testing.T) {
+	b := newTestBus(t, 2, server.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		first *lingering
+	)
+	dialer := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		again := first != nil
+		mu.Unlock()
+		if again {
+			addr = b.node(1).addr
+		}
+		var nd net.Dialer
+		nc, err := nd.DialContext(ctx, network, addr)
+		if err != nil || again {
+			return nc, err
+		}
+		l := &lingering{Conn: nc}
+		mu.Lock()
+		first = l
+		mu.Unlock()
+		t.Cleanup(func() { nc.Close() })
+		return l, nil
+	}
+	restored := make(chan struct{}, 1)
+	victim := dial(t, b.node(0), t.Name(), socketbus.WithDialer(dialer), socketbus.WithReconnect(socketbus.ReconnectPolicy{}),
+		socketbus.WithConnectionHook(func(ev socketbus.ConnectionEvent) {
+			if ev.State == socketbus.ConnectionRestored {
+				restored <- struct{}{}
+			}
+		}))
+	holder := dial(t, b.node(1), t.Name())
+	channel := wire.ID(socketbus.ChannelFromName(t.Name()))
+
+	mu.Lock()
+	l := first
+	mu.Unlock()
+	l.cutClientSide()
+	select {
+	case <-restored:
+	case <-ctx.Done():
+		t.Fatal("the victim did not reconnect to the other node")
+	}
+	// n1 still has the old connection: n2 sees the victim's member there.
+	if got := b.node(1).c.ChannelMembers(channel); got["n1"] != 1 {
+		t.Fatalf("members on n1 as n2 sees them: %v, want n1:1 (the lingering connection)", got)
+	}
+	for _, body := range []string{"one", "two"} {
+		callOnce(ctx, t, victim, holder, body)
+	}
+	if err := dialAs(ctx, t, b.node(1), t.Name(), victim.ID()); !errors.Is(err, socketbus.ErrConflict) {
+		t.Fatalf("a join with the victim's ID and no key: got %v, want ErrConflict", err)
+	}
+}

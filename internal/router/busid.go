@@ -61,6 +61,12 @@ const (
 // join on another node whose client registered a key hashing to keyHash
 // (nil: none), and the member that has it, if any. Remote members are
 // never a client's.
+//
+// A claim whose hash matches the key of the member connected here is the
+// member's own client, which moves to another node while this connection
+// lingers (a drain notice, PROTOCOL.md section 17, or a connection lost
+// that this node has not yet seen end): it is free. Only a key proves
+// that: a member that registered none holds its ID while it is connected.
 func (r *Router) Claimed(channel, client wire.ID, keyHash []byte) (Claim, *Member) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -73,21 +79,26 @@ func (r *Router) Claimed(channel, client wire.ID, keyHash []byte) (Claim, *Membe
 		}
 		ch.mu.Unlock()
 		if m != nil && m.remote == 0 {
-			if state == busAdmitted {
+			switch {
+			case m.key != nil && sameKey(keyHash, m.key):
+				return ClaimFree, m
+			case state == busAdmitted:
 				return ClaimHeld, m
 			}
 			return ClaimJoining, m
 		}
 	}
 	kept, ok := r.keys.kept[memberKey{channel, client}]
-	if !ok || time.Now().After(kept.expires) {
+	if !ok || time.Now().After(kept.expires) || sameKey(keyHash, &kept.key) {
 		return ClaimFree, nil
 	}
-	sum := sha256.Sum256(kept.key[:])
-	if len(keyHash) != KeyHashSize || subtle.ConstantTimeCompare(keyHash, sum[:]) != 1 {
-		return ClaimHeld, nil
-	}
-	return ClaimFree, nil
+	return ClaimHeld, nil
+}
+
+// sameKey reports, in constant time, whether keyHash is key's hash.
+func sameKey(keyHash []byte, key *[KeySize]byte) bool {
+	sum := sha256.Sum256(key[:])
+	return len(keyHash) == KeyHashSize && subtle.ConstantTimeCompare(keyHash, sum[:]) == 1
 }
 
 // KeyHash returns the hash of the key the member's client registered

@@ -11,10 +11,11 @@ import (
 )
 
 // TestClaimed: what a router answers another node's claim on a client ID
-// (docs/PROTOCOL.md section 21.5): joining, then held once admitted; once
-// the member has left, held for a claim without its key's hash, free for
-// one with it; a yielded member is not admitted; a refused member leaves
-// no key behind.
+// (docs/PROTOCOL.md section 21.5): for a claim without the member's key,
+// joining, then held once admitted, and held for 10 minutes once it has
+// left; for one with its key, free throughout (its own client, moving);
+// a yielded member is not admitted; a refused member leaves no key
+// behind.
 func TestClaimed(t *testing.T) {
 	r := router.New(router.Config{DefaultTimeout: 60e9})
 	ch, id := uuid.New(), uuid.New()
@@ -33,11 +34,16 @@ func TestClaimed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want("joining", right, router.ClaimJoining)
+	want("joining, a claim with another key", wrong, router.ClaimJoining)
+	want("joining, a claim without a key", nil, router.ClaimJoining)
 	if !m.Admit() {
 		t.Fatal("Admit of a joining member: false, want true")
 	}
-	want("admitted, the claim with its key", right, router.ClaimHeld)
+	want("admitted, a claim with another key", wrong, router.ClaimHeld)
+	want("admitted, a claim without a key", nil, router.ClaimHeld)
+	// Its own client, moving to another node while this connection
+	// lingers (a drain, or a loss not yet seen here).
+	want("admitted, a claim with its key", right, router.ClaimFree)
 	m.Leave()
 	want("left, a claim without its key", nil, router.ClaimHeld)
 	want("left, a claim with another key", wrong, router.ClaimHeld)
