@@ -120,7 +120,7 @@ func (c *Cluster) handleClaimedLocked(n *peerNode, body []byte) {
 		c.resetLinkLocked(n, err.Error())
 		return
 	}
-	if p := c.pending[token]; p != nil && p.member != nil {
+	if p := c.pending[token]; p != nil {
 		if refused {
 			p.refuseLocked(n.name)
 		} else {
@@ -129,13 +129,10 @@ func (c *Cluster) handleClaimedLocked(n *peerNode, body []byte) {
 	}
 }
 
-// admitLocked ends m's join (nil: a join that claims no ID): admitted,
-// unless a node refused its claim (p) or it yielded its ID to another
-// node's join.
+// admitLocked ends m's join: admitted, unless a node refused its claim
+// (p; nil when no node was asked) or it yielded its ID to another node's
+// join.
 func (c *Cluster) admitLocked(m *router.Member, p *pendingAck) error {
-	if m == nil {
-		return nil
-	}
 	if p != nil && p.refusedBy != "" {
 		return wire.Errorf(wire.CodeConflict, "client ID %x is taken on node %s of the bus (connected there, or left it within %s with another key, or joining there at the same time)", m.ID(), p.refusedBy, router.KeyMemory)
 	}

@@ -60,12 +60,11 @@ type peerNode struct {
 }
 
 // pendingAck is a join waiting for the other nodes to acknowledge its
-// state and, for a client's join, to answer its claim on the client ID
-// (clientids.go).
+// state and to answer its claim on the client ID (clientids.go).
 type pendingAck struct {
 	waiting   map[*peerNode]bool // nodes yet to acknowledge the state
 	claims    map[*peerNode]bool // nodes yet to answer the claim
-	member    *router.Member     // the member whose ID is claimed, or nil
+	member    *router.Member     // the member whose join it is
 	claim     []byte             // the claim's message body
 	refusedBy string             // the node that refused the claim
 	done      chan struct{}
@@ -210,20 +209,17 @@ func (c *Cluster) AttachRouter(r *router.Router) error {
 	return nil
 }
 
-// Joined returns once every node this one believes alive (liveness.go)
-// has acknowledged that a client joined channel here, or after
+// Admit returns once every node this one believes alive (liveness.go)
+// has acknowledged that m's client joined m's channel here, or after
 // joinAckTimeout: from then on a request sent on any of them counts the
-// client as a peer. Every node is sent the join; only the live ones are
-// waited for. Admit is Joined for a client's join.
-func (c *Cluster) Joined(channel wire.ID) { _ = c.joined(channel, nil) }
-
-// Admit is Joined for m's join, which also claims m's client ID on the
-// bus (clientids.go): it fails with code conflict if another node has the
-// ID, and then the caller removes m (router.Member.LeaveRefused) and
-// refuses the join. The Server calls it before it acknowledges the join.
-func (c *Cluster) Admit(m *router.Member) error { return c.joined(m.Channel(), m) }
-
-func (c *Cluster) joined(channel wire.ID, m *router.Member) error {
+// client as a peer (the visibility rule). Every node is sent the join;
+// only the live ones are waited for. The join also claims m's client ID
+// on the bus (clientids.go): Admit fails with code conflict if another
+// node has the ID, and then the caller removes m
+// (router.Member.LeaveRefused) and refuses the join. The Server calls it
+// before it acknowledges the join.
+func (c *Cluster) Admit(m *router.Member) error {
+	channel := m.Channel()
 	c.mu.Lock()
 	alone := c.r == nil || len(c.nodes) == 0
 	if alone {
@@ -239,17 +235,15 @@ func (c *Cluster) joined(channel wire.ID, m *router.Member) error {
 	}
 	c.token++
 	token := c.token
-	p := &pendingAck{waiting: map[*peerNode]bool{}, claims: map[*peerNode]bool{}, member: m, done: make(chan struct{})}
-	if m != nil {
-		p.claim = appendClaim(nil, token, channel, m.ID(), m.KeyHash())
-	}
+	p := &pendingAck{waiting: map[*peerNode]bool{}, claims: map[*peerNode]bool{}, member: m, done: make(chan struct{}),
+		claim: appendClaim(nil, token, channel, m.ID(), m.KeyHash())}
 	nodes := make([]*peerNode, 0, len(c.nodes))
 	now := time.Now()
 	for _, n := range c.nodes {
 		nodes = append(nodes, n)
 		if c.awaitedLocked(n, now, routes) {
 			p.waiting[n] = true
-			if m != nil && n.answersClaims {
+			if n.answersClaims {
 				p.claims[n] = true
 			}
 		}
@@ -257,11 +251,9 @@ func (c *Cluster) joined(channel wire.ID, m *router.Member) error {
 	p.checkLocked()
 	c.pending[token] = p
 	c.mu.Unlock()
-	if m != nil {
-		// The claim goes first: a node's refusal comes before its ack of
-		// the state, even from one whose answer is not waited for.
-		c.sendClaim(nodes, p)
-	}
+	// The claim goes first: a node's refusal comes before its ack of the
+	// state, even from one whose answer is not waited for.
+	c.sendClaim(nodes, p)
 	c.sendState(nodes, []wire.ID{channel}, token)
 	deadline := time.NewTimer(joinAckTimeout)
 	check := time.NewTicker(joinCheck)
