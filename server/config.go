@@ -142,11 +142,12 @@ type Cluster interface {
 // routingCluster is what package cluster's nodes implement besides Cluster
 // to route requests across nodes: they get the server's router, and each
 // join waits until the other nodes have seen it (docs/PROTOCOL.md section
-// 21, the visibility rule).
+// 21, the visibility rule) and admitted its client ID (21.5): Admit fails
+// with code conflict if another node has it.
 type routingCluster interface {
 	Cluster
 	AttachRouter(r *router.Router) error
-	Joined(channel wire.ID)
+	Admit(m *router.Member) error
 	// NodeNames names the nodes this one sees, itself first;
 	// ChannelMembers counts a channel's members on the other nodes.
 	NodeNames() []string

@@ -221,7 +221,12 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 	}
 	conn.SetAccount(m.Account())
 	if rc, ok := s.cfg.Cluster.(routingCluster); ok {
-		rc.Joined(h.ChannelID) // every node sees the client before its Dial returns
+		// Every node sees the client before its Dial returns, and none
+		// has its ID (docs/PROTOCOL.md section 21.5).
+		if err := rc.Admit(m); err != nil {
+			m.LeaveRefused()
+			return &h, err
+		}
 	}
 	if c.name == "" {
 		c.name = s.channelName(h.ChannelID)
