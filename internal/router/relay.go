@@ -148,12 +148,16 @@ func (ch *channel) grantAmountLocked(req *request, response, hold bool) int {
 		return 0
 	}
 	window := req.payer(response).window() // the upstream's
-	if !response {
+	if !response && req.sender.remote == 0 {
 		// A request body's window grows with what it has carried, to
 		// twice its bytes so far (slow start): a body that has sent 16 KiB
 		// is granted 16 KiB more, not a whole window, and is charged for
 		// what it may really come to hold. A long body doubles its window
-		// every grant and reaches the full one after 256 KiB.
+		// every grant and reaches the full one after 256 KiB. Not on the
+		// hop between nodes, whose streams share one member's budget:
+		// there, bodies growing their windows together stalled under
+		// memory pressure (TestCrossNodeMemoryBudget, 3 runs of 6 on a
+		// loaded machine), and each takes the whole window, in turn.
 		window = min(window, 2*max(int(min(rl.bytes, int64(window))), wire.InitialRequestCredit))
 	}
 	// Grant only once the upstream is running low: half a window left, or
