@@ -16,35 +16,42 @@ import (
 // number, the reader's error (io.EOF at the end) and the error sending
 // failed with, if it did. Send and Respond stream every body through it.
 //
+// In protocol v3 the start frame carries headers, the stream's encoded
+// header block, first (then the body, when it is whole); the caller
+// leaves room for it in n. headers is nil before v3 and for pieces
+// without a start frame.
+//
 // The frames are queued under w's lock, and only while w is open: the
 // connection's reader ends a stream's window before it handles the next
 // frame it read, so once the client has read the end of a stream no frame
 // of it is queued after anything the reader answers later (the pong that
 // lets the server forget the stream, in particular). A piece for an ended
 // window is dropped and the window's error returned.
-func (c *Client) sendPiece(w *sendWindow, flags wire.Flags, id ID, body io.Reader, n int, seq uint32, start *wire.Header) (got int, next uint32, rerr, serr error) {
-	return c.sendPieceKeeping(w, flags, id, body, n, seq, start, nil, nil)
+func (c *Client) sendPiece(w *sendWindow, flags wire.Flags, id ID, body io.Reader, n int, seq uint32, start *wire.Header, headers []byte) (got int, next uint32, rerr, serr error) {
+	return c.sendPieceKeeping(w, flags, id, body, n, seq, start, headers, nil, nil)
 }
 
 // sendPieceKeeping is sendPiece that also shows the piece to rp (when not
 // nil) before sending it, so that a request can be sent again, and hands
 // sent (when not nil) to the connection with the start frame: a
 // frame.TakeNotifier learns when the writer takes it for writing.
-func (c *Client) sendPieceKeeping(w *sendWindow, flags wire.Flags, id ID, body io.Reader, n int, seq uint32, start *wire.Header, rp *replay, sent frame.SentNotifier) (got int, next uint32, rerr, serr error) {
-	buf := frame.GetBuffer(n)
-	got, rerr = fill(body, buf)
+func (c *Client) sendPieceKeeping(w *sendWindow, flags wire.Flags, id ID, body io.Reader, n int, seq uint32, start *wire.Header, headers []byte, rp *replay, sent frame.SentNotifier) (got int, next uint32, rerr, serr error) {
+	hl := len(headers) // the body is read after the header block
+	buf := frame.GetBuffer(hl + n)
+	copy(buf, headers)
+	got, rerr = fill(body, buf[hl:hl+n])
 	if rerr == nil && got == n && start != nil && drained(body) {
 		rerr = io.EOF // a body of exactly n bytes fits its first frame too
 	}
 	if rp != nil {
-		rp.keepPiece(buf[:got], rerr == io.EOF)
+		rp.keepPiece(buf[hl:hl+got], rerr == io.EOF)
 	}
 	var frames [3]frame.Frame
 	count := 0
 	if start != nil && rerr == io.EOF && c.opts.version >= wire.Version2 {
 		// v2: a body that fits its first frame travels in the start
 		// frame, which is then the whole stream.
-		frames[0] = frame.Frame{Header: *start, Payload: buf[:got], Pooled: true}
+		frames[0] = frame.Frame{Header: *start, Payload: buf[:hl+got], Pooled: true}
 		frames[0].Header.Final = true
 		count = 1
 		seq = 3
@@ -53,6 +60,14 @@ func (c *Client) sendPieceKeeping(w *sendWindow, flags wire.Flags, id ID, body i
 	}
 	if start != nil {
 		frames[0] = frame.Frame{Header: *start}
+		if hl > 0 {
+			// v3: the start frame carries the header block alone, and
+			// the body moves to the front of its buffer (the pool knows
+			// buffers by their capacity).
+			frames[0].Payload, frames[0].Pooled = frame.GetBuffer(hl), true
+			copy(frames[0].Payload, headers)
+			buf = buf[:copy(buf, buf[hl:hl+got])]
+		}
 		count = 1
 	}
 	if got > 0 || seq == 1 {

@@ -17,9 +17,12 @@ const defaultCallLimit = 64 << 20
 // The response may be at most the server's MaxMessageBytes, or 64 MiB when
 // the server sets no limit. A longer response fails Call with an error
 // matching ErrTooLarge, and the request is cancelled at its receiver.
-func (c *Client) Call(ctx context.Context, body []byte) ([]byte, error) {
+//
+// Options: WithHeader sends headers with the request, ResponseHeader
+// collects the response's.
+func (c *Client) Call(ctx context.Context, body []byte, opts ...CallOption) ([]byte, error) {
 	resp := &cappedBuffer{limit: c.callLimit}
-	if err := c.Send(ctx, bytes.NewReader(body), resp); err != nil {
+	if err := c.Send(ctx, bytes.NewReader(body), resp, opts...); err != nil {
 		return nil, err
 	}
 	return resp.buf, nil

@@ -35,6 +35,10 @@ type Client struct {
 	addrs      []string // Dial's addr, then WithServers'
 
 	conn atomic.Pointer[clientConn] // the current connection, live or lost; replaced under mu
+	// pushLimit is the server's limit on the polls, held requests and
+	// push credit of one connection, from the last join's answer (0: not
+	// announced): Serve's push credit stays within it (PROTOCOL.md §7).
+	pushLimit atomic.Int64
 
 	mu      sync.Mutex
 	sends   map[ID]*sendCall // Sends in flight, by request ID
@@ -111,7 +115,7 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 		o.pingInterval = DefaultPingInterval
 	}
 	if o.version == 0 {
-		o.version = wire.Version2 // tests set 1 (WithProtocolVersion)
+		o.version = wire.Version3 // tests set 1 or 2 (WithProtocolVersion)
 	}
 	if o.reconnect.MaxAttempts >= 0 {
 		o.reconnect = o.reconnect.withDefaults()
@@ -206,13 +210,14 @@ func (c *Client) connect(ctx context.Context, addr string) (net.Conn, int64, err
 		nc = tc
 	}
 	answer := &answerRecorder{Conn: nc}
-	maxMessage, err := handshake(ctx, answer, o.version, c.id, c.channel, string(wire.AppendJoinPayload(nil, o.token, o.channelName, c.key)))
+	settings, err := handshake(ctx, answer, o.version, c.id, c.channel, string(wire.AppendJoinPayload(nil, o.token, o.channelName, c.key)))
 	if err != nil {
 		err = answer.explain(ctx, err)
 		nc.Close()
 		return nil, 0, err
 	}
-	return nc, maxMessage, nil
+	c.pushLimit.Store(settings.maxPolls)
+	return nc, settings.maxMessage, nil
 }
 
 // newConn makes a joined connection, to addrs[idx], the client's current
@@ -236,9 +241,15 @@ func (c *Client) start(cc *clientConn) {
 	cc.conn.Start(func(f frame.Frame) error { return c.handle(cc, f) })
 }
 
+// joinSettings are what a join's answer announces (PROTOCOL.md §7).
+type joinSettings struct {
+	maxMessage int64 // the server's MaxMessageBytes; 0 = none
+	maxPolls   int64 // its limit on a connection's polls, held requests and push credit; 0 = not announced
+}
+
 // handshake sends the join frame and reads the server's answer, before the
 // connection's goroutines start.
-func handshake(ctx context.Context, nc net.Conn, version uint8, clientID, channel ID, token string) (maxMessage int64, err error) {
+func handshake(ctx context.Context, nc net.Conn, version uint8, clientID, channel ID, token string) (settings joinSettings, err error) {
 	if dl, ok := ctx.Deadline(); ok {
 		nc.SetDeadline(dl)
 		defer nc.SetDeadline(time.Time{})
@@ -247,39 +258,42 @@ func handshake(ctx context.Context, nc net.Conn, version uint8, clientID, channe
 	defer stop()
 
 	if len(token) > wire.MaxFramePayload {
-		return 0, fmt.Errorf("socketbus: join: token of %d bytes is over %d", len(token), wire.MaxFramePayload)
+		return joinSettings{}, fmt.Errorf("socketbus: join: token of %d bytes is over %d", len(token), wire.MaxFramePayload)
 	}
 	join := wire.Header{Version: version, Type: wire.TypeStart, Flags: wire.FlagJoin,
 		RequestID: uuid.New(), ClientID: clientID, ChannelID: channel, Final: true, Length: uint32(len(token))}
 	if _, err := nc.Write(append(wire.AppendHeader(nil, &join), token...)); err != nil {
-		return 0, joinErr(ctx, err)
+		return joinSettings{}, joinErr(ctx, err)
 	}
 	var hdr [wire.HeaderSize]byte
 	if _, err := io.ReadFull(nc, hdr[:]); err != nil {
-		return 0, joinErr(ctx, err)
+		return joinSettings{}, joinErr(ctx, err)
 	}
 	h, _, err := wire.ParseHeader(hdr[:])
 	if err != nil {
-		return 0, fmt.Errorf("socketbus: join: %w: %w", ErrProtocol, err)
+		return joinSettings{}, fmt.Errorf("socketbus: join: %w: %w", ErrProtocol, err)
 	}
 	payload := make([]byte, h.Length)
 	if _, err := io.ReadFull(nc, payload); err != nil {
-		return 0, joinErr(ctx, err)
+		return joinSettings{}, joinErr(ctx, err)
 	}
 	switch {
 	case h.Type == wire.TypeStart && h.Flags == wire.FlagJoin && h.RequestID == join.RequestID:
 		if len(payload) >= 8 {
-			maxMessage = int64(binary.BigEndian.Uint64(payload))
+			settings.maxMessage = int64(binary.BigEndian.Uint64(payload))
 		}
-		return maxMessage, nil
+		if len(payload) >= 12 {
+			settings.maxPolls = int64(binary.BigEndian.Uint32(payload[8:]))
+		}
+		return settings, nil
 	case h.Type == wire.TypeError:
-		e, perr := wire.ParseError(payload)
+		e, perr := wire.ParseErrorVersion(h.Version, payload, wire.MaxHeaderBlock)
 		if perr != nil {
-			return 0, fmt.Errorf("socketbus: join: %w: %w", ErrProtocol, perr)
+			return joinSettings{}, fmt.Errorf("socketbus: join: %w: %w", ErrProtocol, perr)
 		}
-		return 0, fmt.Errorf("socketbus: join refused: %w", errorFromWire(e))
+		return joinSettings{}, fmt.Errorf("socketbus: join refused: %w", errorFromWire(e))
 	}
-	return 0, fmt.Errorf("socketbus: join: %w: unexpected answer %s", ErrProtocol, h)
+	return joinSettings{}, fmt.Errorf("socketbus: join: %w: unexpected answer %s", ErrProtocol, h)
 }
 
 func joinErr(ctx context.Context, err error) error {

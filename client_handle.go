@@ -59,7 +59,7 @@ func (c *Client) handle(cc *clientConn, f frame.Frame) error {
 		return nil
 	case 0:
 		defer f.Release()
-		e, err := wire.ParseError(f.Payload)
+		e, err := c.parseError(&f)
 		if err != nil {
 			return err
 		}
@@ -126,7 +126,7 @@ func (c *Client) handleRequestFrame(cc *clientConn, f frame.Frame) error {
 		}
 	case h.Type == wire.TypeEnd: // the whole body reached the server
 	case h.Type == wire.TypeError:
-		e, err := wire.ParseError(f.Payload)
+		e, err := c.parseError(&f)
 		if err != nil {
 			return err
 		}
@@ -158,11 +158,16 @@ func (c *Client) handleResponseFrame(cc *clientConn, f frame.Frame) error {
 	h := &f.Header
 	if h.Type == wire.TypeError {
 		defer f.Release()
-		e, err := wire.ParseError(f.Payload)
+		e, err := c.parseError(&f)
 		if err != nil {
 			return err
 		}
 		if call := c.sendCall(cc, h.RequestID); call != nil {
+			if len(e.Headers) > 0 {
+				if _, err := call.setResponseHeader(e.Headers); err != nil {
+					return err
+				}
+			}
 			call.finish(errorFromWire(e))
 		} else if r := c.heldRequest(cc, h.RequestID); r != nil {
 			r.abort(errorFromWire(e)) // our response was refused
@@ -180,12 +185,27 @@ func (c *Client) handleResponseFrame(cc *clientConn, f frame.Frame) error {
 			f.Release()
 			return wire.Errorf(wire.CodeProtocol, "response start frame with sequence %d, or a second one", h.Sequence)
 		}
-		if h.Final && c.opts.version >= wire.Version2 {
-			return call.resp.pushWhole(f) // v2: the whole response in one frame
+		hlen := 0
+		if c.opts.version >= wire.Version3 {
+			n, err := call.setResponseHeader(f.Payload)
+			if err != nil {
+				f.Release()
+				return err
+			}
+			hlen = n
 		}
+		if h.Final && c.opts.version >= wire.Version2 {
+			// v2: the whole response in one frame (in v3 after its
+			// header block, which the stream skips).
+			return call.resp.pushWhole(f, hlen)
+		}
+		n := len(f.Payload)
 		f.Release()
 		if h.Final {
 			return wire.Errorf(wire.CodeProtocol, "a whole response on a version %d connection", c.opts.version)
+		}
+		if n != hlen {
+			return wire.Errorf(wire.CodeProtocol, "a response start frame with %d bytes after its header block", n-hlen)
 		}
 		return nil
 	}
@@ -209,7 +229,7 @@ func (c *Client) handleReceiveFrame(cc *clientConn, f frame.Frame) error {
 		return c.deliver(cc, h, f.Payload)
 	case wire.TypeError:
 		defer f.Release()
-		e, err := wire.ParseError(f.Payload)
+		e, err := c.parseError(&f)
 		if err != nil {
 			return err
 		}
@@ -232,4 +252,10 @@ func (c *Client) handleReceiveFrame(cc *clientConn, f frame.Frame) error {
 		return nil // answered or aborted already
 	}
 	return r.body.push(f)
+}
+
+// parseError decodes an error frame's payload in the layout of its
+// version.
+func (c *Client) parseError(f *frame.Frame) (*wire.Error, error) {
+	return wire.ParseErrorVersion(f.Header.Version, f.Payload, wire.MaxHeaderBlock)
 }

@@ -45,6 +45,11 @@ func (c *Client) startPush(n int) *pushState {
 	if c.push != nil || c.err != nil || c.link.closing {
 		return nil
 	}
+	if limit := c.pushLimit.Load(); limit > 0 && int64(n) > limit {
+		// The server grants no credit past its limit (PROTOCOL.md §20.3):
+		// asking for more would leave the two counts apart.
+		n = int(limit)
+	}
 	p := &pushState{n: n, batch: max(1, n/8),
 		wake: make(chan struct{}, 1), stopped: make(chan struct{})}
 	c.push = p
@@ -117,7 +122,7 @@ func (c *Client) handlePushFrame(cc *clientConn, f frame.Frame) error {
 		c.mu.Unlock()
 		return nil
 	case wire.TypeError:
-		e, err := wire.ParseError(f.Payload)
+		e, err := c.parseError(&f)
 		if err != nil {
 			return err
 		}

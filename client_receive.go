@@ -151,7 +151,7 @@ func (c *Client) requeue(r *Request) {
 // cc.
 func (c *Client) deliver(cc *clientConn, h *wire.Header, payload []byte) error {
 	whole := h.Final && c.opts.version >= wire.Version2
-	if len(payload) != 16 && !(whole && len(payload) >= 16) {
+	if len(payload) < 16 || (len(payload) != 16 && !whole && c.opts.version < wire.Version3) {
 		return wire.Errorf(wire.CodeProtocol, "a delivered request's start frame carries the 16-byte receive ID, got %d bytes", len(payload))
 	}
 	if h.Final && !whole {
@@ -159,6 +159,17 @@ func (c *Client) deliver(cc *clientConn, h *wire.Header, payload []byte) error {
 	}
 	pollID := ID(payload[:16])
 	r := &Request{ID: h.RequestID, From: h.ClientID, c: c, cc: cc}
+	body := payload[16:]
+	if c.opts.version >= wire.Version3 {
+		hdr, n, err := decodeHeaders(body)
+		if err != nil {
+			return err
+		}
+		r.Header, body = hdr, body[n:]
+		if !whole && len(body) != 0 {
+			return wire.Errorf(wire.CodeProtocol, "a delivered request's start frame with %d bytes after its header block", len(body))
+		}
+	}
 	r.window.init()
 	r.window.cc = cc
 	r.body = newInStream(c, wire.FlagReceive, r.ID)
@@ -166,7 +177,7 @@ func (c *Client) deliver(cc *clientConn, h *wire.Header, payload []byte) error {
 	r.Body = r.body
 	r.deadline = time.Now().Add(time.Duration(h.TimeoutMillis) * time.Millisecond)
 	if whole {
-		r.body.setWhole(payload[16:])
+		r.body.setWhole(body)
 	}
 	pushed := c.opts.version >= wire.Version2 && pollID == (ID{})
 

@@ -28,6 +28,25 @@ type sendCall struct {
 	delivery deliveryFacts
 	// replayable says its body can be sent again from the start.
 	replayable atomic.Bool
+	// respHeader is the response's headers (v3), set by the reader when
+	// the response starts or the Fail arrives, if the caller asked for
+	// them (wantHeader).
+	wantHeader bool
+	respHeader atomic.Pointer[Header]
+}
+
+// setResponseHeader records the response's headers from the header block
+// at the front of p, when the caller asked for them, and returns the bytes
+// the block took.
+func (call *sendCall) setResponseHeader(p []byte) (int, error) {
+	if !call.wantHeader {
+		return wire.CheckHeaderBlock(p, wire.MaxHeaderBlock)
+	}
+	h, n, err := decodeHeaders(p)
+	if err == nil && h != nil {
+		call.respHeader.Store(&h)
+	}
+	return n, err
 }
 
 // FrameTaken records that the connection's writer took the request's
@@ -87,10 +106,36 @@ func (call *sendCall) finish(err error) {
 // (Call's is), or it fitted in the first frame. Otherwise Send fails with
 // ErrNotDelivered (retrying is safe), or with ErrDisconnected when the
 // request may have reached a receiver; it is then never sent again.
-func (c *Client) Send(ctx context.Context, body io.Reader, resp io.Writer) error {
+//
+// Options: WithHeader sends headers with the request, ResponseHeader
+// collects the response's. The client's interceptors (WithInterceptor)
+// wrap the call.
+func (c *Client) Send(ctx context.Context, body io.Reader, resp io.Writer, opts ...CallOption) error {
+	cfg := callOptions(opts)
+	if len(c.opts.interceptors) > 0 {
+		return c.intercept(ctx, cfg, func(ctx context.Context, cfg *callConfig) error {
+			return c.send1(ctx, body, resp, cfg)
+		})
+	}
+	return c.send1(ctx, body, resp, cfg)
+}
+
+// send1 is Send past the interceptors; cfg may be nil.
+func (c *Client) send1(ctx context.Context, body io.Reader, resp io.Writer, cfg *callConfig) error {
 	if err := ctx.Err(); err != nil {
 		return ctxError(ctx)
 	}
+	var hs headerState
+	if cfg != nil {
+		var err error
+		if hs.block, err = encodeHeaders(c.opts.version, cfg.header); err != nil {
+			return err
+		}
+		hs.dst = cfg.respHeader
+	} else if c.opts.version >= wire.Version3 {
+		hs.block = wire.NoHeaders
+	}
+	defer hs.store()
 	if body == nil {
 		body = eofReader{}
 	}
@@ -102,7 +147,7 @@ func (c *Client) Send(ctx context.Context, body io.Reader, resp io.Writer) error
 		if err != nil {
 			return unsentError(err) // every attempt so far was unseen
 		}
-		err = c.sendAttempt(ctx, id, body, &rp, resp)
+		err = c.sendAttempt(ctx, id, body, &rp, resp, &hs)
 		switch {
 		case errors.Is(err, errRetryHere):
 			if err := c.pause(ctx); err != nil {
@@ -126,7 +171,7 @@ func (c *Client) Send(ctx context.Context, body io.Reader, resp io.Writer) error
 
 // sendAttempt sends the request once, on the current connection, and reads
 // its response.
-func (c *Client) sendAttempt(ctx context.Context, id ID, body io.Reader, rp *replay, resp io.Writer) error {
+func (c *Client) sendAttempt(ctx context.Context, id ID, body io.Reader, rp *replay, resp io.Writer, hs *headerState) error {
 	var timeoutMillis uint64
 	if dl, ok := ctx.Deadline(); ok {
 		left := time.Until(dl)
@@ -135,8 +180,9 @@ func (c *Client) sendAttempt(ctx context.Context, id ID, body io.Reader, rp *rep
 		}
 		timeoutMillis = uint64((left + time.Millisecond - 1) / time.Millisecond)
 	}
-	call := &sendCall{c: c, id: id}
+	call := &sendCall{c: c, id: id, wantHeader: hs.dst != nil}
 	call.window.init()
+	defer hs.took(call)
 	call.resp = newInStream(c, wire.FlagResponse, call.id)
 	call.replayable.Store(rp.seekable())
 	c.mu.Lock()
@@ -162,7 +208,7 @@ func (c *Client) sendAttempt(ctx context.Context, id ID, body io.Reader, rp *rep
 	// the end frame too: one write for the whole request.
 	start := c.header(wire.TypeStart, wire.FlagRequest, call.id)
 	start.TimeoutMillis = timeoutMillis
-	n, seq, rerr, serr := c.sendPieceKeeping(&call.window, wire.FlagRequest, call.id, body, wire.InitialRequestCredit, 1, &start, rp, call)
+	n, seq, rerr, serr := c.sendPieceKeeping(&call.window, wire.FlagRequest, call.id, body, wire.InitialRequestCredit, 1, &start, hs.block, rp, call)
 	if rp.replayable() {
 		call.replayable.Store(true)
 	}
@@ -188,7 +234,7 @@ func (c *Client) sendAttempt(ctx context.Context, id ID, body io.Reader, rp *rep
 		go func() { uploaded <- call.upload(body, seq) }()
 	}
 
-	err := c.readResponse(ctx, call, resp)
+	err := c.readResponse(ctx, call, resp, hs)
 	call.finish(ErrClosed) // stop the uploader if it is still going
 	if uploaded != nil {
 		if uerr := <-uploaded; uerr != nil && err != nil && !isCtxErr(err) && !errors.Is(err, errResend) {
@@ -198,8 +244,11 @@ func (c *Client) sendAttempt(ctx context.Context, id ID, body io.Reader, rp *rep
 	return err
 }
 
-// readResponse copies the response stream into resp until it ends.
-func (c *Client) readResponse(ctx context.Context, call *sendCall, resp io.Writer) error {
+// readResponse copies the response stream into resp until it ends. The
+// caller's response headers are stored before the first byte is written
+// to resp.
+func (c *Client) readResponse(ctx context.Context, call *sendCall, resp io.Writer, hs *headerState) error {
+	first := true
 	for {
 		piece, err := call.resp.next(ctx)
 		if err == io.EOF {
@@ -212,6 +261,11 @@ func (c *Client) readResponse(ctx context.Context, call *sendCall, resp io.Write
 			}
 			return err
 		}
+		if first && hs.dst != nil {
+			hs.took(call)
+			hs.store()
+		}
+		first = false
 		if resp != nil {
 			if _, werr := resp.Write(piece); werr != nil {
 				call.resp.consume(len(piece))
@@ -232,7 +286,7 @@ func (call *sendCall) upload(body io.Reader, seq uint32) error {
 		if err != nil {
 			return nil // the call is over
 		}
-		got, next, rerr, serr := c.sendPiece(&call.window, wire.FlagRequest, call.id, body, n, seq, nil)
+		got, next, rerr, serr := c.sendPiece(&call.window, wire.FlagRequest, call.id, body, n, seq, nil, nil)
 		seq = next
 		if got < n {
 			call.window.add(n - got) // give back what this chunk did not use
@@ -310,3 +364,30 @@ func fill(r io.Reader, buf []byte) (int, error) {
 type eofReader struct{}
 
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// headerState is a Send's headers: the request's encoded header block,
+// and where the response's go (nil: the caller did not ask).
+type headerState struct {
+	block []byte
+	dst   *Header
+	got   Header
+}
+
+// took keeps the response headers an attempt's call received.
+func (hs *headerState) took(call *sendCall) {
+	if h := call.respHeader.Load(); h != nil {
+		hs.got = *h
+	}
+}
+
+// store gives the caller the response's headers: an empty Header when
+// there were none.
+func (hs *headerState) store() {
+	if hs.dst == nil {
+		return
+	}
+	if hs.got == nil {
+		hs.got = Header{}
+	}
+	*hs.dst = hs.got
+}

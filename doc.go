@@ -84,7 +84,29 @@
 // cancelled. Cancelling Send's context cancels the request at the receiver
 // too. Every request ends exactly once — with its response, an error or a
 // timeout: ErrPeerGone when the other side disconnects, a *RemoteError when
-// the receiver calls Request.Fail, ErrServerClosed during Server.Shutdown.
+// the receiver calls Request.Fail (with the application's Code when it gave
+// one), ErrServerClosed during Server.Shutdown.
+//
+// # Headers, error codes and middleware
+//
+// A request and its response carry headers (protocol version 3): the
+// call options WithHeader(h) and ResponseHeader(&h) on Call and Send, and
+// on the receiving side Request.Header and Request.ResponseHeader(), which
+// the handler sets before Respond or Fail. Header is a multimap with
+// case-insensitive keys, like net/http's. A handler that fails with
+// Fail(&RemoteError{Code: "not_found", Message: "no such order"}) gives the
+// caller's *RemoteError that Code, so callers can branch on it. A client
+// or server that speaks version 1 or 2 sees no headers and no codes
+// (docs/PROTOCOL.md section 23.4).
+//
+// WithInterceptor wraps every Call and Send of a Client: an Interceptor
+// sees the call's CallInfo (its channel, the request headers it may
+// change, the response headers after invoke) and its error. Handler
+// middleware is plain Go, func(Handler) Handler. Package
+// github.com/socketbus/socketbus/otel has one of each for OpenTelemetry:
+// W3C trace context travels in the headers, and the handler's span is the
+// caller's child, across the nodes of a bus too. This package does not
+// link OpenTelemetry.
 //
 // # When the server goes away
 //
@@ -177,7 +199,8 @@
 // This package is the client: client*.go (Client: dialling and
 // reconnecting, sending, receiving, the frame handler), serve.go and
 // call.go, request.go, stream.go (incoming bodies), body_writer.go and
-// credit.go (outgoing bodies), options.go and reconnect_options.go (Dial's
+// credit.go (outgoing bodies), header.go and call_options.go (headers,
+// call options, interceptors), options.go and reconnect_options.go (Dial's
 // options). Package server is the server; package cluster joins servers
 // into one bus. internal/wire is the codec, internal/frameconn the framed
 // connection, internal/router the routing state with no sockets,

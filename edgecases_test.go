@@ -250,20 +250,28 @@ func checkEmptyStream(t *testing.T, what string, fs []recordedFrame) {
 
 // checkWholeStream checks that fs is one v2 whole frame: a final start
 // whose payload is the body (after the 16-byte receive ID, on delivery).
-func checkWholeStream(t *testing.T, what string, fs []recordedFrame, bodyOffset int) {
+//
+// In version 3 the start frame carries an empty header block (2 bytes)
+// after the first bodyOffset bytes of its payload (the receive ID of a
+// delivery).
+func checkWholeStream(t *testing.T, what string, fs []recordedFrame, version uint8, bodyOffset int) {
 	t.Helper()
-	if len(fs) != 1 || fs[0].h.Type != wire.TypeStart || !fs[0].h.Final || fs[0].h.Version != wire.Version2 || len(fs[0].payload) != bodyOffset {
+	if version >= wire.Version3 {
+		bodyOffset += wire.HeaderBlockLenSize
+	}
+	if len(fs) != 1 || fs[0].h.Type != wire.TypeStart || !fs[0].h.Final || fs[0].h.Version != version || len(fs[0].payload) != bodyOffset {
 		var types []string
 		for _, f := range fs {
 			types = append(types, fmt.Sprintf("v%d %v/final %v/%d bytes", f.h.Version, f.h.Type, f.h.Final, len(f.payload)))
 		}
-		t.Errorf("%s: got frames %v, want one v2 final start of %d bytes", what, types, bodyOffset)
+		t.Errorf("%s: got frames %v, want one v%d final start of %d bytes", what, types, version, bodyOffset)
 	}
 }
 
 func TestEdgeEmptyBody(t *testing.T) {
 	t.Run("v1", func(t *testing.T) { testEdgeEmptyBody(t, 1) })
 	t.Run("v2", func(t *testing.T) { testEdgeEmptyBody(t, 2) })
+	t.Run("v3", func(t *testing.T) { testEdgeEmptyBody(t, 3) })
 }
 
 func testEdgeEmptyBody(t *testing.T, version uint8) {
@@ -311,12 +319,12 @@ func testEdgeEmptyBody(t *testing.T, version uint8) {
 		t.Fatalf("sender got a response of %d bytes, want 0", resp.Len())
 	}
 
-	if version == 2 {
+	if version >= 2 {
 		// On the wire: one whole frame each way, on every hop.
-		checkWholeStream(t, "request, client to server", streamFrames(pa.frames(t, true), r.id, wire.FlagRequest), 0)
-		checkWholeStream(t, "request, server to receiver", streamFrames(pb.frames(t, false), r.id, wire.FlagReceive), 16)
-		checkWholeStream(t, "response, receiver to server", streamFrames(pb.frames(t, true), r.id, wire.FlagResponse), 0)
-		checkWholeStream(t, "response, server to sender", streamFrames(pa.frames(t, false), r.id, wire.FlagResponse), 0)
+		checkWholeStream(t, "request, client to server", streamFrames(pa.frames(t, true), r.id, wire.FlagRequest), version, 0)
+		checkWholeStream(t, "request, server to receiver", streamFrames(pb.frames(t, false), r.id, wire.FlagReceive), version, 16)
+		checkWholeStream(t, "response, receiver to server", streamFrames(pb.frames(t, true), r.id, wire.FlagResponse), version, 0)
+		checkWholeStream(t, "response, server to sender", streamFrames(pa.frames(t, false), r.id, wire.FlagResponse), version, 0)
 		return
 	}
 	// On the wire: one empty chunk each way, on every hop.

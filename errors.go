@@ -79,11 +79,27 @@ func (*timeoutError) Is(target error) bool {
 }
 
 // RemoteError is returned by Send when the receiver answered with
-// Request.Fail: Message is the text of the error it failed with.
-type RemoteError struct{ Message string }
+// Request.Fail: Message is the text of the error it failed with, and Code
+// the application's error code when the handler failed with a
+// *RemoteError that has one (protocol v3; "" otherwise). A handler fails
+// with Fail(&RemoteError{Code: "not_found", Message: "no such order"}) to
+// let its callers branch on Code.
+//
+// A Code is at most 64 RFC 9110 token characters (letters, digits and
+// !#$%&'*+-.^_`|~).
+type RemoteError struct {
+	Code    string
+	Message string
+}
 
-// Error returns the message, prefixed to say it came from the receiver.
-func (e *RemoteError) Error() string { return "socketbus: remote error: " + e.Message }
+// Error returns the code and message, prefixed to say they came from the
+// receiver.
+func (e *RemoteError) Error() string {
+	if e.Code != "" {
+		return "socketbus: remote error " + e.Code + ": " + e.Message
+	}
+	return "socketbus: remote error: " + e.Message
+}
 
 // codeErrors maps error codes to the sentinels callers test for; codes not
 // listed (protocol, bad_version and any unknown code) map to ErrProtocol.
@@ -107,7 +123,7 @@ var codeErrors = map[wire.Code]error{
 // with the frame's message.
 func errorFromWire(e *wire.Error) error {
 	if e.Code == wire.CodeRemote {
-		return &RemoteError{Message: e.Message}
+		return &RemoteError{Code: e.AppCode, Message: e.Message}
 	}
 	base, ok := codeErrors[e.Code]
 	if !ok {

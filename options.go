@@ -20,7 +20,8 @@ type dialOptions struct {
 	reconnect    ReconnectPolicy
 	servers      []string
 	onConnection func(ConnectionEvent)
-	version      uint8 // protocol version to join with; 0 = wire.Version2 (tests set 1)
+	version      uint8 // protocol version to join with; 0 = wire.Version3 (tests set 1 or 2)
+	interceptors []Interceptor
 }
 
 // WithDialer makes Dial open its connection with dial instead of a

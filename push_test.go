@@ -590,14 +590,20 @@ func TestPushExactlyOnceUnderChurn(t *testing.T) {
 }
 
 // TestSmallBodiesTravelInOneFrame counts the frames of a 128-byte round
-// trip between v2 clients, through Serve: one frame on each of the four
-// hops (request in, delivery, response in, response out) and no
-// acknowledgements.
+// trip between v2 clients, and between v3 clients, through Serve: one
+// frame on each of the four hops (request in, delivery, response in,
+// response out) and no acknowledgements.
 func TestSmallBodiesTravelInOneFrame(t *testing.T) {
+	t.Run("v2", func(t *testing.T) { testSmallBodiesTravelInOneFrame(t, 2) })
+	t.Run("v3", func(t *testing.T) { testSmallBodiesTravelInOneFrame(t, 3) })
+}
+
+func testSmallBodiesTravelInOneFrame(t *testing.T, version uint8) {
 	_, addr := startServer(t, server.Config{})
 	ch := socketbus.ChannelFromName(t.Name())
 	pa, pb := startRecordingProxy(t, addr), startRecordingProxy(t, addr)
-	a, b := dial(t, pa.addr(), ch), dial(t, pb.addr(), ch)
+	v := socketbus.WithProtocolVersion(version)
+	a, b := dial(t, pa.addr(), ch, v), dial(t, pb.addr(), ch, v)
 	ids := make(chan socketbus.ID, 1)
 	startServe(t, b, socketbus.HandlerFunc(func(req *socketbus.Request) {
 		ids <- req.ID
@@ -622,7 +628,7 @@ func TestSmallBodiesTravelInOneFrame(t *testing.T) {
 		{"response, receiver to server", streamFrames(pb.frames(t, true), id, wire.FlagResponse), 128},
 		{"response, server to sender", streamFrames(pa.frames(t, false), id, wire.FlagResponse), 128},
 	} {
-		checkWholeStream(t, hop.name, hop.frames, hop.bodyBytes)
+		checkWholeStream(t, hop.name, hop.frames, version, hop.bodyBytes)
 	}
 	// Nothing else about the request travels: no acknowledgements.
 	for _, f := range append(pa.frames(t, false), pb.frames(t, true)...) {

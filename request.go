@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -16,8 +17,13 @@ import (
 type Request struct {
 	// ID is the request's ID, unique while it is in flight.
 	ID ID
-	// From is the ID of the client that sent the request.
+	// From is the ID of the client that sent the request: its Client.ID,
+	// on every node of a cluster.
 	From ID
+	// Header is the request's headers (WithHeader), with canonical keys;
+	// nil when it has none, or when either side speaks protocol version 1
+	// or 2.
+	Header Header
 	// Body streams the request body. Reads return io.EOF at the end of a
 	// complete body and an error (ErrCancelled, ErrAborted, ErrTimeout,
 	// ErrPeerGone, ErrTooLarge...) if the body cannot be completed.
@@ -44,6 +50,31 @@ type Request struct {
 	// pushed: the server pushed the request (v2) and may take it back
 	// until a handler takes it; whole: its body came in the start frame.
 	pushed, whole bool
+
+	respHeader Header // made by ResponseHeader on demand; guarded by mu
+}
+
+// ResponseHeader returns the headers the response will carry: the handler
+// sets them before it calls Respond or Fail (net/http's
+// ResponseWriter.Header idiom); changes made after have no effect. A
+// requester collects them with the ResponseHeader call option; one that
+// speaks protocol version 1 or 2 does not get them.
+func (r *Request) ResponseHeader() Header {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.respHeader == nil {
+		r.respHeader = Header{}
+	}
+	return r.respHeader
+}
+
+// responseHeaders returns the response's encoded header block, for the
+// connection's protocol version (nil before v3).
+func (r *Request) responseHeaders() ([]byte, error) {
+	r.mu.Lock()
+	h := r.respHeader
+	r.mu.Unlock()
+	return encodeHeaders(r.c.opts.version, h)
 }
 
 // Context returns the request's context. It is cancelled when the request's
@@ -174,10 +205,16 @@ func (r *Request) respond(body io.Reader) error {
 		body = eofReader{}
 	}
 	c := r.c
+	headers, err := r.responseHeaders()
+	if err != nil {
+		// The requester must not wait for an answer that will not come.
+		_ = r.window.sendWhileOpen(c, c.errorFrame(wire.FlagResponse, r.ID, wire.CodeRemote, "the responder's headers could not be sent: "+err.Error()))
+		return err
+	}
 	// A response starts with a window of credit; the first frame of it goes
-	// out with the start frame.
+	// out with the start frame (in v3 after the header block).
 	start := c.header(wire.TypeStart, wire.FlagResponse, r.ID)
-	n, seq, rerr, serr := c.sendPiece(&r.window, wire.FlagResponse, r.ID, body, wire.MaxFramePayload, 1, &start)
+	n, seq, rerr, serr := c.sendPiece(&r.window, wire.FlagResponse, r.ID, body, wire.MaxFramePayload-len(headers), 1, &start, headers)
 	if serr != nil {
 		return serr
 	}
@@ -194,7 +231,7 @@ func (r *Request) respond(body io.Reader) error {
 			return err
 		}
 		var got int
-		got, seq, rerr, serr = c.sendPiece(&r.window, wire.FlagResponse, r.ID, body, k, seq, nil)
+		got, seq, rerr, serr = c.sendPiece(&r.window, wire.FlagResponse, r.ID, body, k, seq, nil, nil)
 		total += int64(got)
 		if got < k {
 			r.window.add(k - got) // give back what this chunk did not use
@@ -215,18 +252,46 @@ func (r *Request) respond(body io.Reader) error {
 }
 
 // Fail answers the request with an error: the requester's Send returns a
-// *RemoteError whose Message is err.Error().
+// *RemoteError whose Message is err.Error(). When err is, or wraps, a
+// *RemoteError with a Code, that Code reaches the requester (protocol v3),
+// and the Message is the RemoteError's own when err is it. The headers set
+// with ResponseHeader go with the failure.
+//
+// A Code that is not at most 64 token characters is not sent: the
+// request fails without it and Fail returns an error saying so.
 func (r *Request) Fail(err error) error {
 	if cerr := r.claim(); cerr != nil {
 		return cerr
 	}
 	defer r.finish()
 	defer r.completed()
-	msg := "request failed"
+	e := wire.Error{Code: wire.CodeRemote, Message: "request failed"}
+	var bad error
 	if err != nil {
-		msg = err.Error()
+		e.Message = err.Error()
+		var re *RemoteError
+		if errors.As(err, &re) {
+			if re == err {
+				e.Message = re.Message
+			}
+			if bad = wire.CheckAppCode(re.Code); bad == nil {
+				e.AppCode = re.Code
+			}
+		}
 	}
-	return r.window.sendWhileOpen(r.c, r.c.errorFrame(wire.FlagResponse, r.ID, wire.CodeRemote, msg))
+	if headers, herr := r.responseHeaders(); herr != nil {
+		bad = errors.Join(bad, herr)
+	} else if len(headers) > wire.HeaderBlockLenSize {
+		e.Headers = headers
+	}
+	f := frame.ErrorFrameOf(r.c.header(wire.TypeError, wire.FlagResponse, r.ID), e)
+	if serr := r.window.sendWhileOpen(r.c, f); serr != nil {
+		return serr
+	}
+	if bad != nil {
+		return fmt.Errorf("socketbus: fail: sent without its code or headers: %w", bad)
+	}
+	return nil
 }
 
 // errAnswered is returned by a second Respond or Fail, and by reads of a

@@ -104,7 +104,7 @@ func refusedForTLS(answer []byte) bool {
 	if err != nil || h.Type != wire.TypeError || len(answer) < n+int(h.Length) {
 		return false
 	}
-	e, err := wire.ParseError(answer[n : n+int(h.Length)])
+	e, err := wire.ParseErrorVersion(h.Version, answer[n:n+int(h.Length)], wire.MaxHeaderBlock)
 	return err == nil && e.Code == wire.CodeProtocol && e.Message == wire.TLSRequiredMessage
 }
 

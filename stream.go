@@ -95,17 +95,20 @@ func (s *inStream) setWhole(body []byte) {
 }
 
 // pushWhole takes a v2 whole response (its start frame, with the body as
-// payload): the stream is complete at once. It takes ownership of f.
-func (s *inStream) pushWhole(f frame.Frame) error {
+// payload after skip bytes: v3's header block): the stream is complete at
+// once. It takes ownership of f; the body is read where it is, from
+// offset skip of the frame's buffer.
+func (s *inStream) pushWhole(f frame.Frame, skip int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended || s.err != nil || s.nextSeq != 1 {
 		f.Release()
 		return nil // abandoned, or a protocol error caught by the caller
 	}
-	if len(f.Payload) > 0 {
+	if len(f.Payload) > skip {
 		s.chunks = append(s.chunks, f.Payload)
-		s.buffered = len(f.Payload)
+		s.off = skip
+		s.buffered = len(f.Payload) - skip
 	} else {
 		f.Release()
 	}

@@ -133,6 +133,7 @@ type Cluster struct {
 	pending  map[uint64]*pendingAck
 	token    uint64 // the last join's state token
 	nonce    uint64 // the last link reset's nonce
+	races    int    // claims on an ID a join here was claiming too (clientids.go)
 	closing  bool
 	claimed  bool           // the node's name is its own in the bus (names.go)
 	r        *router.Router // the Server's router, once attached

@@ -15,15 +15,17 @@ import (
 // from 1, one per message from that source to that destination). What
 // follows depends on the kind; docs/PROTOCOL.md section 21 has the table.
 const (
-	kindFrame     byte = 1 // role, a 68-byte header, its payload
-	kindPing      byte = 2 // role, the header of a tombstone ping
-	kindPong      byte = 3 // role, the header of the ping it answers
-	kindState     byte = 4 // token, then per channel: ID, members, ready
-	kindAck       byte = 5 // the token of the state it acknowledges
-	kindHeartbeat byte = 6 // nothing: the sequence number is the news
-	kindReset     byte = 7 // a nonce: the link lost messages
-	kindResetAck  byte = 8 // the nonce of the reset it answers
-	kindBye       byte = 9 // the node is leaving the bus
+	kindFrame     byte = 1  // role, a 68-byte header, its payload
+	kindPing      byte = 2  // role, the header of a tombstone ping
+	kindPong      byte = 3  // role, the header of the ping it answers
+	kindState     byte = 4  // token, then per channel: ID, members, ready
+	kindAck       byte = 5  // the token of the state it acknowledges
+	kindHeartbeat byte = 6  // nothing: the sequence number is the news
+	kindReset     byte = 7  // a nonce: the link lost messages
+	kindResetAck  byte = 8  // the nonce of the reset it answers
+	kindBye       byte = 9  // the node is leaving the bus
+	kindClaim     byte = 10 // token, channel, client ID, key hash: a join asks (clientids.go)
+	kindClaimed   byte = 11 // the claim's token, then 1 if the ID is refused, 0 if not
 )
 
 // Roles, in frame messages: which remote member on the destination node
@@ -32,6 +34,11 @@ const (
 	toReceiver byte = 1 // the destination's remote receiver for the source
 	toSender   byte = 2 // the destination's remote sender for the source
 )
+
+// ackAnswersClaims, in an ack's flags byte, says the node answers claims
+// on client IDs (clientids.go). A node without it sent acks of 8 bytes
+// and ignores claims: joins elsewhere do not wait for its answer.
+const ackAnswersClaims byte = 1
 
 const envelopeSize = 1 + 8
 

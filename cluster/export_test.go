@@ -47,3 +47,11 @@ func (c *Cluster) Charged() (used, limit int64) {
 	defer c.mu.Unlock()
 	return c.acct.Used(), c.acct.Limit()
 }
+
+// ClaimRaces counts the claims on a client ID that a join on this node
+// was claiming at the same time.
+func (c *Cluster) ClaimRaces() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.races
+}

@@ -46,6 +46,9 @@ type peerNode struct {
 	since       time.Time // when it was first heard
 	acked       bool      // it has acknowledged a state of ours (liveness.go)
 	fullToken   uint64    // the token of the last full state sent to it
+	// answersClaims: its acks say it answers claims on client IDs
+	// (clientids.go); a node that does not is not waited for.
+	answersClaims bool
 
 	outSeq    uint64                     // the last sequence number sent (outbox)
 	inSeq     uint64                     // the next sequence number expected; 0 before the first
@@ -56,18 +59,47 @@ type peerNode struct {
 	dropped   bool
 }
 
-// pendingAck is a join waiting for the other nodes to acknowledge its state.
+// pendingAck is a join waiting for the other nodes to acknowledge its
+// state and to answer its claim on the client ID (clientids.go).
 type pendingAck struct {
-	waiting map[*peerNode]bool
-	done    chan struct{}
+	waiting   map[*peerNode]bool // nodes yet to acknowledge the state
+	claims    map[*peerNode]bool // nodes yet to answer the claim
+	member    *router.Member     // the member whose join it is
+	claim     []byte             // the claim's message body
+	refusedBy string             // the node that refused the claim
+	done      chan struct{}
+	finished  bool
 }
 
 func (p *pendingAck) ackedLocked(n *peerNode) {
-	if p.waiting[n] {
-		delete(p.waiting, n)
-		if len(p.waiting) == 0 {
-			close(p.done)
-		}
+	delete(p.waiting, n)
+	p.checkLocked()
+}
+
+func (p *pendingAck) claimedLocked(n *peerNode) {
+	delete(p.claims, n)
+	p.checkLocked()
+}
+
+// forgetLocked stops waiting for n, dropped or no longer awaited.
+func (p *pendingAck) forgetLocked(n *peerNode) {
+	delete(p.waiting, n)
+	delete(p.claims, n)
+	p.checkLocked()
+}
+
+// refuseLocked ends the wait: node refused the claim (or won its race).
+func (p *pendingAck) refuseLocked(node string) {
+	if p.refusedBy == "" {
+		p.refusedBy = node
+	}
+	p.checkLocked()
+}
+
+func (p *pendingAck) checkLocked() {
+	if !p.finished && (p.refusedBy != "" || len(p.waiting) == 0 && len(p.claims) == 0) {
+		p.finished = true
+		close(p.done)
 	}
 }
 
@@ -102,7 +134,7 @@ func (c *Cluster) dropNodeLocked(n *peerNode, why string) {
 	c.clearMembersLocked(n)
 	c.releaseNodeLocked(n)
 	for _, p := range c.pending {
-		p.ackedLocked(n)
+		p.forgetLocked(n)
 	}
 	if !n.acked {
 		// It never exchanged state (a forged announcement, or a node
@@ -177,73 +209,88 @@ func (c *Cluster) AttachRouter(r *router.Router) error {
 	return nil
 }
 
-// Joined returns once every node this one believes alive (liveness.go)
-// has acknowledged that a client joined channel here, or after
+// Admit returns once every node this one believes alive (liveness.go)
+// has acknowledged that m's client joined m's channel here, or after
 // joinAckTimeout: from then on a request sent on any of them counts the
-// client as a peer. The Server calls it before it acknowledges the join.
-// Every node is sent the join; only the live ones are waited for.
-func (c *Cluster) Joined(channel wire.ID) {
+// client as a peer (the visibility rule). Every node is sent the join;
+// only the live ones are waited for. The join also claims m's client ID
+// on the bus (clientids.go): Admit fails with code conflict if another
+// node has the ID, and then the caller removes m
+// (router.Member.LeaveRefused) and refuses the join. The Server calls it
+// before it acknowledges the join.
+func (c *Cluster) Admit(m *router.Member) error {
+	channel := m.Channel()
 	c.mu.Lock()
 	alone := c.r == nil || len(c.nodes) == 0
-	c.mu.Unlock()
 	if alone {
-		return
+		defer c.mu.Unlock()
+		return c.admitLocked(m, nil)
 	}
+	c.mu.Unlock()
 	routes := c.routedServers()
 	c.mu.Lock()
 	if c.r == nil || len(c.nodes) == 0 {
-		c.mu.Unlock()
-		return
+		defer c.mu.Unlock()
+		return c.admitLocked(m, nil)
 	}
 	c.token++
 	token := c.token
-	p := &pendingAck{waiting: map[*peerNode]bool{}, done: make(chan struct{})}
+	p := &pendingAck{waiting: map[*peerNode]bool{}, claims: map[*peerNode]bool{}, member: m, done: make(chan struct{}),
+		claim: appendClaim(nil, token, channel, m.ID(), m.KeyHash())}
 	nodes := make([]*peerNode, 0, len(c.nodes))
 	now := time.Now()
 	for _, n := range c.nodes {
 		nodes = append(nodes, n)
 		if c.awaitedLocked(n, now, routes) {
 			p.waiting[n] = true
+			if n.answersClaims {
+				p.claims[n] = true
+			}
 		}
 	}
-	wait := len(p.waiting) > 0
-	if wait {
-		c.pending[token] = p
-	}
+	p.checkLocked()
+	c.pending[token] = p
 	c.mu.Unlock()
+	// The claim goes first: a node's refusal comes before its ack of the
+	// state, even from one whose answer is not waited for.
+	c.sendClaim(nodes, p)
 	c.sendState(nodes, []wire.ID{channel}, token)
-	if !wait {
-		return
-	}
 	deadline := time.NewTimer(joinAckTimeout)
 	check := time.NewTicker(joinCheck)
 	defer func() {
 		deadline.Stop()
 		check.Stop()
-		c.mu.Lock()
-		delete(c.pending, token)
-		c.mu.Unlock()
 	}()
+wait:
 	for {
 		select {
 		case <-p.done:
-			return
+			break wait
 		case <-deadline.C:
-			return
+			break wait
 		case <-c.stop:
-			return
+			break wait
 		case <-check.C:
 			routes := c.routedServers()
 			c.mu.Lock()
 			now := time.Now()
 			for n := range p.waiting {
 				if !c.awaitedLocked(n, now, routes) {
-					p.ackedLocked(n)
+					p.forgetLocked(n)
+				}
+			}
+			for n := range p.claims {
+				if !c.awaitedLocked(n, now, routes) {
+					p.forgetLocked(n)
 				}
 			}
 			c.mu.Unlock()
 		}
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.pending, token)
+	return c.admitLocked(m, p)
 }
 
 // observe is the router's observer: a channel's counts changed.
@@ -311,8 +358,21 @@ func (c *Cluster) announcer() {
 			for _, n := range full {
 				n.fullToken = token
 			}
+			// A link reset may have lost the claims of joins waiting for
+			// the node's answer: they are sent again.
+			var claims []outMsg
+			for _, p := range c.pending {
+				for _, n := range full {
+					if p.claims[n] {
+						claims = append(claims, outMsg{to: n, kind: kindClaim, body: p.claim})
+					}
+				}
+			}
 			c.mu.Unlock()
 			c.sendState(full, c.r.Channels(), token)
+			for _, m := range claims {
+				c.out.push(m)
+			}
 		}
 		if len(changed) > 0 {
 			c.sendState(all, changed, 0)
@@ -459,6 +519,7 @@ func (c *Cluster) onMessage(msg *nats.Msg) {
 			n.acked = true
 			c.infof("cluster: node %s joined the bus", n.name)
 		}
+		n.answersClaims = len(body) > 8 && body[8]&ackAnswersClaims != 0
 		if p := c.pending[token]; p != nil {
 			p.ackedLocked(n)
 		}
@@ -469,6 +530,10 @@ func (c *Cluster) onMessage(msg *nats.Msg) {
 				}
 			}
 		}
+	case kindClaim:
+		c.handleClaimLocked(n, body)
+	case kindClaimed:
+		c.handleClaimedLocked(n, body)
 	case kindBye:
 		c.dropNodeLocked(n, "the node left the bus")
 		c.recountLocked()
@@ -577,7 +642,7 @@ func (c *Cluster) handleStateLocked(n *peerNode, body []byte) {
 		m.SetRemoteCredit(s.ready)
 	}
 	if token != 0 {
-		c.out.push(outMsg{to: n, kind: kindAck, body: binary.BigEndian.AppendUint64(nil, token)})
+		c.out.push(outMsg{to: n, kind: kindAck, body: append(binary.BigEndian.AppendUint64(nil, token), ackAnswersClaims)})
 	}
 }
 

@@ -23,6 +23,14 @@ type Config struct {
 	// Zero means no limit: bodies of any size stream through.
 	MaxMessageBytes int64
 
+	// MaxHeaderBytes caps the header block (protocol v3) of each request,
+	// response and Fail, in encoded bytes. A larger block is refused with
+	// code too_large for that request alone (its sender gets ErrTooLarge;
+	// the connection stays up). The server charges what it holds of a
+	// request's headers to its memory budget. Zero means 16 KiB; it is at
+	// most 32 KiB (wire.MaxHeaderBlock).
+	MaxHeaderBytes int
+
 	// MaxChannelQueueBytes caps the request-body bytes the server accepts
 	// for requests queued on one channel before a receiver takes them.
 	// Past it, senders wait for credit. Zero means 64 MiB.
@@ -134,11 +142,12 @@ type Cluster interface {
 // routingCluster is what package cluster's nodes implement besides Cluster
 // to route requests across nodes: they get the server's router, and each
 // join waits until the other nodes have seen it (docs/PROTOCOL.md section
-// 21, the visibility rule).
+// 21, the visibility rule) and admitted its client ID (21.5): Admit fails
+// with code conflict if another node has it.
 type routingCluster interface {
 	Cluster
 	AttachRouter(r *router.Router) error
-	Joined(channel wire.ID)
+	Admit(m *router.Member) error
 	// NodeNames names the nodes this one sees, itself first;
 	// ChannelMembers counts a channel's members on the other nodes.
 	NodeNames() []string
@@ -157,7 +166,12 @@ const (
 	DefaultMaxInFlightPerClient = 1024
 	DefaultMaxQueuedRequests    = 4096
 	DefaultMaxMemory            = 1 << 30
+	DefaultMaxHeaderBytes       = router.DefaultMaxHeaderBytes
 )
+
+// MaxHeaderBytesLimit is the largest MaxHeaderBytes: the largest header
+// block one frame can carry (docs/PROTOCOL.md section 23.1).
+const MaxHeaderBytesLimit = wire.MaxHeaderBlock
 
 // MinMaxMemory is the smallest memory budget (Config.MaxMemory): one
 // connection's sixteenth of it holds a stream's whole window (256 KiB)
@@ -180,6 +194,8 @@ func (cfg Config) withDefaults() Config {
 	orDefault(&cfg.MaxInFlightPerClient, DefaultMaxInFlightPerClient)
 	orDefault(&cfg.MaxQueuedRequestsPerChannel, DefaultMaxQueuedRequests)
 	orDefault(&cfg.MaxMemory, DefaultMaxMemory)
+	orDefault(&cfg.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	cfg.MaxHeaderBytes = min(cfg.MaxHeaderBytes, MaxHeaderBytesLimit)
 	cfg.MaxMemory = max(cfg.MaxMemory, MinMaxMemory)
 	return cfg
 }

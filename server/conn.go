@@ -112,7 +112,7 @@ func (c *serverConn) refuse(join *wire.Header, werr *wire.Error) {
 	h := wire.Header{Flags: wire.FlagJoin}
 	if join != nil {
 		h.RequestID, h.ClientID, h.ChannelID = join.RequestID, join.ClientID, join.ChannelID
-		if join.Version == wire.Version2 {
+		if join.Version == wire.Version2 || join.Version == wire.Version3 {
 			h.Version = join.Version // answered in the version it asked for
 		}
 	}
@@ -221,7 +221,12 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 	}
 	conn.SetAccount(m.Account())
 	if rc, ok := s.cfg.Cluster.(routingCluster); ok {
-		rc.Joined(h.ChannelID) // every node sees the client before its Dial returns
+		// Every node sees the client before its Dial returns, and none
+		// has its ID (docs/PROTOCOL.md section 21.5).
+		if err := rc.Admit(m); err != nil {
+			m.LeaveRefused()
+			return &h, err
+		}
 	}
 	if c.name == "" {
 		c.name = s.channelName(h.ChannelID)
@@ -230,10 +235,13 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 	s.mu.Lock()
 	c.member = m
 	s.mu.Unlock()
-	// The acknowledgement carries the server's settings: its body limit.
+	// The acknowledgement carries the server's settings: its body limit,
+	// and its limit on a connection's polls, held requests and push
+	// credit (docs/PROTOCOL.md section 7).
 	ack := wire.Header{Version: h.Version, Type: wire.TypeStart, Flags: wire.FlagJoin, RequestID: h.RequestID,
 		ClientID: h.ClientID, ChannelID: h.ChannelID, Final: true}
-	settings := binary.BigEndian.AppendUint64(frame.GetBuffer(8)[:0], uint64(max(s.cfg.MaxMessageBytes, 0)))
+	settings := binary.BigEndian.AppendUint64(frame.GetBuffer(12)[:0], uint64(max(s.cfg.MaxMessageBytes, 0)))
+	settings = binary.BigEndian.AppendUint32(settings, uint32(min(max(s.cfg.MaxInFlightPerClient, 0), 1<<31)))
 	conn.Enqueue(frame.Frame{Header: ack, Payload: settings, Pooled: true})
 	conn.OnClose = func(error) { m.Leave() }
 	if name != "" {

@@ -66,6 +66,7 @@ func New(cfg Config) *Server {
 	s.router = router.New(router.Config{
 		DefaultTimeout:              cfg.DefaultTimeout,
 		MaxMessageBytes:             cfg.MaxMessageBytes,
+		MaxHeaderBytes:              cfg.MaxHeaderBytes,
 		MaxChannelQueueBytes:        cfg.MaxChannelQueueBytes,
 		MaxInFlightPerClient:        cfg.MaxInFlightPerClient,
 		MaxQueuedRequestsPerChannel: cfg.MaxQueuedRequestsPerChannel,

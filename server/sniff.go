@@ -40,9 +40,9 @@ func (c *serverConn) sniff() error {
 	switch {
 	case !ok:
 		return nil
-	case (b == wire.Version || b == wire.Version2) && c.s.cfg.TLSConfig != nil:
+	case wire.KnownVersion(b) && c.s.cfg.TLSConfig != nil:
 		return wire.Errorf(wire.CodeProtocol, "%s", wire.TLSRequiredMessage)
-	case b == wire.Version || b == wire.Version2 || !strings.ContainsRune("CDGHOP", rune(b)):
+	case wire.KnownVersion(b) || !strings.ContainsRune("CDGHOP", rune(b)):
 		return nil
 	}
 	// Not a socketbus frame, which starts with the version: read what

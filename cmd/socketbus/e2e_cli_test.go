@@ -114,8 +114,8 @@ func TestServerDefaultPort(t *testing.T) {
 			res := runCmd(t, bin, nil, "", "send", "--server", host, "--channel", "upper", "--data", "x")
 			select {
 			case join := <-joined:
-				if join[0] != 2 {
-					t.Errorf("first byte %#x, want the protocol version 2", join[0])
+				if join[0] != 3 {
+					t.Errorf("first byte %#x, want the protocol version 3", join[0])
 				}
 			default:
 				t.Fatalf("send --server %s did not connect to port %s: exit %d, stderr %q", host, defaultPort, res.code, res.stderr)

@@ -35,6 +35,7 @@ func execRequest(command string, req *socketbus.Request) error {
 		"SOCKETBUS_REQUEST_ID="+req.ID.String(),
 		"SOCKETBUS_FROM="+req.From.String(),
 	)
+	cmd.Env = append(cmd.Env, headerEnv(req.Header)...)
 	killProcessGroup(cmd)
 	cmd.WaitDelay = time.Second
 	stderr := &cappedBuffer{max: stderrBytes}
@@ -117,26 +118,30 @@ func (e *exitReader) Read(p []byte) (int, error) {
 }
 
 // commandError turns Wait's error into the failure the sender sees: the
-// command's stderr when it wrote any, else the exit status.
+// command's stderr when it wrote any, else the exit status; with the error
+// code a first line "code: CODE" of its stderr gives.
 func commandError(waitErr error, stderr *cappedBuffer) error {
 	if waitErr == nil {
 		return nil
 	}
-	if msg := strings.TrimSpace(stderr.String()); msg != "" {
-		return &commandFailure{msg: msg, err: waitErr}
+	code, msg := splitCode(strings.TrimSpace(stderr.String()))
+	if msg == "" {
+		msg = "command failed: " + waitErr.Error()
 	}
-	return &commandFailure{msg: "command failed: " + waitErr.Error(), err: waitErr}
+	return &commandFailure{remote: socketbus.RemoteError{Code: code, Message: msg}, err: waitErr}
 }
 
-// commandFailure is a command that failed; its text is what the sender's
-// RemoteError says.
+// commandFailure is a command that failed; it is the sender's
+// RemoteError (Fail finds remote through Unwrap).
 type commandFailure struct {
-	msg string
-	err error // from Wait
+	remote socketbus.RemoteError
+	err    error // from Wait
 }
 
-func (e *commandFailure) Error() string { return e.msg }
-func (e *commandFailure) Unwrap() error { return e.err }
+func (e *commandFailure) Error() string { return e.remote.Message }
+func (e *commandFailure) Unwrap() []error {
+	return []error{&e.remote, e.err}
+}
 
 // cappedBuffer keeps the first max bytes written to it and drops the rest,
 // without failing the writer.

@@ -11,8 +11,8 @@ import (
 // First bytes of a client that took the monitor for the bus port, which no
 // HTTP request begins with.
 const (
-	joinFirstByte    = 1 // every socketbus frame, a join too, begins with the protocol version: 1 or 2 (docs/PROTOCOL.md)
-	joinFirstByteV2  = 2
+	joinFirstByte    = 1 // every socketbus frame, a join too, begins with the protocol version: 1 to 3 (docs/PROTOCOL.md)
+	joinLastByte     = 3
 	tlsHandshakeByte = 0x16 // a TLS handshake record, which a client with --tls begins with
 )
 
@@ -46,7 +46,7 @@ type monitorConn struct {
 // HTTP server close the connection.
 func (c *monitorConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 && !c.begun.Swap(true) && (p[0] == joinFirstByte || p[0] == joinFirstByteV2 || p[0] == tlsHandshakeByte) {
+	if n > 0 && !c.begun.Swap(true) && (joinFirstByte <= p[0] && p[0] <= joinLastByte || p[0] == tlsHandshakeByte) {
 		c.answerJoin()
 		return 0, io.EOF
 	}

@@ -38,8 +38,16 @@ The command sees SOCKETBUS_REQUEST_ID and SOCKETBUS_FROM in its environment,
 and is killed with its process group if the request ends first (its timeout
 passes, its sender cancels or goes away). --concurrency runs that many at once.
 
+The request's headers are in the command's environment too, one variable per
+key: SOCKETBUS_HEADER_ and the key upper-cased with every character but
+letters and digits made "_" (Trace-Id is SOCKETBUS_HEADER_TRACE_ID); several
+values of a key are joined by ", ". A failing command gives the request an
+error code (the sender's RemoteError.Code) with a first line of stderr of
+the form "code: not_found"; the rest of stderr is the message.
+
 Without --exec, receive writes the body of one request (--count more) to
-stdout and answers it with an empty response.
+stdout and answers it with an empty response. The request's headers, if it
+has any, go to stderr first, as "Key: value" lines and an empty line.
 
 Once joined, receive says so on stderr. --count N stops after N requests;
 SIGINT or SIGTERM stops taking requests and lets those in hand finish.`,
@@ -95,7 +103,7 @@ func (o *receiveOptions) run(ctx context.Context, s *streams) error {
 	defer c.Close()
 	fmt.Fprintf(s.err, "socketbus receive: joined %s at %s, waiting for requests\n", name, o.client.server)
 
-	handle := func(req *socketbus.Request) error { return printRequest(req, s.out) }
+	handle := func(req *socketbus.Request) error { return printRequest(req, s.out, s.err) }
 	if o.exec != "" {
 		handle = func(req *socketbus.Request) error {
 			if err := execRequest(o.exec, req); err != nil {
@@ -152,7 +160,8 @@ func (o *receiveOptions) run(ctx context.Context, s *streams) error {
 
 // printRequest writes req's body to w and answers with an empty response;
 // if the body cannot be written whole, it fails the request instead.
-func printRequest(req *socketbus.Request, w io.Writer) error {
+func printRequest(req *socketbus.Request, w, stderr io.Writer) error {
+	printHeaders(stderr, req.Header)
 	if _, err := io.Copy(w, req.Body); err != nil {
 		return failRequest(req, fmt.Errorf("receiving the body: %w", err))
 	}

@@ -25,6 +25,8 @@ type sendOptions struct {
 	timeout    time.Duration
 	progress   bool
 	noProgress bool
+	headers    headerFlags
+	include    bool
 }
 
 func newSendCommand(s *streams) *cobra.Command {
@@ -50,12 +52,21 @@ fails at once, status 7, with nothing sent.
 On failure send exits non-zero with one line on stderr, and the exit status
 says which failure it was: 3 no peers, 4 timeout, 5 remote error, 6 server
 unreachable or not a bus port, 7 body too large, 8 unauthorized, 130
-interrupted by Ctrl-C (see "socketbus help").`,
+interrupted by Ctrl-C (see "socketbus help").
+
+-H 'Key: value' sends a header with the request (repeat it for more, or for
+several values of one key); the receiver's handler reads them. --include
+prints the response's headers to stderr, as "Key: value" lines and an empty
+line, before the body (after a failure, those the handler gave with it). A
+remote error's code, when the receiver gave one, is in the error line.`,
 		Example: `  # The body from stdin:
   echo 'hello, bus' | socketbus send --channel upper
 
   # The body from a flag, with a 5 s timeout:
   socketbus send --channel upper --data 'hello, bus' --timeout 5s
+
+  # With headers, printing the response's:
+  socketbus send --channel orders --data '{"id": 7}' -H 'Content-Type: application/json' -H 'Trace-Id: 4bf92f35' --include
 
   # A file in, a file out, on another server:
   socketbus send --server bus.example:7411 --tls --channel resize --file photo.jpg --out small.jpg`,
@@ -73,6 +84,8 @@ interrupted by Ctrl-C (see "socketbus help").`,
 	fs.DurationVarP(&o.timeout, "timeout", "t", 0, "how long the request may take, end to end (0: the server's default)")
 	fs.BoolVar(&o.progress, "progress", false, "show a progress bar on stderr, whatever the size and wherever stderr goes")
 	fs.BoolVar(&o.noProgress, "no-progress", false, "never show a progress bar")
+	fs.VarP(&o.headers, "header", "H", "send a header with the request (repeatable)")
+	fs.BoolVarP(&o.include, "include", "i", false, "print the response's headers to stderr before the body")
 	cmd.MarkFlagsMutuallyExclusive("data", "file")
 	cmd.MarkFlagsMutuallyExclusive("channel", "channel-id")
 	cmd.MarkFlagsMutuallyExclusive("progress", "no-progress")
@@ -137,7 +150,13 @@ func (o *sendOptions) run(ctx context.Context, s *streams, hasData bool) error {
 		prog = &sendProgress{w: s.err, threshold: threshold, size: size, shared: shared}
 		r, w = prog.reader(body), prog.writer(out)
 	}
-	err = c.Send(ctx, r, w)
+	var respHeader socketbus.Header
+	opts := []socketbus.CallOption{socketbus.WithHeader(o.headers.h)}
+	if o.include {
+		opts = append(opts, socketbus.ResponseHeader(&respHeader))
+		w = &headersFirst{w: w, stderr: s.err, h: &respHeader}
+	}
+	err = c.Send(ctx, r, w, opts...)
 	// A server that was down has just come back: the channel's receivers
 	// may still be reconnecting. A --data body can be sent again.
 	for grace := time.Now().Add(3 * time.Second); errors.Is(err, socketbus.ErrNoPeers) && o.client.waited && hasData && prog == nil && time.Now().Before(grace); {
@@ -147,7 +166,10 @@ func (o *sendOptions) run(ctx context.Context, s *streams, hasData bool) error {
 		case <-ctx.Done():
 			t.Stop()
 		}
-		err = c.Send(ctx, strings.NewReader(o.data), w)
+		err = c.Send(ctx, strings.NewReader(o.data), w, opts...)
+	}
+	if hf, ok := w.(*headersFirst); ok {
+		hf.print() // a response without a body, or a failure
 	}
 	if err == nil {
 		err = out.commit()
@@ -237,4 +259,26 @@ func (o *output) abort() {
 	}
 	o.tmp.Close()
 	os.Remove(o.tmp.Name())
+}
+
+// headersFirst prints the response's headers to stderr before the first
+// byte of its body goes to w: Send stores them in *h before it writes.
+type headersFirst struct {
+	w       io.Writer
+	stderr  io.Writer
+	h       *socketbus.Header
+	printed bool
+}
+
+func (hf *headersFirst) Write(p []byte) (int, error) {
+	hf.print()
+	return hf.w.Write(p)
+}
+
+// print prints the headers, once.
+func (hf *headersFirst) print() {
+	if !hf.printed {
+		hf.printed = true
+		printHeaders(hf.stderr, *hf.h)
+	}
 }

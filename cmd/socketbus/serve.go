@@ -45,6 +45,7 @@ type serveOptions struct {
 	// server.Config's fields, one flag each.
 	defaultTimeout              time.Duration
 	maxMessageBytes             byteSize
+	maxHeaderBytes              byteSize
 	maxChannelQueueBytes        byteSize
 	maxMemory                   byteSize
 	clusterName, node           string
@@ -156,6 +157,8 @@ channel not in the file admits no one.`,
 
 	fs.DurationVar(&o.defaultTimeout, "default-timeout", server.DefaultRequestTimeout, "timeout of requests sent without one")
 	fs.Var(&o.maxMessageBytes, "max-message-bytes", "largest request or response body (0: no limit)")
+	o.maxHeaderBytes = server.DefaultMaxHeaderBytes
+	fs.Var(&o.maxHeaderBytes, "max-header-bytes", "largest header block of a request, response or failure (protocol v3; at most 32KiB)")
 	fs.Var(&o.maxChannelQueueBytes, "max-channel-queue-bytes", "request-body bytes held for one channel's queued requests before senders wait")
 	fs.Var(&o.maxMemory, "max-memory", "memory the server may hold for frames, all connections together; also sets the Go runtime's soft memory limit to this plus 64MiB unless GOMEMLIMIT is set")
 	fs.StringVar(&o.clusterName, "cluster-name", "", "join the bus of this `name`: nodes with the same name form one bus through NATS (off when empty)")
@@ -231,12 +234,16 @@ func (o *serveOptions) config(log *slog.Logger) (server.Config, *reloadable, err
 	if err := o.checkAddresses(); err != nil {
 		return server.Config{}, nil, err
 	}
+	if o.maxHeaderBytes > server.MaxHeaderBytesLimit {
+		return server.Config{}, nil, usagef("--max-header-bytes %s: at most %s", formatBytes(int64(o.maxHeaderBytes)), formatBytes(server.MaxHeaderBytesLimit))
+	}
 	if o.maxMemory != 0 && o.maxMemory < minMaxMemory {
 		return server.Config{}, nil, usagef("--max-memory %s: the smallest budget is %s", formatBytes(int64(o.maxMemory)), formatBytes(minMaxMemory))
 	}
 	cfg := server.Config{
 		DefaultTimeout:              o.defaultTimeout,
 		MaxMessageBytes:             int64(o.maxMessageBytes),
+		MaxHeaderBytes:              int(o.maxHeaderBytes),
 		MaxChannelQueueBytes:        int64(o.maxChannelQueueBytes),
 		WriteTimeout:                o.writeTimeout,
 		JoinTimeout:                 o.joinTimeout,

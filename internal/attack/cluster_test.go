@@ -22,7 +22,8 @@ import (
 // a hostile nats-server, which floods the bus's subjects for attackTime as
 // a node named evil would: states naming 16,384 new channels each, small
 // state messages, and phantom node announcements, answering the node's
-// link resets so that it keeps being heard. The node, with --max-memory
+// link resets so that it keeps being heard, and claims on client IDs
+// (finding 8), which the node answers. The node, with --max-memory
 // 256MiB, must keep its peak resident set within the ceiling plus slack,
 // and a bystander pair on it must keep working.
 func TestClusterFlood(t *testing.T) {
@@ -71,7 +72,7 @@ func attackClusterFlood(ctx context.Context, route string) (string, error) {
 		return "", err
 	}
 	defer nc.Close()
-	answers := make(chan *nats.Msg, 1024)
+	answers := make(chan *nats.Msg, 1<<16) // room for a round of claims' answers
 	if _, err := nc.ChanSubscribe("socketbus.atk.to.evil.n1", answers); err != nil {
 		return "", err
 	}
@@ -118,8 +119,18 @@ func attackClusterFlood(ctx context.Context, route string) (string, error) {
 			return "", errors.New("the node never answered over the route")
 		}
 	}
+	// A claim on a client ID (PROTOCOL.md 21.5): the node answers each,
+	// and keeps nothing of it.
+	claim := func(n int) {
+		var client wire.ID
+		binary.BigEndian.PutUint64(client[8:], uint64(n))
+		body := binary.BigEndian.AppendUint64(nil, uint64(n+1))
+		body = append(body, make([]byte, 16)...) // channel
+		body = append(body, client[:]...)
+		link(10, append(body, 0))
+	}
 	var channels uint64
-	var states, phantoms int
+	var states, phantoms, claims int
 	for ctx.Err() == nil {
 		state(channels, 16<<10)
 		channels += 16 << 10
@@ -128,11 +139,16 @@ func attackClusterFlood(ctx context.Context, route string) (string, error) {
 			states++
 		}
 		for range 200 {
+			claim(claims)
+			claims++
+		}
+		answer() // the claims' answers, before they fill the channel
+		for range 200 {
 			_ = nc.Publish("socketbus.atk.node", fmt.Appendf(nil, "ghost%d 0123456789abcdef", phantoms))
 			phantoms++
 		}
 		answer()
 		_ = nc.FlushTimeout(time.Second) // at the pace NATS takes them
 	}
-	return fmt.Sprintf("%d channels named, %d small states, %d phantom nodes", channels, states, phantoms), nil
+	return fmt.Sprintf("%d channels named, %d small states, %d phantom nodes, %d client ID claims", channels, states, phantoms, claims), nil
 }

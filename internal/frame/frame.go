@@ -57,8 +57,15 @@ func Cost(f *Frame) int64 { return Overhead + int64(cap(f.Payload)) }
 
 // ErrorFrame builds an error frame whose routing fields and version come
 // from h (version 0 means wire.Version) and whose payload carries code and
-// message.
+// message, in the layout of h's version.
 func ErrorFrame(h wire.Header, code wire.Code, message string) Frame {
+	return ErrorFrameOf(h, wire.Error{Code: code, Message: message})
+}
+
+// ErrorFrameOf is ErrorFrame for an error with every field of its
+// version's payload: a v3 error carries e's application code and header
+// block (which the caller has checked).
+func ErrorFrameOf(h wire.Header, e wire.Error) Frame {
 	if h.Version == 0 {
 		h.Version = wire.Version
 	}
@@ -66,7 +73,7 @@ func ErrorFrame(h wire.Header, code wire.Code, message string) Frame {
 	h.Sequence = 0
 	h.Final = true
 	h.TimeoutMillis = 0
-	p := wire.AppendError(GetBuffer(2 + min(len(message), wire.MaxFramePayload-2))[:0], code, message)
+	p := wire.AppendErrorVersion(GetBuffer(wire.ErrorSize(h.Version, &e))[:0], h.Version, &e)
 	return Frame{Header: h, Payload: p, Pooled: true}
 }
 

@@ -131,11 +131,17 @@ type Conn struct {
 	pingSeen   int64       // FramesIn at the last tick
 	missed     int         // silent half-interval ticks since the peer last spoke
 
-	queuedBytes  atomic.Int64  // memory of the frames in queue, not yet written (FrameCost)
-	controlBytes atomic.Int64  // the part of queuedBytes without a frame.SentNotifier
-	slowCut      atomic.Bool   // the connection is being cut as a slow consumer
-	scratchCost  int64         // the writer's scratch capacity charged to the account
-	drained      chan struct{} // capacity 1: the writer wrote a batch
+	queuedBytes  atomic.Int64 // memory of the frames in queue, not yet written (FrameCost)
+	controlBytes atomic.Int64 // the part of queuedBytes without a frame.SentNotifier
+	// account is what the connection charges (Config.Account, or what
+	// SetAccount set); acctMu keeps the control frames' charges and
+	// controlBytes in step with a SetAccount that comes while a frame is
+	// queued (Shutdown's goodbye to a connection that is joining).
+	account     atomic.Pointer[memoryRef]
+	acctMu      sync.Mutex
+	slowCut     atomic.Bool   // the connection is being cut as a slow consumer
+	scratchCost int64         // the writer's scratch capacity charged to the account
+	drained     chan struct{} // capacity 1: the writer wrote a batch
 
 	kick     chan struct{} // capacity 1: wakes the writer
 	done     chan struct{} // closed when the connection closes
@@ -165,6 +171,7 @@ func New(nc net.Conn, cfg Config) *Conn {
 		writesDone: make(chan struct{}),
 		readDone:   make(chan struct{}),
 	}
+	c.account.Store(&memoryRef{cfg.Account})
 	if c.cfg.MaxQueuedBytes <= 0 {
 		c.cfg.MaxQueuedBytes = 4 << 20
 	}
@@ -221,8 +228,20 @@ func (c *Conn) WaitWrites() { <-c.writesDone }
 // Version returns the protocol version the connection speaks.
 func (c *Conn) Version() uint8 { return c.cfg.Version }
 
-// SetAccount sets Config.Account; call it before Start.
-func (c *Conn) SetAccount(a frame.Memory) { c.cfg.Account = a }
+// SetAccount sets the account the connection charges (Config.Account),
+// before Start. Control frames queued before it, charged to no account,
+// are charged to a now, so that their release when written balances.
+func (c *Conn) SetAccount(a frame.Memory) {
+	c.acctMu.Lock()
+	defer c.acctMu.Unlock()
+	c.account.Store(&memoryRef{a})
+	if n := c.controlBytes.Load(); n > 0 && a != nil {
+		a.Charge(n)
+	}
+}
+
+// memoryRef holds an account for an atomic.Pointer.
+type memoryRef struct{ m frame.Memory }
 
 // QueuedBytes returns the memory of the frames queued and not yet written.
 func (c *Conn) QueuedBytes() int64 { return c.queuedBytes.Load() }
@@ -318,14 +337,14 @@ func IsTimeout(err error) bool {
 
 // charge charges n bytes to the connection's account, if it has one.
 func (c *Conn) charge(n int64) {
-	if c.cfg.Account != nil {
-		c.cfg.Account.Charge(n)
+	if r := c.account.Load(); r != nil && r.m != nil {
+		r.m.Charge(n)
 	}
 }
 
 // uncharge releases n bytes charged to the connection's account.
 func (c *Conn) uncharge(n int64) {
-	if c.cfg.Account != nil {
-		c.cfg.Account.Release(n)
+	if r := c.account.Load(); r != nil && r.m != nil {
+		r.m.Release(n)
 	}
 }

@@ -119,8 +119,11 @@ func (c *Conn) queued(f *frame.Frame) {
 		f.Payer.Charge(cost) // bounded by what the reader asked for
 		return
 	}
+	c.acctMu.Lock()
 	c.charge(cost)
-	if limit := int64(c.cfg.MaxControlBytes); c.controlBytes.Add(cost) > limit && limit > 0 && c.slowCut.CompareAndSwap(false, true) {
+	control := c.controlBytes.Add(cost)
+	c.acctMu.Unlock()
+	if limit := int64(c.cfg.MaxControlBytes); control > limit && limit > 0 && c.slowCut.CompareAndSwap(false, true) {
 		go c.Close(ErrSlowConsumer)
 	}
 }
@@ -134,8 +137,10 @@ func (c *Conn) written(f *frame.Frame) {
 	case f.Payer != nil:
 		f.Payer.Release(cost)
 	default:
+		c.acctMu.Lock()
 		c.controlBytes.Add(-cost)
 		c.uncharge(cost)
+		c.acctMu.Unlock()
 	}
 }
 

@@ -18,6 +18,7 @@ type Config struct {
 	MaxInFlightPerClient        int           // requests a client may have open as sender; 0 = no limit
 	MaxPollsPerClient           int           // Receive calls a client may have waiting, plus requests it holds; 0 = no limit
 	Window                      int           // per-stream window; 0 = wire.StreamWindow
+	MaxHeaderBytes              int           // largest header block (v3); 0 = DefaultMaxHeaderBytes, at most wire.MaxHeaderBlock
 
 	// Memory is the server's root memory account (nil = unlimited):
 	// streams charge what they may come to hold to their upstream

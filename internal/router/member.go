@@ -35,6 +35,10 @@ type Member struct {
 	offered      bool
 	remoteCredit int
 
+	// busState is where the member's client ID stands on the bus
+	// (busid.go): joining until the other nodes admit it.
+	busState busState
+
 	started  int64 // requests this member sent that were accepted
 	received int64 // requests handed to this member as a receiver
 }

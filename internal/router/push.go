@@ -88,7 +88,7 @@ func (m *Member) handlePushLocked(f *frame.Frame) error {
 		ch.send(m, frame.Frame{Header: stop})
 		return nil
 	case wire.TypeError:
-		e, err := wire.ParseError(f.Payload)
+		e, err := m.parseError(f)
 		if err != nil {
 			return err
 		}

@@ -43,7 +43,7 @@ const (
 // JoinRemote joins a remote member for another node on channel channelID.
 // clientID must be unique per channel, as any member's.
 func (r *Router) JoinRemote(clientID, channelID wire.ID, role RemoteRole, p Peer) (*Member, error) {
-	m, err := r.JoinVersion(clientID, channelID, wire.Version2, p)
+	m, err := r.JoinVersion(clientID, channelID, wire.Version3, p)
 	if err != nil {
 		return nil, err
 	}
@@ -265,13 +265,17 @@ func (m *Member) handleRemote(f *frame.Frame) error {
 	}
 	h := &f.Header
 	id := h.RequestID
-	h.ClientID, h.ChannelID, h.Version = m.id, ch.id, wire.Version2
+	from := h.ClientID // a delivery names its true sender (PROTOCOL.md section 23.5)
+	h.ClientID, h.ChannelID = m.id, ch.id
+	if h.Type != wire.TypeError {
+		h.Version = m.version // an error's payload is read in the version it was made in
+	}
 	var err error
 	switch m.remote {
 	case RemoteReceiver:
 		err = m.remoteToReceiverLocked(f)
 	case RemoteSender:
-		err = m.remoteToSenderLocked(f)
+		err = m.remoteToSenderLocked(f, from)
 	default:
 		return protocolErrorf("member %x is not remote", m.id)
 	}
@@ -328,7 +332,7 @@ func (m *Member) remoteToReceiverLocked(f *frame.Frame) error {
 		if req == nil {
 			return nil
 		}
-		e, err := wire.ParseError(f.Payload)
+		e, err := m.parseError(f)
 		if err != nil {
 			return err
 		}
@@ -345,6 +349,8 @@ func (m *Member) remoteToReceiverLocked(f *frame.Frame) error {
 		}
 		if e.Code == wire.CodeRemote {
 			ch.takeLocked(req)
+			ch.remoteFailLocked(req, e)
+			return nil
 		}
 		ch.failLocked(req, e.Code, relayedMessage(e.Message))
 		return nil
@@ -355,7 +361,7 @@ func (m *Member) remoteToReceiverLocked(f *frame.Frame) error {
 // remoteToSenderLocked handles, for a remote sender, what the other node's
 // router sent its remote receiver: the request stream, grants for the
 // response, and the request's end (cancel, timeout, its sender gone).
-func (m *Member) remoteToSenderLocked(f *frame.Frame) error {
+func (m *Member) remoteToSenderLocked(f *frame.Frame, from wire.ID) error {
 	h := &f.Header
 	ch := m.ch
 	switch {
@@ -379,7 +385,7 @@ func (m *Member) remoteToSenderLocked(f *frame.Frame) error {
 		f.Payload, f.Pooled = kept, kept != nil
 		h.Length = uint32(len(kept))
 		h.Flags = wire.FlagRequest
-		return m.startRequestLocked(f)
+		return m.startRequestLocked(f, from)
 	case h.Flags == wire.FlagReceive && (h.Type == wire.TypeChunk || h.Type == wire.TypeEnd):
 		req := m.sent[h.RequestID]
 		if req == nil {
@@ -397,7 +403,7 @@ func (m *Member) remoteToSenderLocked(f *frame.Frame) error {
 		if req == nil {
 			return nil
 		}
-		e, err := wire.ParseError(f.Payload)
+		e, err := m.parseError(f)
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +27,18 @@ type request struct {
 	resp relay // the response body, receiver -> sender
 
 	respStarted bool
+
+	// from is the client ID of the request's true sender: the sender's
+	// own, or for a request another node offered, the ID of the client
+	// that sent it there (docs/PROTOCOL.md section 21).
+	from wire.ID
+	// headers is the request's header block (v3), encoded with its
+	// length prefix; nil when it has none. headersCost is charged to the
+	// sender's account for it.
+	headers     []byte
+	headersCost int64
+	// failure is what a receiver's v3 Fail carries besides its message.
+	failure *remoteFailure
 
 	// Pushed requests (push.go): pushed while held by a receiver that got
 	// it through push credit, taken once that receiver has granted credit
@@ -103,7 +116,7 @@ func (req *request) frameSent(n int, response bool) {
 func (m *Member) handleRequestLocked(f *frame.Frame) error {
 	h := &f.Header
 	if h.Type == wire.TypeStart {
-		return m.startRequestLocked(f)
+		return m.startRequestLocked(f, m.id)
 	}
 	req := m.sent[h.RequestID]
 	if req == nil {
@@ -115,7 +128,7 @@ func (m *Member) handleRequestLocked(f *frame.Frame) error {
 		return protocolErrorf("%s frame for request %x, which this connection has not started", h.Type, h.RequestID)
 	}
 	if h.Type == wire.TypeError {
-		e, err := wire.ParseError(f.Payload)
+		e, err := m.parseError(f)
 		if err != nil {
 			return err
 		}
@@ -130,22 +143,28 @@ func (m *Member) handleRequestLocked(f *frame.Frame) error {
 	return m.ch.streamFrameLocked(req, f, false)
 }
 
-// startRequestLocked opens a request: it is refused, handed to a waiting
-// receiver, or queued. In v2 a start frame with the final bit is a whole
-// request: start, its body (the payload, within the initial credit) and
-// end in one frame.
-func (m *Member) startRequestLocked(f *frame.Frame) error {
+// startRequestLocked opens a request from the client from: it is refused,
+// handed to a waiting receiver, or queued. In v2 a start frame with the
+// final bit is a whole request: start, its body (the payload, within the
+// initial credit) and end in one frame. In v3 the payload begins with the
+// request's header block.
+func (m *Member) startRequestLocked(f *frame.Frame, from wire.ID) error {
 	h := &f.Header
 	ch := m.ch
 	r := m.r
 	whole := m.v2() && h.Final
+	hlen, headersTooLarge, err := m.headerBlockLen(f.Payload)
+	if err != nil {
+		return err
+	}
+	bodyLen := len(f.Payload) - hlen
 	switch {
 	case h.Sequence != 0:
 		return protocolErrorf("a request start frame has sequence 0")
-	case whole && int(h.Length) > wire.InitialRequestCredit:
-		return protocolErrorf("a whole request of %d bytes is over the initial credit of %d", h.Length, wire.InitialRequestCredit)
-	case !whole && (h.Final || h.Length != 0):
-		return protocolErrorf("a request start frame has sequence 0, no final bit and no payload")
+	case whole && bodyLen > wire.InitialRequestCredit:
+		return protocolErrorf("a whole request of %d bytes is over the initial credit of %d", bodyLen, wire.InitialRequestCredit)
+	case !whole && (h.Final || bodyLen != 0):
+		return protocolErrorf("a request start frame has sequence 0, no final bit and no payload but its header block")
 	}
 	if _, live := ch.requests[h.RequestID]; live || m.ended.has(h.RequestID) {
 		return protocolErrorf("request ID %x is already in use", h.RequestID)
@@ -166,6 +185,9 @@ func (m *Member) startRequestLocked(f *frame.Frame) error {
 	if r.closed.Load() {
 		return refuse(wire.CodeServerClosed, "server is shutting down")
 	}
+	if headersTooLarge {
+		return refuse(wire.CodeTooLarge, "request headers of "+itoa(int64(hlen-wire.HeaderBlockLenSize))+" bytes exceed the server's limit of "+itoa(int64(r.cfg.maxHeaderBytes())))
+	}
 	if !ch.hasPeerLocked(m) {
 		return refuse(wire.CodeNoPeers, "no other client is joined to this channel")
 	}
@@ -174,7 +196,7 @@ func (m *Member) startRequestLocked(f *frame.Frame) error {
 	if limit := r.cfg.MaxInFlightPerClient; limit > 0 && m.remote == 0 && len(m.sent) >= limit {
 		return refuse(wire.CodeLimit, "too many requests in flight on this connection")
 	}
-	if max := r.cfg.MaxMessageBytes; whole && max > 0 && int64(h.Length) > max {
+	if max := r.cfg.MaxMessageBytes; whole && max > 0 && int64(bodyLen) > max {
 		return refuse(wire.CodeTooLarge, "request body exceeds the server's limit of "+itoa(max)+" bytes")
 	}
 	var target *poll
@@ -193,9 +215,13 @@ func (m *Member) startRequestLocked(f *frame.Frame) error {
 
 	// Admit the request only if the budget can hold what its initial
 	// credit lets the sender send before anyone reads it.
-	req := &request{id: h.RequestID, ch: ch, sender: m}
+	req := &request{id: h.RequestID, ch: ch, sender: m, from: from}
 	req.body.upOutstanding = wire.InitialRequestCredit
+	if !ch.keepRequestHeadersLocked(req, f.Payload[:hlen]) {
+		return refuse(wire.CodeLimit, "the server's memory budget is short; try again later")
+	}
 	if !ch.commitLocked(req, false, 0) {
+		ch.releaseRequestHeadersLocked(req)
 		return refuse(wire.CodeLimit, "the server's memory budget is short; try again later")
 	}
 
@@ -222,6 +248,7 @@ func (m *Member) startRequestLocked(f *frame.Frame) error {
 	if whole {
 		// The body is all here: it waits as a chunk and an end frame, as
 		// a v1 body would, and goes to a v2 receiver in one frame again.
+		f.Payload = cutFront(f.Payload, hlen)
 		n := len(f.Payload)
 		rl := &req.body
 		rl.chunks, rl.bytes, rl.ended, rl.nextSeq = 1, int64(n), true, 3
@@ -268,11 +295,19 @@ func (m *Member) handleResponseLocked(f *frame.Frame) error {
 		if req.respStarted {
 			return protocolErrorf("second response to request %x", h.RequestID)
 		}
-		if m.v2() && h.Final && h.Sequence == 0 {
-			return ch.wholeResponseLocked(req, f)
+		hlen, tooLarge, err := m.headerBlockLen(f.Payload)
+		if err != nil {
+			return err
 		}
-		if h.Sequence != 0 || h.Final || h.Length != 0 {
-			return protocolErrorf("a response start frame has sequence 0, no final bit and no payload")
+		if tooLarge {
+			ch.failWithLocked(req, wire.CodeTooLarge, "response headers of "+itoa(int64(hlen-wire.HeaderBlockLenSize))+" bytes exceed the server's limit of "+itoa(int64(ch.r.cfg.maxHeaderBytes())), wire.FlagResponse)
+			return nil
+		}
+		if m.v2() && h.Final && h.Sequence == 0 {
+			return ch.wholeResponseLocked(req, f, hlen)
+		}
+		if h.Sequence != 0 || h.Final || len(f.Payload) != hlen {
+			return protocolErrorf("a response start frame has sequence 0, no final bit and no payload but its header block")
 		}
 		ch.takeLocked(req)
 		req.respStarted = true
@@ -287,10 +322,24 @@ func (m *Member) handleResponseLocked(f *frame.Frame) error {
 		ch.chargeLocked(req, true)
 		sh := header(ch, req.sender, wire.TypeStart, wire.FlagResponse, req.id)
 		sh.ClientID = m.id
-		ch.send(req.sender, frame.Frame{Header: sh})
+		start := frame.Frame{Header: sh}
+		if req.sender.v3() {
+			// The start frame goes on with the header block it carries.
+			start = take(f)
+			start.Header, start.Payer = sh, m.acct // the responder pays for its headers
+			if len(start.Payload) == 0 {
+				start.Payload = wire.NoHeaders // from a v1 or v2 receiver
+			}
+		}
+		ch.send(req.sender, start)
 		return nil
 	case wire.TypeError:
-		e, err := wire.ParseError(f.Payload)
+		e, err := m.parseError(f)
+		var werr *wire.Error
+		if errors.As(err, &werr) && werr.Code == wire.CodeTooLarge {
+			ch.failWithLocked(req, wire.CodeTooLarge, "the failure's response headers exceed the server's limit of "+itoa(int64(ch.r.cfg.maxHeaderBytes()))+" bytes", wire.FlagResponse)
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -298,7 +347,7 @@ func (m *Member) handleResponseLocked(f *frame.Frame) error {
 			return protocolErrorf("a receiver fails a request with code remote, not %s", e.Code)
 		}
 		ch.takeLocked(req)
-		ch.failLocked(req, wire.CodeRemote, relayedMessage(e.Message))
+		ch.remoteFailLocked(req, e)
 		return nil
 	}
 	if !req.respStarted {
@@ -370,11 +419,12 @@ func (ch *channel) streamFrameLocked(req *request, f *frame.Frame, response bool
 
 // wholeResponseLocked handles a v2 whole response (start, body and end in
 // one frame, any payload up to MaxFramePayload, within the response's
-// implicit window): it goes to a v2 sender as one frame too, to a v1
-// sender as start, chunk and end, and the request is complete.
-func (ch *channel) wholeResponseLocked(req *request, f *frame.Frame) error {
+// implicit window) whose payload begins with hlen bytes of header block
+// (v3): it goes to a v2 or v3 sender as one frame too, to a v1 sender as
+// start, chunk and end, and the request is complete.
+func (ch *channel) wholeResponseLocked(req *request, f *frame.Frame, hlen int) error {
 	m := req.receiver
-	if max := ch.r.cfg.MaxMessageBytes; max > 0 && int64(len(f.Payload)) > max {
+	if max := ch.r.cfg.MaxMessageBytes; max > 0 && int64(len(f.Payload)-hlen) > max {
 		ch.failWithLocked(req, wire.CodeTooLarge, "response body exceeds the server's limit of "+itoa(max)+" bytes", wire.FlagResponse)
 		return nil
 	}
@@ -389,14 +439,26 @@ func (ch *channel) wholeResponseLocked(req *request, f *frame.Frame) error {
 		// requests at once holds its own memory, not s's.
 		sh := header(ch, s, wire.TypeStart, wire.FlagResponse, req.id)
 		sh.ClientID = m.id
-		if s.v2() {
+		fits := len(f.Payload)+wire.HeaderBlockLenSize <= wire.MaxFramePayload
+		switch {
+		case s.v3() && !m.v3() && fits: // from a v2 receiver: no headers
+			sh.Final = true
+			p := frame.GetBuffer(wire.HeaderBlockLenSize + len(f.Payload))
+			copy(p, wire.NoHeaders)
+			copy(p[wire.HeaderBlockLenSize:], f.Payload)
+			ch.send(s, frame.Frame{Header: sh, Payload: p, Pooled: true, Payer: m.acct})
+		case s.v2() && (m.v3() || !s.v3()):
 			sh.Final = true
 			w := take(f)
 			w.Header, w.Payer = sh, m.acct
+			if !s.v3() {
+				w.Payload = cutFront(w.Payload, hlen)
+			}
 			ch.send(s, w)
-		} else {
-			ch.send(s, frame.Frame{Header: sh, Payer: m.acct})
+		default: // to a v1 sender, or too long for a v3 sender in one frame
+			ch.send(s, frame.Frame{Header: sh, Payload: headersFor(s, nil), Payer: m.acct})
 			chunk := take(f)
+			chunk.Payload = cutFront(chunk.Payload, hlen)
 			chunk.Header, chunk.Payer = sh, m.acct
 			chunk.Header.Type, chunk.Header.Sequence = wire.TypeChunk, 1
 			ch.send(s, chunk)

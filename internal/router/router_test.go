@@ -83,7 +83,7 @@ func (p *fakePeer) waitFor(t *testing.T, what string, match func(*wire.Header) b
 func (p *fakePeer) waitError(t *testing.T, id wire.ID) (wire.Flags, *wire.Error) {
 	t.Helper()
 	f := p.waitFor(t, "error frame", func(h *wire.Header) bool { return h.Type == wire.TypeError && h.RequestID == id })
-	e, err := wire.ParseError(f.Payload)
+	e, err := wire.ParseErrorVersion(f.Header.Version, f.Payload, wire.MaxHeaderBlock)
 	if err != nil {
 		t.Fatalf("%s: error frame payload: %v", p.name, err)
 	}
@@ -132,8 +132,19 @@ func (h *harness) join(name string) member {
 
 func (h *harness) joinChannel(name string, ch wire.ID) member {
 	h.t.Helper()
+	return h.joinWith(name, ch, wire.Version)
+}
+
+// joinVersion adds a member that speaks protocol version v.
+func (h *harness) joinVersion(name string, v uint8) member {
+	h.t.Helper()
+	return h.joinWith(name, h.ch, v)
+}
+
+func (h *harness) joinWith(name string, ch wire.ID, v uint8) member {
+	h.t.Helper()
 	p := newFakePeer(name)
-	m, err := h.r.Join(uuid.New(), ch, p)
+	m, err := h.r.JoinVersion(uuid.New(), ch, v, p)
 	if err != nil {
 		h.t.Fatalf("Join(%s): got error %v, want nil", name, err)
 	}

@@ -15,7 +15,10 @@ import (
 // cell: every state a request can be in, as its sender and as its
 // receiver see it, against every frame a client may send for it. Each
 // frame is handled (nil error), dropped (nil error, nothing sent to
-// anyone) or a protocol error, exactly as the table says.
+// anyone) or a protocol error, exactly as the table says. The receiver
+// speaks version 2, so that the table has its return (error|receive
+// returned) and its pushed requests; every other cell is the same for a
+// version-1 receiver, which may not send a return at all.
 
 type outcome string
 
@@ -53,6 +56,12 @@ var requestStates = []requestState{
 		b.handle(t, b.frame(wire.TypeStart, wire.FlagResponse, id, 0, false, nil))
 		b.handle(t, b.frame(wire.TypeChunk, wire.FlagResponse, id, 1, false, []byte("r")))
 		return 3, 2
+	}},
+	{"pushed, not taken", func(t *testing.T, a, b member, id wire.ID) (uint32, uint32) {
+		b.handle(t, b.frame(wire.TypeStart, wire.FlagReceive, wire.ID{}, 0, true, wire.AppendCredit(nil, 1)))
+		a.start(t, id, 0)
+		a.handle(t, a.frame(wire.TypeChunk, wire.FlagRequest, id, 1, false, []byte("x")))
+		return 2, 1
 	}},
 	{"ended", func(t *testing.T, a, b member, id wire.ID) (uint32, uint32) {
 		b.poll(t, uuid.New())
@@ -101,6 +110,9 @@ var clientFrames = []clientFrame{
 	{"chunk|receive|credit", true, func(m member, id wire.ID, _, _ uint32) frame.Frame {
 		return m.frame(wire.TypeChunk, wire.FlagReceive|wire.FlagCredit, id, 0, false, wire.AppendCredit(nil, 1))
 	}},
+	{"error|receive returned", true, func(m member, id wire.ID, _, _ uint32) frame.Frame {
+		return m.frame(wire.TypeError, wire.FlagReceive, id, 0, true, wire.AppendError(nil, wire.CodeReturned, ""))
+	}},
 }
 
 // stateTable[state][frame] is PROTOCOL.md's table 15.1.
@@ -110,30 +122,42 @@ var stateTable = map[string]map[string]outcome{
 		"error|request cancelled": dropped, "chunk|response|credit": dropped,
 		"start|response": protocol, "chunk|response": protocol, "end|response": protocol,
 		"error|response remote": protocol, "chunk|receive|credit": dropped,
+		"error|receive returned": dropped,
 	},
 	"queued": {
 		"start|request": protocol, "chunk|request": handled, "end|request": handled,
 		"error|request cancelled": handled, "chunk|response|credit": protocol,
 		"start|response": protocol, "chunk|response": protocol, "end|response": protocol,
 		"error|response remote": protocol, "chunk|receive|credit": dropped,
+		"error|receive returned": dropped,
 	},
 	"delivered": {
 		"start|request": protocol, "chunk|request": handled, "end|request": handled,
 		"error|request cancelled": handled, "chunk|response|credit": protocol,
 		"start|response": handled, "chunk|response": protocol, "end|response": protocol,
 		"error|response remote": handled, "chunk|receive|credit": handled,
+		"error|receive returned": protocol,
 	},
 	"responding": {
 		"start|request": protocol, "chunk|request": protocol, "end|request": protocol,
 		"error|request cancelled": handled, "chunk|response|credit": handled,
 		"start|response": protocol, "chunk|response": handled, "end|response": handled,
 		"error|response remote": handled, "chunk|receive|credit": handled,
+		"error|receive returned": protocol,
+	},
+	"pushed, not taken": {
+		"start|request": protocol, "chunk|request": handled, "end|request": handled,
+		"error|request cancelled": handled, "chunk|response|credit": protocol,
+		"start|response": handled, "chunk|response": protocol, "end|response": protocol,
+		"error|response remote": handled, "chunk|receive|credit": handled,
+		"error|receive returned": handled,
 	},
 	"ended": {
 		"start|request": protocol, "chunk|request": dropped, "end|request": dropped,
 		"error|request cancelled": dropped, "chunk|response|credit": dropped,
 		"start|response": dropped, "chunk|response": dropped, "end|response": dropped,
 		"error|response remote": dropped, "chunk|receive|credit": dropped,
+		"error|receive returned": dropped,
 	},
 }
 
@@ -146,7 +170,7 @@ func TestRequestStateTable(t *testing.T) {
 			}
 			t.Run(st.name+"/"+cf.name, func(t *testing.T) {
 				h := newHarness(t, router.Config{})
-				a, b := h.join("a"), h.join("b")
+				a, b := h.join("a"), h.joinVersion("b", wire.Version2)
 				id := uuid.New()
 				bodySeq, respSeq := st.setup(t, a, b, id)
 				from := a
@@ -188,11 +212,13 @@ func sendsNothingWhenHandled(state, frame string) bool {
 	case "chunk|request":
 		// Kept until a receiver polls, or, delivered, a small chunk waits
 		// for the bytes before it to be written (coalescing).
-		return state == "queued" || state == "delivered"
+		return state == "queued" || state == "delivered" || state == "pushed, not taken"
 	case "chunk|response":
 		return state == "responding" // likewise
 	case "chunk|receive|credit", "chunk|response|credit":
 		return true // credit applied, nothing to forward yet
+	case "error|receive returned":
+		return true // back in the queue, with no other receiver to go to
 	}
 	return false
 }

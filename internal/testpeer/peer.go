@@ -123,7 +123,7 @@ func (r *Conn) ReadError() (wire.Header, *wire.Error) {
 		if h.Type != wire.TypeError {
 			continue
 		}
-		e, err := wire.ParseError(p)
+		e, err := wire.ParseErrorVersion(h.Version, p, wire.MaxHeaderBlock)
 		if err != nil {
 			r.t.Fatalf("error frame payload: %v", err)
 		}

@@ -65,6 +65,13 @@ func (c Code) String() string {
 type Error struct {
 	Code    Code
 	Message string
+
+	// AppCode (v3) is the application's error code of a Fail: 0 to
+	// MaxAppCode RFC 9110 token characters, "" for none.
+	AppCode string
+	// Headers (v3) is the encoded header block of a Fail's response
+	// headers, its length prefix included; nil for none.
+	Headers []byte
 }
 
 // Errorf returns an *Error with the code and a formatted message.
@@ -83,19 +90,107 @@ const maxMessage = MaxFramePayload - 2
 // U+FFFD and a long message is cut, at a character boundary, to fit one
 // frame.
 func AppendError(b []byte, code Code, message string) []byte {
+	message = cutMessage(message, maxMessage)
+	b = binary.BigEndian.AppendUint16(b, uint16(code))
+	return append(b, message...)
+}
+
+// MaxAppCode is the longest application error code a v3 error carries.
+const MaxAppCode = 64
+
+// CheckAppCode checks that code is an application error code: at most
+// MaxAppCode RFC 9110 token characters ("" is none).
+func CheckAppCode(code string) error {
+	if len(code) > MaxAppCode {
+		return Errorf(CodeProtocol, "application error code of %d bytes: at most %d", len(code), MaxAppCode)
+	}
+	for i := 0; i < len(code); i++ {
+		if !isTokenChar(code[i]) {
+			return Errorf(CodeProtocol, "application error code %q: byte %#x is not a token character", code, code[i])
+		}
+	}
+	return nil
+}
+
+// AppendErrorVersion appends the payload of an error frame of protocol
+// version v to b: AppendError's for v1 and v2; for v3 the code, a 1-byte
+// application code length, the application code, a header block (e's
+// Headers, or the empty block) and the message. The caller has checked
+// e.AppCode and e.Headers; the message is cut, at a character boundary,
+// to fit one frame.
+func AppendErrorVersion(b []byte, v uint8, e *Error) []byte {
+	if v < Version3 {
+		return AppendError(b, e.Code, e.Message)
+	}
+	headers := e.Headers
+	if len(headers) == 0 {
+		headers = NoHeaders
+	}
+	b = binary.BigEndian.AppendUint16(b, uint16(e.Code))
+	b = append(b, byte(len(e.AppCode)))
+	b = append(b, e.AppCode...)
+	b = append(b, headers...)
+	return append(b, cutMessage(e.Message, MaxFramePayload-3-len(e.AppCode)-len(headers))...)
+}
+
+// ErrorSize returns an upper bound of what AppendErrorVersion appends.
+func ErrorSize(v uint8, e *Error) int {
+	n := 2 + len(e.Message)
+	if v >= Version3 {
+		n += 1 + len(e.AppCode) + max(len(e.Headers), HeaderBlockLenSize)
+	}
+	return min(n, MaxFramePayload)
+}
+
+// ParseErrorVersion decodes the payload of an error frame of protocol
+// version v. A v3 payload's header block over maxHeaders is refused with
+// too_large, as in a start frame; the block is kept encoded in Headers.
+func ParseErrorVersion(v uint8, p []byte, maxHeaders int) (*Error, error) {
+	if v < Version3 {
+		return ParseError(p)
+	}
+	if len(p) < 3 {
+		return nil, Errorf(CodeProtocol, "v3 error payload of %d bytes is shorter than its code and application code length", len(p))
+	}
+	code, al := Code(binary.BigEndian.Uint16(p)), int(p[2])
+	if len(p) < 3+al {
+		return nil, Errorf(CodeProtocol, "v3 error payload: an application code of %d bytes, %d left", al, len(p)-3)
+	}
+	app := string(p[3 : 3+al])
+	if err := CheckAppCode(app); err != nil {
+		return nil, err
+	}
+	rest := p[3+al:]
+	n, err := CheckHeaderBlock(rest, maxHeaders)
+	if err != nil {
+		return nil, err
+	}
+	var headers []byte
+	if n > HeaderBlockLenSize {
+		headers = append([]byte(nil), rest[:n]...)
+	}
+	msg := rest[n:]
+	if !utf8.Valid(msg) {
+		return nil, Errorf(CodeProtocol, "error message is not valid UTF-8")
+	}
+	return &Error{Code: code, Message: string(msg), AppCode: app, Headers: headers}, nil
+}
+
+// cutMessage makes message valid UTF-8 of at most n bytes, cut at a
+// character boundary.
+func cutMessage(message string, n int) string {
 	message = strings.ToValidUTF8(message, "\uFFFD")
-	if len(message) > maxMessage {
-		cut := maxMessage
+	if len(message) > n {
+		cut := max(n, 0)
 		for cut > 0 && !utf8.RuneStart(message[cut]) {
 			cut--
 		}
 		message = message[:cut]
 	}
-	b = binary.BigEndian.AppendUint16(b, uint16(code))
-	return append(b, message...)
+	return message
 }
 
-// ParseError decodes an error frame's payload.
+// ParseError decodes an error frame's payload (versions 1 and 2).
 func ParseError(p []byte) (*Error, error) {
 	if len(p) < 2 {
 		return nil, Errorf(CodeProtocol, "error payload of %d bytes is shorter than its 2-byte code", len(p))

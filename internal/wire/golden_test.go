@@ -40,7 +40,9 @@ type sharedFrames struct {
 			Message         string    `json:"message"`
 			Token           string    `json:"token"`
 			ChannelName     string    `json:"channelName"`
+			ClientKeyHex    string    `json:"clientKeyHex"`
 			MaxMessageBytes uint64    `json:"maxMessageBytes"`
+			MaxPolls        uint32    `json:"maxPolls"`
 		} `json:"payload"`
 	} `json:"frames"`
 	Invalid []struct {
@@ -62,10 +64,16 @@ func TestSharedGoldenFrames(t *testing.T) {
 	if err := json.Unmarshal(raw, &g); err != nil {
 		t.Fatalf("testdata/frames.json: %v", err)
 	}
+	var v3 struct {
+		Frames []vector `json:"frames"` // the payload fields of version 3 (vectors_test.go)
+	}
+	if err := json.Unmarshal(raw, &v3); err != nil {
+		t.Fatalf("testdata/frames.json: %v", err)
+	}
 	if len(g.Frames) == 0 || len(g.Invalid) == 0 {
 		t.Fatalf("testdata/frames.json has %d frames and %d invalid headers, want some of each", len(g.Frames), len(g.Invalid))
 	}
-	for _, f := range g.Frames {
+	for i, f := range g.Frames {
 		b, err := hex.DecodeString(f.Hex)
 		if err != nil {
 			t.Fatalf("%s: hex: %v", f.Name, err)
@@ -107,17 +115,22 @@ func TestSharedGoldenFrames(t *testing.T) {
 				t.Errorf("%s: wire.AppendError = %x, want %x", f.Name, enc, p)
 			}
 		case "join":
-			tok, name, _, err := wire.ParseJoinPayload(p, want.ChannelID)
-			if err != nil || tok != f.Payload.Token || name != f.Payload.ChannelName {
-				t.Errorf("%s: wire.ParseJoinPayload = %q, %q, %v; want %q, %q", f.Name, tok, name, err, f.Payload.Token, f.Payload.ChannelName)
+			tok, name, key, err := wire.ParseJoinPayload(p, want.ChannelID)
+			if err != nil || tok != f.Payload.Token || name != f.Payload.ChannelName || hex.EncodeToString(key) != f.Payload.ClientKeyHex {
+				t.Errorf("%s: wire.ParseJoinPayload = %q, %q, %x, %v; want %q, %q, %s", f.Name, tok, name, key, err, f.Payload.Token, f.Payload.ChannelName, f.Payload.ClientKeyHex)
 			}
-			if enc := wire.AppendJoinPayload(nil, f.Payload.Token, f.Payload.ChannelName, nil); !bytes.Equal(enc, p) {
+			if enc := wire.AppendJoinPayload(nil, f.Payload.Token, f.Payload.ChannelName, key); !bytes.Equal(enc, p) {
 				t.Errorf("%s: wire.AppendJoinPayload = %x, want %x", f.Name, enc, p)
 			}
 		case "settings":
 			if len(p) < 8 || binary.BigEndian.Uint64(p) != f.Payload.MaxMessageBytes {
 				t.Errorf("%s: settings %x, want MaxMessageBytes %d", f.Name, p, f.Payload.MaxMessageBytes)
 			}
+			if polls := f.Payload.MaxPolls; polls != 0 && (len(p) < 12 || binary.BigEndian.Uint32(p[8:]) != polls) {
+				t.Errorf("%s: settings %x, want the poll limit %d at offset 8", f.Name, p, polls)
+			}
+		case "headers", "error3":
+			checkV3Payload(t, f.Name, want, p, v3.Frames[i].Payload)
 		default:
 			t.Errorf("%s: unknown payload kind %q", f.Name, k)
 		}

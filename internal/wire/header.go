@@ -31,8 +31,17 @@ const Version = 1
 // carries, in both directions.
 const Version2 = 2
 
+// Version3 is protocol version 3 (docs/PROTOCOL.md, "Version 3"): version
+// 2 plus a header block on the start frame of every request, delivery and
+// response stream, and error payloads with an application code and the
+// response's header block.
+const Version3 = 3
+
 // MaxVersion is the newest protocol version this codec speaks.
-const MaxVersion = Version2
+const MaxVersion = Version3
+
+// KnownVersion reports whether v is a protocol version this codec speaks.
+func KnownVersion(v uint8) bool { return v >= Version && v <= MaxVersion }
 
 // MaxFramePayload is the largest payload one frame may carry.
 const MaxFramePayload = 65536
@@ -131,13 +140,14 @@ func ParseHeader(b []byte) (Header, int, error) {
 	return h, HeaderSize, nil
 }
 
-// CheckHeader reports whether h is a frame v1 or v2 allows, looking only at
-// the header: version, type, flags (known bits in an allowed combination),
-// the final bit and the payload length. Both versions have the same header
-// rules; which version a connection speaks is checked by the connection.
+// CheckHeader reports whether h is a frame v1, v2 or v3 allows, looking
+// only at the header: version, type, flags (known bits in an allowed
+// combination), the final bit and the payload length. The versions have
+// the same header rules; which version a connection speaks is checked by
+// the connection.
 func CheckHeader(h *Header) error {
-	if h.Version != Version && h.Version != Version2 {
-		return Errorf(CodeBadVersion, "unsupported protocol version %d (this server speaks %d and %d)", h.Version, Version, Version2)
+	if !KnownVersion(h.Version) {
+		return Errorf(CodeBadVersion, "unsupported protocol version %d (this server speaks %d to %d)", h.Version, Version, MaxVersion)
 	}
 	if !h.Type.Valid() {
 		return Errorf(CodeProtocol, "unknown frame type %d", uint8(h.Type))

@@ -328,7 +328,7 @@ func TestCheckHeaderRejects(t *testing.T) {
 		code   wire.Code
 	}{
 		{"version 0", func(h *wire.Header) { h.Version = 0 }, wire.CodeBadVersion},
-		{"version 3", func(h *wire.Header) { h.Version = 3 }, wire.CodeBadVersion},
+		{"version 4", func(h *wire.Header) { h.Version = 4 }, wire.CodeBadVersion},
 		{"version 255", func(h *wire.Header) { h.Version = 255 }, wire.CodeBadVersion},
 		{"type 0", func(h *wire.Header) { h.Type = 0 }, wire.CodeProtocol},
 		{"type 5", func(h *wire.Header) { h.Type = 5 }, wire.CodeProtocol},

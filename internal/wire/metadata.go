@@ -87,71 +87,128 @@ func countFields(h map[string][]string) int {
 	return n
 }
 
+// NoHeaders is the header block of a start frame without headers: its
+// 2-byte length, 0.
+var NoHeaders = []byte{0, 0}
+
+// HeaderBlockLen returns how many bytes the header block at the front of p
+// takes, its length prefix included, checking only that the length prefix
+// is there and that p holds the block. It looks at none of the fields:
+// CheckHeaderBlock does.
+func HeaderBlockLen(p []byte) (int, error) {
+	if len(p) < HeaderBlockLenSize {
+		return 0, Errorf(CodeProtocol, "header block: %d bytes, shorter than its 2-byte length", len(p))
+	}
+	n := int(binary.BigEndian.Uint16(p))
+	if len(p)-HeaderBlockLenSize < n {
+		return 0, Errorf(CodeProtocol, "header block of %d bytes, %d left in the frame", n, len(p)-HeaderBlockLenSize)
+	}
+	return HeaderBlockLenSize + n, nil
+}
+
+// CheckHeaderBlock checks the header block at the front of p as
+// ParseHeaderBlock does, without building the headers (it allocates
+// nothing), and returns how many bytes it takes.
+func CheckHeaderBlock(p []byte, max int) (int, error) {
+	return walkHeaderBlock(p, max, nil)
+}
+
 // ParseHeaderBlock reads the header block at the front of p: it returns
 // the headers (nil when there are none) and how many bytes of p the block
 // took, its length prefix included. A block longer than max, or one that
 // is truncated or malformed, is a protocol error (too_large for the
 // first).
 func ParseHeaderBlock(p []byte, max int) (map[string][]string, int, error) {
+	var h map[string][]string
+	n, err := walkHeaderBlock(p, max, func(count int, key, value string) {
+		if h == nil {
+			h = make(map[string][]string, min(count, 16))
+		}
+		key = textproto.CanonicalMIMEHeaderKey(key)
+		h[key] = append(h[key], value)
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return h, n, nil
+}
+
+// walkHeaderBlock checks the header block at the front of p and, when
+// field is not nil, gives it each field in order (with the block's field
+// count).
+func walkHeaderBlock(p []byte, max int, field func(count int, key, value string)) (int, error) {
 	if len(p) < HeaderBlockLenSize {
-		return nil, 0, Errorf(CodeProtocol, "header block: %d bytes, shorter than its 2-byte length", len(p))
+		return 0, Errorf(CodeProtocol, "header block: %d bytes, shorter than its 2-byte length", len(p))
 	}
 	n := int(binary.BigEndian.Uint16(p))
 	if n == 0 {
-		return nil, HeaderBlockLenSize, nil
+		return HeaderBlockLenSize, nil
 	}
 	if n > max {
-		return nil, 0, Errorf(CodeTooLarge, "header block of %d bytes is over the limit of %d", n, max)
+		return 0, Errorf(CodeTooLarge, "header block of %d bytes is over the limit of %d", n, max)
 	}
 	rest := p[HeaderBlockLenSize:]
 	if len(rest) < n {
-		return nil, 0, Errorf(CodeProtocol, "header block of %d bytes, %d left in the frame", n, len(rest))
+		return 0, Errorf(CodeProtocol, "header block of %d bytes, %d left in the frame", n, len(rest))
 	}
 	block := rest[:n]
 	if len(block) < 2 {
-		return nil, 0, Errorf(CodeProtocol, "header block of %d bytes has no field count", n)
+		return 0, Errorf(CodeProtocol, "header block of %d bytes has no field count", n)
 	}
 	count := int(binary.BigEndian.Uint16(block))
 	if count == 0 {
-		return nil, 0, Errorf(CodeProtocol, "header block of %d bytes with no field", n)
+		return 0, Errorf(CodeProtocol, "header block of %d bytes with no field", n)
 	}
 	block = block[2:]
-	h := make(map[string][]string, min(count, 16))
 	for i := range count {
 		if len(block) < 1 {
-			return nil, 0, Errorf(CodeProtocol, "header block: field %d of %d missing", i+1, count)
+			return 0, Errorf(CodeProtocol, "header block: field %d of %d missing", i+1, count)
 		}
 		kl := int(block[0])
 		if len(block) < 1+kl+2 {
-			return nil, 0, Errorf(CodeProtocol, "header block: field %d truncated", i+1)
+			return 0, Errorf(CodeProtocol, "header block: field %d truncated", i+1)
 		}
-		key := string(block[1 : 1+kl])
-		if err := checkKey(key); err != nil {
-			return nil, 0, err
+		key := block[1 : 1+kl]
+		if err := checkKeyBytes(key); err != nil {
+			return 0, err
 		}
 		vl := int(binary.BigEndian.Uint16(block[1+kl:]))
 		block = block[1+kl+2:]
 		if len(block) < vl {
-			return nil, 0, Errorf(CodeProtocol, "header block: the value of %q truncated", key)
+			return 0, Errorf(CodeProtocol, "header block: the value of %q truncated", key)
 		}
-		value := string(block[:vl])
-		if err := checkValue(key, value); err != nil {
-			return nil, 0, err
+		value := block[:vl]
+		if err := checkValueBytes(key, value); err != nil {
+			return 0, err
 		}
 		block = block[vl:]
-		key = textproto.CanonicalMIMEHeaderKey(key)
-		h[key] = append(h[key], value)
+		if field != nil {
+			field(count, string(key), string(value))
+		}
 	}
 	if len(block) != 0 {
-		return nil, 0, Errorf(CodeProtocol, "header block: %d bytes after its %d fields", len(block), count)
+		return 0, Errorf(CodeProtocol, "header block: %d bytes after its %d fields", len(block), count)
 	}
-	return h, HeaderBlockLenSize + n, nil
+	return HeaderBlockLenSize + n, nil
 }
 
 // checkKey checks that k is a header key: 1 to 255 token characters.
 func checkKey(k string) error {
 	if len(k) == 0 || len(k) > 255 {
 		return Errorf(CodeProtocol, "header key of %d bytes: want 1 to 255", len(k))
+	}
+	for i := 0; i < len(k); i++ {
+		if !isTokenChar(k[i]) {
+			return Errorf(CodeProtocol, "header key %q: byte %#x is not a token character", k, k[i])
+		}
+	}
+	return nil
+}
+
+// checkKeyBytes is checkKey for a key still in its frame.
+func checkKeyBytes(k []byte) error {
+	if len(k) == 0 {
+		return Errorf(CodeProtocol, "header key of 0 bytes: want 1 to 255")
 	}
 	for i := 0; i < len(k); i++ {
 		if !isTokenChar(k[i]) {
@@ -170,6 +227,20 @@ func checkValue(k, v string) error {
 	if !utf8.ValidString(v) {
 		return Errorf(CodeProtocol, "header %q: the value is not UTF-8", k)
 	}
+	return checkValueChars(k, v)
+}
+
+// checkValueBytes is checkValue for a value still in its frame (which
+// cannot be over 65535 bytes).
+func checkValueBytes(k, v []byte) error {
+	if !utf8.Valid(v) {
+		return Errorf(CodeProtocol, "header %q: the value is not UTF-8", k)
+	}
+	return checkValueChars(k, v)
+}
+
+// checkValueChars refuses NUL, CR and LF in value v of key k.
+func checkValueChars[S string | []byte](k, v S) error {
 	for i := 0; i < len(v); i++ {
 		if c := v[i]; c == 0 || c == '\r' || c == '\n' {
 			return Errorf(CodeProtocol, "header %q: the value holds byte %#x", k, c)

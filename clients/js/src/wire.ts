@@ -8,6 +8,8 @@ export const maxFramePayload = 65536;
 /** Protocol versions. */
 export const version1 = 1;
 export const version2 = 2;
+/** Version 3 (docs/PROTOCOL.md section 23): this client does not speak it yet, but its codec reads v3 headers. */
+export const version3 = 3;
 /** Per-stream window on every hop. */
 export const streamWindow = 256 << 10;
 /** Credit a request body has from its start, on the first hop. */
@@ -114,7 +116,7 @@ export function decodeHeader(b: Uint8Array, off = 0): Header {
   if (b.length - off < headerSize) throw new WireError(CodeProtocol, 'short header');
   const dv = new DataView(b.buffer, b.byteOffset + off, headerSize);
   const version = dv.getUint8(0);
-  if (version !== version1 && version !== version2) throw new WireError(2, `unsupported protocol version ${version}`);
+  if (version !== version1 && version !== version2 && version !== version3) throw new WireError(2, `unsupported protocol version ${version}`);
   const type = dv.getUint8(1);
   const flags = dv.getUint16(2);
   if (type < TypeStart || type > TypeError) throw new WireError(CodeProtocol, `unknown frame type ${type}`);

@@ -28,6 +28,9 @@ test('golden frames decode to their fields and encode to their bytes', () => {
     switch (f.payload.kind) {
       case 'none': assert.equal(p.length, 0, f.name); break;
       case 'bytes': assert.equal(hex(p), f.payload.hex, f.name); break;
+      // Version 3's payloads (section 23): this client does not speak v3
+      // yet, so their bytes are all it checks.
+      case 'headers': case 'error3': assert.equal(hex(p), f.payload.hex, f.name); break;
       case 'credit': assert.equal(parseCredit(p), f.payload.credit, f.name); break;
       case 'error':
         assert.deepEqual(parseError(p), { code: f.payload.code, message: f.payload.message }, f.name);
