@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/socketbus/socketbus"
 	"github.com/socketbus/socketbus/server"
 )
@@ -21,6 +23,14 @@ import (
 // never meet. 50 new calls go through the second node, the held one
 // ends on the first, and nothing runs twice.
 func TestMoveAcrossNodes(t *testing.T) {
+	t.Run("random ID", func(t *testing.T) { testMoveAcrossNodes(t) })
+	// A chosen ID registers no key, so nothing proves the join on n2 is
+	// the draining member's own client: n1 frees the ID because it is
+	// draining.
+	t.Run("chosen ID", func(t *testing.T) { testMoveAcrossNodes(t, socketbus.WithClientID(uuid.New())) })
+}
+
+func testMoveAcrossNodes(t *testing.T, opts ...socketbus.DialOption) {
 	b := newTestBus(t, 2, server.Config{})
 	n1, n2 := b.node(0), b.node(1)
 	policy := socketbus.WithReconnect(socketbus.ReconnectPolicy{MinDelay: 5 * time.Millisecond, MaxDelay: 50 * time.Millisecond})
@@ -43,14 +53,14 @@ func TestMoveAcrossNodes(t *testing.T) {
 	})
 	t.Cleanup(free) // before serve's cleanup waits for the handler
 	draining, moved := make(chan struct{}), make(chan struct{})
-	requester := dial(t, n1, "move", policy, socketbus.WithServers(n2.addr), socketbus.WithConnectionHook(func(e socketbus.ConnectionEvent) {
+	requester := dial(t, n1, "move", append(opts, policy, socketbus.WithServers(n2.addr), socketbus.WithConnectionHook(func(e socketbus.ConnectionEvent) {
 		switch e.State {
 		case socketbus.ConnectionDraining:
 			close(draining)
 		case socketbus.ConnectionRestored:
 			close(moved)
 		}
-	}))
+	}))...)
 	held := make(chan error, 1)
 	go func() {
 		_, err := requester.Call(context.Background(), []byte("hold"))
@@ -60,7 +70,11 @@ func TestMoveAcrossNodes(t *testing.T) {
 	shut := make(chan error, 1)
 	go func() { shut <- n1.srv.Shutdown(context.Background()) }()
 	<-draining
-	<-moved
+	select {
+	case <-moved:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the requester did not move to n2 within 60 s")
+	}
 	for i := range 50 {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		_, err := requester.Call(ctx, []byte(fmt.Sprint(i)))
