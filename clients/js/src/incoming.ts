@@ -165,12 +165,22 @@ export class InRequest implements IncomingRequest {
     if (this.answered && !this.finished) {
       // A response that is streaming: fail it part way (allowed, section 15.1).
     }
-    // The failure carries the response headers set so far; ones that do
-    // not encode are dropped rather than losing the failure itself.
-    let block: Uint8Array | undefined;
-    try { block = this.responseBlock(); } catch { block = undefined; }
+    // The failure carries the response headers set so far: a bad one fails
+    // fail with "invalid" and nothing is sent (the serve loop then fails
+    // the request without them).
+    const block = this.responseBlock();
+    this.failWith(message, code ?? '', block);
+  }
+
+  /** failPlain fails the request without its response headers: the serve loop's last resort. */
+  failPlain(message: string): void {
+    if (this.finished) return;
+    this.failWith(message, '', undefined);
+  }
+
+  private failWith(message: string, code: string, block: Uint8Array | undefined): void {
     this.answered = true;
-    this.conn.frame(this.conn.header(TypeError, FlagResponse, this.rid, 0, true), this.conn.errorPayload(CodeRemote, message, code ?? '', block));
+    this.conn.frame(this.conn.header(TypeError, FlagResponse, this.rid, 0, true), this.conn.errorPayload(CodeRemote, message, code, block));
     this.finish();
   }
 }
@@ -203,10 +213,13 @@ export class ServeState {
     this.active++;
     try {
       await this.handler(req);
-      if (!req.answered && !req.finished) await req.fail('handler returned without answering');
+      if (!req.answered && !req.finished) {
+        try { await req.fail('handler returned without answering'); } catch { req.failPlain('handler returned without answering'); }
+      }
     } catch (e) {
       if (!req.finished) {
-        try { await req.fail(e instanceof Error ? e.message : String(e)); } catch { /* ended meanwhile */ }
+        const message = e instanceof Error ? e.message : String(e);
+        try { await req.fail(message); } catch { req.failPlain(message); /* bad response headers, or ended meanwhile */ }
       }
     }
     this.active--;

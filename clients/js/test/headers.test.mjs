@@ -140,3 +140,29 @@ test('bad headers and codes fail with "invalid" and send nothing; the old "unsup
     await close();
   }
 });
+
+test('response headers too large: respond and fail refuse them; the handler\'s throw still fails the request', async () => {
+  const { a, b, close } = await pair('js-h-big');
+  const ac = new AbortController();
+  const seen = [];
+  const served = b.serve(async (req) => {
+    await req.bytes();
+    req.responseHeaders.set('X-Big', 'x'.repeat(40000));
+    try { await req.respond(enc('no')); } catch (e) { seen.push(e.code); }
+    try { await req.fail('no', 'nope'); } catch (e) { seen.push(e.code); }
+    throw new Error('gave up');
+  }, { signal: ac.signal });
+  try {
+    await assert.rejects(a.call(enc('x'), { timeout: 10000 }), (e) => {
+      assert.ok(e instanceof RemoteError, String(e));
+      assert.equal(e.message, 'gave up');
+      assert.equal(e.remoteCode, undefined);
+      return true;
+    });
+    assert.deepEqual(seen, ['too_large', 'too_large']);
+  } finally {
+    ac.abort();
+    await served;
+    await close();
+  }
+});
