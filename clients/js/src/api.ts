@@ -41,15 +41,18 @@ export interface CallOptions {
   /** Aborting cancels the request at the responder. */
   signal?: AbortSignal;
   /**
-   * Request headers. Protocol v2 has no headers: a request with any fails
-   * with SocketbusError code "unsupported" rather than dropping them.
+   * Request headers (protocol v3), sent on the request's start. Keys are
+   * case-insensitive RFC 9110 tokens; values UTF-8 without NUL, CR or LF
+   * (a record or [key, value] pairs may hold any UTF-8; a Headers object
+   * only Latin-1). A bad header fails the call with SocketbusError
+   * "invalid" ("too_large" over 32 KiB) and nothing is sent.
    */
   headers?: HeadersInit;
 }
 
 /** ResponseStream is a response that has started; its body streams. */
 export interface ResponseStream {
-  /** Response headers (always empty in protocol v2). */
+  /** Response headers, from the response's start (several values of one key joined by ", "). */
   readonly headers: Headers;
   /** The response body, flow-controlled: the responder waits while it is not read. */
   readonly body: ReadableStream<Uint8Array>;
@@ -71,7 +74,7 @@ export interface IncomingRequest {
   readonly id: string;
   /** The requester's client ID. */
   readonly from: string;
-  /** Request headers (always empty in protocol v2). */
+  /** Request headers, from the delivery (several values of one key joined by ", "). */
   readonly headers: Headers;
   /** The request body, flow-controlled. */
   readonly body: ReadableStream<Uint8Array>;
@@ -79,11 +82,19 @@ export interface IncomingRequest {
   bytes(): Promise<Uint8Array>;
   /** Aborted when the requester cancelled, timed out or left, or the connection was lost. */
   readonly signal: AbortSignal;
-  /** Response headers; in protocol v2 respond fails with "unsupported" if any are set. */
+  /**
+   * Response headers: set them before respond or fail, which send them on
+   * the response's start or with the failure. A bad one makes respond fail
+   * with "invalid" (nothing sent).
+   */
   readonly responseHeaders: Headers;
   /** respond answers with a body, whole or streamed; it resolves once the body is sent. */
   respond(body: Uint8Array | ReadableStream<Uint8Array>): Promise<void>;
-  /** fail answers with an error: a RemoteError with message at the requester. */
+  /**
+   * fail answers with an error: a RemoteError with message at the
+   * requester, and code (1 to 64 token characters, as "not_found") as its
+   * remoteCode; a code that is not one fails with "invalid".
+   */
   fail(message: string, code?: string): Promise<void>;
 }
 

@@ -9,10 +9,11 @@ import { SocketbusError } from './errors.js';
 import { InRequest, ServeState } from './incoming.js';
 import { OutCall } from './outgoing.js';
 import type { Dialer } from './transport.js';
+import { encodeHeaders } from './headers.js';
 import { formatUUID, idKey, parseUUID, randomUUID } from './uuid.js';
 import {
   CodeReturned, CodeServerClosed, FlagCredit, FlagReceive, FlagRequest, FlagResponse, TypeEnd, TypeError, TypeStart,
-  WireError, errorPayload, isZero, parseError, type Header,
+  WireError, isZero, parseErrorVersion, parseHeaderBlock, type Header,
 } from './wire.js';
 
 /** How long close waits for the server to answer a serve's stop. */
@@ -81,15 +82,17 @@ class BusClient implements Client {
   }
 
   send(body: Uint8Array | ReadableStream<Uint8Array>, opts: CallOptions = {}): Promise<ResponseStream> {
-    if (opts.headers !== undefined && [...new Headers(opts.headers).keys()].length > 0) {
-      return Promise.reject(new SocketbusError('unsupported',
-        'socketbus: request headers need protocol v3; this server speaks v2 (send without headers)'));
+    let block: Uint8Array;
+    try {
+      block = encodeHeaders(opts.headers, 'request'); // checked before anything is sent
+    } catch (e) {
+      return Promise.reject(e);
     }
     if (this.closed) return Promise.reject(new SocketbusError('closed', 'socketbus: client closed'));
     if (opts.signal?.aborted) {
       return Promise.reject(new SocketbusError('cancelled', 'socketbus: cancelled: the caller aborted the request', { cause: opts.signal.reason }));
     }
-    const call = new OutCall(body, opts.timeout, opts.signal, (c) => this.finished(c));
+    const call = new OutCall(body, opts.timeout, opts.signal, (c) => this.finished(c), block);
     call.prepare().then(() => {
       if (call.done) return;
       if (this.closed) {
@@ -164,7 +167,7 @@ class BusClient implements Client {
       case FlagRequest | FlagCredit: {
         const call = this.calls.get(key);
         if (!call || call.conn !== conn) return; // ended: a late frame
-        if (h.type === TypeError && conn.drained && call.replayable && parseError(payload).code === CodeServerClosed) {
+        if (h.type === TypeError && conn.drained && call.replayable && parseErrorVersion(h.version, payload).code === CodeServerClosed) {
           // Refused by a draining server: no receiver saw it. Send it again,
           // same ID, on the next connection.
           this.calls.delete(key);
@@ -208,12 +211,14 @@ class BusClient implements Client {
     const st = this.serving;
     if (!st || st.stopping || this.closed) {
       // Not taken: the server gives it to another receiver.
-      conn.frame(conn.header(TypeError, FlagReceive, h.requestId, 0, true), errorPayload(CodeReturned, ''));
+      conn.frame(conn.header(TypeError, FlagReceive, h.requestId, 0, true), conn.errorPayload(CodeReturned, ''));
       return;
     }
     if (st.active >= st.concurrency) throw new WireError(1, 'a push beyond the credit granted');
-    const whole = h.final ? payload.slice(16) : undefined;
-    const req = new InRequest(conn, h.requestId, h, whole, (r) => {
+    const { fields, end } = parseHeaderBlock(payload, 16);
+    if (!h.final && end !== payload.length) throw new WireError(1, 'a delivery start with bytes after its header block');
+    const whole = h.final ? payload.slice(end) : undefined;
+    const req = new InRequest(conn, h.requestId, h, fields, whole, (r) => {
       if (this.held.get(r.key) === r) this.held.delete(r.key);
     });
     this.held.set(key, req);

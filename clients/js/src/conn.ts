@@ -6,7 +6,7 @@ import { SocketbusError } from './errors.js';
 import type { Transport } from './transport.js';
 import {
   FlagJoin, FlagPing, TypeEnd, TypeError, TypeStart, WireError, codeNames, decodeHeader, encodeHeader, errorPayload, frameBytes,
-  headerSize, isDrainPing, parseError, version2, zeroId, type Header,
+  headerSize, isDrainPing, parseErrorVersion, errorPayload3, version3, zeroId, type Header,
 } from './wire.js';
 
 /** Keepalive: check every half interval; ping after one silent interval; close after two. */
@@ -24,6 +24,8 @@ export interface JoinInfo {
 
 /** Conn is one joined connection. */
 export class Conn {
+  /** version is the protocol version this connection speaks (3, section 23). */
+  readonly version = version3;
   /** maxMessageBytes is the server's body limit (0: none), from the join's acknowledgement. */
   maxMessageBytes = 0;
   closed = false;
@@ -74,7 +76,7 @@ export class Conn {
           return;
         }
         if (!joined && h.type === TypeError) {
-          const e = parseError(payload);
+          const e = parseErrorVersion(h.version, payload);
           c.closeTransport();
           reject(new SocketbusError(codeNames[e.code] ?? 'protocol', `socketbus: join refused: ${e.message}`));
           return;
@@ -87,7 +89,7 @@ export class Conn {
       t.onClose = (err) => c.lost(err ?? new SocketbusError('disconnected', 'socketbus: the server closed the connection'));
       const token = join.token ? new TextEncoder().encode(join.token) : undefined;
       c.send(frameBytes({
-        version: version2, type: TypeStart, flags: FlagJoin, requestId: joinId, clientId: join.clientId,
+        version: c.version, type: TypeStart, flags: FlagJoin, requestId: joinId, clientId: join.clientId,
         channelId: join.channelId, timeout: 0, seq: 0, final: true, length: 0,
       }, token));
     }).finally(() => clearTimeout(timer)).then((conn) => {
@@ -100,7 +102,7 @@ export class Conn {
   /** header returns a header of this connection with the given fields. */
   header(type: number, flags: number, requestId: Uint8Array, seq = 0, final = false, timeout = 0): Header {
     return {
-      version: version2, type, flags, requestId, clientId: this.join.clientId, channelId: this.join.channelId,
+      version: this.version, type, flags, requestId, clientId: this.join.clientId, channelId: this.join.channelId,
       timeout, seq, final, length: 0,
     };
   }
@@ -115,17 +117,36 @@ export class Conn {
     }
   }
 
-  /** frame queues a frame. */
-  frame(h: Header, payload?: Uint8Array): void {
-    if (!payload || payload.length < 4096) {
-      this.send(frameBytes(h, payload));
+  /**
+   * frame queues a frame whose payload is prefix (a header block, say) then
+   * payload.
+   */
+  frame(h: Header, payload?: Uint8Array, prefix?: Uint8Array): void {
+    const pn = prefix ? prefix.length : 0;
+    const n = payload ? payload.length : 0;
+    if (n < 4096) {
+      if (pn === 0) {
+        this.send(frameBytes(h, payload));
+        return;
+      }
+      const b = new Uint8Array(headerSize + pn + n);
+      encodeHeader(b, 0, { ...h, length: pn + n });
+      b.set(prefix!, headerSize);
+      if (payload) b.set(payload, headerSize + pn);
+      this.send(b);
       return;
     }
-    // A large payload goes out as it is, after its header: no copy.
-    const hdr = new Uint8Array(headerSize);
-    encodeHeader(hdr, 0, { ...h, length: payload.length });
+    // A large payload goes out as it is, after its header and prefix: no copy.
+    const hdr = new Uint8Array(headerSize + pn);
+    encodeHeader(hdr, 0, { ...h, length: pn + n });
+    if (prefix) hdr.set(prefix, headerSize);
     this.send(hdr);
-    this.send(payload);
+    this.send(payload!);
+  }
+
+  /** errorPayload is an error frame's payload in this connection's version. */
+  errorPayload(code: number, message: string, appCode = '', block?: Uint8Array): Uint8Array {
+    return this.version >= version3 ? errorPayload3(code, message, appCode, block) : errorPayload(code, message);
   }
 
   private flush(): void {
@@ -167,7 +188,7 @@ export class Conn {
   /** protocolError sends a connection-level error and closes. */
   private protocolError(code: number, message: string): void {
     if (this.closed) return;
-    this.frame({ ...this.header(TypeError, 0, zeroId, 0, true), clientId: zeroId, channelId: zeroId }, errorPayload(code, message));
+    this.frame({ ...this.header(TypeError, 0, zeroId, 0, true), clientId: zeroId, channelId: zeroId }, this.errorPayload(code, message));
     this.flush();
     this.lost(new SocketbusError(codeNames[code] ?? 'protocol', `socketbus: the server broke the protocol: ${message}`));
   }
@@ -235,7 +256,7 @@ export class Conn {
   }
 
   private dispatch(h: Header, payload: Uint8Array): void {
-    if (h.version !== version2) throw new WireError(2, `a version ${h.version} frame on a version 2 connection`);
+    if (h.version !== this.version) throw new WireError(2, `a version ${h.version} frame on a version ${this.version} connection`);
     if (h.flags === FlagPing) {
       if (h.type === TypeStart) {
         // Answer in order, echoing request ID, sequence and payload.
@@ -245,7 +266,7 @@ export class Conn {
       return; // a pong: hearing it was the point
     }
     if (h.flags === 0 && h.type === TypeError) {
-      const e = parseError(payload);
+      const e = parseErrorVersion(h.version, payload);
       this.lost(new SocketbusError(codeNames[e.code] ?? 'protocol', `socketbus: the server closed the connection: ${e.message}`));
       return;
     }

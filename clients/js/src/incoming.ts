@@ -8,16 +8,17 @@ import { SocketbusError } from './errors.js';
 import { formatUUID, idKey } from './uuid.js';
 import {
   CodeRemote, FlagCredit, FlagReceive, FlagResponse, TypeChunk, TypeEnd, TypeError, TypeStart, WireError,
-  creditPayload, errorPayload, maxWholeResponse, parseCredit, pushedCredit, streamWindow, takeGrant, type Header,
+  checkAppCode, creditPayload, maxWholeResponse, parseCredit, pushedCredit, streamWindow, takeGrant, type Header,
 } from './wire.js';
 import { serverError } from './outgoing.js';
+import { encodeFields, toHeaders } from './headers.js';
 
 /** InRequest is a request this client holds as a receiver. */
 export class InRequest implements IncomingRequest {
   readonly id: string;
   readonly from: string;
   readonly key: string;
-  readonly headers = new Headers();
+  readonly headers: Headers;
   readonly responseHeaders = new Headers();
   readonly body: ReadableStream<Uint8Array>;
   private readonly ac = new AbortController();
@@ -29,8 +30,9 @@ export class InRequest implements IncomingRequest {
   /** finished: nothing more is sent for it. */
   finished = false;
 
-  constructor(private readonly conn: Conn, private readonly rid: Uint8Array, h: Header, whole: Uint8Array | undefined,
-    private readonly onFinish: (r: InRequest) => void) {
+  constructor(private readonly conn: Conn, private readonly rid: Uint8Array, h: Header, fields: [string, string][],
+    whole: Uint8Array | undefined, private readonly onFinish: (r: InRequest) => void) {
+    this.headers = toHeaders(fields);
     this.id = formatUUID(rid);
     this.from = formatUUID(h.clientId);
     this.key = idKey(rid);
@@ -66,7 +68,7 @@ export class InRequest implements IncomingRequest {
       return;
     }
     if (h.flags === FlagResponse && h.type === TypeError) {
-      this.end(serverError(payload)); // our response was refused (too_large)
+      this.end(serverError(h, payload)); // our response was refused (too_large)
       return;
     }
     if (h.flags !== FlagReceive) throw new WireError(1, 'an unexpected frame for a held request');
@@ -80,7 +82,7 @@ export class InRequest implements IncomingRequest {
         this.in.end();
         return;
       case TypeError:
-        this.end(serverError(payload));
+        this.end(serverError(h, payload));
         return;
       case TypeStart:
         throw new WireError(1, 'a request delivered twice');
@@ -110,24 +112,23 @@ export class InRequest implements IncomingRequest {
   }
 
   async respond(body: Uint8Array | ReadableStream<Uint8Array>): Promise<void> {
-    if ([...this.responseHeaders.keys()].length > 0) {
-      throw new SocketbusError('unsupported', 'socketbus: response headers need protocol v3; this server speaks v2');
-    }
     this.check();
+    const block = this.responseBlock(); // checked before anything is sent
     this.answered = true;
     const conn = this.conn;
     const src = new BodySource(body);
-    const pre = await src.prefix(maxWholeResponse);
+    // A whole response's block and body together fit one frame.
+    const pre = await src.prefix(maxWholeResponse - block.length);
     if (this.finished) {
       src.cancel(this.signal.reason);
       throw this.signal.reason ?? new SocketbusError('disconnected', 'socketbus: the request has ended');
     }
     if (pre.done) {
-      conn.frame(conn.header(TypeStart, FlagResponse, this.rid, 0, true), concat(pre.parts, pre.n));
+      conn.frame(conn.header(TypeStart, FlagResponse, this.rid, 0, true), concat(pre.parts, pre.n), block);
       this.finish();
       return;
     }
-    conn.frame(conn.header(TypeStart, FlagResponse, this.rid, 0, false));
+    conn.frame(conn.header(TypeStart, FlagResponse, this.rid, 0, false), undefined, block);
     let seq = 1;
     try {
       await pumpChunks(pre.parts, src, this.credit, (b) => {
@@ -136,7 +137,7 @@ export class InRequest implements IncomingRequest {
     } catch (err) {
       if (this.finished) throw this.signal.reason ?? err;
       // The response body's reader failed: the requester gets a RemoteError.
-      conn.frame(conn.header(TypeError, FlagResponse, this.rid, 0, true), errorPayload(CodeRemote, `the response body failed: ${String(err)}`));
+      conn.frame(conn.header(TypeError, FlagResponse, this.rid, 0, true), conn.errorPayload(CodeRemote, `the response body failed: ${String(err)}`));
       this.finish();
       throw err;
     }
@@ -145,16 +146,41 @@ export class InRequest implements IncomingRequest {
     this.finish();
   }
 
+  /** responseBlock is responseHeaders encoded: a bad header fails with "invalid". */
+  private responseBlock(): Uint8Array {
+    const fields: [string, string][] = [];
+    this.responseHeaders.forEach((v, k) => { fields.push([k, v]); });
+    return encodeFields(fields, 'response');
+  }
+
   async fail(message: string, code?: string): Promise<void> {
     if (code !== undefined) {
-      throw new SocketbusError('unsupported', 'socketbus: an error code for the requester needs protocol v3; this server speaks v2 (fail without a code)');
+      try {
+        checkAppCode(code);
+      } catch (e) {
+        throw new SocketbusError('invalid', `socketbus: invalid error code: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      }
     }
     if (this.finished) throw this.signal.reason ?? new SocketbusError('disconnected', 'socketbus: the request has ended');
     if (this.answered && !this.finished) {
       // A response that is streaming: fail it part way (allowed, section 15.1).
     }
+    // The failure carries the response headers set so far: a bad one fails
+    // fail with "invalid" and nothing is sent (the serve loop then fails
+    // the request without them).
+    const block = this.responseBlock();
+    this.failWith(message, code ?? '', block);
+  }
+
+  /** failPlain fails the request without its response headers: the serve loop's last resort. */
+  failPlain(message: string): void {
+    if (this.finished) return;
+    this.failWith(message, '', undefined);
+  }
+
+  private failWith(message: string, code: string, block: Uint8Array | undefined): void {
     this.answered = true;
-    this.conn.frame(this.conn.header(TypeError, FlagResponse, this.rid, 0, true), errorPayload(CodeRemote, message));
+    this.conn.frame(this.conn.header(TypeError, FlagResponse, this.rid, 0, true), this.conn.errorPayload(CodeRemote, message, code, block));
     this.finish();
   }
 }
@@ -187,10 +213,13 @@ export class ServeState {
     this.active++;
     try {
       await this.handler(req);
-      if (!req.answered && !req.finished) await req.fail('handler returned without answering');
+      if (!req.answered && !req.finished) {
+        try { await req.fail('handler returned without answering'); } catch { req.failPlain('handler returned without answering'); }
+      }
     } catch (e) {
       if (!req.finished) {
-        try { await req.fail(e instanceof Error ? e.message : String(e)); } catch { /* ended meanwhile */ }
+        const message = e instanceof Error ? e.message : String(e);
+        try { await req.fail(message); } catch { req.failPlain(message); /* bad response headers, or ended meanwhile */ }
       }
     }
     this.active--;

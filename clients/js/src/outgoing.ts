@@ -8,17 +8,18 @@ import { RemoteError, SocketbusError } from './errors.js';
 import { formatUUID, idKey, randomUUID } from './uuid.js';
 import {
   CodeAborted, CodeCancelled, CodeRemote, CodeTimeout, FlagCredit, FlagRequest, FlagResponse, TypeChunk, TypeEnd,
-  TypeError, TypeStart, WireError, codeNames, creditPayload, errorPayload, initialRequestCredit, maxWholeRequest,
-  parseCredit, parseError, streamWindow, type Header,
+  TypeError, TypeStart, WireError, codeNames, creditPayload, initialRequestCredit, maxWholeRequest,
+  parseCredit, parseErrorVersion, parseHeaderBlock, noHeaders, streamWindow, type Header,
 } from './wire.js';
+import { toHeaders } from './headers.js';
 
 /** done is the reason a finished call's body pump stops. */
 const finished = new Error('socketbus: request finished');
 
 /** serverError turns an error frame's payload into the client's error. */
-export function serverError(payload: Uint8Array): SocketbusError {
-  const e = parseError(payload);
-  if (e.code === CodeRemote) return new RemoteError(e.message);
+export function serverError(h: Header, payload: Uint8Array): SocketbusError {
+  const e = parseErrorVersion(h.version, payload);
+  if (e.code === CodeRemote) return new RemoteError(e.message, e.appCode || undefined, e.headers.length ? toHeaders(e.headers) : undefined);
   const name = codeNames[e.code] ?? 'protocol';
   return new SocketbusError(name, `socketbus: ${name}: ${e.message}`);
 }
@@ -48,8 +49,12 @@ export class OutCall {
   private src: BodySource;
   private readonly body: Uint8Array | undefined;
 
+  /**
+   * block is the request's header block, checked and encoded before
+   * anything is sent: the shared 2-byte empty block when there are none.
+   */
   constructor(body: Uint8Array | ReadableStream<Uint8Array>, timeout: number | undefined, signal: AbortSignal | undefined,
-    private readonly onFinish: (c: OutCall) => void) {
+    private readonly onFinish: (c: OutCall) => void, private readonly block: Uint8Array = noHeaders) {
     this.src = new BodySource(body);
     this.body = body instanceof Uint8Array ? body : undefined;
     this.promise = new Promise((resolve, reject) => { this.resolve = resolve; this.reject = reject; });
@@ -74,10 +79,10 @@ export class OutCall {
     this.written = true;
     const timeout = this.deadline ? Math.max(1, Math.ceil(this.deadline - Date.now())) : 0;
     if (this.whole !== undefined) {
-      conn.frame(conn.header(TypeStart, FlagRequest, this.id, 0, true, timeout), this.whole);
+      conn.frame(conn.header(TypeStart, FlagRequest, this.id, 0, true, timeout), this.whole, this.block);
       return;
     }
-    conn.frame(conn.header(TypeStart, FlagRequest, this.id, 0, false, timeout));
+    conn.frame(conn.header(TypeStart, FlagRequest, this.id, 0, false, timeout), undefined, this.block);
     let seq = 1;
     const live = () => !this.done && this.conn === conn && !conn.closed;
     pumpChunks(this.parts, this.src, this.credit, (b) => {
@@ -97,7 +102,7 @@ export class OutCall {
     const conn = this.conn!;
     if (h.flags === FlagRequest) {
       if (h.type === TypeStart && payload.length === 4) this.credit.add(parseCredit(payload));
-      if (h.type === TypeError) this.end(serverError(payload));
+      if (h.type === TypeError) this.end(serverError(h, payload));
       return; // acknowledgements: informational
     }
     if (h.flags === (FlagRequest | FlagCredit)) {
@@ -111,10 +116,12 @@ export class OutCall {
         if (h.seq !== 0) throw new WireError(1, 'a response start with a sequence other than 0');
         this.responded = true;
         const from = formatUUID(h.clientId);
+        const { fields, end } = parseHeaderBlock(payload);
+        const headers = toHeaders(fields);
         if (h.final) {
-          const body = payload.slice();
+          const body = payload.slice(end);
           this.resolve({
-            headers: new Headers(), from,
+            headers, from,
             body: new ReadableStream<Uint8Array>({ start(c) { if (body.length) c.enqueue(body); c.close(); } }),
           });
           this.finish();
@@ -124,7 +131,8 @@ export class OutCall {
           (n) => { if (!this.done && !conn.closed) conn.frame(conn.header(TypeChunk, FlagResponse | FlagCredit, this.id), creditPayload(n)); },
           () => this.fail(new SocketbusError('cancelled', 'socketbus: cancelled: the response body was cancelled'),
             CodeCancelled, 'the sender cancelled the request'));
-        this.resolve({ headers: new Headers(), from, body: this.resp.stream });
+        if (end !== payload.length) throw new WireError(1, 'a response start with bytes after its header block');
+        this.resolve({ headers, from, body: this.resp.stream });
         return;
       }
       case TypeChunk:
@@ -137,7 +145,7 @@ export class OutCall {
         this.finish();
         return;
       case TypeError:
-        this.end(serverError(payload));
+        this.end(serverError(h, payload));
         return;
     }
   }
@@ -159,7 +167,7 @@ export class OutCall {
     if (this.done) return;
     const conn = this.conn;
     if (code !== undefined && this.written && conn && !conn.closed) {
-      conn.frame(conn.header(TypeError, FlagRequest, this.id, 0, true), errorPayload(code, message));
+      conn.frame(conn.header(TypeError, FlagRequest, this.id, 0, true), conn.errorPayload(code, message));
     }
     this.end(err);
   }

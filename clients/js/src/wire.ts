@@ -8,7 +8,7 @@ export const maxFramePayload = 65536;
 /** Protocol versions. */
 export const version1 = 1;
 export const version2 = 2;
-/** Version 3 (docs/PROTOCOL.md section 23): this client does not speak it yet, but its codec reads v3 headers. */
+/** Version 3 (docs/PROTOCOL.md section 23): headers, application error codes. The client joins with it. */
 export const version3 = 3;
 /** Per-stream window on every hop. */
 export const streamWindow = 256 << 10;
@@ -171,7 +171,7 @@ export function errorPayload(code: number, message: string): Uint8Array {
   return b;
 }
 
-/** parseError reads an error frame's payload. */
+/** parseError reads an error frame's payload of version 1 or 2. */
 export function parseError(p: Uint8Array): { code: number; message: string } {
   if (p.length < 2) throw new WireError(CodeProtocol, 'an error payload shorter than 2 bytes');
   const code = new DataView(p.buffer, p.byteOffset, 2).getUint16(0);
@@ -216,4 +216,201 @@ export function joinPayload(token: string, channelName?: string): Uint8Array {
   field(1, token);
   field(2, channelName);
   return new Uint8Array(parts);
+}
+
+// Version 3 (docs/PROTOCOL.md section 23): header blocks and error payloads.
+
+/** HeaderFields are header fields in order: one [key, value] per value. */
+export type HeaderFields = ReadonlyArray<readonly [string, string]>;
+
+/** The largest header block (wire.MaxHeaderBlock), length field excluded. */
+export const maxHeaderBlock = 32 << 10;
+/** The longest application error code (wire.MaxAppCode). */
+export const maxAppCode = 64;
+/** The empty header block: its 2-byte length, 0. Shared; never written to. */
+export const noHeaders = new Uint8Array(2);
+
+function isTokenChar(c: number): boolean {
+  if ((c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39)) return true;
+  // ! # $ % & ' * + - . ^ _ ` | ~
+  return c === 0x21 || (c >= 0x23 && c <= 0x27) || c === 0x2a || c === 0x2b || c === 0x2d || c === 0x2e ||
+    c === 0x5e || c === 0x5f || c === 0x60 || c === 0x7c || c === 0x7e;
+}
+
+/** isToken reports whether s is 1 or more RFC 9110 token characters. */
+export function isToken(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) if (!isTokenChar(s.charCodeAt(i))) return false;
+  return true;
+}
+
+/**
+ * canonicalKey canonicalizes a header key as Go's net/textproto does: the
+ * first letter and every letter after a '-' upper-case, the others
+ * lower-case. A key that is not a token is returned as it is.
+ */
+export function canonicalKey(k: string): string {
+  if (!isToken(k)) return k;
+  let out = '';
+  let upper = true;
+  for (let i = 0; i < k.length; i++) {
+    const c = k[i]!;
+    out += upper ? c.toUpperCase() : c.toLowerCase();
+    upper = c === '-';
+  }
+  return out;
+}
+
+/** checkHeaderValue throws a WireError if v is not a header value: NUL, CR or LF, or over 65535 bytes. */
+function checkValueBytes(key: string, v: Uint8Array): void {
+  if (v.length > 0xffff) throw new WireError(CodeTooLarge, `header ${key}: a value of ${v.length} bytes (at most 65535)`);
+  for (let i = 0; i < v.length; i++) {
+    const c = v[i]!;
+    if (c === 0 || c === 0x0d || c === 0x0a) throw new WireError(CodeProtocol, `header ${key}: the value holds byte 0x${c.toString(16).padStart(2, '0')} (no NUL, CR or LF)`);
+  }
+}
+
+/**
+ * headerBlock encodes fields as a header block (section 23.1): keys
+ * canonicalized and sorted, each key's values in order. No fields is the
+ * shared 2-byte noHeaders. A key that is not 1 to 255 token characters, a
+ * value with NUL, CR or LF, or a block over 32768 bytes throws a WireError.
+ */
+export function headerBlock(fields: HeaderFields | undefined): Uint8Array {
+  if (!fields || fields.length === 0) return noHeaders;
+  if (fields.length > 0xffff) throw new WireError(CodeTooLarge, `${fields.length} header fields`);
+  const enc: { key: string; k: Uint8Array; v: Uint8Array; i: number }[] = [];
+  let n = 2;
+  for (let i = 0; i < fields.length; i++) {
+    const [rawKey, value] = fields[i]!;
+    if (!isToken(rawKey) || rawKey.length > 255) {
+      throw new WireError(CodeProtocol, `header key ${JSON.stringify(rawKey)}: want 1 to 255 token characters (letters, digits, !#$%&'*+-.^_\`|~)`);
+    }
+    const key = canonicalKey(rawKey);
+    const v = utf8.encode(value);
+    checkValueBytes(key, v);
+    n += 1 + key.length + 2 + v.length;
+    enc.push({ key, k: utf8.encode(key), v, i });
+  }
+  if (n > maxHeaderBlock) throw new WireError(CodeTooLarge, `a header block of ${n} bytes is over ${maxHeaderBlock}`);
+  enc.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.i - b.i));
+  const b = new Uint8Array(2 + n);
+  const dv = new DataView(b.buffer);
+  dv.setUint16(0, n);
+  dv.setUint16(2, enc.length);
+  let off = 4;
+  for (const f of enc) {
+    b[off++] = f.k.length;
+    b.set(f.k, off);
+    off += f.k.length;
+    dv.setUint16(off, f.v.length);
+    off += 2;
+    b.set(f.v, off);
+    off += f.v.length;
+  }
+  return b;
+}
+
+/**
+ * parseHeaderBlock reads the header block at p[off:]: its fields, keys
+ * canonicalized, and the offset just past it. A truncated or malformed
+ * block throws a WireError (protocol).
+ */
+export function parseHeaderBlock(p: Uint8Array, off = 0): { fields: [string, string][]; end: number } {
+  if (p.length - off < 2) throw new WireError(CodeProtocol, `header block: ${p.length - off} bytes, shorter than its 2-byte length`);
+  const n = (p[off]! << 8) | p[off + 1]!;
+  const fields: [string, string][] = [];
+  if (n === 0) return { fields, end: off + 2 };
+  if (n > maxHeaderBlock) throw new WireError(CodeTooLarge, `header block of ${n} bytes is over ${maxHeaderBlock}`);
+  const start = off + 2;
+  const end = start + n;
+  if (end > p.length) throw new WireError(CodeProtocol, `header block of ${n} bytes, ${p.length - start} left in the frame`);
+  if (n < 2) throw new WireError(CodeProtocol, `header block of ${n} bytes has no field count`);
+  const count = (p[start]! << 8) | p[start + 1]!;
+  if (count === 0) throw new WireError(CodeProtocol, `header block of ${n} bytes with no field`);
+  let i = start + 2;
+  for (let f = 0; f < count; f++) {
+    if (i + 1 > end) throw new WireError(CodeProtocol, `header block: field ${f + 1} of ${count} missing`);
+    const kl = p[i]!;
+    if (kl === 0) throw new WireError(CodeProtocol, 'header key of 0 bytes');
+    if (i + 1 + kl + 2 > end) throw new WireError(CodeProtocol, `header block: field ${f + 1} truncated`);
+    let key = '';
+    for (let j = i + 1; j < i + 1 + kl; j++) {
+      const c = p[j]!;
+      if (!isTokenChar(c)) throw new WireError(CodeProtocol, `header key: byte 0x${c.toString(16)} is not a token character`);
+      key += String.fromCharCode(c);
+    }
+    key = canonicalKey(key);
+    const vl = (p[i + 1 + kl]! << 8) | p[i + 2 + kl]!;
+    const vs = i + 3 + kl;
+    if (vs + vl > end) throw new WireError(CodeProtocol, `header block: the value of ${key} truncated`);
+    const v = p.subarray(vs, vs + vl);
+    checkValueBytes(key, v);
+    let value: string;
+    try {
+      value = utf8Strict.decode(v);
+    } catch {
+      throw new WireError(CodeProtocol, `header ${key}: the value is not UTF-8`);
+    }
+    fields.push([key, value]);
+    i = vs + vl;
+  }
+  if (i !== end) throw new WireError(CodeProtocol, `header block: ${end - i} bytes after its ${count} fields`);
+  return { fields, end };
+}
+
+/** checkAppCode throws a WireError unless code is an application error code: "" or 1 to 64 token characters. */
+export function checkAppCode(code: string): void {
+  if (code === '') return;
+  if (code.length > maxAppCode) throw new WireError(CodeProtocol, `application error code of ${code.length} bytes: at most ${maxAppCode}`);
+  if (!isToken(code)) throw new WireError(CodeProtocol, `application error code ${JSON.stringify(code)}: want token characters (letters, digits, !#$%&'*+-.^_\`|~)`);
+}
+
+/**
+ * errorPayload3 is a version-3 error payload (section 23.2): code, the
+ * application code, a header block (encoded, or noHeaders) and the message
+ * cut to fit one frame. appCode is checked by the caller (checkAppCode).
+ */
+export function errorPayload3(code: number, message: string, appCode = '', block: Uint8Array = noHeaders): Uint8Array {
+  const a = utf8.encode(appCode);
+  let m = utf8.encode(message);
+  const room = maxFramePayload - 3 - a.length - block.length;
+  if (m.length > room) {
+    let n = Math.max(0, room);
+    while (n > 0 && (m[n]! & 0xc0) === 0x80) n--;
+    m = m.subarray(0, n);
+  }
+  const b = new Uint8Array(3 + a.length + block.length + m.length);
+  new DataView(b.buffer).setUint16(0, code);
+  b[2] = a.length;
+  b.set(a, 3);
+  b.set(block, 3 + a.length);
+  b.set(m, 3 + a.length + block.length);
+  return b;
+}
+
+/** parseError3 reads a version-3 error payload. */
+export function parseError3(p: Uint8Array): { code: number; appCode: string; headers: [string, string][]; message: string } {
+  if (p.length < 3) throw new WireError(CodeProtocol, `v3 error payload of ${p.length} bytes is shorter than its code and application code length`);
+  const code = (p[0]! << 8) | p[1]!;
+  const al = p[2]!;
+  if (p.length < 3 + al) throw new WireError(CodeProtocol, `v3 error payload: an application code of ${al} bytes, ${p.length - 3} left`);
+  let appCode = '';
+  for (let i = 3; i < 3 + al; i++) appCode += String.fromCharCode(p[i]!);
+  checkAppCode(appCode);
+  const { fields, end } = parseHeaderBlock(p, 3 + al);
+  let message: string;
+  try {
+    message = utf8Strict.decode(p.subarray(end));
+  } catch {
+    throw new WireError(CodeProtocol, 'an error message that is not UTF-8');
+  }
+  return { code, appCode, headers: fields, message };
+}
+
+/** parseErrorVersion reads an error payload in the layout of the version its frame header carries. */
+export function parseErrorVersion(version: number, p: Uint8Array): { code: number; appCode: string; headers: [string, string][]; message: string } {
+  if (version >= version3) return parseError3(p);
+  const e = parseError(p);
+  return { code: e.code, appCode: '', headers: [], message: e.message };
 }

@@ -1,5 +1,5 @@
 // Errors with their codes, timeouts and aborts that reach the responder,
-// headers refused while the protocol has none, and many calls at once.
+// and many calls at once (headers: headers.test.mjs).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, channelFromName, SocketbusError, RemoteError } from '../dist/index.js';
@@ -40,25 +40,6 @@ test('remote: the handler fails or throws', async () => {
   }, { signal: ac.signal });
   await assert.rejects(a.call(new TextEncoder().encode('fail')), (e) => e instanceof RemoteError && e.code === 'remote' && e.message === 'no such order');
   await rejects(a.call(new TextEncoder().encode('throw')), 'remote', RemoteError);
-  ac.abort();
-  await served;
-  await close();
-});
-
-test('unsupported: headers, response headers and remote codes need protocol v3', async () => {
-  const { a, b, close } = await pair('js-headers');
-  await rejects(a.call(new Uint8Array(1), { headers: { 'Trace-Id': 'x' } }), 'unsupported');
-  const ac = new AbortController();
-  const seen = [];
-  const served = b.serve(async (req) => {
-    req.responseHeaders.set('Content-Type', 'text/plain');
-    try { await req.respond(new Uint8Array(1)); } catch (e) { seen.push(e.code); }
-    try { await req.fail('x', 'not_found'); } catch (e) { seen.push(e.code); }
-    req.responseHeaders.delete('Content-Type');
-    await req.respond(new Uint8Array([42]));
-  }, { signal: ac.signal });
-  assert.deepEqual([...await a.call(new Uint8Array(1), { headers: {} })], [42]);
-  assert.deepEqual(seen, ['unsupported', 'unsupported']);
   ac.abort();
   await served;
   await close();

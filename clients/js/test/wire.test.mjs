@@ -5,7 +5,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { decodeHeader, encodeHeader, headerSize, parseCredit, parseError, errorPayload, joinPayload, WireError } from '../dist/wire.js';
+import {
+  decodeHeader, encodeHeader, headerSize, parseCredit, parseError, errorPayload, joinPayload, WireError,
+  headerBlock, parseHeaderBlock, errorPayload3, parseError3, canonicalKey, noHeaders,
+} from '../dist/wire.js';
 import { formatUUID, parseUUID, channelFromName } from '../dist/uuid.js';
 import { repo } from './helpers.mjs';
 
@@ -28,9 +31,8 @@ test('golden frames decode to their fields and encode to their bytes', () => {
     switch (f.payload.kind) {
       case 'none': assert.equal(p.length, 0, f.name); break;
       case 'bytes': assert.equal(hex(p), f.payload.hex, f.name); break;
-      // Version 3's payloads (section 23): this client does not speak v3
-      // yet, so their bytes are all it checks.
-      case 'headers': case 'error3': assert.equal(hex(p), f.payload.hex, f.name); break;
+      case 'headers': checkHeaders(f, p); break;
+      case 'error3': checkError3(f, p); break;
       case 'credit': assert.equal(parseCredit(p), f.payload.credit, f.name); break;
       case 'error':
         assert.deepEqual(parseError(p), { code: f.payload.code, message: f.payload.message }, f.name);
@@ -41,6 +43,68 @@ test('golden frames decode to their fields and encode to their bytes', () => {
       default: assert.fail(`${f.name}: unknown payload kind ${f.payload.kind}`);
     }
   }
+});
+
+/** fieldsOf lists a vector's headers ({key: [values]}) as [key, value] pairs. */
+const fieldsOf = (h) => Object.entries(h ?? {}).flatMap(([k, vs]) => vs.map((v) => [k, v]));
+/** sorted: fields by key, each key's values in order (a reader must not depend on key order). */
+const sorted = (fs) => fs.map((f, i) => [f, i]).sort((a, b) => (a[0][0] < b[0][0] ? -1 : a[0][0] > b[0][0] ? 1 : a[1] - b[1])).map(([f]) => f);
+
+/** checkHeaders decodes a v3 start payload (kind headers) and encodes it back. */
+function checkHeaders(f, p) {
+  assert.equal(hex(p), f.payload.hex, f.name);
+  const off = f.payload.receiveId !== undefined ? 16 : 0;
+  if (off) assert.equal(formatUUID(p.subarray(0, 16)), f.payload.receiveId, f.name);
+  const { fields, end } = parseHeaderBlock(p, off);
+  assert.deepEqual(sorted(fields), sorted(fieldsOf(f.payload.headers)), f.name);
+  assert.equal(hex(p.subarray(end)), f.payload.bodyHex ?? '', f.name);
+  // Encoding: the same bytes, whatever the keys' case and order given.
+  const given = fieldsOf(f.payload.headers).reverse().map(([k, v]) => [k.toLowerCase(), v]);
+  // Reversing reorders values of one key too; put them back in order.
+  const byKey = new Map();
+  for (const [k, v] of fieldsOf(f.payload.headers)) byKey.set(k.toLowerCase(), [...(byKey.get(k.toLowerCase()) ?? []), v]);
+  const reordered = [...new Set(given.map(([k]) => k))].flatMap((k) => byKey.get(k).map((v) => [k, v]));
+  assert.equal(hex(headerBlock(reordered)), hex(p.subarray(off, end)), f.name);
+}
+
+/** checkError3 decodes a v3 error payload and encodes it back. */
+function checkError3(f, p) {
+  assert.equal(hex(p), f.payload.hex, f.name);
+  const e = parseError3(p);
+  assert.deepEqual(e, { code: f.payload.code, appCode: f.payload.appCode ?? '', headers: fieldsOf(f.payload.headers), message: f.payload.message }, f.name);
+  const block = headerBlock(fieldsOf(f.payload.headers));
+  assert.equal(hex(errorPayload3(f.payload.code, f.payload.message, f.payload.appCode ?? '', block)), f.payload.hex, f.name);
+}
+
+test('v3: the golden vectors include header blocks and v3 errors', () => {
+  const kinds = new Set(golden.frames.map((f) => f.payload.kind));
+  assert.ok(kinds.has('headers') && kinds.has('error3'));
+});
+
+test('v3 header blocks: keys canonicalized as Go does; bad keys, values and blocks refused', () => {
+  assert.equal(canonicalKey('trace-id'), 'Trace-Id');
+  assert.equal(canonicalKey('X-TAG'), 'X-Tag');
+  assert.equal(canonicalKey('content-md5'), 'Content-Md5');
+  assert.equal(headerBlock([]), noHeaders);
+  assert.equal(headerBlock(undefined), noHeaders);
+  assert.equal(hex(noHeaders), '0000');
+  // UTF-8 values round-trip.
+  const b = headerBlock([['x-name', '日本語 ok']]);
+  assert.deepEqual(parseHeaderBlock(b).fields, [['X-Name', '日本語 ok']]);
+  for (const [k, v] of [['', 'x'], ['a b', 'x'], ['a:b', 'x'], ['é', 'x'], ['k'.repeat(256), 'x'], ['K', 'a\nb'], ['K', 'a\rb'], ['K', 'a\0b']]) {
+    assert.throws(() => headerBlock([[k, v]]), WireError, JSON.stringify([k, v]));
+  }
+  assert.throws(() => headerBlock([['K', 'x'.repeat(40000)]]), (e) => e instanceof WireError && e.code === 3);
+  // Malformed blocks: truncated, a count of 0, bytes left over, a bad key, a value with LF, not UTF-8.
+  const good = headerBlock([['A', 'b']]);
+  for (let n = 0; n < good.length; n++) assert.throws(() => parseHeaderBlock(good.subarray(0, n)), WireError, `${n} bytes`);
+  for (const h of ['00020000', '00080001014100016200', '0006000101200000', '00060001014100010a', '00060001014100 01ff'.replace(' ', '')]) {
+    assert.throws(() => parseHeaderBlock(bytes(h)), WireError, h);
+  }
+  // v3 error payloads: truncated, a bad application code.
+  assert.throws(() => parseError3(bytes('000b')), WireError);
+  assert.throws(() => parseError3(bytes('000b05616263')), WireError);
+  assert.throws(() => parseError3(bytes('000b0161200000')), WireError); // 'a ' is not a token
 });
 
 test('invalid headers are refused with their codes; truncated headers are refused', () => {
