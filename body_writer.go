@@ -92,9 +92,9 @@ queue:
 		w.mu.Lock()
 		if serr = w.err; serr == nil {
 			if flags == wire.FlagRequest {
-				serr = c.sendInline(frames[:count]...)
+				serr = c.sendInlineOn(w.cc, frames[:count]...)
 			} else {
-				serr = c.send(frames[:count]...)
+				serr = c.sendOn(w.cc, frames[:count]...)
 			}
 		} else {
 			for i := range frames[:count] {

@@ -34,19 +34,11 @@ type Client struct {
 	opts       dialOptions
 	addrs      []string // Dial's addr, then WithServers'
 
-	conn atomic.Pointer[frameconn.Conn] // the current connection, live or lost
-	// noticed says the client has read the current connection's drain
-	// notice. Its reader sets it; it is cleared, under mu, only when a
-	// new connection replaces one whose goroutines have all stopped.
-	noticed atomic.Bool
+	conn atomic.Pointer[clientConn] // the current connection, live or lost; replaced under mu
 	// pushLimit is the server's limit on the polls, held requests and
 	// push credit of one connection, from the last join's answer (0: not
 	// announced): Serve's push credit stays within it (PROTOCOL.md §7).
 	pushLimit atomic.Int64
-	// goodbye says the client has read the current connection's goodbye:
-	// the server's server_closed error after a complete drain
-	// (deliveryFacts.drained). Set and cleared as noticed is.
-	goodbye atomic.Bool
 
 	mu      sync.Mutex
 	sends   map[ID]*sendCall // Sends in flight, by request ID
@@ -58,6 +50,9 @@ type Client struct {
 	push    *pushState       // the Serve that holds the push credit (v2), nil if none
 	err     error            // set once the client is closed
 	link    linkState        // the connection's state (client_reconnect.go)
+	// retired are the connections the client moved away from on a drain
+	// notice, still open for what they carry (client_conn.go).
+	retired map[*clientConn]struct{}
 
 	// Test hooks (export_test.go): a push waits for takeGate before a
 	// handler may take it, and each push queued is told to pushedHook;
@@ -68,7 +63,12 @@ type Client struct {
 	pushedHook  chan ID
 	closeHook   func()
 	endPushHook func()
-	returned    atomic.Int64 // pushed requests given back to the server
+	// installHook is called by redial once a server has taken the join,
+	// before the connection is made current; lossHook by afterLoss once
+	// the lost connection's goroutines have stopped, before it looks at
+	// the client's tables.
+	installHook, lossHook func()
+	returned              atomic.Int64 // pushed requests given back to the server
 
 	ctx    context.Context // cancelled when the client closes
 	cancel context.CancelCauseFunc
@@ -142,7 +142,7 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 	if o.onConnection != nil {
 		c.events = newEventQueue(o.onConnection, &c.wg, c.link.stop)
 	}
-	c.newConn(nc).Start(c.handle)
+	c.start(c.newConn(nc, c.addrs[idx], idx, 1))
 	return c, nil
 }
 
@@ -220,18 +220,25 @@ func (c *Client) connect(ctx context.Context, addr string) (net.Conn, int64, err
 	return nc, settings.maxMessage, nil
 }
 
-// newConn makes a joined connection the client's current one; the caller
-// starts it.
-func (c *Client) newConn(nc net.Conn) *frameconn.Conn {
-	conn := frameconn.New(nc, frameconn.Config{
+// newConn makes a joined connection, to addrs[idx], the client's current
+// one, numbered gen; the caller starts it (start).
+func (c *Client) newConn(nc net.Conn, addr string, idx int, gen uint64) *clientConn {
+	cc := &clientConn{addr: addr, addrIndex: idx, gen: gen}
+	cc.conn = frameconn.New(nc, frameconn.Config{
 		PingInterval: c.opts.pingInterval,
 		PingHeader:   wire.Header{ClientID: c.id, ChannelID: c.channel},
 		Version:      c.opts.version,
 		InlineWrites: true,
 	})
-	conn.OnClose = func(err error) { c.connClosed(conn, err) }
-	c.conn.Store(conn)
-	return conn
+	cc.conn.OnClose = func(err error) { c.connClosed(cc, err) }
+	c.conn.Store(cc)
+	return cc
+}
+
+// start starts cc's reader and writer: its frames are handled knowing
+// which connection they came on.
+func (c *Client) start(cc *clientConn) {
+	cc.conn.Start(func(f frame.Frame) error { return c.handle(cc, f) })
 }
 
 // joinSettings are what a join's answer announces (PROTOCOL.md §7).
@@ -349,12 +356,19 @@ func (c *Client) Close() error {
 		c.closeHook()
 	}
 	c.mu.Lock()
-	connected := c.link.connected
+	var conns []*clientConn
+	if c.link.connected {
+		conns = append(conns, c.conn.Load())
+	}
+	for cc := range c.retired {
+		conns = append(conns, cc) // what they carry is written too
+	}
 	c.mu.Unlock()
-	if connected {
-		conn := c.conn.Load()
-		conn.Drain(ErrClosed, closeDrainTimeout)
-		conn.Wait()
+	for _, cc := range conns {
+		cc.conn.Drain(ErrClosed, closeDrainTimeout)
+	}
+	for _, cc := range conns {
+		cc.conn.Wait()
 	}
 	c.link.stopOnce.Do(func() { close(c.link.stop) })
 	c.wg.Wait() // the reconnect loop and the event queue
@@ -394,34 +408,6 @@ func (c *Client) finish(err error) {
 		}
 		close(c.done)
 	})
-}
-
-// send queues frames for the writer goroutine, which coalesces what many
-// goroutines queue at once (the responses of a Serve's handlers) into one
-// write. It fails once the client is closed.
-func (c *Client) send(fs ...frame.Frame) error {
-	var err error
-	conn := c.conn.Load()
-	if len(fs) == 1 {
-		err = conn.Enqueue(fs[0])
-	} else {
-		err = conn.EnqueueAll(fs)
-	}
-	if err != nil {
-		return c.closedErr()
-	}
-	return nil
-}
-
-// sendInline is send for a request's frames: they are written from the
-// calling goroutine when no write is in progress and the socket takes them
-// at once (a requester seldom has company on its connection), and
-// otherwise by the writer goroutine.
-func (c *Client) sendInline(fs ...frame.Frame) error {
-	if err := c.conn.Load().EnqueueAllInline(fs); err != nil {
-		return c.closedErr()
-	}
-	return nil
 }
 
 // closing reports whether Close has been called.

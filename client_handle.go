@@ -7,11 +7,11 @@ import (
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
-// handle is the reader goroutine's frame handler: it demultiplexes frames
-// by flags and request ID into the streams of Sends and received Requests.
-// It never blocks; a returned *wire.Error closes the connection after an
-// error frame tells the server why.
-func (c *Client) handle(f frame.Frame) error {
+// handle is the reader goroutine's frame handler for connection cc: it
+// demultiplexes frames by flags and request ID into the streams of Sends
+// and received Requests on cc. It never blocks; a returned *wire.Error
+// closes the connection after an error frame tells the server why.
+func (c *Client) handle(cc *clientConn, f frame.Frame) error {
 	h := &f.Header
 	if h.Flags != 0 && h.ChannelID != c.channel {
 		f.Release()
@@ -26,18 +26,18 @@ func (c *Client) handle(f frame.Frame) error {
 	}
 	switch h.Flags {
 	case wire.FlagRequest, wire.FlagRequest | wire.FlagCredit:
-		return c.handleRequestFrame(f)
+		return c.handleRequestFrame(cc, f)
 	case wire.FlagResponse:
-		return c.handleResponseFrame(f)
+		return c.handleResponseFrame(cc, f)
 	case wire.FlagReceive:
-		return c.handleReceiveFrame(f)
+		return c.handleReceiveFrame(cc, f)
 	case wire.FlagResponse | wire.FlagCredit:
 		defer f.Release()
 		n, err := wire.ParseCredit(f.Payload)
 		if err != nil {
 			return err
 		}
-		if r := c.heldRequest(h.RequestID); r != nil {
+		if r := c.heldRequest(cc, h.RequestID); r != nil {
 			r.window.add(int(n))
 		}
 		return nil
@@ -46,13 +46,13 @@ func (c *Client) handle(f frame.Frame) error {
 			if h.RequestID == drainPingID {
 				// The server refuses every request it reads from now
 				// on: what the writer takes after this, no receiver sees.
-				c.noticed.Store(true)
-				c.serverDraining()
+				cc.noticed.Store(true)
+				c.serverDraining(cc)
 			}
 			pong := f
 			pong.Header.Type, pong.Header.Final = wire.TypeEnd, true
 			pong.Header.ClientID = c.id
-			_ = c.conn.Load().Enqueue(pong)
+			_ = cc.conn.Enqueue(pong)
 			return nil
 		}
 		f.Release()
@@ -66,7 +66,7 @@ func (c *Client) handle(f frame.Frame) error {
 		if e.Code == wire.CodeServerClosed {
 			// The goodbye of a complete drain: the end of every request
 			// the server read from us came before it.
-			c.goodbye.Store(true)
+			cc.goodbye.Store(true)
 		}
 		return fmt.Errorf("socketbus: server closed the connection: %w", errorFromWire(e))
 	}
@@ -74,23 +74,34 @@ func (c *Client) handle(f frame.Frame) error {
 	return wire.Errorf(wire.CodeProtocol, "unexpected %s frame with flags %s from the server", h.Type, h.Flags)
 }
 
-func (c *Client) sendCall(id ID) *sendCall {
+// sendCall returns the Send in flight on cc under request ID id, or nil:
+// a frame read on another connection than the Send's is about an earlier
+// attempt under the same ID, which has ended.
+func (c *Client) sendCall(cc *clientConn, id ID) *sendCall {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.sends[id]
+	if call := c.sends[id]; call != nil && call.cc == cc {
+		return call
+	}
+	return nil
 }
 
-func (c *Client) heldRequest(id ID) *Request {
+// heldRequest returns the request received on cc under ID id that this
+// client holds, or nil.
+func (c *Client) heldRequest(cc *clientConn, id ID) *Request {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.held[id]
+	if r := c.held[id]; r != nil && r.cc == cc {
+		return r
+	}
+	return nil
 }
 
 // handleRequestFrame handles acknowledgements, credit and errors for one
 // of this client's Sends.
-func (c *Client) handleRequestFrame(f frame.Frame) error {
+func (c *Client) handleRequestFrame(cc *clientConn, f frame.Frame) error {
 	h := &f.Header
-	call := c.sendCall(h.RequestID)
+	call := c.sendCall(cc, h.RequestID)
 	defer f.Release()
 	if call == nil {
 		return nil // the Send has returned; this was in flight
@@ -125,7 +136,7 @@ func (c *Client) handleRequestFrame(f frame.Frame) error {
 			// next connection, or fails with ErrNotDelivered.
 			call.delivery.refused.Store(true)
 			if c.reconnects() {
-				c.serverDraining()
+				c.serverDraining(cc)
 			}
 			call.finish(verdictError(call.delivery.decide(c.reconnects() && call.replayable.Load()), errorFromWire(e)))
 			return nil
@@ -143,7 +154,7 @@ func (c *Client) handleRequestFrame(f frame.Frame) error {
 
 // handleResponseFrame handles the response stream of one of this client's
 // Sends, and errors for responses this client is writing.
-func (c *Client) handleResponseFrame(f frame.Frame) error {
+func (c *Client) handleResponseFrame(cc *clientConn, f frame.Frame) error {
 	h := &f.Header
 	if h.Type == wire.TypeError {
 		defer f.Release()
@@ -151,19 +162,19 @@ func (c *Client) handleResponseFrame(f frame.Frame) error {
 		if err != nil {
 			return err
 		}
-		if call := c.sendCall(h.RequestID); call != nil {
+		if call := c.sendCall(cc, h.RequestID); call != nil {
 			if len(e.Headers) > 0 {
 				if _, err := call.setResponseHeader(e.Headers); err != nil {
 					return err
 				}
 			}
 			call.finish(errorFromWire(e))
-		} else if r := c.heldRequest(h.RequestID); r != nil {
+		} else if r := c.heldRequest(cc, h.RequestID); r != nil {
 			r.abort(errorFromWire(e)) // our response was refused
 		}
 		return nil
 	}
-	call := c.sendCall(h.RequestID)
+	call := c.sendCall(cc, h.RequestID)
 	if call == nil {
 		f.Release()
 		return nil
@@ -207,34 +218,35 @@ func (c *Client) handleResponseFrame(f frame.Frame) error {
 
 // handleReceiveFrame handles requests delivered to this client: their
 // start, body and cancellation, and errors for its Receives.
-func (c *Client) handleReceiveFrame(f frame.Frame) error {
+func (c *Client) handleReceiveFrame(cc *clientConn, f frame.Frame) error {
 	h := &f.Header
 	if c.opts.version >= wire.Version2 && h.RequestID == (ID{}) {
-		return c.handlePushFrame(f)
+		return c.handlePushFrame(cc, f)
 	}
 	switch h.Type {
 	case wire.TypeStart:
 		defer f.Release()
-		return c.deliver(h, f.Payload)
+		return c.deliver(cc, h, f.Payload)
 	case wire.TypeError:
 		defer f.Release()
 		e, err := c.parseError(&f)
 		if err != nil {
 			return err
 		}
-		if r := c.heldRequest(h.RequestID); r != nil {
+		if r := c.heldRequest(cc, h.RequestID); r != nil {
 			r.abort(errorFromWire(e))
 			return nil
 		}
 		c.mu.Lock()
-		_, isPoll := c.polls[h.RequestID]
+		_, isPoll := c.polls[h.RequestID] // polls are made on the current connection
+		isPoll = isPoll && c.conn.Load() == cc
 		c.mu.Unlock()
 		if isPoll {
-			c.pollFailed(h.RequestID, errorFromWire(e))
+			c.pollFailed(cc, h.RequestID, errorFromWire(e))
 		}
 		return nil
 	}
-	r := c.heldRequest(h.RequestID)
+	r := c.heldRequest(cc, h.RequestID)
 	if r == nil {
 		f.Release()
 		return nil // answered or aborted already

@@ -14,9 +14,11 @@ import (
 // Serve's idle handlers take them from queue. The fields are guarded by
 // Client.mu; stopped and wake are signals.
 type pushState struct {
-	n        int        // the Serve's concurrency: the credit granted when every handler is idle
-	batch    int        // credit is given back once this much is owed
-	credit   int        // granted and not yet used by a push
+	n     int // the Serve's concurrency: the credit granted when every handler is idle
+	batch int // credit is given back once this much is owed
+	// The credit granted and not yet used by a push is counted on each
+	// connection (clientConn.pushCredit): a retired one's may still be
+	// used by pushes in flight.
 	owed     int        // credit owed back for handled requests, not yet granted
 	queue    []*Request // pushed and not yet taken by a handler
 	stopping bool       // no handler takes a request any more; the stop is sent
@@ -27,6 +29,7 @@ type pushState struct {
 	wake    chan struct{} // capacity 1: a request was queued, or err set
 	stopped chan struct{} // closed by the server's answer to the stop, or the close
 	stopSet bool          // stopped is closed
+	stopOn  *clientConn   // the connection the stop went on
 }
 
 // startPush makes the client's push credit p's, granting n at once. It
@@ -47,14 +50,16 @@ func (c *Client) startPush(n int) *pushState {
 		// asking for more would leave the two counts apart.
 		n = int(limit)
 	}
-	p := &pushState{n: n, batch: max(1, n/8), credit: n,
+	p := &pushState{n: n, batch: max(1, n/8),
 		wake: make(chan struct{}, 1), stopped: make(chan struct{})}
 	c.push = p
 	// Under c.mu, as every push frame: the grant never overtakes a stop.
-	if err := c.conn.Load().Enqueue(c.pushCreditFrame(n)); err != nil {
+	cc := c.conn.Load()
+	if err := cc.conn.Enqueue(c.pushCreditFrame(n)); err != nil {
 		c.push = nil
 		return nil
 	}
+	cc.pushCredit += n
 	return p
 }
 
@@ -65,18 +70,22 @@ func (c *Client) pushCreditFrame(n int) frame.Frame {
 	return frame.Frame{Header: h, Payload: wire.AppendCredit(frame.GetBuffer(wire.CreditSize)[:0], uint32(n)), Pooled: true}
 }
 
-// pushedLocked queues a pushed request for a handler. It is called by the
-// reader with c.mu held and unlocks it.
-func (c *Client) pushedLocked(r *Request) error {
+// pushedLocked queues a pushed request, read on cc, for a handler. It is
+// called by the reader with c.mu held and unlocks it.
+func (c *Client) pushedLocked(cc *clientConn, r *Request) error {
 	p := c.push
-	if p == nil || p.credit <= 0 {
+	if cc.pushCredit <= 0 || (p == nil && !cc.retired) {
 		c.mu.Unlock()
 		return wire.Errorf(wire.CodeProtocol, "request %x pushed beyond the credit granted", r.ID)
 	}
-	p.credit--
+	cc.pushCredit--
 	c.held[r.ID] = r
-	if p.returned {
-		c.returnLocked(r) // pushed after a stop that gave up waiting
+	if p == nil || p.returned || cc.retired {
+		// Pushed after a stop that gave up waiting, or on a connection
+		// the client has moved away from: its unit is owed already.
+		// Forgotten at once (retireLocked says why).
+		c.returnLocked(r)
+		delete(c.held, r.ID)
 		c.mu.Unlock()
 		r.dropReturned()
 		return nil
@@ -90,22 +99,26 @@ func (c *Client) pushedLocked(r *Request) error {
 	return nil
 }
 
-// handlePushFrame handles the server's receive frames with the zero ID:
-// the answer to a stop, or a refused credit.
-func (c *Client) handlePushFrame(f frame.Frame) error {
+// handlePushFrame handles the server's receive frames with the zero ID,
+// read on cc: the answer to a stop, or a refused credit. On a retired
+// connection they only end its credit: its units are owed already.
+func (c *Client) handlePushFrame(cc *clientConn, f frame.Frame) error {
 	defer f.Release()
 	h := &f.Header
 	c.mu.Lock()
 	p := c.push
+	retired := cc.retired
 	c.mu.Unlock()
-	if p == nil {
+	if p == nil && !retired {
 		return wire.Errorf(wire.CodeProtocol, "a %s frame for push credit this client does not hold", h.Type)
 	}
 	switch h.Type {
 	case wire.TypeEnd:
 		c.mu.Lock()
-		p.credit = 0
-		p.closeStopped()
+		cc.pushCredit = 0
+		if p != nil && p.stopOn == cc {
+			p.closeStopped()
+		}
 		c.mu.Unlock()
 		return nil
 	case wire.TypeError:
@@ -114,19 +127,21 @@ func (c *Client) handlePushFrame(f frame.Frame) error {
 			return err
 		}
 		werr := errorFromWire(e)
-		if c.reconnects() && errors.Is(werr, ErrServerClosed) {
+		if retired || (c.reconnects() && errors.Is(werr, ErrServerClosed)) {
 			// The server is draining: the credit goes back to the idle
 			// handlers and is granted again on the next connection.
 			c.mu.Lock()
-			p.owed += p.credit
-			p.credit = 0
+			if !cc.retired && c.push != nil {
+				c.push.owed += cc.pushCredit
+			}
+			cc.pushCredit = 0
 			c.mu.Unlock()
-			c.serverDraining()
+			c.serverDraining(cc)
 			return nil
 		}
 		c.mu.Lock()
 		p.err = werr
-		p.credit = 0
+		cc.pushCredit = 0
 		c.mu.Unlock()
 		poke(p.wake)
 		return nil
@@ -142,30 +157,16 @@ func (p *pushState) closeStopped() {
 	}
 }
 
-// lostLocked is called, with c.mu held, when the connection is lost and
-// the client reconnects: requests pushed and not taken are aborted with
-// the connection (their senders get ErrPeerGone), and the credit of every
-// idle handler is owed, to be granted on the next connection. A stop in
-// flight is answered by the loss: nothing more comes from the lost
-// connection, and a stopping Serve grants nothing on the next one.
-func (p *pushState) lostLocked() {
-	p.owed += p.credit + len(p.queue)
-	p.credit = 0
-	clear(p.queue)
-	p.queue = p.queue[:0]
-	if p.stopping {
-		p.closeStopped()
-	}
-}
-
-// regrantLocked grants the idle handlers' credit on a new connection; c.mu
-// is held.
+// regrantLocked grants the idle handlers' credit on the current
+// connection, a new one; c.mu is held.
 func (c *Client) regrantLocked(p *pushState) {
 	if p.stopping || p.err != nil || p.owed == 0 {
 		return
 	}
-	if c.conn.Load().Enqueue(c.pushCreditFrame(p.owed)) == nil {
-		p.credit, p.owed = p.owed, 0
+	cc := c.conn.Load()
+	if cc.conn.Enqueue(c.pushCreditFrame(p.owed)) == nil {
+		cc.pushCredit += p.owed
+		p.owed = 0
 	}
 }
 
@@ -228,7 +229,7 @@ func (c *Client) nextPushed(ctx context.Context, p *pushState) (*Request, error)
 			if !r.whole {
 				// Taking it: the body's window opens to the full size,
 				// which also tells the server it can no longer be returned.
-				_ = c.send(c.creditFrame(wire.FlagReceive, r.ID, wire.StreamWindow-wire.InitialRequestCredit))
+				_ = c.sendOn(r.cc, c.creditFrame(wire.FlagReceive, r.ID, wire.StreamWindow-wire.InitialRequestCredit))
 			}
 			return r, nil
 		}
@@ -260,8 +261,9 @@ func (c *Client) oweLocked(p *pushState, n int) {
 	if !c.link.connected || (c.link.draining && c.reconnects()) {
 		return // owed until the next connection (regrantLocked)
 	}
-	if c.conn.Load().Enqueue(c.pushCreditFrame(p.owed)) == nil {
-		p.credit += p.owed
+	cc := c.conn.Load()
+	if cc.conn.Enqueue(c.pushCreditFrame(p.owed)) == nil {
+		cc.pushCredit += p.owed
 		p.owed = 0
 	}
 }
@@ -273,13 +275,19 @@ func (c *Client) stopPushLocked(p *pushState) bool {
 		return false
 	}
 	p.stopping = true
-	h := c.header(wire.TypeEnd, wire.FlagReceive, ID{})
-	h.Final = true
-	if c.conn.Load().Enqueue(frame.Frame{Header: h}) != nil {
+	p.stopOn = c.conn.Load()
+	if p.stopOn.conn.Enqueue(c.pushStopFrame()) != nil {
 		p.closeStopped() // closing: nothing more comes
 	}
 	poke(p.wake)
 	return true
+}
+
+// pushStopFrame asks the server to stop pushing on a connection.
+func (c *Client) pushStopFrame() frame.Frame {
+	h := c.header(wire.TypeEnd, wire.FlagReceive, ID{})
+	h.Final = true
+	return frame.Frame{Header: h}
 }
 
 // endPush stops p's pushes and gives back every pushed request no
@@ -325,7 +333,7 @@ func (c *Client) endPush(p *pushState, timeout time.Duration) {
 // to the server, which serves it to another receiver; c.mu is held. The
 // caller then calls r.dropReturned, without c.mu.
 func (c *Client) returnLocked(r *Request) {
-	if !r.ended() && c.conn.Load().Enqueue(c.errorFrame(wire.FlagReceive, r.ID, wire.CodeReturned, "")) == nil {
+	if !r.ended() && r.cc.conn.Enqueue(c.errorFrame(wire.FlagReceive, r.ID, wire.CodeReturned, "")) == nil {
 		c.returned.Add(1)
 	}
 }

@@ -100,7 +100,7 @@ func (c *Client) pollLocked() error {
 	c.polls[id] = c.pollSeq
 	h := c.header(wire.TypeStart, wire.FlagReceive, id)
 	h.Final = true
-	return c.conn.Load().Enqueue(frame.Frame{Header: h})
+	return c.conn.Load().conn.Enqueue(frame.Frame{Header: h})
 }
 
 // withdrawExcessLocked keeps the polls outstanding at the server as many as
@@ -120,7 +120,7 @@ func (c *Client) withdrawExcessLocked() {
 		delete(c.polls, newest)
 		h := c.header(wire.TypeEnd, wire.FlagReceive, newest)
 		h.Final = true
-		_ = c.conn.Load().Enqueue(frame.Frame{Header: h}) // fails only once closing
+		_ = c.conn.Load().conn.Enqueue(frame.Frame{Header: h}) // fails only once closing
 	}
 }
 
@@ -147,8 +147,9 @@ func (c *Client) requeue(r *Request) {
 	}
 }
 
-// deliver handles the start frame of a request handed to this client.
-func (c *Client) deliver(h *wire.Header, payload []byte) error {
+// deliver handles the start frame of a request handed to this client on
+// cc.
+func (c *Client) deliver(cc *clientConn, h *wire.Header, payload []byte) error {
 	whole := h.Final && c.opts.version >= wire.Version2
 	if len(payload) < 16 || (len(payload) != 16 && !whole && c.opts.version < wire.Version3) {
 		return wire.Errorf(wire.CodeProtocol, "a delivered request's start frame carries the 16-byte receive ID, got %d bytes", len(payload))
@@ -157,7 +158,7 @@ func (c *Client) deliver(h *wire.Header, payload []byte) error {
 		return wire.Errorf(wire.CodeProtocol, "a whole request on a version %d connection", c.opts.version)
 	}
 	pollID := ID(payload[:16])
-	r := &Request{ID: h.RequestID, From: h.ClientID, c: c}
+	r := &Request{ID: h.RequestID, From: h.ClientID, c: c, cc: cc}
 	body := payload[16:]
 	if c.opts.version >= wire.Version3 {
 		hdr, n, err := decodeHeaders(body)
@@ -170,7 +171,9 @@ func (c *Client) deliver(h *wire.Header, payload []byte) error {
 		}
 	}
 	r.window.init()
+	r.window.cc = cc
 	r.body = newInStream(c, wire.FlagReceive, r.ID)
+	r.body.cc = cc
 	r.Body = r.body
 	r.deadline = time.Now().Add(time.Duration(h.TimeoutMillis) * time.Millisecond)
 	if whole {
@@ -189,7 +192,7 @@ func (c *Client) deliver(h *wire.Header, payload []byte) error {
 	}
 	if pushed {
 		r.pushed, r.whole = true, whole
-		return c.pushedLocked(r) // unlocks c.mu
+		return c.pushedLocked(cc, r) // unlocks c.mu
 	}
 	// A poll this client withdrew may have been answered before the
 	// withdrawal reached the server; then the client kept one poll more
@@ -212,16 +215,16 @@ func (c *Client) deliver(h *wire.Header, payload []byte) error {
 	return nil
 }
 
-// pollFailed handles an error frame for one of this client's Receives: the
-// oldest waiting Receive returns it.
-func (c *Client) pollFailed(id ID, err error) {
+// pollFailed handles an error frame, read on cc, for one of this client's
+// Receives: the oldest waiting Receive returns it.
+func (c *Client) pollFailed(cc *clientConn, id ID, err error) {
 	c.mu.Lock()
 	delete(c.polls, id)
 	if c.reconnects() && errors.Is(err, ErrServerClosed) {
 		// The server is shutting down: the Receive waits for the next
 		// connection, where its poll is made again.
 		c.mu.Unlock()
-		c.serverDraining()
+		c.serverDraining(cc)
 		return
 	}
 	var w *receiveWaiter

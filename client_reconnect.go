@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"time"
 
-	"github.com/socketbus/socketbus/internal/frameconn"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -21,6 +21,7 @@ type linkState struct {
 	gen       uint64    // the current connection's number, from 1
 	connected bool      // the current connection is live
 	draining  bool      // its server said it is shutting down
+	dialing   bool      // redial is running: a reconnect, or a move on a drain notice
 	closing   bool      // Close was called
 	since     time.Time // when the current connection joined
 	changed   chan struct{}
@@ -110,22 +111,33 @@ func (c *Client) waitUp(ctx context.Context, after uint64) (uint64, error) {
 // connClosed is each connection's OnClose. It may run on a goroutine that
 // is writing inline and holds a Send's window lock (see
 // frameconn.Conn.OnClose), so it only marks the connection lost, and
-// afterLoss, on a goroutine of its own, does the rest.
-func (c *Client) connClosed(conn *frameconn.Conn, err error) {
+// afterLoss (the current connection) or afterRetiredLoss (one the client
+// moved away from), on a goroutine of its own, does the rest.
+func (c *Client) connClosed(cc *clientConn, err error) {
 	c.mu.Lock()
-	if c.conn.Load() != conn || c.err != nil {
+	if c.err != nil {
 		c.mu.Unlock()
 		return
 	}
-	c.link.connected = false
-	c.link.changedLocked()
+	current := c.conn.Load() == cc
+	if current {
+		c.link.connected = false
+		c.link.changedLocked()
+	} else if _, ok := c.retired[cc]; !ok {
+		c.mu.Unlock()
+		return
+	}
 	if c.link.closing {
 		c.mu.Unlock()
 		return // Close finishes the client
 	}
-	c.wg.Add(1) // afterLoss, counted before Close can wait for it
+	c.wg.Add(1) // counted before Close can wait for it
 	c.mu.Unlock()
-	go c.afterLoss(conn, err)
+	if current {
+		go c.afterLoss(cc, err)
+	} else {
+		go c.afterRetiredLoss(cc, err)
+	}
 }
 
 // afterLoss runs once for the current connection when it has closed,
@@ -133,8 +145,73 @@ func (c *Client) connClosed(conn *frameconn.Conn, err error) {
 // and writers have stopped, so that what the client knows of each request
 // (its deliveryFacts) is final: no frame is taken for writing and nothing
 // is read after the decision. Then it either ends the client (reconnecting
-// turned off), deciding each call, or sorts what was in flight and
-// reconnects:
+// turned off), deciding each call, or sorts what was in flight on the
+// connection (settle) and reconnects. Waiting Receive calls wait on:
+// their polls are made again on the next connection.
+func (c *Client) afterLoss(cc *clientConn, err error) {
+	defer c.wg.Done()
+	lost := c.stopped(cc, err)
+	if c.lossHook != nil {
+		c.lossHook()
+	}
+	if !c.reconnects() {
+		c.finish(lost) // each call's verdict: sendCall.lostError
+		return
+	}
+	c.mu.Lock()
+	calls, held := c.dropConnLocked(cc)
+	// A move may have put a new connection in cc's place since cc closed
+	// (its install found cc lost, so did not retire it): then the client
+	// is connected, and neither a reconnect nor the event is due.
+	replaced := c.conn.Load() != cc
+	dial := !replaced && !c.link.dialing // else a move is under way, and goes on as the reconnect
+	if dial {
+		c.link.dialing = true
+	}
+	c.mu.Unlock()
+	settle(calls, held, lost)
+	if replaced {
+		return
+	}
+	c.events.emit(ConnectionEvent{State: ConnectionLost, Addr: cc.addr, Err: err})
+	if dial {
+		c.redial(err)
+	}
+}
+
+// afterRetiredLoss runs once for a retired connection when it has closed,
+// unless Close closed it: normally after its server's drain, when it
+// carries nothing more. What it still carried is sorted as afterLoss
+// sorts it; the client's current connection is not touched.
+func (c *Client) afterRetiredLoss(cc *clientConn, err error) {
+	defer c.wg.Done()
+	lost := c.stopped(cc, err)
+	c.mu.Lock()
+	delete(c.retired, cc)
+	calls, held := c.dropConnLocked(cc)
+	c.mu.Unlock()
+	settle(calls, held, lost)
+}
+
+// stopped waits until cc's reader and writers have stopped and returns
+// the error its requests are lost with. After the goodbye of a complete
+// drain, every Send still open on it was never read by the server.
+func (c *Client) stopped(cc *clientConn, err error) error {
+	cc.conn.Wait()
+	cc.conn.WaitWrites()
+	if cc.goodbye.Load() {
+		c.mu.Lock()
+		for _, call := range c.sends {
+			if call.cc == cc {
+				call.delivery.drained.Store(true)
+			}
+		}
+		c.mu.Unlock()
+	}
+	return fmt.Errorf("%w: %w", ErrDisconnected, err)
+}
+
+// settle ends what a closed connection carried, lost with lost:
 //   - a Send whose request no receiver can have had (deliveryFacts.decide)
 //     and whose body can be replayed is sent again on the next
 //     connection, under the same ID;
@@ -142,40 +219,8 @@ func (c *Client) connClosed(conn *frameconn.Conn, err error) {
 //     with ErrNotDelivered;
 //   - one that may have reached a receiver fails with ErrDisconnected;
 //   - requests this client held are aborted with ErrDisconnected (their
-//     senders get ErrPeerGone from the server);
-//   - waiting Receive calls wait on: their polls are made again on the
-//     next connection.
-func (c *Client) afterLoss(conn *frameconn.Conn, err error) {
-	defer c.wg.Done()
-	conn.Wait()
-	conn.WaitWrites()
-	lost := fmt.Errorf("%w: %w", ErrDisconnected, err)
-	if c.goodbye.Load() {
-		c.mu.Lock()
-		for _, call := range c.sends {
-			call.delivery.drained.Store(true)
-		}
-		c.mu.Unlock()
-	}
-	if !c.reconnects() {
-		c.finish(lost) // each call's verdict: sendCall.lostError
-		return
-	}
-	c.mu.Lock()
-	calls := make([]*sendCall, 0, len(c.sends))
-	for id, call := range c.sends {
-		calls = append(calls, call)
-		delete(c.sends, id)
-	}
-	held := c.held
-	c.held, c.ready = map[ID]*Request{}, nil
-	clear(c.polls)
-	if c.push != nil {
-		c.push.lostLocked()
-	}
-	addr := c.link.addr
-	c.mu.Unlock()
-
+//     senders get ErrPeerGone from the server).
+func settle(calls []*sendCall, held []*Request, lost error) {
 	for _, call := range calls {
 		switch v := call.delivery.decide(call.replayable.Load()); v {
 		case notDelivered:
@@ -187,19 +232,26 @@ func (c *Client) afterLoss(conn *frameconn.Conn, err error) {
 	for _, r := range held {
 		r.abort(lost)
 	}
-	c.events.emit(ConnectionEvent{State: ConnectionLost, Addr: addr, Err: err})
-	c.reconnect(err)
 }
 
-// reconnect dials the client's servers in turn, starting after the one
-// it lost, with jittered exponential backoff, until one takes the join or
-// the policy's attempts run out.
-func (c *Client) reconnect(cause error) {
+// redial dials the client's servers in turn, starting after the current
+// connection's, with jittered exponential backoff, until one takes the
+// join. It runs after a loss (afterLoss), or on a drain notice when the
+// client can move (serverDraining), with the draining connection still
+// open: then it skips the draining server, and its dials do not count
+// against the policy's attempts, for the client is not disconnected. Once
+// the draining connection has closed, it is a reconnect like any other,
+// which gives up after the policy's attempts.
+func (c *Client) redial(cause error) {
 	p := c.opts.reconnect
 	delay := p.MinDelay
 	last := cause
-	for attempt := 1; attempt <= p.MaxAttempts; attempt++ {
-		if attempt > 1 {
+	c.mu.Lock()
+	from := c.link.addrIndex
+	c.mu.Unlock()
+	next, attempts := from, 0
+	for dials := 1; ; dials++ {
+		if dials > 1 {
 			t := time.NewTimer(delay/2 + rand.N(delay/2+1))
 			select {
 			case <-t.C:
@@ -210,12 +262,24 @@ func (c *Client) reconnect(cause error) {
 			delay = min(2*delay, p.MaxDelay)
 		}
 		c.mu.Lock()
-		idx := (c.link.addrIndex + attempt) % len(c.addrs)
-		if len(c.addrs) == 1 {
-			idx = 0
+		moving := c.link.connected // the draining connection is still open
+		if !moving {
+			attempts++
+		}
+		if c.link.closing {
+			c.mu.Unlock()
+			return // Close finishes the client
+		}
+		if attempts > p.MaxAttempts {
+			c.mu.Unlock()
+			break
 		}
 		c.mu.Unlock()
-		addr := c.addrs[idx]
+		next = (next + 1) % len(c.addrs)
+		if moving && next == from {
+			next = (next + 1) % len(c.addrs) // not the draining server again
+		}
+		addr := c.addrs[next]
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
 			select {
@@ -229,38 +293,27 @@ func (c *Client) reconnect(cause error) {
 		if err != nil {
 			last = err
 			if errors.Is(err, ErrUnauthorized) {
+				c.mu.Lock()
+				moving := c.link.connected
+				if moving {
+					// No move; the draining connection's loss starts a
+					// reconnect, which meets the refusal again and gives up.
+					c.link.dialing = false
+				}
+				c.mu.Unlock()
+				if moving {
+					return
+				}
 				break // the server will not have us back
 			}
 			continue
 		}
-		c.mu.Lock()
-		if c.link.closing {
-			c.mu.Unlock()
-			nc.Close()
-			return
+		if c.installHook != nil {
+			c.installHook()
 		}
-		// The lost connection's goroutines have all stopped (afterLoss):
-		// its drain notice says nothing of this one.
-		c.noticed.Store(false)
-		c.goodbye.Store(false)
-		conn := c.newConn(nc)
-		c.link.addr, c.link.addrIndex = addr, idx
-		c.link.gen++
-		c.link.connected, c.link.draining = true, false
-		c.link.since = time.Now()
-		for range c.waiters {
-			_ = c.pollLocked() // the waiting Receives' polls, again
+		if c.install(nc, addr, next) {
+			c.events.emit(ConnectionEvent{State: ConnectionRestored, Addr: addr, Attempt: dials})
 		}
-		if c.push != nil {
-			c.regrantLocked(c.push) // and a Serve's push credit
-		}
-		c.link.changedLocked()
-		// Started in the same hold of mu that made it current: a close
-		// from now on finds it started, and afterLoss can wait for its
-		// goroutines.
-		conn.Start(c.handle)
-		c.mu.Unlock()
-		c.events.emit(ConnectionEvent{State: ConnectionRestored, Addr: addr, Attempt: attempt})
 		return
 	}
 	err := fmt.Errorf("%w: gave up reconnecting after %d attempts: %w", ErrDisconnected, p.MaxAttempts, last)
@@ -269,17 +322,74 @@ func (c *Client) reconnect(cause error) {
 	c.finish(err)
 }
 
-// serverDraining handles the server's drain notice: new requests wait for
-// the next connection, to this server after its restart or another one.
-func (c *Client) serverDraining() {
+// install makes nc, joined to addrs[idx], the client's current
+// connection, retiring the current one if it is still open (a move), and
+// moves the waiting Receives' polls and a Serve's push credit onto it. It
+// reports false when the client is closing, and nc is closed.
+func (c *Client) install(nc net.Conn, addr string, idx int) bool {
 	c.mu.Lock()
+	c.link.dialing = false
+	if c.link.closing {
+		c.mu.Unlock()
+		nc.Close()
+		return false
+	}
+	old := c.conn.Load()
+	var back []*Request
+	if c.link.connected {
+		back = c.retireLocked(old)
+	}
+	clear(c.polls) // made on the old connection, which refuses or lost them
+	cc := c.newConn(nc, addr, idx, old.gen+1)
+	c.link.addr, c.link.addrIndex = addr, idx
+	c.link.gen = cc.gen
+	c.link.connected, c.link.draining = true, false
+	c.link.since = time.Now()
+	for range c.waiters {
+		_ = c.pollLocked() // the waiting Receives' polls, again
+	}
+	if c.push != nil {
+		c.regrantLocked(c.push) // and a Serve's push credit
+	}
+	c.link.changedLocked()
+	// Started in the same hold of mu that made it current: a close from
+	// now on finds it started, and afterLoss can wait for its goroutines.
+	c.start(cc)
+	c.mu.Unlock()
+	for _, r := range back {
+		r.dropReturned()
+	}
+	return true
+}
+
+// serverDraining handles a drain notice, or a refusal that says the
+// server is shutting down, read on cc. On the current connection, new
+// requests wait for the next one: a client that can move (canMove) starts
+// joining another server at once, and one that cannot waits for this
+// server's restart or another, once this connection has closed.
+func (c *Client) serverDraining(cc *clientConn) {
+	c.mu.Lock()
+	if c.conn.Load() != cc || c.link.closing {
+		c.mu.Unlock()
+		return // a retired connection: the client has moved already
+	}
 	already := c.link.draining
 	c.link.draining = true
 	c.link.changedLocked()
-	addr := c.link.addr
+	move := !already && c.link.connected && !c.link.dialing && c.canMove()
+	if move {
+		c.link.dialing = true
+		c.wg.Add(1)
+	}
 	c.mu.Unlock()
 	if !already {
-		c.events.emit(ConnectionEvent{State: ConnectionDraining, Addr: addr})
+		c.events.emit(ConnectionEvent{State: ConnectionDraining, Addr: cc.addr})
+	}
+	if move {
+		go func() {
+			defer c.wg.Done()
+			c.redial(nil)
+		}()
 	}
 }
 

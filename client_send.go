@@ -17,6 +17,7 @@ import (
 // credit) consume them.
 type sendCall struct {
 	c    *Client
+	cc   *clientConn // the connection it went out on; set under Client.mu as it is registered
 	id   ID
 	resp *inStream
 
@@ -54,7 +55,7 @@ func (call *sendCall) setResponseHeader(p []byte) (int, error) {
 // on, whatever the write returns.
 func (call *sendCall) FrameTaken() {
 	if !call.delivery.taken.Load() {
-		call.delivery.afterNotice.Store(call.c.noticed.Load())
+		call.delivery.afterNotice.Store(call.cc.noticed.Load())
 		call.delivery.taken.Store(true)
 	}
 }
@@ -189,6 +190,10 @@ func (c *Client) sendAttempt(ctx context.Context, id ID, body io.Reader, rp *rep
 		c.mu.Unlock()
 		return unsentError(c.err)
 	}
+	// It goes out on the current connection, and the whole call stays on
+	// it: body, credit, response (client_conn.go).
+	call.cc = c.conn.Load()
+	call.window.cc, call.resp.cc = call.cc, call.cc
 	c.sends[call.id] = call
 	c.mu.Unlock()
 	defer func() {
@@ -311,7 +316,7 @@ func (c *Client) abortSend(call *sendCall, rerr error) error {
 // frame.
 func (c *Client) endSend(call *sendCall, code wire.Code, msg string, err error) {
 	call.finish(err)
-	_ = c.send(c.errorFrame(wire.FlagRequest, call.id, code, msg))
+	_ = c.sendOn(call.cc, c.errorFrame(wire.FlagRequest, call.id, code, msg))
 }
 
 // cancelSend tells the server the sender gave up on the request.

@@ -20,6 +20,7 @@ func poke(ch chan struct{}) {
 // sending goroutine takes them a frame at a time, and ending the window
 // wakes a sender that waits.
 type sendWindow struct {
+	cc   *clientConn // the connection the body goes on, set before the first frame
 	mu   sync.Mutex
 	n    int
 	err  error         // why nothing more may be sent; the first one wins
@@ -87,5 +88,5 @@ func (w *sendWindow) sendWhileOpen(c *Client, f frame.Frame) error {
 		f.Release()
 		return w.err
 	}
-	return c.send(f)
+	return c.sendOn(w.cc, f)
 }

@@ -119,9 +119,9 @@ type modelConfig struct {
 // call makes a sendCall holding the state's facts, on a client holding
 // its connection's notice.
 func (s *modelState) call() *sendCall {
-	c := &Client{}
-	c.noticed.Store(s.noticed)
-	call := &sendCall{c: c}
+	cc := &clientConn{}
+	cc.noticed.Store(s.noticed)
+	call := &sendCall{c: &Client{}, cc: cc}
 	d := &call.delivery
 	d.taken.Store(s.taken)
 	d.afterNotice.Store(s.afterNotice)

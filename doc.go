@@ -154,9 +154,19 @@
 // Server.Shutdown first refuses new requests, then tells every client that
 // it is draining (a ping with a reserved request ID, docs/PROTOCOL.md
 // section 17); then queued requests are answered with server_closed, so
-// their senders re-send
-// them on their next connection: another server in their list, or this
-// one after its restart. New requests wait for that connection. A planned
+// their senders re-send them on their next connection: another server in
+// their list, or this one after its restart. New requests wait for that
+// connection. A client with another server to go to (Dial's address and
+// WithServers', more than one) opens it at once on the drain notice, as
+// HTTP/2 and gRPC clients do on GOAWAY, and sends new requests there as
+// soon as it has joined, skipping the draining server; Receive and Serve
+// move their polls and push credit with it (what Serve was pushed and had
+// not taken goes back to the draining server, which fails it at its
+// sender to be re-sent). The draining connection stays open until its
+// server closes it: responses to requests sent on it still arrive on it,
+// and requests received from it are answered on it, so a slow request
+// there holds up no new work. A client with one address waits for the
+// draining connection to close, then reconnects. A planned
 // restart therefore loses nothing, and runs nothing twice
 // (TestReconnectNoLoss: 10,000 requests through five restarts between two
 // servers). A Shutdown cut short by its context runs nothing twice either:

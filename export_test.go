@@ -28,3 +28,10 @@ func SetEndPushHook(c *Client, hook func()) { c.endPushHook = hook }
 
 // ReturnedCount is how many pushed requests c has given back to the server.
 func ReturnedCount(c *Client) int64 { return c.returned.Load() }
+
+// SetMoveHooks makes c's reconnect or move call install once a server has
+// taken its join, before the new connection is made current, and c's
+// handling of a lost connection call loss once the connection's
+// goroutines have stopped, before it sorts what it carried. Call it
+// before the connection changes.
+func SetMoveHooks(c *Client, install, loss func()) { c.installHook, c.lossHook = install, loss }

@@ -50,7 +50,11 @@ func WithReconnect(p ReconnectPolicy) DialOption {
 // WithServers adds servers to try besides Dial's addr: Dial tries them in
 // order when addr cannot be reached, and the client cycles through Dial's
 // addr and these, in order, starting after the server it lost, when it
-// reconnects. Token, TLS configuration and client ID are the same for all.
+// reconnects. With them, a client whose server says it is draining joins
+// the next server at once and sends new requests there, while the
+// draining connection carries what it held to its end (the package
+// documentation, "When the server goes away"). Token, TLS configuration
+// and client ID are the same for all.
 func WithServers(addrs ...string) DialOption {
 	return func(o *dialOptions) { o.servers = append(o.servers, addrs...) }
 }
@@ -65,7 +69,10 @@ const (
 	// ConnectionDraining: the server said it is shutting down; the client
 	// sends new requests elsewhere or after the restart.
 	ConnectionDraining
-	// ConnectionRestored: the client has joined again, on Addr.
+	// ConnectionRestored: the client has joined again, on Addr: after a
+	// loss, or at once after a drain notice when it has another server to
+	// go to (then no loss is reported: the draining connection ends
+	// quietly once its server has drained).
 	ConnectionRestored
 	// ConnectionGaveUp: the client stopped trying and is closed; Err says
 	// why.

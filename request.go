@@ -30,6 +30,7 @@ type Request struct {
 	Body io.Reader
 
 	c        *Client
+	cc       *clientConn // the connection it came on, where its answer goes
 	body     *inStream
 	deadline time.Time // from the timeout the server gave the request
 

@@ -193,6 +193,6 @@ func (r *Request) failUnfinished(msg string) {
 	case !answered:
 		_ = r.Fail(errors.New(msg))
 	case !complete:
-		_ = r.c.send(r.c.errorFrame(wire.FlagResponse, r.ID, wire.CodeRemote, msg))
+		_ = r.c.sendOn(r.cc, r.c.errorFrame(wire.FlagResponse, r.ID, wire.CodeRemote, msg))
 	}
 }

@@ -15,9 +15,11 @@ import (
 // takes them in order and, as it does, grants the sender fresh credit, so
 // the buffer never holds more than one window.
 type inStream struct {
-	// Credit frames go to c for stream id with flags (FlagReceive for a
-	// request body, FlagResponse for a response).
+	// Credit frames go to c, on connection cc (the stream's, set before
+	// its first frame arrives), for stream id with flags (FlagReceive for
+	// a request body, FlagResponse for a response).
 	c     *Client
+	cc    *clientConn
 	flags wire.Flags
 	id    ID
 
@@ -193,7 +195,7 @@ func (s *inStream) consume(n int) {
 	}
 	s.mu.Unlock()
 	if grant > 0 {
-		_ = s.c.send(s.c.creditFrame(s.flags, s.id, grant))
+		_ = s.c.sendOn(s.cc, s.c.creditFrame(s.flags, s.id, grant))
 	}
 }
 

@@ -23,6 +23,8 @@ import (
 //     name sorts first wins. It refuses the other's claim; the other
 //     yields, answers the claim with an admission, and refuses its own
 //     join whatever the other nodes answer;
+//   - while this node drains (it has sent its drain notice): admitted,
+//     since its members' clients move to other nodes;
 //   - otherwise admitted.
 //
 // The join is acknowledged once every live node answered and none refused

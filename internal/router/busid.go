@@ -66,10 +66,17 @@ const (
 // member's own client, which moves to another node while this connection
 // lingers (a drain notice, PROTOCOL.md section 17, or a connection lost
 // that this node has not yet seen end): it is free. Only a key proves
-// that: a member that registered none holds its ID while it is connected.
+// that: a member that registered none holds its ID while it is connected,
+// unless this router is draining (Refuse): its server has sent its drain
+// notice, its members' clients move to other nodes while their
+// connections here end, and none of them holds its ID against the bus
+// any more (PROTOCOL.md section 17, "Moving on a drain notice").
 func (r *Router) Claimed(channel, client wire.ID, keyHash []byte) (Claim, *Member) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed.Load() {
+		return ClaimFree, nil
+	}
 	if ch := r.channels[channel]; ch != nil {
 		ch.mu.Lock()
 		m := ch.members[client]
