@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testpeer"
 	"github.com/socketbus/socketbus/internal/wire"
 	"github.com/socketbus/socketbus/server"
 )
@@ -45,7 +46,7 @@ func hardClientHello(t *testing.T, cfg *tls.Config) []byte {
 // server and TLS 1.1 all fail cleanly, and the server goes on serving.
 func TestHardeningTLS(t *testing.T) {
 	const joinTimeout = time.Second
-	cert, pool := hardCertificate(t)
+	cert, pool := testpeer.Certificate(t)
 	srv, addr := startServer(t, server.Config{
 		TLSConfig:   &tls.Config{Certificates: []tls.Certificate{cert}},
 		JoinTimeout: joinTimeout,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testpeer"
 	"github.com/socketbus/socketbus/server"
 )
 
@@ -20,7 +21,7 @@ import (
 // server fails with ErrTLSRequired, an HTTP request to a bus port gets a
 // 400, and a Dial to an HTTP server that answers fails with ErrHTTPAnswer.
 func TestWrongProtocol(t *testing.T) {
-	cert, _ := hardCertificate(t)
+	cert, _ := testpeer.Certificate(t)
 	// A long join timeout: only the new answers, not a timeout, pass.
 	_, tlsAddr := startServer(t, server.Config{TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}, JoinTimeout: time.Minute})
 	_, addr := startServer(t, server.Config{JoinTimeout: time.Minute})
