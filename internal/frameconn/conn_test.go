@@ -42,7 +42,7 @@ func pair(t *testing.T) (net.Conn, net.Conn) {
 }
 
 func chunk(seq uint32, payload []byte) frame.Frame {
-	p := frameconn.GetBuffer(len(payload))
+	p := frame.GetBuffer(len(payload))
 	copy(p, payload)
 	return frame.Frame{Header: wire.Header{Version: wire.Version, Type: wire.TypeChunk, Flags: wire.FlagRequest, Sequence: seq},
 		Payload: p, Pooled: true}
@@ -110,7 +110,7 @@ func TestCloseAfterFlushWritesTheLastFrame(t *testing.T) {
 		c.Enqueue(chunk(uint32(i), []byte("x")))
 	}
 	errBye := errors.New("bye")
-	c.CloseAfterFlush(frameconn.ErrorFrame(wire.Header{}, wire.CodeServerClosed, "closing"), errBye)
+	c.CloseAfterFlush(frame.ErrorFrame(wire.Header{}, wire.CodeServerClosed, "closing"), errBye)
 	for i := range 10 {
 		if h, _ := readFrame(t, b); h.Sequence != uint32(i) {
 			t.Fatalf("got frame %d, want %d", h.Sequence, i)

@@ -37,7 +37,7 @@ func TestLastFrameReachesAPeerStillWriting(t *testing.T) {
 				}
 			}
 		}()
-		last := frameconn.ErrorFrame(wire.Header{}, wire.CodeServerClosed, "goodbye")
+		last := frame.ErrorFrame(wire.Header{}, wire.CodeServerClosed, "goodbye")
 		conn.CloseAfterFlush(last, errors.New("closing"))
 		h, payload := readFrame(t, b)
 		if h.Type != wire.TypeError {

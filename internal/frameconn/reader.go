@@ -44,7 +44,7 @@ func (c *Conn) readLoop(h Handler) {
 		var werr *wire.Error
 		if errors.As(err, &werr) {
 			// Bad input: tell the peer why, then close.
-			c.CloseAfterFlush(ErrorFrame(wire.Header{Version: c.cfg.Version}, werr.Code, werr.Message), err)
+			c.CloseAfterFlush(frame.ErrorFrame(wire.Header{Version: c.cfg.Version}, werr.Code, werr.Message), err)
 			return
 		}
 		c.Close(err)
