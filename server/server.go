@@ -94,24 +94,35 @@ func (s *Server) ListenAndServe(addr string) error {
 	return s.Serve(ln)
 }
 
+// track registers ln, for Shutdown and Close to close, unless the server
+// is shut down already: then it closes ln and reports false.
+func (s *Server) track(ln net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown {
+		ln.Close()
+		return false
+	}
+	s.listeners[ln] = struct{}{}
+	return true
+}
+
+// untrack forgets ln and closes it: its Serve has returned.
+func (s *Server) untrack(ln net.Listener) {
+	s.mu.Lock()
+	delete(s.listeners, ln)
+	s.mu.Unlock()
+	ln.Close()
+}
+
 // Serve accepts connections on ln and serves each in its own goroutines.
 // It closes ln when it returns. It always returns a non-nil error; after
 // Shutdown or Close, an error matching socketbus.ErrServerClosed.
 func (s *Server) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.shutdown {
-		s.mu.Unlock()
-		ln.Close()
+	if !s.track(ln) {
 		return wire.ErrServerClosed
 	}
-	s.listeners[ln] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, ln)
-		s.mu.Unlock()
-		ln.Close()
-	}()
+	defer s.untrack(ln)
 
 	var backoff time.Duration
 	for {

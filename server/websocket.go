@@ -46,20 +46,10 @@ const (
 // non-nil error; after Shutdown or Close, an error matching
 // socketbus.ErrServerClosed.
 func (s *Server) ServeWebSocket(ln net.Listener) error {
-	s.mu.Lock()
-	if s.shutdown {
-		s.mu.Unlock()
-		ln.Close()
+	if !s.track(ln) {
 		return wire.ErrServerClosed
 	}
-	s.listeners[ln] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, ln)
-		s.mu.Unlock()
-		ln.Close()
-	}()
+	defer s.untrack(ln)
 
 	secure := s.cfg.TLSConfig != nil
 	inner := ln

@@ -17,17 +17,25 @@ import (
 // test, and checks when the test ends that Serve returned ErrServerClosed.
 func StartServer(t testing.TB, cfg server.Config) (*server.Server, string) {
 	t.Helper()
+	return serveOnLoopback(t, cfg, (*server.Server).Serve, "Serve")
+}
+
+// serveOnLoopback runs a new server's serve (Serve or ServeWebSocket) on a
+// loopback listener until the test ends, then checks that it returned
+// ErrServerClosed; it returns the server and the listener's address.
+func serveOnLoopback(t testing.TB, cfg server.Config, serve func(*server.Server, net.Listener) error, name string) (*server.Server, string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
 	srv := server.New(cfg)
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- serve(srv, ln) }()
 	t.Cleanup(func() {
 		srv.Close()
 		if err := <-served; !errors.Is(err, socketbus.ErrServerClosed) {
-			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+			t.Errorf("%s returned %v, want ErrServerClosed", name, err)
 		}
 	})
 	return srv, ln.Addr().String()

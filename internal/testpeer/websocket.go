@@ -3,7 +3,6 @@ package testpeer
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"net"
 	"testing"
 
@@ -18,24 +17,12 @@ import (
 // that ServeWebSocket returned ErrServerClosed.
 func StartWebSocketServer(t testing.TB, cfg server.Config) (*server.Server, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	srv := server.New(cfg)
-	served := make(chan error, 1)
-	go func() { served <- srv.ServeWebSocket(ln) }()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-served; !errors.Is(err, socketbus.ErrServerClosed) {
-			t.Errorf("ServeWebSocket returned %v, want ErrServerClosed", err)
-		}
-	})
+	srv, addr := serveOnLoopback(t, cfg, (*server.Server).ServeWebSocket, "ServeWebSocket")
 	scheme := "ws://"
 	if cfg.TLSConfig != nil {
 		scheme = "wss://"
 	}
-	return srv, scheme + ln.Addr().String() + "/"
+	return srv, scheme + addr + "/"
 }
 
 // WebSocketDialer is a dial option that makes the client reach url over
