@@ -67,6 +67,7 @@ func New(cfg Config) *Server {
 		DefaultTimeout:              cfg.DefaultTimeout,
 		MaxMessageBytes:             cfg.MaxMessageBytes,
 		MaxHeaderBytes:              cfg.MaxHeaderBytes,
+		MaxGatherMembers:            cfg.MaxGatherMembers,
 		MaxChannelQueueBytes:        cfg.MaxChannelQueueBytes,
 		MaxInFlightPerClient:        cfg.MaxInFlightPerClient,
 		MaxQueuedRequestsPerChannel: cfg.MaxQueuedRequestsPerChannel,
