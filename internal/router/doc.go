@@ -14,6 +14,13 @@
 // one Peer.Send, which owns it from then on, or released by finishLocked
 // when its request ends first. Nothing else calls release.
 //
+// A request's state is a type, reqState (state.go): unknown, queued,
+// pushed (not taken), delivered, responding, ended, changed only through
+// request.to along reqMoves, which panics at any other move.
+// docs/PROTOCOL.md section 15.1 lists the same states and moves, and what
+// the server does with each frame in each state; state_internal_test.go
+// and states_test.go check the section against the type and the code.
+//
 // Locking: each channel has one mutex guarding the channel, its members'
 // request tables and every request on it. Methods that need it held are
 // named ...Locked. Peer.Send is called with the channel lock held, so a

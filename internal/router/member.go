@@ -147,7 +147,7 @@ func (m *Member) handleCreditLocked(h *wire.Header, payload []byte, response boo
 		// streams, so it is dropped either way.
 		return nil
 	}
-	if response && !req.respStarted {
+	if response && req.state != reqResponding {
 		return protocolErrorf("credit for the response to request %x, which has not started", h.RequestID)
 	}
 	rl := req.relay(response)

@@ -21,12 +21,11 @@ type request struct {
 
 	link[request]       // in ch.queue while it waits for a receiver (linked)
 	reserved      int64 // credit reserved from the channel's queue budget
-	done          bool
+
+	state reqState // where it is in its life (state.go)
 
 	body relay // the request body, sender -> receiver
 	resp relay // the response body, receiver -> sender
-
-	respStarted bool
 
 	// from is the client ID of the request's true sender: the sender's
 	// own, or for a request another node offered, the ID of the client
@@ -40,12 +39,10 @@ type request struct {
 	// failure is what a receiver's v3 Fail carries besides its message.
 	failure *remoteFailure
 
-	// Pushed requests (push.go): pushed while held by a receiver that got
-	// it through push credit, taken once that receiver has granted credit
-	// for its body or started its response. Until then retained holds a
-	// copy of every body frame forwarded to it.
-	pushed        bool
-	taken         bool
+	// Pushed requests (push.go): in state reqPushed while held by a
+	// receiver that got it through push credit, until that receiver takes
+	// it by granting credit for its body or starting its response. Until
+	// then retained holds a copy of every body frame forwarded to it.
 	retained      []frame.Frame
 	retainedArr   [2]frame.Frame // retained's first backing array: a whole body's two frames
 	retainedBytes int
@@ -107,7 +104,7 @@ func (req *request) frameSent(n int, response bool) {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	rl.waiting.Store(false) // pumpLocked sets it again if it still waits
-	if !req.done {
+	if req.state != reqEnded {
 		ch.pumpLocked(req, response)
 	}
 }
@@ -216,6 +213,7 @@ func (m *Member) startRequestLocked(f *frame.Frame, from wire.ID) error {
 	// Admit the request only if the budget can hold what its initial
 	// credit lets the sender send before anyone reads it.
 	req := &request{id: h.RequestID, ch: ch, sender: m, from: from}
+	req.to(reqQueued)
 	req.body.upOutstanding = wire.InitialRequestCredit
 	if !ch.keepRequestHeadersLocked(req, f.Payload[:hlen]) {
 		return refuse(wire.CodeLimit, "the server's memory budget is short; try again later")
@@ -240,7 +238,7 @@ func (m *Member) startRequestLocked(f *frame.Frame, from wire.ID) error {
 	req.timer = time.AfterFunc(timeout, func() {
 		ch.mu.Lock()
 		defer ch.mu.Unlock()
-		if !req.done {
+		if req.state != reqEnded {
 			ch.failLocked(req, wire.CodeTimeout, "the request timed out after "+timeout.String())
 		}
 	})
@@ -292,7 +290,7 @@ func (m *Member) handleResponseLocked(f *frame.Frame) error {
 	ch := m.ch
 	switch h.Type {
 	case wire.TypeStart:
-		if req.respStarted {
+		if req.state == reqResponding {
 			return protocolErrorf("second response to request %x", h.RequestID)
 		}
 		hlen, tooLarge, err := m.headerBlockLen(f.Payload)
@@ -310,7 +308,7 @@ func (m *Member) handleResponseLocked(f *frame.Frame) error {
 			return protocolErrorf("a response start frame has sequence 0, no final bit and no payload but its header block")
 		}
 		ch.takeLocked(req)
-		req.respStarted = true
+		req.to(reqResponding)
 		req.resp.nextSeq, req.resp.downSeq = 1, 1
 		req.resp.upOutstanding = m.window()
 		req.resp.downCredit = req.sender.window()
@@ -350,7 +348,7 @@ func (m *Member) handleResponseLocked(f *frame.Frame) error {
 		ch.remoteFailLocked(req, e)
 		return nil
 	}
-	if !req.respStarted {
+	if req.state != reqResponding {
 		return protocolErrorf("%s frame of a response that has not started", h.Type)
 	}
 	h.Flags = wire.FlagResponse
@@ -429,7 +427,7 @@ func (ch *channel) wholeResponseLocked(req *request, f *frame.Frame, hlen int) e
 		return nil
 	}
 	ch.takeLocked(req)
-	req.respStarted = true
+	req.to(reqResponding)
 	req.resp.ended, req.resp.endForwarded = true, true
 	s := req.sender
 	if !s.gone {
