@@ -8,6 +8,18 @@
 // imports this one, so a program that only uses the socketbus Client does
 // not link NATS.
 //
+// # How a Server uses its node
+//
+// A *Cluster is a server.Cluster, the documented interface between a
+// Server and its bus. server.New attaches it (Attach); from then on the
+// node routes for that Server. A node routes for one Server: given to a
+// second, its Attach fails with an error matching server.ErrClusterInUse,
+// and that Server's Serve returns it. The Server waits for Admit before it
+// acknowledges a join, asks Nodes, NodeNames and ChannelMembers for its
+// Stats, and calls Close when it closes. What Attach and Admit are given
+// (server.Attachment, server.Join) is opaque to programs; this package
+// reaches the router behind them through internal/busapi.
+//
 // A request that starts on one node is matched to a local receiver first
 // and, when none waits, offered to one node that has receivers waiting,
 // which claims it or gives it back (docs/PROTOCOL.md section 21 has the
@@ -56,6 +68,7 @@ import (
 	"github.com/socketbus/socketbus/internal/budget"
 	"github.com/socketbus/socketbus/internal/router"
 	"github.com/socketbus/socketbus/internal/wire"
+	"github.com/socketbus/socketbus/server"
 )
 
 // Config configures a node.
@@ -117,7 +130,7 @@ func (c *Cluster) deadAfter() time.Duration {
 	return 3 * c.cfg.Heartbeat
 }
 
-// Cluster is one node's membership of a bus.
+// Cluster is one node's membership of a bus. It is a server.Cluster.
 type Cluster struct {
 	cfg Config
 	ns  *natsserver.Server // the embedded nats-server, nil in external mode
@@ -155,6 +168,8 @@ type Cluster struct {
 	acct      *budget.Account              // what the node keeps for other nodes (bounds.go); set with r
 	testHeard atomic.Pointer[func(string)] // tests: called after each announcement is handled
 }
+
+var _ server.Cluster = (*Cluster)(nil)
 
 func (c *Cluster) infof(format string, args ...any) {
 	if c.cfg.Logger != nil {
