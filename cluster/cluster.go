@@ -46,6 +46,37 @@
 // waiting for this node fails over to another node's receivers, or with
 // no_peers if none is left). Close does the same without waiting: what
 // the node held ends with peer_gone on the other nodes.
+//
+// # Locks
+//
+// Locks are taken in this order, never the other way round (the router's
+// own order is in internal/router's package doc):
+//
+//	Cluster.mu → the router's locks → outbox.mu, Cluster.dirtyMu
+//	Cluster.stateMu → the router's locks → outbox.mu
+//
+// In detail:
+//   - Cluster.mu guards the node table, the links and the joins waiting
+//     for acknowledgements. What handles another node's messages
+//     (onMessage, heard, expire), the heartbeat's tick and Admit hold it
+//     while they call into the router: JoinRemote, HandleRemote, Leave,
+//     Reset, Drain, Claimed, Member.Admit and the like take the router's
+//     lock and a channel's lock under it.
+//   - The router calls into the node with a channel's lock held in two
+//     places, and neither takes Cluster.mu: its observer (observe) takes
+//     dirtyMu and wakes the announcer without blocking, and a remote
+//     member's Peer.Send (remotePeer.Send) only queues on the outbox under
+//     outbox.mu. Nothing is locked under dirtyMu or outbox.mu.
+//   - stateMu orders the state messages: sendState holds it while it reads
+//     channels' counts from the router and queues them. It is taken with
+//     Cluster.mu free, and Cluster.mu is never taken under it.
+//   - The outbox's goroutine holds outbox.mu only to take its queue; it
+//     publishes, and tells a frame's write notification (frame.Frame.Sent,
+//     which takes the frame's channel lock), holding no lock.
+//   - No lock of the node is held across a call into NATS (Publish,
+//     Subscribe, Flush, a subscription's Pending) or the embedded
+//     nats-server (Routez): Admit and expire let go of Cluster.mu to ask.
+//   - The Server calls the node's methods holding none of its own locks.
 package cluster
 
 import (
