@@ -13,7 +13,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/socketbus/socketbus"
-	"github.com/socketbus/socketbus/internal/wire"
 	"github.com/socketbus/socketbus/server"
 )
 
@@ -215,7 +214,7 @@ func TestBusClientMovesWithItsKey(t *testing.T) {
 	}
 	// The join's visibility rule: node n1 saw the victim on n2 before
 	// the reconnect returned.
-	if got := b.node(0).c.ChannelMembers(wire.ID(socketbus.ChannelFromName(t.Name()))); got["n2"] != 2 {
+	if got := b.node(0).c.ChannelMembers(socketbus.ChannelFromName(t.Name())); got["n2"] != 2 {
 		t.Fatalf("members on the other nodes, as n1 sees them: %v, want n2:2 (the victim and holder2)", got)
 	}
 	for _, body := range []string{"one", "two"} {
@@ -367,7 +366,7 @@ func TestBusClientMovesWhileItsOldConnectionLingers(t *testing.T) {
 			}
 		}))
 	holder := dial(t, b.node(1), t.Name())
-	channel := wire.ID(socketbus.ChannelFromName(t.Name()))
+	channel := socketbus.ChannelFromName(t.Name())
 
 	mu.Lock()
 	l := first

@@ -8,6 +8,18 @@
 // imports this one, so a program that only uses the socketbus Client does
 // not link NATS.
 //
+// # How a Server uses its node
+//
+// A *Cluster is a server.Cluster, the documented interface between a
+// Server and its bus. server.New attaches it (Attach); from then on the
+// node routes for that Server. A node routes for one Server: given to a
+// second, its Attach fails with an error matching server.ErrClusterInUse,
+// and that Server's Serve returns it. The Server waits for Admit before it
+// acknowledges a join, asks Nodes, NodeNames and ChannelMembers for its
+// Stats, and calls Close when it closes. What Attach and Admit are given
+// (server.Attachment, server.Join) is opaque to programs; this package
+// reaches the router behind them through internal/busapi.
+//
 // A request that starts on one node is matched to a local receiver first
 // and, when none waits, offered to one node that has receivers waiting,
 // which claims it or gives it back (docs/PROTOCOL.md section 21 has the
@@ -34,6 +46,37 @@
 // waiting for this node fails over to another node's receivers, or with
 // no_peers if none is left). Close does the same without waiting: what
 // the node held ends with peer_gone on the other nodes.
+//
+// # Locks
+//
+// Locks are taken in this order, never the other way round (the router's
+// own order is in internal/router's package doc):
+//
+//	Cluster.mu → the router's locks → outbox.mu, Cluster.dirtyMu
+//	Cluster.stateMu → the router's locks → outbox.mu
+//
+// In detail:
+//   - Cluster.mu guards the node table, the links and the joins waiting
+//     for acknowledgements. What handles another node's messages
+//     (onMessage, heard, expire), the heartbeat's tick and Admit hold it
+//     while they call into the router: JoinRemote, HandleRemote, Leave,
+//     Reset, Drain, Claimed, Member.Admit and the like take the router's
+//     lock and a channel's lock under it.
+//   - The router calls into the node with a channel's lock held in two
+//     places, and neither takes Cluster.mu: its observer (observe) takes
+//     dirtyMu and wakes the announcer without blocking, and a remote
+//     member's Peer.Send (remotePeer.Send) only queues on the outbox under
+//     outbox.mu. Nothing is locked under dirtyMu or outbox.mu.
+//   - stateMu orders the state messages: sendState holds it while it reads
+//     channels' counts from the router and queues them. It is taken with
+//     Cluster.mu free, and Cluster.mu is never taken under it.
+//   - The outbox's goroutine holds outbox.mu only to take its queue; it
+//     publishes, and tells a frame's write notification (frame.Frame.Sent,
+//     which takes the frame's channel lock), holding no lock.
+//   - No lock of the node is held across a call into NATS (Publish,
+//     Subscribe, Flush, a subscription's Pending) or the embedded
+//     nats-server (Routez): Admit and expire let go of Cluster.mu to ask.
+//   - The Server calls the node's methods holding none of its own locks.
 package cluster
 
 import (
@@ -56,6 +99,7 @@ import (
 	"github.com/socketbus/socketbus/internal/budget"
 	"github.com/socketbus/socketbus/internal/router"
 	"github.com/socketbus/socketbus/internal/wire"
+	"github.com/socketbus/socketbus/server"
 )
 
 // Config configures a node.
@@ -117,7 +161,7 @@ func (c *Cluster) deadAfter() time.Duration {
 	return 3 * c.cfg.Heartbeat
 }
 
-// Cluster is one node's membership of a bus.
+// Cluster is one node's membership of a bus. It is a server.Cluster.
 type Cluster struct {
 	cfg Config
 	ns  *natsserver.Server // the embedded nats-server, nil in external mode
@@ -155,6 +199,8 @@ type Cluster struct {
 	acct      *budget.Account              // what the node keeps for other nodes (bounds.go); set with r
 	testHeard atomic.Pointer[func(string)] // tests: called after each announcement is handled
 }
+
+var _ server.Cluster = (*Cluster)(nil)
 
 func (c *Cluster) infof(format string, args ...any) {
 	if c.cfg.Logger != nil {

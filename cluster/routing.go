@@ -9,11 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
+	"github.com/socketbus/socketbus/internal/busapi"
 	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/router"
 	"github.com/socketbus/socketbus/internal/wire"
+	"github.com/socketbus/socketbus/server"
 )
 
 // Routing across nodes (docs/PROTOCOL.md section 21). A node tells every
@@ -170,16 +173,32 @@ func (c *Cluster) clearMembersLocked(n *peerNode) {
 	}
 }
 
-// AttachRouter makes the node route for r, a Server's router; server.New
-// calls it once. It subscribes to this node's subject and asks the other
-// nodes for their state.
-func (c *Cluster) AttachRouter(r *router.Router) error {
+// Attach makes the node route for the Server whose routing a is
+// (server.Cluster): server.New calls it once. It subscribes to this
+// node's subject and asks the other nodes for their state. A node routes
+// for one Server: attached already, it fails with an error matching
+// server.ErrClusterInUse; and it fails once the node is closed.
+func (c *Cluster) Attach(a *server.Attachment) error {
+	r := busapi.Router(a)
+	if r == nil {
+		return errors.New("cluster: Attach needs the Attachment a Server makes")
+	}
+	return c.attach(r)
+}
+
+// attach is Attach for the router r.
+func (c *Cluster) attach(r *router.Router) error {
 	out := newOutbox(func(n *peerNode, data []byte) error { return c.nc.Publish(n.subject, data) })
 	c.mu.Lock()
-	if c.r != nil {
+	switch {
+	case c.r != nil:
 		c.mu.Unlock()
 		out.close()
-		return errors.New("cluster: the node already serves a Server")
+		return fmt.Errorf("cluster: node %s: %w", c.cfg.Node, server.ErrClusterInUse)
+	case c.closing:
+		c.mu.Unlock()
+		out.close()
+		return fmt.Errorf("cluster: node %s is closed", c.cfg.Node)
 	}
 	// c.out is set with c.r, in one hold: the heartbeat's tick uses the
 	// outbox once it sees a router.
@@ -190,6 +209,7 @@ func (c *Cluster) AttachRouter(r *router.Router) error {
 	r.SetObserver(c.observe)
 	sub, err := c.nc.Subscribe(c.directSubject(c.cfg.Node, "*"), c.onMessage)
 	if err != nil {
+		c.detach()
 		return fmt.Errorf("cluster: subscribe: %w", err)
 	}
 	// What other nodes send here is bounded by the credit this node's
@@ -199,26 +219,48 @@ func (c *Cluster) AttachRouter(r *router.Router) error {
 	c.mu.Lock()
 	c.sub = sub
 	c.mu.Unlock()
+	// Close waits for the announcer of an attached node: it starts
+	// whatever happens next.
+	go c.announcer()
 	if err := c.nc.Flush(); err != nil {
 		return fmt.Errorf("cluster: flush: %w", err)
 	}
-	go c.announcer()
 	// Hello again: every node answers with its state, now that this one
 	// listens.
 	_ = c.nc.Publish(c.helloSubject(), c.announcement())
 	return nil
 }
 
+// detach undoes attach when the node cannot subscribe: it routes for no
+// router, and Close does not wait for an announcer that never started.
+func (c *Cluster) detach() {
+	c.mu.Lock()
+	out := c.out
+	c.r, c.out = nil, nil
+	c.acct.Release(c.acct.Used())
+	c.acct = nil
+	c.mu.Unlock()
+	out.close()
+}
+
 // Admit returns once every node this one believes alive (liveness.go)
-// has acknowledged that m's client joined m's channel here, or after
+// has acknowledged that j's client joined j's channel here, or after
 // joinAckTimeout: from then on a request sent on any of them counts the
 // client as a peer (the visibility rule). Every node is sent the join;
-// only the live ones are waited for. The join also claims m's client ID
+// only the live ones are waited for. The join also claims the client ID
 // on the bus (clientids.go): Admit fails with code conflict if another
-// node has the ID, and then the caller removes m
-// (router.Member.LeaveRefused) and refuses the join. The Server calls it
-// before it acknowledges the join.
-func (c *Cluster) Admit(m *router.Member) error {
+// node has the ID, and the Server refuses the join. The Server calls it
+// before it acknowledges the join (server.Cluster).
+func (c *Cluster) Admit(j *server.Join) error {
+	m := busapi.Member(j)
+	if m == nil {
+		return errors.New("cluster: Admit needs a Join a Server makes")
+	}
+	return c.admit(m)
+}
+
+// admit is Admit for the router member m.
+func (c *Cluster) admit(m *router.Member) error {
 	channel := m.Channel()
 	c.mu.Lock()
 	alone := c.r == nil || len(c.nodes) == 0
@@ -678,12 +720,12 @@ func (c *Cluster) NodeNames() []string {
 
 // ChannelMembers counts channel's members on the other nodes, by node
 // name, as their last state said; nil if none has any.
-func (c *Cluster) ChannelMembers(channel wire.ID) map[string]int {
+func (c *Cluster) ChannelMembers(channel uuid.UUID) map[string]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out map[string]int
 	for name, n := range c.nodes {
-		if k := n.members[channel]; k > 0 {
+		if k := n.members[wire.ID(channel)]; k > 0 {
 			if out == nil {
 				out = map[string]int{}
 			}

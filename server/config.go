@@ -111,7 +111,10 @@ type Config struct {
 
 	// Cluster, when set, makes the server a node of a bus of several
 	// servers (package cluster provides one, over NATS; this package does
-	// not import it). The server closes it when the server closes.
+	// not import it). New attaches it (Cluster.Attach); a Cluster serves
+	// one Server, and a Server whose Cluster does not attach serves no
+	// connection: its Serve returns the error. The server closes the
+	// Cluster when the server closes.
 	Cluster Cluster
 
 	// Logger, when set, receives the server's logs: at info one line when
@@ -134,31 +137,6 @@ type Config struct {
 	// of its --tokens file. It is called once per join and once per
 	// channel per Stats, so it must be cheap and safe for concurrent use.
 	ChannelName func(channel uuid.UUID) string
-}
-
-// Cluster is the bus a Server is a node of. Package cluster implements it;
-// the interface keeps NATS out of programs that only use the Client.
-type Cluster interface {
-	// Nodes returns how many nodes of the bus this node sees, itself
-	// included.
-	Nodes() int
-	// Close leaves the bus.
-	Close() error
-}
-
-// routingCluster is what package cluster's nodes implement besides Cluster
-// to route requests across nodes: they get the server's router, and each
-// join waits until the other nodes have seen it (docs/PROTOCOL.md section
-// 21, the visibility rule) and admitted its client ID (21.5): Admit fails
-// with code conflict if another node has it.
-type routingCluster interface {
-	Cluster
-	AttachRouter(r *router.Router) error
-	Admit(m *router.Member) error
-	// NodeNames names the nodes this one sees, itself first;
-	// ChannelMembers counts a channel's members on the other nodes.
-	NodeNames() []string
-	ChannelMembers(channel wire.ID) map[string]int
 }
 
 // Defaults of Config's zero fields.

@@ -220,13 +220,11 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 		return &h, err
 	}
 	conn.SetAccount(m.Account())
-	if rc, ok := s.cfg.Cluster.(routingCluster); ok {
-		// Every node sees the client before its Dial returns, and none
-		// has its ID (docs/PROTOCOL.md section 21.5).
-		if err := rc.Admit(m); err != nil {
-			m.LeaveRefused()
-			return &h, err
-		}
+	// Every node of the bus sees the client before its Dial returns, and
+	// none has its ID (docs/PROTOCOL.md section 21.5).
+	if err := s.admit(m); err != nil {
+		m.LeaveRefused()
+		return &h, err
 	}
 	if c.name == "" {
 		c.name = s.channelName(h.ChannelID)

@@ -31,6 +31,8 @@ type Server struct {
 	names          channelNames // channel names clients gave when joining
 	started        time.Time
 	internalErrors atomic.Int64 // panics recovered while handling frames
+	cluster        Cluster      // Config.Cluster once attached (cluster.go); nil if none, or if it did not attach
+	clusterErr     error        // why Config.Cluster did not attach; Serve returns it
 	clusterOnce    sync.Once
 	accepted       atomic.Int64 // connections accepted
 	joined         atomic.Int64 // connections that joined
@@ -76,17 +78,14 @@ func New(cfg Config) *Server {
 		MemoryPerChannel:            cfg.MaxMemory / 4,
 		MemoryPerMember:             cfg.MaxMemory / 16,
 	})
-	if rc, ok := cfg.Cluster.(routingCluster); ok {
-		if err := rc.AttachRouter(s.router); err != nil {
-			s.logger().Error("cluster: cannot route across nodes", "err", err)
-		}
-	}
+	s.attachCluster()
 	return s
 }
 
 // ListenAndServe listens on the TCP address addr and serves it. It always
 // returns a non-nil error; after Shutdown or Close, an error matching
-// socketbus.ErrServerClosed.
+// socketbus.ErrServerClosed; at once, when Config.Cluster did not attach,
+// that error, as Serve.
 func (s *Server) ListenAndServe(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -96,16 +95,21 @@ func (s *Server) ListenAndServe(addr string) error {
 }
 
 // track registers ln, for Shutdown and Close to close, unless the server
-// is shut down already: then it closes ln and reports false.
-func (s *Server) track(ln net.Listener) bool {
+// is shut down already (wire.ErrServerClosed) or its Cluster did not
+// attach (that error): then it closes ln and returns the error.
+func (s *Server) track(ln net.Listener) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.shutdown {
+	switch {
+	case s.shutdown:
 		ln.Close()
-		return false
+		return wire.ErrServerClosed
+	case s.clusterErr != nil:
+		ln.Close()
+		return s.clusterErr
 	}
 	s.listeners[ln] = struct{}{}
-	return true
+	return nil
 }
 
 // untrack forgets ln and closes it: its Serve has returned.
@@ -118,10 +122,12 @@ func (s *Server) untrack(ln net.Listener) {
 
 // Serve accepts connections on ln and serves each in its own goroutines.
 // It closes ln when it returns. It always returns a non-nil error; after
-// Shutdown or Close, an error matching socketbus.ErrServerClosed.
+// Shutdown or Close, an error matching socketbus.ErrServerClosed; at once,
+// when Config.Cluster did not attach, that error (one matching
+// ErrClusterInUse if the Cluster serves another Server).
 func (s *Server) Serve(ln net.Listener) error {
-	if !s.track(ln) {
-		return wire.ErrServerClosed
+	if err := s.track(ln); err != nil {
+		return err
 	}
 	defer s.untrack(ln)
 
@@ -297,9 +303,7 @@ func (s *Server) closeConns(ctx context.Context) {
 	}
 	s.wg.Wait()
 	s.reaper.wg.Wait()
-	if s.cfg.Cluster != nil {
-		s.clusterOnce.Do(func() { _ = s.cfg.Cluster.Close() })
-	}
+	s.closeCluster()
 }
 
 // logger returns where the server logs internal errors: Config.Logger,

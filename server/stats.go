@@ -132,8 +132,8 @@ func (s *Server) Stats() Stats {
 		for _, o := range router.Outcomes() {
 			cs.Requests[o.String()] = c.Outcomes[o]
 		}
-		if rc, ok := s.cfg.Cluster.(routingCluster); ok {
-			cs.Remote = rc.ChannelMembers(c.ID)
+		if s.cluster != nil {
+			cs.Remote = s.cluster.ChannelMembers(c.ID)
 		}
 		st.Channels = append(st.Channels, cs)
 	}
@@ -156,11 +156,9 @@ func (s *Server) Stats() Stats {
 	s.ops.snapshot(&st)
 	st.InternalErrors = s.internalErrors.Load()
 	st.Nodes = 1
-	if s.cfg.Cluster != nil {
-		st.Nodes = s.cfg.Cluster.Nodes()
-	}
-	if rc, ok := s.cfg.Cluster.(routingCluster); ok {
-		st.NodeNames = rc.NodeNames()
+	if s.cluster != nil {
+		st.Nodes = s.cluster.Nodes()
+		st.NodeNames = s.cluster.NodeNames()
 	}
 	return st
 }

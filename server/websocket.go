@@ -44,10 +44,11 @@ const (
 // arrive within JoinTimeout. Config.WebSocketOrigins says which browser
 // pages may connect. It closes ln when it returns, and always returns a
 // non-nil error; after Shutdown or Close, an error matching
-// socketbus.ErrServerClosed.
+// socketbus.ErrServerClosed; at once, when Config.Cluster did not attach,
+// that error, as Serve.
 func (s *Server) ServeWebSocket(ln net.Listener) error {
-	if !s.track(ln) {
-		return wire.ErrServerClosed
+	if err := s.track(ln); err != nil {
+		return err
 	}
 	defer s.untrack(ln)
 

@@ -14,8 +14,38 @@
 // one Peer.Send, which owns it from then on, or released by finishLocked
 // when its request ends first. Nothing else calls release.
 //
+// A request's state is a type, reqState (state.go): unknown, queued,
+// pushed (not taken), delivered, responding, ended, changed only through
+// request.to along reqMoves, which panics at any other move.
+// docs/PROTOCOL.md section 15.1 lists the same states and moves, and what
+// the server does with each frame in each state; state_internal_test.go
+// and states_test.go check the section against the type and the code.
+//
 // Locking: each channel has one mutex guarding the channel, its members'
 // request tables and every request on it. Methods that need it held are
 // named ...Locked. Peer.Send is called with the channel lock held, so a
 // Peer must not call back into the router synchronously.
+//
+// The lock order, never the other way round:
+//
+//	Router.mu → a channel's lock → Router.starveMu
+//	a channel's lock → whatever a Peer's Send, the Observer or the memory budget's hooks take
+//
+// Router.mu guards the channel table and the departed clients' keys; Join,
+// Leave and Claimed take a channel's lock under it, and nothing takes
+// Router.mu with a channel's lock held. At most one channel's lock is held
+// at a time: what walks several channels (Stats, Channels, Close, the
+// retry of grants held back for memory) copies the list under Router.mu,
+// lets go of it, then locks each channel in turn. What is called with a
+// channel's lock held must not call the router, and takes only locks of
+// its own that nothing holds while calling the router: a connection's
+// queue (frameconn), package cluster's outbox and its dirty set (the
+// Observer), the budget's atomic counters. A frame's write notification
+// (frame.Frame.Sent) takes the channel's lock, so a Peer's writer calls it
+// holding no lock that anything takes under a channel's lock (its queue's,
+// the outbox's).
+//
+// Package cluster holds its node lock (cluster.Cluster.mu) while it calls
+// the router (JoinRemote, HandleRemote, Leave, Claimed and the like), so
+// its lock comes before all of these; its package doc has the whole order.
 package router

@@ -78,6 +78,7 @@ func (m *Member) startGatherLocked(f *frame.Frame, hlen int, whole bool, from wi
 	}
 	g := &gather{publish: h.Flags.Has(wire.FlagPublish), children: make(map[wire.ID]*request, len(members))}
 	parent := &request{id: h.RequestID, ch: ch, sender: m, from: from, fan: g}
+	parent.to(reqQueued) // and ended, with its last child: it is never delivered
 	g.parent = parent
 	parent.body.upOutstanding = wire.InitialRequestCredit
 	if !ch.keepRequestHeadersLocked(parent, f.Payload[:hlen]) {
@@ -90,6 +91,7 @@ func (m *Member) startGatherLocked(f *frame.Frame, hlen int, whole bool, from wi
 	children := make([]*request, 0, len(members))
 	for _, o := range members {
 		child := &request{id: ch.newRequestIDLocked(), ch: ch, sender: m, from: from, gather: g, target: o, headers: parent.headers}
+		child.to(reqQueued)
 		child.body.upOutstanding = wire.InitialRequestCredit
 		if !ch.commitLocked(child, false, 0) {
 			for _, c := range children {
@@ -130,7 +132,7 @@ func (m *Member) startGatherLocked(f *frame.Frame, hlen int, whole bool, from wi
 	parent.timer = time.AfterFunc(timeout, func() {
 		ch.mu.Lock()
 		defer ch.mu.Unlock()
-		if !parent.done {
+		if parent.state != reqEnded {
 			ch.failLocked(parent, wire.CodeTimeout, "the request timed out after "+timeout.String())
 		}
 	})
@@ -212,7 +214,7 @@ func (ch *channel) newRequestIDLocked() wire.ID {
 func (ch *channel) targetAllLocked(children []*request) {
 	want := make(map[*Member]*request, len(children))
 	for _, c := range children {
-		if !c.done {
+		if c.state != reqEnded {
 			want[c.target] = c
 		}
 	}
@@ -261,7 +263,7 @@ func (ch *channel) fanOutLocked(parent *request) {
 	for i := range rl.pending {
 		pf := &rl.pending[i]
 		for _, c := range g.children {
-			if c.done || c.body.ended {
+			if c.state == reqEnded || c.body.ended {
 				continue
 			}
 			ch.feedChildLocked(c, pf)
@@ -309,12 +311,12 @@ func (ch *channel) feedChildLocked(c *request, pf *frame.Frame) {
 func (ch *channel) fanGrantLocked(g *gather) {
 	p := g.parent
 	rl := &p.body
-	if p.done || rl.ended {
+	if p.state == reqEnded || rl.ended {
 		return
 	}
 	allow := -1
 	for _, c := range g.children {
-		if c.done || c.body.ended {
+		if c.state == reqEnded || c.body.ended {
 			continue
 		}
 		if allow < 0 || c.body.upOutstanding < allow {
@@ -366,7 +368,7 @@ func (ch *channel) gatherChildEndedLocked(c *request, outcome Outcome) {
 		return
 	}
 	p := g.parent
-	if p.done {
+	if p.state == reqEnded {
 		return
 	}
 	flags := wire.FlagRequest | wire.FlagAll
@@ -387,7 +389,7 @@ func (ch *channel) gatherChildEndedLocked(c *request, outcome Outcome) {
 // gets each member's reply, then the gather's end.
 func (ch *channel) failGatherLocked(g *gather, code wire.Code, msg string) {
 	for _, c := range g.children {
-		if !c.done {
+		if c.state != reqEnded {
 			ch.failLocked(c, code, msg)
 		}
 	}
@@ -398,10 +400,10 @@ func (ch *channel) failGatherLocked(g *gather, code wire.Code, msg string) {
 // body's end forwarded; or answered, which a member does only with the
 // request in hand. The member's answer, if any, is dropped.
 func (ch *channel) publishTookLocked(req *request, answered bool) {
-	if req.done || req.gather == nil || !req.gather.publish {
+	if req.state == reqEnded || req.gather == nil || !req.gather.publish {
 		return
 	}
-	if answered || (req.receiver != nil && req.body.endForwarded && (!req.pushed || req.taken)) {
+	if answered || (req.state == reqDelivered && req.body.endForwarded) {
 		ch.finishLocked(req, OutcomeCompleted)
 	}
 }
@@ -430,7 +432,7 @@ func (m *Member) handleReplyCreditLocked(h *wire.Header, payload []byte) error {
 	if child == nil {
 		return protocolErrorf("reply credit for client %x, which is not a member of gather %x", member, h.RequestID)
 	}
-	if child.done {
+	if child.state == reqEnded {
 		return nil
 	}
 	return m.creditLocked(child, n, true)

@@ -170,7 +170,7 @@ func (m *Member) handleCreditLocked(h *wire.Header, payload []byte, response boo
 // creditLocked applies a grant of n bytes for req's request body (as its
 // receiver) or its response (as its sender).
 func (m *Member) creditLocked(req *request, n uint32, response bool) error {
-	if response && !req.respStarted {
+	if response && req.state != reqResponding {
 		return protocolErrorf("credit for the response to request %x, which has not started", req.id)
 	}
 	rl := req.relay(response)

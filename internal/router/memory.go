@@ -209,7 +209,7 @@ func (r *Router) retryStarvedOnce() {
 			for _, response := range []bool{false, true} {
 				if rl := req.relay(response); rl.memStarved {
 					rl.memStarved = false
-					if !req.done {
+					if req.state != reqEnded {
 						ch.pumpLocked(req, response)
 					}
 				}

@@ -104,7 +104,7 @@ func (m *Member) handlePushLocked(f *frame.Frame) error {
 			// was on its way, like a sender's late cancel.
 			return nil
 		}
-		if !req.pushed || req.taken || req.respStarted {
+		if req.state != reqPushed {
 			return protocolErrorf("request %x was not pushed to this connection or was taken; it cannot be returned", h.RequestID)
 		}
 		if req.returns >= MaxReturns {
@@ -112,7 +112,8 @@ func (m *Member) handlePushLocked(f *frame.Frame) error {
 			// alone.
 			ch.dropRetainedLocked(req)
 			delete(m.held, req.id)
-			req.receiver, req.pushed = nil, false
+			req.receiver = nil
+			req.to(reqQueued)
 			ch.failLocked(req, wire.CodeLimit, "the request was returned by receivers "+itoa(MaxReturns+1)+" times; no handler took it")
 			return nil
 		}
@@ -191,17 +192,17 @@ func (ch *channel) placeLocked(req *request, p *poll) {
 
 // pushLocked hands req to m without a poll, returnable until taken.
 func (ch *channel) pushLocked(req *request, m *Member) {
-	req.pushed = true
+	req.to(reqPushed)
 	ch.assignLocked(req, m, wire.ID{})
 }
 
 // takeLocked records that req's receiver has taken it: it can no longer be
 // returned, and the copies kept for a return are released.
 func (ch *channel) takeLocked(req *request) {
-	if !req.pushed || req.taken {
+	if req.state != reqPushed {
 		return
 	}
-	req.taken = true
+	req.to(reqDelivered)
 	ch.dropRetainedLocked(req)
 }
 
@@ -264,7 +265,8 @@ func (ch *channel) requeueLocked(req *request) {
 	}
 	rl.pending = restored
 	rl.downSeq, rl.downCredit, rl.endForwarded = 1, 0, false
-	req.receiver, req.pushed = nil, false
+	req.receiver = nil
+	req.to(reqQueued)
 	ch.chargeLocked(req, false) // the sender pays for the restored frames
 	ch.r.memoryFreed()
 	if ch.r.closed.Load() {

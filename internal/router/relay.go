@@ -22,12 +22,15 @@ func (ch *channel) assignLocked(req *request, m *Member, pollID wire.ID) {
 	ch.unqueueLocked(req)
 	ch.reserved -= req.reserved
 	req.reserved = 0
+	if req.state != reqPushed {
+		req.to(reqDelivered) // handed to a poll; pushLocked has made it pushed
+	}
 	req.receiver = m
 	m.held[req.id] = req
 	m.received++
 	rl := &req.body
 	rl.downCredit = ch.r.cfg.Window
-	if req.pushed {
+	if req.state == reqPushed {
 		// A pushed request's implicit credit is its sender's, 16 KiB: the
 		// server keeps a copy of what it forwards until the receiver takes
 		// the request, and that copy is what the receiver can hoard.
@@ -49,7 +52,7 @@ func (ch *channel) assignLocked(req *request, m *Member, pollID wire.ID) {
 		copy(p[16:], headers)
 		copy(p[16+len(headers):], body)
 		h.Final = true
-		if req.pushed {
+		if req.state == reqPushed {
 			for _, f := range rl.pending {
 				ch.keepRetainedLocked(req, f)
 			}
@@ -122,7 +125,7 @@ func (ch *channel) pumpLocked(req *request, response bool) {
 		f.Header.Sequence = rl.downSeq
 		f.Header.Version = down.version
 		rl.downSeq++
-		if !response && req.pushed && !req.taken {
+		if !response && req.state == reqPushed {
 			ch.retainLocked(req, &f)
 		}
 		if response {
@@ -144,7 +147,7 @@ func (ch *channel) pumpLocked(req *request, response bool) {
 	}
 	if !response && req.gather != nil && rl.endForwarded {
 		ch.publishTookLocked(req, false)
-		if req.done {
+		if req.state == reqEnded {
 			return
 		}
 	}
@@ -162,7 +165,7 @@ func (ch *channel) pumpLocked(req *request, response bool) {
 // when the grant needs no such wake-up.
 func (ch *channel) grantAmountLocked(req *request, response, hold bool) int {
 	rl := req.relay(response)
-	if rl.ended || req.done {
+	if rl.ended || req.state == reqEnded {
 		return 0
 	}
 	window := req.payer(response).window() // the upstream's
@@ -275,7 +278,7 @@ func (ch *channel) failLocked(req *request, code wire.Code, msg string) {
 // FlagReceive when the request is cancelled, FlagResponse when the receiver's
 // own response is refused.
 func (ch *channel) failWithLocked(req *request, code wire.Code, msg string, receiverFlags wire.Flags) {
-	if req.done {
+	if req.state == reqEnded {
 		return
 	}
 	if req.fan != nil {
@@ -301,10 +304,10 @@ func (ch *channel) failWithLocked(req *request, code wire.Code, msg string, rece
 
 // finishLocked removes a request from every table and releases what it holds.
 func (ch *channel) finishLocked(req *request, outcome Outcome) {
-	if req.done {
+	if req.state == reqEnded {
 		return
 	}
-	req.done = true
+	req.to(reqEnded)
 	if req.timer != nil {
 		req.timer.Stop()
 	}

@@ -340,7 +340,7 @@ func (m *Member) remoteToReceiverLocked(f *frame.Frame) error {
 			// Not claimed: back to the head of the queue, and no more
 			// offers to that node until it says it has receivers again.
 			ch.dropRemoteLocked(m)
-			if req.pushed && !req.taken && !req.respStarted {
+			if req.state == reqPushed {
 				ch.requeueLocked(req)
 				return nil
 			}
@@ -394,7 +394,7 @@ func (m *Member) remoteToSenderLocked(f *frame.Frame, from wire.ID) error {
 		h.Flags = wire.FlagReceive
 		return ch.streamFrameLocked(req, f, false)
 	case h.Flags == wire.FlagCredit|wire.FlagResponse:
-		if req := m.sent[h.RequestID]; req == nil || !req.respStarted {
+		if req := m.sent[h.RequestID]; req == nil || req.state != reqResponding {
 			return nil
 		}
 		return m.handleCreditLocked(h, f.Payload, true)

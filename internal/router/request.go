@@ -21,12 +21,11 @@ type request struct {
 
 	link[request]       // in ch.queue while it waits for a receiver (linked)
 	reserved      int64 // credit reserved from the channel's queue budget
-	done          bool
+
+	state reqState // where it is in its life (state.go)
 
 	body relay // the request body, sender -> receiver
 	resp relay // the response body, receiver -> sender
-
-	respStarted bool
 
 	// from is the client ID of the request's true sender: the sender's
 	// own, or for a request another node offered, the ID of the client
@@ -40,12 +39,10 @@ type request struct {
 	// failure is what a receiver's v3 Fail carries besides its message.
 	failure *remoteFailure
 
-	// Pushed requests (push.go): pushed while held by a receiver that got
-	// it through push credit, taken once that receiver has granted credit
-	// for its body or started its response. Until then retained holds a
-	// copy of every body frame forwarded to it.
-	pushed        bool
-	taken         bool
+	// Pushed requests (push.go): in state reqPushed while held by a
+	// receiver that got it through push credit, until that receiver takes
+	// it by granting credit for its body or starting its response. Until
+	// then retained holds a copy of every body frame forwarded to it.
 	retained      []frame.Frame
 	retainedArr   [2]frame.Frame // retained's first backing array: a whole body's two frames
 	retainedBytes int
@@ -114,7 +111,7 @@ func (req *request) frameSent(n int, response bool) {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	rl.waiting.Store(false) // pumpLocked sets it again if it still waits
-	if !req.done {
+	if req.state != reqEnded {
 		ch.pumpLocked(req, response)
 	}
 }
@@ -226,6 +223,7 @@ func (m *Member) startRequestLocked(f *frame.Frame, from wire.ID) error {
 	// Admit the request only if the budget can hold what its initial
 	// credit lets the sender send before anyone reads it.
 	req := &request{id: h.RequestID, ch: ch, sender: m, from: from}
+	req.to(reqQueued)
 	req.body.upOutstanding = wire.InitialRequestCredit
 	if !ch.keepRequestHeadersLocked(req, f.Payload[:hlen]) {
 		return refuse(wire.CodeLimit, "the server's memory budget is short; try again later")
@@ -250,7 +248,7 @@ func (m *Member) startRequestLocked(f *frame.Frame, from wire.ID) error {
 	req.timer = time.AfterFunc(timeout, func() {
 		ch.mu.Lock()
 		defer ch.mu.Unlock()
-		if !req.done {
+		if req.state != reqEnded {
 			ch.failLocked(req, wire.CodeTimeout, "the request timed out after "+timeout.String())
 		}
 	})
@@ -308,7 +306,7 @@ func (m *Member) handleResponseLocked(f *frame.Frame) error {
 	}
 	switch h.Type {
 	case wire.TypeStart:
-		if req.respStarted {
+		if req.state == reqResponding {
 			return protocolErrorf("second response to request %x", h.RequestID)
 		}
 		hlen, tooLarge, err := m.headerBlockLen(f.Payload)
@@ -326,7 +324,7 @@ func (m *Member) handleResponseLocked(f *frame.Frame) error {
 			return protocolErrorf("a response start frame has sequence 0, no final bit and no payload but its header block")
 		}
 		ch.takeLocked(req)
-		req.respStarted = true
+		req.to(reqResponding)
 		req.resp.nextSeq, req.resp.downSeq = 1, 1
 		req.resp.upOutstanding = m.window()
 		req.resp.downCredit = req.sender.window()
@@ -366,7 +364,7 @@ func (m *Member) handleResponseLocked(f *frame.Frame) error {
 		ch.remoteFailLocked(req, e)
 		return nil
 	}
-	if !req.respStarted {
+	if req.state != reqResponding {
 		return protocolErrorf("%s frame of a response that has not started", h.Type)
 	}
 	h.Flags = wire.FlagResponse
@@ -445,7 +443,7 @@ func (ch *channel) wholeResponseLocked(req *request, f *frame.Frame, hlen int) e
 		return nil
 	}
 	ch.takeLocked(req)
-	req.respStarted = true
+	req.to(reqResponding)
 	req.resp.ended, req.resp.endForwarded = true, true
 	s := req.sender
 	if !s.gone {

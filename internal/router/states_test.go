@@ -12,13 +12,16 @@ import (
 )
 
 // The request-state table of docs/PROTOCOL.md section 15.1, one case per
-// cell: every state a request can be in, as its sender and as its
-// receiver see it, against every frame a client may send for it. Each
-// frame is handled (nil error), dropped (nil error, nothing sent to
-// anyone) or a protocol error, exactly as the table says. The receiver
-// speaks version 2, so that the table has its return (error|receive
-// returned) and its pushed requests; every other cell is the same for a
-// version-1 receiver, which may not send a return at all.
+// cell, read from the document itself (router.ReadStateTables): every
+// state a request can be in, as its sender and as its receiver see it,
+// against every frame a client may send for it. Each frame is handled
+// (nil error), dropped (nil error, nothing sent to anyone) or a protocol
+// error, exactly as the table says, and leaves the request in the state
+// the cell names (→) or in the one it was in. The router names each state
+// as the table's row does (Member.Track, from reqState). The
+// receiver speaks version 2, so that the table has its return
+// (error|receive returned) and its pushed requests; every other cell is
+// the same for a version-1 receiver, which may not send a return at all.
 
 type outcome string
 
@@ -89,10 +92,10 @@ var clientFrames = []clientFrame{
 	{"end|request", false, func(m member, id wire.ID, seq, _ uint32) frame.Frame {
 		return m.frame(wire.TypeEnd, wire.FlagRequest, id, seq, true, nil)
 	}},
-	{"error|request cancelled", false, func(m member, id wire.ID, _, _ uint32) frame.Frame {
+	{"error|request", false, func(m member, id wire.ID, _, _ uint32) frame.Frame {
 		return m.frame(wire.TypeError, wire.FlagRequest, id, 0, true, wire.AppendError(nil, wire.CodeCancelled, "stop"))
 	}},
-	{"chunk|response|credit", false, func(m member, id wire.ID, _, _ uint32) frame.Frame {
+	{"response|credit", false, func(m member, id wire.ID, _, _ uint32) frame.Frame {
 		return m.frame(wire.TypeChunk, wire.FlagResponse|wire.FlagCredit, id, 0, false, wire.AppendCredit(nil, 1))
 	}},
 	{"start|response", true, func(m member, id wire.ID, _, _ uint32) frame.Frame {
@@ -104,10 +107,10 @@ var clientFrames = []clientFrame{
 	{"end|response", true, func(m member, id wire.ID, _, seq uint32) frame.Frame {
 		return m.frame(wire.TypeEnd, wire.FlagResponse, id, seq, true, nil)
 	}},
-	{"error|response remote", true, func(m member, id wire.ID, _, _ uint32) frame.Frame {
+	{"error|response", true, func(m member, id wire.ID, _, _ uint32) frame.Frame {
 		return m.frame(wire.TypeError, wire.FlagResponse, id, 0, true, wire.AppendError(nil, wire.CodeRemote, "no"))
 	}},
-	{"chunk|receive|credit", true, func(m member, id wire.ID, _, _ uint32) frame.Frame {
+	{"receive|credit", true, func(m member, id wire.ID, _, _ uint32) frame.Frame {
 		return m.frame(wire.TypeChunk, wire.FlagReceive|wire.FlagCredit, id, 0, false, wire.AppendCredit(nil, 1))
 	}},
 	{"error|receive returned", true, func(m member, id wire.ID, _, _ uint32) frame.Frame {
@@ -115,64 +118,47 @@ var clientFrames = []clientFrame{
 	}},
 }
 
-// stateTable[state][frame] is PROTOCOL.md's table 15.1.
-var stateTable = map[string]map[string]outcome{
-	"unknown": {
-		"start|request": handled, "chunk|request": protocol, "end|request": protocol,
-		"error|request cancelled": dropped, "chunk|response|credit": dropped,
-		"start|response": protocol, "chunk|response": protocol, "end|response": protocol,
-		"error|response remote": protocol, "chunk|receive|credit": dropped,
-		"error|receive returned": dropped,
-	},
-	"queued": {
-		"start|request": protocol, "chunk|request": handled, "end|request": handled,
-		"error|request cancelled": handled, "chunk|response|credit": protocol,
-		"start|response": protocol, "chunk|response": protocol, "end|response": protocol,
-		"error|response remote": protocol, "chunk|receive|credit": dropped,
-		"error|receive returned": dropped,
-	},
-	"delivered": {
-		"start|request": protocol, "chunk|request": handled, "end|request": handled,
-		"error|request cancelled": handled, "chunk|response|credit": protocol,
-		"start|response": handled, "chunk|response": protocol, "end|response": protocol,
-		"error|response remote": handled, "chunk|receive|credit": handled,
-		"error|receive returned": protocol,
-	},
-	"responding": {
-		"start|request": protocol, "chunk|request": protocol, "end|request": protocol,
-		"error|request cancelled": handled, "chunk|response|credit": handled,
-		"start|response": protocol, "chunk|response": handled, "end|response": handled,
-		"error|response remote": handled, "chunk|receive|credit": handled,
-		"error|receive returned": protocol,
-	},
-	"pushed, not taken": {
-		"start|request": protocol, "chunk|request": handled, "end|request": handled,
-		"error|request cancelled": handled, "chunk|response|credit": protocol,
-		"start|response": handled, "chunk|response": protocol, "end|response": protocol,
-		"error|response remote": handled, "chunk|receive|credit": handled,
-		"error|receive returned": handled,
-	},
-	"ended": {
-		"start|request": protocol, "chunk|request": dropped, "end|request": dropped,
-		"error|request cancelled": dropped, "chunk|response|credit": dropped,
-		"start|response": dropped, "chunk|response": dropped, "end|response": dropped,
-		"error|response remote": dropped, "chunk|receive|credit": dropped,
-		"error|receive returned": dropped,
-	},
-}
+// outcomes are the table's letters.
+var outcomes = map[string]outcome{"H": handled, "D": dropped, "P": protocol}
 
 func TestRequestStateTable(t *testing.T) {
+	table := router.ReadStateTables(t)
+	setups := make(map[string]requestState)
 	for _, st := range requestStates {
-		for _, cf := range clientFrames {
-			want, ok := stateTable[st.name][cf.name]
+		setups[st.name] = st
+	}
+	frames := make(map[string]clientFrame)
+	for _, cf := range clientFrames {
+		frames[cf.name] = cf
+	}
+	if len(table.States) != len(setups) || len(table.Frames) != len(frames) {
+		t.Fatalf("PROTOCOL.md 15.1 has %d states and %d frames, the test %d and %d", len(table.States), len(table.Frames), len(setups), len(frames))
+	}
+	for _, state := range table.States {
+		for _, frameName := range table.Frames {
+			st, ok := setups[state]
 			if !ok {
-				t.Fatalf("no table entry for %s × %s", st.name, cf.name)
+				t.Fatalf("no setup for PROTOCOL.md 15.1's state %q", state)
 			}
-			t.Run(st.name+"/"+cf.name, func(t *testing.T) {
+			cf, ok := frames[frameName]
+			if !ok {
+				t.Fatalf("no frame for PROTOCOL.md 15.1's column %q", frameName)
+			}
+			cell := table.Cells[state][frameName]
+			want := outcomes[cell.Outcome]
+			wantState := state
+			if cell.To != "" {
+				wantState = cell.To
+			}
+			t.Run(state+"/"+frameName, func(t *testing.T) {
 				h := newHarness(t, router.Config{})
 				a, b := h.join("a"), h.joinVersion("b", wire.Version2)
 				id := uuid.New()
 				bodySeq, respSeq := st.setup(t, a, b, id)
+				req := a.Track(id)
+				if got := req.State(); got != state {
+					t.Fatalf("set up as %s: the router says %s", state, got)
+				}
 				from := a
 				if cf.byReceiver {
 					from = b
@@ -194,11 +180,14 @@ func TestRequestStateTable(t *testing.T) {
 				// grant that releases nothing yet, a chunk kept for a
 				// queued request): it is told from a dropped one by the
 				// table, which says which frames a state must ignore.
-				if got == dropped && want == handled && !sendsNothingWhenHandled(st.name, cf.name) {
-					t.Fatalf("%s × %s: got dropped (nothing sent), want handled", st.name, cf.name)
+				if got == dropped && want == handled && !sendsNothingWhenHandled(state, frameName) {
+					t.Fatalf("%s × %s: got dropped (nothing sent), want handled", state, frameName)
 				}
 				if got != want && !(got == dropped && want == handled) {
-					t.Fatalf("%s × %s: got %s (err %v), want %s", st.name, cf.name, got, err, want)
+					t.Fatalf("%s × %s: got %s (err %v), want %s", state, frameName, got, err, want)
+				}
+				if gotState := req.State(); gotState != wantState {
+					t.Fatalf("%s × %s: left the request %s, want %s", state, frameName, gotState, wantState)
 				}
 			})
 		}
@@ -215,7 +204,7 @@ func sendsNothingWhenHandled(state, frame string) bool {
 		return state == "queued" || state == "delivered" || state == "pushed, not taken"
 	case "chunk|response":
 		return state == "responding" // likewise
-	case "chunk|receive|credit", "chunk|response|credit":
+	case "receive|credit", "response|credit":
 		return true // credit applied, nothing to forward yet
 	case "error|receive returned":
 		return true // back in the queue, with no other receiver to go to

@@ -1,0 +1,139 @@
+package frameconn_test
+
+import (
+	"errors"
+	"net"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+
+	"github.com/socketbus/socketbus/internal/frame"
+	"github.com/socketbus/socketbus/internal/frameconn"
+	"github.com/socketbus/socketbus/internal/wire"
+)
+
+// TestReaderPausesPastMaxQueuedBytes: while the frames queued for a peer
+// cost more than MaxQueuedBytes, the reader reads nothing more from it;
+// it resumes once the writer has written them.
+func TestReaderPausesPastMaxQueuedBytes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := net.Pipe()
+		defer b.Close()
+		const limit = 4 << 10
+		c := frameconn.New(a, frameconn.Config{MaxQueuedBytes: limit})
+		var handled atomic.Int32
+		c.Start(func(f frame.Frame) error {
+			seq := f.Header.Sequence
+			f.Release()
+			handled.Add(1)
+			// Each reply alone costs more than the limit.
+			return c.EnqueueIn(chunk(seq, make([]byte, 2*limit)), c.ReadBatch())
+		})
+		const requests = 3
+		go func() {
+			for i := range uint32(requests) {
+				if _, err := b.Write(rawFrame(i, nil)); err != nil {
+					return
+				}
+			}
+		}()
+		for i := range int32(requests) {
+			synctest.Wait() // the peer does not read: the reader stops
+			if got := handled.Load(); got != i+1 {
+				t.Fatalf("with %d replies unread: the handler saw %d frames, want %d", i, got, i+1)
+			}
+			if q := c.QueuedBytes(); q <= limit {
+				t.Fatalf("reply %d queued: QueuedBytes = %d, want more than the limit %d", i, q, limit)
+			}
+			if h, p := readFrame(t, b); h.Sequence != uint32(i) || len(p) != 2*limit {
+				t.Fatalf("got reply %d with %d bytes, want reply %d with %d", h.Sequence, len(p), i, 2*limit)
+			}
+		}
+		synctest.Wait()
+		if q := c.QueuedBytes(); q != 0 {
+			t.Fatalf("every reply read: QueuedBytes = %d, want 0", q)
+		}
+		c.Close(nil)
+		c.Wait()
+	})
+}
+
+// TestSlowConsumerCut: control frames queued for a peer that does not
+// read may cost up to MaxControlBytes; one more cuts the connection with
+// ErrSlowConsumer, which OnClose and Err report. Flow-controlled frames
+// (with a SentNotifier) and paid-for ones (with a Payer) do not count.
+// Every charge to the account and the payer is released in the end.
+func TestSlowConsumerCut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := net.Pipe()
+		defer b.Close()
+		const frames = 10
+		account, payer := &memory{}, &memory{}
+		c := frameconn.New(a, frameconn.Config{MaxControlBytes: frames * frame.Overhead, Account: account})
+		closed := make(chan error, 1)
+		c.OnClose = func(err error) { closed <- err }
+		c.Start(releaseAll)
+		control := func() frame.Frame {
+			return frame.Frame{Header: wire.Header{Version: wire.Version, Type: wire.TypeChunk, Flags: wire.FlagRequest}}
+		}
+		isOpen := func(when string) {
+			t.Helper()
+			synctest.Wait()
+			select {
+			case err := <-closed:
+				t.Fatalf("%s: closed with %v, want open", when, err)
+			default:
+			}
+		}
+		for i := range frames {
+			if err := c.Enqueue(control()); err != nil {
+				t.Fatalf("control frame %d: %v", i, err)
+			}
+		}
+		isOpen("control frames costing exactly MaxControlBytes")
+		if got, want := account.n.Load(), int64(frames*frame.Overhead); got < want {
+			t.Fatalf("account charged %d, want at least the %d of the queued control frames", got, want)
+		}
+
+		relayed := chunk(1, make([]byte, 8<<10))
+		relayed.Sent = &sentCounter{}
+		paid := chunk(2, make([]byte, 8<<10))
+		paid.Payer = payer
+		if err := c.EnqueueAll([]frame.Frame{relayed, paid}); err != nil {
+			t.Fatal(err)
+		}
+		isOpen("a relayed frame and a paid-for one beyond MaxControlBytes")
+		if got, want := payer.n.Load(), frame.Cost(&paid); got != want {
+			t.Fatalf("payer charged %d, want %d", got, want)
+		}
+
+		if err := c.Enqueue(control()); err != nil {
+			t.Fatalf("the control frame past the cap: %v", err)
+		}
+		synctest.Wait()
+		select {
+		case err := <-closed:
+			if !errors.Is(err, frameconn.ErrSlowConsumer) {
+				t.Fatalf("OnClose(%v), want ErrSlowConsumer", err)
+			}
+		default:
+			t.Fatal("open with control frames past MaxControlBytes, want cut")
+		}
+		if err := c.Err(); !errors.Is(err, frameconn.ErrSlowConsumer) {
+			t.Fatalf("Err = %v, want ErrSlowConsumer", err)
+		}
+		if err := c.Enqueue(control()); !errors.Is(err, frameconn.ErrClosed) {
+			t.Fatalf("Enqueue after the cut = %v, want ErrClosed", err)
+		}
+		c.Wait()
+		if n := account.n.Load(); n != 0 {
+			t.Fatalf("account holds %d after the close, want 0", n)
+		}
+		if n := payer.n.Load(); n != 0 {
+			t.Fatalf("payer holds %d after the close, want 0", n)
+		}
+		if q := c.QueuedBytes(); q != 0 {
+			t.Fatalf("QueuedBytes = %d after the close, want 0", q)
+		}
+	})
+}
