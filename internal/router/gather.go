@@ -34,7 +34,22 @@ type gather struct {
 	children map[wire.ID]*request // by member client ID; ended ones stay
 	live     int                  // children without an outcome
 	took     int                  // members that took a published request
+
+	// Parts for other nodes (legs, docs/PROTOCOL.md section 24.5): one
+	// child per remote receiver, with the members its node announced.
+	legs  map[*request]*leg
+	legOf map[wire.ID]*request // a member on another node -> its leg
 }
+
+// leg is what a gather's part for another node knows of that node's
+// members.
+type leg struct {
+	open map[wire.ID]struct{} // announced, without an outcome yet
+	took int                  // the node's count, for a publish
+}
+
+// isLeg reports whether req is a gather's part for another node.
+func (req *request) isLeg() bool { return req.gather != nil && req.target.remote != 0 }
 
 // GatherMembers is how many members a gather may reach when
 // Config.MaxGatherMembers is 0.
@@ -61,6 +76,22 @@ func (ch *channel) gatherMembersLocked(m *Member) []*Member {
 	return out
 }
 
+// gatherNodesLocked lists the remote receivers a gather from m sends a
+// part to: one per other node with members on the channel. A gather that
+// came from another node (m is a remote sender) goes no further.
+func (ch *channel) gatherNodesLocked(m *Member) []*Member {
+	if m.remote != 0 {
+		return nil
+	}
+	var out []*Member
+	for _, o := range ch.members {
+		if o.remote == RemoteReceiver && !o.gone && !o.draining {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
 // startGatherLocked opens a gather or publish from m (h.Flags has
 // FlagAll), after startRequestLocked's checks common to every request.
 // hlen is the start frame's header block; whole says the body is the rest
@@ -70,12 +101,15 @@ func (m *Member) startGatherLocked(f *frame.Frame, hlen int, whole bool, from wi
 	ch := m.ch
 	r := m.r
 	members := ch.gatherMembersLocked(m)
-	if len(members) == 0 {
-		return refuse(wire.CodeNoPeers, "no other client is joined to this channel")
-	}
 	if limit := r.cfg.maxGatherMembers(); len(members) > limit {
 		return refuse(wire.CodeLimit, "the channel has "+itoa(int64(len(members)))+" other members; a gather reaches at most "+itoa(int64(limit)))
 	}
+	nodes := ch.gatherNodesLocked(m)
+	if len(members)+len(nodes) == 0 {
+		return refuse(wire.CodeNoPeers, "no other client is joined to this channel")
+	}
+	local := len(members)
+	members = append(members, nodes...)
 	g := &gather{publish: h.Flags.Has(wire.FlagPublish), children: make(map[wire.ID]*request, len(members))}
 	parent := &request{id: h.RequestID, ch: ch, sender: m, from: from, fan: g}
 	parent.to(reqQueued) // and ended, with its last child: it is never delivered
@@ -129,6 +163,13 @@ func (m *Member) startGatherLocked(f *frame.Frame, hlen int, whole bool, from wi
 		r.inFlight.Add(1)
 	}
 	g.live = len(children)
+	if len(nodes) > 0 {
+		g.legs = make(map[*request]*leg, len(nodes))
+		g.legOf = make(map[wire.ID]*request)
+		for _, c := range children[local:] {
+			g.legs[c] = &leg{open: make(map[wire.ID]struct{})}
+		}
+	}
 	parent.timer = time.AfterFunc(timeout, func() {
 		ch.mu.Lock()
 		defer ch.mu.Unlock()
@@ -137,7 +178,7 @@ func (m *Member) startGatherLocked(f *frame.Frame, hlen int, whole bool, from wi
 		}
 	})
 
-	ch.announceLocked(parent, children)
+	ch.announceLocked(parent, children[:local])
 
 	if whole {
 		f.Payload = cutFront(f.Payload, hlen)
@@ -171,6 +212,9 @@ func (ch *channel) announceLocked(parent *request, children []*request) {
 		flags |= wire.FlagPublish
 	}
 	m := parent.sender
+	if len(children) == 0 && len(parent.fan.legs) == 0 {
+		children = nil
+	}
 	for len(children) > 0 {
 		part := children[:min(len(children), announcePerFrame)]
 		children = children[len(part):]
@@ -214,7 +258,11 @@ func (ch *channel) newRequestIDLocked() wire.ID {
 func (ch *channel) targetAllLocked(children []*request) {
 	want := make(map[*Member]*request, len(children))
 	for _, c := range children {
-		if c.state != reqEnded {
+		switch {
+		case c.state == reqEnded:
+		case c.isLeg():
+			ch.assignLocked(c, c.target, wire.ID{}) // no claim: it is that node's (24.5)
+		default:
 			want[c.target] = c
 		}
 	}
@@ -358,9 +406,13 @@ func (ch *channel) toSenderLocked(req *request, f frame.Frame) {
 // once every child has one.
 func (ch *channel) gatherChildEndedLocked(c *request, outcome Outcome) {
 	g := c.gather
-	ch.r.gatherReplies[outcome].Add(1)
-	if g.publish && outcome == OutcomeCompleted {
-		g.took++
+	if l := g.legs[c]; l != nil {
+		g.took += l.took // a leg is a node, not a member: its members count there
+	} else {
+		ch.r.gatherReplies[outcome].Add(1)
+		if g.publish && outcome == OutcomeCompleted {
+			g.took++
+		}
 	}
 	g.live--
 	if g.live > 0 {
@@ -400,8 +452,8 @@ func (ch *channel) failGatherLocked(g *gather, code wire.Code, msg string) {
 // body's end forwarded; or answered, which a member does only with the
 // request in hand. The member's answer, if any, is dropped.
 func (ch *channel) publishTookLocked(req *request, answered bool) {
-	if req.state == reqEnded || req.gather == nil || !req.gather.publish {
-		return
+	if req.state == reqEnded || req.gather == nil || !req.gather.publish || req.isLeg() {
+		return // a leg ends with its node's end
 	}
 	if answered || (req.state == reqDelivered && req.body.endForwarded) {
 		ch.finishLocked(req, OutcomeCompleted)
@@ -430,10 +482,97 @@ func (m *Member) handleReplyCreditLocked(h *wire.Header, payload []byte) error {
 	}
 	child := parent.fan.children[member]
 	if child == nil {
+		if lg := parent.fan.legOf[member]; lg != nil {
+			ch := m.ch
+			if _, open := parent.fan.legs[lg].open[member]; open && lg.state != reqEnded {
+				p := frame.GetBuffer(len(payload))
+				copy(p, payload)
+				ch.send(lg.target, frame.Frame{Header: header(ch, lg.target, wire.TypeChunk, wire.FlagResponse|wire.FlagCredit|wire.FlagAll, lg.id), Payload: p, Pooled: true})
+			}
+			return nil
+		}
 		return protocolErrorf("reply credit for client %x, which is not a member of gather %x", member, h.RequestID)
 	}
 	if child.state == reqEnded {
 		return nil
 	}
 	return m.creditLocked(child, n, true)
+}
+
+// legFrameLocked handles what another node sent back for a gather's part
+// there (lg, held by remote receiver m): its announcement of its members,
+// a member's reply (member names it), or its end. The announcement and
+// the replies go on to the gather's sender under the gather's ID.
+func (m *Member) legFrameLocked(lg *request, f *frame.Frame, member wire.ID) error {
+	ch := m.ch
+	g := lg.gather
+	l := g.legs[lg]
+	s := g.parent.sender
+	h := &f.Header
+	switch {
+	case h.Flags.Has(wire.FlagRequest) && h.Type == wire.TypeStart:
+		if len(f.Payload) < 4 || len(f.Payload) != 4+16*int(binary.BigEndian.Uint32(f.Payload)) {
+			return protocolErrorf("a gather's announcement of %d bytes", len(f.Payload))
+		}
+		for p := f.Payload[4:]; len(p) > 0; p = p[16:] {
+			id := wire.ID(p[:16])
+			if _, dup := g.children[id]; dup || g.legOf[id] != nil {
+				return protocolErrorf("member %x announced twice in gather %x", id, g.parent.id)
+			}
+			l.open[id] = struct{}{}
+			g.legOf[id] = lg
+		}
+	case h.Flags.Has(wire.FlagRequest) && h.Type == wire.TypeEnd:
+		if len(f.Payload) != 4 {
+			return protocolErrorf("a gather's end of %d bytes", len(f.Payload))
+		}
+		if len(l.open) > 0 && !g.publish { // a publish's members send no replies
+			return protocolErrorf("a gather's part ended with %d members still to reply", len(l.open))
+		}
+		clear(l.open)
+		l.took = int(binary.BigEndian.Uint32(f.Payload))
+		ch.finishLocked(lg, OutcomeCompleted)
+		return nil
+	case h.Flags.Has(wire.FlagResponse):
+		if _, open := l.open[member]; !open {
+			return nil // its outcome is known: a late frame
+		}
+		if h.Type == wire.TypeEnd || h.Type == wire.TypeError || (h.Type == wire.TypeStart && h.Final) {
+			delete(l.open, member)
+		}
+		h.ClientID = member
+	default:
+		return protocolErrorf("a %s frame with flags %s for a gather's part", h.Type, h.Flags)
+	}
+	if s.gone {
+		return nil
+	}
+	reply := h.Flags.Has(wire.FlagResponse)
+	out := take(f)
+	out.Header.RequestID, out.Header.Version = g.parent.id, s.version
+	if !reply {
+		out.Header.ClientID = s.id
+	}
+	out.Payer = m.acct // bounded by the credit the sender grants
+	ch.send(s, out)
+	return nil
+}
+
+// failLegLocked ends a gather's part for another node that ended before
+// that node's own end came back (the node died or left, the link was
+// reset, the deadline passed, the sender cancelled): every member it
+// announced that has no outcome yet gets one, with code.
+func (ch *channel) failLegLocked(lg *request, code wire.Code, msg string) {
+	g := lg.gather
+	s := g.parent.sender
+	for id := range g.legs[lg].open {
+		ch.r.gatherReplies[outcomeOf(code)].Add(1)
+		if s.gone || g.publish {
+			continue
+		}
+		f := ch.errorFrameTo(s, g.parent, wire.FlagResponse|wire.FlagAll, code, msg)
+		f.Header.ClientID = id
+		ch.send(s, f)
+	}
+	clear(g.legs[lg].open)
 }

@@ -41,6 +41,12 @@ func (ch *channel) assignLocked(req *request, m *Member, pollID wire.ID) {
 	if g := req.gather; g != nil && g.publish && m.v3() {
 		h.Flags |= wire.FlagPublish // it wants no answer
 	}
+	if req.isLeg() {
+		// A gather's part for another node: started there as a gather,
+		// whose body starts with the initial credit of any request.
+		h.Flags |= wire.FlagAll
+		rl.downCredit = wire.InitialRequestCredit
+	}
 	h.ClientID = req.from
 	h.TimeoutMillis = uint64(max(time.Until(req.deadline).Milliseconds(), 1))
 	headers := headersFor(m, req.headers) // v3: after the receive ID
@@ -285,7 +291,9 @@ func (ch *channel) failWithLocked(req *request, code wire.Code, msg string, rece
 		ch.failGatherLocked(req.fan, code, msg) // the gather ends with its last child
 		return
 	}
-	if s := req.sender; !s.gone {
+	if req.isLeg() {
+		ch.failLegLocked(req, code, msg) // its node's members that have no outcome
+	} else if s := req.sender; !s.gone {
 		flags := wire.FlagRequest
 		if code == wire.CodeRemote {
 			flags = wire.FlagResponse

@@ -328,6 +328,9 @@ func (m *Member) handleResponseLocked(f *frame.Frame) error {
 		req.resp.nextSeq, req.resp.downSeq = 1, 1
 		req.resp.upOutstanding = m.window()
 		req.resp.downCredit = req.sender.window()
+		if req.gather != nil {
+			req.resp.downCredit = ch.r.cfg.Window // a reply's window, whoever its sender (24.5)
+		}
 		// A version-1 response's window is implicit: the receiver may send
 		// it all without asking. It is charged whether or not the budget
 		// has room, so that a shortage shows as pressure (and the reaper

@@ -195,6 +195,8 @@ func validCombination(t FrameType, f Flags) bool {
 		return t == TypeChunk // v3: credit for one member's reply
 	case FlagReceive | FlagPublish:
 		return t == TypeStart // v3: the delivery of a published request
+	case FlagReceive | FlagAll, FlagReceive | FlagAll | FlagPublish:
+		return t == TypeStart // v3, between nodes: a gather's part for another node
 	}
 	return false
 }
