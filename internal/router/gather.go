@@ -514,6 +514,11 @@ func (m *Member) legFrameLocked(lg *request, f *frame.Frame, member wire.ID) err
 		if len(f.Payload) < 4 || len(f.Payload) != 4+16*int(binary.BigEndian.Uint32(f.Payload)) {
 			return protocolErrorf("a gather's announcement of %d bytes", len(f.Payload))
 		}
+		if n := len(g.legOf) + len(f.Payload)/16; n > ch.r.cfg.maxGatherMembers()*len(g.legs) {
+			// Every node bounds its own members by its MaxGatherMembers;
+			// the bus's nodes are configured alike.
+			return protocolErrorf("the other nodes announced %d members for gather %x", n, g.parent.id)
+		}
 		for p := f.Payload[4:]; len(p) > 0; p = p[16:] {
 			id := wire.ID(p[:16])
 			if _, dup := g.children[id]; dup || g.legOf[id] != nil {
