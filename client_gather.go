@@ -19,6 +19,7 @@ type gatherCall struct {
 	mu      sync.Mutex
 	members int                   // announced so far
 	open    map[ID]*replyAssembly // announced members without an outcome
+	dropped map[ID]struct{}       // members whose reply went over the limit: their late frames are ignored
 	out     []Reply               // outcomes the caller has not taken
 	ended   bool                  // the server's end frame came
 	took    int                   // a publish's count, from the end frame
@@ -89,7 +90,7 @@ func (c *Client) handleGatherFrame(cc *clientConn, f frame.Frame) error {
 	}
 	g := call.gather
 	if g == nil {
-		return wire.Errorf(wire.CodeProtocol, "gather frame for request %x, which is not a gather", h.RequestID)
+		return wire.Errorf(wire.CodeProtocol, "gather frame for request %s, which is not a gather", ID(h.RequestID))
 	}
 	if h.Flags.Has(wire.FlagResponse) {
 		return c.handleReplyFrame(cc, call, &f)
@@ -105,7 +106,7 @@ func (c *Client) handleGatherFrame(cc *clientConn, f frame.Frame) error {
 		for _, id := range ids {
 			if _, dup := g.open[id]; dup {
 				g.mu.Unlock()
-				return wire.Errorf(wire.CodeProtocol, "member %x announced twice in gather %x", id, h.RequestID)
+				return wire.Errorf(wire.CodeProtocol, "member %s announced twice in gather %s", id, ID(h.RequestID))
 			}
 			g.open[id] = &replyAssembly{}
 		}
@@ -119,7 +120,7 @@ func (c *Client) handleGatherFrame(cc *clientConn, f frame.Frame) error {
 		if len(g.open) > 0 && !g.publish {
 			n := len(g.open)
 			g.mu.Unlock()
-			return wire.Errorf(wire.CodeProtocol, "gather %x ended with %d members still to reply", h.RequestID, n)
+			return wire.Errorf(wire.CodeProtocol, "gather %s ended with %d members still to reply", ID(h.RequestID), n)
 		}
 		g.took = int(binary.BigEndian.Uint32(f.Payload))
 		g.ended = true
@@ -159,7 +160,10 @@ func (c *Client) handleReplyFrame(cc *clientConn, call *sendCall, f *frame.Frame
 	}
 	ra := g.open[member]
 	if ra == nil {
-		return wire.Errorf(wire.CodeProtocol, "a reply to gather %x from %x, which is not one of its members or has replied", h.RequestID, member)
+		if _, gone := g.dropped[member]; gone {
+			return nil // the rest of a reply that went over the limit
+		}
+		return wire.Errorf(wire.CodeProtocol, "a reply to gather %s from %s, which is not one of its members or has replied", ID(h.RequestID), member)
 	}
 	switch h.Type {
 	case wire.TypeError:
@@ -179,7 +183,7 @@ func (c *Client) handleReplyFrame(cc *clientConn, call *sendCall, f *frame.Frame
 		return nil
 	case wire.TypeStart:
 		if ra.started || h.Sequence != 0 {
-			return wire.Errorf(wire.CodeProtocol, "a second start of %x's reply to gather %x", member, h.RequestID)
+			return wire.Errorf(wire.CodeProtocol, "a second start of %s's reply to gather %s", member, ID(h.RequestID))
 		}
 		hdr, n, err := decodeHeaders(f.Payload)
 		if err != nil {
@@ -195,7 +199,7 @@ func (c *Client) handleReplyFrame(cc *clientConn, call *sendCall, f *frame.Frame
 		return nil
 	}
 	if !ra.started {
-		return wire.Errorf(wire.CodeProtocol, "%s frame of %x's reply to gather %x before its start", h.Type, member, h.RequestID)
+		return wire.Errorf(wire.CodeProtocol, "%s frame of %s's reply to gather %s before its start", h.Type, member, ID(h.RequestID))
 	}
 	if h.Type == wire.TypeEnd {
 		g.doneLocked(member, ra.reply(member))
@@ -206,6 +210,10 @@ func (c *Client) handleReplyFrame(cc *clientConn, call *sendCall, f *frame.Frame
 		// Past what a Call would take; the member's part fails here, and
 		// no more credit goes to it (the server ends it at the deadline).
 		g.doneLocked(member, Reply{From: member, Err: fmt.Errorf("socketbus: gather: a reply over %d bytes: %w", c.callLimit, ErrTooLarge)})
+		if g.dropped == nil {
+			g.dropped = make(map[ID]struct{})
+		}
+		g.dropped[member] = struct{}{}
 		return nil
 	}
 	ra.body = append(ra.body, f.Payload...)

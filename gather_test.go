@@ -394,3 +394,36 @@ func patternBytes(seed uint64, n int64) []byte {
 }
 
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }
+
+// TestGatherReplyOverTheLimit: a reply larger than the client takes
+// (64 MiB when the server sets no limit) is that member's ErrTooLarge;
+// the rest of its stream is ignored, and the other replies arrive.
+func TestGatherReplyOverTheLimit(t *testing.T) {
+	_, addr := startServer(t, server.Config{})
+	ch := socketbus.ChannelFromName("gather-over")
+	sender := dial(t, addr, ch)
+	big, small := dial(t, addr, ch), dial(t, addr, ch)
+	serveAs(t, big, func(r *socketbus.Request) { _ = r.Respond(testpeer.NewPattern(1, 65<<20)) })
+	serveAs(t, small, func(r *socketbus.Request) { _ = r.Respond(stringsReader("small")) })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	replies, err := sender.Gather(ctx, []byte("x"))
+	if err != nil || len(replies) != 2 {
+		t.Fatalf("Gather: %d replies, %v; want 2 and no error", len(replies), err)
+	}
+	for _, r := range replies {
+		switch r.From {
+		case big.ID():
+			if !errors.Is(r.Err, socketbus.ErrTooLarge) {
+				t.Errorf("the 65 MiB reply: %v, want ErrTooLarge", r.Err)
+			}
+		case small.ID():
+			if r.Err != nil || string(r.Body) != "small" {
+				t.Errorf("the small reply: %q, %v", r.Body, r.Err)
+			}
+		}
+	}
+	if err := sender.Err(); err != nil {
+		t.Fatalf("the sender's connection: %v", err)
+	}
+}
