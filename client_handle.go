@@ -19,7 +19,9 @@ func (c *Client) handle(cc *clientConn, f frame.Frame) error {
 	}
 	if h.ClientID != c.id && h.Flags != 0 {
 		// Delivered frames name the other party; everything else names us.
-		if h.Flags != wire.FlagReceive && h.Flags != wire.FlagResponse {
+		switch h.Flags {
+		case wire.FlagReceive, wire.FlagResponse, wire.FlagResponse | wire.FlagAll, wire.FlagReceive | wire.FlagPublish:
+		default:
 			f.Release()
 			return wire.Errorf(wire.CodeProtocol, "frame addressed to client %x, this is %x", h.ClientID, c.id)
 		}
@@ -29,8 +31,10 @@ func (c *Client) handle(cc *clientConn, f frame.Frame) error {
 		return c.handleRequestFrame(cc, f)
 	case wire.FlagResponse:
 		return c.handleResponseFrame(cc, f)
-	case wire.FlagReceive:
+	case wire.FlagReceive, wire.FlagReceive | wire.FlagPublish:
 		return c.handleReceiveFrame(cc, f)
+	case wire.FlagRequest | wire.FlagAll, wire.FlagRequest | wire.FlagAll | wire.FlagPublish, wire.FlagResponse | wire.FlagAll:
+		return c.handleGatherFrame(cc, f)
 	case wire.FlagResponse | wire.FlagCredit:
 		defer f.Release()
 		n, err := wire.ParseCredit(f.Payload)

@@ -158,7 +158,7 @@ func (c *Client) deliver(cc *clientConn, h *wire.Header, payload []byte) error {
 		return wire.Errorf(wire.CodeProtocol, "a whole request on a version %d connection", c.opts.version)
 	}
 	pollID := ID(payload[:16])
-	r := &Request{ID: h.RequestID, From: h.ClientID, c: c, cc: cc}
+	r := &Request{ID: h.RequestID, From: h.ClientID, c: c, cc: cc, published: h.Flags.Has(wire.FlagPublish)}
 	body := payload[16:]
 	if c.opts.version >= wire.Version3 {
 		hdr, n, err := decodeHeaders(body)

@@ -33,6 +33,8 @@ type sendCall struct {
 	// them (wantHeader).
 	wantHeader bool
 	respHeader atomic.Pointer[Header]
+	// gather is set when the call is a gather or publish (gather.go).
+	gather *gatherCall
 }
 
 // setResponseHeader records the response's headers from the header block
@@ -79,6 +81,9 @@ func (call *sendCall) lostError(lost error) error {
 func (call *sendCall) finish(err error) {
 	call.resp.fail(err)
 	call.window.end(err)
+	if call.gather != nil {
+		call.gather.fail(err)
+	}
 }
 
 // Send streams body as a request to one peer on the channel and streams

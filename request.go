@@ -50,9 +50,17 @@ type Request struct {
 	// pushed: the server pushed the request (v2) and may take it back
 	// until a handler takes it; whole: its body came in the start frame.
 	pushed, whole bool
+	// published: a Publish sent it, and wants no answer.
+	published bool
 
 	respHeader Header // made by ResponseHeader on demand; guarded by mu
 }
+
+// Published reports whether the request came from a Publish, which wants
+// no answer: Respond then sends an empty response whatever its body, and
+// neither Respond nor Fail is needed. A member that speaks protocol
+// version 1 or 2 cannot tell; what it answers is discarded.
+func (r *Request) Published() bool { return r.published }
 
 // ResponseHeader returns the headers the response will carry: the handler
 // sets them before it calls Respond or Fail (net/http's
@@ -185,6 +193,9 @@ func (r *Request) Respond(body io.Reader) error {
 		return err
 	}
 	defer r.finish()
+	if r.published {
+		body = nil // nobody reads it: an empty answer says it was taken
+	}
 	err := r.respond(body)
 	r.completed()
 	return err

@@ -167,7 +167,11 @@ func serveRequest(h Handler, req *Request) {
 			req.failUnfinished(fmt.Sprintf("%s%v", panicMessage, p))
 			return
 		}
-		if !req.isAnswered() {
+		switch {
+		case req.isAnswered():
+		case req.published:
+			_ = req.Respond(nil) // no answer is wanted; this says it was taken
+		default:
 			_ = req.Fail(errors.New(unansweredMessage))
 		}
 	}()

@@ -614,7 +614,7 @@ func (c *Cluster) handleFrameLocked(n *peerNode, body []byte) {
 	case toSender:
 		m = n.tx[channel]
 		if m == nil {
-			if f.Header.Type != wire.TypeStart || f.Header.Flags != wire.FlagReceive {
+			if f.Header.Type != wire.TypeStart || f.Header.Flags&^(wire.FlagAll|wire.FlagPublish) != wire.FlagReceive {
 				f.Release()
 				return // the request ended here already
 			}

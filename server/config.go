@@ -31,6 +31,13 @@ type Config struct {
 	// most 32 KiB (wire.MaxHeaderBlock).
 	MaxHeaderBytes int
 
+	// MaxGatherMembers caps the members one gather or publish reaches
+	// (Client.Gather, Client.Publish): when more are on the channel the
+	// gather is refused with code limit (ErrLimit), never cut short. The
+	// server holds up to one stream window (256 KiB) of the body per
+	// member, charged to the sender's memory account. Zero means 1024.
+	MaxGatherMembers int
+
 	// MaxChannelQueueBytes caps the request-body bytes the server accepts
 	// for requests queued on one channel before a receiver takes them.
 	// Past it, senders wait for credit. Zero means 64 MiB.
@@ -145,6 +152,7 @@ const (
 	DefaultMaxQueuedRequests    = 4096
 	DefaultMaxMemory            = 1 << 30
 	DefaultMaxHeaderBytes       = router.DefaultMaxHeaderBytes
+	DefaultMaxGatherMembers     = router.GatherMembers
 )
 
 // MaxHeaderBytesLimit is the largest MaxHeaderBytes: the largest header
@@ -173,6 +181,7 @@ func (cfg Config) withDefaults() Config {
 	orDefault(&cfg.MaxQueuedRequestsPerChannel, DefaultMaxQueuedRequests)
 	orDefault(&cfg.MaxMemory, DefaultMaxMemory)
 	orDefault(&cfg.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	orDefault(&cfg.MaxGatherMembers, DefaultMaxGatherMembers)
 	cfg.MaxHeaderBytes = min(cfg.MaxHeaderBytes, MaxHeaderBytesLimit)
 	cfg.MaxMemory = max(cfg.MaxMemory, MinMaxMemory)
 	return cfg

@@ -69,6 +69,7 @@ func New(cfg Config) *Server {
 		DefaultTimeout:              cfg.DefaultTimeout,
 		MaxMessageBytes:             cfg.MaxMessageBytes,
 		MaxHeaderBytes:              cfg.MaxHeaderBytes,
+		MaxGatherMembers:            cfg.MaxGatherMembers,
 		MaxChannelQueueBytes:        cfg.MaxChannelQueueBytes,
 		MaxInFlightPerClient:        cfg.MaxInFlightPerClient,
 		MaxQueuedRequestsPerChannel: cfg.MaxQueuedRequestsPerChannel,

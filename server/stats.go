@@ -23,6 +23,15 @@ type Stats struct {
 	// are counted here without counting in RequestsStarted.
 	Requests map[string]int64
 
+	// Gathers and Publishes count the gathers and publishes accepted
+	// (each also counts once in RequestsStarted and Requests).
+	// GatherReplies counts their members' outcomes, by the outcomes of
+	// Requests: completed is a member that answered (for a publish, one
+	// that took it), remote_error one that failed, peer_gone one that
+	// left, timeout one the deadline passed for.
+	Gathers, Publishes int64
+	GatherReplies      map[string]int64
+
 	FramesIn, FramesOut int64 // frames read and written on all connections
 	BytesIn, BytesOut   int64 // bytes read and written, headers included
 
@@ -108,8 +117,11 @@ func (s *Server) Stats() Stats {
 		RequestsStarted: rs.Started,
 		Requests:        make(map[string]int64, len(rs.Outcomes)),
 	}
+	st.Gathers, st.Publishes = rs.Gathers, rs.Publishes
+	st.GatherReplies = make(map[string]int64, len(rs.GatherReplies))
 	for _, o := range router.Outcomes() {
 		st.Requests[o.String()] = rs.Outcomes[o]
+		st.GatherReplies[o.String()] = rs.GatherReplies[o]
 	}
 	for _, c := range rs.Channels {
 		cs := ChannelStats{

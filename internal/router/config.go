@@ -19,6 +19,7 @@ type Config struct {
 	MaxPollsPerClient           int           // Receive calls a client may have waiting, plus requests it holds; 0 = no limit
 	Window                      int           // per-stream window; 0 = wire.StreamWindow
 	MaxHeaderBytes              int           // largest header block (v3); 0 = DefaultMaxHeaderBytes, at most wire.MaxHeaderBlock
+	MaxGatherMembers            int           // members one gather or publish may reach; 0 = GatherMembers
 
 	// Memory is the server's root memory account (nil = unlimited):
 	// streams charge what they may come to hold to their upstream

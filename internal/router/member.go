@@ -39,6 +39,10 @@ type Member struct {
 	// (busid.go): joining until the other nodes admit it.
 	busState busState
 
+	// targeted holds the gathers' children for this member that wait
+	// for one of its polls or units of push credit (gather.go).
+	targeted requestList
+
 	started  int64 // requests this member sent that were accepted
 	received int64 // requests handed to this member as a receiver
 }
@@ -118,6 +122,16 @@ func (m *Member) handle(f *frame.Frame, batch *frame.Batch) error {
 		return m.handleCreditLocked(h, f.Payload, false)
 	case wire.FlagCredit | wire.FlagResponse:
 		return m.handleCreditLocked(h, f.Payload, true)
+	case wire.FlagRequest | wire.FlagAll, wire.FlagRequest | wire.FlagAll | wire.FlagPublish:
+		if !m.v3() || h.Type != wire.TypeStart {
+			break
+		}
+		return m.startRequestLocked(f, m.id)
+	case wire.FlagCredit | wire.FlagResponse | wire.FlagAll:
+		if !m.v3() {
+			break
+		}
+		return m.handleReplyCreditLocked(h, f.Payload)
 	}
 	return protocolErrorf("a client may not send a %s frame with flags %s here", h.Type, h.Flags)
 }
@@ -147,8 +161,17 @@ func (m *Member) handleCreditLocked(h *wire.Header, payload []byte, response boo
 		// streams, so it is dropped either way.
 		return nil
 	}
+	if response && req.fan != nil {
+		return protocolErrorf("credit for the replies to gather %x names no member (chunk|response|credit|all does)", h.RequestID)
+	}
+	return m.creditLocked(req, n, response)
+}
+
+// creditLocked applies a grant of n bytes for req's request body (as its
+// receiver) or its response (as its sender).
+func (m *Member) creditLocked(req *request, n uint32, response bool) error {
 	if response && req.state != reqResponding {
-		return protocolErrorf("credit for the response to request %x, which has not started", h.RequestID)
+		return protocolErrorf("credit for the response to request %x, which has not started", req.id)
 	}
 	rl := req.relay(response)
 	if w := m.window(); int64(rl.downCredit)+int64(n) > int64(w) {
@@ -159,6 +182,9 @@ func (m *Member) handleCreditLocked(h *wire.Header, payload []byte, response boo
 	}
 	rl.downCredit += int(n)
 	m.ch.pumpLocked(req, response)
+	if !response {
+		m.ch.publishTookLocked(req, false)
+	}
 	return nil
 }
 
@@ -184,6 +210,10 @@ func (m *Member) handleReceiveLocked(f *frame.Frame) error {
 		}
 		if limit := m.r.cfg.MaxPollsPerClient; limit > 0 && len(m.polls)+len(m.held)+m.pushCredit >= limit {
 			ch.send(m, errorFrame(ch, m, h.RequestID, wire.FlagReceive, wire.CodeLimit, "too many Receive calls waiting and requests held on this connection"))
+			return nil
+		}
+		if req := m.targeted.head; req != nil {
+			ch.assignLocked(req, m, h.RequestID) // a gather's, for m alone
 			return nil
 		}
 		for req := ch.queue.head; req != nil; req = req.next {

@@ -58,6 +58,9 @@ func (m *Member) handlePushLocked(f *frame.Frame) error {
 			grant = min(grant, max(limit-len(m.polls)-len(m.held)-m.pushCredit, 0))
 		}
 		grant = min(grant, maxPushCredit-m.pushCredit) // even without a limit configured
+		for ; grant > 0 && m.targeted.head != nil; grant-- {
+			ch.pushLocked(m.targeted.head, m) // gathers' requests for m alone
+		}
 		for ; grant > 0; grant-- {
 			var req *request
 			for q := ch.queue.head; q != nil; q = q.next {
@@ -269,6 +272,10 @@ func (ch *channel) requeueLocked(req *request) {
 	if ch.r.closed.Load() {
 		// Shutting down: queued requests fail, and so does this one.
 		ch.failLocked(req, wire.CodeServerClosed, "server is shutting down")
+		return
+	}
+	if req.target != nil {
+		ch.targetLocked(req) // a gather's: for its member alone
 		return
 	}
 	ch.queue.pushFront(req)

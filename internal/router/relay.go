@@ -19,7 +19,7 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 // unit of push credit, which bound how many m can have queued. The sender
 // pays for it until it is written, as it pays for its body's relay.
 func (ch *channel) assignLocked(req *request, m *Member, pollID wire.ID) {
-	ch.queue.remove(req)
+	ch.unqueueLocked(req)
 	ch.reserved -= req.reserved
 	req.reserved = 0
 	if req.state != reqPushed {
@@ -38,6 +38,15 @@ func (ch *channel) assignLocked(req *request, m *Member, pollID wire.ID) {
 	}
 
 	h := header(ch, m, wire.TypeStart, wire.FlagReceive, req.id)
+	if g := req.gather; g != nil && g.publish && m.v3() {
+		h.Flags |= wire.FlagPublish // it wants no answer
+	}
+	if req.isLeg() {
+		// A gather's part for another node: started there as a gather,
+		// whose body starts with the initial credit of any request.
+		h.Flags |= wire.FlagAll
+		rl.downCredit = wire.InitialRequestCredit
+	}
 	h.ClientID = req.from
 	h.TimeoutMillis = uint64(max(time.Until(req.deadline).Milliseconds(), 1))
 	headers := headersFor(m, req.headers) // v3: after the receive ID
@@ -65,6 +74,7 @@ func (ch *channel) assignLocked(req *request, m *Member, pollID wire.ID) {
 		rl.downSeq, rl.endForwarded = 3, true
 		ch.shrinkLocked(req, false)
 		ch.send(m, frame.Frame{Header: h, Payload: p, Pooled: true, Payer: req.sender.acct})
+		ch.publishTookLocked(req, false)
 		ch.regrantQueuedLocked()
 		return
 	}
@@ -82,6 +92,10 @@ func (ch *channel) assignLocked(req *request, m *Member, pollID wire.ID) {
 // bytes of the relay are queued for the downstream socket (memory.go); the
 // writer's notification pumps again once they are out.
 func (ch *channel) pumpLocked(req *request, response bool) {
+	if req.fan != nil && !response {
+		ch.fanOutLocked(req) // a gather's body goes to its children
+		return
+	}
 	rl := req.relay(response)
 	down, notify := req.receiver, frame.SentNotifier((*bodySent)(req))
 	if response {
@@ -120,7 +134,11 @@ func (ch *channel) pumpLocked(req *request, response bool) {
 		if !response && req.state == reqPushed {
 			ch.retainLocked(req, &f)
 		}
-		ch.send(down, f)
+		if response {
+			ch.toSenderLocked(req, f)
+		} else {
+			ch.send(down, f)
+		}
 		rl.pending[sent] = frame.Frame{}
 		sent++
 	}
@@ -132,6 +150,12 @@ func (ch *channel) pumpLocked(req *request, response bool) {
 	if response && rl.endForwarded {
 		ch.finishLocked(req, OutcomeCompleted)
 		return
+	}
+	if !response && req.gather != nil && rl.endForwarded {
+		ch.publishTookLocked(req, false)
+		if req.state == reqEnded {
+			return
+		}
 	}
 	ch.grantHoldingLocked(req, response, held)
 	ch.shrinkLocked(req, response)
@@ -185,7 +209,7 @@ func (ch *channel) grantAmountLocked(req *request, response, hold bool) int {
 			return 0
 		}
 	}
-	queued := !response && req.linked
+	queued := !response && req.linked && req.target == nil // a gather's child has its own window
 	if limit := ch.r.cfg.MaxChannelQueueBytes; queued && limit > 0 && ch.reserved+int64(space) > limit {
 		ch.starved = true
 		return 0
@@ -216,6 +240,13 @@ func (ch *channel) grantLocked(req *request, response bool) {
 // grantHoldingLocked is grantLocked for pumpLocked, which may be holding a
 // frame back (see grantAmountLocked).
 func (ch *channel) grantHoldingLocked(req *request, response, hold bool) {
+	if req.gather != nil && !response {
+		// A gather's child is granted by its parent, for all of them.
+		if ch.grantAmountLocked(req, false, hold) > 0 {
+			ch.fanGrantLocked(req.gather)
+		}
+		return
+	}
 	up, flags := req.sender, wire.FlagRequest
 	if response {
 		up, flags = req.receiver, wire.FlagResponse
@@ -256,7 +287,13 @@ func (ch *channel) failWithLocked(req *request, code wire.Code, msg string, rece
 	if req.state == reqEnded {
 		return
 	}
-	if s := req.sender; !s.gone {
+	if req.fan != nil {
+		ch.failGatherLocked(req.fan, code, msg) // the gather ends with its last child
+		return
+	}
+	if req.isLeg() {
+		ch.failLegLocked(req, code, msg) // its node's members that have no outcome
+	} else if s := req.sender; !s.gone {
 		flags := wire.FlagRequest
 		if code == wire.CodeRemote {
 			flags = wire.FlagResponse
@@ -265,7 +302,7 @@ func (ch *channel) failWithLocked(req *request, code wire.Code, msg string, rece
 		if code == wire.CodeRemote && req.receiver != nil {
 			f.Header.ClientID = req.receiver.id // like every response frame
 		}
-		ch.send(s, f)
+		ch.toSenderLocked(req, f)
 	}
 	if rcv := req.receiver; rcv != nil && !rcv.gone && code != wire.CodeRemote {
 		ch.send(rcv, errorFrame(ch, rcv, req.id, receiverFlags, code, msg))
@@ -279,14 +316,18 @@ func (ch *channel) finishLocked(req *request, outcome Outcome) {
 		return
 	}
 	req.to(reqEnded)
-	req.timer.Stop()
-	ch.queue.remove(req)
+	if req.timer != nil {
+		req.timer.Stop()
+	}
+	ch.unqueueLocked(req)
 	ch.reserved -= req.reserved
 	req.reserved = 0
 	delete(ch.requests, req.id)
-	delete(req.sender.sent, req.id)
-	if !req.body.ended {
-		ch.tombstoneLocked(req.sender, req.id)
+	if req.gather == nil {
+		delete(req.sender.sent, req.id)
+		if !req.body.ended {
+			ch.tombstoneLocked(req.sender, req.id)
+		}
 	}
 	if rcv := req.receiver; rcv != nil {
 		delete(rcv.held, req.id)
@@ -305,6 +346,13 @@ func (ch *channel) finishLocked(req *request, outcome Outcome) {
 		ch.dropRetainedLocked(req)
 	}
 	ch.releaseChargesLocked(req)
+	if req.gather != nil {
+		req.headers = nil // the parent's, which it releases
+		ch.r.inFlight.Add(-1)
+		ch.gatherChildEndedLocked(req, outcome)
+		ch.r.signalIfIdle()
+		return
+	}
 	ch.releaseRequestHeadersLocked(req)
 	ch.r.counts[outcome].Add(1)
 	ch.counts[outcome].Add(1)

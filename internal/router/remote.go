@@ -273,7 +273,7 @@ func (m *Member) handleRemote(f *frame.Frame) error {
 	var err error
 	switch m.remote {
 	case RemoteReceiver:
-		err = m.remoteToReceiverLocked(f)
+		err = m.remoteToReceiverLocked(f, from)
 	case RemoteSender:
 		err = m.remoteToSenderLocked(f, from)
 	default:
@@ -313,10 +313,18 @@ func (m *Member) endRemoteLocked(id wire.ID, cause error) {
 // remoteToReceiverLocked handles, for a remote receiver, what the other
 // node's router sent its remote sender: the response, grants for the
 // request body, and errors (a refusal to claim is code returned).
-func (m *Member) remoteToReceiverLocked(f *frame.Frame) error {
+func (m *Member) remoteToReceiverLocked(f *frame.Frame, from wire.ID) error {
 	h := &f.Header
 	ch := m.ch
 	switch {
+	case h.Flags.Has(wire.FlagAll) && !h.Flags.Has(wire.FlagCredit):
+		// A gather's part there: its announcement, a member's reply
+		// (from names the member) or its end.
+		lg := m.held[h.RequestID]
+		if lg == nil || !lg.isLeg() {
+			return nil
+		}
+		return m.legFrameLocked(lg, f, from)
 	case h.Flags == wire.FlagResponse && h.Type != wire.TypeError:
 		if m.held[h.RequestID] == nil {
 			return nil
@@ -335,6 +343,11 @@ func (m *Member) remoteToReceiverLocked(f *frame.Frame) error {
 		e, err := m.parseError(f)
 		if err != nil {
 			return err
+		}
+		if e.Code == wire.CodeReturned && req.isLeg() {
+			// A gather's part that node refused: it has no member left.
+			ch.failLocked(req, wire.CodePeerGone, "the node has no member of the channel any more")
+			return nil
 		}
 		if e.Code == wire.CodeReturned {
 			// Not claimed: back to the head of the queue, and no more
@@ -365,7 +378,7 @@ func (m *Member) remoteToSenderLocked(f *frame.Frame, from wire.ID) error {
 	h := &f.Header
 	ch := m.ch
 	switch {
-	case h.Flags == wire.FlagReceive && h.Type == wire.TypeStart:
+	case h.Flags&^(wire.FlagAll|wire.FlagPublish) == wire.FlagReceive && h.Type == wire.TypeStart:
 		if h.RequestID == (wire.ID{}) {
 			return nil // a push credit refusal: the origin keeps none for us
 		}
@@ -384,7 +397,12 @@ func (m *Member) remoteToSenderLocked(f *frame.Frame, from wire.ID) error {
 		f.Release()
 		f.Payload, f.Pooled = kept, kept != nil
 		h.Length = uint32(len(kept))
-		h.Flags = wire.FlagRequest
+		// A gather's part (receive|all) starts as a gather of this node's
+		// members (docs/PROTOCOL.md section 24.5).
+		h.Flags = wire.FlagRequest | h.Flags&(wire.FlagAll|wire.FlagPublish)
+		if !h.Flags.Has(wire.FlagAll) {
+			h.Flags = wire.FlagRequest
+		}
 		return m.startRequestLocked(f, from)
 	case h.Flags == wire.FlagReceive && (h.Type == wire.TypeChunk || h.Type == wire.TypeEnd):
 		req := m.sent[h.RequestID]
@@ -398,6 +416,8 @@ func (m *Member) remoteToSenderLocked(f *frame.Frame, from wire.ID) error {
 			return nil
 		}
 		return m.handleCreditLocked(h, f.Payload, true)
+	case h.Flags == wire.FlagCredit|wire.FlagResponse|wire.FlagAll:
+		return m.handleReplyCreditLocked(h, f.Payload)
 	case h.Type == wire.TypeError:
 		req := m.sent[h.RequestID]
 		if req == nil {

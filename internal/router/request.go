@@ -48,6 +48,13 @@ type request struct {
 	retainedBytes int
 	retainedCost  int64 // charged to the receiver's account
 	returns       int   // times receivers returned it (MaxReturns)
+
+	// Gathers (gather.go): fan is set on a gather's parent, the request
+	// its sender streams; gather and target on each of its children, the
+	// request to one member.
+	fan    *gather
+	gather *gather
+	target *Member
 }
 
 // relay is one direction of a request: a stream from an upstream member
@@ -196,6 +203,9 @@ func (m *Member) startRequestLocked(f *frame.Frame, from wire.ID) error {
 	if max := r.cfg.MaxMessageBytes; whole && max > 0 && int64(bodyLen) > max {
 		return refuse(wire.CodeTooLarge, "request body exceeds the server's limit of "+itoa(max)+" bytes")
 	}
+	if h.Flags.Has(wire.FlagAll) {
+		return m.startGatherLocked(f, hlen, whole, from, refuse)
+	}
 	var target *poll
 	for p := ch.polls.head; p != nil; p = p.next {
 		if p.m != m {
@@ -288,6 +298,12 @@ func (m *Member) handleResponseLocked(f *frame.Frame) error {
 		return protocolErrorf("response for request %x, which was not handed to this connection", h.RequestID)
 	}
 	ch := m.ch
+	if g := req.gather; g != nil && g.publish {
+		// A published request wants no answer: that the member gives one
+		// says it took the request, and the answer is dropped.
+		ch.publishTookLocked(req, true)
+		return nil
+	}
 	switch h.Type {
 	case wire.TypeStart:
 		if req.state == reqResponding {
@@ -312,6 +328,9 @@ func (m *Member) handleResponseLocked(f *frame.Frame) error {
 		req.resp.nextSeq, req.resp.downSeq = 1, 1
 		req.resp.upOutstanding = m.window()
 		req.resp.downCredit = req.sender.window()
+		if req.gather != nil {
+			req.resp.downCredit = ch.r.cfg.Window // a reply's window, whoever its sender (24.5)
+		}
 		// A version-1 response's window is implicit: the receiver may send
 		// it all without asking. It is charged whether or not the budget
 		// has room, so that a shortage shows as pressure (and the reaper
@@ -329,7 +348,7 @@ func (m *Member) handleResponseLocked(f *frame.Frame) error {
 				start.Payload = wire.NoHeaders // from a v1 or v2 receiver
 			}
 		}
-		ch.send(req.sender, start)
+		ch.toSenderLocked(req, start)
 		return nil
 	case wire.TypeError:
 		e, err := m.parseError(f)
@@ -444,7 +463,7 @@ func (ch *channel) wholeResponseLocked(req *request, f *frame.Frame, hlen int) e
 			p := frame.GetBuffer(wire.HeaderBlockLenSize + len(f.Payload))
 			copy(p, wire.NoHeaders)
 			copy(p[wire.HeaderBlockLenSize:], f.Payload)
-			ch.send(s, frame.Frame{Header: sh, Payload: p, Pooled: true, Payer: m.acct})
+			ch.toSenderLocked(req, frame.Frame{Header: sh, Payload: p, Pooled: true, Payer: m.acct})
 		case s.v2() && (m.v3() || !s.v3()):
 			sh.Final = true
 			w := take(f)
@@ -452,17 +471,17 @@ func (ch *channel) wholeResponseLocked(req *request, f *frame.Frame, hlen int) e
 			if !s.v3() {
 				w.Payload = cutFront(w.Payload, hlen)
 			}
-			ch.send(s, w)
+			ch.toSenderLocked(req, w)
 		default: // to a v1 sender, or too long for a v3 sender in one frame
-			ch.send(s, frame.Frame{Header: sh, Payload: headersFor(s, nil), Payer: m.acct})
+			ch.toSenderLocked(req, frame.Frame{Header: sh, Payload: headersFor(s, nil), Payer: m.acct})
 			chunk := take(f)
 			chunk.Payload = cutFront(chunk.Payload, hlen)
 			chunk.Header, chunk.Payer = sh, m.acct
 			chunk.Header.Type, chunk.Header.Sequence = wire.TypeChunk, 1
-			ch.send(s, chunk)
+			ch.toSenderLocked(req, chunk)
 			end := sh
 			end.Type, end.Sequence, end.Final = wire.TypeEnd, 2, true
-			ch.send(s, frame.Frame{Header: end, Payer: m.acct})
+			ch.toSenderLocked(req, frame.Frame{Header: end, Payer: m.acct})
 		}
 	}
 	ch.finishLocked(req, OutcomeCompleted)

@@ -27,6 +27,10 @@ type Router struct {
 	started  atomic.Int64
 	latency  latency
 
+	// Gathers and publishes accepted, and their members' outcomes.
+	gathers, publishes atomic.Int64
+	gatherReplies      [numOutcomes]atomic.Int64
+
 	// Grants held back for memory (memory.go): the channels that have
 	// some, and whether a retry pass is running or owed.
 	starveMu sync.Mutex
@@ -186,6 +190,9 @@ func (m *Member) Leave() {
 	for _, req := range m.held {
 		ch.failLocked(req, wire.CodePeerGone, "the receiver's connection ended before its response was complete")
 	}
+	for req := m.targeted.head; req != nil; req = m.targeted.head {
+		ch.failLocked(req, wire.CodePeerGone, "the member left before it was given the request")
+	}
 	for _, p := range m.polls {
 		ch.polls.remove(p)
 	}
@@ -241,6 +248,11 @@ func (r *Router) Close() {
 			next := req.next
 			ch.failLocked(req, wire.CodeServerClosed, "server is shutting down")
 			req = next
+		}
+		for _, m := range ch.members {
+			for req := m.targeted.head; req != nil; req = m.targeted.head {
+				ch.failLocked(req, wire.CodeServerClosed, "server is shutting down")
+			}
 		}
 		for p := ch.polls.head; p != nil; {
 			next := p.next

@@ -25,6 +25,11 @@ type Stats struct {
 	Outcomes [numOutcomes]int64
 	InFlight int64
 	Latency  LatencySnapshot
+
+	// Gathers and Publishes count those accepted; GatherReplies their
+	// members' outcomes (completed: answered, or for a publish taken).
+	Gathers, Publishes int64
+	GatherReplies      [numOutcomes]int64
 }
 
 // Stats takes a snapshot. It locks each channel briefly, one at a time.
@@ -61,5 +66,9 @@ func (r *Router) Stats() Stats {
 	}
 	s.InFlight = r.inFlight.Load()
 	s.Latency = r.latency.snapshot()
+	s.Gathers, s.Publishes = r.gathers.Load(), r.publishes.Load()
+	for i := range s.GatherReplies {
+		s.GatherReplies[i] = r.gatherReplies[i].Load()
+	}
 	return s
 }

@@ -152,8 +152,12 @@ func CheckHeader(h *Header) error {
 	if !h.Type.Valid() {
 		return Errorf(CodeProtocol, "unknown frame type %d", uint8(h.Type))
 	}
-	if h.Flags&^KnownFlags != 0 {
-		return Errorf(CodeProtocol, "unknown flags %#04x", uint16(h.Flags&^KnownFlags))
+	known := KnownFlags
+	if h.Version >= Version3 {
+		known = KnownFlagsV3
+	}
+	if h.Flags&^known != 0 {
+		return Errorf(CodeProtocol, "unknown flags %#04x", uint16(h.Flags&^known))
 	}
 	if h.Length > MaxFramePayload {
 		return Errorf(CodeTooLarge, "payload length %d exceeds the maximum of %d", h.Length, MaxFramePayload)
@@ -181,6 +185,18 @@ func validCombination(t FrameType, f Flags) bool {
 		return t == TypeChunk
 	case 0:
 		return t == TypeError // a connection-level error
+	case FlagRequest | FlagAll, FlagRequest | FlagAll | FlagPublish:
+		// v3: a gather's or publish's start (from its sender), the
+		// announcement of its members (start) and its end (end).
+		return t == TypeStart || t == TypeEnd
+	case FlagResponse | FlagAll:
+		return true // v3: one member's reply to a gather
+	case FlagResponse | FlagAll | FlagCredit:
+		return t == TypeChunk // v3: credit for one member's reply
+	case FlagReceive | FlagPublish:
+		return t == TypeStart // v3: the delivery of a published request
+	case FlagReceive | FlagAll, FlagReceive | FlagAll | FlagPublish:
+		return t == TypeStart // v3, between nodes: a gather's part for another node
 	}
 	return false
 }

@@ -409,7 +409,7 @@ func TestStrings(t *testing.T) {
 		{wire.FlagPing.String(), "ping"},
 		{(wire.FlagRequest | wire.FlagCredit).String(), "request|credit"},
 		{(wire.FlagResponse | 0x8000).String(), "response|0x8000"},
-		{wire.Flags(0x0140).String(), "0x140"},
+		{wire.Flags(0x0140).String(), "all|0x100"},
 
 		{wire.CodeProtocol.String(), "protocol"},
 		{wire.CodeBadVersion.String(), "bad_version"},

@@ -50,6 +50,18 @@ const (
 
 	// KnownFlags is every flag bit v1 defines.
 	KnownFlags = FlagRequest | FlagJoin | FlagReceive | FlagResponse | FlagCredit | FlagPing
+
+	// FlagAll (version 3) marks a request that goes to every member of
+	// the channel, a gather or a publish, and the frames of its replies
+	// (docs/PROTOCOL.md section 24).
+	FlagAll Flags = 0x0040
+	// FlagPublish (version 3) marks a publish: with FlagAll on the
+	// sender's start, and alone with FlagReceive on the delivery of a
+	// published request, which wants no reply.
+	FlagPublish Flags = 0x0080
+
+	// KnownFlagsV3 is every flag bit version 3 defines.
+	KnownFlagsV3 = KnownFlags | FlagAll | FlagPublish
 )
 
 // Has reports whether every bit of g is set in f.
@@ -66,6 +78,7 @@ func (f Flags) String() string {
 	}{
 		{FlagRequest, "request"}, {FlagJoin, "join"}, {FlagReceive, "receive"},
 		{FlagResponse, "response"}, {FlagCredit, "credit"}, {FlagPing, "ping"},
+		{FlagAll, "all"}, {FlagPublish, "publish"},
 	}
 	var parts []string
 	rest := f
