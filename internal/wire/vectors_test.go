@@ -234,6 +234,37 @@ func sources() []source {
 		add("failure with a code and headers", "both", "error3", hdr(v, wire.TypeError, wire.FlagResponse, docReq, docOther, 0, true),
 			errPayload(v, wire.Error{Code: wire.CodeRemote, AppCode: "retry_later", Headers: block(map[string][]string{"Retry-After": {"5"}}), Message: "busy"}),
 			&vectorPayload{Code: uint16(wire.CodeRemote), AppCode: "retry_later", Headers: map[string][]string{"Retry-After": {"5"}}, Message: "busy"})
+
+		// Gathers and publishes (PROTOCOL.md section 24).
+		gathered := func(t wire.FrameType, f wire.Flags, client wire.ID, seq uint32, final bool) wire.Header {
+			return hdr(v, t, f|wire.FlagAll, docReq, client, seq, final)
+		}
+		third := seqID(0xc0)
+		members := cat([]byte{0, 0, 0, 2}, docOther[:], third[:])
+		add("gather start (whole)", "C→S", "headers", withTimeout(gathered(wire.TypeStart, wire.FlagRequest, docClient, 0, true), 5000),
+			cat(block(trace), hello), &vectorPayload{Headers: trace, BodyHex: "68656c6c6f"})
+		add("gather start (streamed)", "C→S", "headers", withTimeout(gathered(wire.TypeStart, wire.FlagRequest, docClient, 0, false), 5000),
+			wire.NoHeaders, &vectorPayload{})
+		add("publish start (whole)", "C→S", "headers", withTimeout(gathered(wire.TypeStart, wire.FlagRequest|wire.FlagPublish, docClient, 0, true), 5000),
+			cat(wire.NoHeaders, hello), &vectorPayload{BodyHex: "68656c6c6f"})
+		add("gather announcement of two members", "S→C", "bytes", gathered(wire.TypeStart, wire.FlagRequest, docClient, 0, true), members, nil)
+		add("member's whole reply", "S→C", "headers", gathered(wire.TypeStart, wire.FlagResponse, docOther, 0, true),
+			cat(block(two), []byte("HELLO")), &vectorPayload{Headers: two, BodyHex: "48454c4c4f"})
+		add("member's reply start (streamed)", "S→C", "headers", gathered(wire.TypeStart, wire.FlagResponse, third, 0, false), wire.NoHeaders, &vectorPayload{})
+		add("member's reply chunk", "S→C", "bytes", gathered(wire.TypeChunk, wire.FlagResponse, third, 1, false), []byte("HELLO"), nil)
+		add("member's reply end", "S→C", "none", gathered(wire.TypeEnd, wire.FlagResponse, third, 2, true), nil, nil)
+		add("member's failure", "S→C", "error3", gathered(wire.TypeError, wire.FlagResponse, docOther, 0, true),
+			errPayload(v, wire.Error{Code: wire.CodeRemote, AppCode: "not_found", Message: "no such order"}),
+			&vectorPayload{Code: uint16(wire.CodeRemote), AppCode: "not_found", Message: "no such order"})
+		add("member gone", "S→C", "error3", gathered(wire.TypeError, wire.FlagResponse, third, 0, true),
+			errPayload(v, wire.Error{Code: wire.CodePeerGone, Message: "the receiver's connection ended before its response was complete"}),
+			&vectorPayload{Code: uint16(wire.CodePeerGone), Message: "the receiver's connection ended before its response was complete"})
+		add("credit for a member's reply", "C→S", "bytes", gathered(wire.TypeChunk, wire.FlagResponse|wire.FlagCredit, docClient, 0, false),
+			cat(wire.AppendCredit(nil, 131072), third[:]), nil)
+		add("gather end", "S→C", "bytes", gathered(wire.TypeEnd, wire.FlagRequest, docClient, 0, true), []byte{0, 0, 0, 0}, nil)
+		add("publish end, three took it", "S→C", "bytes", gathered(wire.TypeEnd, wire.FlagRequest|wire.FlagPublish, docClient, 0, true), []byte{0, 0, 0, 3}, nil)
+		add("published whole delivery", "S→C", "headers", withTimeout(hdr(v, wire.TypeStart, wire.FlagReceive|wire.FlagPublish, docReq, docClient, 0, true), 4990),
+			cat(zero[:], wire.NoHeaders, hello), &vectorPayload{ReceiveID: uuid.UUID(zero).String(), BodyHex: "68656c6c6f"})
 	}
 	return s
 }
@@ -363,7 +394,7 @@ func checkV3Payload(t *testing.T, name string, h wire.Header, p []byte, want vec
 	var err error
 	switch want.Kind {
 	case "headers":
-		if h.Flags == wire.FlagReceive {
+		if h.Flags&^wire.FlagPublish == wire.FlagReceive { // a delivery: its receive ID first
 			got.ReceiveID = uuid.UUID(p[:16]).String()
 			p = p[16:]
 		}
