@@ -5,11 +5,14 @@
 //
 //	gopeer gather  --server ADDR --channel NAME --body TEXT [--timeout D] [--header K:V]
 //	gopeer publish --server ADDR --channel NAME --body TEXT [--timeout D]
+//	gopeer headers
 //
 // gather prints one JSON object per reply ({"from", "body", "headers",
 // "code", "remoteCode", "message"}), then {"end": true}; publish prints
 // {"took": N}. A failed gather or publish prints {"error", "code"} and
-// exits 1.
+// exits 1. headers prints, for every version 0-4, type 0-5 and flags
+// 0-0x1ff, the code with which the Go codec (wire.ParseHeader) refuses the
+// header, 0 when it accepts it: the TypeScript codec must agree.
 package main
 
 import (
@@ -23,6 +26,7 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/wire"
 )
 
 // reply is one member's outcome, as the tests read it.
@@ -41,6 +45,10 @@ func main() {
 		os.Exit(2)
 	}
 	mode := os.Args[1]
+	if mode == "headers" {
+		headerVerdicts()
+		return
+	}
 	fs := flag.NewFlagSet(mode, flag.ExitOnError)
 	server := fs.String("server", "", "server address")
 	channel := fs.String("channel", "", "channel name")
@@ -120,4 +128,30 @@ func codeOf(err error) string {
 func fail(err error) {
 	_ = json.NewEncoder(os.Stdout).Encode(map[string]string{"error": err.Error(), "code": codeOf(err)})
 	os.Exit(1)
+}
+
+// headerVerdicts prints [version, type, flags, code] for every header of
+// versions 0-4, types 0-5 and flags 0-0x1ff (final set, no payload), as
+// one JSON array: code 0 when wire.ParseHeader accepts the header.
+func headerVerdicts() {
+	var out [][4]int
+	b := make([]byte, wire.HeaderSize)
+	for v := range 5 {
+		for t := range 6 {
+			for f := range 0x200 {
+				h := wire.Header{Version: uint8(v), Type: wire.FrameType(t), Flags: wire.Flags(f), Final: true}
+				wire.PutHeader(b, &h)
+				code := 0
+				if _, _, err := wire.ParseHeader(b); err != nil {
+					var we *wire.Error
+					if !errors.As(err, &we) {
+						fail(err)
+					}
+					code = int(we.Code)
+				}
+				out = append(out, [4]int{v, t, f, code})
+			}
+		}
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(out)
 }
