@@ -205,3 +205,51 @@ test('gatherReplies: replies as they arrive; leaving the loop cancels the rest a
     await slow.stop();
   }
 });
+
+test('gather: a reply over 64 MiB is that member\'s too_large; the others answer and the connection lives', async () => {
+  const name = 'js-gather-huge';
+  const total = (64 << 20) + (1 << 20);
+  const huge = await member(name, async (req) => {
+    let sent = 0;
+    await req.respond(new ReadableStream({
+      pull(c) {
+        if (sent >= total) { c.close(); return; }
+        c.enqueue(new Uint8Array(64 << 10));
+        sent += 64 << 10;
+      },
+    }, { highWaterMark: 0 })).catch(() => {}); // ended at the deadline: it gets no more credit
+  });
+  const small = await member(name, async (req) => { await req.respond(enc('small')); });
+  const c = await connect({ servers: [srv.addr], channel: channelFromName(name) });
+  try {
+    const replies = await c.gather(enc('x'), { timeout: 6000 });
+    const by = Object.fromEntries(replies.map((r) => [r.from, r.error?.code ?? dec(r.body)]));
+    assert.deepEqual(by, { [huge.c.id]: 'too_large', [small.c.id]: 'small' });
+    const again = await c.gather(enc('x'), { timeout: 500 }); // the connection still works
+    assert.equal(again.length, 2);
+  } finally {
+    await c.close();
+    await huge.stop();
+    await small.stop();
+  }
+});
+
+test('gather and publish over WebSocket (Node with a WebSocket)', { skip: typeof WebSocket === 'undefined' && 'this Node has no WebSocket' }, async () => {
+  const name = 'js-gather-ws';
+  const seen = [];
+  const m1 = await member(name, async (req) => { seen.push(req.published); await req.respond(await req.bytes()); }, [srv.ws]);
+  const m2 = await member(name, async (req) => { seen.push(req.published); await req.respond(await req.bytes()); }, [srv.addr]);
+  const c = await connect({ servers: [srv.ws], channel: channelFromName(name) });
+  try {
+    const body = pattern(1 << 20, 5);
+    const replies = await c.gather(body, { timeout: 30000 });
+    assert.deepEqual(replies.map((r) => r.from).sort(), [m1.c.id, m2.c.id].sort());
+    for (const r of replies) assert.ok(equal(r.body, body), `${r.from}: ${r.body.length} bytes`);
+    assert.equal(await c.publish(enc('p'), { timeout: 30000 }), 2);
+    assert.deepEqual(seen.sort(), [false, false, true, true]);
+  } finally {
+    await c.close();
+    await m1.stop();
+    await m2.stop();
+  }
+});
