@@ -208,7 +208,7 @@ export class OutGather {
         error: new SocketbusError('too_large', `socketbus: too_large: a reply over ${limit} bytes`) });
       return;
     }
-    if (ra.ungranted + payload.length > streamWindow + replyGrant) throw new WireError(1, `a reply from ${from} beyond its window`);
+    if (ra.ungranted + payload.length > streamWindow) throw new WireError(1, `a reply from ${from} beyond its window`);
     ra.parts.push(payload);
     ra.n += payload.length;
     ra.ungranted += payload.length;
