@@ -1,6 +1,7 @@
 // The public types of the client (pinned by the contract in
 // shared/contract/js/contract.ts).
 
+import type { SocketbusError } from './errors.js';
 import type { TLSOptions } from './transport.js';
 
 /** ConnectOptions configure connect. */
@@ -74,6 +75,14 @@ export interface IncomingRequest {
   readonly id: string;
   /** The requester's client ID. */
   readonly from: string;
+  /**
+   * published: a publish sent the request (protocol v3, docs/PROTOCOL.md
+   * section 24) and wants no answer. respond and fail are harmless: they
+   * send an empty response whatever they are given, and a handler that
+   * answers nothing is not failed with "handler returned without
+   * answering".
+   */
+  readonly published: boolean;
   /** Request headers, from the delivery (several values of one key joined by ", "). */
   readonly headers: Headers;
   /** The request body, flow-controlled. */
@@ -98,6 +107,27 @@ export interface IncomingRequest {
   fail(message: string, code?: string): Promise<void>;
 }
 
+/**
+ * Reply is one member's outcome in a gather (docs/PROTOCOL.md section 24):
+ * its response, or its failure.
+ */
+export interface Reply {
+  /** The member's client ID (UUID string), on whichever node it is. */
+  readonly from: string;
+  /** The response's headers, or those the member set before it failed; empty when none. */
+  readonly headers: Headers;
+  /** The whole response body; empty when error is set. */
+  readonly body: Uint8Array;
+  /**
+   * The member's failure, undefined when it answered: a RemoteError (its
+   * fail, with remoteCode), or a SocketbusError with code peer_gone (it
+   * left first), timeout (the deadline passed first), too_large (its
+   * reply was over the server's body limit, or 64 MiB), server_closed,
+   * cancelled or limit.
+   */
+  readonly error: SocketbusError | undefined;
+}
+
 /** Handler serves one request. */
 export type Handler = (req: IncomingRequest) => void | Promise<void>;
 
@@ -111,6 +141,36 @@ export interface Client {
   call(body: Uint8Array | ReadableStream<Uint8Array>, opts?: CallOptions): Promise<Uint8Array>;
   /** send sends a request and resolves once the response starts. */
   send(body: Uint8Array | ReadableStream<Uint8Array>, opts?: CallOptions): Promise<ResponseStream>;
+  /**
+   * gather sends body to every other member of the channel present when
+   * the server accepts it, on every node, and resolves with one Reply per
+   * member once every member has one: at the moment the last outcome is
+   * known, never on a timer. opts.timeout is every member's deadline (a
+   * member that has not answered by then has a Reply with code timeout);
+   * opts.signal cancels the gather at every member still working.
+   * The body streams to all members under flow control, as send's does.
+   * Fails with code no_peers when no other member exists, limit when the
+   * channel has more members than the server's MaxGatherMembers, and
+   * disconnected if the connection is lost after it was sent (a gather is
+   * never sent twice).
+   */
+  gather(body: Uint8Array | ReadableStream<Uint8Array>, opts?: CallOptions): Promise<Reply[]>;
+  /**
+   * gatherReplies is gather that yields each Reply as it arrives, for
+   * callers that act on the first answers at once. Leaving the loop early
+   * (break, return, throw) ends the gather: the members still working see
+   * it cancelled. The gather's own failure is thrown by the iteration,
+   * after the replies that came before it.
+   */
+  gatherReplies(body: Uint8Array | ReadableStream<Uint8Array>, opts?: CallOptions): AsyncIterableIterator<Reply>;
+  /**
+   * publish delivers body to every other member present when the server
+   * accepts it, on every node, and resolves with how many took it, once
+   * each has taken it or left. What members answer is discarded; a
+   * member's IncomingRequest.published is true. A member that neither
+   * takes it nor leaves by opts.timeout is not counted. Fails as gather.
+   */
+  publish(body: Uint8Array | ReadableStream<Uint8Array>, opts?: CallOptions): Promise<number>;
   /** serve runs handler for requests other clients send on the channel. */
   serve(handler: Handler, opts?: ServeOptions): Promise<void>;
   /** close stops serving, fails what is in flight with code "closed", and closes the connection. */

@@ -2,19 +2,23 @@
 // requests it sends and holds, frames routed to them, and reconnection by
 // the Go client's rules (re-send only what no receiver can have seen).
 
-import type { CallOptions, Client, ConnectOptions, Handler, ResponseStream, ServeOptions } from './api.js';
+import type { CallOptions, Client, ConnectOptions, Handler, Reply, ResponseStream, ServeOptions } from './api.js';
 import { readAll } from './body.js';
 import { Conn } from './conn.js';
 import { SocketbusError } from './errors.js';
 import { InRequest, ServeState } from './incoming.js';
+import { OutGather } from './gather.js';
 import { OutCall } from './outgoing.js';
 import type { Dialer } from './transport.js';
 import { encodeHeaders } from './headers.js';
 import { formatUUID, idKey, parseUUID, randomUUID } from './uuid.js';
 import {
-  CodeReturned, CodeServerClosed, FlagCredit, FlagReceive, FlagRequest, FlagResponse, TypeEnd, TypeError, TypeStart,
-  WireError, isZero, parseErrorVersion, parseHeaderBlock, type Header,
+  CodeCancelled, CodeReturned, CodeServerClosed, FlagAll, FlagCredit, FlagPublish, FlagReceive, FlagRequest, FlagResponse, TypeEnd,
+  TypeError, TypeStart, WireError, isZero, parseErrorVersion, parseHeaderBlock, type Header,
 } from './wire.js';
+
+/** Outgoing is a request this client sends: a call, or a gather or publish. */
+type Outgoing = OutCall | OutGather;
 
 /** How long close waits for the server to answer a serve's stop. */
 const closeWait = 2000;
@@ -49,8 +53,8 @@ class BusClient implements Client {
   private closed = false;
   private reconnecting = false;
   /** Calls waiting for a connection (never written, or refused by a draining server). */
-  private waiting: OutCall[] = [];
-  private calls = new Map<string, OutCall>();
+  private waiting: Outgoing[] = [];
+  private calls = new Map<string, Outgoing>();
   private held = new Map<string, InRequest>();
   private serving: ServeState | undefined;
 
@@ -93,17 +97,78 @@ class BusClient implements Client {
       return Promise.reject(new SocketbusError('cancelled', 'socketbus: cancelled: the caller aborted the request', { cause: opts.signal.reason }));
     }
     const call = new OutCall(body, opts.timeout, opts.signal, (c) => this.finished(c), block);
-    call.prepare().then(() => {
-      if (call.done) return;
+    this.start(call);
+    return call.promise;
+  }
+
+  /** start sends out once its body's first bytes are read: now, or on the next connection. */
+  private start(out: Outgoing): void {
+    out.prepare().then(() => {
+      if (out.done) return;
       if (this.closed) {
-        call.fail(new SocketbusError('closed', 'socketbus: client closed'));
+        out.fail(new SocketbusError('closed', 'socketbus: client closed'));
         return;
       }
       const conn = this.conn;
-      if (conn && !conn.closed && !conn.drained) this.begin(call, conn);
-      else this.waiting.push(call); // sent on the next connection
-    }, (err: unknown) => call.end(new SocketbusError('aborted', `socketbus: aborted: the request body failed: ${String(err)}`, { cause: err })));
-    return call.promise;
+      if (conn && !conn.closed && !conn.drained) this.begin(out, conn);
+      else this.waiting.push(out); // sent on the next connection
+    }, (err: unknown) => out.end(new SocketbusError('aborted', `socketbus: aborted: the request body failed: ${String(err)}`, { cause: err })));
+  }
+
+  /**
+   * fanOut makes a gather or publish and starts it; a bad header, a closed
+   * client or an aborted signal fail it at once.
+   */
+  private fanOut(body: Uint8Array | ReadableStream<Uint8Array>, publish: boolean, opts: CallOptions): OutGather | Error {
+    let block: Uint8Array;
+    try {
+      block = encodeHeaders(opts.headers, 'request');
+    } catch (e) {
+      return e instanceof Error ? e : new Error(String(e));
+    }
+    if (this.closed) return new SocketbusError('closed', 'socketbus: client closed');
+    if (opts.signal?.aborted) {
+      return new SocketbusError('cancelled', 'socketbus: cancelled: the caller aborted the gather', { cause: opts.signal.reason });
+    }
+    const g = new OutGather(body, publish, opts.timeout, opts.signal, (x) => this.finished(x), block);
+    this.start(g);
+    return g;
+  }
+
+  async gather(body: Uint8Array | ReadableStream<Uint8Array>, opts: CallOptions = {}): Promise<Reply[]> {
+    const replies: Reply[] = [];
+    for await (const r of this.gatherReplies(body, opts)) replies.push(r);
+    return replies;
+  }
+
+  gatherReplies(body: Uint8Array | ReadableStream<Uint8Array>, opts: CallOptions = {}): AsyncIterableIterator<Reply> {
+    const g = this.fanOut(body, false, opts);
+    let failed = g instanceof Error ? g : undefined;
+    const it: AsyncIterableIterator<Reply> = {
+      async next(): Promise<IteratorResult<Reply>> {
+        if (failed) {
+          const e = failed;
+          failed = undefined;
+          throw e;
+        }
+        if (g instanceof Error) return { done: true, value: undefined };
+        const r = await g.next();
+        return r === undefined ? { done: true, value: undefined } : { done: false, value: r };
+      },
+      async return(): Promise<IteratorResult<Reply>> {
+        // The caller stopped early: the members still working see it cancelled.
+        if (!(g instanceof Error)) g.fail(undefined, CodeCancelled, 'the sender has the replies it wanted');
+        return { done: true, value: undefined };
+      },
+      [Symbol.asyncIterator]() { return it; },
+    };
+    return it;
+  }
+
+  async publish(body: Uint8Array | ReadableStream<Uint8Array>, opts: CallOptions = {}): Promise<number> {
+    const g = this.fanOut(body, true, opts);
+    if (g instanceof Error) throw g;
+    return g.count();
   }
 
   async call(body: Uint8Array | ReadableStream<Uint8Array>, opts?: CallOptions): Promise<Uint8Array> {
@@ -148,12 +213,12 @@ class BusClient implements Client {
     this.conn = undefined;
   }
 
-  private begin(call: OutCall, conn: Conn): void {
+  private begin(call: Outgoing, conn: Conn): void {
     this.calls.set(call.key, call);
     call.begin(conn);
   }
 
-  private finished(call: OutCall): void {
+  private finished(call: Outgoing): void {
     if (this.calls.get(call.key) === call) this.calls.delete(call.key);
     const i = this.waiting.indexOf(call);
     if (i >= 0) this.waiting.splice(i, 1);
@@ -187,6 +252,15 @@ class BusClient implements Client {
       case FlagResponse | FlagCredit:
         this.held.get(key)?.handle(h, payload);
         return;
+      case FlagRequest | FlagAll: // a gather's announcement or end
+      case FlagRequest | FlagAll | FlagPublish:
+      case FlagResponse | FlagAll: { // a member's reply
+        const g = this.calls.get(key);
+        if (!g || g.conn !== conn) return; // ended: a late frame
+        if (!(g instanceof OutGather)) throw new WireError(1, 'a gather frame for a request that is not a gather');
+        g.handle(h, payload);
+        return;
+      }
       case FlagReceive:
         if (isZero(h.requestId)) {
           if (h.type === TypeEnd) this.serving?.answered(); // the answer to a stop
@@ -198,12 +272,16 @@ class BusClient implements Client {
         }
         this.held.get(key)?.handle(h, payload);
         return;
+      case FlagReceive | FlagPublish: // a published request's delivery: a start (the codec checked)
+        if (isZero(h.requestId)) throw new WireError(1, 'a published delivery with the zero request ID');
+        this.deliver(conn, h, payload, true);
+        return;
     }
     throw new WireError(1, `a frame the server must not send (type ${h.type}, flags 0x${h.flags.toString(16)})`);
   }
 
   /** deliver takes a pushed request: to a handler, or back to the server when not serving. */
-  private deliver(conn: Conn, h: Header, payload: Uint8Array): void {
+  private deliver(conn: Conn, h: Header, payload: Uint8Array, published = false): void {
     if (payload.length < 16) throw new WireError(1, 'a delivery without its receive ID');
     if (!isZero(payload)) throw new WireError(1, 'a delivery for a poll this client never made');
     const key = idKey(h.requestId);
@@ -220,7 +298,7 @@ class BusClient implements Client {
     const whole = h.final ? payload.slice(end) : undefined;
     const req = new InRequest(conn, h.requestId, h, fields, whole, (r) => {
       if (this.held.get(r.key) === r) this.held.delete(r.key);
-    });
+    }, published);
     this.held.set(key, req);
     void st.run(req);
   }

@@ -8,7 +8,7 @@ import { SocketbusError } from './errors.js';
 import { formatUUID, idKey } from './uuid.js';
 import {
   CodeRemote, FlagCredit, FlagReceive, FlagResponse, TypeChunk, TypeEnd, TypeError, TypeStart, WireError,
-  checkAppCode, creditPayload, maxWholeResponse, parseCredit, pushedCredit, streamWindow, takeGrant, type Header,
+  checkAppCode, creditPayload, maxWholeResponse, noHeaders, parseCredit, pushedCredit, streamWindow, takeGrant, type Header,
 } from './wire.js';
 import { serverError } from './outgoing.js';
 import { encodeFields, toHeaders } from './headers.js';
@@ -30,8 +30,14 @@ export class InRequest implements IncomingRequest {
   /** finished: nothing more is sent for it. */
   finished = false;
 
+  /**
+   * published: a publish delivered it (start|receive|publish), and wants
+   * no answer: respond and fail send an empty response, which tells the
+   * server it was taken, and so does the serve loop when the handler
+   * answers nothing.
+   */
   constructor(private readonly conn: Conn, private readonly rid: Uint8Array, h: Header, fields: [string, string][],
-    whole: Uint8Array | undefined, private readonly onFinish: (r: InRequest) => void) {
+    whole: Uint8Array | undefined, private readonly onFinish: (r: InRequest) => void, readonly published = false) {
     this.headers = toHeaders(fields);
     this.id = formatUUID(rid);
     this.from = formatUUID(h.clientId);
@@ -113,6 +119,11 @@ export class InRequest implements IncomingRequest {
 
   async respond(body: Uint8Array | ReadableStream<Uint8Array>): Promise<void> {
     this.check();
+    if (this.published) {
+      if (body instanceof ReadableStream) body.cancel().catch(() => {});
+      this.respondEmpty();
+      return;
+    }
     const block = this.responseBlock(); // checked before anything is sent
     this.answered = true;
     const conn = this.conn;
@@ -146,6 +157,18 @@ export class InRequest implements IncomingRequest {
     this.finish();
   }
 
+  /**
+   * respondEmpty answers a published request: an empty whole response,
+   * without headers (the server drops it; that it came says the request
+   * was taken).
+   */
+  respondEmpty(): void {
+    if (this.finished) return;
+    this.answered = true;
+    this.conn.frame(this.conn.header(TypeStart, FlagResponse, this.rid, 0, true), undefined, noHeaders);
+    this.finish();
+  }
+
   /** responseBlock is responseHeaders encoded: a bad header fails with "invalid". */
   private responseBlock(): Uint8Array {
     const fields: [string, string][] = [];
@@ -162,6 +185,10 @@ export class InRequest implements IncomingRequest {
       }
     }
     if (this.finished) throw this.signal.reason ?? new SocketbusError('disconnected', 'socketbus: the request has ended');
+    if (this.published) {
+      this.respondEmpty(); // nobody reads the failure
+      return;
+    }
     if (this.answered && !this.finished) {
       // A response that is streaming: fail it part way (allowed, section 15.1).
     }
@@ -175,6 +202,10 @@ export class InRequest implements IncomingRequest {
   /** failPlain fails the request without its response headers: the serve loop's last resort. */
   failPlain(message: string): void {
     if (this.finished) return;
+    if (this.published) {
+      this.respondEmpty();
+      return;
+    }
     this.failWith(message, '', undefined);
   }
 
@@ -213,7 +244,9 @@ export class ServeState {
     this.active++;
     try {
       await this.handler(req);
-      if (!req.answered && !req.finished) {
+      if (!req.answered && !req.finished && req.published) {
+        req.respondEmpty(); // no answer is wanted; this says it was taken
+      } else if (!req.answered && !req.finished) {
         try { await req.fail('handler returned without answering'); } catch { req.failPlain('handler returned without answering'); }
       }
     } catch (e) {

@@ -7,7 +7,7 @@ import { dialTCP } from './tcp.js';
 import { dialWebSocket, isWebSocketURL } from './transport.js';
 
 export type {
-  CallOptions, Client, ConnectOptions, Handler, IncomingRequest, ReconnectOptions, ResponseStream, ServeOptions,
+  CallOptions, Client, ConnectOptions, Handler, IncomingRequest, ReconnectOptions, Reply, ResponseStream, ServeOptions,
 } from './api.js';
 export type { TLSOptions } from './transport.js';
 export { RemoteError, SocketbusError } from './errors.js';

@@ -26,7 +26,15 @@ export const TypeStart = 1, TypeChunk = 2, TypeEnd = 3, TypeError = 4;
 /** Flags. */
 export const FlagRequest = 0x0001, FlagJoin = 0x0002, FlagReceive = 0x0004, FlagResponse = 0x0008,
   FlagCredit = 0x0010, FlagPing = 0x0020;
+/**
+ * Version 3's flags of gathers (section 24): FlagAll marks a gather or
+ * publish, FlagPublish a publish. On a version 1 or 2 frame they are
+ * unknown flags.
+ */
+export const FlagAll = 0x0040, FlagPublish = 0x0080;
+/** The flags each version knows (wire.KnownFlags, wire.KnownFlagsV3). */
 const knownFlags = 0x003f;
+const knownFlagsV3 = knownFlags | FlagAll | FlagPublish;
 
 /** Error codes (section 11.3) and their names. */
 export const codeNames: Record<number, string> = {
@@ -76,6 +84,16 @@ function validCombination(flags: number, type: number): boolean {
       return type === TypeChunk;
     case 0:
       return type === TypeError;
+    case FlagRequest | FlagAll: case FlagRequest | FlagAll | FlagPublish:
+      // A gather's or publish's start (from its sender), the announcement
+      // of its members (start) and its end (end).
+      return type === TypeStart || type === TypeEnd;
+    case FlagResponse | FlagAll:
+      return type >= TypeStart && type <= TypeError; // one member's reply
+    case FlagResponse | FlagAll | FlagCredit:
+      return type === TypeChunk; // credit for one member's reply
+    case FlagReceive | FlagPublish:
+      return type === TypeStart; // the delivery of a published request
   }
   return false;
 }
@@ -120,7 +138,7 @@ export function decodeHeader(b: Uint8Array, off = 0): Header {
   const type = dv.getUint8(1);
   const flags = dv.getUint16(2);
   if (type < TypeStart || type > TypeError) throw new WireError(CodeProtocol, `unknown frame type ${type}`);
-  if (flags & ~knownFlags) throw new WireError(CodeProtocol, `unknown flags 0x${flags.toString(16)}`);
+  if (flags & ~(version >= version3 ? knownFlagsV3 : knownFlags)) throw new WireError(CodeProtocol, `unknown flags 0x${flags.toString(16)}`);
   const length = dv.getUint32(64);
   if (length > maxFramePayload) throw new WireError(CodeTooLarge, `frame payload of ${length} bytes exceeds ${maxFramePayload}`);
   if (!validCombination(flags, type)) throw new WireError(CodeProtocol, `flags 0x${flags.toString(16)} not allowed on type ${type}`);
@@ -182,6 +200,48 @@ export function parseError(p: Uint8Array): { code: number; message: string } {
     throw new WireError(CodeProtocol, 'an error message that is not UTF-8');
   }
   return { code, message };
+}
+
+/**
+ * replyCreditPayload is the payload of chunk|response|credit|all (section
+ * 24): a 4-byte grant for the reply of the member whose client ID follows.
+ */
+export function replyCreditPayload(n: number, member: Uint8Array): Uint8Array {
+  const b = new Uint8Array(4 + 16);
+  new DataView(b.buffer).setUint32(0, n);
+  b.set(member, 4);
+  return b;
+}
+
+/** parseReplyCredit reads chunk|response|credit|all's payload: a grant, then a member's client ID. */
+export function parseReplyCredit(p: Uint8Array): { credit: number; member: Uint8Array } {
+  if (p.length !== 20) throw new WireError(CodeProtocol, `a reply credit grant of ${p.length} bytes: want a 4-byte grant and a 16-byte client ID`);
+  return { credit: parseCredit(p.subarray(0, 4)), member: p.slice(4) };
+}
+
+/** countPayload is a gather's 4-byte count: an announcement's first field, an end's payload. */
+export function countPayload(n: number): Uint8Array {
+  return creditPayload(n);
+}
+
+/**
+ * parseAnnouncement reads a gather's announcement of members (start|
+ * request|all, section 24): a 4-byte count, then that many 16-byte client
+ * IDs.
+ */
+export function parseAnnouncement(p: Uint8Array): Uint8Array[] {
+  if (p.length < 4) throw new WireError(CodeProtocol, `a gather's announcement of ${p.length} bytes; it starts with a 4-byte count`);
+  const n = new DataView(p.buffer, p.byteOffset, 4).getUint32(0);
+  if (p.length !== 4 + 16 * n) throw new WireError(CodeProtocol, `a gather's announcement of ${n} members carries ${p.length} bytes, not ${4 + 16 * n}`);
+  const ids: Uint8Array[] = [];
+  for (let i = 0; i < n; i++) ids.push(p.slice(4 + 16 * i, 20 + 16 * i));
+  return ids;
+}
+
+/** parseCount reads a gather's end (end|request|all, section 24): a 4-byte count. */
+export function parseCount(p: Uint8Array): number {
+  if (p.length !== 4) throw new WireError(CodeProtocol, `a gather's end frame carries a 4-byte count, not ${p.length} bytes`);
+  return new DataView(p.buffer, p.byteOffset, 4).getUint32(0);
 }
 
 /** The drain ping's request ID starts with "sbdrain" (section 17). */

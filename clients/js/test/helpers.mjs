@@ -21,6 +21,40 @@ export function goBinary() {
   return bin;
 }
 
+let builtPeer;
+
+/** goPeer builds test/gopeer (a Go sender that gathers and publishes), once per process. */
+export function goPeer() {
+  if (builtPeer) return builtPeer;
+  const dir = mkdtempSync(join(tmpdir(), 'socketbus-js-peer-'));
+  const bin = join(dir, 'gopeer');
+  execFileSync('go', ['build', '-o', bin, './clients/js/test/gopeer'], { cwd: repo, stdio: 'inherit' });
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  builtPeer = bin;
+  return bin;
+}
+
+/**
+ * peer runs gopeer (mode gather or publish) and resolves with its exit
+ * code and its JSON lines.
+ */
+export function peer(mode, addr, channel, body, ...args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(goPeer(), [mode, '--server', addr, '--channel', channel, '--body', body, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    child.stdout.on('data', (b) => { out += b; });
+    child.stderr.on('data', (b) => { err += b; });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      try {
+        resolve({ code, lines: out.split('\n').filter((l) => l).map((l) => JSON.parse(l)), stderr: err });
+      } catch (e) {
+        reject(new Error(`gopeer ${mode}: ${e}: ${out}${err}`));
+      }
+    });
+  });
+}
+
 /** Proc is a running process with its output collected. */
 class Proc {
   constructor(args, opts = {}) {

@@ -8,9 +8,12 @@ import { join } from 'node:path';
 import {
   decodeHeader, encodeHeader, headerSize, parseCredit, parseError, errorPayload, joinPayload, WireError,
   headerBlock, parseHeaderBlock, errorPayload3, parseError3, canonicalKey, noHeaders,
+  FlagAll, FlagPublish, FlagRequest, FlagResponse, FlagCredit, TypeStart, TypeEnd, TypeChunk,
+  parseAnnouncement, parseCount, parseReplyCredit, replyCreditPayload, countPayload,
 } from '../dist/wire.js';
+import { execFileSync } from 'node:child_process';
 import { formatUUID, parseUUID, channelFromName } from '../dist/uuid.js';
-import { repo } from './helpers.mjs';
+import { repo, goPeer } from './helpers.mjs';
 
 const golden = JSON.parse(readFileSync(join(repo, 'testdata', 'frames.json'), 'utf8'));
 const hex = (b) => Buffer.from(b).toString('hex');
@@ -121,4 +124,73 @@ test('channelFromName equals Go\'s ChannelFromName', () => {
   assert.equal(channelFromName(''), '5ed5dec5-6fc2-5147-8d7b-871cedc5ab94');
   assert.equal(channelFromName('js-echo'), 'ff915c18-4895-582b-a3e7-c1dbd47117b2');
   assert.equal(channelFromName('日本語 channel'), '5d39337e-a6ec-57d4-ab70-3c9fb3a019ea');
+});
+
+test('v3 gathers: the golden frames of gathers and publishes, their payloads through the gather codec', () => {
+  const gathers = golden.frames.filter((f) => f.header.flags & (FlagAll | FlagPublish));
+  assert.ok(gathers.length > 0, 'testdata/frames.json has no gather vectors');
+  const names = [];
+  for (const f of gathers) {
+    const p = bytes(f.hex).subarray(headerSize);
+    const { type, flags } = f.header;
+    if ((flags === (FlagRequest | FlagAll) || flags === (FlagRequest | FlagAll | FlagPublish)) && f.header.final && f.payload.kind === 'bytes') {
+      if (type === TypeStart) {
+        const ids = parseAnnouncement(p);
+        assert.equal(ids.length, new DataView(p.buffer, p.byteOffset).getUint32(0), f.name);
+        names.push('announcement');
+      } else if (type === TypeEnd) {
+        assert.equal(hex(countPayload(parseCount(p))), hex(p), f.name);
+        names.push('end');
+      }
+    }
+    if (flags === (FlagResponse | FlagAll | FlagCredit)) {
+      const { credit, member } = parseReplyCredit(p);
+      assert.equal(hex(replyCreditPayload(credit, member)), hex(p), f.name);
+      names.push('reply credit');
+    }
+  }
+  for (const want of ['announcement', 'end', 'reply credit']) assert.ok(names.includes(want), `no golden ${want} frame`);
+});
+
+test('v3 gathers: the codec accepts exactly the headers the Go codec accepts (every version, type and flags to 0x1ff)', () => {
+  const verdicts = JSON.parse(execFileSync(goPeer(), ['headers'], { maxBuffer: 64 << 20 }).toString());
+  assert.equal(verdicts.length, 5 * 6 * 0x200);
+  const b = new Uint8Array(headerSize);
+  const zero = new Uint8Array(16);
+  const bad = [];
+  for (const [version, type, flags, code] of verdicts) {
+    encodeHeader(b, 0, { version, type, flags, requestId: zero, clientId: zero, channelId: zero, timeout: 0, seq: 0, final: true, length: 0 });
+    let got = 0;
+    try {
+      decodeHeader(b);
+    } catch (e) {
+      if (!(e instanceof WireError)) throw e;
+      got = e.code;
+    }
+    if (got !== code) bad.push(`v${version} type ${type} flags 0x${flags.toString(16)}: got code ${got}, Go's ${code}`);
+  }
+  assert.deepEqual(bad.slice(0, 20), [], `${bad.length} headers judged unlike Go's codec`);
+});
+
+test('v3 gathers: announcements, counts and reply credit, built and truncated', () => {
+  const a = new Uint8Array(16).fill(0xa1), b = new Uint8Array(16).fill(0xb2);
+  const ann = new Uint8Array([0, 0, 0, 2, ...a, ...b]);
+  assert.deepEqual(parseAnnouncement(ann).map(hex), [hex(a), hex(b)]);
+  assert.deepEqual(parseAnnouncement(bytes('00000000')), []);
+  for (let n = 0; n < ann.length; n++) assert.throws(() => parseAnnouncement(ann.subarray(0, n)), WireError, `${n} bytes`);
+  assert.throws(() => parseAnnouncement(new Uint8Array([...ann, 0])), WireError);
+  assert.equal(parseCount(bytes('00000003')), 3);
+  for (const h of ['', '000003', '0000000300']) assert.throws(() => parseCount(bytes(h)), WireError, h);
+  const rc = replyCreditPayload(1 << 17, a);
+  assert.equal(hex(rc), '00020000' + hex(a));
+  assert.deepEqual(parseReplyCredit(rc), { credit: 1 << 17, member: a });
+  for (let n = 0; n < rc.length; n++) assert.throws(() => parseReplyCredit(rc.subarray(0, n)), WireError, `${n} bytes`);
+  assert.throws(() => parseReplyCredit(replyCreditPayload(0, a)), WireError, 'a grant of 0');
+  // The gather flags are version 3's: the same headers on version 2 are unknown flags.
+  const h = { version: 3, type: TypeChunk, flags: FlagResponse | FlagCredit | FlagAll, requestId: a, clientId: b, channelId: a, timeout: 0, seq: 0, final: false, length: 20 };
+  const enc = new Uint8Array(headerSize);
+  encodeHeader(enc, 0, h);
+  assert.equal(decodeHeader(enc).flags, FlagResponse | FlagCredit | FlagAll);
+  encodeHeader(enc, 0, { ...h, version: 2 });
+  assert.throws(() => decodeHeader(enc), (e) => e instanceof WireError && e.code === 1);
 });
