@@ -108,6 +108,19 @@
 // caller's child, across the nodes of a bus too. This package does not
 // link OpenTelemetry.
 //
+// # One request to every member
+//
+// Client.Gather sends one request to every other member of the channel
+// present when the server accepts it, on every node of a bus, and returns
+// one Reply per member as soon as the last one has its outcome: its
+// response, its Fail (*RemoteError), that it left (ErrPeerGone) or that
+// the deadline passed (ErrTimeout). GatherFunc hands over the replies as
+// they arrive; Publish delivers to every member, wants no answer
+// (Request.Published), and returns how many took it. Members receive a
+// gathered request as any request, through Serve or Receive. The body
+// streams once from the sender and fans out under per-member credit
+// (docs/PROTOCOL.md section 24).
+//
 // # When the server goes away
 //
 // A Client reconnects by default (ReconnectPolicy: 60 attempts, jittered
