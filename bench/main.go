@@ -10,6 +10,10 @@
 //
 //	cd bench && go run -mod=mod .
 //	cd bench && go run -mod=mod . -systems socketbus,NATS,socketbus-cluster,NATS-cluster
+//	cd bench && go run -mod=mod . -headers 3
+//
+// interleave.sh compares builds of the bench (old and new code), or one
+// build with different flags, round by round in one run.
 package main
 
 import (
