@@ -10,6 +10,10 @@
 //
 //	cd bench && go run -mod=mod .
 //	cd bench && go run -mod=mod . -systems socketbus,NATS,socketbus-cluster,NATS-cluster
+//	cd bench && go run -mod=mod . -headers 3
+//
+// interleave.sh compares builds of the bench (old and new code), or one
+// build with different flags, round by round in one run.
 package main
 
 import (
@@ -38,6 +42,7 @@ type options struct {
 	workloads    string
 	systems      string
 	duration     time.Duration
+	headers      int
 	md           string
 	targets      bool
 	cpuProfile   string
@@ -57,6 +62,7 @@ func parseFlags() options {
 	flag.StringVar(&o.workloads, "workloads", "lat,tput,large,fanin", "comma-separated workloads to run")
 	flag.StringVar(&o.systems, "systems", defaultSystems, "comma-separated systems to run: socketbus, NATS, relay, "+clusterName+", "+natsClusterName+" (-smoke adds the two clusters unless -systems is given)")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "how long the tput and fanin workloads run")
+	flag.IntVar(&o.headers, "headers", 0, "small headers on every request (a trace context, a tenant, a request ID, then numbered ones); socketbus and NATS carry them, the relay does not")
 	flag.StringVar(&o.md, "md", "", "also write the table as markdown to this file")
 	flag.BoolVar(&o.targets, "targets", false, "add the issue's target and verdict columns, for tracking the performance work")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
@@ -84,7 +90,10 @@ func benchMain() error {
 	if o.rounds < 1 {
 		return fmt.Errorf("-rounds %d: want at least 1", o.rounds)
 	}
-	ws, err := pick(workloads(o.duration, o.smoke), o.workloads, func(w workload) string { return w.name })
+	if o.headers < 0 {
+		return fmt.Errorf("-headers %d: want 0 or more", o.headers)
+	}
+	ws, err := pick(workloads(o.duration, o.smoke, o.headers), o.workloads, func(w workload) string { return w.name })
 	if err != nil {
 		return err
 	}
@@ -112,6 +121,9 @@ func benchMain() error {
 	}
 	caption := fmt.Sprintf("%d round(s), median of each figure; %d CPUs, %s %s/%s; load average %s before, %s after",
 		o.rounds, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, loadBefore, loadAverage())
+	if o.headers > 0 {
+		caption = fmt.Sprintf("%d header(s) on every request (not on the relay's). ", o.headers) + caption
+	}
 	if o.smoke {
 		caption = "SMOKE RUN: tiny counts, the figures mean nothing. " + caption
 	}

@@ -98,6 +98,9 @@ func (d *natsDeployment) connect(sh shape, respondURL, requestURL string) error 
 			if len(m.Data) != sh.RequestSize {
 				d.fail(fmt.Errorf("nats: request of %d bytes, want %d", len(m.Data), sh.RequestSize))
 			}
+			if len(m.Header) != len(sh.Headers) {
+				d.fail(fmt.Errorf("nats: request with %d header(s), want %d", len(m.Header), len(sh.Headers)))
+			}
 			if err := m.Respond(sh.Response); err != nil {
 				d.fail(fmt.Errorf("nats: respond: %w", err))
 			}
@@ -114,13 +117,20 @@ func (d *natsDeployment) connect(sh shape, respondURL, requestURL string) error 
 			return fmt.Errorf("nats: flush: %w", err)
 		}
 	}
+	var header nats.Header
+	if len(sh.Headers) > 0 {
+		header = nats.Header{}
+		for _, f := range sh.Headers {
+			header.Add(f.key, f.value)
+		}
+	}
 	for range sh.Requesters {
 		nc, err := nats.Connect(requestURL, nats.NoReconnect())
 		if err != nil {
 			return fmt.Errorf("nats: connect requester: %w", err)
 		}
 		d.requesters = append(d.requesters, nc)
-		d.reqs = append(d.reqs, natsRequester{nc})
+		d.reqs = append(d.reqs, natsRequester{nc: nc, header: header})
 	}
 	return nil
 }
@@ -151,11 +161,21 @@ func (d *natsDeployment) Close() error {
 	return d.respErr
 }
 
-// natsRequester sends requests on one connection.
-type natsRequester struct{ nc *nats.Conn }
+// natsRequester sends requests on one connection, with header on each
+// when it has one.
+type natsRequester struct {
+	nc     *nats.Conn
+	header nats.Header // shared, read-only
+}
 
 func (r natsRequester) RoundTrip(ctx context.Context, body []byte) (int, error) {
-	m, err := r.nc.RequestWithContext(ctx, natsSubject, body)
+	var m *nats.Msg
+	var err error
+	if r.header != nil {
+		m, err = r.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: natsSubject, Data: body, Header: r.header})
+	} else {
+		m, err = r.nc.RequestWithContext(ctx, natsSubject, body)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("nats: request: %w", err)
 	}

@@ -98,13 +98,21 @@ func (d *sbDeployment) dial(ctx context.Context, responderAddr, requesterAddr st
 			}
 		})
 	}
+	var opts []socketbus.CallOption
+	if len(sh.Headers) > 0 {
+		h := socketbus.Header{}
+		for _, f := range sh.Headers {
+			h.Add(f.key, f.value)
+		}
+		opts = append(opts, socketbus.WithHeader(h))
+	}
 	for range sh.Requesters {
 		c, err := socketbus.Dial(ctx, requesterAddr, channel)
 		if err != nil {
 			return fmt.Errorf("socketbus: dial requester: %w", err)
 		}
 		d.requesters = append(d.requesters, c)
-		d.reqs = append(d.reqs, &sbRequester{c: c})
+		d.reqs = append(d.reqs, &sbRequester{c: c, opts: opts})
 	}
 	return nil
 }
@@ -115,6 +123,9 @@ func (d *sbDeployment) respond(ctx context.Context, req *socketbus.Request, sh s
 	_, err := io.Copy(&n, req.Body) // the body's WriteTo: no copy buffer
 	if err == nil && int(n) != sh.RequestSize {
 		err = fmt.Errorf("request of %d bytes, want %d", n, sh.RequestSize)
+	}
+	if err == nil && len(req.Header) != len(sh.Headers) {
+		err = fmt.Errorf("request with %d header(s), want %d", len(req.Header), len(sh.Headers))
 	}
 	if err != nil {
 		d.fail(fmt.Errorf("socketbus: reading request: %w", err))
@@ -171,6 +182,7 @@ func (d *sbDeployment) Close() error {
 // sbRequester sends requests from one Client.
 type sbRequester struct {
 	c    *socketbus.Client
+	opts []socketbus.CallOption // the request's headers, if any; shared
 	body bytes.Reader
 	resp counter
 }
@@ -178,7 +190,7 @@ type sbRequester struct {
 func (r *sbRequester) RoundTrip(ctx context.Context, body []byte) (int, error) {
 	r.body.Reset(body)
 	r.resp = 0
-	if err := r.c.Send(ctx, &r.body, &r.resp); err != nil {
+	if err := r.c.Send(ctx, &r.body, &r.resp, r.opts...); err != nil {
 		return 0, fmt.Errorf("socketbus: send: %w", err)
 	}
 	return int(r.resp), nil

@@ -11,7 +11,8 @@ type system interface {
 	// Start brings up the system's server, sh.Responders responders that
 	// answer every request with sh.Response, and sh.Requesters requesters,
 	// each on its own connection. Responders consume each request body
-	// whole and check its length against sh.RequestSize.
+	// whole and check its length against sh.RequestSize (and, where the
+	// system carries headers, the request's against sh.Headers).
 	Start(ctx context.Context, sh shape) (deployment, error)
 }
 
@@ -23,6 +24,10 @@ type shape struct {
 	// Response is the body every responder answers with; it is shared and
 	// read-only.
 	Response []byte
+	// Headers are sent on every request, where the system carries
+	// headers; responders check that as many arrived. Shared and
+	// read-only.
+	Headers []headerField
 }
 
 // A deployment is a started system.

@@ -30,7 +30,10 @@ type workload struct {
 	duration time.Duration
 	// sampleHeap records the peak heap during the timed part.
 	sampleHeap bool
-	metrics    []metric
+	// headers is the number of small headers on every request
+	// (benchHeaders).
+	headers int
+	metrics []metric
 }
 
 // metric is one figure a workload reports, with the target for it.
@@ -112,9 +115,10 @@ func (m metric) withClusterTargets(vsSingle, vsNATS float64) metric {
 	return m
 }
 
-// workloads returns the four workloads; smoke shrinks their counts
-// and durations so that all of them run in a few seconds.
-func workloads(duration time.Duration, smoke bool) []workload {
+// workloads returns the four workloads, each request with headers
+// small headers; smoke shrinks their counts and durations so that all of
+// them run in a few seconds.
+func workloads(duration time.Duration, smoke bool, headers int) []workload {
 	ws := []workload{
 		{name: "lat", requesters: 1, responders: 1, requestSize: 128, responseSize: 128,
 			warmup: 1000, count: 20000,
@@ -128,6 +132,9 @@ func workloads(duration time.Duration, smoke bool) []workload {
 		{name: "fanin", requesters: 256, responders: 1, requestSize: 1024, responseSize: 1024,
 			warmup: 10, duration: duration,
 			metrics: []metric{reqRate.withTargets(1.5, 0).withClusterTargets(0, 1.2), p99, sysRT, cpuRT}},
+	}
+	for i := range ws {
+		ws[i].headers = headers
 	}
 	if smoke {
 		for i := range ws {
@@ -152,7 +159,7 @@ func run(ctx context.Context, sys system, w workload) (res result, err error) {
 		response[i] = byte(i * 7)
 	}
 	dep, err := sys.Start(ctx, shape{Requesters: w.requesters, Responders: w.responders,
-		RequestSize: w.requestSize, Response: response})
+		RequestSize: w.requestSize, Response: response, Headers: benchHeaders(w.headers)})
 	if err != nil {
 		return res, fmt.Errorf("start: %w", err)
 	}
