@@ -94,6 +94,10 @@ function validCombination(flags: number, type: number): boolean {
       return type === TypeChunk; // credit for one member's reply
     case FlagReceive | FlagPublish:
       return type === TypeStart; // the delivery of a published request
+    case FlagReceive | FlagAll: case FlagReceive | FlagAll | FlagPublish:
+      // A gather's part for another node (PROTOCOL.md section 24.5): valid
+      // on the wire between nodes, never sent to a client.
+      return type === TypeStart;
   }
   return false;
 }
