@@ -15,6 +15,7 @@ type CallOption func(*callConfig)
 // callConfig is what a call's options say.
 type callConfig struct {
 	header     Header  // the request's headers
+	borrowed   bool    // header is the caller's own (one WithHeader): not to be written
 	respHeader *Header // where to store the response's, when asked
 }
 
@@ -24,7 +25,13 @@ type callConfig struct {
 func WithHeader(h Header) CallOption {
 	return func(cfg *callConfig) {
 		if cfg.header == nil {
-			cfg.header = make(Header, len(h))
+			// The only WithHeader of most calls: h itself, read before
+			// the call sends anything and never written.
+			cfg.header, cfg.borrowed = h, true
+			return
+		}
+		if cfg.borrowed {
+			cfg.header, cfg.borrowed = cfg.header.Clone(), false
 		}
 		for k, vs := range h {
 			cfg.header[k] = append(cfg.header[k], vs...)
@@ -136,14 +143,19 @@ func encodeHeaders(v uint8, h Header) ([]byte, error) {
 		return wire.NoHeaders, nil
 	}
 	b, err := wire.AppendHeaderBlock(nil, h)
-	var werr *wire.Error
-	switch {
-	case errors.As(err, &werr):
-		return nil, fmt.Errorf("socketbus: headers: %w", errorFromWire(werr))
-	case err != nil:
-		return nil, fmt.Errorf("socketbus: headers: %w", err)
+	if err != nil {
+		return nil, headersError(err)
 	}
 	return b, nil
+}
+
+// headersError is the error of headers that cannot be encoded.
+func headersError(err error) error {
+	var werr *wire.Error
+	if errors.As(err, &werr) {
+		return fmt.Errorf("socketbus: headers: %w", errorFromWire(werr))
+	}
+	return fmt.Errorf("socketbus: headers: %w", err)
 }
 
 // decodeHeaders reads the header block at the front of p: the headers

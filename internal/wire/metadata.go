@@ -31,12 +31,15 @@ const MaxHeaderBlock = 32 << 10
 // A nil or empty h appends the 2-byte length 0.
 func AppendHeaderBlock(b []byte, h map[string][]string) ([]byte, error) {
 	start := len(b)
-	b = append(b, 0, 0)
-	if countFields(h) == 0 {
-		return b, nil
+	fields := countFields(h)
+	if fields == 0 {
+		return append(b, 0, 0), nil
 	}
-	b = binary.BigEndian.AppendUint16(b, uint16(countFields(h)))
-	keys := make([]string, 0, len(h))
+	b = slices.Grow(b, HeaderBlockSize(h))
+	b = append(b, 0, 0)
+	b = binary.BigEndian.AppendUint16(b, uint16(fields))
+	var onStack [8]string // the keys of a few headers sort without an allocation
+	keys := onStack[:0]
 	for k := range h {
 		keys = append(keys, k)
 	}
@@ -118,17 +121,33 @@ func CheckHeaderBlock(p []byte, max int) (int, error) {
 // took, its length prefix included. A block longer than max, or one that
 // is truncated or malformed, is a protocol error (too_large for the
 // first).
+//
+// Every key and value is a substring of one string made of the block, and
+// the values of keys that appear once share one array: a block costs a few
+// allocations, not one per key and value.
 func ParseHeaderBlock(p []byte, max int) (map[string][]string, int, error) {
-	var h map[string][]string
-	n, err := walkHeaderBlock(p, max, func(count int, key, value string) {
-		if h == nil {
-			h = make(map[string][]string, min(count, 16))
-		}
-		key = textproto.CanonicalMIMEHeaderKey(key)
-		h[key] = append(h[key], value)
-	})
+	n, err := walkHeaderBlock(p, max, nil)
 	if err != nil {
 		return nil, 0, err
+	}
+	if n == HeaderBlockLenSize {
+		return nil, n, nil
+	}
+	count := int(binary.BigEndian.Uint16(p[HeaderBlockLenSize:]))
+	block := string(p[HeaderBlockLenSize+2 : n]) // checked by the walk
+	h := make(map[string][]string, min(count, 16))
+	values := make([]string, count)
+	for i := range count {
+		kl := int(block[0])
+		key := textproto.CanonicalMIMEHeaderKey(block[1 : 1+kl]) // no copy when already canonical
+		vl := int(block[1+kl])<<8 | int(block[2+kl])
+		values[i] = block[3+kl : 3+kl+vl]
+		block = block[3+kl+vl:]
+		if vs, ok := h[key]; ok {
+			h[key] = append(vs, values[i])
+		} else {
+			h[key] = values[i : i+1 : i+1]
+		}
 	}
 	return h, n, nil
 }
