@@ -150,17 +150,19 @@ func (r *Request) forget() {
 	r.c.mu.Unlock()
 }
 
-// claim marks the request answered; only the first Respond or Fail may.
-func (r *Request) claim() error {
+// claim marks the request answered; only the first Respond or Fail may,
+// and it reports first: that caller finishes the request, even when err
+// says the request had ended and takes no answer.
+func (r *Request) claim() (first bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.answered {
-		return errAnswered
+		return false, errAnswered
 	}
 	r.answered = true
-	err := r.endedLocked()
+	err = r.endedLocked()
 	r.complete = err != nil // an ended request takes no answer
-	return err
+	return true, err
 }
 
 // endedLocked returns why the request has ended, or nil while it may be
@@ -189,14 +191,17 @@ func (r *Request) endedLocked() error {
 // timeout passed) or if reading body failed, in which case the requester
 // gets a *RemoteError rather than a truncated response.
 func (r *Request) Respond(body io.Reader) error {
-	if err := r.claim(); err != nil {
+	first, err := r.claim()
+	if first {
+		defer r.finish() // the body is released, read or not
+	}
+	if err != nil {
 		return err
 	}
-	defer r.finish()
 	if r.published {
 		body = nil // nobody reads it: an empty answer says it was taken
 	}
-	err := r.respond(body)
+	err = r.respond(body)
 	r.completed()
 	return err
 }
@@ -271,10 +276,13 @@ func (r *Request) respond(body io.Reader) error {
 // A Code that is not at most 64 token characters is not sent: the
 // request fails without it and Fail returns an error saying so.
 func (r *Request) Fail(err error) error {
-	if cerr := r.claim(); cerr != nil {
+	first, cerr := r.claim()
+	if first {
+		defer r.finish() // the body is released, read or not
+	}
+	if cerr != nil {
 		return cerr
 	}
-	defer r.finish()
 	defer r.completed()
 	e := wire.Error{Code: wire.CodeRemote, Message: "request failed"}
 	var bad error

@@ -14,6 +14,12 @@ import (
 // connection's reader goroutine pushes chunks without blocking; the consumer
 // takes them in order and, as it does, grants the sender fresh credit, so
 // the buffer never holds more than one window.
+//
+// The stream owns the pooled buffers in chunks (package frame's rule): it
+// releases each once the consumer has read it, and abandon releases the
+// rest. A piece next returns stays the stream's, lent to the consumer
+// until it calls consume: a buffer abandon finds on loan is released by
+// that consume, so it is never given back while being read.
 type inStream struct {
 	// Credit frames go to c, on connection cc (the stream's, set before
 	// its first frame arrives), for stream id with flags (FlagReceive for
@@ -33,6 +39,8 @@ type inStream struct {
 	consumed int   // bytes consumed since the last grant
 	wake     chan struct{}
 	first    [1][]byte // chunks' first backing array: a whole body costs no slice
+	reading  bool      // the consumer holds a piece of chunks[0], from next to consume
+	lent     []byte    // the buffer abandon took out of chunks while reading; consume releases it
 }
 
 func newInStream(c *Client, flags wire.Flags, id ID) *inStream {
@@ -129,29 +137,40 @@ func (s *inStream) fail(err error) {
 	s.signal()
 }
 
-// abandon drops everything buffered and makes later pushes no-ops. The
-// buffers go to the garbage collector, not the pool: a reader may still be
-// copying out of the first one.
+// abandon drops everything buffered, releasing it, and makes later
+// pushes release their frames at once; reads return err. A buffer the
+// consumer is reading from (between next and consume) is released by its
+// consume instead. Whoever stops consuming a stream abandons it, so that
+// nothing it holds is left to the garbage collector.
 func (s *inStream) abandon(err error) {
 	s.mu.Lock()
 	if s.err == nil {
 		s.err = err
 	}
 	s.ended = false
+	for i, b := range s.chunks {
+		if i == 0 && s.reading {
+			s.lent = b
+		} else {
+			frame.PutBuffer(b)
+		}
+		s.chunks[i] = nil
+	}
 	s.chunks, s.off, s.buffered = nil, 0, 0
 	s.mu.Unlock()
 	s.signal()
 }
 
 // next blocks until it can return the next piece of the body, which the
-// caller must hand back with done. It returns io.EOF at the end of a
-// complete body and the stream's error otherwise. stop, when non-nil,
-// interrupts the wait with stop's error.
+// caller must hand back with consume. It returns io.EOF at the end of a
+// complete body and the stream's error otherwise. ctx, when non-nil,
+// interrupts the wait with its cause.
 func (s *inStream) next(ctx context.Context) ([]byte, error) {
 	for {
 		s.mu.Lock()
 		if len(s.chunks) > 0 {
 			c := s.chunks[0][s.off:]
+			s.reading = true
 			s.mu.Unlock()
 			return c, nil
 		}
@@ -175,15 +194,22 @@ func (s *inStream) next(ctx context.Context) ([]byte, error) {
 	}
 }
 
-// consume marks n bytes of the piece next returned as read.
+// consume marks n bytes of the piece next returned as read, and ends
+// its loan: the caller must not touch the piece again.
 func (s *inStream) consume(n int) {
 	s.mu.Lock()
+	s.reading = false
+	if s.lent != nil {
+		// Abandoned while the piece was read: nothing else is left.
+		frame.PutBuffer(s.lent)
+		s.lent = nil
+		s.mu.Unlock()
+		return
+	}
 	s.off += n
 	s.buffered -= n
 	if len(s.chunks) > 0 && s.off == len(s.chunks[0]) {
-		if s.err == nil {
-			frame.PutBuffer(s.chunks[0])
-		}
+		frame.PutBuffer(s.chunks[0])
 		s.chunks[0] = nil
 		s.chunks = s.chunks[1:]
 		s.off = 0
