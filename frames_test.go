@@ -163,3 +163,40 @@ func TestFramesRespondAfterSenderCancelled(t *testing.T) {
 	}
 	checkReleased(t, before, srv, a, b)
 }
+
+func TestFramesPushedRequestLostWithConnection(t *testing.T) {
+	before := frame.Outstanding()
+	srv, addr := startServer(t, server.Config{})
+	ch := socketbus.ChannelFromName("frames-pushed-lost")
+	a := dial(t, addr, ch)
+	lost := make(chan struct{}, 1)
+	b := dial(t, addr, ch, socketbus.WithReconnect(socketbus.ReconnectPolicy{}),
+		socketbus.WithConnectionHook(func(ev socketbus.ConnectionEvent) {
+			if ev.State == socketbus.ConnectionLost {
+				lost <- struct{}{}
+			}
+		}))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	gate, pushed := make(chan struct{}), make(chan socketbus.ID, 1)
+	socketbus.SetPushHooks(b, gate, pushed) // no handler takes what is pushed
+	served := make(chan error, 1)
+	go func() {
+		served <- b.Serve(ctx, socketbus.HandlerFunc(func(req *socketbus.Request) {
+			t.Errorf("a handler took request %x, want none taken", req.ID)
+		}))
+	}()
+	sent := make(chan error, 1)
+	go func() { _, err := roundTrip(ctx, a, []byte("queued, never taken")); sent <- err }()
+	<-pushed // queued for b's handlers, with its whole body
+	srv.Close()
+	<-lost // b has sorted out what its connection carried, and reconnects
+	if err := <-sent; err == nil {
+		t.Fatalf("Send to a server that closed = nil, want an error")
+	}
+	b.Close()
+	if err := <-served; err == nil {
+		t.Fatalf("Serve of a closed client = nil, want an error")
+	}
+	checkReleased(t, before, srv, a, b)
+}
