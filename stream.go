@@ -163,8 +163,9 @@ func (s *inStream) abandon(err error) {
 
 // next blocks until it can return the next piece of the body, which the
 // caller must hand back with consume. It returns io.EOF at the end of a
-// complete body and the stream's error otherwise. ctx, when non-nil,
-// interrupts the wait with its cause.
+// complete body and the stream's error otherwise. ctx's end interrupts
+// the wait with its cause; a Body's reads wait with context.Background(),
+// for as long as the request lasts.
 func (s *inStream) next(ctx context.Context) ([]byte, error) {
 	for {
 		s.mu.Lock()
@@ -181,10 +182,6 @@ func (s *inStream) next(ctx context.Context) ([]byte, error) {
 		}
 		if err != nil {
 			return nil, err
-		}
-		if ctx == nil {
-			<-s.wake
-			continue
 		}
 		select {
 		case <-s.wake:
@@ -230,7 +227,7 @@ func (s *inStream) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	c, err := s.next(nil)
+	c, err := s.next(context.Background())
 	if err != nil {
 		return 0, err
 	}
@@ -244,7 +241,7 @@ func (s *inStream) Read(p []byte) (int, error) {
 func (s *inStream) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for {
-		c, err := s.next(nil)
+		c, err := s.next(context.Background())
 		if err == io.EOF {
 			return total, nil
 		}
