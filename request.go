@@ -151,8 +151,8 @@ func (r *Request) forget() {
 }
 
 // claim marks the request answered; only the first Respond or Fail may,
-// and it reports first: that caller finishes the request, even when err
-// says the request had ended and takes no answer.
+// and it reports first: that caller finishes the request, or, when err
+// says the request had ended and takes no answer, releases its body.
 func (r *Request) claim() (first bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -192,12 +192,13 @@ func (r *Request) endedLocked() error {
 // gets a *RemoteError rather than a truncated response.
 func (r *Request) Respond(body io.Reader) error {
 	first, err := r.claim()
-	if first {
-		defer r.finish() // the body is released, read or not
-	}
 	if err != nil {
+		if first {
+			r.body.abandon(err) // it ended unanswered: nothing reads its body now
+		}
 		return err
 	}
+	defer r.finish()
 	if r.published {
 		body = nil // nobody reads it: an empty answer says it was taken
 	}
@@ -277,12 +278,13 @@ func (r *Request) respond(body io.Reader) error {
 // request fails without it and Fail returns an error saying so.
 func (r *Request) Fail(err error) error {
 	first, cerr := r.claim()
-	if first {
-		defer r.finish() // the body is released, read or not
-	}
 	if cerr != nil {
+		if first {
+			r.body.abandon(cerr) // it ended unanswered: nothing reads its body now
+		}
 		return cerr
 	}
+	defer r.finish()
 	defer r.completed()
 	e := wire.Error{Code: wire.CodeRemote, Message: "request failed"}
 	var bad error
