@@ -200,3 +200,63 @@ func TestFramesPushedRequestLostWithConnection(t *testing.T) {
 	}
 	checkReleased(t, before, srv, a, b)
 }
+
+func TestFramesEndedRequestNeverAnswered(t *testing.T) {
+	srv, a, b, before := framesBus(t, "frames-never-answered")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sendCtx, cancelSend := context.WithCancel(ctx)
+	body := []byte("read after the sender left")
+	var req *socketbus.Request
+	served := serveOne(ctx, b, func(r *socketbus.Request) error {
+		req = r
+		cancelSend()
+		<-r.Context().Done() // the handler stops here, and answers nothing
+		return nil
+	})
+	if _, err := roundTrip(sendCtx, a, body); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Send = %v, want context.Canceled", err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("receiving: %v", err)
+	}
+	checkReleased(t, before, srv, a, b)
+	// What arrived stays readable, off the pool's buffers.
+	if got, err := io.ReadAll(req.Body); !bytes.Equal(got, body) {
+		t.Fatalf("the ended request's body = %q, %v; want %q", got, err, body)
+	}
+}
+
+func TestFramesRequestEndsWhileBodyIsRead(t *testing.T) {
+	srv, a, b, before := framesBus(t, "frames-ends-while-read")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sendCtx, cancelSend := context.WithCancel(ctx)
+	body := bytes.Repeat([]byte("abcdefgh"), 64)
+	w := &blockedWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	copied := make(chan error, 1)
+	served := serveOne(ctx, b, func(req *socketbus.Request) error {
+		go func() {
+			_, err := io.Copy(w, req.Body)
+			copied <- err
+		}()
+		<-w.entered // the copy holds a piece of the body's buffer
+		cancelSend()
+		<-req.Context().Done() // the request ends, its body moves off the pool
+		close(w.release)
+		return nil
+	})
+	if _, err := roundTrip(sendCtx, a, body); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Send = %v, want context.Canceled", err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("receiving: %v", err)
+	}
+	if err := <-copied; err == nil {
+		t.Fatalf("copying the body: got nil, want the writer's error")
+	}
+	if !bytes.Equal(w.got, body) {
+		t.Fatalf("the piece read as the request ended = %q, want %q", w.got, body)
+	}
+	checkReleased(t, before, srv, a, b)
+}

@@ -122,10 +122,12 @@ func (r *Request) cancel(cause error) {
 
 // abort ends the request because the server (or the client's closing)
 // said so: the body reports err after what was buffered, the context is
-// cancelled, and Respond or Fail in progress returns err.
+// cancelled, and Respond or Fail in progress returns err. What was
+// buffered moves off the pool's buffers: the handler may never read it,
+// nor answer a request that has ended.
 func (r *Request) abort(err error) {
 	r.window.end(err)
-	r.body.fail(err)
+	r.body.failDetached(err)
 	r.cancel(err)
 	r.forget()
 }

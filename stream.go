@@ -1,6 +1,7 @@
 package socketbus
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"sync"
@@ -17,9 +18,11 @@ import (
 //
 // The stream owns the pooled buffers in chunks (package frame's rule): it
 // releases each once the consumer has read it, and abandon releases the
-// rest. A piece next returns stays the stream's, lent to the consumer
-// until it calls consume: a buffer abandon finds on loan is released by
-// that consume, so it is never given back while being read.
+// rest; failDetached swaps them for copies, for a reader who may come
+// late or never. A piece next returns stays the stream's, lent to the
+// consumer until it calls consume: a buffer abandon or failDetached finds
+// on loan is released by that consume, so it is never given back while
+// being read.
 type inStream struct {
 	// Credit frames go to c, on connection cc (the stream's, set before
 	// its first frame arrives), for stream id with flags (FlagReceive for
@@ -40,7 +43,8 @@ type inStream struct {
 	wake     chan struct{}
 	first    [1][]byte // chunks' first backing array: a whole body costs no slice
 	reading  bool      // the consumer holds a piece of chunks[0], from next to consume
-	lent     []byte    // the buffer abandon took out of chunks while reading; consume releases it
+	lent     []byte    // the pooled buffer taken out of chunks while reading; consume releases it
+	detached bool      // chunks are copies on the heap (failDetached), not the pool's
 }
 
 func newInStream(c *Client, flags wire.Flags, id ID) *inStream {
@@ -137,6 +141,32 @@ func (s *inStream) fail(err error) {
 	s.signal()
 }
 
+// failDetached fails the stream with err as fail does, and swaps what is
+// buffered for copies on the heap, releasing the pooled buffers: the data
+// stays readable, by a reader who may come late or never (a Request whose
+// handler stops at its end, unanswered). A buffer on loan to the consumer
+// is copied too, and released by its consume. Nothing pooled is added
+// after: a push to a stream that has failed or ended is released at once.
+func (s *inStream) failDetached(err error) {
+	s.mu.Lock()
+	if s.err == nil && !s.ended {
+		s.err = err
+	}
+	if !s.detached {
+		s.detached = true
+		for i, b := range s.chunks {
+			s.chunks[i] = bytes.Clone(b)
+			if i == 0 && s.reading {
+				s.lent = b
+			} else {
+				frame.PutBuffer(b)
+			}
+		}
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
 // abandon drops everything buffered, releasing it, and makes later
 // pushes release their frames at once; reads return err. A buffer the
 // consumer is reading from (between next and consume) is released by its
@@ -149,9 +179,11 @@ func (s *inStream) abandon(err error) {
 	}
 	s.ended = false
 	for i, b := range s.chunks {
-		if i == 0 && s.reading {
+		switch {
+		case s.detached: // a copy; the original is released or lent already
+		case i == 0 && s.reading:
 			s.lent = b
-		} else {
+		default:
 			frame.PutBuffer(b)
 		}
 		s.chunks[i] = nil
@@ -197,16 +229,19 @@ func (s *inStream) consume(n int) {
 	s.mu.Lock()
 	s.reading = false
 	if s.lent != nil {
-		// Abandoned while the piece was read: nothing else is left.
-		frame.PutBuffer(s.lent)
+		frame.PutBuffer(s.lent) // taken out of chunks while the piece was read
 		s.lent = nil
+	}
+	if len(s.chunks) == 0 {
 		s.mu.Unlock()
-		return
+		return // abandoned while the piece was read
 	}
 	s.off += n
 	s.buffered -= n
-	if len(s.chunks) > 0 && s.off == len(s.chunks[0]) {
-		frame.PutBuffer(s.chunks[0])
+	if s.off == len(s.chunks[0]) {
+		if !s.detached {
+			frame.PutBuffer(s.chunks[0])
+		}
 		s.chunks[0] = nil
 		s.chunks = s.chunks[1:]
 		s.off = 0
