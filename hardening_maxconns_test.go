@@ -56,7 +56,7 @@ func TestHardeningMaxConnections(t *testing.T) {
 				return
 			}
 			defer c.Close()
-			_, code, err := c.refusal()
+			_, code, err := c.Refusal()
 			switch {
 			case err != nil:
 				counts.add("not refused cleanly", err)
@@ -178,11 +178,11 @@ func TestHardeningRequestLimits(t *testing.T) {
 				t.Fatalf("join: %v", err)
 			}
 			defer c.Close()
-			frames := hardStreamFrames(wire.FlagRequest, c.id, channel, uuid.New(), []byte("queued"))
-			if _, err := c.nc.Write(frames); err != nil {
+			frames := hardStreamFrames(wire.FlagRequest, c.ID, channel, uuid.New(), []byte("queued"))
+			if _, err := c.NC.Write(frames); err != nil {
 				t.Fatalf("raw request: %v", err)
 			}
-			if err := c.sync(); err != nil {
+			if _, err := c.Ping(); err != nil {
 				t.Fatalf("raw request: %v", err)
 			}
 		}

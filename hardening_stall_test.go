@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testpeer"
 	"github.com/socketbus/socketbus/internal/wire"
 	"github.com/socketbus/socketbus/server"
 
@@ -67,7 +68,7 @@ func TestHardeningStalledFrames(t *testing.T) {
 	sampler := heapsample.Start(5 * time.Millisecond)
 
 	// Join them all first, 32 at a time.
-	joined := make([]*hardConn, conns)
+	joined := make([]*testpeer.Conn, conns)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 32)
 	errs := make(chan error, conns)
@@ -101,7 +102,7 @@ func TestHardeningStalledFrames(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			h := c.header(wire.TypeChunk, wire.FlagRequest, uuid.New())
+			h := c.Header(wire.TypeChunk, wire.FlagRequest, uuid.New())
 			h.Sequence = 1
 			kind := "40 header bytes"
 			partial := wire.AppendHeader(nil, &h)[:40]
@@ -111,11 +112,11 @@ func TestHardeningStalledFrames(t *testing.T) {
 				partial = append(wire.AppendHeader(nil, &h), make([]byte, wire.MaxFramePayload/2)...)
 			}
 			start := time.Now()
-			if _, err := c.nc.Write(partial); err != nil {
+			if _, err := c.NC.Write(partial); err != nil {
 				closings.counts.add("write failed", err)
 				return
 			}
-			_, code, err := c.refusal()
+			_, code, err := c.Refusal()
 			switch {
 			case err != nil:
 				kind = "not refused"
@@ -168,8 +169,8 @@ func TestHardeningNeverJoin(t *testing.T) {
 				return
 			}
 			defer c.Close()
-			c.channel = channel
-			join := c.header(wire.TypeStart, wire.FlagJoin, uuid.New())
+			c.Channel = channel
+			join := c.Header(wire.TypeStart, wire.FlagJoin, uuid.New())
 			join.Final, join.Length = true, 100
 			var partial []byte
 			switch i % 3 {
@@ -179,15 +180,15 @@ func TestHardeningNeverJoin(t *testing.T) {
 				partial = append(wire.AppendHeader(nil, &join), make([]byte, 50)...)
 			}
 			if len(partial) > 0 {
-				if _, err := c.nc.Write(partial); err != nil {
+				if _, err := c.NC.Write(partial); err != nil {
 					closings.counts.add("write failed", err)
 					return
 				}
 			}
-			_, code, err := c.refusal()
+			_, code, err := c.Refusal()
 			kind := "idle error frame and EOF"
 			switch {
-			case errors.Is(err, errHardNoErrorFrame):
+			case errors.Is(err, testpeer.ErrNoErrorFrame):
 				kind, err = "EOF alone", nil
 			case err != nil:
 				kind = "not closed cleanly"
