@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -121,7 +120,7 @@ func FuzzServerStates(f *testing.F) {
 		for _, c := range conns {
 			c.close()
 		}
-		if err := fzSettle(srv, baseConns, chA, chB); err != nil {
+		if err := fzSettle(t, srv, baseConns, chA, chB); err != nil {
 			t.Fatalf("after closing every connection: %v\nprogram:\n%s", err, strings.Join(log, "\n"))
 		}
 		if testing.Verbose() {
@@ -745,13 +744,13 @@ func fzCheckStats(st server.Stats, cfg server.Config) error {
 
 // fzSettle waits until the server has forgotten the closed connections:
 // as many connections as before the input, neither of its channels, and
-// no request in flight. Nothing signals the server's last steps after the
-// sockets close, so it yields to them; it never sleeps.
-func fzSettle(srv *server.Server, baseConns int, chA, chB socketbus.ID) error {
-	deadline := time.Now().Add(fzWait)
-	for {
+// no request in flight. It checks after every frame the server handles and
+// every connection it is done with (testpeer.Watch), never by polling.
+func fzSettle(t testing.TB, srv *server.Server, baseConns int, chA, chB socketbus.ID) error {
+	var err error
+	testpeer.WatchServer(t, srv).Until(fzWait, func() bool {
 		st := srv.Stats()
-		err := error(nil)
+		err = nil
 		switch {
 		case st.Connections > baseConns:
 			err = fmt.Errorf("%d connections open, want %d", st.Connections, baseConns)
@@ -763,12 +762,7 @@ func fzSettle(srv *server.Server, baseConns int, chA, chB socketbus.ID) error {
 				err = errors.Join(err, fmt.Errorf("channel %x still there: %+v", c.ID[:4], c))
 			}
 		}
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		runtime.Gosched()
-	}
+		return err == nil
+	})
+	return err
 }

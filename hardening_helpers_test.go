@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/socketbus/socketbus"
@@ -46,12 +47,14 @@ func hardJoin(addr string, channel socketbus.ID, token string) (*testpeer.Conn, 
 // hardSettle waits until srv has no more open connections than
 // baseConns and the process runs no more goroutines than baseGoroutines,
 // or until timeout; it returns what it last saw. A test calls it once every
-// connection it opened has read EOF, so the server has closed each socket;
-// what remains is the server's connection goroutines dropping the
-// connection from its count and returning, a few instructions later, which
-// nothing signals. So it yields the processor to them; it never sleeps.
-func hardSettle(srv *server.Server, baseConns, baseGoroutines int, timeout time.Duration) (conns, goroutines int) {
+// connection it opened has read EOF, so the server has closed each socket.
+// The connections leaving Stats it waits for as events (testpeer.Watch);
+// what remains then is their goroutines returning, a few instructions
+// after, which no event can tell: for that alone it yields the processor
+// until the count is down. It never sleeps.
+func hardSettle(t testing.TB, srv *server.Server, baseConns, baseGoroutines int, timeout time.Duration) (conns, goroutines int) {
 	deadline := time.Now().Add(timeout)
+	testpeer.WatchServer(t, srv).Until(timeout, func() bool { return srv.Stats().Connections <= baseConns })
 	for {
 		conns, goroutines = srv.Stats().Connections, runtime.NumGoroutine()
 		if conns <= baseConns && goroutines <= baseGoroutines || time.Now().After(deadline) {

@@ -93,7 +93,7 @@ func TestHardeningMalformedHeaders(t *testing.T) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	open, goroutines := hardSettle(srv, baseConns, baseline, 30*time.Second)
+	open, goroutines := hardSettle(t, srv, baseConns, baseline, 30*time.Second)
 	leaks := max(open-baseConns, 0) + max(goroutines-baseline, 0)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

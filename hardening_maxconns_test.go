@@ -87,7 +87,7 @@ func TestHardeningMaxConnections(t *testing.T) {
 	// One leaves; its place is free once the server has dropped it.
 	stopReceivers()
 	clients[0].Close()
-	if open, _ := hardSettle(srv, limit-1, math.MaxInt, 10*time.Second); open != limit-1 {
+	if open, _ := hardSettle(t, srv, limit-1, math.MaxInt, 10*time.Second); open != limit-1 {
 		t.Fatalf("open connections after one client left: got %d, want %d", open, limit-1)
 	}
 	late := dial(t, addr, channel)

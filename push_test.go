@@ -409,12 +409,13 @@ func TestPushedMemoryReturnsToZero(t *testing.T) {
 			t.Fatalf("Call: got %v, want nil", err)
 		}
 	}
+	watch := testpeer.WatchServer(t, srv)
 	a.Close()
 	requester.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for (srv.Stats().MemoryBytes != 0 || srv.Stats().Connections != 0) && time.Now().Before(deadline) {
-		runtime.Gosched()
-	}
+	watch.Until(10*time.Second, func() bool {
+		st := srv.Stats()
+		return st.MemoryBytes == 0 && st.Connections == 0
+	})
 	if st := srv.Stats(); st.MemoryBytes != 0 {
 		t.Errorf("MemoryBytes once the clients have gone: got %d, want 0", st.MemoryBytes)
 	}
