@@ -112,8 +112,8 @@ func Join(t testing.TB, addr string, channel uuid.UUID) *Conn {
 }
 
 // JoinChannel sends a join frame for channel with token as its payload and
-// reads the answer: nil for the join's acknowledgement, an error wrapping
-// the *wire.Error for a refusal. It sets r.Channel.
+// reads the answer: nil for the join's acknowledgement in r.Version, an
+// error wrapping the *wire.Error for a refusal. It sets r.Channel.
 func (r *Conn) JoinChannel(channel uuid.UUID, token []byte) error {
 	r.Channel = channel
 	join := r.Header(wire.TypeStart, wire.FlagJoin, uuid.New())
@@ -130,8 +130,8 @@ func (r *Conn) JoinChannel(channel uuid.UUID, token []byte) error {
 			return fmt.Errorf("join refused: %w", e)
 		}
 	}
-	if h.Type != wire.TypeStart || h.Flags != wire.FlagJoin || h.RequestID != join.RequestID {
-		return fmt.Errorf("join answer: got %v, want a join acknowledgement for %x", h, join.RequestID[:4])
+	if h.Type != wire.TypeStart || h.Flags != wire.FlagJoin || h.RequestID != join.RequestID || h.Version != r.Version {
+		return fmt.Errorf("join answer: got %v, want a version %d join acknowledgement for %x", h, r.Version, join.RequestID[:4])
 	}
 	return nil
 }
