@@ -1,6 +1,13 @@
 // Package testpeer is the one raw-protocol peer the tests share: it speaks
 // the wire protocol frame by frame over a real connection, to test what a
 // server does with input no Client would send. Only tests import it.
+//
+// peer.go has the connection (Conn: dial, join, write, read) and talk.go
+// the exchanges built on it (ping, refusal, receive, respond); watch.go
+// wakes a test on a server's events (internal/testhook) so that it never
+// polls Stats. The other files are helpers for tests that use Clients:
+// servers and clients (bus.go, pair.go, websocket.go, cert.go), log
+// capture, run counters, pattern bodies and a stalled receiver.
 package testpeer
 
 import (
