@@ -1,7 +1,6 @@
 package socketbus_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -11,9 +10,8 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"testing"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/socketbus/socketbus"
 	"github.com/socketbus/socketbus/internal/testpeer"
@@ -26,141 +24,37 @@ import (
 // Helpers for the hardening tests (hardening_*_test.go). They return errors
 // instead of failing the test, so that worker goroutines can use them.
 
-// hardIOTimeout bounds every read and write on a hardConn: a server that
-// neither answers nor closes fails the test instead of hanging it.
-const hardIOTimeout = 30 * time.Second
-
-// hardConn is a raw TCP connection that speaks the wire protocol by hand.
-type hardConn struct {
-	nc      net.Conn
-	br      *bufio.Reader
-	id      socketbus.ID // the client ID it joins with
-	channel socketbus.ID
-}
-
-// hardDial opens a TCP connection to addr without joining.
-func hardDial(addr string) (*hardConn, error) {
-	nc, err := net.DialTimeout("tcp", addr, hardIOTimeout)
-	if err != nil {
-		return nil, err
-	}
-	nc.SetDeadline(time.Now().Add(hardIOTimeout))
-	return &hardConn{nc: nc, br: bufio.NewReaderSize(nc, 512), id: uuid.New()}, nil
+// hardDial opens a raw connection to addr without joining. Its reads and
+// writes fail after 30 s; its read buffer is small, for tests that hold
+// thousands of connections.
+func hardDial(addr string) (*testpeer.Conn, error) {
+	return testpeer.Open(addr, testpeer.Options{ReaderSize: 512})
 }
 
 // hardJoin dials addr and joins channel with token, by hand.
-func hardJoin(addr string, channel socketbus.ID, token string) (*hardConn, error) {
+func hardJoin(addr string, channel socketbus.ID, token string) (*testpeer.Conn, error) {
 	c, err := hardDial(addr)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.join(channel, token); err != nil {
-		c.nc.Close()
+	if err := c.JoinChannel(channel, []byte(token)); err != nil {
+		c.NC.Close()
 		return nil, err
 	}
 	return c, nil
 }
 
-// join sends a join frame and reads the acknowledgement.
-func (c *hardConn) join(channel socketbus.ID, token string) error {
-	c.channel = channel
-	join := c.header(wire.TypeStart, wire.FlagJoin, uuid.New())
-	join.Final = true
-	if err := c.writeFrame(join, []byte(token)); err != nil {
-		return err
-	}
-	h, p, err := c.next()
-	if err != nil {
-		return fmt.Errorf("join: %w", err)
-	}
-	if h.Type == wire.TypeError {
-		if e, perr := wire.ParseError(p); perr == nil {
-			return fmt.Errorf("join refused: %v", e)
-		}
-	}
-	if h.Type != wire.TypeStart || h.Flags != wire.FlagJoin || h.RequestID != join.RequestID {
-		return fmt.Errorf("join answer: got %v, want the acknowledgement of %x", h, join.RequestID[:4])
-	}
-	return nil
-}
-
-// header returns a header from c for request id.
-func (c *hardConn) header(typ wire.FrameType, flags wire.Flags, id socketbus.ID) wire.Header {
-	return wire.Header{Version: wire.Version, Type: typ, Flags: flags, RequestID: id, ClientID: c.id, ChannelID: c.channel}
-}
-
-// writeFrame sends h and payload, with h.Length set to the payload's.
-func (c *hardConn) writeFrame(h wire.Header, payload []byte) error {
-	h.Length = uint32(len(payload))
-	_, err := c.nc.Write(append(wire.AppendHeader(nil, &h), payload...))
-	return err
-}
-
-// next reads one frame.
-func (c *hardConn) next() (wire.Header, []byte, error) { return testpeer.ReadFrame(c.br) }
-
-// nextNotPing reads one frame, skipping keepalive pings.
-func (c *hardConn) nextNotPing() (wire.Header, []byte, error) {
-	for {
-		h, p, err := c.next()
-		if err != nil || h.Flags != wire.FlagPing {
-			return h, p, err
-		}
-	}
-}
-
-// errHardNoErrorFrame says the server closed without an error frame.
-var errHardNoErrorFrame = errors.New("the connection ended without an error frame")
-
-// refusal reads what a server says to a connection it throws out: one
-// error frame, then the end of the stream (EOF, never a reset). It returns
-// the error frame's header and code. Pings before the error frame are
-// skipped; any other frame is an error.
-func (c *hardConn) refusal() (wire.Header, wire.Code, error) {
-	h, p, err := c.nextNotPing()
-	if err == io.EOF {
-		return h, 0, errHardNoErrorFrame
-	}
-	if err != nil {
-		return h, 0, fmt.Errorf("waiting for the error frame: %w", err)
-	}
-	if h.Type != wire.TypeError {
-		return h, 0, fmt.Errorf("got %v, want an error frame", h)
-	}
-	e, err := wire.ParseError(p)
-	if err != nil {
-		return h, 0, fmt.Errorf("error frame payload: %w", err)
-	}
-	if err := c.expectEOF(); err != nil {
-		return h, e.Code, err
-	}
-	return h, e.Code, nil
-}
-
-// expectEOF reads until the server closes the connection; any frame but a
-// ping, and any error but io.EOF, is an error.
-func (c *hardConn) expectEOF() error {
-	h, _, err := c.nextNotPing()
-	switch {
-	case err == io.EOF:
-		return nil
-	case err != nil:
-		return fmt.Errorf("reading to the close: got %w, want EOF", err)
-	}
-	return fmt.Errorf("reading to the close: got frame %v, want EOF", h)
-}
-
-func (c *hardConn) Close() error { return c.nc.Close() }
-
 // hardSettle waits until srv has no more open connections than
 // baseConns and the process runs no more goroutines than baseGoroutines,
 // or until timeout; it returns what it last saw. A test calls it once every
-// connection it opened has read EOF, so the server has closed each socket;
-// what remains is the server's connection goroutines dropping the
-// connection from its count and returning, a few instructions later, which
-// nothing signals. So it yields the processor to them; it never sleeps.
-func hardSettle(srv *server.Server, baseConns, baseGoroutines int, timeout time.Duration) (conns, goroutines int) {
+// connection it opened has read EOF, so the server has closed each socket.
+// The connections leaving Stats it waits for as events (testpeer.Watch);
+// what remains then is their goroutines returning, a few instructions
+// after, which no event can tell: for that alone it yields the processor
+// until the count is down. It never sleeps.
+func hardSettle(t testing.TB, srv *server.Server, baseConns, baseGoroutines int, timeout time.Duration) (conns, goroutines int) {
 	deadline := time.Now().Add(timeout)
+	testpeer.WatchServer(t, srv).Until(timeout, func() bool { return srv.Stats().Connections <= baseConns })
 	for {
 		conns, goroutines = srv.Stats().Connections, runtime.NumGoroutine()
 		if conns <= baseConns && goroutines <= baseGoroutines || time.Now().After(deadline) {
@@ -389,69 +283,6 @@ func (c *hardCounts) String() string {
 	return b.String()
 }
 
-// poll sends a Receive with a fresh ID and returns once the server has
-// registered it.
-func (c *hardConn) poll() error {
-	h := c.header(wire.TypeStart, wire.FlagReceive, uuid.New())
-	h.Final = true
-	if err := c.writeFrame(h, nil); err != nil {
-		return err
-	}
-	return c.sync()
-}
-
-// sync returns once the server has handled every frame c sent before it:
-// the server reads a connection's frames in order and answers a ping at
-// once, so the pong comes after it has dealt with them. Frames that come
-// before the pong are skipped; the connection ending is an error.
-func (c *hardConn) sync() error {
-	id := uuid.New()
-	h := c.header(wire.TypeStart, wire.FlagPing, id)
-	h.Final = true
-	if err := c.writeFrame(h, nil); err != nil {
-		return err
-	}
-	for {
-		h, _, err := c.next()
-		if err != nil {
-			return fmt.Errorf("waiting for the pong: %w", err)
-		}
-		if h.Flags == wire.FlagPing && h.Type == wire.TypeEnd && h.RequestID == id {
-			return nil
-		}
-	}
-}
-
-// receiveRequest reads a delivered request, start to end, and returns its
-// ID and body.
-func (c *hardConn) receiveRequest() (socketbus.ID, []byte, error) {
-	h, p, err := c.nextNotPing()
-	if err != nil {
-		return socketbus.ID{}, nil, err
-	}
-	if h.Type != wire.TypeStart || h.Flags != wire.FlagReceive || len(p) != 16 {
-		return socketbus.ID{}, nil, fmt.Errorf("got %v, want a delivered request's start", h)
-	}
-	id := h.RequestID
-	var body []byte
-	for {
-		h, p, err := c.nextNotPing()
-		if err != nil {
-			return id, nil, err
-		}
-		if h.RequestID != id || h.Flags != wire.FlagReceive {
-			return id, nil, fmt.Errorf("got %v, want a frame of request %x", h, id[:4])
-		}
-		if h.Type == wire.TypeEnd {
-			return id, body, nil
-		}
-		if h.Type != wire.TypeChunk {
-			return id, nil, fmt.Errorf("got %v inside request %x", h, id[:4])
-		}
-		body = append(body, p...)
-	}
-}
-
 // hardResponseFrames encodes a whole response to request id, from client
 // from on channel: start, one chunk with body, end.
 func hardResponseFrames(from, channel, id socketbus.ID, body []byte) []byte {
@@ -461,10 +292,5 @@ func hardResponseFrames(from, channel, id socketbus.ID, body []byte) []byte {
 // hardStreamFrames encodes a whole stream with flags (a request or a
 // response): start, one chunk with body, end.
 func hardStreamFrames(flags wire.Flags, from, channel, id socketbus.ID, body []byte) []byte {
-	h := wire.Header{Version: wire.Version, Type: wire.TypeStart, Flags: flags, RequestID: id, ClientID: from, ChannelID: channel}
-	b := wire.AppendHeader(nil, &h)
-	h.Type, h.Sequence, h.Length = wire.TypeChunk, 1, uint32(len(body))
-	b = append(wire.AppendHeader(b, &h), body...)
-	h.Type, h.Sequence, h.Final, h.Length = wire.TypeEnd, 2, true, 0
-	return wire.AppendHeader(b, &h)
+	return testpeer.Stream(wire.Header{Version: wire.Version, Flags: flags, RequestID: id, ClientID: from, ChannelID: channel}, body)
 }

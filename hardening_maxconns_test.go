@@ -56,7 +56,7 @@ func TestHardeningMaxConnections(t *testing.T) {
 				return
 			}
 			defer c.Close()
-			_, code, err := c.refusal()
+			_, code, err := c.Refusal()
 			switch {
 			case err != nil:
 				counts.add("not refused cleanly", err)
@@ -87,7 +87,7 @@ func TestHardeningMaxConnections(t *testing.T) {
 	// One leaves; its place is free once the server has dropped it.
 	stopReceivers()
 	clients[0].Close()
-	if open, _ := hardSettle(srv, limit-1, math.MaxInt, 10*time.Second); open != limit-1 {
+	if open, _ := hardSettle(t, srv, limit-1, math.MaxInt, 10*time.Second); open != limit-1 {
 		t.Fatalf("open connections after one client left: got %d, want %d", open, limit-1)
 	}
 	late := dial(t, addr, channel)
@@ -178,11 +178,11 @@ func TestHardeningRequestLimits(t *testing.T) {
 				t.Fatalf("join: %v", err)
 			}
 			defer c.Close()
-			frames := hardStreamFrames(wire.FlagRequest, c.id, channel, uuid.New(), []byte("queued"))
-			if _, err := c.nc.Write(frames); err != nil {
+			frames := hardStreamFrames(wire.FlagRequest, c.ID, channel, uuid.New(), []byte("queued"))
+			if _, err := c.NC.Write(frames); err != nil {
 				t.Fatalf("raw request: %v", err)
 			}
-			if err := c.sync(); err != nil {
+			if _, err := c.Ping(); err != nil {
 				t.Fatalf("raw request: %v", err)
 			}
 		}

@@ -290,7 +290,7 @@ func flood(ctx context.Context, cs []*rawConn, batch func(c *rawConn)) (int64, m
 			var err error
 			for ctx.Err() == nil {
 				batch(c)
-				if err = c.flush(); err != nil {
+				if err = c.Flush(); err != nil {
 					break
 				}
 				batches.Add(1)
@@ -379,7 +379,7 @@ func attackCancels(ctx context.Context, addr string, deadline time.Time) (string
 				cancels.Add(1)
 			}
 			if err == nil {
-				err = c.flush()
+				err = c.Flush()
 			}
 			mu.Lock()
 			ends[writeErr(err)]++
@@ -496,7 +496,7 @@ func attackWholeBurst(ctx context.Context, addr string, deadline time.Time) (str
 			defer v.readers.Done()
 			got := 0
 			for {
-				h, _, err := v.read()
+				h, _, err := v.ReadFrame()
 				if err != nil {
 					if !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, net.ErrClosed) {
 						cut.Add(1)
@@ -519,19 +519,19 @@ func attackWholeBurst(ctx context.Context, addr string, deadline time.Time) (str
 				for range held {
 					r.put(wire.TypeStart, wire.FlagReceive, r.newID(), 0, true, 0, nil)
 				}
-				if err = r.flush(); err != nil {
+				if err = r.Flush(); err != nil {
 					break
 				}
 				for range held {
 					v.put(wire.TypeStart, wire.FlagRequest, v.newID(), 0, true, 10000, []byte("q"))
 				}
-				if err = v.flush(); err != nil {
+				if err = v.Flush(); err != nil {
 					break
 				}
 				var ids []wire.ID
 				for len(ids) < held && err == nil {
 					var h wire.Header
-					h, _, err = r.read()
+					h, _, err = r.ReadFrame()
 					if err == nil && h.Type == wire.TypeStart && h.Flags == wire.FlagReceive {
 						ids = append(ids, h.RequestID)
 					}
@@ -543,7 +543,7 @@ func attackWholeBurst(ctx context.Context, addr string, deadline time.Time) (str
 					}
 				}
 				if err == nil {
-					err = r.flush()
+					err = r.Flush()
 				}
 				if err != nil {
 					break
