@@ -27,6 +27,9 @@ type sendOptions struct {
 	noProgress bool
 	headers    headerFlags
 	include    bool
+	all        bool // --all: gather every member's reply
+	publish    bool // --publish: deliver to every member, wanting no answers
+	json       bool // --json: print --all's replies, or --publish's count, as JSON
 }
 
 func newSendCommand(s *streams) *cobra.Command {
@@ -69,7 +72,13 @@ remote error's code, when the receiver gave one, is in the error line.`,
   socketbus send --channel orders --data '{"id": 7}' -H 'Content-Type: application/json' -H 'Trace-Id: 4bf92f35' --include
 
   # A file in, a file out, on another server:
-  socketbus send --server bus.example:7411 --tls --channel resize --file photo.jpg --out small.jpg`,
+  socketbus send --server bus.example:7411 --tls --channel resize --file photo.jpg --out small.jpg
+
+  # Ask every member of a channel, one JSON line per reply:
+  socketbus send --channel health --all --json --data ping --timeout 5s
+
+  # Tell every member, and print how many took it:
+  socketbus send --channel config --publish --file settings.json`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			return o.run(cmd.Context(), s, cmd.Flags().Changed("data"))
@@ -85,8 +94,12 @@ remote error's code, when the receiver gave one, is in the error line.`,
 	fs.BoolVar(&o.progress, "progress", false, "show a progress bar on stderr, whatever the size and wherever stderr goes")
 	fs.BoolVar(&o.noProgress, "no-progress", false, "never show a progress bar")
 	fs.VarP(&o.headers, "header", "H", "send a header with the request (repeatable)")
-	fs.BoolVarP(&o.include, "include", "i", false, "print the response's headers to stderr before the body")
+	fs.BoolVarP(&o.include, "include", "i", false, "print the response's headers to stderr before the body (with --all: each reply's, in its block)")
+	fs.BoolVar(&o.all, "all", false, "send to every other member of the channel and print each one's reply (a gather)")
+	fs.BoolVar(&o.publish, "publish", false, "deliver to every other member of the channel, wanting no answers, and print how many took it")
+	fs.BoolVar(&o.json, "json", false, "with --all, print each reply as a line of JSON; with --publish, the count")
 	cmd.MarkFlagsMutuallyExclusive("data", "file")
+	cmd.MarkFlagsMutuallyExclusive("all", "publish")
 	cmd.MarkFlagsMutuallyExclusive("channel", "channel-id")
 	cmd.MarkFlagsMutuallyExclusive("progress", "no-progress")
 	return cmd
@@ -101,6 +114,12 @@ func (o *sendOptions) run(ctx context.Context, s *streams, hasData bool) error {
 	if o.timeout < 0 {
 		return usagef("--timeout cannot be negative")
 	}
+	if o.all || o.publish {
+		return o.runFanOut(ctx, s, hasData, channel, name)
+	}
+	if o.json {
+		return usagef("--json needs --all or --publish")
+	}
 	body, size, err := o.body(s, hasData)
 	if err != nil {
 		return err
@@ -112,15 +131,7 @@ func (o *sendOptions) run(ctx context.Context, s *streams, hasData bool) error {
 	}
 	defer out.abort()
 
-	// Wait for a server that is down or restarting: within the request's
-	// time when it has one, else within the connect timeout.
-	o.client.waitFor = o.timeout
-	if o.timeout == 0 {
-		o.client.waitFor = o.client.connectTimeout
-	}
-	o.client.waitNotice = s.err
-	o.client.channelName = o.channel.name
-	c, err := o.client.dial(ctx, channel)
+	c, err := o.connect(ctx, s, channel)
 	if err != nil {
 		return err
 	}
@@ -180,6 +191,19 @@ func (o *sendOptions) run(ctx context.Context, s *streams, hasData bool) error {
 		prog.finish(err == nil)
 	}
 	return err
+}
+
+// connect dials the server and joins channel, waiting for a server that
+// is down or restarting: within the request's time when it has one, else
+// within the connect timeout.
+func (o *sendOptions) connect(ctx context.Context, s *streams, channel socketbus.ID) (*socketbus.Client, error) {
+	o.client.waitFor = o.timeout
+	if o.timeout == 0 {
+		o.client.waitFor = o.client.connectTimeout
+	}
+	o.client.waitNotice = s.err
+	o.client.channelName = o.channel.name
+	return o.client.dial(ctx, channel)
 }
 
 // body opens the request body and returns its size, or -1 if unknown.
