@@ -36,7 +36,7 @@ func newSendCommand(s *streams) *cobra.Command {
 	var o sendOptions
 	cmd := &cobra.Command{
 		Use:   "send",
-		Short: "Send one request and write its response to stdout",
+		Short: "Send one request and write its response to stdout (--all: every member's reply)",
 		Long: `Send one request on a channel and write its response to stdout.
 
 The body is read from stdin, unless --data or --file gives it; typed on a
@@ -54,14 +54,17 @@ fails at once, status 7, with nothing sent.
 
 On failure send exits non-zero with one line on stderr, and the exit status
 says which failure it was: 3 no peers, 4 timeout, 5 remote error, 6 server
-unreachable or not a bus port, 7 body too large, 8 unauthorized, 130
-interrupted by Ctrl-C (see "socketbus help").
+unreachable or not a bus port, 7 body too large, 8 unauthorized, 11 not
+every member answered (--all), 130 interrupted by Ctrl-C (see "socketbus
+help").
 
 -H 'Key: value' sends a header with the request (repeat it for more, or for
 several values of one key); the receiver's handler reads them. --include
 prints the response's headers to stderr, as "Key: value" lines and an empty
 line, before the body (after a failure, those the handler gave with it). A
-remote error's code, when the receiver gave one, is in the error line.`,
+remote error's code, when the receiver gave one, is in the error line.
+
+` + fanOutHelp,
 		Example: `  # The body from stdin:
   echo 'hello, bus' | socketbus send --channel upper
 

@@ -31,9 +31,9 @@ object a line per reply:
 "outcome" is completed, remote_error (the member failed the request;
 "code" is its error code, if it gave one), peer_gone (it left first),
 timeout (the deadline passed first), too_large, server_closed, cancelled,
-rejected (a server limit) or error. "body" is the body as a string when it is valid UTF-8; otherwise
-it is base64 (RFC 4648, padded) and "body_base64" is true. "header" is
-there when the reply had headers. send --all exits 0 when every member
+rejected (a server limit) or error. "body" is the body as a string when
+it is valid UTF-8; otherwise it is base64 (RFC 4648, padded) and
+"body_base64" is true. "header" is there when the reply had headers. send --all exits 0 when every member
 answered, 11 when any did not (each reply says why; stderr says how many),
 and otherwise as any send: 3 no peers, 9 more members than the server's
 --max-gather-members, and so on.
