@@ -134,6 +134,21 @@ func TestGatherEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("timeout", func(t *testing.T) {
+		startReceiver(t, bin, srv, "--channel", "slow", "--exec", "cat")
+		startReceiver(t, bin, srv, "--channel", "slow", "--exec", "cat >/dev/null; sleep 60")
+		res := send("", "--channel", "slow", "--all", "--json", "--timeout", "1s", "--data", "quick")
+		gathers++
+		checkFailure(t, res, exitPartial, "1 of 2 members did not answer: timeout 1")
+		var outcomes []string
+		for _, r := range jsonReplies(t, res.stdout) {
+			outcomes = append(outcomes, r["outcome"].(string))
+		}
+		if slices.Sort(outcomes); !slices.Equal(outcomes, []string{"completed", "timeout"}) {
+			t.Errorf("outcomes %v, want completed and timeout:\n%s", outcomes, res.stdout)
+		}
+	})
+
 	t.Run("publish", func(t *testing.T) {
 		res := send("", "--channel", "fleet", "--publish", "--data", "note")
 		publishes++
@@ -171,14 +186,15 @@ func TestGatherEndToEnd(t *testing.T) {
 			t.Errorf(`socketbus_gathers_total{kind="publish"} = %v, want %d`, got, publishes)
 		}
 		// fleet: 2 answers and 1 failure in each of 2 gathers, 3 takers in
-		// each of 2 publishes; bin 1 answer; with-headers 2.
-		for outcome, want := range map[string]float64{"completed": 2*2 + 2*3 + 1 + 2, "remote_error": 2, "peer_gone": 0} {
+		// each of 2 publishes; bin 1 answer; with-headers 2; slow 1 answer
+		// and 1 timeout.
+		for outcome, want := range map[string]float64{"completed": 2*2 + 2*3 + 1 + 2 + 1, "remote_error": 2, "timeout": 1, "peer_gone": 0} {
 			if got := labelledValue(families, "socketbus_gather_replies_total", "outcome", outcome); got != want {
 				t.Errorf(`socketbus_gather_replies_total{outcome=%q} = %v, want %v`, outcome, got, want)
 			}
 		}
 		res := runCmd(t, bin, nil, "", "status", "--monitor", srv.monitor)
-		if want := "gathers: 5, publishes: 2, their members: completed 13, remote_error 2"; !strings.Contains(res.stdout, want) {
+		if want := "gathers: 6, publishes: 2, their members: completed 14, remote_error 2, timeout 1"; !strings.Contains(res.stdout, want) {
 			t.Errorf("status lacks %q:\n%s", want, res.stdout)
 		}
 	})
