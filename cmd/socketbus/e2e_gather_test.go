@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"maps"
 	"regexp"
@@ -149,6 +150,31 @@ func TestGatherEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("a member leaves", func(t *testing.T) {
+		stays := dialTest(t, srv.addr, "leaving")
+		go serveWithHeaders(stays)
+		leaves := dialTest(t, srv.addr, "leaving")
+		go func() {
+			// Take the request, then leave without answering.
+			ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+			defer cancel()
+			if _, err := leaves.Receive(ctx); err == nil {
+				leaves.Close()
+			}
+		}()
+		res := send("", "--channel", "leaving", "--all", "--json", "--data", "bye")
+		gathers++
+		checkFailure(t, res, exitPartial, "1 of 2 members did not answer: peer_gone 1")
+		got := make(map[string]string)
+		for _, r := range jsonReplies(t, res.stdout) {
+			got[r["from"].(string)] = r["outcome"].(string)
+		}
+		want := map[string]string{stays.ID().String(): "completed", leaves.ID().String(): "peer_gone"}
+		if !maps.Equal(got, want) {
+			t.Errorf("outcomes %v, want %v", got, want)
+		}
+	})
+
 	t.Run("publish", func(t *testing.T) {
 		res := send("", "--channel", "fleet", "--publish", "--data", "note")
 		publishes++
@@ -187,14 +213,14 @@ func TestGatherEndToEnd(t *testing.T) {
 		}
 		// fleet: 2 answers and 1 failure in each of 2 gathers, 3 takers in
 		// each of 2 publishes; bin 1 answer; with-headers 2; slow 1 answer
-		// and 1 timeout.
-		for outcome, want := range map[string]float64{"completed": 2*2 + 2*3 + 1 + 2 + 1, "remote_error": 2, "timeout": 1, "peer_gone": 0} {
+		// and 1 timeout; leaving 1 answer and 1 gone.
+		for outcome, want := range map[string]float64{"completed": 2*2 + 2*3 + 1 + 2 + 1 + 1, "remote_error": 2, "timeout": 1, "peer_gone": 1} {
 			if got := labelledValue(families, "socketbus_gather_replies_total", "outcome", outcome); got != want {
 				t.Errorf(`socketbus_gather_replies_total{outcome=%q} = %v, want %v`, outcome, got, want)
 			}
 		}
 		res := runCmd(t, bin, nil, "", "status", "--monitor", srv.monitor)
-		if want := "gathers: 6, publishes: 2, their members: completed 14, remote_error 2, timeout 1"; !strings.Contains(res.stdout, want) {
+		if want := "gathers: 7, publishes: 2, their members: completed 15, peer_gone 1, remote_error 2, timeout 1"; !strings.Contains(res.stdout, want) {
 			t.Errorf("status lacks %q:\n%s", want, res.stdout)
 		}
 	})
@@ -252,4 +278,28 @@ func labelledValue(families map[string]*dto.MetricFamily, name, label, value str
 		}
 	}
 	return -1
+}
+
+// TestGatherLargeBodyEndToEnd: send --all reads a 4 MiB body from stdin
+// whole and every member gets all of it.
+func TestGatherLargeBodyEndToEnd(t *testing.T) {
+	bin := buildBinary(t)
+	srv := startServer(t, bin, nil)
+	for range 2 {
+		startReceiver(t, bin, srv, "--channel", "count", "--exec", "wc -c | tr -d ' '")
+	}
+	body := lowercase(4 << 20)
+	res := runCmd(t, bin, nil, body, "send", "--server", srv.addr, "--channel", "count", "--all")
+	if res.code != 0 || res.stderr != "" {
+		t.Fatalf("exit %d, stderr %q; want 0 and nothing", res.code, res.stderr)
+	}
+	blocks := textBlocks(t, res.stdout)
+	if len(blocks) != 2 {
+		t.Fatalf("%d blocks, want 2:\n%s", len(blocks), res.stdout)
+	}
+	for id, b := range blocks {
+		if b != "\n4194304\n" {
+			t.Errorf("member %s counted %q, want 4194304", id, b)
+		}
+	}
 }
