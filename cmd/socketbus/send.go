@@ -171,16 +171,9 @@ func (o *sendOptions) run(ctx context.Context, s *streams, hasData bool) error {
 		w = &headersFirst{w: w, stderr: s.err, h: &respHeader}
 	}
 	err = c.Send(ctx, r, w, opts...)
-	// A server that was down has just come back: the channel's receivers
-	// may still be reconnecting. A --data body can be sent again.
-	for grace := time.Now().Add(3 * time.Second); errors.Is(err, socketbus.ErrNoPeers) && o.client.waited && hasData && prog == nil && time.Now().Before(grace); {
-		t := time.NewTimer(100 * time.Millisecond)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		}
-		err = c.Send(ctx, strings.NewReader(o.data), w, opts...)
+	if hasData && prog == nil {
+		// A --data body can be sent again.
+		err = o.retryNoPeers(ctx, err, func() error { return c.Send(ctx, strings.NewReader(o.data), w, opts...) })
 	}
 	if hf, ok := w.(*headersFirst); ok {
 		hf.print() // a response without a body, or a failure

@@ -20,7 +20,10 @@ import (
 // fanOutHelp is the part of send's help about --all and --publish.
 const fanOutHelp = `--all sends the request to every other member of the channel present when
 the server accepts it, on every node of the bus (a gather), and prints each
-reply as it arrives, with its member's client ID. By default one block per
+reply as it arrives, with its member's client ID. Every other client joined
+to the channel is a member, whether it receives or not: another send
+running on the channel is one, and its reply is an error (it left, or the
+timeout passed, without taking the request). By default one block per
 reply: a line "== ID" then the body (a newline added when it lacks one), or
 a line "== ID error: WHY" for a member that failed, left or ran out of
 time; with --include the reply's headers, as "Key: value" lines and an
@@ -98,11 +101,12 @@ func (o *sendOptions) runFanOut(ctx context.Context, s *streams, hasData bool, c
 	opts := []socketbus.CallOption{socketbus.WithHeader(o.headers.h)}
 	if o.publish {
 		var took int
-		err = o.retryNoPeers(ctx, func() error {
+		publish := func() error {
 			var err error
 			took, err = c.Publish(ctx, body, opts...)
 			return err
-		})
+		}
+		err = o.retryNoPeers(ctx, publish(), publish)
 		if err != nil {
 			return where(err)
 		}
@@ -115,7 +119,8 @@ func (o *sendOptions) runFanOut(ctx context.Context, s *streams, hasData bool, c
 	}
 
 	p := &replyPrinter{w: s.out, json: o.json, include: o.include, failed: make(map[string]int)}
-	err = o.retryNoPeers(ctx, func() error { return c.GatherFunc(ctx, body, p.print, opts...) })
+	gather := func() error { return c.GatherFunc(ctx, body, p.print, opts...) }
+	err = o.retryNoPeers(ctx, gather(), gather)
 	switch {
 	case err != nil:
 		return where(err)
@@ -127,11 +132,11 @@ func (o *sendOptions) runFanOut(ctx context.Context, s *streams, hasData bool, c
 	return nil
 }
 
-// retryNoPeers runs send and, if the server was down when send started
-// and has just come back, runs it again while it fails with ErrNoPeers
-// for up to 3 s: the channel's members may still be reconnecting.
-func (o *sendOptions) retryNoPeers(ctx context.Context, send func() error) error {
-	err := send()
+// retryNoPeers returns err, the error of a first try, unless it is
+// ErrNoPeers and the server was down when send started: a server that has
+// just come back may still be waiting for the channel's members to
+// reconnect, so again tries again, for up to 3 s, while it fails so.
+func (o *sendOptions) retryNoPeers(ctx context.Context, err error, again func() error) error {
 	for grace := time.Now().Add(3 * time.Second); errors.Is(err, socketbus.ErrNoPeers) && o.client.waited && time.Now().Before(grace); {
 		t := time.NewTimer(100 * time.Millisecond)
 		select {
@@ -139,7 +144,7 @@ func (o *sendOptions) retryNoPeers(ctx context.Context, send func() error) error
 		case <-ctx.Done():
 			t.Stop()
 		}
-		err = send()
+		err = again()
 	}
 	return err
 }
