@@ -120,11 +120,16 @@ func TestGatherFuncStopsEarly(t *testing.T) {
 	_, addr := startServer(t, server.Config{})
 	ch := socketbus.ChannelFromName("gather-early")
 	sender := dial(t, addr, ch)
+	slowHas := make(chan struct{})
 	fast := dial(t, addr, ch)
-	serveAs(t, fast, func(r *socketbus.Request) { _ = r.Respond(stringsReader("first")) })
+	serveAs(t, fast, func(r *socketbus.Request) {
+		<-slowHas // so that the slow member holds its part when the gather ends
+		_ = r.Respond(stringsReader("first"))
+	})
 	cancelled := make(chan error, 1)
 	slow := dial(t, addr, ch)
 	serveAs(t, slow, func(r *socketbus.Request) {
+		close(slowHas)
 		<-r.Context().Done()
 		cancelled <- context.Cause(r.Context())
 	})
