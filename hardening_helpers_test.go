@@ -3,108 +3,32 @@ package socketbus_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net"
-	"runtime"
 	"sort"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/socketbus/socketbus"
 	"github.com/socketbus/socketbus/internal/testpeer"
-	"github.com/socketbus/socketbus/internal/wire"
-	"github.com/socketbus/socketbus/server"
 
 	"github.com/socketbus/socketbus/internal/heapsample"
 )
 
 // Helpers for the hardening tests (hardening_*_test.go). They return errors
-// instead of failing the test, so that worker goroutines can use them.
+// instead of failing the test, so that worker goroutines can use them. The
+// ones package server's hardening tests use too are in internal/testpeer.
+var (
+	hardDial         = testpeer.OpenSmall
+	hardJoin         = testpeer.JoinSmall
+	hardSettle       = testpeer.Settle
+	hardLiveHeap     = heapsample.Live
+	hardResponders   = testpeer.Responders
+	hardStreamFrames = testpeer.WholeStream
+)
 
-// hardDial opens a raw connection to addr without joining. Its reads and
-// writes fail after 30 s; its read buffer is small, for tests that hold
-// thousands of connections.
-func hardDial(addr string) (*testpeer.Conn, error) {
-	return testpeer.Open(addr, testpeer.Options{ReaderSize: 512})
-}
-
-// hardJoin dials addr and joins channel with token, by hand.
-func hardJoin(addr string, channel socketbus.ID, token string) (*testpeer.Conn, error) {
-	c, err := hardDial(addr)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.JoinChannel(channel, []byte(token)); err != nil {
-		c.NC.Close()
-		return nil, err
-	}
-	return c, nil
-}
-
-// hardSettle waits until srv has no more open connections than
-// baseConns and the process runs no more goroutines than baseGoroutines,
-// or until timeout; it returns what it last saw. A test calls it once every
-// connection it opened has read EOF, so the server has closed each socket.
-// The connections leaving Stats it waits for as events (testpeer.Watch);
-// what remains then is their goroutines returning, a few instructions
-// after, which no event can tell: for that alone it yields the processor
-// until the count is down. It never sleeps.
-func hardSettle(t testing.TB, srv *server.Server, baseConns, baseGoroutines int, timeout time.Duration) (conns, goroutines int) {
-	deadline := time.Now().Add(timeout)
-	testpeer.WatchServer(t, srv).Until(timeout, func() bool { return srv.Stats().Connections <= baseConns })
-	for {
-		conns, goroutines = srv.Stats().Connections, runtime.NumGoroutine()
-		if conns <= baseConns && goroutines <= baseGoroutines || time.Now().After(deadline) {
-			return conns, goroutines
-		}
-		runtime.Gosched()
-	}
-}
-
-// hardLiveHeap collects garbage and returns the live heap in bytes.
-func hardLiveHeap() uint64 { return heapsample.Live() }
-
-// hardResponders runs n goroutines per client that answer every request
-// they receive: with respond, or when it is nil with upper(body). Requests
-// that end before their body is read (cancelled, peer gone) are skipped.
-// stop ends them and waits.
-func hardResponders(clients []*socketbus.Client, n int, respond func(req *socketbus.Request, body []byte)) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for _, c := range clients {
-		for range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for ctx.Err() == nil {
-					req, err := c.Receive(ctx)
-					if err != nil {
-						if ctx.Err() != nil || errors.Is(err, socketbus.ErrClosed) {
-							return
-						}
-						continue
-					}
-					body, err := io.ReadAll(req.Body)
-					if err != nil {
-						continue
-					}
-					if respond != nil {
-						respond(req, body)
-					} else {
-						req.Respond(bytes.NewReader(upper(body)))
-					}
-				}
-			}()
-		}
-	}
-	return func() {
-		cancel()
-		wg.Wait()
-	}
-}
+// hardCounts tallies outcomes from many goroutines.
+type hardCounts = testpeer.Counts
 
 // hardLatencies runs rounds round trips from each requester, one at a
 // time per requester, and returns their latencies sorted, or the first
@@ -234,63 +158,4 @@ func hardStallDialer(swallow bool, readBuffer int, conns chan<- *hardStallConn) 
 		conns <- sc
 		return sc, nil
 	})
-}
-
-// hardCounts tallies outcomes from many goroutines.
-type hardCounts struct {
-	mu    sync.Mutex
-	n     map[string]int
-	first map[string]error
-}
-
-func (c *hardCounts) add(kind string, err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n == nil {
-		c.n, c.first = make(map[string]int), make(map[string]error)
-	}
-	c.n[kind]++
-	if err != nil && c.first[kind] == nil {
-		c.first[kind] = err
-	}
-}
-
-func (c *hardCounts) get(kind string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n[kind]
-}
-
-// String lists the counts by kind, sorted, with each kind's first error.
-func (c *hardCounts) String() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	kinds := make([]string, 0, len(c.n))
-	for k := range c.n {
-		kinds = append(kinds, k)
-	}
-	sort.Strings(kinds)
-	var b bytes.Buffer
-	for i, k := range kinds {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "%s %d", k, c.n[k])
-		if err := c.first[k]; err != nil {
-			fmt.Fprintf(&b, " (first: %v)", err)
-		}
-	}
-	return b.String()
-}
-
-// hardResponseFrames encodes a whole response to request id, from client
-// from on channel: start, one chunk with body, end.
-func hardResponseFrames(from, channel, id socketbus.ID, body []byte) []byte {
-	return hardStreamFrames(wire.FlagResponse, from, channel, id, body)
-}
-
-// hardStreamFrames encodes a whole stream with flags (a request or a
-// response): start, one chunk with body, end.
-func hardStreamFrames(flags wire.Flags, from, channel, id socketbus.ID, body []byte) []byte {
-	return testpeer.Stream(wire.Header{Version: wire.Version, Flags: flags, RequestID: id, ClientID: from, ChannelID: channel}, body)
 }

@@ -52,18 +52,18 @@ func TestHardeningMaxConnections(t *testing.T) {
 			defer wg.Done()
 			c, err := hardDial(addr)
 			if err != nil {
-				counts.add("dial failed", err)
+				counts.Add("dial failed", err)
 				return
 			}
 			defer c.Close()
 			_, code, err := c.Refusal()
 			switch {
 			case err != nil:
-				counts.add("not refused cleanly", err)
+				counts.Add("not refused cleanly", err)
 			case code != wire.CodeLimit:
-				counts.add("wrong code", errors.New("got code "+code.String()+", want limit"))
+				counts.Add("wrong code", errors.New("got code "+code.String()+", want limit"))
 			default:
-				counts.add("refused", nil)
+				counts.Add("refused", nil)
 			}
 		}()
 	}
@@ -72,7 +72,7 @@ func TestHardeningMaxConnections(t *testing.T) {
 	if err != nil {
 		t.Fatalf("round trips of the joined clients while extras were refused: %v", err)
 	}
-	if got := counts.get("refused"); got != extras {
+	if got := counts.Get("refused"); got != extras {
 		t.Fatalf("extra connections refused with a limit error frame and a close: got %d, want %d (%v)", got, extras, &counts)
 	}
 	dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
@@ -97,7 +97,7 @@ func TestHardeningMaxConnections(t *testing.T) {
 	}
 	st := srv.Stats()
 	t.Logf("MaxConnections %d: %d extra connections refused with a limit error frame and closed, Dial at the limit got ErrLimit; the %d joined clients completed %d round trips meanwhile (p99 %v), 0 failed; server counts %d open, %v",
-		limit, counts.get("refused"), limit, len(lat), hardPercentile(lat, 99), st.Connections, st.Requests)
+		limit, counts.Get("refused"), limit, len(lat), hardPercentile(lat, 99), st.Connections, st.Requests)
 }
 
 // TestHardeningRequestLimits: a client past MaxInFlightPerClient, and a

@@ -1,4 +1,4 @@
-package socketbus_test
+package server_test
 
 import (
 	"errors"
@@ -31,7 +31,7 @@ func (c *hardClosings) add(d time.Duration, kind string, err error) {
 	c.mu.Lock()
 	c.elapsed = append(c.elapsed, d)
 	c.mu.Unlock()
-	c.counts.add(kind, err)
+	c.counts.Add(kind, err)
 }
 
 // check fails t unless every connection was closed within [least, most]
@@ -113,7 +113,7 @@ func TestHardeningStalledFrames(t *testing.T) {
 			}
 			start := time.Now()
 			if _, err := c.NC.Write(partial); err != nil {
-				closings.counts.add("write failed", err)
+				closings.counts.Add("write failed", err)
 				return
 			}
 			_, code, err := c.Refusal()
@@ -130,7 +130,7 @@ func TestHardeningStalledFrames(t *testing.T) {
 	peak := sampler.Stop()
 	open, goroutines := hardSettle(t, srv, baseConns, baseline, 30*time.Second)
 
-	got := closings.counts.get("40 header bytes") + closings.counts.get("half a payload")
+	got := closings.counts.Get("40 header bytes") + closings.counts.Get("half a payload")
 	timing := closings.check(t, readTimeout, readTimeout+5*time.Second)
 	t.Logf("%d connections joined, then stalled inside a frame (read deadline %v): %d got an idle error frame and a close (%v); %s; peak live heap %.1f MiB, %.1f MiB over the %.1f MiB before they connected (%.0f KiB per connection, test clients included); leaks %d",
 		conns, readTimeout, got, &closings.counts, timing, float64(peak)/(1<<20), float64(peak-min(peak, heapBefore))/(1<<20), float64(heapBefore)/(1<<20),
@@ -165,7 +165,7 @@ func TestHardeningNeverJoin(t *testing.T) {
 			start := time.Now()
 			c, err := hardDial(addr)
 			if err != nil {
-				closings.counts.add("dial failed", err)
+				closings.counts.Add("dial failed", err)
 				return
 			}
 			defer c.Close()
@@ -181,7 +181,7 @@ func TestHardeningNeverJoin(t *testing.T) {
 			}
 			if len(partial) > 0 {
 				if _, err := c.NC.Write(partial); err != nil {
-					closings.counts.add("write failed", err)
+					closings.counts.Add("write failed", err)
 					return
 				}
 			}
@@ -201,7 +201,7 @@ func TestHardeningNeverJoin(t *testing.T) {
 	wg.Wait()
 	open, goroutines := hardSettle(t, srv, baseConns, baseline, 30*time.Second)
 
-	got := closings.counts.get("idle error frame and EOF") + closings.counts.get("EOF alone")
+	got := closings.counts.Get("idle error frame and EOF") + closings.counts.Get("EOF alone")
 	timing := closings.check(t, joinTimeout, joinTimeout+5*time.Second)
 	t.Logf("%d connections that never joined (JoinTimeout %v): %d closed (%v); %s; leaks %d",
 		conns, joinTimeout, got, &closings.counts, timing, max(open-baseConns, 0)+max(goroutines-baseline, 0))

@@ -1,4 +1,4 @@
-package socketbus_test
+package server_test
 
 import (
 	"context"
@@ -87,7 +87,7 @@ func TestHardeningMalformedHeaders(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, uint64(w)))
 			for next.Add(1) <= conns {
 				kind, err := hardMalformedOne(rng, addr, channel)
-				counts.add(kind, err)
+				counts.Add(kind, err)
 			}
 		}()
 	}
@@ -108,7 +108,7 @@ func TestHardeningMalformedHeaders(t *testing.T) {
 		t.Fatalf("receiver after the malformed headers: %v", err)
 	}
 
-	good := counts.get("refused before join") + counts.get("refused after join") + counts.get("refused non-join first frame")
+	good := counts.Get("refused before join") + counts.Get("refused after join") + counts.Get("refused non-join first frame")
 	t.Logf("malformed headers (seed %d): %d connections tried in %v, %d refused with the right code and closed (%v); crashes 0; leaks %d (open connections %d against a baseline of %d, goroutines %d against %d)",
 		seed, conns, elapsed.Round(time.Millisecond), good, &counts, leaks, open, baseConns, goroutines, baseline)
 	if good != conns {
