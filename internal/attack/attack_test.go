@@ -51,7 +51,7 @@ var attacks = []attack{
 	{"f_honest_16k_many_streams", "16 KiB chunks on many streams and channels to receivers that never grant", attackHonestMany},
 	{"g_two_frame_crash", "start|request, then response|credit for the same request", attackTwoFrames},
 	{"h_whole_responses_burst", "receivers hold 900 requests each and answer them all at once with 64 KiB whole responses (v2)", attackWholeBurst},
-	{"i_gathers_to_stalled_members", "4 senders flood 16 KiB gathers to 64 members that never read", attackGathers},
+	{"j_gathers_to_stalled_members", "4 senders flood 16 KiB gathers to 64 members that never read", attackGathers},
 }
 
 // TestAttacks runs each attack against a fresh `socketbus serve` process
