@@ -13,6 +13,7 @@ import (
 	"github.com/socketbus/socketbus/internal/budget"
 	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/router"
+	"github.com/socketbus/socketbus/internal/testhook"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -170,8 +171,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	begun := time.Now()
 	s.router.Refuse() // before the notice: nothing read after it is delivered
 	s.noticeDrain()
-	if testHookNoticed != nil {
-		testHookNoticed()
+	if hooks := testhook.For(s); hooks != nil && hooks.Noticed != nil {
+		hooks.Noticed()
 	}
 	live := s.router.InFlight()
 	s.beginShutdown()
@@ -234,10 +235,6 @@ func (s *Server) noticeDrain() {
 		_ = c.conn.Enqueue(frame.Frame{Header: h})
 	}
 }
-
-// testHookNoticed, when set by a test, is called by Shutdown right after
-// it has sent the drain notices.
-var testHookNoticed func()
 
 // Close stops the server at once: listeners and connections are closed and
 // requests in flight end with errors. Serve returns an error matching socketbus.ErrServerClosed.
