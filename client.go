@@ -375,6 +375,7 @@ func (c *Client) finish(err error) {
 		}
 		sends := c.sends
 		held := c.held // every request in ready is in held too, or has ended
+		ready := c.ready
 		waiters := c.waiters
 		c.sends, c.held, c.waiters, c.ready = map[ID]*sendCall{}, map[ID]*Request{}, nil, nil
 		c.link.changedLocked()
@@ -391,6 +392,9 @@ func (c *Client) finish(err error) {
 		}
 		for _, r := range held {
 			r.abort(err)
+		}
+		for _, r := range ready {
+			r.body.abandon(err) // nobody was handed it
 		}
 		close(c.done)
 	})

@@ -76,7 +76,9 @@ func (c *Client) pushedLocked(cc *clientConn, r *Request) error {
 	p := c.push
 	if cc.pushCredit <= 0 || (p == nil && !cc.retired) {
 		c.mu.Unlock()
-		return wire.Errorf(wire.CodeProtocol, "request %x pushed beyond the credit granted", r.ID)
+		err := wire.Errorf(wire.CodeProtocol, "request %x pushed beyond the credit granted", r.ID)
+		r.body.abandon(err) // nobody will read it
+		return err
 	}
 	cc.pushCredit--
 	c.held[r.ID] = r
@@ -219,6 +221,7 @@ func (c *Client) nextPushed(ctx context.Context, p *pushState) (*Request, error)
 			p.queue = p.queue[1:]
 			if r.ended() {
 				c.oweLocked(p, 1) // it ended at the server; its handler is free
+				r.body.abandon(r.window.ended())
 				continue
 			}
 			more := len(p.queue) > 0
