@@ -23,6 +23,10 @@ type shape struct {
 	// Response is the body every responder answers with; it is shared and
 	// read-only.
 	Response []byte
+	// Fanout makes every round trip reach each responder once: RoundTrip
+	// returns once all of them have answered, with the length of all their
+	// responses together (gather.go).
+	Fanout bool
 }
 
 // A deployment is a started system.
@@ -40,6 +44,13 @@ type requester interface {
 	// RoundTrip sends body as a request, consumes the whole response and
 	// returns its length.
 	RoundTrip(ctx context.Context, body []byte) (int, error)
+}
+
+// A picky system runs only the shapes it accepts; a system that is not
+// picky runs every shape.
+type picky interface {
+	// Accepts reports whether the system can run sh.
+	Accepts(sh shape) bool
 }
 
 // A frameCounter is a deployment whose server counts the frames it reads
