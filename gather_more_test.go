@@ -196,3 +196,60 @@ func TestGatherToReceivers(t *testing.T) {
 		t.Fatalf("%d members answered, want 2", n)
 	}
 }
+
+// TestGatherThroughAShutdown: a server shut down gracefully mid-gather
+// lets the member holding its part answer, and the gather ends with that
+// reply; a member that had not been given its part yet gets
+// ErrServerClosed, never a run after the drain.
+func TestGatherThroughAShutdown(t *testing.T) {
+	srv, addr := startServer(t, server.Config{})
+	ch := socketbus.ChannelFromName("gather-shutdown")
+	sender := dial(t, addr, ch)
+	holding := make(chan struct{})
+	release := make(chan struct{})
+	holder := dial(t, addr, ch)
+	serveAs(t, holder, func(r *socketbus.Request) {
+		close(holding)
+		<-release
+		_ = r.Respond(stringsReader("answered"))
+	})
+	idle := dial(t, addr, ch) // joined, never receives: its part waits queued
+	type result struct {
+		replies []socketbus.Reply
+		err     error
+	}
+	res := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		replies, err := sender.Gather(ctx, []byte("x"))
+		res <- result{replies, err}
+	}()
+	<-holding
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		shut <- srv.Shutdown(ctx)
+	}()
+	close(release)
+	r := <-res
+	if r.err != nil || len(r.replies) != 2 {
+		t.Fatalf("Gather through a shutdown: %+v, %v", r.replies, r.err)
+	}
+	for _, rep := range r.replies {
+		switch rep.From {
+		case holder.ID():
+			if rep.Err != nil || string(rep.Body) != "answered" {
+				t.Errorf("the holding member: %q, %v", rep.Body, rep.Err)
+			}
+		case idle.ID():
+			if !errors.Is(rep.Err, socketbus.ErrServerClosed) {
+				t.Errorf("the member never given its part: %v, want ErrServerClosed", rep.Err)
+			}
+		}
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
