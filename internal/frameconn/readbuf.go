@@ -7,14 +7,14 @@ import "io"
 // nats-server's client read buffer does: it starts at minReadBuffer, so an
 // idle connection holds little; doubles, up to maxReadBuffer, after a read
 // that fills it, so a burst of small frames is read in few system calls;
-// and halves after shrinkAfter reads in a row that use less than a quarter
+// and halves after shrinkAfter (8) reads in a row that use less than a quarter
 // of it. A payload at least as large as the buffer bypasses it and is read
 // straight into the payload's own buffer.
 
 const (
 	minReadBuffer = 512
 	maxReadBuffer = 16 << 10
-	shrinkAfter   = 4
+	shrinkAfter   = 8
 )
 
 // readBuffer is a buffered reader with bufio.Reader's Buffered, Peek and
