@@ -170,3 +170,26 @@ func parseCell(s string) (StateCell, bool) {
 	}
 	return StateCell{Outcome: outcome, To: to}, true
 }
+
+// GatherCreditAhead returns by how many bytes the outstanding credit of
+// the tracked gather's sender exceeds that of its slowest part still
+// reading the body: above zero, a part can be fed more than it granted.
+// It is 0 for a request that is not a gather, or whose body has ended.
+func (tr *TrackedRequest) GatherCreditAhead() int {
+	ch := tr.m.ch
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if tr.req == nil {
+		tr.req = ch.requests[tr.id]
+	}
+	if tr.req == nil || tr.req.fan == nil || tr.req.body.ended {
+		return 0
+	}
+	ahead := 0
+	for _, c := range tr.req.fan.children {
+		if c.state != reqEnded && !c.body.ended {
+			ahead = max(ahead, tr.req.body.upOutstanding-c.body.upOutstanding)
+		}
+	}
+	return ahead
+}

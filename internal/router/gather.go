@@ -34,6 +34,11 @@ type gather struct {
 	live     int                  // children without an outcome
 	took     int                  // members that took a published request
 
+	// feeding is set while fanOutLocked copies the sender's frames into
+	// the children: a child pumped on the way may ask for a grant, which
+	// waits until every child has its copy (fanGrantLocked).
+	feeding bool
+
 	// Parts for other nodes (legs, docs/PROTOCOL.md section 24.5): one
 	// child per remote receiver, with the members its node announced.
 	legs  map[*request]*leg
@@ -272,6 +277,7 @@ func (ch *channel) unqueueLocked(req *request) {
 func (ch *channel) fanOutLocked(parent *request) {
 	g := parent.fan
 	rl := &parent.body
+	g.feeding = true
 	for i := range rl.pending {
 		pf := &rl.pending[i]
 		for _, c := range g.children {
@@ -282,6 +288,7 @@ func (ch *channel) fanOutLocked(parent *request) {
 		}
 		pf.Release()
 	}
+	g.feeding = false
 	clear(rl.pending)
 	rl.pending = rl.pending[:0]
 	rl.pendingBytes = 0
@@ -320,22 +327,32 @@ func (ch *channel) feedChildLocked(c *request, pf *frame.Frame) {
 // reading the body has granted: the smallest of their outstanding credits,
 // less what the sender holds. A sender that still holds credit is granted
 // only in steps of its initial credit or more.
+//
+// The sender's outstanding credit never exceeds a reading child's, so no
+// child is fed more than it granted: both fall by each frame, the sender's
+// when it arrives and the child's when it is copied in, and a grant is
+// computed only once every child has its copy (feeding). A grant computed
+// between two copies once counted the frame against some children and
+// not the others, and let the sender run past the slowest child's window.
 func (ch *channel) fanGrantLocked(g *gather) {
 	p := g.parent
 	rl := &p.body
 	if p.state == reqEnded || rl.ended {
 		return
 	}
-	allow := -1
+	if g.feeding {
+		return // fanOutLocked grants once every child has the frame
+	}
+	allow, reading := 0, false
 	for _, c := range g.children {
 		if c.state == reqEnded || c.body.ended {
 			continue
 		}
-		if allow < 0 || c.body.upOutstanding < allow {
-			allow = c.body.upOutstanding
+		if !reading || c.body.upOutstanding < allow {
+			allow, reading = c.body.upOutstanding, true
 		}
 	}
-	if allow < 0 {
+	if !reading {
 		allow = ch.r.cfg.Window // nobody reads it any more: the rest is dropped
 	}
 	n := allow - rl.upOutstanding
