@@ -94,45 +94,62 @@ func (d *natsDeployment) connect(sh shape, respondURL, requestURL string) error 
 			return fmt.Errorf("nats: connect responder: %w", err)
 		}
 		d.responders = append(d.responders, nc)
-		sub, err := nc.QueueSubscribe(natsSubject, natsQueue, func(m *nats.Msg) {
-			if len(m.Data) != sh.RequestSize {
-				d.fail(fmt.Errorf("nats: request of %d bytes, want %d", len(m.Data), sh.RequestSize))
-			}
-			if len(m.Header) != len(sh.Headers) {
-				d.fail(fmt.Errorf("nats: request with %d header(s), want %d", len(m.Header), len(sh.Headers)))
-			}
-			if err := m.Respond(sh.Response); err != nil {
-				d.fail(fmt.Errorf("nats: respond: %w", err))
-			}
-		})
-		if err != nil {
-			return fmt.Errorf("nats: subscribe: %w", err)
-		}
-		// No client-side limit: flow is bounded by the closed-loop requesters.
-		if err := sub.SetPendingLimits(-1, -1); err != nil {
-			return fmt.Errorf("nats: pending limits: %w", err)
-		}
-		// The subscription is registered at the server once Flush returns.
-		if err := nc.Flush(); err != nil {
-			return fmt.Errorf("nats: flush: %w", err)
+		if err := d.serve(nc, natsSubject, sh); err != nil {
+			return err
 		}
 	}
-	var header nats.Header
-	if len(sh.Headers) > 0 {
-		header = nats.Header{}
-		for _, f := range sh.Headers {
-			header.Add(f.key, f.value)
-		}
-	}
+	header := natsHeader(sh)
 	for range sh.Requesters {
 		nc, err := nats.Connect(requestURL, nats.NoReconnect())
 		if err != nil {
 			return fmt.Errorf("nats: connect requester: %w", err)
 		}
 		d.requesters = append(d.requesters, nc)
-		d.reqs = append(d.reqs, natsRequester{nc: nc, header: header})
+		d.reqs = append(d.reqs, natsRequester{nc: nc, subject: natsSubject, header: header})
 	}
 	return nil
+}
+
+// serve makes nc a responder on subject, in the responders' queue group,
+// answering every request with sh.Response, and returns once the server
+// has the subscription.
+func (d *natsDeployment) serve(nc *nats.Conn, subject string, sh shape) error {
+	sub, err := nc.QueueSubscribe(subject, natsQueue, func(m *nats.Msg) {
+		if len(m.Data) != sh.RequestSize {
+			d.fail(fmt.Errorf("nats: request of %d bytes, want %d", len(m.Data), sh.RequestSize))
+		}
+		if len(m.Header) != len(sh.Headers) {
+			d.fail(fmt.Errorf("nats: request with %d header(s), want %d", len(m.Header), len(sh.Headers)))
+		}
+		if err := m.Respond(sh.Response); err != nil {
+			d.fail(fmt.Errorf("nats: respond: %w", err))
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("nats: subscribe: %w", err)
+	}
+	// No client-side limit: flow is bounded by the closed-loop requesters.
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		return fmt.Errorf("nats: pending limits: %w", err)
+	}
+	// The subscription is registered at the server once Flush returns.
+	if err := nc.Flush(); err != nil {
+		return fmt.Errorf("nats: flush: %w", err)
+	}
+	return nil
+}
+
+// natsHeader returns sh's headers as a nats.Header, or nil when it has
+// none.
+func natsHeader(sh shape) nats.Header {
+	if len(sh.Headers) == 0 {
+		return nil
+	}
+	header := nats.Header{}
+	for _, f := range sh.Headers {
+		header.Add(f.key, f.value)
+	}
+	return header
 }
 
 func (d *natsDeployment) fail(err error) {
@@ -161,20 +178,21 @@ func (d *natsDeployment) Close() error {
 	return d.respErr
 }
 
-// natsRequester sends requests on one connection, with header on each
-// when it has one.
+// natsRequester sends requests to subject on one connection, with header
+// on each when it has one.
 type natsRequester struct {
-	nc     *nats.Conn
-	header nats.Header // shared, read-only
+	nc      *nats.Conn
+	subject string
+	header  nats.Header // shared, read-only
 }
 
 func (r natsRequester) RoundTrip(ctx context.Context, body []byte) (int, error) {
 	var m *nats.Msg
 	var err error
 	if r.header != nil {
-		m, err = r.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: natsSubject, Data: body, Header: r.header})
+		m, err = r.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: r.subject, Data: body, Header: r.header})
 	} else {
-		m, err = r.nc.RequestWithContext(ctx, natsSubject, body)
+		m, err = r.nc.RequestWithContext(ctx, r.subject, body)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("nats: request: %w", err)
