@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/socketbus/socketbus"
@@ -16,6 +17,13 @@ import (
 // pool of dialers, as a fleet of processes starting together would be,
 // kept well under the listen backlog (4,096 on Linux by default).
 const scaleDialers = 64
+
+// scaleConnectTimeout bounds a NATS client's connection handshake in the
+// scaling workloads. nats.go's default, 2 s, cut joins short on the
+// shared machine while thousands of clients joined (a run failed with an
+// i/o timeout); socketbus's Dial waits as long as its context lets it
+// (the server's join timeout is 5 s).
+const scaleConnectTimeout = 30 * time.Second
 
 // A scaleSystem dials many clients to a server in a child process
 // (childServer), using the public API only, as a new user would.
@@ -168,7 +176,7 @@ func closeNATS(nc *nats.Conn) { nc.Close() }
 func (natsScale) Idle(ctx context.Context, addr string, n int, channel func(int) int) (io.Closer, error) {
 	url := "nats://" + addr
 	cs, err := dialAll(ctx, n, func(ctx context.Context, i int) (*nats.Conn, error) {
-		nc, err := nats.Connect(url, nats.NoReconnect())
+		nc, err := nats.Connect(url, nats.NoReconnect(), nats.Timeout(scaleConnectTimeout))
 		if err != nil {
 			return nil, fmt.Errorf("nats: connect: %w", err)
 		}
@@ -192,7 +200,7 @@ func (natsScale) Start(ctx context.Context, addr string, l layout, sh shape) (de
 	url := "nats://" + addr
 	d := &natsDeployment{}
 	responders, err := dialAll(ctx, l.channels*l.responders, func(ctx context.Context, i int) (*nats.Conn, error) {
-		nc, err := nats.Connect(url, nats.NoReconnect())
+		nc, err := nats.Connect(url, nats.NoReconnect(), nats.Timeout(scaleConnectTimeout))
 		if err != nil {
 			return nil, fmt.Errorf("nats: connect responder: %w", err)
 		}
@@ -207,7 +215,7 @@ func (natsScale) Start(ctx context.Context, addr string, l layout, sh shape) (de
 	}
 	d.responders = responders
 	requesters, err := dialAll(ctx, l.requesters, func(ctx context.Context, i int) (*nats.Conn, error) {
-		nc, err := nats.Connect(url, nats.NoReconnect())
+		nc, err := nats.Connect(url, nats.NoReconnect(), nats.Timeout(scaleConnectTimeout))
 		if err != nil {
 			return nil, fmt.Errorf("nats: connect requester: %w", err)
 		}
