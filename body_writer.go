@@ -39,7 +39,7 @@ func (c *Client) sendPieceKeeping(w *sendWindow, flags wire.Flags, id ID, body i
 	hl := len(headers) // the body is read after the header block
 	buf := frame.GetBuffer(hl + n)
 	copy(buf, headers)
-	got, rerr = fill(body, buf[hl:hl+n])
+	got, rerr = fillPooled(body, buf, buf[hl:hl+n])
 	if rerr == nil && got == n && start != nil && drained(body) {
 		rerr = io.EOF // a body of exactly n bytes fits its first frame too
 	}
@@ -104,6 +104,21 @@ queue:
 		w.mu.Unlock()
 	}
 	return got, seq, rerr, serr
+}
+
+// fillPooled is fill into p, a part of buf, a pooled buffer the caller
+// owns: if body's Read panics (a handler's reader, whose panic Serve
+// recovers), buf goes back to the pool before the panic goes on.
+func fillPooled(body io.Reader, buf, p []byte) (n int, err error) {
+	filled := false
+	defer func() {
+		if !filled {
+			frame.PutBuffer(buf)
+		}
+	}()
+	n, err = fill(body, p)
+	filled = true
+	return n, err
 }
 
 // drained reports whether body is known to have nothing left, without

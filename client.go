@@ -54,21 +54,7 @@ type Client struct {
 	// notice, still open for what they carry (client_conn.go).
 	retired map[*clientConn]struct{}
 
-	// Test hooks (export_test.go): a push waits for takeGate before a
-	// handler may take it, and each push queued is told to pushedHook;
-	// Close calls closeHook once the pushes are stopped and given back,
-	// before it drains the connection, and endPush calls endPushHook once
-	// it has emptied the queue of pushed requests.
-	takeGate    chan struct{}
-	pushedHook  chan ID
-	closeHook   func()
-	endPushHook func()
-	// installHook is called by redial once a server has taken the join,
-	// before the connection is made current; lossHook by afterLoss once
-	// the lost connection's goroutines have stopped, before it looks at
-	// the client's tables.
-	installHook, lossHook func()
-	returned              atomic.Int64 // pushed requests given back to the server
+	returned atomic.Int64 // pushed requests given back to the server
 
 	ctx    context.Context // cancelled when the client closes
 	cancel context.CancelCauseFunc
@@ -352,8 +338,8 @@ func (c *Client) Close() error {
 	if p != nil {
 		c.endPush(p, closeDrainTimeout) // pushed requests no handler took go back to the server
 	}
-	if c.closeHook != nil {
-		c.closeHook()
+	if h := hooksFor(c); h != nil && h.close != nil {
+		h.close()
 	}
 	c.mu.Lock()
 	var conns []*clientConn
@@ -389,6 +375,7 @@ func (c *Client) finish(err error) {
 		}
 		sends := c.sends
 		held := c.held // every request in ready is in held too, or has ended
+		ready := c.ready
 		waiters := c.waiters
 		c.sends, c.held, c.waiters, c.ready = map[ID]*sendCall{}, map[ID]*Request{}, nil, nil
 		c.link.changedLocked()
@@ -405,6 +392,9 @@ func (c *Client) finish(err error) {
 		}
 		for _, r := range held {
 			r.abort(err)
+		}
+		for _, r := range ready {
+			r.body.abandon(err) // nobody was handed it
 		}
 		close(c.done)
 	})

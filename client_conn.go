@@ -135,6 +135,8 @@ func (c *Client) dropConnLocked(cc *clientConn) (calls []*sendCall, held []*Requ
 	for _, r := range c.ready {
 		if r.cc != cc {
 			ready = append(ready, r)
+		} else {
+			r.body.abandon(ErrDisconnected) // nobody was handed it
 		}
 	}
 	clear(c.ready[len(ready):])
@@ -149,7 +151,10 @@ func (c *Client) dropConnLocked(cc *clientConn) (calls []*sendCall, held []*Requ
 		keep := p.queue[:0]
 		for _, r := range p.queue {
 			if r.cc == cc {
-				p.owed++ // aborted with the connection, its handler free
+				// Aborted with the connection, its handler free; no
+				// handler was handed it.
+				p.owed++
+				r.body.abandon(ErrDisconnected)
 			} else {
 				keep = append(keep, r)
 			}

@@ -183,6 +183,10 @@ func (c *Client) handleResponseFrame(cc *clientConn, f frame.Frame) error {
 		f.Release()
 		return nil
 	}
+	if call.gather != nil {
+		f.Release()
+		return wire.Errorf(wire.CodeProtocol, "a plain response to gather %s: its replies come with the all flag", ID(h.RequestID))
+	}
 	call.delivery.answered.Store(true)
 	if h.Type == wire.TypeStart {
 		if h.Sequence != 0 || call.respStarted.Swap(true) {

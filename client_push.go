@@ -76,7 +76,9 @@ func (c *Client) pushedLocked(cc *clientConn, r *Request) error {
 	p := c.push
 	if cc.pushCredit <= 0 || (p == nil && !cc.retired) {
 		c.mu.Unlock()
-		return wire.Errorf(wire.CodeProtocol, "request %x pushed beyond the credit granted", r.ID)
+		err := wire.Errorf(wire.CodeProtocol, "request %x pushed beyond the credit granted", r.ID)
+		r.body.abandon(err) // nobody will read it
+		return err
 	}
 	cc.pushCredit--
 	c.held[r.ID] = r
@@ -93,8 +95,8 @@ func (c *Client) pushedLocked(cc *clientConn, r *Request) error {
 	p.queue = append(p.queue, r)
 	c.mu.Unlock()
 	poke(p.wake)
-	if c.pushedHook != nil {
-		c.pushedHook <- r.ID
+	if h := hooksFor(c); h != nil && h.pushed != nil {
+		h.pushed <- r.ID
 	}
 	return nil
 }
@@ -180,9 +182,9 @@ func (p *pushState) closed() {
 // once ctx ends, the client closes, the server refuses the credit, or the
 // credit is being stopped.
 func (c *Client) nextPushed(ctx context.Context, p *pushState) (*Request, error) {
-	if c.takeGate != nil {
+	if h := hooksFor(c); h != nil && h.takeGate != nil {
 		select {
-		case <-c.takeGate:
+		case <-h.takeGate:
 		case <-ctx.Done():
 		case <-c.done:
 		}
@@ -219,6 +221,7 @@ func (c *Client) nextPushed(ctx context.Context, p *pushState) (*Request, error)
 			p.queue = p.queue[1:]
 			if r.ended() {
 				c.oweLocked(p, 1) // it ended at the server; its handler is free
+				r.body.abandon(r.window.ended())
 				continue
 			}
 			more := len(p.queue) > 0
@@ -321,8 +324,8 @@ func (c *Client) endPush(p *pushState, timeout time.Duration) {
 		c.returnLocked(r)
 	}
 	c.mu.Unlock()
-	if c.endPushHook != nil {
-		c.endPushHook()
+	if h := hooksFor(c); h != nil && h.endPush != nil {
+		h.endPush()
 	}
 	for _, r := range queue {
 		r.dropReturned()

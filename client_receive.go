@@ -47,7 +47,9 @@ func (c *Client) Receive(ctx context.Context) (*Request, error) {
 		c.ready[0] = nil
 		c.ready = c.ready[1:]
 		if r.ended() {
-			continue // it timed out or was cancelled while it waited here
+			// It timed out or was cancelled while it waited here.
+			r.body.abandon(r.window.ended())
+			continue
 		}
 		c.mu.Unlock()
 		return r, nil
@@ -128,9 +130,10 @@ func (c *Client) withdrawExcessLocked() {
 // waiting Receive, or keeps it for the next.
 func (c *Client) requeue(r *Request) {
 	c.mu.Lock()
-	if c.err != nil {
+	if err := c.err; err != nil {
 		c.mu.Unlock()
-		return // the close has aborted r
+		r.body.abandon(err) // the close has aborted r, and nobody has it
+		return
 	}
 	var w *receiveWaiter
 	if len(c.waiters) > 0 {
@@ -182,13 +185,16 @@ func (c *Client) deliver(cc *clientConn, h *wire.Header, payload []byte) error {
 	pushed := c.opts.version >= wire.Version2 && pollID == (ID{})
 
 	c.mu.Lock()
-	if c.err != nil {
+	if err := c.err; err != nil {
 		c.mu.Unlock()
+		r.body.abandon(err) // nobody will read it
 		return nil
 	}
 	if _, dup := c.held[r.ID]; dup {
 		c.mu.Unlock()
-		return wire.Errorf(wire.CodeProtocol, "request %x delivered twice", r.ID)
+		err := wire.Errorf(wire.CodeProtocol, "request %x delivered twice", r.ID)
+		r.body.abandon(err)
+		return err
 	}
 	if pushed {
 		r.pushed, r.whole = true, whole

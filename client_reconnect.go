@@ -151,8 +151,8 @@ func (c *Client) connClosed(cc *clientConn, err error) {
 func (c *Client) afterLoss(cc *clientConn, err error) {
 	defer c.wg.Done()
 	lost := c.stopped(cc, err)
-	if c.lossHook != nil {
-		c.lossHook()
+	if h := hooksFor(c); h != nil && h.loss != nil {
+		h.loss()
 	}
 	if !c.reconnects() {
 		c.finish(lost) // each call's verdict: sendCall.lostError
@@ -308,8 +308,8 @@ func (c *Client) redial(cause error) {
 			}
 			continue
 		}
-		if c.installHook != nil {
-			c.installHook()
+		if h := hooksFor(c); h != nil && h.install != nil {
+			h.install()
 		}
 		if c.install(nc, addr, next) {
 			c.events.emit(ConnectionEvent{State: ConnectionRestored, Addr: addr, Attempt: dials})

@@ -189,6 +189,9 @@ func (c *Client) sendAttempt(ctx context.Context, id ID, body io.Reader, rp *rep
 	call.window.init()
 	defer hs.took(call)
 	call.resp = newInStream(c, wire.FlagResponse, call.id)
+	// The attempt reads its response here or not at all: what is left
+	// buffered when it returns, or arrives later, is released.
+	defer call.resp.abandon(errAttemptOver)
 	call.replayable.Store(rp.seekable())
 	c.mu.Lock()
 	if c.err != nil {
@@ -248,6 +251,10 @@ func (c *Client) sendAttempt(ctx context.Context, id ID, body io.Reader, rp *rep
 	}
 	return err
 }
+
+// errAttemptOver abandons the response stream of a send attempt that has
+// returned; nobody reads it.
+var errAttemptOver = errors.New("socketbus: send attempt over")
 
 // readResponse copies the response stream into resp until it ends. The
 // caller's response headers are stored before the first byte is written

@@ -213,15 +213,17 @@
 // reconnecting, sending, receiving, the frame handler), serve.go and
 // call.go, request.go, stream.go (incoming bodies), body_writer.go and
 // credit.go (outgoing bodies), header.go and call_options.go (headers,
-// call options, interceptors), options.go and reconnect_options.go (Dial's
-// options). Package server is the server; package cluster joins servers
+// call options, interceptors), gather.go and client_gather.go (Gather,
+// Publish), options.go and reconnect_options.go (Dial's options). Package
+// server is the server; package cluster joins servers
 // into one bus. internal/wire is the codec, internal/frameconn the framed
 // connection, internal/router the routing state with no sockets,
 // internal/budget the memory accounts, internal/testpeer the raw-protocol
 // peer and helpers the tests share, internal/attack the attack suite,
 // internal/heapsample the heap sampler of the tests' heap bounds. This
-// package's tests are grouped by what they check: roundtrip, semantics,
-// edgecases, cancel, flow and slowconsumer (streams and flow control),
-// hardening_* (hostile peers), serve and call, reconnect, chaos, and the
-// fuzz targets of the server's frame handling.
+// package's tests check the client against a real server, grouped by
+// what they check: roundtrip, semantics, edgecases, cancel, flow and
+// slowconsumer (streams and flow control), hardening_* (hostile peers),
+// serve and call, reconnect, chaos, gather. The server's own tests, its
+// raw-frame hardening and fuzz targets included, are in package server.
 package socketbus

@@ -37,7 +37,10 @@ type Reply struct {
 //
 // Each member receives the request once, as an ordinary request, through
 // Serve or Receive; a member that joins after the server accepted the
-// gather gets nothing of it. The body streams to all members at once
+// gather gets nothing of it. Every client joined to the channel is a
+// member, those that only send too: one that never receives runs its part
+// to the deadline and gets ErrTimeout, so gather on channels whose clients
+// all serve. The body streams to all members at once
 // under flow control: the server holds at most one stream window of it per
 // member, and a slow member slows the body for all of them, but only its
 // own reply.

@@ -405,7 +405,10 @@ func TestGatherReplyOverTheLimit(t *testing.T) {
 	big, small := dial(t, addr, ch), dial(t, addr, ch)
 	serveAs(t, big, func(r *socketbus.Request) { _ = r.Respond(testpeer.NewPattern(1, 65<<20)) })
 	serveAs(t, small, func(r *socketbus.Request) { _ = r.Respond(stringsReader("small")) })
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	// The big member's part runs to the deadline (the client grants it
+	// no more credit), so the deadline is the test's length; it leaves
+	// room for 64 MiB to cross on a busy machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	replies, err := sender.Gather(ctx, []byte("x"))
 	if err != nil || len(replies) != 2 {

@@ -52,18 +52,18 @@ func TestHardeningMaxConnections(t *testing.T) {
 			defer wg.Done()
 			c, err := hardDial(addr)
 			if err != nil {
-				counts.add("dial failed", err)
+				counts.Add("dial failed", err)
 				return
 			}
 			defer c.Close()
-			_, code, err := c.refusal()
+			_, code, err := c.Refusal()
 			switch {
 			case err != nil:
-				counts.add("not refused cleanly", err)
+				counts.Add("not refused cleanly", err)
 			case code != wire.CodeLimit:
-				counts.add("wrong code", errors.New("got code "+code.String()+", want limit"))
+				counts.Add("wrong code", errors.New("got code "+code.String()+", want limit"))
 			default:
-				counts.add("refused", nil)
+				counts.Add("refused", nil)
 			}
 		}()
 	}
@@ -72,7 +72,7 @@ func TestHardeningMaxConnections(t *testing.T) {
 	if err != nil {
 		t.Fatalf("round trips of the joined clients while extras were refused: %v", err)
 	}
-	if got := counts.get("refused"); got != extras {
+	if got := counts.Get("refused"); got != extras {
 		t.Fatalf("extra connections refused with a limit error frame and a close: got %d, want %d (%v)", got, extras, &counts)
 	}
 	dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
@@ -87,7 +87,7 @@ func TestHardeningMaxConnections(t *testing.T) {
 	// One leaves; its place is free once the server has dropped it.
 	stopReceivers()
 	clients[0].Close()
-	if open, _ := hardSettle(srv, limit-1, math.MaxInt, 10*time.Second); open != limit-1 {
+	if open, _ := hardSettle(t, srv, limit-1, math.MaxInt, 10*time.Second); open != limit-1 {
 		t.Fatalf("open connections after one client left: got %d, want %d", open, limit-1)
 	}
 	late := dial(t, addr, channel)
@@ -97,7 +97,7 @@ func TestHardeningMaxConnections(t *testing.T) {
 	}
 	st := srv.Stats()
 	t.Logf("MaxConnections %d: %d extra connections refused with a limit error frame and closed, Dial at the limit got ErrLimit; the %d joined clients completed %d round trips meanwhile (p99 %v), 0 failed; server counts %d open, %v",
-		limit, counts.get("refused"), limit, len(lat), hardPercentile(lat, 99), st.Connections, st.Requests)
+		limit, counts.Get("refused"), limit, len(lat), hardPercentile(lat, 99), st.Connections, st.Requests)
 }
 
 // TestHardeningRequestLimits: a client past MaxInFlightPerClient, and a
@@ -178,11 +178,11 @@ func TestHardeningRequestLimits(t *testing.T) {
 				t.Fatalf("join: %v", err)
 			}
 			defer c.Close()
-			frames := hardStreamFrames(wire.FlagRequest, c.id, channel, uuid.New(), []byte("queued"))
-			if _, err := c.nc.Write(frames); err != nil {
+			frames := hardStreamFrames(wire.FlagRequest, c.ID, channel, uuid.New(), []byte("queued"))
+			if _, err := c.NC.Write(frames); err != nil {
 				t.Fatalf("raw request: %v", err)
 			}
-			if err := c.sync(); err != nil {
+			if _, err := c.Ping(); err != nil {
 				t.Fatalf("raw request: %v", err)
 			}
 		}

@@ -147,14 +147,14 @@ func TestHardeningStalledRequester(t *testing.T) {
 		err := <-sendErrs
 		switch {
 		case err == nil:
-			sendCounts.add("succeeded", nil)
+			sendCounts.Add("succeeded", nil)
 		case errors.Is(err, socketbus.ErrDisconnected):
-			sendCounts.add("ErrDisconnected", nil)
+			sendCounts.Add("ErrDisconnected", nil)
 		default:
-			sendCounts.add("other error", err)
+			sendCounts.Add("other error", err)
 		}
 	}
-	if sendCounts.get("ErrDisconnected") != heavy {
+	if sendCounts.Get("ErrDisconnected") != heavy {
 		t.Errorf("the stalled requester's Sends: got %v, want all %d to fail with ErrDisconnected", &sendCounts, heavy)
 	}
 	after, err := hardLatencies(ctx, bystanders, rounds)

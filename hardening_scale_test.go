@@ -116,7 +116,7 @@ func TestHardeningManyConnections(t *testing.T) {
 	if _, err := fmt.Sscan(report, &ok, &failed, &dialTime, &tripTime); err != nil {
 		t.Fatalf("client report %q: %v", report, err)
 	}
-	open, goroutines := hardSettle(srv, baseConns, baseline, 30*time.Second)
+	open, goroutines := hardSettle(t, srv, baseConns, baseline, 30*time.Second)
 	t.Logf("%d concurrent connections on one server: %d round trips completed, %d failed; all joined in %v, round trips took %v; %d open at the server when idle; live heap per idle connection %.1f KiB (server side); after the clients left: %d connections over the baseline, %d goroutines over (total %v)",
 		n, ok, failed, dialTime, tripTime, conns, perConn/1024, open-baseConns, max(goroutines-baseline, 0), elapsed.Round(time.Millisecond))
 	if ok != n || failed != 0 {

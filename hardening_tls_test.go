@@ -93,13 +93,13 @@ func TestHardeningTLS(t *testing.T) {
 				}
 				defer c.Close()
 				if len(sent) > 0 {
-					if _, err := c.nc.Write(sent); err != nil {
+					if _, err := c.NC.Write(sent); err != nil {
 						t.Errorf("%s: write: %v", name, err)
 						return
 					}
 				}
 				// The server's half of the handshake, if any, then EOF.
-				n, err := io.Copy(io.Discard, c.nc)
+				n, err := io.Copy(io.Discard, c.NC)
 				elapsed := time.Since(start)
 				if err != nil {
 					t.Errorf("%s: reading to the close: got %v after %d bytes, want EOF", name, err, n)
@@ -235,13 +235,13 @@ func TestHardeningAuth(t *testing.T) {
 		t.Fatalf("dial: %v", err)
 	}
 	defer c.Close()
-	c.channel = beta
-	join := c.header(wire.TypeStart, wire.FlagJoin, uuid.New())
+	c.Channel = beta
+	join := c.Header(wire.TypeStart, wire.FlagJoin, uuid.New())
 	join.Final = true
-	if err := c.writeFrame(join, []byte("alpha-secret")); err != nil {
+	if err := c.Send(join, []byte("alpha-secret")); err != nil {
 		t.Fatalf("join: %v", err)
 	}
-	h, code, err := c.refusal()
+	h, code, err := c.Refusal()
 	if err != nil || code != wire.CodeUnauthorized {
 		t.Fatalf("refused join: got code %v, %v; want unauthorized, then EOF", code, err)
 	}

@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testpeer"
 	"github.com/socketbus/socketbus/server"
 )
 
@@ -183,19 +183,19 @@ func waitReceivers(t *testing.T, srv *server.Server, ch socketbus.ID, n int) {
 }
 
 // waitChannel waits, for up to 10 seconds, until the server's stats for ch
-// satisfy ok.
+// satisfy ok. It checks after every frame the server handles and every
+// connection it is done with (testpeer.Watch), never by polling.
 func waitChannel(t *testing.T, srv *server.Server, ch socketbus.ID, what string, ok func(server.ChannelStats) bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	met := testpeer.WatchServer(t, srv).Until(10*time.Second, func() bool {
 		for _, c := range srv.Stats().Channels {
 			if c.ID == ch && ok(c) {
-				return
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("channel %s: not %s within 10s; stats %+v", ch, what, srv.Stats().Channels)
-		}
-		runtime.Gosched()
+		return false
+	})
+	if !met {
+		t.Fatalf("channel %s: not %s within 10s; stats %+v", ch, what, srv.Stats().Channels)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testpeer"
 	"github.com/socketbus/socketbus/server"
 )
 
@@ -457,6 +458,7 @@ func TestNoPeersRetryAfterReconnectKeepsTheConnection(t *testing.T) {
 	server.stop(false)
 	server.start()
 	<-restored
+	watch := testpeer.WatchServer(t, server.srv)
 
 	got := make(chan error, 1)
 	go func() {
@@ -469,10 +471,8 @@ func TestNoPeersRetryAfterReconnectKeepsTheConnection(t *testing.T) {
 		got <- err
 	}()
 	// Wait for the refusal, then let a receiver join.
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for server.srv.Stats().Requests["no_peers"] == 0 {
-		<-tick.C
+	if !watch.Until(10*time.Second, func() bool { return server.srv.Stats().Requests["no_peers"] > 0 }) {
+		t.Fatalf("no no_peers refusal within 10s")
 	}
 	responder := dialReconnecting(t, server.addr, ch)
 	serveCtx, stop := context.WithCancel(context.Background())

@@ -122,10 +122,12 @@ func (r *Request) cancel(cause error) {
 
 // abort ends the request because the server (or the client's closing)
 // said so: the body reports err after what was buffered, the context is
-// cancelled, and Respond or Fail in progress returns err.
+// cancelled, and Respond or Fail in progress returns err. What was
+// buffered moves off the pool's buffers: the handler may never read it,
+// nor answer a request that has ended.
 func (r *Request) abort(err error) {
 	r.window.end(err)
-	r.body.fail(err)
+	r.body.failDetached(err)
 	r.cancel(err)
 	r.forget()
 }
@@ -150,17 +152,19 @@ func (r *Request) forget() {
 	r.c.mu.Unlock()
 }
 
-// claim marks the request answered; only the first Respond or Fail may.
-func (r *Request) claim() error {
+// claim marks the request answered; only the first Respond or Fail may,
+// and it reports first: that caller finishes the request, or, when err
+// says the request had ended and takes no answer, releases its body.
+func (r *Request) claim() (first bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.answered {
-		return errAnswered
+		return false, errAnswered
 	}
 	r.answered = true
-	err := r.endedLocked()
+	err = r.endedLocked()
 	r.complete = err != nil // an ended request takes no answer
-	return err
+	return true, err
 }
 
 // endedLocked returns why the request has ended, or nil while it may be
@@ -189,14 +193,18 @@ func (r *Request) endedLocked() error {
 // timeout passed) or if reading body failed, in which case the requester
 // gets a *RemoteError rather than a truncated response.
 func (r *Request) Respond(body io.Reader) error {
-	if err := r.claim(); err != nil {
+	first, err := r.claim()
+	if err != nil {
+		if first {
+			r.body.abandon(err) // it ended unanswered: nothing reads its body now
+		}
 		return err
 	}
 	defer r.finish()
 	if r.published {
 		body = nil // nobody reads it: an empty answer says it was taken
 	}
-	err := r.respond(body)
+	err = r.respond(body)
 	r.completed()
 	return err
 }
@@ -271,7 +279,11 @@ func (r *Request) respond(body io.Reader) error {
 // A Code that is not at most 64 token characters is not sent: the
 // request fails without it and Fail returns an error saying so.
 func (r *Request) Fail(err error) error {
-	if cerr := r.claim(); cerr != nil {
+	first, cerr := r.claim()
+	if cerr != nil {
+		if first {
+			r.body.abandon(cerr) // it ended unanswered: nothing reads its body now
+		}
 		return cerr
 	}
 	defer r.finish()

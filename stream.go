@@ -1,6 +1,7 @@
 package socketbus
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"sync"
@@ -14,6 +15,14 @@ import (
 // connection's reader goroutine pushes chunks without blocking; the consumer
 // takes them in order and, as it does, grants the sender fresh credit, so
 // the buffer never holds more than one window.
+//
+// The stream owns the pooled buffers in chunks (package frame's rule): it
+// releases each once the consumer has read it, and abandon releases the
+// rest; failDetached swaps them for copies, for a reader who may come
+// late or never. A piece next returns stays the stream's, lent to the
+// consumer until it calls consume: a buffer abandon or failDetached finds
+// on loan is released by that consume, so it is never given back while
+// being read.
 type inStream struct {
 	// Credit frames go to c, on connection cc (the stream's, set before
 	// its first frame arrives), for stream id with flags (FlagReceive for
@@ -33,6 +42,9 @@ type inStream struct {
 	consumed int   // bytes consumed since the last grant
 	wake     chan struct{}
 	first    [1][]byte // chunks' first backing array: a whole body costs no slice
+	reading  bool      // the consumer holds a piece of chunks[0], from next to consume
+	lent     []byte    // the pooled buffer taken out of chunks while reading; consume releases it
+	detached bool      // chunks are copies on the heap (failDetached), not the pool's
 }
 
 func newInStream(c *Client, flags wire.Flags, id ID) *inStream {
@@ -129,29 +141,69 @@ func (s *inStream) fail(err error) {
 	s.signal()
 }
 
-// abandon drops everything buffered and makes later pushes no-ops. The
-// buffers go to the garbage collector, not the pool: a reader may still be
-// copying out of the first one.
+// failDetached fails the stream with err as fail does, and swaps what is
+// buffered for copies on the heap, releasing the pooled buffers: the data
+// stays readable, by a reader who may come late or never (a Request whose
+// handler stops at its end, unanswered). A buffer on loan to the consumer
+// is copied too, and released by its consume. Nothing pooled is added
+// after: a push to a stream that has failed or ended is released at once.
+func (s *inStream) failDetached(err error) {
+	s.mu.Lock()
+	if s.err == nil && !s.ended {
+		s.err = err
+	}
+	if !s.detached {
+		s.detached = true
+		for i, b := range s.chunks {
+			s.chunks[i] = bytes.Clone(b)
+			if i == 0 && s.reading {
+				s.lent = b
+			} else {
+				frame.PutBuffer(b)
+			}
+		}
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+// abandon drops everything buffered, releasing it, and makes later
+// pushes release their frames at once; reads return err. A buffer the
+// consumer is reading from (between next and consume) is released by its
+// consume instead. Whoever stops consuming a stream abandons it, so that
+// nothing it holds is left to the garbage collector.
 func (s *inStream) abandon(err error) {
 	s.mu.Lock()
 	if s.err == nil {
 		s.err = err
 	}
 	s.ended = false
+	for i, b := range s.chunks {
+		switch {
+		case s.detached: // a copy; the original is released or lent already
+		case i == 0 && s.reading:
+			s.lent = b
+		default:
+			frame.PutBuffer(b)
+		}
+		s.chunks[i] = nil
+	}
 	s.chunks, s.off, s.buffered = nil, 0, 0
 	s.mu.Unlock()
 	s.signal()
 }
 
 // next blocks until it can return the next piece of the body, which the
-// caller must hand back with done. It returns io.EOF at the end of a
-// complete body and the stream's error otherwise. stop, when non-nil,
-// interrupts the wait with stop's error.
+// caller must hand back with consume. It returns io.EOF at the end of a
+// complete body and the stream's error otherwise. ctx's end interrupts
+// the wait with its cause; a Body's reads wait with context.Background(),
+// for as long as the request lasts.
 func (s *inStream) next(ctx context.Context) ([]byte, error) {
 	for {
 		s.mu.Lock()
 		if len(s.chunks) > 0 {
 			c := s.chunks[0][s.off:]
+			s.reading = true
 			s.mu.Unlock()
 			return c, nil
 		}
@@ -163,10 +215,6 @@ func (s *inStream) next(ctx context.Context) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if ctx == nil {
-			<-s.wake
-			continue
-		}
 		select {
 		case <-s.wake:
 		case <-ctx.Done():
@@ -175,13 +223,23 @@ func (s *inStream) next(ctx context.Context) ([]byte, error) {
 	}
 }
 
-// consume marks n bytes of the piece next returned as read.
+// consume marks n bytes of the piece next returned as read, and ends
+// its loan: the caller must not touch the piece again.
 func (s *inStream) consume(n int) {
 	s.mu.Lock()
+	s.reading = false
+	if s.lent != nil {
+		frame.PutBuffer(s.lent) // taken out of chunks while the piece was read
+		s.lent = nil
+	}
+	if len(s.chunks) == 0 {
+		s.mu.Unlock()
+		return // abandoned while the piece was read
+	}
 	s.off += n
 	s.buffered -= n
-	if len(s.chunks) > 0 && s.off == len(s.chunks[0]) {
-		if s.err == nil {
+	if s.off == len(s.chunks[0]) {
+		if !s.detached {
 			frame.PutBuffer(s.chunks[0])
 		}
 		s.chunks[0] = nil
@@ -204,7 +262,7 @@ func (s *inStream) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	c, err := s.next(nil)
+	c, err := s.next(context.Background())
 	if err != nil {
 		return 0, err
 	}
@@ -218,7 +276,7 @@ func (s *inStream) Read(p []byte) (int, error) {
 func (s *inStream) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for {
-		c, err := s.next(nil)
+		c, err := s.next(context.Background())
 		if err == io.EOF {
 			return total, nil
 		}

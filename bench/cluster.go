@@ -73,6 +73,13 @@ func (clusterSystem) Start(ctx context.Context, sh shape) (deployment, error) {
 		d.Close()
 		return nil, err
 	}
+	if sh.Fanout {
+		// A gather reaches the members the first node knows of.
+		if err := waitRemoteMembers(ctx, d.nodes[0], sh.Responders); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
 	return d, nil
 }
 

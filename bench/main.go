@@ -7,14 +7,14 @@
 // three routed nats-servers with every request crossing the same way, run
 // when -systems names them (and in -smoke runs); the table then also
 // compares the bus with single-node socketbus and with NATS's cluster.
+// The fan-out workloads gather and gather-large (gather.go) run when
+// -workloads names them (and in -smoke runs), on every system that can
+// reach all responders at once, and on socketbus-calls, which reaches them
+// with one Call each.
 //
 //	cd bench && go run -mod=mod .
 //	cd bench && go run -mod=mod . -systems socketbus,NATS,socketbus-cluster,NATS-cluster
 //	cd bench && go run -mod=mod . -headers 3
-//	cd bench && go run -mod=mod . -workloads idle-mem,join,scale-conns,scale-channels,large-sizes
-//
-// The last runs the scaling workloads (scale.go), socketbus against NATS
-// with each server in a child process, not in the default run.
 //
 // interleave.sh compares builds of the bench (old and new code), or one
 // build with different flags, round by round in one run.
@@ -64,16 +64,22 @@ type options struct {
 // defaultSystems are the systems a run measures unless -systems says
 // otherwise. The cluster is not among them: its comparison is a run of
 // its own (BENCHMARKS.md), and it would add a third to the default run.
-const defaultSystems = "socketbus,NATS,relay"
+// socketbus-calls runs only the fan-out workloads, which are not among
+// defaultWorkloads.
+const defaultSystems = "socketbus,NATS,relay," + callsName
+
+// defaultWorkloads are the workloads a run measures unless -workloads says
+// otherwise: the fan-out ones are a comparison of their own.
+const defaultWorkloads = "lat,tput,large,fanin"
 
 func parseFlags() options {
 	var o options
 	flag.BoolVar(&o.smoke, "smoke", false, "tiny counts and one round: a few seconds in all, for CI")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds of every workload on every system")
-	flag.StringVar(&o.workloads, "workloads", "lat,tput,large,fanin", "comma-separated workloads to run; the scaling ones, not run by default, are "+strings.Join(scaleNames, ", "))
+	flag.StringVar(&o.workloads, "workloads", defaultWorkloads, "comma-separated workloads to run: lat, tput, large, fanin, gather, gather-large, and the scaling ones, "+strings.Join(scaleNames, ", ")+" (-smoke adds all but the first four, tiny, unless -workloads is given)")
 	flag.DurationVar(&o.scaleDuration, "scale-duration", 2*time.Second, "how long each point of scale-conns and scale-channels runs")
 	flag.StringVar(&o.serveChild, "serve-child", "", "internal: serve socketbus or NATS for a parent bench's scaling workloads, commanded on stdin")
-	flag.StringVar(&o.systems, "systems", defaultSystems, "comma-separated systems to run: socketbus, NATS, relay, "+clusterName+", "+natsClusterName+" (-smoke adds the two clusters unless -systems is given)")
+	flag.StringVar(&o.systems, "systems", defaultSystems, "comma-separated systems to run: socketbus, NATS, relay, "+callsName+" (fan-out workloads only), "+clusterName+", "+natsClusterName+" (-smoke adds the two clusters unless -systems is given)")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "how long the tput and fanin workloads run")
 	flag.IntVar(&o.headers, "headers", 0, "small headers on every request (a trace context, a tenant, a request ID, then numbered ones); socketbus and NATS carry them, the relay does not")
 	flag.StringVar(&o.md, "md", "", "also write the table as markdown to this file")
@@ -91,14 +97,15 @@ func parseFlags() options {
 		if !set["duration"] {
 			o.duration = 250 * time.Millisecond
 		}
+		if !set["systems"] {
+			o.systems += "," + clusterName + "," + natsClusterName // so that CI starts and stops both clusters too
+		}
 		if !set["scale-duration"] {
 			o.scaleDuration = 100 * time.Millisecond
 		}
 		if !set["workloads"] {
+			o.workloads += ",gather,gather-large"              // tiny in a smoke run: CI runs Gather too
 			o.workloads += "," + strings.Join(scaleNames, ",") // tiny counts: about 1.5 s in all
-		}
-		if !set["systems"] {
-			o.systems += "," + clusterName + "," + natsClusterName // so that CI starts and stops both clusters too
 		}
 	}
 	return o
@@ -125,7 +132,7 @@ func benchMain() error {
 		if err != nil {
 			return err
 		}
-		all := []system{socketbusSystem{}, natsSystem{}, relaySystem{}, clusterSystem{}, natsClusterSystem{}}
+		all := []system{socketbusSystem{}, natsSystem{}, relaySystem{}, callsSystem{}, clusterSystem{}, natsClusterSystem{}}
 		systems, err = pick(all, o.systems, system.Name)
 		if err != nil {
 			return err
@@ -163,10 +170,7 @@ func benchMain() error {
 		return err
 	}
 
-	names := make([]string, len(systems))
-	for i, s := range systems {
-		names[i] = s.Name()
-	}
+	names := ranOn(rows, systems)
 	caption := fmt.Sprintf("%d round(s), median of each figure; %d CPUs, %s %s/%s; load average %s before, %s after",
 		o.rounds, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, loadBefore, loadAverage())
 	if o.headers > 0 {
@@ -262,6 +266,9 @@ func measure(ws []workload, systems []system, rounds int) ([]row, error) {
 		results := map[string][]result{}
 		for round := 1; round <= rounds; round++ {
 			for _, sys := range systems {
+				if !accepts(sys, w) {
+					continue
+				}
 				res, err := runWatched(sys, w)
 				if err != nil {
 					return nil, fmt.Errorf("%s on %s, round %d: %w", w.name, sys.Name(), round, err)
@@ -283,6 +290,21 @@ func measure(ws []workload, systems []system, rounds int) ([]row, error) {
 		}
 	}
 	return rows, nil
+}
+
+// ranOn returns the names of the systems that have a figure in rows, in
+// the order of systems: the table's columns.
+func ranOn(rows []row, systems []system) []string {
+	var names []string
+	for _, s := range systems {
+		for _, r := range rows {
+			if _, ok := r.values[s.Name()]; ok {
+				names = append(names, s.Name())
+				break
+			}
+		}
+	}
+	return names
 }
 
 // runWatched runs w on sys once. A run that outlives its time limit is a

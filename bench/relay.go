@@ -28,6 +28,10 @@ type relaySystem struct{}
 
 func (relaySystem) Name() string { return "relay" }
 
+// Accepts refuses fan-out shapes: the relay passes each request to one
+// responder and has no way to reach them all.
+func (relaySystem) Accepts(sh shape) bool { return !sh.Fanout }
+
 // Connection roles, the first byte a relay connection sends.
 const (
 	roleRequester = 'Q'

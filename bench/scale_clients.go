@@ -48,8 +48,8 @@ type layout struct {
 	requesters int // in all
 }
 
-// sbChannel is a scaling workload's channel c on socketbus.
-func sbChannel(c int) socketbus.ID { return socketbus.ChannelFromName(fmt.Sprintf("scale-%d", c)) }
+// sbScaleChannel is a scaling workload's channel c on socketbus.
+func sbScaleChannel(c int) socketbus.ID { return socketbus.ChannelFromName(fmt.Sprintf("scale-%d", c)) }
 
 // natsScaleSubject is a scaling workload's channel c on NATS.
 func natsScaleSubject(c int) string { return fmt.Sprintf("bench.scale.%d", c) }
@@ -129,7 +129,7 @@ func closeSB(c *socketbus.Client) { c.Close() }
 
 func (socketbusScale) Idle(ctx context.Context, addr string, n int, channel func(int) int) (io.Closer, error) {
 	cs, err := dialAll(ctx, n, func(ctx context.Context, i int) (*socketbus.Client, error) {
-		return socketbus.Dial(ctx, addr, sbChannel(channel(i)))
+		return socketbus.Dial(ctx, addr, sbScaleChannel(channel(i)))
 	}, closeSB)
 	if err != nil {
 		return nil, fmt.Errorf("socketbus: dial: %w", err)
@@ -140,7 +140,7 @@ func (socketbusScale) Idle(ctx context.Context, addr string, n int, channel func
 func (socketbusScale) Start(ctx context.Context, addr string, l layout, sh shape) (deployment, error) {
 	d := newSBDeployment()
 	responders, err := dialAll(ctx, l.channels*l.responders, func(ctx context.Context, i int) (*socketbus.Client, error) {
-		return socketbus.Dial(ctx, addr, sbChannel(i%l.channels))
+		return socketbus.Dial(ctx, addr, sbScaleChannel(i%l.channels))
 	}, closeSB)
 	if err != nil {
 		d.Close()
@@ -151,7 +151,7 @@ func (socketbusScale) Start(ctx context.Context, addr string, l layout, sh shape
 		d.serve(c, sh)
 	}
 	requesters, err := dialAll(ctx, l.requesters, func(ctx context.Context, i int) (*socketbus.Client, error) {
-		return socketbus.Dial(ctx, addr, sbChannel(i%l.channels))
+		return socketbus.Dial(ctx, addr, sbScaleChannel(i%l.channels))
 	}, closeSB)
 	if err != nil {
 		d.Close()
@@ -204,7 +204,7 @@ func (natsScale) Start(ctx context.Context, addr string, l layout, sh shape) (de
 		if err != nil {
 			return nil, fmt.Errorf("nats: connect responder: %w", err)
 		}
-		if err := d.serve(nc, natsScaleSubject(i%l.channels), sh); err != nil {
+		if err := d.serveSubject(nc, natsScaleSubject(i%l.channels), sh); err != nil {
 			nc.Close()
 			return nil, err
 		}
@@ -229,7 +229,7 @@ func (natsScale) Start(ctx context.Context, addr string, l layout, sh shape) (de
 	for i, nc := range requesters {
 		subject := natsScaleSubject(i % l.channels)
 		if len(sh.Response) <= nats.DefaultSubPendingBytesLimit {
-			d.reqs = append(d.reqs, natsRequester{nc: nc, subject: subject, header: header})
+			d.reqs = append(d.reqs, natsSubjectRequester{nc: nc, subject: subject, header: header})
 			continue
 		}
 		r, err := newNATSInboxRequester(nc, subject, header)
@@ -273,6 +273,70 @@ func (r *natsInboxRequester) RoundTrip(ctx context.Context, body []byte) (int, e
 	m, err := r.sub.NextMsgWithContext(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("nats: response: %w", err)
+	}
+	return len(m.Data), nil
+}
+
+// serveSubject makes nc a responder on subject, in the responders' queue
+// group, answering every request with sh.Response as natsSystem's
+// responders do, and returns once the server has the subscription.
+func (d *natsDeployment) serveSubject(nc *nats.Conn, subject string, sh shape) error {
+	sub, err := nc.QueueSubscribe(subject, natsQueue, func(m *nats.Msg) {
+		if len(m.Data) != sh.RequestSize {
+			d.fail(fmt.Errorf("nats: request of %d bytes, want %d", len(m.Data), sh.RequestSize))
+		}
+		if len(m.Header) != len(sh.Headers) {
+			d.fail(fmt.Errorf("nats: request with %d header(s), want %d", len(m.Header), len(sh.Headers)))
+		}
+		if err := m.Respond(sh.Response); err != nil {
+			d.fail(fmt.Errorf("nats: respond: %w", err))
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("nats: subscribe: %w", err)
+	}
+	// No client-side limit: flow is bounded by the closed-loop requesters.
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		return fmt.Errorf("nats: pending limits: %w", err)
+	}
+	// The subscription is registered at the server once Flush returns.
+	if err := nc.Flush(); err != nil {
+		return fmt.Errorf("nats: flush: %w", err)
+	}
+	return nil
+}
+
+// natsHeader returns sh's headers as a nats.Header, or nil when it has
+// none.
+func natsHeader(sh shape) nats.Header {
+	if len(sh.Headers) == 0 {
+		return nil
+	}
+	header := nats.Header{}
+	for _, f := range sh.Headers {
+		header.Add(f.key, f.value)
+	}
+	return header
+}
+
+// natsSubjectRequester sends requests to subject on one connection with
+// nats.go's Request, with header on each when it has one.
+type natsSubjectRequester struct {
+	nc      *nats.Conn
+	subject string
+	header  nats.Header // shared, read-only
+}
+
+func (r natsSubjectRequester) RoundTrip(ctx context.Context, body []byte) (int, error) {
+	var m *nats.Msg
+	var err error
+	if r.header != nil {
+		m, err = r.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: r.subject, Data: body, Header: r.header})
+	} else {
+		m, err = r.nc.RequestWithContext(ctx, r.subject, body)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("nats: request: %w", err)
 	}
 	return len(m.Data), nil
 }

@@ -34,6 +34,9 @@ func (socketbusSystem) Start(ctx context.Context, sh shape) (deployment, error) 
 	return d, nil
 }
 
+// sbChannel names the channel of every socketbus client of the bench.
+const sbChannel = "bench"
+
 // sbServer is a socketbus Server serving a loopback listener.
 type sbServer struct {
 	srv    *server.Server
@@ -80,7 +83,7 @@ func newSBDeployment() *sbDeployment {
 // requests, and then sh.Requesters requesters to requesterAddr. On an
 // error the caller closes d.
 func (d *sbDeployment) dial(ctx context.Context, responderAddr, requesterAddr string, sh shape) error {
-	channel := socketbus.ChannelFromName("bench")
+	channel := socketbus.ChannelFromName(sbChannel)
 	for range sh.Responders {
 		c, err := socketbus.Dial(ctx, responderAddr, channel)
 		if err != nil {
@@ -96,7 +99,11 @@ func (d *sbDeployment) dial(ctx context.Context, responderAddr, requesterAddr st
 			return fmt.Errorf("socketbus: dial requester: %w", err)
 		}
 		d.requesters = append(d.requesters, c)
-		d.reqs = append(d.reqs, &sbRequester{c: c, opts: opts})
+		var rq requester = &sbRequester{c: c, opts: opts}
+		if sh.Fanout {
+			rq = &sbGatherRequester{c: c, members: sh.Responders}
+		}
+		d.reqs = append(d.reqs, rq)
 	}
 	return nil
 }

@@ -28,6 +28,10 @@ type shape struct {
 	// headers; responders check that as many arrived. Shared and
 	// read-only.
 	Headers []headerField
+	// Fanout makes every round trip reach each responder once: RoundTrip
+	// returns once all of them have answered, with the length of all their
+	// responses together (gather.go).
+	Fanout bool
 }
 
 // A deployment is a started system.
@@ -45,6 +49,13 @@ type requester interface {
 	// RoundTrip sends body as a request, consumes the whole response and
 	// returns its length.
 	RoundTrip(ctx context.Context, body []byte) (int, error)
+}
+
+// A picky system runs only the shapes it accepts; a system that is not
+// picky runs every shape.
+type picky interface {
+	// Accepts reports whether the system can run sh.
+	Accepts(sh shape) bool
 }
 
 // A frameCounter is a deployment whose server counts the frames it reads

@@ -30,18 +30,22 @@ const (
 var clusterRatioSystems = []string{"socketbus", natsClusterName}
 
 // cells lays out the table: a heading line, then one line per row: each
-// figure per system, socketbus's ratio to each other system and, when the
-// cluster system ran, its ratios to single-node socketbus and to NATS's
-// cluster.
+// figure per system, socketbus's ratio to each other system, when
+// socketbus-calls ran socketbus's ratio to it and, when the cluster system
+// ran, its ratios to single-node socketbus and to NATS's cluster.
 // With targets, more columns compare the ratios with the targets
 // (two for socketbus's, two for the cluster's): those are for tracking the
 // work, not for the users reading the figures.
 func cells(rows []row, systems []string, targets bool) [][]string {
 	withCluster := slices.Contains(systems, clusterName)
+	withCalls := slices.Contains(systems, callsName)
 	head := []string{"workload", "figure"}
 	head = append(head, systems...)
 	for _, s := range ratioSystems {
 		head = append(head, "socketbus/"+s)
+	}
+	if withCalls {
+		head = append(head, "socketbus/"+callsName)
 	}
 	if withCluster {
 		for _, s := range clusterRatioSystems {
@@ -67,6 +71,10 @@ func cells(rows []row, systems []string, targets bool) [][]string {
 			return r.metric.vsNATS
 		})
 		line = append(line, ratios...)
+		if withCalls {
+			ratios, _, _ = compare(r, "socketbus", []string{callsName}, func(string) float64 { return 0 })
+			line = append(line, ratios...)
+		}
 		var cBounds []string
 		var cVerdict string
 		if withCluster {

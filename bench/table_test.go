@@ -66,3 +66,17 @@ func TestTableClusterColumns(t *testing.T) {
 		t.Errorf("without the cluster, heading %q has cluster columns", plain[0])
 	}
 }
+
+// TestTableCallsColumn checks that socketbus's ratio to socketbus-calls
+// appears when socketbus-calls ran, after the ratios to NATS and the relay.
+func TestTableCallsColumn(t *testing.T) {
+	rows := []row{{workload: "gather", metric: p50, values: map[string]float64{"socketbus": 100, callsName: 400, "NATS": 200}}}
+	got := cells(rows, []string{"socketbus", "NATS", callsName}, false)
+	wantHead := []string{"workload", "figure", "socketbus", "NATS", callsName, "socketbus/NATS", "socketbus/relay", "socketbus/" + callsName}
+	if !slices.Equal(got[0], wantHead) {
+		t.Errorf("heading %q, want %q", got[0], wantHead)
+	}
+	if line := strings.Join(got[1], " "); line != "gather p50 µs 100.0 200.0 400.0 0.50x - 0.25x" {
+		t.Errorf("row %q, want the figures and the ratios 0.50x, - and 0.25x", line)
+	}
+}

@@ -33,6 +33,10 @@ type workload struct {
 	// headers is the number of small headers on every request
 	// (benchHeaders).
 	headers int
+	// fanout makes each round trip reach every responder once and end
+	// with all their responses (shape.Fanout); the systems that cannot
+	// do that skip the workload.
+	fanout  bool
 	metrics []metric
 }
 
@@ -116,8 +120,8 @@ func (m metric) withClusterTargets(vsSingle, vsNATS float64) metric {
 }
 
 // workloads returns the four workloads, each request with headers
-// small headers; smoke shrinks their counts and durations so that all of
-// them run in a few seconds.
+// small headers, and the fan-out ones of gather.go; smoke shrinks their
+// counts and durations so that all of them run in a few seconds.
 func workloads(duration time.Duration, smoke bool, headers int) []workload {
 	ws := []workload{
 		{name: "lat", requesters: 1, responders: 1, requestSize: 128, responseSize: 128,
@@ -136,6 +140,7 @@ func workloads(duration time.Duration, smoke bool, headers int) []workload {
 	for i := range ws {
 		ws[i].headers = headers
 	}
+	ws = append(ws, gatherWorkloads(smoke)...)
 	if smoke {
 		for i := range ws {
 			w := &ws[i]
@@ -158,8 +163,7 @@ func run(ctx context.Context, sys system, w workload) (res result, err error) {
 	for i := range response {
 		response[i] = byte(i * 7)
 	}
-	dep, err := sys.Start(ctx, shape{Requesters: w.requesters, Responders: w.responders,
-		RequestSize: w.requestSize, Response: response, Headers: benchHeaders(w.headers)})
+	dep, err := sys.Start(ctx, w.shape(response))
 	if err != nil {
 		return res, fmt.Errorf("start: %w", err)
 	}
@@ -170,8 +174,9 @@ func run(ctx context.Context, sys system, w workload) (res result, err error) {
 	}()
 	reqs := dep.Requesters()
 
+	respSize := w.responseSize * w.replies()
 	if w.warmup > 0 {
-		if _, err := drive(ctx, reqs, request, w.responseSize, w.warmup, time.Time{}); err != nil {
+		if _, err := drive(ctx, reqs, request, respSize, w.warmup, time.Time{}); err != nil {
 			return res, fmt.Errorf("warm-up: %w", err)
 		}
 	}
@@ -195,7 +200,7 @@ func run(ctx context.Context, sys system, w workload) (res result, err error) {
 	if w.count == 0 {
 		deadline = start.Add(w.duration)
 	}
-	lats, err := drive(ctx, reqs, request, w.responseSize, w.count, deadline)
+	lats, err := drive(ctx, reqs, request, respSize, w.count, deadline)
 	res.elapsed = time.Since(start)
 	cpu1 := processCPU()
 	if sampler != nil {
@@ -218,8 +223,29 @@ func run(ctx context.Context, sys system, w workload) (res result, err error) {
 	slices.Sort(lats)
 	res.latencies = lats
 	res.requests = len(lats)
-	res.bytes = int64(len(lats)) * int64(w.requestSize+w.responseSize)
+	res.bytes = int64(len(lats)) * int64(w.requestSize+respSize)
 	return res, nil
+}
+
+// shape is what w asks of a system, responding with response.
+func (w workload) shape(response []byte) shape {
+	return shape{Requesters: w.requesters, Responders: w.responders,
+		RequestSize: w.requestSize, Response: response, Headers: benchHeaders(w.headers), Fanout: w.fanout}
+}
+
+// replies is the number of responses each round trip of w takes: one from
+// every responder for a fan-out, else one.
+func (w workload) replies() int {
+	if w.fanout {
+		return w.responders
+	}
+	return 1
+}
+
+// accepts reports whether sys can run w.
+func accepts(sys system, w workload) bool {
+	p, ok := sys.(picky)
+	return !ok || p.Accepts(w.shape(nil))
 }
 
 // drive runs every requester in its own goroutine, each making count round

@@ -137,3 +137,50 @@ func TestCrossNodeGatherNodeDies(t *testing.T) {
 	}
 	t.Logf("the gather ended %v after the node died", time.Since(start))
 }
+
+// TestCrossNodeGatherNodeCrashes: a node that dies silently mid-gather (no
+// bye: its NATS goes, its heartbeats stop) ends its members' parts with
+// ErrPeerGone within the bound the bus keeps for any request.
+func TestCrossNodeGatherNodeCrashes(t *testing.T) {
+	const dead = time.Second
+	b := startTestBus(&testBus{t: t, dead: dead}, 2)
+	const ch = "gather-crash"
+	local := dial(t, b.node(0), ch)
+	serve(t, local, func(r *socketbus.Request) { r.Respond(strings.NewReader("ok")) })
+	far := dial(t, b.node(1), ch)
+	holding := make(chan struct{})
+	var once sync.Once
+	serve(t, far, func(r *socketbus.Request) {
+		once.Do(func() { close(holding) })
+		<-r.Context().Done()
+	})
+	sender := dial(t, b.node(0), ch)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res := make(chan []socketbus.Reply, 1)
+	go func() {
+		replies, err := sender.Gather(ctx, []byte("x"))
+		if err != nil {
+			t.Errorf("Gather: %v", err)
+		}
+		res <- replies
+	}()
+	<-holding
+	begun := time.Now()
+	b.node(1).c.Crash()
+	replies := <-res
+	took := time.Since(begun)
+	var gone bool
+	for _, r := range replies {
+		if r.From == far.ID() {
+			gone = errors.Is(r.Err, socketbus.ErrPeerGone)
+		}
+	}
+	if len(replies) != 2 || !gone {
+		t.Fatalf("replies %+v; want two, the far member's ErrPeerGone", replies)
+	}
+	t.Logf("the gather ended %v after the node crashed (heartbeat %v, dropped after %v)", took, heartbeat, dead)
+	if bound := dead + 2*heartbeat; took > bound+time.Second {
+		t.Fatalf("the gather ended %v after the crash, bound %v", took, bound)
+	}
+}

@@ -42,10 +42,11 @@ func TestSubscribeDenyKeepsBodiesFromOtherUsers(t *testing.T) {
 
 	// The listeners, each on ">".
 	type tap struct {
-		mu   sync.Mutex
-		bus  int  // messages on socketbus.> seen
-		body bool // the secret body seen
-		seen chan struct{}
+		mu    sync.Mutex
+		bus   int  // messages on socketbus.> seen
+		body  bool // the secret body seen
+		seen  chan struct{}
+		tenth chan struct{} // closed at the tenth message on socketbus.>
 	}
 	const secret = "secret-body-4711"
 	listen := func(user, password string) *tap {
@@ -54,12 +55,15 @@ func TestSubscribeDenyKeepsBodiesFromOtherUsers(t *testing.T) {
 			t.Fatalf("connect as %s: %v", user, err)
 		}
 		t.Cleanup(nc.Close)
-		tp := &tap{seen: make(chan struct{}, 1)}
+		tp := &tap{seen: make(chan struct{}, 1), tenth: make(chan struct{})}
 		if _, err := nc.Subscribe(">", func(m *nats.Msg) {
 			tp.mu.Lock()
 			defer tp.mu.Unlock()
 			if strings.HasPrefix(m.Subject, "socketbus.") {
 				tp.bus++
+				if tp.bus == 10 {
+					close(tp.tenth)
+				}
 			}
 			if bytes.Contains(m.Data, []byte(secret)) && !tp.body {
 				tp.body = true
@@ -99,18 +103,12 @@ func TestSubscribeDenyKeepsBodiesFromOtherUsers(t *testing.T) {
 	// Both listeners see the same traffic from the same server; by the
 	// time the spy has seen ten more messages of the bus (heartbeats,
 	// every 200 ms), the app would have seen the body, were it delivered.
-	for {
+	select {
+	case <-spy.tenth:
+	case <-ctx.Done():
 		spy.mu.Lock()
-		n := spy.bus
-		spy.mu.Unlock()
-		if n >= 10 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the spy saw %d messages of the bus", n)
-		case <-time.After(heartbeat / 4): // a poll of the spy's count, bounded by ctx
-		}
+		defer spy.mu.Unlock()
+		t.Fatalf("the spy saw %d messages of the bus, want 10", spy.bus)
 	}
 	app.mu.Lock()
 	defer app.mu.Unlock()

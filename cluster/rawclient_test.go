@@ -1,27 +1,20 @@
 package cluster_test
 
 import (
-	"bufio"
 	"crypto/rand"
-	"fmt"
-	"io"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testpeer"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
-// rawClient is a client that speaks protocol version 1 by hand, so a test
-// can choose its request IDs: an attacker's view of a node.
+// rawClient is the shared raw peer joined to a node, so that a test can
+// choose its request IDs: an attacker's view of a node.
 type rawClient struct {
-	t       *testing.T
-	nc      net.Conn
-	br      *bufio.Reader
-	id      wire.ID
-	channel wire.ID
-	version uint8
+	*testpeer.Conn
+	t *testing.T
 }
 
 // dialRawClient connects to node n, joins channel in protocol version 1
@@ -35,21 +28,13 @@ func dialRawClient(t *testing.T, n *testNode, channel string) *rawClient {
 // dialRawVersion is dialRawClient in the given protocol version.
 func dialRawVersion(t *testing.T, n *testNode, channel string, version uint8) *rawClient {
 	t.Helper()
-	nc, err := net.Dial("tcp", n.addr)
-	if err != nil {
-		t.Fatal(err)
+	c := testpeer.Dial(t, n.addr)
+	_ = c.NC.SetDeadline(time.Now().Add(20 * time.Second))
+	c.Version = version
+	if err := c.JoinChannel(socketbus.ChannelFromName(channel), nil); err != nil {
+		t.Fatalf("raw join on %s: %v", n.name, err)
 	}
-	t.Cleanup(func() { nc.Close() })
-	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
-	c := &rawClient{t: t, nc: nc, br: bufio.NewReader(nc), channel: socketbus.ChannelFromName(channel), version: version}
-	_, _ = rand.Read(c.id[:])
-	join := newRawID()
-	c.write(wire.TypeStart, wire.FlagJoin, join, 0, true, nil)
-	h, p := c.read()
-	if h.Type != wire.TypeStart || h.Flags != wire.FlagJoin || h.RequestID != join {
-		t.Fatalf("raw join on %s: got %v %q, want the acknowledgement", n.name, h, p)
-	}
-	return c
+	return &rawClient{Conn: c, t: t}
 }
 
 func newRawID() wire.ID {
@@ -58,13 +43,12 @@ func newRawID() wire.ID {
 	return id
 }
 
+// write sends one frame.
 func (c *rawClient) write(typ wire.FrameType, flags wire.Flags, id wire.ID, seq uint32, final bool, payload []byte) {
 	c.t.Helper()
-	h := wire.Header{Version: c.version, Type: typ, Flags: flags, RequestID: id, ClientID: c.id,
-		ChannelID: c.channel, Sequence: seq, Final: final, Length: uint32(len(payload))}
-	if _, err := c.nc.Write(append(wire.AppendHeader(nil, &h), payload...)); err != nil {
-		c.t.Fatalf("raw write: %v", err)
-	}
+	h := c.Header(typ, flags, id)
+	h.Sequence, h.Final = seq, final
+	c.WriteFrame(h, payload)
 }
 
 // send sends a whole request with the given ID: start, one chunk, end.
@@ -75,39 +59,12 @@ func (c *rawClient) send(id wire.ID, body string) {
 	c.write(wire.TypeEnd, wire.FlagRequest, id, 2, true, nil)
 }
 
-// read reads the next frame that is not a tombstone ping.
-func (c *rawClient) read() (wire.Header, []byte) {
-	for {
-		h, p := c.readAny()
-		if h.Flags != wire.FlagPing {
-			return h, p
-		}
-	}
-}
-
-func (c *rawClient) readAny() (wire.Header, []byte) {
-	c.t.Helper()
-	var hdr [wire.HeaderSize]byte
-	if _, err := io.ReadFull(c.br, hdr[:]); err != nil {
-		c.t.Fatalf("raw read: %v", err)
-	}
-	h, _, err := wire.ParseHeader(hdr[:])
-	if err != nil {
-		c.t.Fatalf("raw read: %v", err)
-	}
-	p := make([]byte, h.Length)
-	if _, err := io.ReadFull(c.br, p); err != nil {
-		c.t.Fatalf("raw read: %v", err)
-	}
-	return h, p
-}
-
 // waitEnd reads until request id ends: its error frame, or the end of
 // its response. It returns the error (nil for a response).
 func (c *rawClient) waitEnd(id wire.ID) *wire.Error {
 	c.t.Helper()
 	for {
-		h, p := c.read()
+		h, p := c.Read()
 		if h.RequestID != id {
 			continue
 		}
@@ -123,5 +80,3 @@ func (c *rawClient) waitEnd(id wire.ID) *wire.Error {
 		}
 	}
 }
-
-func (c *rawClient) String() string { return fmt.Sprintf("raw client %x", c.id[:4]) }

@@ -47,7 +47,7 @@ func TestReturnedRemoteOfferGoesBackToItsOrigin(t *testing.T) {
 	// Every request crosses to n2 and is pushed to the returner.
 	var pushed []wire.ID
 	for len(pushed) < requests {
-		h, _ := returner.read()
+		h, _ := returner.Read()
 		if h.Type == wire.TypeStart && h.Flags == wire.FlagReceive && h.RequestID != (wire.ID{}) {
 			pushed = append(pushed, h.RequestID)
 		}

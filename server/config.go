@@ -6,9 +6,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-
-	"github.com/socketbus/socketbus/internal/router"
-	"github.com/socketbus/socketbus/internal/wire"
 )
 
 // Config configures a Server. The zero value is a working
@@ -28,7 +25,7 @@ type Config struct {
 	// code too_large for that request alone (its sender gets ErrTooLarge;
 	// the connection stays up). The server charges what it holds of a
 	// request's headers to its memory budget. Zero means 16 KiB; it is at
-	// most 32 KiB (wire.MaxHeaderBlock).
+	// most 32 KiB (MaxHeaderBytesLimit).
 	MaxHeaderBytes int
 
 	// MaxGatherMembers caps the members one gather or publish reaches
@@ -151,13 +148,13 @@ const (
 	DefaultMaxInFlightPerClient = 1024
 	DefaultMaxQueuedRequests    = 4096
 	DefaultMaxMemory            = 1 << 30
-	DefaultMaxHeaderBytes       = router.DefaultMaxHeaderBytes
-	DefaultMaxGatherMembers     = router.GatherMembers
+	DefaultMaxHeaderBytes       = 16 << 10
+	DefaultMaxGatherMembers     = 1024
 )
 
 // MaxHeaderBytesLimit is the largest MaxHeaderBytes: the largest header
 // block one frame can carry (docs/PROTOCOL.md section 23.1).
-const MaxHeaderBytesLimit = wire.MaxHeaderBlock
+const MaxHeaderBytesLimit = 32 << 10
 
 // MinMaxMemory is the smallest memory budget (Config.MaxMemory): one
 // connection's sixteenth of it holds a stream's whole window (256 KiB)

@@ -14,6 +14,7 @@ import (
 	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/frameconn"
 	"github.com/socketbus/socketbus/internal/router"
+	"github.com/socketbus/socketbus/internal/testhook"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -73,6 +74,7 @@ func (s *Server) startConnAs(c *serverConn) {
 func (c *serverConn) run(refusal *wire.Error) {
 	s := c.s
 	defer s.wg.Done()
+	defer c.done()
 	if refusal != nil {
 		c.refuse(nil, refusal)
 		c.logRefusal(refusal)
@@ -104,6 +106,13 @@ func (c *serverConn) run(refusal *wire.Error) {
 	c.conn.Start(c.handle)
 	c.conn.Wait()
 	c.logClosed()
+}
+
+// done tells a test watching the server that c is gone.
+func (c *serverConn) done() {
+	if hooks := testhook.For(c.s); hooks != nil && hooks.ConnDone != nil {
+		hooks.ConnDone()
+	}
 }
 
 // refuse answers a connection that may not join with an error frame and
@@ -278,9 +287,14 @@ func (c *serverConn) Send(f frame.Frame, b *frame.Batch) { _ = c.conn.EnqueueIn(
 func (c *serverConn) handle(f frame.Frame) (err error) {
 	c.handling = f.Header // for the log, should the frame panic
 	defer c.recoverFrame(&err)
-	if testHookHandle != nil {
-		h := f.Header // a copy: f itself must not escape to the hook
-		testHookHandle(&h)
+	if hooks := testhook.For(c.s); hooks != nil {
+		h := f.Header // a copy: f itself must not escape to the hooks
+		if hooks.Handle != nil {
+			hooks.Handle(&h)
+		}
+		if hooks.Handled != nil {
+			defer hooks.Handled(&h)
+		}
 	}
 	return c.handleFrame(f)
 }
@@ -299,10 +313,6 @@ func (c *serverConn) recoverFrame(err *error) {
 		"frame", c.handling.String(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 	*err = wire.Errorf(wire.CodeInternal, "the server failed handling this connection's frames")
 }
-
-// testHookHandle, when set by a test, is called before every frame a
-// server connection handles.
-var testHookHandle func(h *wire.Header)
 
 func (c *serverConn) handleFrame(f frame.Frame) error {
 	h := &f.Header

@@ -25,5 +25,6 @@
 // behind Stats; stats.go and connz.go the Stats and Conns snapshots;
 // config.go the Config and its defaults. The routing state is
 // internal/router, the framed connection internal/frameconn, the codec
-// internal/wire, the memory accounts internal/budget.
+// internal/wire, the memory accounts internal/budget, and the hooks only
+// tests set internal/testhook.
 package server

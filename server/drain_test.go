@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testhook"
 	"github.com/socketbus/socketbus/internal/testpeer"
 	"github.com/socketbus/socketbus/server"
 )
@@ -42,12 +43,12 @@ func TestRequestWrittenAfterTheNoticeIsRefused(t *testing.T) {
 		t.Fatalf("Call before the Shutdown: %v", err)
 	}
 	var err error
-	server.SetNoticeHook(func() {
+	testhook.Set(srv, &testhook.Server{Noticed: func() {
 		// Shutdown waits here, after its notices, until the request
 		// written after the notice has ended.
 		err = <-called
-	})
-	defer server.SetNoticeHook(nil)
+	}})
+	defer testhook.Set(srv, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if serr := srv.Shutdown(ctx); serr != nil {

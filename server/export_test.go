@@ -2,8 +2,6 @@ package server
 
 import (
 	"time"
-
-	"github.com/socketbus/socketbus/internal/wire"
 )
 
 // SetWarnWindow sets the window of s's warning limiter, so that a test of
@@ -13,15 +11,6 @@ func SetWarnWindow(s *Server, d time.Duration) {
 	s.warns.window = d
 	s.warns.mu.Unlock()
 }
-
-// SetHandleHook makes every server connection call hook before it handles
-// a frame (nil removes it). Set it before the server starts serving and
-// remove it after it has closed.
-func SetHandleHook(hook func(h *wire.Header)) { testHookHandle = hook }
-
-// SetNoticeHook makes Shutdown call hook right after it has sent its
-// drain notices, before it fails what is queued (nil removes it).
-func SetNoticeHook(hook func()) { testHookNoticed = hook }
 
 // ChargeConn charges n bytes to the memory account of the joined
 // connection from remote until it closes, as if it held them, and reports

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testhook"
 	"github.com/socketbus/socketbus/internal/testpeer"
 	"github.com/socketbus/socketbus/internal/wire"
 	"github.com/socketbus/socketbus/server"
@@ -224,13 +225,14 @@ func TestLogFlood(t *testing.T) {
 // server logs the error and a cut naming its address, and counts.
 func TestLogInternalError(t *testing.T) {
 	poison := uuid.New()
-	server.SetHandleHook(func(h *wire.Header) {
+	poisoned := &testhook.Server{Handle: func(h *wire.Header) {
 		if h.RequestID == poison {
 			panic("test: poisoned frame")
 		}
-	})
+	}}
 	srv, addr, logs := testpeer.LoggedServer(t, server.Config{})
-	t.Cleanup(func() { srv.Close(); server.SetHandleHook(nil) })
+	testhook.Set(srv, poisoned)
+	t.Cleanup(func() { testhook.Set(srv, nil) })
 	r := testpeer.Join(t, addr, uuid.New())
 	r.WriteFrame(r.Header(wire.TypeStart, wire.FlagPing, poison), nil)
 	local := r.NC.LocalAddr().String()

@@ -3,9 +3,9 @@ package server_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/socketbus/socketbus/internal/frame/frametest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	frametest.Main(m)
 }

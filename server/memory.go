@@ -9,8 +9,9 @@ import (
 )
 
 // connFixedCost is what the server charges its memory budget for every
-// connection from accept to close, beyond the frames it holds: the 16 KiB
-// read buffer, two goroutines' stacks and the connection's bookkeeping.
+// connection from accept to close, beyond the frames it holds: the read
+// buffer at its largest (16 KiB; 512 bytes while idle), two goroutines'
+// stacks and the connection's bookkeeping.
 const connFixedCost = 40 << 10
 
 // A server connection's reader pauses while frames costing more than

@@ -13,6 +13,7 @@ import (
 	"github.com/socketbus/socketbus/internal/budget"
 	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/router"
+	"github.com/socketbus/socketbus/internal/testhook"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -170,8 +171,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	begun := time.Now()
 	s.router.Refuse() // before the notice: nothing read after it is delivered
 	s.noticeDrain()
-	if testHookNoticed != nil {
-		testHookNoticed()
+	if hooks := testhook.For(s); hooks != nil && hooks.Noticed != nil {
+		hooks.Noticed()
 	}
 	live := s.router.InFlight()
 	s.beginShutdown()
@@ -193,12 +194,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if err != nil {
 		left, conns := s.router.InFlight(), s.connCount()
-		s.closeConns(nil)
+		s.closeConnsNow()
 		s.log.Warn("drain cut short: closed connections with requests still in flight",
 			"requests_cut", left, "connections", conns, "waited", time.Since(begun).Round(time.Millisecond), "err", err)
 	} else {
 		// Let the last responses reach their senders before closing.
-		s.closeConns(ctx)
+		s.closeConnsAfterFlush(ctx)
 		err = ctx.Err()
 		if err != nil {
 			s.log.Warn("drain cut short while flushing the last responses", "waited", time.Since(begun).Round(time.Millisecond), "err", err)
@@ -235,15 +236,11 @@ func (s *Server) noticeDrain() {
 	}
 }
 
-// testHookNoticed, when set by a test, is called by Shutdown right after
-// it has sent the drain notices.
-var testHookNoticed func()
-
 // Close stops the server at once: listeners and connections are closed and
 // requests in flight end with errors. Serve returns an error matching socketbus.ErrServerClosed.
 func (s *Server) Close() error {
 	s.beginShutdown()
-	s.closeConns(nil)
+	s.closeConnsNow()
 	s.warns.flush()
 	return nil
 }
@@ -261,46 +258,67 @@ func (s *Server) beginShutdown() {
 	s.router.Close()
 }
 
-// closeConns closes every connection. With a graceful ctx each first
-// writes what is queued for it (the end of a response, say) and a
-// server_closed error frame; when ctx ends first, or with a nil ctx, the
-// connections close at once.
-func (s *Server) closeConns(ctx context.Context) {
-	s.mu.Lock()
-	conns := make([]*serverConn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	if ctx == nil {
-		// At once: every connection stops taking frames before any closes,
-		// so a client hears of its own connection's end, not first of
-		// another's (a request's sender gone) on a connection about to end.
-		for _, c := range conns {
-			s.mu.Lock()
-			conn := c.conn
-			s.mu.Unlock()
-			if conn != nil {
-				conn.Refuse(wire.ErrServerClosed)
-			}
+// closeConnsNow closes every connection at once and waits for their
+// goroutines. Every connection stops taking frames before any closes, so
+// a client hears of its own connection's end, not first of another's (a
+// request's sender gone) on a connection about to end.
+func (s *Server) closeConnsNow() {
+	conns := s.connList()
+	for _, c := range conns {
+		s.mu.Lock()
+		conn := c.conn
+		s.mu.Unlock()
+		if conn != nil {
+			conn.Refuse(wire.ErrServerClosed)
 		}
 	}
 	for _, c := range conns {
 		s.mu.Lock()
 		conn, nc := c.conn, c.nc
 		s.mu.Unlock()
-		if conn != nil && ctx != nil {
-			conn.CloseAfterFlush(frame.ErrorFrame(wire.Header{Version: conn.Version()}, wire.CodeServerClosed, "server is shutting down"), wire.ErrServerClosed)
-		} else if conn != nil {
+		if conn != nil {
 			conn.Close(wire.ErrServerClosed)
 		} else {
 			nc.Close() // still joining
 		}
 	}
-	if ctx != nil {
-		stop := context.AfterFunc(ctx, func() { s.closeConns(nil) })
-		defer stop()
+	s.waitConns()
+}
+
+// closeConnsAfterFlush closes every connection gracefully: each first
+// writes what is queued for it (the end of a response, say) and a
+// server_closed error frame. When ctx ends first, the connections still
+// open close at once (closeConnsNow).
+func (s *Server) closeConnsAfterFlush(ctx context.Context) {
+	for _, c := range s.connList() {
+		s.mu.Lock()
+		conn, nc := c.conn, c.nc
+		s.mu.Unlock()
+		if conn != nil {
+			conn.CloseAfterFlush(frame.ErrorFrame(wire.Header{Version: conn.Version()}, wire.CodeServerClosed, "server is shutting down"), wire.ErrServerClosed)
+		} else {
+			nc.Close() // still joining
+		}
 	}
+	stop := context.AfterFunc(ctx, s.closeConnsNow)
+	defer stop()
+	s.waitConns()
+}
+
+// connList returns the connections open now.
+func (s *Server) connList() []*serverConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	conns := make([]*serverConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	return conns
+}
+
+// waitConns waits for every connection's goroutines and the reaper's, then
+// closes the cluster.
+func (s *Server) waitConns() {
 	s.wg.Wait()
 	s.reaper.wg.Wait()
 	s.closeCluster()

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testhook"
 	"github.com/socketbus/socketbus/internal/testpeer"
 	"github.com/socketbus/socketbus/internal/wire"
 	"github.com/socketbus/socketbus/server"
@@ -141,13 +142,14 @@ func TestTrustHonestReceiverBurstOfEnds(t *testing.T) {
 // other member of the same channel and a request it had in flight.
 func TestTrustPanicContained(t *testing.T) {
 	poison := uuid.New()
-	server.SetHandleHook(func(h *wire.Header) {
+	poisoned := &testhook.Server{Handle: func(h *wire.Header) {
 		if h.RequestID == poison {
 			panic("test: poisoned frame")
 		}
-	})
+	}}
 	srv, addr := startServer(t, server.Config{})
-	t.Cleanup(func() { srv.Close(); server.SetHandleHook(nil) })
+	testhook.Set(srv, poisoned)
+	t.Cleanup(func() { testhook.Set(srv, nil) })
 	stop := testpeer.BackgroundPair(t, addr)
 	ch := uuid.New()
 	victim := testpeer.Join(t, addr, ch)

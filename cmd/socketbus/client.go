@@ -106,11 +106,19 @@ func (f *clientFlags) dial(ctx context.Context, channel socketbus.ID) (*socketbu
 		defer cancel()
 	}
 	delay := 100 * time.Millisecond
+	var last error // the last attempt that failed before the deadline
 	for {
 		c, err := socketbus.Dial(ctx, f.server, channel, opts...)
 		if err == nil {
 			return c, nil
 		}
+		if ctx.Err() != nil && last != nil {
+			// The deadline cut this attempt short ("i/o timeout" on a
+			// busy machine): what the attempts before it found says more
+			// ("connection refused").
+			err = last
+		}
+		last = err
 		if f.waitFor <= 0 || !unreachable(err) || ctx.Err() != nil {
 			return nil, &dialError{&hintError{addr: f.server, hint: dialHint(err, tlsCfg != nil), err: err}}
 		}

@@ -23,6 +23,7 @@ const (
 	exitUnauthorized = 8  // the server refused the token for the channel
 	exitLimit        = 9  // a server limit refused the connection or request
 	exitGone         = 10 // the receiver or the connection went away mid-request
+	exitPartial      = 11 // send --all: not every member answered
 	// A command a signal cuts short exits 128 + the signal's number: see
 	// interrupted.exitCode.
 )
@@ -42,6 +43,8 @@ const exitHelp = `Exit status:
   8   unauthorized: the server refused the token for the channel
   9   limit: a server limit refused the connection or the request
   10  gone: the receiver or the connection went away mid-request
+  11  partial: send --all: not every member answered (one failed, left or
+      ran out of time; each reply says which)
   130 interrupted by SIGINT (Ctrl-C); 143 by SIGTERM
 
 On failure the command writes one line to stderr saying why.`
@@ -80,6 +83,7 @@ func exitCode(err error) int {
 		run    *runError
 		remote *socketbus.RemoteError
 		dial   *dialError
+		part   *partialError
 	)
 	switch {
 	case err == nil:
@@ -89,6 +93,8 @@ func exitCode(err error) int {
 	case !errors.As(err, &run):
 		// Errors cobra returns itself are all about the command line.
 		return exitUsage
+	case errors.As(err, &part):
+		return exitPartial
 	case errors.Is(err, socketbus.ErrUnauthorized):
 		return exitUnauthorized
 	case errors.Is(err, socketbus.ErrLimit):

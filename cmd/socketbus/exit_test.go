@@ -30,6 +30,7 @@ func TestExitCode(t *testing.T) {
 		{"limit", run(socketbus.ErrLimit), exitLimit},
 		{"peer gone", run(socketbus.ErrPeerGone), exitGone},
 		{"connection lost", run(socketbus.ErrClosed), exitGone},
+		{"partial", run(&partialError{replies: 3, failed: map[string]int{"remote_error": 1}}), exitPartial},
 		{"other", run(errors.New("disk full")), exitOther},
 	}
 	for _, tt := range tests {

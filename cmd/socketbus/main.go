@@ -73,8 +73,9 @@ func newRootCommand(s *streams) *cobra.Command {
 		Long: `socketbus runs a message bus server and talks to one from the shell.
 
 A client joins a channel; a request sent on a channel goes to one other
-client on it, whose response streams back. Channels are UUIDs; --channel NAME
-maps a name to one, the same in every process.
+client on it, whose response streams back (send --all: to every other
+client, each reply coming back). Channels are UUIDs; --channel NAME maps a
+name to one, the same in every process.
 
 ` + exitHelp,
 		Example: `  # Terminal 1: a server on 127.0.0.1:7411.

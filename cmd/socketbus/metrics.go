@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -39,6 +40,8 @@ type statsCollector struct {
 	bytesIn          *prometheus.Desc
 	bytesOut         *prometheus.Desc
 	latency          *prometheus.Desc
+	gathers          *prometheus.Desc
+	gatherReplies    *prometheus.Desc
 
 	buildInfo      *prometheus.Desc
 	startTime      *prometheus.Desc
@@ -121,6 +124,8 @@ func newStatsCollector(stats func() server.Stats) *statsCollector {
 		bytesIn:          d("received_bytes_total", "Bytes read from all connections, frame headers included."),
 		bytesOut:         d("sent_bytes_total", "Bytes written to all connections, frame headers included."),
 		latency:          d("request_duration_seconds", "Time from a request's start to its end, over requests that were started."),
+		gathers:          d("gathers_total", "Gathers and publishes accepted, by kind: gather or publish (each also counts as one request).", "kind"),
+		gatherReplies:    d("gather_replies_total", "Outcomes of the members of gathers and publishes, by outcome (completed: answered, or for a publish took it).", "outcome"),
 	}
 }
 
@@ -129,6 +134,7 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.connections, c.channels, c.inFlight, c.queued, c.queuedBytes, c.receiversWaiting,
 		c.started, c.requests, c.framesIn, c.framesOut, c.bytesIn, c.bytesOut, c.latency,
+		c.gathers, c.gatherReplies,
 		c.buildInfo, c.startTime, c.uptime, c.refused, c.cut, c.protocolErrors,
 		c.memory, c.memoryPeak, c.memoryLimit, c.memoryCuts, c.internalErrors, c.accepted, c.joined,
 		c.chClients, c.chQueued, c.chQueuedBytes, c.chInFlight, c.chReceivers, c.chRequests, c.channelsFolded,
@@ -169,6 +175,11 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	slices.Sort(outcomes)
 	for _, o := range outcomes {
 		counter(c.requests, st.Requests[o], o)
+	}
+	counter(c.gathers, st.Gathers, "gather")
+	counter(c.gathers, st.Publishes, "publish")
+	for _, o := range slices.Sorted(maps.Keys(st.GatherReplies)) {
+		counter(c.gatherReplies, st.GatherReplies[o], o)
 	}
 	counter(c.framesIn, st.FramesIn)
 	counter(c.framesOut, st.FramesOut)

@@ -24,6 +24,9 @@ func fixedStats() server.Stats {
 		InFlight:        4,
 		RequestsStarted: 10,
 		Requests:        map[string]int64{"completed": 5, "timeout": 1, "no_peers": 2},
+		Gathers:         2,
+		Publishes:       1,
+		GatherReplies:   map[string]int64{"completed": 6, "remote_error": 1},
 		FramesIn:        7, FramesOut: 8, BytesIn: 700, BytesOut: 800,
 		Latency: server.LatencyHistogram{
 			Bounds: []time.Duration{time.Millisecond, 10 * time.Millisecond},
@@ -64,14 +67,22 @@ socketbus_request_duration_seconds_bucket{le="0.01"} 5
 socketbus_request_duration_seconds_bucket{le="+Inf"} 6
 socketbus_request_duration_seconds_sum 0.05
 socketbus_request_duration_seconds_count 6
+# HELP socketbus_gathers_total Gathers and publishes accepted, by kind: gather or publish (each also counts as one request).
+# TYPE socketbus_gathers_total counter
+socketbus_gathers_total{kind="gather"} 2
+socketbus_gathers_total{kind="publish"} 1
+# HELP socketbus_gather_replies_total Outcomes of the members of gathers and publishes, by outcome (completed: answered, or for a publish took it).
+# TYPE socketbus_gather_replies_total counter
+socketbus_gather_replies_total{outcome="completed"} 6
+socketbus_gather_replies_total{outcome="remote_error"} 1
 `
 	names := []string{"socketbus_connections", "socketbus_queued_requests", "socketbus_queued_bytes",
-		"socketbus_requests_total", "socketbus_request_duration_seconds"}
+		"socketbus_requests_total", "socketbus_request_duration_seconds", "socketbus_gathers_total", "socketbus_gather_replies_total"}
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), names...); err != nil {
 		t.Error(err)
 	}
-	if n := testutil.CollectAndCount(c); n != 55 {
-		t.Errorf("%d metrics collected, want 55", n)
+	if n := testutil.CollectAndCount(c); n != 59 {
+		t.Errorf("%d metrics collected, want 59", n)
 	}
 }
 

@@ -35,7 +35,10 @@ type statusReport struct {
 	Connections     int              `json:"connections"`
 	InFlight        int64            `json:"in_flight"`
 	RequestsStarted int64            `json:"requests_started"`
-	Requests        map[string]int64 `json:"requests"` // ended requests by outcome
+	Requests        map[string]int64 `json:"requests"`       // ended requests by outcome
+	Gathers         int64            `json:"gathers"`        // gathers accepted (each also one request)
+	Publishes       int64            `json:"publishes"`      // publishes accepted (each also one request)
+	GatherReplies   map[string]int64 `json:"gather_replies"` // the outcomes of their members
 	FramesIn        int64            `json:"frames_in"`
 	FramesOut       int64            `json:"frames_out"`
 	BytesIn         int64            `json:"bytes_in"`
@@ -103,6 +106,9 @@ func newStatusReport(st server.Stats, draining bool, name func(socketbus.ID) str
 		InFlight:        st.InFlight,
 		RequestsStarted: st.RequestsStarted,
 		Requests:        st.Requests,
+		Gathers:         st.Gathers,
+		Publishes:       st.Publishes,
+		GatherReplies:   st.GatherReplies,
 		FramesIn:        st.FramesIn,
 		FramesOut:       st.FramesOut,
 		BytesIn:         st.BytesIn,

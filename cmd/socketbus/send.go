@@ -27,13 +27,16 @@ type sendOptions struct {
 	noProgress bool
 	headers    headerFlags
 	include    bool
+	all        bool // --all: gather every member's reply
+	publish    bool // --publish: deliver to every member, wanting no answers
+	json       bool // --json: print --all's replies, or --publish's count, as JSON
 }
 
 func newSendCommand(s *streams) *cobra.Command {
 	var o sendOptions
 	cmd := &cobra.Command{
 		Use:   "send",
-		Short: "Send one request and write its response to stdout",
+		Short: "Send one request and write its response to stdout (--all: every member's reply)",
 		Long: `Send one request on a channel and write its response to stdout.
 
 The body is read from stdin, unless --data or --file gives it; typed on a
@@ -51,14 +54,17 @@ fails at once, status 7, with nothing sent.
 
 On failure send exits non-zero with one line on stderr, and the exit status
 says which failure it was: 3 no peers, 4 timeout, 5 remote error, 6 server
-unreachable or not a bus port, 7 body too large, 8 unauthorized, 130
-interrupted by Ctrl-C (see "socketbus help").
+unreachable or not a bus port, 7 body too large, 8 unauthorized, 11 not
+every member answered (--all), 130 interrupted by Ctrl-C (see "socketbus
+help").
 
 -H 'Key: value' sends a header with the request (repeat it for more, or for
 several values of one key); the receiver's handler reads them. --include
 prints the response's headers to stderr, as "Key: value" lines and an empty
 line, before the body (after a failure, those the handler gave with it). A
-remote error's code, when the receiver gave one, is in the error line.`,
+remote error's code, when the receiver gave one, is in the error line.
+
+` + fanOutHelp,
 		Example: `  # The body from stdin:
   echo 'hello, bus' | socketbus send --channel upper
 
@@ -69,7 +75,13 @@ remote error's code, when the receiver gave one, is in the error line.`,
   socketbus send --channel orders --data '{"id": 7}' -H 'Content-Type: application/json' -H 'Trace-Id: 4bf92f35' --include
 
   # A file in, a file out, on another server:
-  socketbus send --server bus.example:7411 --tls --channel resize --file photo.jpg --out small.jpg`,
+  socketbus send --server bus.example:7411 --tls --channel resize --file photo.jpg --out small.jpg
+
+  # Ask every member of a channel, one JSON line per reply:
+  socketbus send --channel health --all --json --data ping --timeout 5s
+
+  # Tell every member, and print how many took it:
+  socketbus send --channel config --publish --file settings.json`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			return o.run(cmd.Context(), s, cmd.Flags().Changed("data"))
@@ -85,8 +97,12 @@ remote error's code, when the receiver gave one, is in the error line.`,
 	fs.BoolVar(&o.progress, "progress", false, "show a progress bar on stderr, whatever the size and wherever stderr goes")
 	fs.BoolVar(&o.noProgress, "no-progress", false, "never show a progress bar")
 	fs.VarP(&o.headers, "header", "H", "send a header with the request (repeatable)")
-	fs.BoolVarP(&o.include, "include", "i", false, "print the response's headers to stderr before the body")
+	fs.BoolVarP(&o.include, "include", "i", false, "print the response's headers to stderr before the body (with --all: each reply's, in its block)")
+	fs.BoolVar(&o.all, "all", false, "send to every other member of the channel and print each one's reply (a gather)")
+	fs.BoolVar(&o.publish, "publish", false, "deliver to every other member of the channel, wanting no answers, and print how many took it")
+	fs.BoolVar(&o.json, "json", false, "with --all, print each reply as a line of JSON; with --publish, the count")
 	cmd.MarkFlagsMutuallyExclusive("data", "file")
+	cmd.MarkFlagsMutuallyExclusive("all", "publish")
 	cmd.MarkFlagsMutuallyExclusive("channel", "channel-id")
 	cmd.MarkFlagsMutuallyExclusive("progress", "no-progress")
 	return cmd
@@ -101,6 +117,12 @@ func (o *sendOptions) run(ctx context.Context, s *streams, hasData bool) error {
 	if o.timeout < 0 {
 		return usagef("--timeout cannot be negative")
 	}
+	if o.all || o.publish {
+		return o.runFanOut(ctx, s, hasData, channel, name)
+	}
+	if o.json {
+		return usagef("--json needs --all or --publish")
+	}
 	body, size, err := o.body(s, hasData)
 	if err != nil {
 		return err
@@ -112,15 +134,7 @@ func (o *sendOptions) run(ctx context.Context, s *streams, hasData bool) error {
 	}
 	defer out.abort()
 
-	// Wait for a server that is down or restarting: within the request's
-	// time when it has one, else within the connect timeout.
-	o.client.waitFor = o.timeout
-	if o.timeout == 0 {
-		o.client.waitFor = o.client.connectTimeout
-	}
-	o.client.waitNotice = s.err
-	o.client.channelName = o.channel.name
-	c, err := o.client.dial(ctx, channel)
+	c, err := o.connect(ctx, s, channel)
 	if err != nil {
 		return err
 	}
@@ -157,16 +171,9 @@ func (o *sendOptions) run(ctx context.Context, s *streams, hasData bool) error {
 		w = &headersFirst{w: w, stderr: s.err, h: &respHeader}
 	}
 	err = c.Send(ctx, r, w, opts...)
-	// A server that was down has just come back: the channel's receivers
-	// may still be reconnecting. A --data body can be sent again.
-	for grace := time.Now().Add(3 * time.Second); errors.Is(err, socketbus.ErrNoPeers) && o.client.waited && hasData && prog == nil && time.Now().Before(grace); {
-		t := time.NewTimer(100 * time.Millisecond)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		}
-		err = c.Send(ctx, strings.NewReader(o.data), w, opts...)
+	if hasData && prog == nil {
+		// A --data body can be sent again.
+		err = o.retryNoPeers(ctx, err, func() error { return c.Send(ctx, strings.NewReader(o.data), w, opts...) })
 	}
 	if hf, ok := w.(*headersFirst); ok {
 		hf.print() // a response without a body, or a failure
@@ -180,6 +187,19 @@ func (o *sendOptions) run(ctx context.Context, s *streams, hasData bool) error {
 		prog.finish(err == nil)
 	}
 	return err
+}
+
+// connect dials the server and joins channel, waiting for a server that
+// is down or restarting: within the request's time when it has one, else
+// within the connect timeout.
+func (o *sendOptions) connect(ctx context.Context, s *streams, channel socketbus.ID) (*socketbus.Client, error) {
+	o.client.waitFor = o.timeout
+	if o.timeout == 0 {
+		o.client.waitFor = o.client.connectTimeout
+	}
+	o.client.waitNotice = s.err
+	o.client.channelName = o.channel.name
+	return o.client.dial(ctx, channel)
 }
 
 // body opens the request body and returns its size, or -1 if unknown.

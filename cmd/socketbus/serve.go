@@ -59,6 +59,7 @@ type serveOptions struct {
 	maxConnections              int
 	maxInFlightPerClient        int
 	maxQueuedRequestsPerChannel int
+	maxGatherMembers            int
 }
 
 func newServeCommand(s *streams) *cobra.Command {
@@ -174,6 +175,7 @@ channel not in the file admits no one.`,
 	fs.IntVar(&o.maxConnections, "max-connections", server.DefaultMaxConnections, "most open connections")
 	fs.IntVar(&o.maxInFlightPerClient, "max-in-flight-per-client", server.DefaultMaxInFlightPerClient, "most requests one client may have open as a sender")
 	fs.IntVar(&o.maxQueuedRequestsPerChannel, "max-queued-requests-per-channel", server.DefaultMaxQueuedRequests, "most requests waiting for a receiver on one channel")
+	fs.IntVar(&o.maxGatherMembers, "max-gather-members", server.DefaultMaxGatherMembers, "most members one gather or publish (send --all, --publish) may reach; a channel with more refuses it, status 9")
 	bindEnv(fs)
 	return cmd
 }
@@ -225,7 +227,7 @@ func (o *serveOptions) config(log *slog.Logger) (server.Config, *reloadable, err
 	}
 	for name, n := range map[string]int{
 		"max-connections": o.maxConnections, "max-in-flight-per-client": o.maxInFlightPerClient,
-		"max-queued-requests-per-channel": o.maxQueuedRequestsPerChannel,
+		"max-queued-requests-per-channel": o.maxQueuedRequestsPerChannel, "max-gather-members": o.maxGatherMembers,
 	} {
 		if n < 0 {
 			return server.Config{}, nil, usagef("--%s cannot be negative", name)
@@ -252,6 +254,7 @@ func (o *serveOptions) config(log *slog.Logger) (server.Config, *reloadable, err
 		MaxConnections:              o.maxConnections,
 		MaxInFlightPerClient:        o.maxInFlightPerClient,
 		MaxQueuedRequestsPerChannel: o.maxQueuedRequestsPerChannel,
+		MaxGatherMembers:            o.maxGatherMembers,
 		MaxMemory:                   int64(o.maxMemory),
 		WebSocketOrigins:            o.wsOrigins,
 		Logger:                      log,

@@ -211,6 +211,7 @@ func writeStatus(w io.Writer, rep *statusReport) error {
 		parts = append(parts, fmt.Sprintf("%s %d", o, rep.Requests[o]))
 	}
 	fmt.Fprintf(w, "requests ended: %s\n", strings.Join(parts, ", "))
+	fmt.Fprintf(w, "gathers: %d, publishes: %d, their members: %s\n", rep.Gathers, rep.Publishes, counts(rep.GatherReplies))
 	fmt.Fprintf(w, "traffic: in %s in %d frames, out %s in %d frames\n",
 		formatBytes(rep.BytesIn), rep.FramesIn, formatBytes(rep.BytesOut), rep.FramesOut)
 	fmt.Fprintf(w, "connections: %d accepted, %d joined\n", rep.Accepted, rep.Joined)

@@ -25,6 +25,7 @@ func TestStatusTable(t *testing.T) {
 		"total (2 channels)",
 		"server draining: 3 connections, 4 requests in flight",
 		"completed 5, no_peers 2, timeout 1",
+		"gathers: 2, publishes: 1, their members: completed 6, remote_error 1",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status table lacks %q:\n%s", want, out)

@@ -18,6 +18,10 @@ func TestUsageMistakesExitTwo(t *testing.T) {
 		{[]string{"send", "--server", "a:b:c", "--channel", "x", "--data", "y"}, `--server "a:b:c"`},
 		{[]string{"serve", "--addr", "bad:port:x"}, `--addr "bad:port:x"`},
 		{[]string{"serve", "--max-memory", "100"}, "the smallest budget is 8 MiB"},
+		{[]string{"serve", "--max-gather-members", "-1"}, "--max-gather-members cannot be negative"},
+		{[]string{"send", "--channel", "x", "--data", "y", "--all", "--publish"}, "[all publish] were all set"},
+		{[]string{"send", "--channel", "x", "--data", "y", "--all", "--out", "f"}, "--out does not go with --all"},
+		{[]string{"send", "--channel", "x", "--data", "y", "--json"}, "--json needs --all or --publish"},
 		{[]string{"serve", "--cluster-name", "b", "--routes", "bad"}, `--routes "bad"`},
 		{[]string{"serve", "--cluster-name", "b", "--cluster-listen", "nowhere"}, `--cluster-listen "nowhere"`},
 	} {

@@ -51,6 +51,7 @@ var attacks = []attack{
 	{"f_honest_16k_many_streams", "16 KiB chunks on many streams and channels to receivers that never grant", attackHonestMany},
 	{"g_two_frame_crash", "start|request, then response|credit for the same request", attackTwoFrames},
 	{"h_whole_responses_burst", "receivers hold 900 requests each and answer them all at once with 64 KiB whole responses (v2)", attackWholeBurst},
+	{"j_gathers_to_stalled_members", "4 senders flood 16 KiB gathers to 64 members that never read", attackGathers},
 }
 
 // TestAttacks runs each attack against a fresh `socketbus serve` process
@@ -290,7 +291,7 @@ func flood(ctx context.Context, cs []*rawConn, batch func(c *rawConn)) (int64, m
 			var err error
 			for ctx.Err() == nil {
 				batch(c)
-				if err = c.flush(); err != nil {
+				if err = c.Flush(); err != nil {
 					break
 				}
 				batches.Add(1)
@@ -379,7 +380,7 @@ func attackCancels(ctx context.Context, addr string, deadline time.Time) (string
 				cancels.Add(1)
 			}
 			if err == nil {
-				err = c.flush()
+				err = c.Flush()
 			}
 			mu.Lock()
 			ends[writeErr(err)]++
@@ -496,7 +497,7 @@ func attackWholeBurst(ctx context.Context, addr string, deadline time.Time) (str
 			defer v.readers.Done()
 			got := 0
 			for {
-				h, _, err := v.read()
+				h, _, err := v.ReadFrame()
 				if err != nil {
 					if !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, net.ErrClosed) {
 						cut.Add(1)
@@ -519,19 +520,19 @@ func attackWholeBurst(ctx context.Context, addr string, deadline time.Time) (str
 				for range held {
 					r.put(wire.TypeStart, wire.FlagReceive, r.newID(), 0, true, 0, nil)
 				}
-				if err = r.flush(); err != nil {
+				if err = r.Flush(); err != nil {
 					break
 				}
 				for range held {
 					v.put(wire.TypeStart, wire.FlagRequest, v.newID(), 0, true, 10000, []byte("q"))
 				}
-				if err = v.flush(); err != nil {
+				if err = v.Flush(); err != nil {
 					break
 				}
 				var ids []wire.ID
 				for len(ids) < held && err == nil {
 					var h wire.Header
-					h, _, err = r.read()
+					h, _, err = r.ReadFrame()
 					if err == nil && h.Type == wire.TypeStart && h.Flags == wire.FlagReceive {
 						ids = append(ids, h.RequestID)
 					}
@@ -543,7 +544,7 @@ func attackWholeBurst(ctx context.Context, addr string, deadline time.Time) (str
 					}
 				}
 				if err == nil {
-					err = r.flush()
+					err = r.Flush()
 				}
 				if err != nil {
 					break

@@ -3,38 +3,30 @@
 package attack
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/socketbus/socketbus/internal/testpeer"
 	"github.com/socketbus/socketbus/internal/wire"
-	"github.com/socketbus/socketbus/internal/wsconn"
 )
 
 // flushSize is how many bytes of frames a rawConn gathers before writing
 // them: big writes let one attacker keep a server core busy.
 const flushSize = 256 << 10
 
-// rawConn is an attacker's connection: it speaks the wire protocol by hand
-// and writes frames in large batches. Every read and write on it fails at
-// the deadline it was dialled with, so no attack outlives its time.
+// rawConn is an attacker's connection: the shared raw peer, writing
+// frames in large batches. Every read and write on it fails at the
+// deadline it was dialled with, so no attack outlives its time.
 type rawConn struct {
-	nc      net.Conn
-	br      *bufio.Reader
-	id      wire.ID
-	channel wire.ID
-	version uint8  // the protocol version it joined with
-	out     []byte // frames not yet written
+	*testpeer.Conn
 
 	idPrefix [8]byte // with idNext, the IDs newID makes: unique without a syscall each
 	idNext   uint64
@@ -52,7 +44,7 @@ func dialRaw(addr string, channel wire.ID, deadline time.Time, rcvbuf int) (*raw
 
 // dialRawVersion is dialRaw joining with protocol version.
 func dialRawVersion(addr string, channel wire.ID, deadline time.Time, rcvbuf int, version uint8) (*rawConn, error) {
-	d := net.Dialer{Deadline: deadline}
+	d := &net.Dialer{Deadline: deadline}
 	if rcvbuf > 0 {
 		d.Control = func(_, _ string, rc syscall.RawConn) error {
 			var serr error
@@ -62,41 +54,17 @@ func dialRawVersion(addr string, channel wire.ID, deadline time.Time, rcvbuf int
 			return errors.Join(err, serr)
 		}
 	}
-	var nc net.Conn
-	var err error
-	if strings.HasPrefix(addr, "ws://") {
-		// Over WebSocket: the same frames, in binary messages.
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		nc, err = wsconn.Dial(ctx, addr, wsconn.DialOptions{Dialer: &d})
-		cancel()
-	} else {
-		nc, err = d.Dial("tcp", addr)
-	}
+	peer, err := testpeer.Open(addr, testpeer.Options{Deadline: deadline, Dialer: d, ReaderSize: 64 << 10})
 	if err != nil {
 		return nil, err
 	}
-	c := &rawConn{nc: nc, br: bufio.NewReaderSize(nc, 64<<10), channel: channel, version: version}
-	rand.Read(c.id[:])
+	peer.Version = version
+	if err := peer.JoinChannel(channel, nil); err != nil {
+		peer.Close()
+		return nil, err
+	}
+	c := &rawConn{Conn: peer}
 	rand.Read(c.idPrefix[:])
-	nc.SetDeadline(deadline)
-	join := c.newID()
-	c.put(wire.TypeStart, wire.FlagJoin, join, 0, true, 0, nil)
-	if err := c.flush(); err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("join: %w", err)
-	}
-	h, p, err := c.read()
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("join: %w", err)
-	}
-	if h.Type != wire.TypeStart || h.Flags != wire.FlagJoin || h.RequestID != join {
-		nc.Close()
-		if e, perr := wire.ParseError(p); h.Type == wire.TypeError && perr == nil {
-			return nil, fmt.Errorf("join refused: %v", e)
-		}
-		return nil, fmt.Errorf("join answer: got %v, want the acknowledgement", h)
-	}
 	return c, nil
 }
 
@@ -111,64 +79,25 @@ func (c *rawConn) newID() wire.ID {
 
 // put appends a frame to the batch to write.
 func (c *rawConn) put(typ wire.FrameType, flags wire.Flags, id wire.ID, seq uint32, final bool, timeout uint64, payload []byte) {
-	h := wire.Header{Version: c.version, Type: typ, Flags: flags, RequestID: id, ClientID: c.id,
-		ChannelID: c.channel, TimeoutMillis: timeout, Sequence: seq, Final: final, Length: uint32(len(payload))}
-	c.out = append(wire.AppendHeader(c.out, &h), payload...)
-}
-
-// flush writes the batch.
-func (c *rawConn) flush() error {
-	if len(c.out) == 0 {
-		return nil
-	}
-	_, err := c.nc.Write(c.out)
-	c.out = c.out[:0]
-	return err
+	h := c.Header(typ, flags, id)
+	h.TimeoutMillis, h.Sequence, h.Final = timeout, seq, final
+	c.Put(h, payload)
 }
 
 // flushIfFull writes the batch once it has grown to flushSize.
 func (c *rawConn) flushIfFull() error {
-	if len(c.out) < flushSize {
+	if c.Pending() < flushSize {
 		return nil
 	}
-	return c.flush()
-}
-
-// read reads one frame. Only one goroutine may read.
-func (c *rawConn) read() (wire.Header, []byte, error) {
-	var hdr [wire.HeaderSize]byte
-	if _, err := io.ReadFull(c.br, hdr[:]); err != nil {
-		return wire.Header{}, nil, err
-	}
-	h, _, err := wire.ParseHeader(hdr[:])
-	if err != nil {
-		return h, nil, fmt.Errorf("the server sent a bad header: %w", err)
-	}
-	p := make([]byte, h.Length)
-	if _, err := io.ReadFull(c.br, p); err != nil {
-		return h, nil, err
-	}
-	return h, p, nil
+	return c.Flush()
 }
 
 // sync returns once the server has handled every frame c wrote before it
 // (the server answers a ping after the frames before it), and how many
 // other frames came first.
 func (c *rawConn) sync() (int, error) {
-	id := c.newID()
-	c.put(wire.TypeStart, wire.FlagPing, id, 0, true, 0, nil)
-	if err := c.flush(); err != nil {
-		return 0, err
-	}
-	for n := 0; ; n++ {
-		h, _, err := c.read()
-		if err != nil {
-			return n, fmt.Errorf("waiting for the pong: %w", err)
-		}
-		if h.Type == wire.TypeEnd && h.Flags == wire.FlagPing && h.RequestID == id {
-			return n, nil
-		}
-	}
+	before, err := c.Ping()
+	return len(before), err
 }
 
 // readFrames hands every frame the server sends to fn, in a goroutine,
@@ -178,7 +107,7 @@ func (c *rawConn) readFrames(fn func(h wire.Header, p []byte)) {
 	go func() {
 		defer c.readers.Done()
 		for {
-			h, p, err := c.read()
+			h, p, err := c.ReadFrame()
 			if err != nil {
 				return
 			}
@@ -192,13 +121,13 @@ func (c *rawConn) discard() {
 	c.readers.Add(1)
 	go func() {
 		defer c.readers.Done()
-		io.Copy(io.Discard, c.br)
+		io.Copy(io.Discard, c.NC)
 	}()
 }
 
 // Close closes the connection and waits for its reader.
 func (c *rawConn) Close() error {
-	err := c.nc.Close()
+	err := c.Conn.Close()
 	c.readers.Wait()
 	return err
 }
@@ -263,7 +192,7 @@ func startStreams(c *rawConn, n int, timeout uint64, chunk int, grants bool) (*s
 		c.put(wire.TypeStart, wire.FlagRequest, st.id, 0, false, timeout, nil)
 	}
 	c.readFrames(s.handle)
-	return s, c.flush()
+	return s, c.Flush()
 }
 
 // handle takes one frame from the server: a grant adds credit, an error
@@ -315,7 +244,7 @@ func (s *streamer) run(ctx context.Context) error {
 				}
 			}
 		}
-		if err := s.c.flush(); err != nil {
+		if err := s.c.Flush(); err != nil {
 			return err
 		}
 		if progress {

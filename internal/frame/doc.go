@@ -23,6 +23,9 @@
 // Track(true), called in a TestMain, makes PutBuffer panic on a buffer it
 // did not hand out or that was already given back, and Outstanding count
 // the buffers out: a test suite ends with Outstanding() == 0.
+// OutstandingStacks says where the buffers still out were taken.
+// frametest.Main is that TestMain; the suites of the root package,
+// server, cluster, internal/router and internal/frameconn run under it.
 //
 // # Where things live
 //

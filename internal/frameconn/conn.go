@@ -4,7 +4,6 @@
 package frameconn
 
 import (
-	"bufio"
 	"errors"
 	"net"
 	"sync"
@@ -86,7 +85,7 @@ type Conn struct {
 	nc  net.Conn
 	cfg Config
 
-	br      *bufio.Reader
+	br      *readBuffer
 	scratch []byte      // the writer's buffer for headers and small payloads
 	bufs    net.Buffers // the writer's writev list
 	writing net.Buffers // what WriteTo has left to write
@@ -178,9 +177,9 @@ func New(nc net.Conn, cfg Config) *Conn {
 	if c.cfg.Version == 0 {
 		c.cfg.Version = wire.Version
 	}
-	// 16 KiB holds a burst of small frames; a large payload bypasses the
-	// buffer and is read straight into its own.
-	c.br = bufio.NewReaderSize(nc, 16<<10)
+	// The read buffer starts small and grows with bursts (readbuf.go); a
+	// large payload bypasses it and is read straight into its own.
+	c.br = newReadBuffer(nc)
 	if sc, ok := nc.(syscall.Conn); ok && cfg.InlineWrites {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.raw = rc

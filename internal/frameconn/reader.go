@@ -1,6 +1,6 @@
 package frameconn
 
-// The reader goroutine: it owns the bufio.Reader and the read batch, reads
+// The reader goroutine: it owns the read buffer (readbuf.go) and the read batch, reads
 // one frame at a time and hands it to the handler.
 
 import (

@@ -7,12 +7,28 @@
 // frame; the router answers by handing frames to Peers, which must never
 // block (they queue for the connection's writer goroutine).
 //
-// Ownership of payloads has one rule. Member.Handle owns the frame it is
-// given; a handler that keeps the payload (to relay it later) moves it out
-// with take, and Handle releases whatever is left when the handler returns,
-// on every path. A frame the router builds or keeps is handed to exactly
-// one Peer.Send, which owns it from then on, or released by finishLocked
-// when its request ends first. Nothing else calls release.
+// Ownership of payloads follows package frame's one rule: a frame has one
+// owner at a time, handing it on hands its buffer over, and whoever holds
+// it last releases it, once. Member.Handle and Member.HandleRemote own the
+// frame they are given: a handler that keeps the payload moves it out with
+// take (frames.go), and whatever is left in the frame when the handler
+// returns is released there, on every path. A frame the router builds or
+// keeps goes to exactly one Peer.Send (channel.send), which owns it from
+// then on, or is released where the router stops needing it. Those places
+// are:
+//
+//   - finishLocked (relay.go): the body and response frames still pending
+//     when a request ends;
+//   - assignLocked (relay.go): the pending body frames a v2 whole delivery
+//     copied into its start frame (a pushed request keeps them instead);
+//   - dropRetainedLocked (push.go): a pushed request's kept copies, once
+//     a receiver takes it or it ends;
+//   - remoteToSenderLocked (remote.go): a link frame whose body it moved
+//     to a buffer of its own;
+//   - in gather.go, fanOutLocked: each frame of a gather's body, once
+//     copied to every member; feedChildLocked: what keepLocked copied
+//     rather than kept; toSenderLocked: a reply nobody reads (its sender
+//     gone, or a publish's).
 //
 // A request's state is a type, reqState (state.go): unknown, queued,
 // pushed (not taken), delivered, responding, ended, changed only through

@@ -3,7 +3,6 @@ package router
 import (
 	"encoding/binary"
 	"math/rand/v2"
-	"time"
 
 	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
@@ -96,32 +95,26 @@ func (ch *channel) gatherNodesLocked(m *Member) []*Member {
 // FlagAll), after startRequestLocked's checks common to every request.
 // hlen is the start frame's header block; whole says the body is the rest
 // of the payload.
-func (m *Member) startGatherLocked(f *frame.Frame, hlen int, whole bool, from wire.ID, refuse func(wire.Code, string) error) error {
+func (m *Member) startGatherLocked(f *frame.Frame, s startFrame, from wire.ID) error {
 	h := &f.Header
 	ch := m.ch
 	r := m.r
 	members := ch.gatherMembersLocked(m)
 	if limit := r.cfg.maxGatherMembers(); len(members) > limit {
-		return refuse(wire.CodeLimit, "the channel has "+itoa(int64(len(members)))+" other members; a gather reaches at most "+itoa(int64(limit)))
+		return m.refuseLocked(h.RequestID, wire.CodeLimit, "the channel has "+itoa(int64(len(members)))+" other members; a gather reaches at most "+itoa(int64(limit)))
 	}
 	nodes := ch.gatherNodesLocked(m)
 	if len(members)+len(nodes) == 0 {
-		return refuse(wire.CodeNoPeers, "no other client is joined to this channel")
+		return m.refuseLocked(h.RequestID, wire.CodeNoPeers, "no other client is joined to this channel")
 	}
 	local := len(members)
 	members = append(members, nodes...)
-	g := &gather{publish: h.Flags.Has(wire.FlagPublish), children: make(map[wire.ID]*request, len(members))}
-	parent := &request{id: h.RequestID, ch: ch, sender: m, from: from, fan: g}
-	parent.to(reqQueued) // and ended, with its last child: it is never delivered
-	g.parent = parent
-	parent.body.upOutstanding = wire.InitialRequestCredit
-	if !ch.keepRequestHeadersLocked(parent, f.Payload[:hlen]) {
-		return refuse(wire.CodeLimit, "the server's memory budget is short; try again later")
+	parent := m.newRequestLocked(h.RequestID, from, f.Payload[:s.hlen])
+	if parent == nil {
+		return m.refuseLocked(h.RequestID, wire.CodeLimit, errMemoryShort)
 	}
-	if !ch.commitLocked(parent, false, 0) {
-		ch.releaseRequestHeadersLocked(parent)
-		return refuse(wire.CodeLimit, "the server's memory budget is short; try again later")
-	}
+	g := &gather{parent: parent, publish: h.Flags.Has(wire.FlagPublish), children: make(map[wire.ID]*request, len(members))}
+	parent.fan = g // queued until it ends with its last child: it is never delivered
 	children := make([]*request, 0, len(members))
 	for _, o := range members {
 		child := &request{id: ch.newRequestIDLocked(), ch: ch, sender: m, from: from, gather: g, target: o, headers: parent.headers}
@@ -133,30 +126,19 @@ func (m *Member) startGatherLocked(f *frame.Frame, hlen int, whole bool, from wi
 			}
 			ch.releaseChargesLocked(parent)
 			ch.releaseRequestHeadersLocked(parent)
-			return refuse(wire.CodeLimit, "the server's memory budget is short for a gather to "+itoa(int64(len(members)))+" members; try again later")
+			return m.refuseLocked(h.RequestID, wire.CodeLimit, "the server's memory budget is short for a gather to "+itoa(int64(len(members)))+" members; try again later")
 		}
 		children = append(children, child)
 	}
 
-	timeout := r.cfg.DefaultTimeout
-	if h.TimeoutMillis > 0 {
-		timeout = time.Duration(min(h.TimeoutMillis, uint64(365*24*time.Hour/time.Millisecond))) * time.Millisecond
-	}
-	now := time.Now()
-	parent.started, parent.deadline = now, now.Add(timeout)
-	parent.body.nextSeq, parent.body.downSeq = 1, 1
-	ch.requests[parent.id] = parent
-	m.sent[parent.id] = parent
-	m.started++
-	r.inFlight.Add(1)
-	r.started.Add(1)
+	ch.openLocked(parent, r.cfg.timeoutOf(h.TimeoutMillis)) // its timer ends every child's part
 	if g.publish {
 		r.publishes.Add(1)
 	} else {
 		r.gathers.Add(1)
 	}
 	for _, child := range children {
-		child.started, child.deadline = now, parent.deadline
+		child.started, child.deadline = parent.started, parent.deadline
 		child.body.nextSeq, child.body.downSeq = 1, 1
 		ch.requests[child.id] = child
 		g.children[child.target.id] = child
@@ -170,30 +152,12 @@ func (m *Member) startGatherLocked(f *frame.Frame, hlen int, whole bool, from wi
 			g.legs[c] = &leg{open: make(map[wire.ID]struct{})}
 		}
 	}
-	parent.timer = time.AfterFunc(timeout, func() {
-		ch.mu.Lock()
-		defer ch.mu.Unlock()
-		if parent.state != reqEnded {
-			ch.failLocked(parent, wire.CodeTimeout, "the request timed out after "+timeout.String())
-		}
-	})
 
 	ch.announceLocked(parent, children[:local])
-
-	if whole {
-		f.Payload = cutFront(f.Payload, hlen)
-		n := len(f.Payload)
-		rl := &parent.body
-		rl.chunks, rl.bytes, rl.ended, rl.nextSeq = 1, int64(n), true, 3
-		chunk := take(f)
-		chunk.Header = header(ch, m, wire.TypeChunk, wire.FlagReceive, parent.id)
-		chunk.Header.Sequence = 1
-		end := header(ch, m, wire.TypeEnd, wire.FlagReceive, parent.id)
-		end.Sequence, end.Final = 2, true
-		rl.pending = append(rl.pending, chunk, frame.Frame{Header: end})
-		rl.pendingBytes = n
+	if s.whole {
 		// The body is copied to every child before any is delivered, so
 		// that a small one goes whole.
+		ch.keepWholeLocked(parent, f, s.hlen)
 		ch.fanOutLocked(parent)
 	}
 	ch.targetAllLocked(children)

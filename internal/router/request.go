@@ -148,125 +148,38 @@ func (m *Member) handleRequestLocked(f *frame.Frame) error {
 }
 
 // startRequestLocked opens a request from the client from: it is refused,
-// handed to a waiting receiver, or queued. In v2 a start frame with the
-// final bit is a whole request: start, its body (the payload, within the
-// initial credit) and end in one frame. In v3 the payload begins with the
-// request's header block.
+// handed to a waiting receiver, or queued (start.go has the steps every
+// request's start takes). In v2 a start frame with the final bit is a
+// whole request: start, its body (the payload, within the initial credit)
+// and end in one frame. In v3 the payload begins with the request's header
+// block. A gather or publish (FlagAll) fans out instead (gather.go).
 func (m *Member) startRequestLocked(f *frame.Frame, from wire.ID) error {
 	h := &f.Header
 	ch := m.ch
-	r := m.r
-	whole := m.v2() && h.Final
-	hlen, headersTooLarge, err := m.headerBlockLen(f.Payload)
+	s, err := m.checkStartLocked(f)
 	if err != nil {
 		return err
 	}
-	bodyLen := len(f.Payload) - hlen
-	switch {
-	case h.Sequence != 0:
-		return protocolErrorf("a request start frame has sequence 0")
-	case whole && bodyLen > wire.InitialRequestCredit:
-		return protocolErrorf("a whole request of %d bytes is over the initial credit of %d", bodyLen, wire.InitialRequestCredit)
-	case !whole && (h.Final || bodyLen != 0):
-		return protocolErrorf("a request start frame has sequence 0, no final bit and no payload but its header block")
-	}
-	if _, live := ch.requests[h.RequestID]; live || m.ended.has(h.RequestID) {
-		return protocolErrorf("request ID %x is already in use", h.RequestID)
-	}
-	refuse := func(code wire.Code, msg string) error {
-		if m.remote == RemoteSender && code != wire.CodeTooLarge {
-			// Not claimed: the origin requeues the request (remote.go).
-			code = wire.CodeReturned
-		}
-		if code != wire.CodeReturned {
-			r.counts[outcomeOf(code)].Add(1)
-			ch.counts[outcomeOf(code)].Add(1)
-		}
-		ch.send(m, errorFrame(ch, m, h.RequestID, wire.FlagRequest, code, msg))
-		ch.tombstoneLocked(m, h.RequestID) // the rest of the stream may already be on its way
-		return nil
-	}
-	if r.closed.Load() {
-		return refuse(wire.CodeServerClosed, "server is shutting down")
-	}
-	if headersTooLarge {
-		return refuse(wire.CodeTooLarge, "request headers of "+itoa(int64(hlen-wire.HeaderBlockLenSize))+" bytes exceed the server's limit of "+itoa(int64(r.cfg.maxHeaderBytes())))
-	}
-	if !ch.hasPeerLocked(m) {
-		return refuse(wire.CodeNoPeers, "no other client is joined to this channel")
-	}
-	// A remote sender carries a whole node's requests: its account's
-	// share of the memory budget bounds it, not the per-client limit.
-	if limit := r.cfg.MaxInFlightPerClient; limit > 0 && m.remote == 0 && len(m.sent) >= limit {
-		return refuse(wire.CodeLimit, "too many requests in flight on this connection")
-	}
-	if max := r.cfg.MaxMessageBytes; whole && max > 0 && int64(bodyLen) > max {
-		return refuse(wire.CodeTooLarge, "request body exceeds the server's limit of "+itoa(max)+" bytes")
+	if code, msg, ok := m.admitLocked(f, s); !ok {
+		return m.refuseLocked(h.RequestID, code, msg)
 	}
 	if h.Flags.Has(wire.FlagAll) {
-		return m.startGatherLocked(f, hlen, whole, from, refuse)
+		return m.startGatherLocked(f, s, from)
 	}
-	var target *poll
-	for p := ch.polls.head; p != nil; p = p.next {
-		if p.m != m {
-			target = p
-			break
-		}
-	}
+	target := ch.firstReceiverLocked(m)
 	if target == nil && m.remote == RemoteSender {
-		return refuse(wire.CodeReturned, "no receiver is waiting on this node")
+		return m.refuseLocked(h.RequestID, wire.CodeReturned, "no receiver is waiting on this node")
 	}
-	if limit := r.cfg.MaxQueuedRequestsPerChannel; target == nil && limit > 0 && ch.queue.n >= limit {
-		return refuse(wire.CodeLimit, "the channel's request queue is full")
+	if limit := m.r.cfg.MaxQueuedRequestsPerChannel; target == nil && limit > 0 && ch.queue.n >= limit {
+		return m.refuseLocked(h.RequestID, wire.CodeLimit, "the channel's request queue is full")
 	}
-
-	// Admit the request only if the budget can hold what its initial
-	// credit lets the sender send before anyone reads it.
-	req := &request{id: h.RequestID, ch: ch, sender: m, from: from}
-	req.to(reqQueued)
-	req.body.upOutstanding = wire.InitialRequestCredit
-	if !ch.keepRequestHeadersLocked(req, f.Payload[:hlen]) {
-		return refuse(wire.CodeLimit, "the server's memory budget is short; try again later")
+	req := m.newRequestLocked(h.RequestID, from, f.Payload[:s.hlen])
+	if req == nil {
+		return m.refuseLocked(h.RequestID, wire.CodeLimit, errMemoryShort)
 	}
-	if !ch.commitLocked(req, false, 0) {
-		ch.releaseRequestHeadersLocked(req)
-		return refuse(wire.CodeLimit, "the server's memory budget is short; try again later")
-	}
-
-	timeout := r.cfg.DefaultTimeout
-	if h.TimeoutMillis > 0 {
-		timeout = time.Duration(min(h.TimeoutMillis, uint64(365*24*time.Hour/time.Millisecond))) * time.Millisecond
-	}
-	now := time.Now()
-	req.started, req.deadline = now, now.Add(timeout)
-	req.body.nextSeq, req.body.downSeq = 1, 1
-	ch.requests[req.id] = req
-	m.sent[req.id] = req
-	m.started++
-	r.inFlight.Add(1)
-	r.started.Add(1)
-	req.timer = time.AfterFunc(timeout, func() {
-		ch.mu.Lock()
-		defer ch.mu.Unlock()
-		if req.state != reqEnded {
-			ch.failLocked(req, wire.CodeTimeout, "the request timed out after "+timeout.String())
-		}
-	})
-
-	if whole {
-		// The body is all here: it waits as a chunk and an end frame, as
-		// a v1 body would, and goes to a v2 receiver in one frame again.
-		f.Payload = cutFront(f.Payload, hlen)
-		n := len(f.Payload)
-		rl := &req.body
-		rl.chunks, rl.bytes, rl.ended, rl.nextSeq = 1, int64(n), true, 3
-		chunk := take(f)
-		chunk.Header = header(ch, m, wire.TypeChunk, wire.FlagReceive, req.id)
-		chunk.Header.Sequence = 1
-		end := header(ch, m, wire.TypeEnd, wire.FlagReceive, req.id)
-		end.Sequence, end.Final = 2, true
-		rl.pending = append(rl.pending, chunk, frame.Frame{Header: end})
-		rl.pendingBytes = n
+	ch.openLocked(req, m.r.cfg.timeoutOf(h.TimeoutMillis))
+	if s.whole {
+		ch.keepWholeLocked(req, f, s.hlen)
 		ch.shrinkLocked(req, false)
 	}
 	if target != nil {
@@ -274,15 +187,25 @@ func (m *Member) startRequestLocked(f *frame.Frame, from wire.ID) error {
 	} else if !ch.offerRemoteLocked(req) {
 		ch.queue.push(req)
 	}
-	if m.v2() {
-		return nil // v2 has no acknowledgements
+	if !m.v2() {
+		// v1 acknowledges the start, with no credit: a new request still
+		// holds its initial credit, and grants come in credit frames once
+		// it is used (a client accepts a 4-byte grant in it all the same).
+		ack := frame.Frame{Header: header(ch, m, wire.TypeStart, wire.FlagRequest, req.id)}
+		ack.Lazy = true // nobody waits on it: it rides with the next write
+		ch.send(m, ack)
 	}
-	// The acknowledgement carries no credit: a new request still holds its
-	// initial credit, and grants come in credit frames once it is used.
-	// (A client accepts a 4-byte grant in an acknowledgement all the same.)
-	ack := frame.Frame{Header: header(ch, m, wire.TypeStart, wire.FlagRequest, req.id)}
-	ack.Lazy = true // nobody waits on it: it rides with the next write
-	ch.send(m, ack)
+	return nil
+}
+
+// firstReceiverLocked returns the oldest waiting receiver (a poll or a
+// unit of push credit) that is not m's, or nil.
+func (ch *channel) firstReceiverLocked(m *Member) *poll {
+	for p := ch.polls.head; p != nil; p = p.next {
+		if p.m != m {
+			return p
+		}
+	}
 	return nil
 }
 

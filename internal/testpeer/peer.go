@@ -1,81 +1,204 @@
 // Package testpeer is the one raw-protocol peer the tests share: it speaks
 // the wire protocol frame by frame over a real connection, to test what a
 // server does with input no Client would send. Only tests import it.
+//
+// peer.go has the connection (Conn: dial, join, write, read) and talk.go
+// the exchanges built on it (ping, refusal, receive, respond); watch.go
+// wakes a test on a server's events (internal/testhook) so that it never
+// polls Stats. The other files are helpers for tests that use Clients:
+// servers and clients (bus.go, pair.go, websocket.go, cert.go), log
+// capture, run counters, pattern bodies and a stalled receiver.
 package testpeer
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/socketbus/socketbus/internal/wire"
+	"github.com/socketbus/socketbus/internal/wsconn"
 )
 
-// Conn is a raw connection to a server. Its methods fail the test on an
-// unexpected error, except ReadFrame, which returns it.
+// Conn is a raw connection to a server. Two kinds of method share it: the
+// error-returning ones (Open, JoinChannel, Put, Flush, Send, ReadFrame,
+// Next, Ping, Refusal, ReadEOF, ReceiveRequest), which any goroutine may
+// call, and the ones that fail the test on an unexpected error (Dial, Join,
+// Write, WriteFrame, Read, Sync, ReadError, ExpectEOF, Poll, Receive,
+// Respond), which need a Conn from Dial or Join and the test's goroutine.
+// One goroutine at a time may write, and one read.
 type Conn struct {
-	t  testing.TB
-	NC net.Conn      // the connection, for tests that close or stall it
-	br *bufio.Reader // reads NC
+	t   testing.TB    // the test to fail; nil for a Conn from Open
+	NC  net.Conn      // the connection, for tests that close or stall it
+	br  *bufio.Reader // reads NC
+	out []byte        // frames Put and Flush has not written yet
 
 	ID      uuid.UUID // the client ID the headers carry
 	Channel uuid.UUID // the channel the headers carry, once joined
+	Version uint8     // the protocol version the headers carry: wire.Version unless a test sets it
 }
 
 // ioTimeout bounds every read and write, so that a broken test fails
 // instead of hanging.
 const ioTimeout = 30 * time.Second
 
+// Options say how Open dials. The zero value dials TCP with a 30 s
+// deadline.
+type Options struct {
+	// Deadline bounds the dial and every read and write on the
+	// connection; zero means 30 s from now.
+	Deadline time.Time
+	// Dialer opens the connection; nil means a net.Dialer with Deadline.
+	// An address starting with "ws://" is reached over WebSocket through
+	// it.
+	Dialer *net.Dialer
+	// ReaderSize is the size of the read buffer; zero means bufio's
+	// default. Tests holding thousands of connections make it small.
+	ReaderSize int
+}
+
+// Open opens a connection to addr without joining. It fails no test, so
+// worker goroutines may use it; the caller closes the connection.
+func Open(addr string, o Options) (*Conn, error) {
+	if o.Deadline.IsZero() {
+		o.Deadline = time.Now().Add(ioTimeout)
+	}
+	d := o.Dialer
+	if d == nil {
+		d = &net.Dialer{Deadline: o.Deadline}
+	}
+	var nc net.Conn
+	var err error
+	if strings.HasPrefix(addr, "ws://") {
+		// Over WebSocket: the same frames, in binary messages.
+		ctx, cancel := context.WithDeadline(context.Background(), o.Deadline)
+		nc, err = wsconn.Dial(ctx, addr, wsconn.DialOptions{Dialer: d})
+		cancel()
+	} else {
+		nc, err = d.Dial("tcp", addr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	nc.SetDeadline(o.Deadline)
+	br := bufio.NewReader(nc)
+	if o.ReaderSize > 0 {
+		br = bufio.NewReaderSize(nc, o.ReaderSize)
+	}
+	return &Conn{NC: nc, br: br, ID: uuid.New(), Version: wire.Version}, nil
+}
+
 // Dial opens a TCP connection to addr without joining. Every read and
 // write on it fails after 30 s rather than hang the test; the test's
 // cleanup closes it.
 func Dial(t testing.TB, addr string) *Conn {
 	t.Helper()
-	nc, err := net.Dial("tcp", addr)
+	r, err := Open(addr, Options{})
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
-	nc.SetDeadline(time.Now().Add(ioTimeout))
-	t.Cleanup(func() { nc.Close() })
-	return &Conn{t: t, NC: nc, br: bufio.NewReader(nc), ID: uuid.New()}
+	r.t = t
+	t.Cleanup(func() { r.NC.Close() })
+	return r
 }
 
 // Join dials addr and joins channel with a hand-made join frame.
 func Join(t testing.TB, addr string, channel uuid.UUID) *Conn {
 	t.Helper()
 	r := Dial(t, addr)
-	r.Channel = channel
-	join := r.Header(wire.TypeStart, wire.FlagJoin, uuid.New())
-	join.Final = true
-	r.Write(join, nil)
-	h, _ := r.Read()
-	if h.Type != wire.TypeStart || h.Flags != wire.FlagJoin || h.RequestID != join.RequestID {
-		t.Fatalf("join answer: got %v, want a join acknowledgement for %x", h, join.RequestID[:4])
+	if err := r.JoinChannel(channel, nil); err != nil {
+		t.Fatal(err)
 	}
 	return r
 }
 
-// Header returns a version-1 header from r for request id.
+// JoinChannel sends a join frame for channel with token as its payload and
+// reads the answer: nil for the join's acknowledgement in r.Version, an
+// error wrapping the *wire.Error for a refusal. It sets r.Channel.
+func (r *Conn) JoinChannel(channel uuid.UUID, token []byte) error {
+	r.Channel = channel
+	join := r.Header(wire.TypeStart, wire.FlagJoin, uuid.New())
+	join.Final = true
+	if err := r.Send(join, token); err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	h, p, err := r.ReadFrame()
+	if err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	if h.Type == wire.TypeError {
+		if e, perr := wire.ParseErrorVersion(h.Version, p, wire.MaxHeaderBlock); perr == nil {
+			return fmt.Errorf("join refused: %w", e)
+		}
+	}
+	if h.Type != wire.TypeStart || h.Flags != wire.FlagJoin || h.RequestID != join.RequestID || h.Version != r.Version {
+		return fmt.Errorf("join answer: got %v, want a version %d join acknowledgement for %x", h, r.Version, join.RequestID[:4])
+	}
+	return nil
+}
+
+// Header returns a header from r for request id, in r.Version.
 func (r *Conn) Header(typ wire.FrameType, flags wire.Flags, id uuid.UUID) wire.Header {
-	return wire.Header{Version: wire.Version, Type: typ, Flags: flags, RequestID: id, ClientID: r.ID, ChannelID: r.Channel}
+	return wire.Header{Version: r.Version, Type: typ, Flags: flags, RequestID: id, ClientID: r.ID, ChannelID: r.Channel}
+}
+
+// Put adds h and payload to the frames Flush writes, with h.Length set to
+// len(payload) -- unless h.Length is over wire.MaxFramePayload: that lie
+// is kept, for tests of a server refusing a frame from its header alone.
+func (r *Conn) Put(h wire.Header, payload []byte) {
+	if h.Length <= wire.MaxFramePayload {
+		h.Length = uint32(len(payload))
+	}
+	r.out = append(wire.AppendHeader(r.out, &h), payload...)
+}
+
+// Pending returns how many bytes of frames Put has gathered that Flush has
+// not written.
+func (r *Conn) Pending() int { return len(r.out) }
+
+// Flush writes the frames Put gathered, in one write.
+func (r *Conn) Flush() error {
+	if len(r.out) == 0 {
+		return nil
+	}
+	_, err := r.NC.Write(r.out)
+	r.out = r.out[:0]
+	return err
+}
+
+// Send writes one frame at once: Put, then Flush.
+func (r *Conn) Send(h wire.Header, payload []byte) error {
+	r.Put(h, payload)
+	return r.Flush()
+}
+
+// test returns the test a Conn from Dial or Join fails; the methods that
+// fail a test cannot be used on a Conn from Open.
+func (r *Conn) test() testing.TB {
+	if r.t == nil {
+		panic("testpeer: a method that fails the test, on a Conn from Open: use its error-returning form")
+	}
+	return r.t
 }
 
 // Write sends h and payload. h.Length is sent as it is, so a test can lie.
 func (r *Conn) Write(h wire.Header, payload []byte) {
-	r.t.Helper()
+	t := r.test()
+	t.Helper()
 	if _, err := r.NC.Write(append(wire.AppendHeader(nil, &h), payload...)); err != nil {
-		r.t.Fatalf("raw write of %v: %v", h, err)
+		t.Fatalf("raw write of %v: %v", h, err)
 	}
 }
 
 // WriteFrame sends h with payload, setting h.Length to match.
 func (r *Conn) WriteFrame(h wire.Header, payload []byte) {
-	r.t.Helper()
+	r.test().Helper()
 	h.Length = uint32(len(payload))
 	r.Write(h, payload)
 }
@@ -100,122 +223,26 @@ func ReadFrame(r io.Reader) (wire.Header, []byte, error) {
 	return h, p, nil
 }
 
-// Read reads one frame, skipping keepalive pings.
-func (r *Conn) Read() (wire.Header, []byte) {
-	r.t.Helper()
+// Next reads one frame, skipping keepalive pings.
+func (r *Conn) Next() (wire.Header, []byte, error) {
 	for {
 		h, p, err := r.ReadFrame()
-		if err != nil {
-			r.t.Fatalf("raw read: %v", err)
-		}
-		if h.Flags == wire.FlagPing {
-			continue
-		}
-		return h, p
-	}
-}
-
-// ReadError reads frames until an error frame and returns its payload.
-func (r *Conn) ReadError() (wire.Header, *wire.Error) {
-	r.t.Helper()
-	for {
-		h, p := r.Read()
-		if h.Type != wire.TypeError {
-			continue
-		}
-		e, err := wire.ParseErrorVersion(h.Version, p, wire.MaxHeaderBlock)
-		if err != nil {
-			r.t.Fatalf("error frame payload: %v", err)
-		}
-		return h, e
-	}
-}
-
-// ExpectEOF reads until the server closes the connection and fails the
-// test if it sends anything but pings first or the read fails otherwise.
-func (r *Conn) ExpectEOF() {
-	r.t.Helper()
-	for {
-		h, _, err := r.ReadFrame()
-		if err == io.EOF {
-			return
-		}
-		if err != nil {
-			r.t.Fatalf("read after the error frame: got %v, want EOF", err)
-		}
-		if h.Flags != wire.FlagPing {
-			r.t.Fatalf("read after the error frame: got frame %v, want EOF", h)
+		if err != nil || h.Flags != wire.FlagPing {
+			return h, p, err
 		}
 	}
 }
 
-// Poll sends a Receive with ID id.
-func (r *Conn) Poll(id uuid.UUID) {
-	h := r.Header(wire.TypeStart, wire.FlagReceive, id)
-	h.Final = true
-	r.WriteFrame(h, nil)
-}
-
-// Sync returns once the server has handled every frame r sent before it:
-// the server reads a connection's frames in order, so its answer to a ping
-// comes after it has dealt with them. It returns the headers of the frames
-// that arrived before the answer.
-func (r *Conn) Sync() []wire.Header {
-	r.t.Helper()
-	id := uuid.New()
-	h := r.Header(wire.TypeStart, wire.FlagPing, id)
-	h.Final = true
-	r.WriteFrame(h, nil)
-	var before []wire.Header
-	for {
-		h, _, err := r.ReadFrame()
-		if err != nil {
-			r.t.Fatalf("waiting for the pong: %v", err)
-		}
-		if h.Flags == wire.FlagPing && h.Type == wire.TypeEnd && h.RequestID == id {
-			return before
-		}
-		if h.Flags != wire.FlagPing {
-			before = append(before, h)
-		}
+// Read reads one frame, skipping keepalive pings.
+func (r *Conn) Read() (wire.Header, []byte) {
+	t := r.test()
+	t.Helper()
+	h, p, err := r.Next()
+	if err != nil {
+		t.Fatalf("raw read: %v", err)
 	}
+	return h, p
 }
 
-// Request is a request as a raw receiver saw it.
-type Request struct {
-	ID, From uuid.UUID
-	PollID   uuid.UUID // the Receive it answered
-	Body     []byte
-}
-
-// Receive reads one delivered request, start to end.
-func (r *Conn) Receive() Request {
-	r.t.Helper()
-	h, p := r.Read()
-	if h.Type != wire.TypeStart || h.Flags != wire.FlagReceive || len(p) != 16 {
-		r.t.Fatalf("got %v with %d bytes, want a delivered request's start frame with the 16-byte receive ID", h, len(p))
-	}
-	req := Request{ID: h.RequestID, From: h.ClientID, PollID: uuid.UUID(p)}
-	for seq := uint32(1); ; seq++ {
-		h, p := r.Read()
-		if h.RequestID != req.ID || h.Flags != wire.FlagReceive || h.Sequence != seq {
-			r.t.Fatalf("got %v, want frame %d of request %x's body", h, seq, req.ID[:4])
-		}
-		if h.Type == wire.TypeEnd {
-			return req
-		}
-		req.Body = append(req.Body, p...)
-	}
-}
-
-// Respond answers request id with body in one chunk.
-func (r *Conn) Respond(id uuid.UUID, body []byte) {
-	r.t.Helper()
-	r.WriteFrame(r.Header(wire.TypeStart, wire.FlagResponse, id), nil)
-	chunk := r.Header(wire.TypeChunk, wire.FlagResponse, id)
-	chunk.Sequence = 1
-	r.WriteFrame(chunk, body)
-	end := r.Header(wire.TypeEnd, wire.FlagResponse, id)
-	end.Sequence, end.Final = 2, true
-	r.WriteFrame(end, nil)
-}
+// Close closes the connection.
+func (r *Conn) Close() error { return r.NC.Close() }

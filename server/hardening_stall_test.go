@@ -1,4 +1,4 @@
-package socketbus_test
+package server_test
 
 import (
 	"errors"
@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testpeer"
 	"github.com/socketbus/socketbus/internal/wire"
 	"github.com/socketbus/socketbus/server"
 
@@ -30,7 +31,7 @@ func (c *hardClosings) add(d time.Duration, kind string, err error) {
 	c.mu.Lock()
 	c.elapsed = append(c.elapsed, d)
 	c.mu.Unlock()
-	c.counts.add(kind, err)
+	c.counts.Add(kind, err)
 }
 
 // check fails t unless every connection was closed within [least, most]
@@ -67,7 +68,7 @@ func TestHardeningStalledFrames(t *testing.T) {
 	sampler := heapsample.Start(5 * time.Millisecond)
 
 	// Join them all first, 32 at a time.
-	joined := make([]*hardConn, conns)
+	joined := make([]*testpeer.Conn, conns)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 32)
 	errs := make(chan error, conns)
@@ -101,7 +102,7 @@ func TestHardeningStalledFrames(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			h := c.header(wire.TypeChunk, wire.FlagRequest, uuid.New())
+			h := c.Header(wire.TypeChunk, wire.FlagRequest, uuid.New())
 			h.Sequence = 1
 			kind := "40 header bytes"
 			partial := wire.AppendHeader(nil, &h)[:40]
@@ -111,11 +112,11 @@ func TestHardeningStalledFrames(t *testing.T) {
 				partial = append(wire.AppendHeader(nil, &h), make([]byte, wire.MaxFramePayload/2)...)
 			}
 			start := time.Now()
-			if _, err := c.nc.Write(partial); err != nil {
-				closings.counts.add("write failed", err)
+			if _, err := c.NC.Write(partial); err != nil {
+				closings.counts.Add("write failed", err)
 				return
 			}
-			_, code, err := c.refusal()
+			_, code, err := c.Refusal()
 			switch {
 			case err != nil:
 				kind = "not refused"
@@ -127,9 +128,9 @@ func TestHardeningStalledFrames(t *testing.T) {
 	}
 	wg.Wait()
 	peak := sampler.Stop()
-	open, goroutines := hardSettle(srv, baseConns, baseline, 30*time.Second)
+	open, goroutines := hardSettle(t, srv, baseConns, baseline, 30*time.Second)
 
-	got := closings.counts.get("40 header bytes") + closings.counts.get("half a payload")
+	got := closings.counts.Get("40 header bytes") + closings.counts.Get("half a payload")
 	timing := closings.check(t, readTimeout, readTimeout+5*time.Second)
 	t.Logf("%d connections joined, then stalled inside a frame (read deadline %v): %d got an idle error frame and a close (%v); %s; peak live heap %.1f MiB, %.1f MiB over the %.1f MiB before they connected (%.0f KiB per connection, test clients included); leaks %d",
 		conns, readTimeout, got, &closings.counts, timing, float64(peak)/(1<<20), float64(peak-min(peak, heapBefore))/(1<<20), float64(heapBefore)/(1<<20),
@@ -164,12 +165,12 @@ func TestHardeningNeverJoin(t *testing.T) {
 			start := time.Now()
 			c, err := hardDial(addr)
 			if err != nil {
-				closings.counts.add("dial failed", err)
+				closings.counts.Add("dial failed", err)
 				return
 			}
 			defer c.Close()
-			c.channel = channel
-			join := c.header(wire.TypeStart, wire.FlagJoin, uuid.New())
+			c.Channel = channel
+			join := c.Header(wire.TypeStart, wire.FlagJoin, uuid.New())
 			join.Final, join.Length = true, 100
 			var partial []byte
 			switch i % 3 {
@@ -179,15 +180,15 @@ func TestHardeningNeverJoin(t *testing.T) {
 				partial = append(wire.AppendHeader(nil, &join), make([]byte, 50)...)
 			}
 			if len(partial) > 0 {
-				if _, err := c.nc.Write(partial); err != nil {
-					closings.counts.add("write failed", err)
+				if _, err := c.NC.Write(partial); err != nil {
+					closings.counts.Add("write failed", err)
 					return
 				}
 			}
-			_, code, err := c.refusal()
+			_, code, err := c.Refusal()
 			kind := "idle error frame and EOF"
 			switch {
-			case errors.Is(err, errHardNoErrorFrame):
+			case errors.Is(err, testpeer.ErrNoErrorFrame):
 				kind, err = "EOF alone", nil
 			case err != nil:
 				kind = "not closed cleanly"
@@ -198,9 +199,9 @@ func TestHardeningNeverJoin(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	open, goroutines := hardSettle(srv, baseConns, baseline, 30*time.Second)
+	open, goroutines := hardSettle(t, srv, baseConns, baseline, 30*time.Second)
 
-	got := closings.counts.get("idle error frame and EOF") + closings.counts.get("EOF alone")
+	got := closings.counts.Get("idle error frame and EOF") + closings.counts.Get("EOF alone")
 	timing := closings.check(t, joinTimeout, joinTimeout+5*time.Second)
 	t.Logf("%d connections that never joined (JoinTimeout %v): %d closed (%v); %s; leaks %d",
 		conns, joinTimeout, got, &closings.counts, timing, max(open-baseConns, 0)+max(goroutines-baseline, 0))
@@ -215,21 +216,34 @@ func TestHardeningNeverJoin(t *testing.T) {
 // TestHardeningStatsWhileJoining: Server.Stats counts a connection that has
 // not joined yet, and survives it: it once read the traffic counters of the
 // connection's frame layer, which exists only after the join, and so
-// panicked with the server's lock held whenever it ran during a join.
+// panicked with the server's lock held whenever it ran during a join. The
+// test holds a join in Authenticate, which the server calls before it
+// makes the frame layer, and reads Stats there.
 func TestHardeningStatsWhileJoining(t *testing.T) {
-	srv, addr := startServer(t, server.Config{})
+	joining, release := make(chan struct{}), make(chan struct{})
+	srv, addr := startServer(t, server.Config{Authenticate: func(_, _ uuid.UUID, _ string) error {
+		close(joining)
+		<-release
+		return nil
+	}})
 	c, err := hardDial(addr)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
 	defer c.Close()
-	// The server registers the connection just after accepting it;
-	// nothing tells the client when, so yield until Stats sees it.
-	deadline := time.Now().Add(10 * time.Second)
-	for srv.Stats().Connections != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("open connections: got %d, want 1 (a connection still joining)", srv.Stats().Connections)
-		}
-		runtime.Gosched()
+	joined := make(chan error, 1)
+	go func() { joined <- c.JoinChannel(socketbus.ChannelFromName("hard-stats-joining"), nil) }()
+	select {
+	case <-joining:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Authenticate not called within 10s of the join")
+	}
+	got := srv.Stats().Connections
+	close(release)
+	if got != 1 {
+		t.Fatalf("open connections: got %d, want 1 (a connection still joining)", got)
+	}
+	if err := <-joined; err != nil {
+		t.Fatalf("join after Authenticate: %v", err)
 	}
 }

@@ -1,9 +1,8 @@
-package socketbus_test
+package server_test
 
 import (
 	"context"
 	"errors"
-	"net"
 	"testing"
 	"time"
 
@@ -16,28 +15,25 @@ import (
 
 // bouncer is a raw v2 receiver that returns every request pushed to it
 // and grants the credit back at once; it counts the returns.
-func bouncer(t *testing.T, nc net.Conn, id, ch socketbus.ID, returns chan<- struct{}) {
+func bouncer(c *testpeer.Conn, returns chan<- struct{}) {
 	hdr := func(typ wire.FrameType, req socketbus.ID) wire.Header {
-		return wire.Header{Version: 2, Type: typ, Flags: wire.FlagReceive, RequestID: req, ClientID: id, ChannelID: ch, Final: true}
+		h := c.Header(typ, wire.FlagReceive, req)
+		h.Final = true
+		return h
 	}
-	write := func(h wire.Header, payload []byte) bool {
-		h.Length = uint32(len(payload))
-		_, err := nc.Write(append(wire.AppendHeader(nil, &h), payload...))
-		return err == nil
-	}
-	if !write(hdr(wire.TypeStart, socketbus.ID{}), wire.AppendCredit(nil, 1)) {
+	if c.Send(hdr(wire.TypeStart, socketbus.ID{}), wire.AppendCredit(nil, 1)) != nil {
 		return
 	}
 	for {
-		h, _, err := testpeer.ReadFrame(nc)
+		h, _, err := c.ReadFrame()
 		if err != nil {
 			return
 		}
 		if h.Type != wire.TypeStart || h.Flags != wire.FlagReceive || h.RequestID == (socketbus.ID{}) {
 			continue // pings, errors
 		}
-		if !write(hdr(wire.TypeError, h.RequestID), wire.AppendError(nil, wire.CodeReturned, "")) ||
-			!write(hdr(wire.TypeStart, socketbus.ID{}), wire.AppendCredit(nil, 1)) {
+		if c.Send(hdr(wire.TypeError, h.RequestID), wire.AppendError(nil, wire.CodeReturned, "")) != nil ||
+			c.Send(hdr(wire.TypeStart, socketbus.ID{}), wire.AppendCredit(nil, 1)) != nil {
 			return
 		}
 		returns <- struct{}{}
@@ -53,9 +49,9 @@ func TestReturnsAreBounded(t *testing.T) {
 	ch := socketbus.ChannelFromName(t.Name())
 	returns := make(chan struct{}, 1<<16)
 	for range 2 {
-		nc, id := rawJoin(t, addr, ch, 2)
-		nc.SetDeadline(time.Time{})
-		go bouncer(t, nc, id, ch, returns)
+		c := rawJoin(t, addr, ch, 2)
+		c.NC.SetDeadline(time.Time{})
+		go bouncer(c, returns)
 	}
 	requester := dial(t, addr, ch)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -1,4 +1,4 @@
-package socketbus_test
+package server_test
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testpeer"
 	"github.com/socketbus/socketbus/internal/wire"
 	"github.com/socketbus/socketbus/server"
 )
@@ -40,7 +41,7 @@ func TestHardeningForgedFrames(t *testing.T) {
 	// not thrown out: a sender's cancel may cross its request's end on the
 	// wire, so the server drops such frames (ignored is true). The
 	// victim's request must be untouched all the same.
-	forge := func(name string, forgerChannel socketbus.ID, ignored bool, attack func(f *hardConn, id socketbus.ID) []byte) {
+	forge := func(name string, forgerChannel socketbus.ID, ignored bool, attack func(f *testpeer.Conn, id socketbus.ID) []byte) {
 		t.Run(name, func(t *testing.T) {
 			tried++
 			f, err := hardJoin(addr, forgerChannel, "")
@@ -63,16 +64,16 @@ func TestHardeningForgedFrames(t *testing.T) {
 			if _, err := io.ReadAll(req.Body); err != nil {
 				t.Fatalf("holder reading the body: %v", err)
 			}
-			if _, err := f.nc.Write(attack(f, req.ID)); err != nil {
+			if _, err := f.NC.Write(attack(f, req.ID)); err != nil {
 				t.Fatalf("writing the forgery: %v", err)
 			}
 			if ignored {
-				if err := f.sync(); err != nil {
+				if _, err := f.Ping(); err != nil {
 					t.Errorf("forger after a frame the server should drop: %v", err)
 				} else {
 					dropped++
 				}
-			} else if h, code, err := f.refusal(); err != nil || code != wire.CodeProtocol || h.Flags != 0 {
+			} else if h, code, err := f.Refusal(); err != nil || code != wire.CodeProtocol || h.Flags != 0 {
 				t.Errorf("forger: got code %v flags %v (%v), want a protocol error frame with no flags and a close", code, h.Flags, err)
 			} else {
 				closed++
@@ -90,44 +91,44 @@ func TestHardeningForgedFrames(t *testing.T) {
 		})
 	}
 
-	forge("response in the holder's name", channel, false, func(f *hardConn, id socketbus.ID) []byte {
+	forge("response in the holder's name", channel, false, func(f *testpeer.Conn, id socketbus.ID) []byte {
 		return hardResponseFrames(holder.ID(), channel, id, forged)
 	})
-	forge("response in the victim's name", channel, false, func(f *hardConn, id socketbus.ID) []byte {
+	forge("response in the victim's name", channel, false, func(f *testpeer.Conn, id socketbus.ID) []byte {
 		return hardResponseFrames(victim.ID(), channel, id, forged)
 	})
-	forge("response to a request never received", channel, false, func(f *hardConn, id socketbus.ID) []byte {
-		return hardResponseFrames(f.id, channel, id, forged)
+	forge("response to a request never received", channel, false, func(f *testpeer.Conn, id socketbus.ID) []byte {
+		return hardResponseFrames(f.ID, channel, id, forged)
 	})
-	forge("response chunk without a start", channel, false, func(f *hardConn, id socketbus.ID) []byte {
-		b := hardResponseFrames(f.id, channel, id, forged)
+	forge("response chunk without a start", channel, false, func(f *testpeer.Conn, id socketbus.ID) []byte {
+		b := hardResponseFrames(f.ID, channel, id, forged)
 		return b[wire.HeaderSize:] // chunk and end only
 	})
-	forge("error frame failing the request", channel, false, func(f *hardConn, id socketbus.ID) []byte {
-		h := f.header(wire.TypeError, wire.FlagResponse, id)
+	forge("error frame failing the request", channel, false, func(f *testpeer.Conn, id socketbus.ID) []byte {
+		h := f.Header(wire.TypeError, wire.FlagResponse, id)
 		p := wire.AppendError(nil, wire.CodeRemote, string(forged))
 		h.Final, h.Length = true, uint32(len(p))
 		return append(wire.AppendHeader(nil, &h), p...)
 	})
-	forge("cancel of another client's request", channel, true, func(f *hardConn, id socketbus.ID) []byte {
-		h := f.header(wire.TypeError, wire.FlagRequest, id)
+	forge("cancel of another client's request", channel, true, func(f *testpeer.Conn, id socketbus.ID) []byte {
+		h := f.Header(wire.TypeError, wire.FlagRequest, id)
 		p := wire.AppendError(nil, wire.CodeCancelled, "forged cancel")
 		h.Final, h.Length = true, uint32(len(p))
 		return append(wire.AppendHeader(nil, &h), p...)
 	})
-	forge("response from another channel, naming the victim's", other, false, func(f *hardConn, id socketbus.ID) []byte {
-		return hardResponseFrames(f.id, channel, id, forged)
+	forge("response from another channel, naming the victim's", other, false, func(f *testpeer.Conn, id socketbus.ID) []byte {
+		return hardResponseFrames(f.ID, channel, id, forged)
 	})
-	forge("response from another channel, naming its own", other, false, func(f *hardConn, id socketbus.ID) []byte {
-		return hardResponseFrames(f.id, other, id, forged)
+	forge("response from another channel, naming its own", other, false, func(f *testpeer.Conn, id socketbus.ID) []byte {
+		return hardResponseFrames(f.ID, other, id, forged)
 	})
-	forge("receive on another channel", other, false, func(f *hardConn, id socketbus.ID) []byte {
-		h := f.header(wire.TypeStart, wire.FlagReceive, uuid.New())
+	forge("receive on another channel", other, false, func(f *testpeer.Conn, id socketbus.ID) []byte {
+		h := f.Header(wire.TypeStart, wire.FlagReceive, uuid.New())
 		h.ChannelID, h.Final = channel, true
 		return wire.AppendHeader(nil, &h)
 	})
-	forge("credit for another client's response", channel, false, func(f *hardConn, id socketbus.ID) []byte {
-		h := f.header(wire.TypeChunk, wire.FlagCredit|wire.FlagResponse, id)
+	forge("credit for another client's response", channel, false, func(f *testpeer.Conn, id socketbus.ID) []byte {
+		h := f.Header(wire.TypeChunk, wire.FlagCredit|wire.FlagResponse, id)
 		h.ClientID = victim.ID()
 		p := wire.AppendCredit(nil, 1<<20)
 		h.Length = uint32(len(p))
@@ -138,7 +139,7 @@ func TestHardeningForgedFrames(t *testing.T) {
 	// after its first, complete response (the request is over, so its
 	// frames are no longer late ones the server would drop), and after an
 	// incomplete one.
-	second := func(name string, complete bool, attack func(f *hardConn, id socketbus.ID) []byte) {
+	second := func(name string, complete bool, attack func(f *testpeer.Conn, id socketbus.ID) []byte) {
 		t.Run(name, func(t *testing.T) {
 			tried++
 			f, err := hardJoin(addr, channel, "")
@@ -146,7 +147,12 @@ func TestHardeningForgedFrames(t *testing.T) {
 				t.Fatalf("forger join: %v", err)
 			}
 			defer f.Close()
-			if err := f.poll(); err != nil {
+			poll := f.Header(wire.TypeStart, wire.FlagReceive, uuid.New())
+			poll.Final = true
+			if err := f.Send(poll, nil); err != nil {
+				t.Fatalf("forger poll: %v", err)
+			}
+			if _, err := f.Ping(); err != nil {
 				t.Fatalf("forger poll: %v", err)
 			}
 			body := []byte("request " + name)
@@ -157,18 +163,19 @@ func TestHardeningForgedFrames(t *testing.T) {
 				result <- got
 				sendErr <- err
 			}()
-			id, got, err := f.receiveRequest()
+			req, err := f.ReceiveRequest()
+			id, got := req.ID, req.Body
 			if err != nil || !bytes.Equal(got, body) {
 				t.Fatalf("forger receiving the request: got %q, %v; want %q", got, err, body)
 			}
-			first := hardResponseFrames(f.id, channel, id, []byte("FIRST ANSWER"))
+			first := hardResponseFrames(f.ID, channel, id, []byte("FIRST ANSWER"))
 			if !complete {
 				first = first[:len(first)-wire.HeaderSize] // no end frame
 			}
-			if _, err := f.nc.Write(append(first, attack(f, id)...)); err != nil {
+			if _, err := f.NC.Write(append(first, attack(f, id)...)); err != nil {
 				t.Fatalf("writing the responses: %v", err)
 			}
-			h, code, err := f.refusal()
+			h, code, err := f.Refusal()
 			if err != nil || code != wire.CodeProtocol || h.Flags != 0 {
 				t.Errorf("forger: got code %v flags %v (%v), want a protocol error frame with no flags and a close", code, h.Flags, err)
 			} else {
@@ -187,16 +194,16 @@ func TestHardeningForgedFrames(t *testing.T) {
 			}
 		})
 	}
-	second("second response after a complete one", true, func(f *hardConn, id socketbus.ID) []byte {
-		return hardResponseFrames(f.id, channel, id, forged)
+	second("second response after a complete one", true, func(f *testpeer.Conn, id socketbus.ID) []byte {
+		return hardResponseFrames(f.ID, channel, id, forged)
 	})
-	second("chunk after the final frame", true, func(f *hardConn, id socketbus.ID) []byte {
-		h := f.header(wire.TypeChunk, wire.FlagResponse, id)
+	second("chunk after the final frame", true, func(f *testpeer.Conn, id socketbus.ID) []byte {
+		h := f.Header(wire.TypeChunk, wire.FlagResponse, id)
 		h.Sequence, h.Length = 3, uint32(len(forged))
 		return append(wire.AppendHeader(nil, &h), forged...)
 	})
-	second("second response start inside the first", false, func(f *hardConn, id socketbus.ID) []byte {
-		return hardResponseFrames(f.id, channel, id, forged)
+	second("second response start inside the first", false, func(f *testpeer.Conn, id socketbus.ID) []byte {
+		return hardResponseFrames(f.ID, channel, id, forged)
 	})
 
 	// The victim's connection is intact.

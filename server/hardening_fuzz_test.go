@@ -1,4 +1,4 @@
-package socketbus_test
+package server_test
 
 import (
 	"context"

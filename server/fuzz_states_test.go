@@ -1,13 +1,10 @@
-package socketbus_test
+package server_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -123,7 +120,7 @@ func FuzzServerStates(f *testing.F) {
 		for _, c := range conns {
 			c.close()
 		}
-		if err := fzSettle(srv, baseConns, chA, chB); err != nil {
+		if err := fzSettle(t, srv, baseConns, chA, chB); err != nil {
 			t.Fatalf("after closing every connection: %v\nprogram:\n%s", err, strings.Join(log, "\n"))
 		}
 		if testing.Verbose() {
@@ -234,12 +231,9 @@ type fzHeld struct {
 // fzConn is one raw connection and what it has seen. Its reader goroutine
 // updates the state; the fuzz goroutine writes frames and reads the state.
 type fzConn struct {
-	idx     int
-	nc      net.Conn
-	br      *bufio.Reader
-	id      socketbus.ID
-	channel socketbus.ID
-	done    chan struct{} // closed when the reader has stopped
+	idx  int
+	peer *testpeer.Conn // its frames; only the reader goroutine reads
+	done chan struct{}  // closed when the reader has stopped
 
 	mu         sync.Mutex
 	dead       string // why the connection ended, or ""
@@ -254,42 +248,31 @@ type fzConn struct {
 }
 
 func fzDial(addr string, channel socketbus.ID, idx int) (*fzConn, error) {
-	nc, err := net.DialTimeout("tcp", addr, fzWait)
+	peer, err := testpeer.Open(addr, testpeer.Options{Deadline: time.Now().Add(fzWait)})
 	if err != nil {
 		return nil, err
 	}
-	c := &fzConn{idx: idx, nc: nc, br: bufio.NewReader(nc), id: uuid.New(), channel: channel, done: make(chan struct{}),
-		sent: map[socketbus.ID]*fzSent{}, held: map[socketbus.ID]*fzHeld{}, polls: map[socketbus.ID]bool{},
-		pongs: map[socketbus.ID]chan struct{}{}}
-	nc.SetDeadline(time.Now().Add(fzWait))
-	join := c.header(wire.TypeStart, wire.FlagJoin, uuid.New())
-	join.Final = true
-	if err := c.write(join, nil); err != nil {
-		nc.Close()
+	if err := peer.JoinChannel(channel, nil); err != nil {
+		peer.Close()
 		return nil, err
 	}
-	h, _, err := testpeer.ReadFrame(c.br)
-	if err != nil || h.Type != wire.TypeStart || h.Flags != wire.FlagJoin {
-		nc.Close()
-		return nil, fmt.Errorf("join: got %v, %v; want the acknowledgement", h, err)
-	}
-	nc.SetDeadline(time.Time{})
+	peer.NC.SetDeadline(time.Time{})
+	c := &fzConn{idx: idx, peer: peer, done: make(chan struct{}),
+		sent: map[socketbus.ID]*fzSent{}, held: map[socketbus.ID]*fzHeld{}, polls: map[socketbus.ID]bool{},
+		pongs: map[socketbus.ID]chan struct{}{}}
 	go c.read()
 	return c, nil
 }
 
 func (c *fzConn) header(typ wire.FrameType, flags wire.Flags, id socketbus.ID) wire.Header {
-	return wire.Header{Version: wire.Version, Type: typ, Flags: flags, RequestID: id, ClientID: c.id, ChannelID: c.channel}
+	return c.peer.Header(typ, flags, id)
 }
 
 // write sends one frame, with its length set to the payload's unless it
 // is already over MaxFramePayload (a lie the server must refuse from the
 // header alone). A failed write means the server closed the connection.
 func (c *fzConn) write(h wire.Header, payload []byte) error {
-	if h.Length <= wire.MaxFramePayload {
-		h.Length = uint32(len(payload))
-	}
-	if h.Type == wire.TypeStart && h.Flags == wire.FlagRequest && h.ClientID == c.id && h.ChannelID == c.channel {
+	if h.Type == wire.TypeStart && h.Flags == wire.FlagRequest && h.ClientID == c.peer.ID && h.ChannelID == c.peer.Channel {
 		c.mu.Lock()
 		if c.sent[h.RequestID] == nil {
 			c.sent[h.RequestID] = &fzSent{seq: 1, credit: wire.InitialRequestCredit}
@@ -297,8 +280,8 @@ func (c *fzConn) write(h wire.Header, payload []byte) error {
 		}
 		c.mu.Unlock()
 	}
-	c.nc.SetWriteDeadline(time.Now().Add(fzWait))
-	_, err := c.nc.Write(append(wire.AppendHeader(nil, &h), payload...))
+	c.peer.NC.SetWriteDeadline(time.Now().Add(fzWait))
+	err := c.peer.Send(h, payload) // Send keeps a length over MaxFramePayload
 	if err != nil {
 		c.setDead("write: " + err.Error())
 	}
@@ -323,7 +306,7 @@ func (c *fzConn) isDead() bool {
 func (c *fzConn) read() {
 	defer close(c.done)
 	for {
-		h, p, err := testpeer.ReadFrame(c.br)
+		h, p, err := c.peer.ReadFrame()
 		if err != nil {
 			c.setDead("read: " + err.Error())
 			return
@@ -481,7 +464,7 @@ func (c *fzConn) check() error {
 }
 
 func (c *fzConn) close() {
-	c.nc.Close()
+	c.peer.Close()
 	<-c.done
 }
 
@@ -705,11 +688,11 @@ func (c *fzConn) raw(p *fzProgram, conns []*fzConn, chA, chB socketbus.ID) strin
 	bits := p.byte()
 	h.Final = bits&1 != 0
 	if bits&2 != 0 {
-		h.ClientID = conns[p.pick(len(conns))].id
+		h.ClientID = conns[p.pick(len(conns))].peer.ID
 	}
 	if bits&4 != 0 {
 		h.ChannelID = chA
-		if c.channel == chA {
+		if c.peer.Channel == chA {
 			h.ChannelID = chB
 		}
 	}
@@ -761,13 +744,13 @@ func fzCheckStats(st server.Stats, cfg server.Config) error {
 
 // fzSettle waits until the server has forgotten the closed connections:
 // as many connections as before the input, neither of its channels, and
-// no request in flight. Nothing signals the server's last steps after the
-// sockets close, so it yields to them; it never sleeps.
-func fzSettle(srv *server.Server, baseConns int, chA, chB socketbus.ID) error {
-	deadline := time.Now().Add(fzWait)
-	for {
+// no request in flight. It checks after every frame the server handles and
+// every connection it is done with (testpeer.Watch), never by polling.
+func fzSettle(t testing.TB, srv *server.Server, baseConns int, chA, chB socketbus.ID) error {
+	var err error
+	testpeer.WatchServer(t, srv).Until(fzWait, func() bool {
 		st := srv.Stats()
-		err := error(nil)
+		err = nil
 		switch {
 		case st.Connections > baseConns:
 			err = fmt.Errorf("%d connections open, want %d", st.Connections, baseConns)
@@ -779,12 +762,7 @@ func fzSettle(srv *server.Server, baseConns int, chA, chB socketbus.ID) error {
 				err = errors.Join(err, fmt.Errorf("channel %x still there: %+v", c.ID[:4], c))
 			}
 		}
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		runtime.Gosched()
-	}
+		return err == nil
+	})
+	return err
 }

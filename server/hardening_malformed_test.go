@@ -1,4 +1,4 @@
-package socketbus_test
+package server_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/socketbus/socketbus"
+	"github.com/socketbus/socketbus/internal/testpeer"
 	"github.com/socketbus/socketbus/internal/wire"
 	"github.com/socketbus/socketbus/server"
 )
@@ -86,13 +87,13 @@ func TestHardeningMalformedHeaders(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, uint64(w)))
 			for next.Add(1) <= conns {
 				kind, err := hardMalformedOne(rng, addr, channel)
-				counts.add(kind, err)
+				counts.Add(kind, err)
 			}
 		}()
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	open, goroutines := hardSettle(srv, baseConns, baseline, 30*time.Second)
+	open, goroutines := hardSettle(t, srv, baseConns, baseline, 30*time.Second)
 	leaks := max(open-baseConns, 0) + max(goroutines-baseline, 0)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -107,7 +108,7 @@ func TestHardeningMalformedHeaders(t *testing.T) {
 		t.Fatalf("receiver after the malformed headers: %v", err)
 	}
 
-	good := counts.get("refused before join") + counts.get("refused after join") + counts.get("refused non-join first frame")
+	good := counts.Get("refused before join") + counts.Get("refused after join") + counts.Get("refused non-join first frame")
 	t.Logf("malformed headers (seed %d): %d connections tried in %v, %d refused with the right code and closed (%v); crashes 0; leaks %d (open connections %d against a baseline of %d, goroutines %d against %d)",
 		seed, conns, elapsed.Round(time.Millisecond), good, &counts, leaks, open, baseConns, goroutines, baseline)
 	if good != conns {
@@ -130,28 +131,28 @@ func hardMalformedOne(rng *rand.Rand, addr string, channel socketbus.ID) (string
 	kind := "refused before join"
 	if joined {
 		kind = "refused after join"
-		if err := c.join(channel, ""); err != nil {
+		if err := c.JoinChannel(channel, nil); err != nil {
 			return "join failed", err
 		}
 	} else {
-		c.channel = channel
+		c.Channel = channel
 	}
 	var frame []byte
 	var want wire.Code
 	if !joined && rng.IntN(8) == 0 {
 		// A well-formed frame that is not a join.
 		kind = "refused non-join first frame"
-		h := c.header(wire.TypeStart, wire.FlagRequest, uuid.New())
+		h := c.Header(wire.TypeStart, wire.FlagRequest, uuid.New())
 		frame, want = wire.AppendHeader(nil, &h), wire.CodeProtocol
 	} else {
-		frame, want = hardMalformedHeader(rng, c.id, channel)
+		frame, want = hardMalformedHeader(rng, c.ID, channel)
 	}
-	if _, err := c.nc.Write(frame); err != nil {
+	if _, err := c.NC.Write(frame); err != nil {
 		return "write failed", err
 	}
-	h, code, err := c.refusal()
+	h, code, err := c.Refusal()
 	switch {
-	case errors.Is(err, errHardNoErrorFrame):
+	case errors.Is(err, testpeer.ErrNoErrorFrame):
 		return "closed without an error frame", err
 	case err != nil && code == 0:
 		return "no error frame", err
@@ -196,18 +197,18 @@ func TestHardeningLengthFromHeaderAlone(t *testing.T) {
 					t.Fatalf("dial: %v", err)
 				}
 				defer c.Close()
-				c.channel = channel
+				c.Channel = channel
 				if f.joined {
-					if err := c.join(channel, ""); err != nil {
+					if err := c.JoinChannel(channel, nil); err != nil {
 						t.Fatalf("join: %v", err)
 					}
 				}
-				h := c.header(f.typ, f.flags, uuid.New())
+				h := c.Header(f.typ, f.flags, uuid.New())
 				h.Sequence, h.Final, h.Length = 1, f.typ == wire.TypeError || f.typ == wire.TypeStart && f.flags == wire.FlagJoin, length
-				if _, err := c.nc.Write(wire.AppendHeader(nil, &h)); err != nil {
+				if _, err := c.NC.Write(wire.AppendHeader(nil, &h)); err != nil {
 					t.Fatalf("writing the header: %v", err)
 				}
-				eh, code, err := c.refusal()
+				eh, code, err := c.Refusal()
 				if err != nil {
 					t.Fatalf("after a header of length %d and no payload: %v", length, err)
 				}
@@ -229,12 +230,12 @@ func TestHardeningLengthFromHeaderAlone(t *testing.T) {
 		if err != nil {
 			t.Fatalf("dial: %v", err)
 		}
-		h := c.header(wire.TypeStart, wire.FlagJoin, uuid.New())
+		h := c.Header(wire.TypeStart, wire.FlagJoin, uuid.New())
 		h.Final, h.Length = true, 1<<32-1
-		if _, err := c.nc.Write(wire.AppendHeader(nil, &h)); err != nil {
+		if _, err := c.NC.Write(wire.AppendHeader(nil, &h)); err != nil {
 			t.Fatalf("writing the header: %v", err)
 		}
-		if _, code, err := c.refusal(); err != nil || code != wire.CodeTooLarge {
+		if _, code, err := c.Refusal(); err != nil || code != wire.CodeTooLarge {
 			t.Fatalf("oversized join: got code %v, %v; want too_large and a close", code, err)
 		}
 		c.Close()
