@@ -24,6 +24,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -52,6 +53,12 @@ type options struct {
 	cpuProfile   string
 	memProfile   string
 	blockProfile string
+	// scaleDuration is how long each throughput point of scale-conns and
+	// scale-channels runs.
+	scaleDuration time.Duration
+	// serveChild, when set, makes this process a scaling workload's
+	// server (scale_child.go), not a bench.
+	serveChild string
 }
 
 // defaultSystems are the systems a run measures unless -systems says
@@ -69,7 +76,9 @@ func parseFlags() options {
 	var o options
 	flag.BoolVar(&o.smoke, "smoke", false, "tiny counts and one round: a few seconds in all, for CI")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds of every workload on every system")
-	flag.StringVar(&o.workloads, "workloads", defaultWorkloads, "comma-separated workloads to run: lat, tput, large, fanin, gather, gather-large (-smoke adds the last two unless -workloads is given)")
+	flag.StringVar(&o.workloads, "workloads", defaultWorkloads, "comma-separated workloads to run: lat, tput, large, fanin, gather, gather-large, and the scaling ones, "+strings.Join(scaleNames, ", ")+" (-smoke adds all but the first four, tiny, unless -workloads is given)")
+	flag.DurationVar(&o.scaleDuration, "scale-duration", 2*time.Second, "how long each point of scale-conns and scale-channels runs")
+	flag.StringVar(&o.serveChild, "serve-child", "", "internal: serve socketbus or NATS for a parent bench's scaling workloads, commanded on stdin")
 	flag.StringVar(&o.systems, "systems", defaultSystems, "comma-separated systems to run: socketbus, NATS, relay, "+callsName+" (fan-out workloads only), "+clusterName+", "+natsClusterName+" (-smoke adds the two clusters unless -systems is given)")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "how long the tput and fanin workloads run")
 	flag.IntVar(&o.headers, "headers", 0, "small headers on every request (a trace context, a tenant, a request ID, then numbered ones); socketbus and NATS carry them, the relay does not")
@@ -91,8 +100,12 @@ func parseFlags() options {
 		if !set["systems"] {
 			o.systems += "," + clusterName + "," + natsClusterName // so that CI starts and stops both clusters too
 		}
+		if !set["scale-duration"] {
+			o.scaleDuration = 100 * time.Millisecond
+		}
 		if !set["workloads"] {
-			o.workloads += ",gather,gather-large" // tiny in a smoke run: CI runs Gather too
+			o.workloads += ",gather,gather-large"              // tiny in a smoke run: CI runs Gather too
+			o.workloads += "," + strings.Join(scaleNames, ",") // tiny counts: about 1.5 s in all
 		}
 	}
 	return o
@@ -100,27 +113,56 @@ func parseFlags() options {
 
 func benchMain() error {
 	o := parseFlags()
+	if o.serveChild != "" {
+		return runServerChild(o.serveChild)
+	}
 	if o.rounds < 1 {
 		return fmt.Errorf("-rounds %d: want at least 1", o.rounds)
 	}
 	if o.headers < 0 {
 		return fmt.Errorf("-headers %d: want 0 or more", o.headers)
 	}
-	ws, err := pick(workloads(o.duration, o.smoke, o.headers), o.workloads, func(w workload) string { return w.name })
-	if err != nil {
-		return err
+	softFiles, hardFiles := raiseFileLimit()
+	list, scaleList := splitScale(o.workloads)
+	var ws []workload
+	var systems []system
+	if list != "" {
+		var err error
+		ws, err = pick(workloads(o.duration, o.smoke, o.headers), list, func(w workload) string { return w.name })
+		if err != nil {
+			return err
+		}
+		all := []system{socketbusSystem{}, natsSystem{}, relaySystem{}, callsSystem{}, clusterSystem{}, natsClusterSystem{}}
+		systems, err = pick(all, o.systems, system.Name)
+		if err != nil {
+			return err
+		}
 	}
-	all := []system{socketbusSystem{}, natsSystem{}, relaySystem{}, callsSystem{}, clusterSystem{}, natsClusterSystem{}}
-	systems, err := pick(all, o.systems, system.Name)
-	if err != nil {
-		return err
+	var sws []scaleWorkload
+	var ssys []scaleSystem
+	if scaleList != "" {
+		var err error
+		sws, err = pick(scaleWorkloads(defaultScaleSizes(o.smoke, o.scaleDuration, hardFiles)), scaleList, func(w scaleWorkload) string { return w.name })
+		if err != nil {
+			return err
+		}
+		if ssys = scaleSystemsIn(o.systems); len(ssys) == 0 {
+			return fmt.Errorf("-systems %q: the scaling workloads run socketbus and NATS, and it names neither", o.systems)
+		}
 	}
 	loadBefore := loadAverage()
 	stop, err := startProfiles(o)
 	if err != nil {
 		return err
 	}
-	rows, err := measure(ws, systems, o.rounds)
+	var rows []row
+	var scaleRows []scaleRow
+	if len(ws) > 0 {
+		rows, err = measure(ws, systems, o.rounds)
+	}
+	if err == nil && len(sws) > 0 {
+		scaleRows, err = measureScale(sws, ssys, o.rounds)
+	}
 	if perr := stop(); perr != nil && err == nil {
 		err = perr
 	}
@@ -134,19 +176,44 @@ func benchMain() error {
 	if o.headers > 0 {
 		caption = fmt.Sprintf("%d header(s) on every request (not on the relay's). ", o.headers) + caption
 	}
+	if len(sws) > 0 {
+		caption += fmt.Sprintf("; open files: soft limit %d, hard %d", softFiles, hardFiles)
+	}
 	if o.smoke {
 		caption = "SMOKE RUN: tiny counts, the figures mean nothing. " + caption
 	}
+	scaleNames := make([]string, len(ssys))
+	for i, s := range ssys {
+		scaleNames[i] = s.Name()
+	}
 	fmt.Printf("\n%s\n\n", caption)
-	if err := writeText(os.Stdout, rows, names, o.targets); err != nil {
-		return err
+	if len(rows) > 0 {
+		if err := writeText(os.Stdout, rows, names, o.targets); err != nil {
+			return err
+		}
+	}
+	if len(scaleRows) > 0 {
+		fmt.Println()
+		if err := writeScaleText(os.Stdout, scaleRows, scaleNames); err != nil {
+			return err
+		}
 	}
 	if o.md != "" {
 		f, err := os.Create(o.md)
 		if err != nil {
 			return fmt.Errorf("markdown: %w", err)
 		}
-		werr := writeMarkdown(f, caption, rows, names, o.targets)
+		var werr error
+		if len(rows) > 0 {
+			werr = writeMarkdown(f, caption, rows, names, o.targets)
+		} else {
+			_, werr = io.WriteString(f, caption+"\n")
+		}
+		if werr == nil && len(scaleRows) > 0 {
+			if _, werr = io.WriteString(f, "\n"); werr == nil {
+				werr = writeScaleMarkdown(f, scaleRows, scaleNames)
+			}
+		}
 		if cerr := f.Close(); werr == nil {
 			werr = cerr
 		}

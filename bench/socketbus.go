@@ -90,25 +90,9 @@ func (d *sbDeployment) dial(ctx context.Context, responderAddr, requesterAddr st
 			return fmt.Errorf("socketbus: dial responder: %w", err)
 		}
 		d.responders = append(d.responders, c)
-		// A socketbus responder keeps requests coming the way a NATS
-		// subscriber's pending buffer does: Serve waits in several Receive
-		// calls on its one connection, so it never idles for a round trip
-		// between requests. It runs with Serve's defaults.
-		d.wg.Go(func() {
-			err := c.Serve(d.rctx, socketbus.HandlerFunc(func(req *socketbus.Request) { d.respond(d.rctx, req, sh) }))
-			if err != nil && d.rctx.Err() == nil {
-				d.fail(fmt.Errorf("socketbus: serve: %w", err))
-			}
-		})
+		d.serve(c, sh)
 	}
-	var opts []socketbus.CallOption
-	if len(sh.Headers) > 0 {
-		h := socketbus.Header{}
-		for _, f := range sh.Headers {
-			h.Add(f.key, f.value)
-		}
-		opts = append(opts, socketbus.WithHeader(h))
-	}
+	opts := sbCallOptions(sh)
 	for range sh.Requesters {
 		c, err := socketbus.Dial(ctx, requesterAddr, channel)
 		if err != nil {
@@ -122,6 +106,32 @@ func (d *sbDeployment) dial(ctx context.Context, responderAddr, requesterAddr st
 		d.reqs = append(d.reqs, rq)
 	}
 	return nil
+}
+
+// serve makes c a responder until d closes.
+func (d *sbDeployment) serve(c *socketbus.Client, sh shape) {
+	// A socketbus responder keeps requests coming the way a NATS
+	// subscriber's pending buffer does: Serve waits in several Receive
+	// calls on its one connection, so it never idles for a round trip
+	// between requests. It runs with Serve's defaults.
+	d.wg.Go(func() {
+		err := c.Serve(d.rctx, socketbus.HandlerFunc(func(req *socketbus.Request) { d.respond(d.rctx, req, sh) }))
+		if err != nil && d.rctx.Err() == nil {
+			d.fail(fmt.Errorf("socketbus: serve: %w", err))
+		}
+	})
+}
+
+// sbCallOptions returns the options that send sh's headers, if any.
+func sbCallOptions(sh shape) []socketbus.CallOption {
+	if len(sh.Headers) == 0 {
+		return nil
+	}
+	h := socketbus.Header{}
+	for _, f := range sh.Headers {
+		h.Add(f.key, f.value)
+	}
+	return []socketbus.CallOption{socketbus.WithHeader(h)}
 }
 
 // respond reads req's body and answers it with the shape's response.
