@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/socketbus/socketbus/internal/wire"
 )
@@ -50,8 +51,9 @@ const (
 // Serve or Receive on the client.
 //
 // Requests are pushed ahead (protocol v2, docs/PROTOCOL.md section 20.3):
-// Serve grants the server credit for n requests at once and n goroutines
-// take them as they arrive, without a poll round trip per request; each
+// Serve grants the server credit for n requests at once and up to n
+// goroutines, started as the load needs them, take them as they arrive,
+// without a poll round trip per request; each
 // returning handler gives its unit of credit back (batched by n/8), so
 // the credit is the number of idle handlers and a busy Serve holds no
 // request it is not running. Only one Serve on a client holds the push
@@ -66,9 +68,11 @@ const (
 // push credit): throughput grows until there is a handler for every
 // caller and is flat beyond, and the prototypes found a push depth
 // of 16 too shallow for 256 requesters on one responder and 64 enough.
-// 64 handlers cost 64 idle goroutines and 64 units of credit at the
-// server, well inside its per-client limit (MaxInFlightPerClient, 1024 by
-// default, which caps polls, held requests and push credit together).
+// 64 handlers cost 64 units of credit at the server, well inside its
+// per-client limit (MaxInFlightPerClient, 1024 by default, which caps
+// polls, held requests and push credit together). Over push credit the
+// handler goroutines start as requests need them, so an idle Serve holds
+// one; waiting in Receive calls, it holds n.
 //
 // A handler that returns without answering its request (Respond or Fail)
 // has it answered for it: the requester gets a *RemoteError with the
@@ -99,11 +103,11 @@ func (c *Client) Serve(ctx context.Context, h Handler, opts ...ServeOption) erro
 	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	workers := startWorkers(ctx, stop, o.concurrency, h, c.Receive, nil)
+	workers := startWorkers(ctx, stop, o.concurrency, h, c.Receive, nil, false)
 	return workers.wait()
 }
 
-// servePushed is Serve over push credit (v2): n handler goroutines take
+// servePushed is Serve over push credit (v2): up to n handler goroutines take
 // the requests the server pushes, and each gives its credit back when its
 // handler returns. When ctx ends (or a handler's wait fails) the pushes
 // stop and what was pushed and not taken goes back to the server.
@@ -112,7 +116,7 @@ func (c *Client) servePushed(ctx context.Context, h Handler, p *pushState) error
 	defer stop()
 	workers := startWorkers(ctx, stop, p.n, h,
 		func(ctx context.Context) (*Request, error) { return c.nextPushed(ctx, p) },
-		func() { c.handled(p) })
+		func() { c.handled(p) }, true)
 	<-ctx.Done()
 	c.endPush(p, 0) // returns once the server has answered, or the client closed
 	err := workers.wait()
@@ -122,36 +126,84 @@ func (c *Client) servePushed(ctx context.Context, h Handler, p *pushState) error
 	return err
 }
 
-// workers are Serve's n handler goroutines: each takes a request with
-// next and runs h on it, then calls done (when set), until next fails.
-// The first failure is why Serve stops: ctx's, the client's, or a refused
-// Receive's or credit's, and it stops the other workers.
+// workers are Serve's handler goroutines, at most n: each takes a request
+// with next and runs h on it, then calls done (when set), until next
+// fails. The first failure is why Serve stops: ctx's, the client's, or a
+// refused Receive's or credit's, and it stops the other workers.
+//
+// All n start at once when each waiting worker is a Receive call, whose
+// poll the server counts. Over push credit they start as the load needs
+// them: one waits for the next request, and a worker that takes one starts
+// another if none is left waiting, up to n. An idle Serve then costs one
+// goroutine, not n: a process with 10,000 serving clients held 640,000
+// idle goroutines, and their stacks, shrunk by every collection, grew
+// again at the next request (BENCHMARKS.md, Scaling). A worker started
+// stays until Serve returns.
 type workers struct {
 	wg       sync.WaitGroup
 	once     sync.Once
 	firstErr error
+
+	ctx  context.Context
+	stop context.CancelFunc
+	h    Handler
+	next func(context.Context) (*Request, error)
+	done func()
+
+	waiting atomic.Int32 // workers in next (or about to call it)
+	full    atomic.Bool  // all max have started
+	mu      sync.Mutex
+	max     int
+	started int
 }
 
 func startWorkers(ctx context.Context, stop context.CancelFunc, n int, h Handler,
-	next func(context.Context) (*Request, error), done func()) *workers {
-	w := &workers{}
-	for range n {
-		w.wg.Go(func() {
-			for {
-				req, err := next(ctx)
-				if err != nil {
-					w.once.Do(func() { w.firstErr = err })
-					stop()
-					return
-				}
-				serveRequest(h, req)
-				if done != nil {
-					done()
-				}
-			}
-		})
+	next func(context.Context) (*Request, error), done func(), onDemand bool) *workers {
+	w := &workers{ctx: ctx, stop: stop, h: h, next: next, done: done, max: n}
+	first := n
+	if onDemand {
+		first = 1
+	}
+	for range first {
+		w.startOne()
 	}
 	return w
+}
+
+// startOne starts one more worker, waiting in next, unless max have
+// started.
+func (w *workers) startOne() {
+	if w.full.Load() {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.started == w.max {
+		return
+	}
+	w.started++
+	w.full.Store(w.started == w.max)
+	w.waiting.Add(1)
+	w.wg.Go(w.run)
+}
+
+func (w *workers) run() {
+	for {
+		req, err := w.next(w.ctx)
+		if w.waiting.Add(-1) == 0 && err == nil {
+			w.startOne() // someone must wait for the next request
+		}
+		if err != nil {
+			w.once.Do(func() { w.firstErr = err })
+			w.stop()
+			return
+		}
+		serveRequest(w.h, req)
+		if w.done != nil {
+			w.done()
+		}
+		w.waiting.Add(1)
+	}
 }
 
 // wait waits for every worker and returns the first failure.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -281,5 +282,48 @@ func TestServeAndReceiveShareClient(t *testing.T) {
 	close(release)
 	if got := <-first; string(got) != "from Serve" {
 		t.Fatalf("first request: got %q, want %q", got, "from Serve")
+	}
+}
+
+// TestServeStartsHandlersOnDemand: over push credit, an idle Serve holds
+// one handler goroutine waiting, not one per unit of concurrency; under
+// load it still runs n handlers at once.
+func TestServeStartsHandlersOnDemand(t *testing.T) {
+	srv, ch, responder, requester := serveClients(t, server.Config{})
+	const n = 64
+	before := runtime.NumGoroutine()
+	started := make(chan struct{}, n)
+	release := make(chan struct{})
+	startServe(t, responder, socketbus.HandlerFunc(func(req *socketbus.Request) {
+		started <- struct{}{}
+		<-release
+		_ = req.Respond(strings.NewReader("done"))
+	}), socketbus.WithConcurrency(n))
+	waitChannel(t, srv, ch, "Serve's push credit of n", func(c server.ChannelStats) bool {
+		return c.ReceiversWaiting == n
+	})
+	if grew := runtime.NumGoroutine() - before; grew > 8 {
+		t.Fatalf("an idle Serve with concurrency %d added %d goroutines, want a few", n, grew)
+	}
+	var sends sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		sends.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, err := roundTrip(ctx, requester, []byte("work"))
+			errs <- err
+		})
+	}
+	for range n {
+		<-started // all n handlers run at once
+	}
+	close(release)
+	sends.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("request: %v", err)
+		}
 	}
 }
