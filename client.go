@@ -216,7 +216,7 @@ func (c *Client) newConn(nc net.Conn, addr string, idx int, gen uint64) *clientC
 		Version:      c.opts.version,
 		InlineWrites: true,
 	})
-	cc.conn.OnClose = func(err error) { c.connClosed(cc, err) }
+	cc.conn.SetOnClose(func(err error) { c.connClosed(cc, err) })
 	c.conn.Store(cc)
 	return cc
 }

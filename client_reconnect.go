@@ -110,7 +110,7 @@ func (c *Client) waitUp(ctx context.Context, after uint64) (uint64, error) {
 
 // connClosed is each connection's OnClose. It may run on a goroutine that
 // is writing inline and holds a Send's window lock (see
-// frameconn.Conn.OnClose), so it only marks the connection lost, and
+// frameconn.Conn.SetOnClose), so it only marks the connection lost, and
 // afterLoss (the current connection) or afterRetiredLoss (one the client
 // moved away from), on a goroutine of its own, does the rest.
 func (c *Client) connClosed(cc *clientConn, err error) {

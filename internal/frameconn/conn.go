@@ -150,12 +150,30 @@ type Conn struct {
 	// Traffic counters, frames and bytes (headers included) in each direction.
 	FramesIn, BytesIn, FramesOut, BytesOut atomic.Int64
 
-	// OnClose, when set before Start, is called once from the goroutine
-	// that closes the connection, after the socket is closed. That may be
-	// a goroutine writing inline (EnqueueAllInline, frame.Batch.Flush), which
-	// may hold its caller's locks: OnClose must not take those, nor wait
-	// for the connection's writes to end (WaitWrites).
-	OnClose func(err error)
+	// onClose is what SetOnClose set; onCloseTaken says shutdown has
+	// taken it (or found none), so that a later SetOnClose calls its
+	// function itself. Both are guarded by mu.
+	onClose      func(err error)
+	onCloseTaken bool
+}
+
+// SetOnClose makes f be called once when the connection closes, from the
+// goroutine that closes it, after the socket is closed. That may be a
+// goroutine writing inline (EnqueueAllInline, frame.Batch.Flush), which
+// may hold its caller's locks: f must not take those, nor wait for the
+// connection's writes to end (WaitWrites). If the connection has closed
+// already, SetOnClose calls f itself, at once. A connection that another
+// goroutine may close while its owner is still setting it up (a server
+// closing every connection during a client's join) so never loses its f.
+func (c *Conn) SetOnClose(f func(err error)) {
+	c.mu.Lock()
+	if !c.onCloseTaken {
+		c.onClose = f
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	f(c.Err())
 }
 
 // New wraps nc. Call Start to begin reading and writing.
@@ -320,11 +338,13 @@ func (c *Conn) shutdown() {
 	if c.drainTimer != nil {
 		c.drainTimer.Stop()
 	}
+	onClose := c.onClose
+	c.onClose, c.onCloseTaken = nil, true
 	c.mu.Unlock()
 	close(c.done)
 	_ = c.nc.Close()
-	if c.OnClose != nil {
-		c.OnClose(c.Err())
+	if onClose != nil {
+		onClose(c.Err())
 	}
 }
 

@@ -27,12 +27,12 @@ func TestKeepaliveTimeline(t *testing.T) {
 		c := frameconn.New(a, frameconn.Config{PingInterval: interval})
 		start := time.Now()
 		closedAt := make(chan time.Duration, 1)
-		c.OnClose = func(err error) {
+		c.SetOnClose(func(err error) {
 			if !errors.Is(err, frameconn.ErrIdle) {
 				t.Errorf("OnClose(%v), want ErrIdle", err)
 			}
 			closedAt <- time.Since(start)
-		}
+		})
 		c.Start(releaseAll)
 		pings := make(chan time.Duration, 10)
 		go func() {

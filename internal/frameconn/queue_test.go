@@ -71,7 +71,7 @@ func TestSlowConsumerCut(t *testing.T) {
 		account, payer := &memory{}, &memory{}
 		c := frameconn.New(a, frameconn.Config{MaxControlBytes: frames * frame.Overhead, Account: account})
 		closed := make(chan error, 1)
-		c.OnClose = func(err error) { closed <- err }
+		c.SetOnClose(func(err error) { closed <- err })
 		c.Start(releaseAll)
 		control := func() frame.Frame {
 			return frame.Frame{Header: wire.Header{Version: wire.Version, Type: wire.TypeChunk, Flags: wire.FlagRequest}}
