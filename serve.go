@@ -53,10 +53,9 @@ const (
 // Requests are pushed ahead (protocol v2, docs/PROTOCOL.md section 20.3):
 // Serve grants the server credit for n requests at once and up to n
 // goroutines, started as the load needs them, take them as they arrive,
-// without a poll round trip per request; each
-// returning handler gives its unit of credit back (batched by n/8), so
-// the credit is the number of idle handlers and a busy Serve holds no
-// request it is not running. Only one Serve on a client holds the push
+// without a poll round trip per request; each returning handler gives its
+// unit of credit back (batched by n/8), so the credit is the number of
+// idle handlers and a busy Serve holds no request it is not running. Only one Serve on a client holds the push
 // credit; a second one running at the same time, or one on a version-1
 // connection, waits in n Receive calls instead.
 //
@@ -107,9 +106,9 @@ func (c *Client) Serve(ctx context.Context, h Handler, opts ...ServeOption) erro
 	return workers.wait()
 }
 
-// servePushed is Serve over push credit (v2): up to n handler goroutines take
-// the requests the server pushes, and each gives its credit back when its
-// handler returns. When ctx ends (or a handler's wait fails) the pushes
+// servePushed is Serve over push credit (v2): up to n handler goroutines
+// take the requests the server pushes, and each gives its credit back when
+// its handler returns. When ctx ends (or a handler's wait fails) the pushes
 // stop and what was pushed and not taken goes back to the server.
 func (c *Client) servePushed(ctx context.Context, h Handler, p *pushState) error {
 	ctx, stop := context.WithCancel(ctx)
@@ -135,7 +134,7 @@ func (c *Client) servePushed(ctx context.Context, h Handler, p *pushState) error
 // poll the server counts. Over push credit they start as the load needs
 // them: one waits for the next request, and a worker that takes one starts
 // another if none is left waiting, up to n. An idle Serve then costs one
-// goroutine, not n: a process with 10,000 serving clients held 640,000
+// goroutine, not n: a process with 9,700 serving clients held 620,800
 // idle goroutines, and their stacks, shrunk by every collection, grew
 // again at the next request (BENCHMARKS.md, Scaling). A worker started
 // stays until Serve returns.
@@ -151,15 +150,13 @@ type workers struct {
 	done func()
 
 	waiting atomic.Int32 // workers in next (or about to call it)
-	full    atomic.Bool  // all max have started
-	mu      sync.Mutex
-	max     int
-	started int
+	started atomic.Int32
+	max     int32
 }
 
 func startWorkers(ctx context.Context, stop context.CancelFunc, n int, h Handler,
 	next func(context.Context) (*Request, error), done func(), onDemand bool) *workers {
-	w := &workers{ctx: ctx, stop: stop, h: h, next: next, done: done, max: n}
+	w := &workers{ctx: ctx, stop: stop, h: h, next: next, done: done, max: int32(n)}
 	first := n
 	if onDemand {
 		first = 1
@@ -173,16 +170,15 @@ func startWorkers(ctx context.Context, stop context.CancelFunc, n int, h Handler
 // startOne starts one more worker, waiting in next, unless max have
 // started.
 func (w *workers) startOne() {
-	if w.full.Load() {
-		return
+	for {
+		n := w.started.Load()
+		if n >= w.max {
+			return
+		}
+		if w.started.CompareAndSwap(n, n+1) {
+			break
+		}
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.started == w.max {
-		return
-	}
-	w.started++
-	w.full.Store(w.started == w.max)
 	w.waiting.Add(1)
 	w.wg.Go(w.run)
 }

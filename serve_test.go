@@ -80,20 +80,10 @@ func TestServeConcurrencyLimit(t *testing.T) {
 		running.Add(-1)
 		_ = req.Respond(strings.NewReader("done"))
 	}), socketbus.WithConcurrency(n))
+	free := releaseOnFailure(t, release)
 
-	var sends sync.WaitGroup
-	errs := make(chan error, 2*n)
-	for range 2 * n {
-		sends.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			_, err := roundTrip(ctx, requester, []byte("work"))
-			errs <- err
-		})
-	}
-	for range n {
-		<-started
-	}
+	sent := roundTripsAtOnce(t, requester, 2*n)
+	waitStarted(t, started, n)
 	// With n handlers busy, Serve has no Receive outstanding: the other
 	// requests wait at the server.
 	waitChannel(t, srv, ch, "n requests queued and no receiver waiting", func(c server.ChannelStats) bool {
@@ -102,14 +92,8 @@ func TestServeConcurrencyLimit(t *testing.T) {
 	if got := running.Load(); got != n {
 		t.Fatalf("%d handlers running, want %d", got, n)
 	}
-	close(release)
-	sends.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Errorf("request: %v", err)
-		}
-	}
+	free()
+	sent()
 	if got := most.Load(); got != n {
 		t.Errorf("at most %d handlers ran at once, want %d", got, n)
 	}
@@ -299,31 +283,67 @@ func TestServeStartsHandlersOnDemand(t *testing.T) {
 		<-release
 		_ = req.Respond(strings.NewReader("done"))
 	}), socketbus.WithConcurrency(n))
+	free := releaseOnFailure(t, release)
 	waitChannel(t, srv, ch, "Serve's push credit of n", func(c server.ChannelStats) bool {
 		return c.ReceiversWaiting == n
 	})
 	if grew := runtime.NumGoroutine() - before; grew > 8 {
 		t.Fatalf("an idle Serve with concurrency %d added %d goroutines, want a few", n, grew)
 	}
+	sent := roundTripsAtOnce(t, requester, n)
+	waitStarted(t, started, n) // all n handlers run at once
+	free()
+	sent()
+}
+
+// releaseOnFailure returns a function that closes release once; the test's
+// cleanup calls it too, before Serve's cleanup waits for the handlers
+// blocked on release, so that a test failing while they block ends.
+// Call it after startServe.
+func releaseOnFailure(t *testing.T, release chan struct{}) (free func()) {
+	var once sync.Once
+	free = func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free)
+	return free
+}
+
+// roundTripsAtOnce starts count round trips from c, each with a 10 s
+// deadline, and returns a function that waits for them all and reports
+// each that failed.
+func roundTripsAtOnce(t *testing.T, c *socketbus.Client, count int) (wait func()) {
+	t.Helper()
 	var sends sync.WaitGroup
-	errs := make(chan error, n)
-	for range n {
+	errs := make(chan error, count)
+	for range count {
 		sends.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			_, err := roundTrip(ctx, requester, []byte("work"))
+			_, err := roundTrip(ctx, c, []byte("work"))
 			errs <- err
 		})
 	}
-	for range n {
-		<-started // all n handlers run at once
+	return func() {
+		t.Helper()
+		sends.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Errorf("request: %v", err)
+			}
+		}
 	}
-	close(release)
-	sends.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Errorf("request: %v", err)
+}
+
+// waitStarted waits, for up to 10 seconds, for n handlers to say they
+// started on started.
+func waitStarted(t *testing.T, started <-chan struct{}, n int) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for i := range n {
+		select {
+		case <-started:
+		case <-timeout:
+			t.Fatalf("%d of %d handlers started within 10s", i, n)
 		}
 	}
 }

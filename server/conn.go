@@ -250,17 +250,17 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 	settings := binary.BigEndian.AppendUint64(frame.GetBuffer(12)[:0], uint64(max(s.cfg.MaxMessageBytes, 0)))
 	settings = binary.BigEndian.AppendUint32(settings, uint32(min(max(s.cfg.MaxInFlightPerClient, 0), 1<<31)))
 	conn.Enqueue(frame.Frame{Header: ack, Payload: settings, Pooled: true})
-	// The server may close the connection from now on (Close, Shutdown):
-	// SetOnClose then runs at once, and the member leaves either way.
 	if name != "" {
 		s.names.hold(h.ChannelID, name)
-		conn.SetOnClose(func(error) {
-			m.Leave()
-			s.names.release(h.ChannelID)
-		})
-	} else {
-		conn.SetOnClose(func(error) { m.Leave() })
 	}
+	// The server may have closed the connection already (Close, Shutdown):
+	// SetOnClose then runs at once, and the member leaves either way.
+	conn.SetOnClose(func(error) {
+		m.Leave()
+		if name != "" {
+			s.names.release(h.ChannelID)
+		}
+	})
 	return &h, nil
 }
 

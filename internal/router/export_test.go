@@ -29,11 +29,8 @@ func (tr *TrackedRequest) State() string {
 	ch := tr.m.ch
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	if tr.req == nil {
-		tr.req = ch.requests[tr.id]
-	}
 	switch {
-	case tr.req != nil:
+	case tr.requestLocked() != nil:
 		return tr.req.state.String()
 	case tr.m.ended.has(tr.id):
 		return reqEnded.String()
@@ -179,17 +176,24 @@ func (tr *TrackedRequest) GatherCreditAhead() int {
 	ch := tr.m.ch
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	if tr.req == nil {
-		tr.req = ch.requests[tr.id]
-	}
-	if tr.req == nil || tr.req.fan == nil || tr.req.body.ended {
+	req := tr.requestLocked()
+	if req == nil || req.fan == nil || req.body.ended {
 		return 0
 	}
 	ahead := 0
-	for _, c := range tr.req.fan.children {
+	for _, c := range req.fan.children {
 		if c.state != reqEnded && !c.body.ended {
-			ahead = max(ahead, tr.req.body.upOutstanding-c.body.upOutstanding)
+			ahead = max(ahead, req.body.upOutstanding-c.body.upOutstanding)
 		}
 	}
 	return ahead
+}
+
+// requestLocked returns the tracked request once it has started, nil
+// before.
+func (tr *TrackedRequest) requestLocked() *request {
+	if tr.req == nil {
+		tr.req = tr.m.ch.requests[tr.id]
+	}
+	return tr.req
 }

@@ -34,11 +34,6 @@ type gather struct {
 	live     int                  // children without an outcome
 	took     int                  // members that took a published request
 
-	// feeding is set while fanOutLocked copies the sender's frames into
-	// the children: a child pumped on the way may ask for a grant, which
-	// waits until every child has its copy (fanGrantLocked).
-	feeding bool
-
 	// Parts for other nodes (legs, docs/PROTOCOL.md section 24.5): one
 	// child per remote receiver, with the members its node announced.
 	legs  map[*request]*leg
@@ -272,12 +267,17 @@ func (ch *channel) unqueueLocked(req *request) {
 }
 
 // fanOutLocked copies the frames the gather's sender has streamed into
-// every child still reading the body, and grants the sender what all of
-// them have room for.
+// every child still reading the body, then pumps each child on and grants
+// the sender what all of them have room for.
+//
+// Every child has its copies before any is pumped: a pumped child may ask
+// for a grant (grantHoldingLocked), and a grant computed while a frame
+// had been copied into some children and not yet the others once counted
+// it against some only, so the sender ran past the slowest child's
+// window.
 func (ch *channel) fanOutLocked(parent *request) {
 	g := parent.fan
 	rl := &parent.body
-	g.feeding = true
 	for i := range rl.pending {
 		pf := &rl.pending[i]
 		for _, c := range g.children {
@@ -288,17 +288,21 @@ func (ch *channel) fanOutLocked(parent *request) {
 		}
 		pf.Release()
 	}
-	g.feeding = false
 	clear(rl.pending)
 	rl.pending = rl.pending[:0]
 	rl.pendingBytes = 0
+	for _, c := range g.children {
+		if c.state != reqEnded {
+			ch.pumpLocked(c, false)
+		}
+	}
 	ch.shrinkLocked(parent, false)
 	ch.fanGrantLocked(g)
 }
 
 // feedChildLocked adds a copy of one body frame of the gather's sender to
 // child c's body, as streamFrameLocked adds a sender's frame to an
-// ordinary request's, and pumps it on.
+// ordinary request's; fanOutLocked then pumps it on.
 func (ch *channel) feedChildLocked(c *request, pf *frame.Frame) {
 	rl := &c.body
 	n := len(pf.Payload)
@@ -320,7 +324,6 @@ func (ch *channel) feedChildLocked(c *request, pf *frame.Frame) {
 	rl.pendingBytes += n
 	rl.keepLocked(&cf)
 	cf.Release() // what keepLocked copied rather than kept
-	ch.pumpLocked(c, false)
 }
 
 // fanGrantLocked grants the gather's sender the credit every child still
@@ -331,17 +334,12 @@ func (ch *channel) feedChildLocked(c *request, pf *frame.Frame) {
 // The sender's outstanding credit never exceeds a reading child's, so no
 // child is fed more than it granted: both fall by each frame, the sender's
 // when it arrives and the child's when it is copied in, and a grant is
-// computed only once every child has its copy (feeding). A grant computed
-// between two copies once counted the frame against some children and
-// not the others, and let the sender run past the slowest child's window.
+// computed only once every child has its copy (fanOutLocked).
 func (ch *channel) fanGrantLocked(g *gather) {
 	p := g.parent
 	rl := &p.body
 	if p.state == reqEnded || rl.ended {
 		return
-	}
-	if g.feeding {
-		return // fanOutLocked grants once every child has the frame
 	}
 	allow, reading := 0, false
 	for _, c := range g.children {

@@ -24,14 +24,13 @@ import (
 // goroutine leaked and that every buffer went back to the pool.
 func Main(m *testing.M, opts ...goleak.Option) {
 	flag.Parse()
-	track := !benchmarking()
-	frame.Track(track)
+	frame.Track(!benchmarking()) // untracked, Outstanding is 0
 	code := m.Run()
 	if code == 0 {
 		if err := goleak.Find(opts...); err != nil {
 			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
 			code = 1
-		} else if n := frame.Outstanding(); track && n != 0 {
+		} else if n := frame.Outstanding(); n != 0 {
 			fmt.Fprintf(os.Stderr, "frame: %d pooled buffers were never released\n%s", n, frame.OutstandingStacks())
 			code = 1
 		}
