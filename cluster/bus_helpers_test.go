@@ -34,6 +34,7 @@ type testBus struct {
 	cfg    server.Config
 	hb     time.Duration // the nodes' heartbeat; 0 means heartbeat
 	dead   time.Duration // silence after which a node is dropped; 0 means testDeadAfter
+	direct string        // the nodes' DirectListen; "" for none
 }
 
 func newTestBus(t *testing.T, n int, cfg server.Config) *testBus {
@@ -72,7 +73,7 @@ func (b *testBus) startRouted(name string, routes []string) *testNode {
 		dead = testDeadAfter
 	}
 	c, err := cluster.New(cluster.WithDeadAfter(cluster.Config{Name: "bus", Node: name, Listen: "127.0.0.1:0", Routes: routes,
-		Heartbeat: hb, Logger: slog.New(slog.NewTextHandler(testWriter{b.t}, nil))}, dead))
+		DirectListen: b.direct, Heartbeat: hb, Logger: slog.New(slog.NewTextHandler(testWriter{b.t}, nil))}, dead))
 	if err != nil {
 		b.t.Fatalf("cluster.New(%s): %v", name, err)
 	}

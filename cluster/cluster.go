@@ -80,6 +80,7 @@
 package cluster
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
@@ -146,6 +147,13 @@ type Config struct {
 	// can cause are logged at most once a second per kind.
 	Logger *slog.Logger
 
+	// DirectListen, when set (host:port, "127.0.0.1:0" picks a free
+	// port), makes the node listen there for direct connections from
+	// other nodes and carry its links to the nodes that listen too on
+	// them rather than through NATS (direct.go). PROTOTYPE (issue 23):
+	// not with RouteTLS.
+	DirectListen string
+
 	// deadAfter, when set, replaces the three heartbeats after which a
 	// silent node is dropped. Only tests set it (export_test.go): their
 	// heartbeats are short, so that a death shows quickly, and a drop
@@ -196,6 +204,21 @@ type Cluster struct {
 
 	warns warnLimiter // rate-limits the warnings others can cause
 
+	// Direct connections (direct.go).
+	directLn     net.Listener
+	directAddr   string // where directLn listens, announced
+	directCtx    context.Context
+	directCancel context.CancelFunc
+	directWG     sync.WaitGroup
+	directMu     sync.Mutex // guards directConns and directClosed; taken under Cluster.mu, nothing under it
+	directConns  map[*directConn]struct{}
+	directClosed bool
+	// directChanged is closed and replaced (under mu) when a connection's
+	// reader may start.
+	directChanged chan struct{}
+	directFrames  atomic.Uint64 // frame messages handled from direct connections
+	natsFrames    atomic.Uint64 // and from NATS
+
 	acct      *budget.Account              // what the node keeps for other nodes (bounds.go); set with r
 	testHeard atomic.Pointer[func(string)] // tests: called after each announcement is handled
 }
@@ -228,13 +251,18 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = time.Second
 	}
+	if cfg.DirectListen != "" && cfg.RouteTLS != nil {
+		return nil, errors.New("cluster: DirectListen with RouteTLS is not in the prototype: the direct connections would not be encrypted")
+	}
 	var inc [8]byte
 	_, _ = rand.Read(inc[:])
 	c := &Cluster{cfg: cfg, incarnation: hex.EncodeToString(inc[:]),
 		nodes: map[string]*peerNode{}, changed: make(chan struct{}), count: 1,
 		needFull: map[string]bool{}, pending: map[uint64]*pendingAck{},
 		dirty: map[wire.ID]struct{}{}, announce: make(chan struct{}, 1),
-		stop: make(chan struct{}), done: make(chan struct{}), announcerDone: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), announcerDone: make(chan struct{}),
+		directConns: map[*directConn]struct{}{}, directChanged: make(chan struct{})}
+	c.directCtx, c.directCancel = context.WithCancel(context.Background())
 	var err error
 	if cfg.NATSURL != "" {
 		opts := append([]nats.Option{nats.Name("socketbus " + cfg.Name + "/" + cfg.Node), nats.MaxReconnects(-1),
@@ -258,6 +286,11 @@ func New(cfg Config) (*Cluster, error) {
 		}
 	}
 	if err := c.claimName(); err != nil {
+		close(c.done)
+		c.Close()
+		return nil, err
+	}
+	if err := c.startDirect(); err != nil {
 		close(c.done)
 		c.Close()
 		return nil, err
@@ -414,6 +447,7 @@ func (c *Cluster) Close() error {
 				_ = sub.Unsubscribe()
 			}
 		}
+		c.stopDirect()
 		if c.nc != nil {
 			if c.nc.IsConnected() {
 				_ = c.nc.FlushTimeout(time.Second) // the byes

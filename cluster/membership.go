@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -21,7 +22,14 @@ import (
 func (c *Cluster) nodeSubject() string  { return "socketbus." + c.cfg.Name + ".node" }
 func (c *Cluster) helloSubject() string { return "socketbus." + c.cfg.Name + ".hello" }
 
-func (c *Cluster) announcement() []byte { return []byte(c.cfg.Node + " " + c.incarnation) }
+// announcement is "<name> <incarnation>", and " <host:port>" after them
+// when the node takes direct connections (direct.go).
+func (c *Cluster) announcement() []byte {
+	if c.directAddr != "" {
+		return []byte(c.cfg.Node + " " + c.incarnation + " " + c.directAddr)
+	}
+	return []byte(c.cfg.Node + " " + c.incarnation)
+}
 
 // joinBus subscribes to the other nodes' announcements, says hello, and
 // starts the heartbeat.
@@ -72,6 +80,7 @@ func (c *Cluster) heartbeat() {
 // heard records an announcement ("<name> <incarnation>") from a node.
 func (c *Cluster) heard(announcement string) {
 	name, inc, _ := strings.Cut(announcement, " ")
+	inc, addr, _ := strings.Cut(inc, " ")
 	if name == c.cfg.Node && inc != "" && inc != c.incarnation {
 		// Its claim and ours crossed before NATS routed them to each
 		// other (names.go): nothing decides now but the operator.
@@ -101,6 +110,12 @@ func (c *Cluster) heard(announcement string) {
 		n.incarnation = inc
 	}
 	n.heard = time.Now()
+	if addr != "" && len(addr) <= 256 {
+		if _, _, err := net.SplitHostPort(addr); err == nil {
+			n.directAddr = addr
+		}
+	}
+	c.maybeDialLocked(n)
 	c.recountLocked()
 }
 

@@ -1,0 +1,375 @@
+package cluster
+
+import (
+	"bufio"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Direct connections between nodes (issue 23, a PROTOTYPE, opt-in with
+// Config.DirectListen). NATS keeps membership, state and claims; a node
+// that listens says where in its announcement ("<name> <incarnation>
+// <host:port>"), and of two such nodes the one whose name sorts lower
+// dials the other and says hello. Once a link has a live connection, the
+// outbox writes all of that link's messages to it (the same envelopes it
+// would publish, each after a 4-byte big-endian length), buffered and
+// flushed once per outbox batch; otherwise it publishes on NATS as before.
+//
+// The switch keeps the link's order: the outbox publishes a marker
+// (kindDirect, the connection's ID) on NATS, numbered like any message of
+// the link, and writes everything after it to the connection; the far
+// node's reader handles nothing from the connection before the marker has
+// come through NATS, behind every message published before it. A read or
+// write error drops the connection, and the link goes back to NATS;
+// messages lost on the way show as a gap in the sequence, and the far node
+// resets the link, as for a message NATS lost.
+//
+// Not in the prototype (a production version needs them): TLS (New
+// refuses DirectListen with RouteTLS), a challenge-response hello (this
+// one is an HMAC over fixed fields keyed with RoutePassword, replayable
+// against the same two incarnations), supervision of the connection beyond
+// "redial on the next announcement", a writer that does not block the
+// outbox for every link while one peer is slow (here: a write deadline),
+// and failure tests for cut, slow and half-open connections.
+
+// directMagic starts a hello.
+const directMagic = "socketbus-direct/1"
+
+// maxDirectEnvelope is the largest link message the outbox makes: a state
+// message of maxStateEntries channels (a frame message, at most
+// envelopeSize+1+wire.HeaderSize+wire.MaxFramePayload, is smaller). A
+// length prefix past it ends the connection before anything is allocated.
+const maxDirectEnvelope = envelopeSize + 12 + maxStateEntries*stateEntrySize
+
+const (
+	directHelloTimeout = 5 * time.Second
+	directDialTimeout  = 2 * time.Second
+	// directWriteTimeout bounds one batch's writes: a peer that does not
+	// read for that long loses its connection (the link goes back to
+	// NATS). It also bounds how long a slow peer holds up the outbox,
+	// and so every other link: a production version needs a writer per
+	// connection.
+	directWriteTimeout = 5 * time.Second
+	directWriteBuffer  = 128 << 10
+	directReadBuffer   = 64 << 10
+	maxHello           = 1024
+)
+
+// directConn is a connection to another node.
+type directConn struct {
+	c    *Cluster
+	n    *peerNode
+	id   uint64
+	conn net.Conn
+	br   *bufio.Reader
+	bw   *bufio.Writer // the outbox's goroutine only
+	// dirty: written to in the current batch, not flushed yet (outbox only).
+	dirty bool
+
+	ready     chan struct{} // closed once the far node's marker came through NATS
+	readyOnce sync.Once
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+func (d *directConn) markReady() { d.readyOnce.Do(func() { close(d.ready) }) }
+
+// close ends the connection; the link goes back to NATS. Any goroutine
+// may call it, with or without Cluster.mu.
+func (d *directConn) close() {
+	d.closeOnce.Do(func() {
+		close(d.closed)
+		_ = d.conn.Close()
+		if d.n != nil {
+			d.n.direct.CompareAndSwap(d, nil)
+		}
+		d.c.directMu.Lock()
+		delete(d.c.directConns, d)
+		d.c.directMu.Unlock()
+	})
+}
+
+// track registers a connection, so that Close can end it; false once the
+// node is closing (the connection is closed then).
+func (c *Cluster) track(d *directConn) bool {
+	c.directMu.Lock()
+	defer c.directMu.Unlock()
+	if c.directClosed {
+		_ = d.conn.Close()
+		return false
+	}
+	c.directConns[d] = struct{}{}
+	return true
+}
+
+// startDirect opens the listener, before the node first announces itself.
+func (c *Cluster) startDirect() error {
+	if c.cfg.DirectListen == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", c.cfg.DirectListen)
+	if err != nil {
+		return fmt.Errorf("cluster: DirectListen %q: %w", c.cfg.DirectListen, err)
+	}
+	c.directLn = ln
+	c.directAddr = ln.Addr().String()
+	c.directWG.Add(1)
+	go c.acceptDirect(ln)
+	return nil
+}
+
+// stopDirect ends the listener, the dials and every connection, and waits
+// for their goroutines.
+func (c *Cluster) stopDirect() {
+	c.directCancel()
+	if c.directLn != nil {
+		_ = c.directLn.Close()
+	}
+	c.directMu.Lock()
+	c.directClosed = true
+	conns := make([]*directConn, 0, len(c.directConns))
+	for d := range c.directConns {
+		conns = append(conns, d)
+	}
+	c.directMu.Unlock()
+	for _, d := range conns {
+		d.close()
+	}
+	c.directWG.Wait()
+}
+
+// DirectFrames counts the frame messages this node has handled from direct
+// connections and from NATS (prototype: for tests and the bench).
+func (c *Cluster) DirectFrames() (direct, viaNATS uint64) {
+	return c.directFrames.Load(), c.natsFrames.Load()
+}
+
+// helloMAC authenticates a hello's fields with the route password.
+func (c *Cluster) helloMAC(fields string) string {
+	m := hmac.New(sha256.New, []byte("socketbus direct "+c.cfg.RouteUser+"\x00"+c.cfg.RoutePassword))
+	m.Write([]byte(fields))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// maybeDialLocked dials n if this node is the one to: both listen, this
+// one's name sorts lower, n has no connection and no dial under way, and
+// this node routes for a Server (so that both subscribe to their links
+// before the first marker).
+func (c *Cluster) maybeDialLocked(n *peerNode) {
+	if c.directLn == nil || n.directAddr == "" || n.incarnation == "" || c.closing || c.sub == nil || n.dropped ||
+		n.dialing || n.direct.Load() != nil || !(c.cfg.Node < n.name) {
+		return
+	}
+	n.dialing = true
+	c.directWG.Add(1)
+	go c.dialDirect(n, n.directAddr, n.incarnation)
+}
+
+func (c *Cluster) dialDirect(n *peerNode, addr, inc string) {
+	defer c.directWG.Done()
+	d, err := c.dialHello(n, addr, inc)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n.dialing = false
+	if err != nil {
+		c.warnLimitedf("direct", "cluster: direct connection to %s (%s): %v", n.name, addr, err)
+		return
+	}
+	if c.closing || n.dropped || c.nodes[n.name] != n {
+		d.close()
+		return
+	}
+	c.installLocked(n, d)
+	c.directWG.Add(1)
+	go d.read()
+}
+
+// dialHello dials addr and says hello; the far node answers one byte.
+func (c *Cluster) dialHello(n *peerNode, addr, inc string) (*directConn, error) {
+	ctx, cancel := context.WithTimeout(c.directCtx, directDialTimeout)
+	defer cancel()
+	var dialer net.Dialer
+	conn, err := dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	var idb [8]byte
+	_, _ = rand.Read(idb[:])
+	d := newDirectConn(c, n, binary.BigEndian.Uint64(idb[:]), conn)
+	if !c.track(d) {
+		return nil, errors.New("the node is closing")
+	}
+	fields := strings.Join([]string{directMagic, c.cfg.Name, c.cfg.Node, c.incarnation, n.name, inc,
+		strconv.FormatUint(d.id, 16)}, " ")
+	_ = conn.SetDeadline(time.Now().Add(directHelloTimeout))
+	if _, err := io.WriteString(conn, fields+" "+c.helloMAC(fields)+"\n"); err != nil {
+		d.close()
+		return nil, err
+	}
+	var ok [1]byte
+	if _, err := io.ReadFull(d.br, ok[:]); err != nil || ok[0] != 'Y' {
+		d.close()
+		return nil, fmt.Errorf("hello refused (%v)", err)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return d, nil
+}
+
+func newDirectConn(c *Cluster, n *peerNode, id uint64, conn net.Conn) *directConn {
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	return &directConn{c: c, n: n, id: id, conn: conn,
+		br: bufio.NewReaderSize(conn, directReadBuffer), bw: bufio.NewWriterSize(conn, directWriteBuffer),
+		ready: make(chan struct{}), closed: make(chan struct{})}
+}
+
+// installLocked makes d n's connection, in place of any other.
+func (c *Cluster) installLocked(n *peerNode, d *directConn) {
+	if old := n.direct.Swap(d); old != nil {
+		old.close()
+	}
+	if n.markedID == d.id {
+		c.readyLocked(d)
+	}
+}
+
+// readyLocked lets d's reader start, and tells whoever waits (tests).
+func (c *Cluster) readyLocked(d *directConn) {
+	d.markReady()
+	close(c.directChanged)
+	c.directChanged = make(chan struct{})
+}
+
+// markDirectLocked handles n's marker: the link continues on connection id.
+func (c *Cluster) markDirectLocked(n *peerNode, id uint64) {
+	n.markedID = id
+	if d := n.direct.Load(); d != nil && d.id == id {
+		c.readyLocked(d)
+	}
+}
+
+func (c *Cluster) acceptDirect(ln net.Listener) {
+	defer c.directWG.Done()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return // closed (a production version would tell a temporary error apart)
+		}
+		d := newDirectConn(c, nil, 0, conn)
+		if !c.track(d) {
+			return
+		}
+		c.directWG.Add(1)
+		go c.acceptHello(d)
+	}
+}
+
+// acceptHello checks a hello and, if it names a node this one knows, makes
+// the connection that node's and reads it.
+func (c *Cluster) acceptHello(d *directConn) {
+	defer c.directWG.Done()
+	_ = d.conn.SetDeadline(time.Now().Add(directHelloTimeout))
+	line, err := d.br.ReadSlice('\n')
+	if err != nil || len(line) > maxHello {
+		d.close()
+		return
+	}
+	f := strings.Fields(string(line))
+	if len(f) != 8 || f[0] != directMagic || f[1] != c.cfg.Name || f[4] != c.cfg.Node || f[5] != c.incarnation {
+		d.close()
+		return
+	}
+	fields := strings.Join(f[:7], " ")
+	if !hmac.Equal([]byte(f[7]), []byte(c.helloMAC(fields))) {
+		c.warnLimitedf("direct", "cluster: direct connection from %s refused: bad credentials", d.conn.RemoteAddr())
+		d.close()
+		return
+	}
+	id, err := strconv.ParseUint(f[6], 16, 64)
+	if err != nil {
+		d.close()
+		return
+	}
+	from, inc := f[2], f[3]
+	c.mu.Lock()
+	n := c.nodes[from]
+	if c.closing || c.sub == nil || n == nil || n.dropped || n.incarnation != inc || !(from < c.cfg.Node) {
+		c.mu.Unlock()
+		d.close()
+		return
+	}
+	d.n, d.id = n, id
+	c.installLocked(n, d)
+	c.mu.Unlock()
+	_ = d.conn.SetDeadline(time.Time{})
+	if _, err := d.conn.Write([]byte{'Y'}); err != nil {
+		d.close()
+		return
+	}
+	c.directWG.Add(1)
+	d.read()
+}
+
+// read reads link messages from the connection and handles them as
+// onMessage does NATS's, once the far node's marker has come through NATS.
+func (d *directConn) read() {
+	defer d.c.directWG.Done()
+	defer d.close()
+	var hdr [4]byte
+	first := true
+	for {
+		if _, err := io.ReadFull(d.br, hdr[:]); err != nil {
+			return
+		}
+		size := binary.BigEndian.Uint32(hdr[:])
+		if size < envelopeSize || size > maxDirectEnvelope {
+			d.c.warnLimitedf("direct", "cluster: direct connection from %s: a message of %d bytes", d.n.name, size)
+			return
+		}
+		// A buffer for this message alone, as nats.go makes: the router
+		// may keep a large chunk in it (parseFrame).
+		buf := make([]byte, size)
+		if _, err := io.ReadFull(d.br, buf); err != nil {
+			return
+		}
+		if first {
+			select {
+			case <-d.ready:
+			case <-d.closed:
+				return
+			}
+			first = false
+		}
+		d.c.handleLink(d.n.name, d, buf)
+	}
+}
+
+// write queues one message (its 4-byte length prefix included) on the
+// connection's buffer (the outbox's goroutine).
+func (d *directConn) write(msg []byte) error {
+	if !d.dirty {
+		d.dirty = true
+		_ = d.conn.SetWriteDeadline(time.Now().Add(directWriteTimeout))
+	}
+	_, err := d.bw.Write(msg)
+	return err
+}
+
+// flush writes what the batch left in the buffer (the outbox's goroutine).
+func (d *directConn) flush() error {
+	d.dirty = false
+	return d.bw.Flush()
+}
