@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/socketbus/socketbus/cluster"
@@ -20,6 +21,10 @@ import (
 type clusterSystem struct{}
 
 func (clusterSystem) Name() string { return clusterName }
+
+// clusterDirect (-cluster-direct) gives the nodes DirectListen: their
+// links go on direct connections between them (a prototype, issue 23).
+var clusterDirect bool
 
 // clusterNodes is the bus's size.
 const clusterNodes = 3
@@ -42,7 +47,11 @@ func (clusterSystem) Start(ctx context.Context, sh shape) (deployment, error) {
 	var routes []string
 	for i := range clusterNodes {
 		name := fmt.Sprintf("n%d", i+1)
-		c, err := cluster.New(cluster.Config{Name: "bench", Node: name, Listen: "127.0.0.1:0", Routes: routes})
+		cfg := cluster.Config{Name: "bench", Node: name, Listen: "127.0.0.1:0", Routes: routes}
+		if clusterDirect {
+			cfg.DirectListen = "127.0.0.1:0"
+		}
+		c, err := cluster.New(cfg)
 		if err != nil {
 			d.Close()
 			return nil, fmt.Errorf("cluster: node %s: %w", name, err)
@@ -68,6 +77,18 @@ func (clusterSystem) Start(ctx context.Context, sh shape) (deployment, error) {
 			return nil, err
 		}
 	}
+	if clusterDirect {
+		// The requests' links, both ways, on their direct connection.
+		first, last := d.nodes[0], d.nodes[clusterNodes-1]
+		if err := first.WaitDirect(wctx, last.Node()); err != nil {
+			d.Close()
+			return nil, err
+		}
+		if err := last.WaitDirect(wctx, first.Node()); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
 	first, last := d.servers[0], d.servers[clusterNodes-1]
 	if err := d.dial(ctx, last.addr, first.addr, sh); err != nil {
 		d.Close()
@@ -88,6 +109,13 @@ func (clusterSystem) Start(ctx context.Context, sh shape) (deployment, error) {
 // and nats.go that the bus started to end (checkStray does not look at
 // those).
 func (d *clusterDeployment) Close() error {
+	if len(d.nodes) == clusterNodes {
+		// Which way the frames went: node 1 reads the responses, node 3
+		// the requests.
+		d1, n1 := d.nodes[0].DirectFrames()
+		d3, n3 := d.nodes[clusterNodes-1].DirectFrames()
+		fmt.Fprintf(os.Stderr, "cluster: frames read direct/NATS: n1 %d/%d, n3 %d/%d\n", d1, n1, d3, n3)
+	}
 	err := d.sbDeployment.Close()
 	if werr := waitNATSGone(d.natsBefore, natsGrace); werr != nil {
 		err = errors.Join(err, fmt.Errorf("cluster: %w", werr))

@@ -62,6 +62,7 @@ const (
 	// and so every other link: a production version needs a writer per
 	// connection.
 	directWriteTimeout = 5 * time.Second
+	directRedial       = 50 * time.Millisecond
 	directWriteBuffer  = 128 << 10
 	directReadBuffer   = 64 << 10
 	maxHello           = 1024
@@ -156,6 +157,35 @@ func (c *Cluster) DirectFrames() (direct, viaNATS uint64) {
 	return c.directFrames.Load(), c.natsFrames.Load()
 }
 
+// WaitDirect waits until the node's link from peer comes on a direct
+// connection: the connection is up and peer's marker has come through
+// NATS (prototype: for tests and the bench).
+func (c *Cluster) WaitDirect(ctx context.Context, peer string) error {
+	for {
+		c.mu.Lock()
+		changed := c.directChanged
+		ok := false
+		if n := c.nodes[peer]; n != nil {
+			if d := n.direct.Load(); d != nil {
+				select {
+				case <-d.ready:
+					ok = true
+				default:
+				}
+			}
+		}
+		c.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: direct link from %s: %w", peer, ctx.Err())
+		}
+	}
+}
+
 // helloMAC authenticates a hello's fields with the route password.
 func (c *Cluster) helloMAC(fields string) string {
 	m := hmac.New(sha256.New, []byte("socketbus direct "+c.cfg.RouteUser+"\x00"+c.cfg.RoutePassword))
@@ -168,8 +198,8 @@ func (c *Cluster) helloMAC(fields string) string {
 // this node routes for a Server (so that both subscribe to their links
 // before the first marker).
 func (c *Cluster) maybeDialLocked(n *peerNode) {
-	if c.directLn == nil || n.directAddr == "" || n.incarnation == "" || c.closing || c.sub == nil || n.dropped ||
-		n.dialing || n.direct.Load() != nil || !(c.cfg.Node < n.name) {
+	if n.direct.Load() != nil || c.directLn == nil || n.directAddr == "" || n.incarnation == "" || c.closing || c.sub == nil ||
+		n.dropped || n.dialing || !(c.cfg.Node < n.name) || time.Now().Before(n.dialAfter) {
 		return
 	}
 	n.dialing = true
@@ -184,6 +214,10 @@ func (c *Cluster) dialDirect(n *peerNode, addr, inc string) {
 	defer c.mu.Unlock()
 	n.dialing = false
 	if err != nil {
+		// The far node may not know this one yet, or not route yet: the
+		// next link message or announcement from it tries again, not
+		// before directRedial.
+		n.dialAfter = time.Now().Add(directRedial)
 		c.warnLimitedf("direct", "cluster: direct connection to %s (%s): %v", n.name, addr, err)
 		return
 	}
@@ -243,6 +277,11 @@ func (c *Cluster) installLocked(n *peerNode, d *directConn) {
 	}
 	if n.markedID == d.id {
 		c.readyLocked(d)
+	}
+	if c.out != nil {
+		// Something for the outbox to switch with, without waiting for
+		// the next heartbeat.
+		c.out.push(outMsg{to: n, kind: kindHeartbeat})
 	}
 }
 
@@ -311,14 +350,18 @@ func (c *Cluster) acceptHello(d *directConn) {
 		d.close()
 		return
 	}
+	// The answer goes before the connection is n's: the outbox may write
+	// to it from then on. (One byte on a fresh connection, written under
+	// Cluster.mu: a production version would not.)
 	d.n, d.id = n, id
-	c.installLocked(n, d)
-	c.mu.Unlock()
 	_ = d.conn.SetDeadline(time.Time{})
 	if _, err := d.conn.Write([]byte{'Y'}); err != nil {
+		c.mu.Unlock()
 		d.close()
 		return
 	}
+	c.installLocked(n, d)
+	c.mu.Unlock()
 	c.directWG.Add(1)
 	d.read()
 }

@@ -1,9 +1,6 @@
 package cluster
 
-import (
-	"context"
-	"time"
-)
+import "time"
 
 // Crash stops the node's embedded nats-server at once, as if the process
 // had been killed: no bye reaches the other nodes, which find out from the
@@ -57,32 +54,4 @@ func (c *Cluster) ClaimRaces() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.races
-}
-
-// WaitDirect waits until the node's link from peer comes on a direct
-// connection: the connection is up and peer's marker has come.
-func (c *Cluster) WaitDirect(ctx context.Context, peer string) error {
-	for {
-		c.mu.Lock()
-		changed := c.directChanged
-		ok := false
-		if n := c.nodes[peer]; n != nil {
-			if d := n.direct.Load(); d != nil {
-				select {
-				case <-d.ready:
-					ok = true
-				default:
-				}
-			}
-		}
-		c.mu.Unlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
 }

@@ -61,6 +61,7 @@ type peerNode struct {
 	// are guarded by Cluster.mu; outDirect belongs to the outbox.
 	directAddr string
 	dialing    bool
+	dialAfter  time.Time                  // no dial before (a failed one)
 	markedID   uint64                     // the connection its last marker named
 	direct     atomic.Pointer[directConn] // the live connection, if any
 	outDirect  *directConn                // the connection the outbox's link to it uses
@@ -528,6 +529,7 @@ func (c *Cluster) handleLink(from string, via *directConn, data []byte) {
 		c.recountLocked()
 	}
 	n.heard = time.Now()
+	c.maybeDialLocked(n)
 	if kind == kindDirect && via == nil {
 		// The link goes on on the connection the marker names: its
 		// reader may start (direct.go). The marker is numbered as any
