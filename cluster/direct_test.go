@@ -3,8 +3,11 @@ package cluster_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/socketbus/socketbus"
 )
 
 // TestDirectConnectionCarriesLinks: two nodes with DirectListen connect
@@ -41,4 +44,52 @@ func TestDirectConnectionCarriesLinks(t *testing.T) {
 		t.Fatalf("frames over the direct connection: n1 %d, n2 %d, want 16 or more each", d1-direct1, d2-direct2)
 	}
 	t.Logf("frames over the direct connections: n1 read %d, n2 read %d", d1-direct1, d2-direct2)
+}
+
+// TestDirectConnectionCut: a direct connection cut between requests
+// leaves the bus working: the link goes back to NATS (a request in flight
+// may end with peer_gone when the link resets, as for a message NATS
+// lost), the nodes connect again, and requests go on.
+func TestDirectConnectionCut(t *testing.T) {
+	b := startTestBus(&testBus{t: t, direct: "127.0.0.1:0"}, 2)
+	n1, n2 := b.node(0), b.node(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, w := range []struct {
+		n    *testNode
+		peer string
+	}{{n1, "n2"}, {n2, "n1"}} {
+		if err := w.n.c.WaitDirect(ctx, w.peer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	responder := dial(t, n2, "cut")
+	serve(t, responder, echo)
+	requester := dial(t, n1, "cut")
+	call := func(what string) {
+		t.Helper()
+		for attempt := 0; ; attempt++ {
+			got, err := requester.Call(ctx, []byte(what))
+			if err == nil && string(got) == "echo:"+what {
+				return
+			}
+			if !errors.Is(err, socketbus.ErrPeerGone) || attempt == 10 {
+				t.Fatalf("%s: %q, %v (attempt %d)", what, got, err, attempt)
+			}
+		}
+	}
+	call("before the cut")
+	if !n1.c.CutDirect("n2") {
+		t.Fatal("no direct connection to cut")
+	}
+	call("after the cut")
+	for _, w := range []struct {
+		n    *testNode
+		peer string
+	}{{n1, "n2"}, {n2, "n1"}} {
+		if err := w.n.c.WaitDirect(ctx, w.peer); err != nil {
+			t.Fatalf("direct again: %v", err)
+		}
+	}
+	call("connected again")
 }

@@ -55,3 +55,20 @@ func (c *Cluster) ClaimRaces() int {
 	defer c.mu.Unlock()
 	return c.races
 }
+
+// CutDirect closes the node's direct connection to peer, if any, as a
+// cut would: the link goes back to NATS until the next dial.
+func (c *Cluster) CutDirect(peer string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.nodes[peer]
+	if n == nil {
+		return false
+	}
+	d := n.direct.Load()
+	if d == nil {
+		return false
+	}
+	d.close()
+	return true
+}
