@@ -35,6 +35,8 @@ type testBus struct {
 	hb     time.Duration // the nodes' heartbeat; 0 means heartbeat
 	dead   time.Duration // silence after which a node is dropped; 0 means testDeadAfter
 	direct string        // the nodes' DirectListen; "" for none
+	// knobs, when set, gives a node's direct connections' test settings.
+	knobs func(name string) cluster.DirectKnobs
 }
 
 func newTestBus(t *testing.T, n int, cfg server.Config) *testBus {
@@ -72,8 +74,12 @@ func (b *testBus) startRouted(name string, routes []string) *testNode {
 	if dead == 0 {
 		dead = testDeadAfter
 	}
-	c, err := cluster.New(cluster.WithDeadAfter(cluster.Config{Name: "bus", Node: name, Listen: "127.0.0.1:0", Routes: routes,
-		DirectListen: b.direct, Heartbeat: hb, Logger: slog.New(slog.NewTextHandler(testWriter{b.t}, nil))}, dead))
+	cfg := cluster.WithDeadAfter(cluster.Config{Name: "bus", Node: name, Listen: "127.0.0.1:0", Routes: routes,
+		DirectListen: b.direct, Heartbeat: hb, Logger: slog.New(slog.NewTextHandler(testWriter{b.t}, nil))}, dead)
+	if b.knobs != nil {
+		cfg = cluster.WithDirectKnobs(cfg, b.knobs(name))
+	}
+	c, err := cluster.New(cfg)
 	if err != nil {
 		b.t.Fatalf("cluster.New(%s): %v", name, err)
 	}

@@ -159,6 +159,9 @@ type Config struct {
 	// heartbeats are short, so that a death shows quickly, and a drop
 	// threshold of three of them is within a loaded machine's pauses.
 	deadAfter time.Duration
+	// direct holds the direct connections' test knobs (export_test.go);
+	// zero values mean the defaults.
+	direct directKnobs
 }
 
 // deadAfter is how long a node may go unheard before it is dropped.
@@ -213,6 +216,7 @@ type Cluster struct {
 	directMu     sync.Mutex // guards directConns and directClosed; taken under Cluster.mu, nothing under it
 	directConns  map[*directConn]struct{}
 	directClosed bool
+	directDown   chan struct{} // closed and replaced (under directMu) when a connection closes
 	// directChanged is closed and replaced (under mu) when a connection's
 	// reader may start.
 	directChanged chan struct{}
@@ -261,7 +265,7 @@ func New(cfg Config) (*Cluster, error) {
 		needFull: map[string]bool{}, pending: map[uint64]*pendingAck{},
 		dirty: map[wire.ID]struct{}{}, announce: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{}), announcerDone: make(chan struct{}),
-		directConns: map[*directConn]struct{}{}, directChanged: make(chan struct{})}
+		directConns: map[*directConn]struct{}{}, directChanged: make(chan struct{}), directDown: make(chan struct{})}
 	c.directCtx, c.directCancel = context.WithCancel(context.Background())
 	var err error
 	if cfg.NATSURL != "" {

@@ -23,16 +23,18 @@ import (
 // that listens says where in its announcement ("<name> <incarnation>
 // <host:port>"), and of two such nodes the one whose name sorts lower
 // dials the other and says hello. Once a link has a live connection, the
-// outbox writes all of that link's messages to it (the same envelopes it
-// would publish, each after a 4-byte big-endian length), buffered and
-// flushed once per outbox batch; otherwise it publishes on NATS as before.
+// outbox queues all of that link's messages for the connection's writer
+// (the same envelopes it would publish, each after a 4-byte big-endian
+// length; direct_writer.go), which writes what a batch queued at once;
+// otherwise it publishes on NATS as before.
 //
 // The switch keeps the link's order: the outbox publishes a marker
 // (kindDirect, the connection's ID) on NATS, numbered like any message of
 // the link, and writes everything after it to the connection; the far
 // node's reader handles nothing from the connection before the marker has
 // come through NATS, behind every message published before it. A read or
-// write error drops the connection, and the link goes back to NATS;
+// write error, or a write queue past its bound, drops the connection, and
+// the link goes back to NATS;
 // messages lost on the way show as a gap in the sequence, and the far node
 // resets the link, as for a message NATS lost.
 //
@@ -40,9 +42,8 @@ import (
 // refuses DirectListen with RouteTLS), a challenge-response hello (this
 // one is an HMAC over fixed fields keyed with RoutePassword, replayable
 // against the same two incarnations), supervision of the connection beyond
-// "redial on the next announcement", a writer that does not block the
-// outbox for every link while one peer is slow (here: a write deadline),
-// and failure tests for cut, slow and half-open connections.
+// "redial on the next announcement", and failure tests for half-open
+// connections.
 
 // directMagic starts a hello.
 const directMagic = "socketbus-direct/1"
@@ -56,16 +57,20 @@ const maxDirectEnvelope = envelopeSize + 12 + maxStateEntries*stateEntrySize
 const (
 	directHelloTimeout = 5 * time.Second
 	directDialTimeout  = 2 * time.Second
-	// directWriteTimeout bounds one batch's writes: a peer that does not
-	// read for that long loses its connection (the link goes back to
-	// NATS). It also bounds how long a slow peer holds up the outbox,
-	// and so every other link: a production version needs a writer per
-	// connection.
+	// directWriteTimeout bounds one write of the connection's writer
+	// (direct_writer.go): a peer that does not read for that long loses
+	// its connection (the link goes back to NATS).
 	directWriteTimeout = 5 * time.Second
 	directRedial       = 50 * time.Millisecond
-	directWriteBuffer  = 128 << 10
-	directReadBuffer   = 64 << 10
-	maxHello           = 1024
+	// directWriteBuffer: the writer keeps a buffer up to this size
+	// between writes; a larger one, left by a burst, goes.
+	directWriteBuffer = 128 << 10
+	// directQueueBytes bounds a connection's write queue: past it the
+	// peer is not keeping up, and the connection is dropped. It holds
+	// the largest link message (maxDirectEnvelope) several times over.
+	directQueueBytes = 4 << 20
+	directReadBuffer = 64 << 10
+	maxHello         = 1024
 )
 
 // directConn is a connection to another node.
@@ -75,9 +80,17 @@ type directConn struct {
 	id   uint64
 	conn net.Conn
 	br   *bufio.Reader
-	bw   *bufio.Writer // the outbox's goroutine only
-	// dirty: written to in the current batch, not flushed yet (outbox only).
+	// dirty: queued to in the current batch, its writer not woken yet
+	// (the outbox's goroutine only).
 	dirty bool
+
+	// The write queue (direct_writer.go), guarded by wmu.
+	wmu     sync.Mutex
+	pending []byte // what waits for the writer
+	queued  int    // bytes in pending and in the writer's hands
+	bound   int    // the most queued may be
+	wclosed bool
+	wake    chan struct{}
 
 	ready     chan struct{} // closed once the far node's marker came through NATS
 	readyOnce sync.Once
@@ -93,11 +106,16 @@ func (d *directConn) close() {
 	d.closeOnce.Do(func() {
 		close(d.closed)
 		_ = d.conn.Close()
+		d.wmu.Lock()
+		d.wclosed, d.pending = true, nil
+		d.wmu.Unlock()
 		if d.n != nil {
 			d.n.direct.CompareAndSwap(d, nil)
 		}
 		d.c.directMu.Lock()
 		delete(d.c.directConns, d)
+		close(d.c.directDown)
+		d.c.directDown = make(chan struct{})
 		d.c.directMu.Unlock()
 	})
 }
@@ -226,7 +244,8 @@ func (c *Cluster) dialDirect(n *peerNode, addr, inc string) {
 		return
 	}
 	c.installLocked(n, d)
-	c.directWG.Add(1)
+	c.directWG.Add(2)
+	go d.writeLoop()
 	go d.read()
 }
 
@@ -266,7 +285,7 @@ func newDirectConn(c *Cluster, n *peerNode, id uint64, conn net.Conn) *directCon
 		_ = tc.SetNoDelay(true)
 	}
 	return &directConn{c: c, n: n, id: id, conn: conn,
-		br: bufio.NewReaderSize(conn, directReadBuffer), bw: bufio.NewWriterSize(conn, directWriteBuffer),
+		br: bufio.NewReaderSize(conn, directReadBuffer), bound: c.directQueueBound(), wake: make(chan struct{}, 1),
 		ready: make(chan struct{}), closed: make(chan struct{})}
 }
 
@@ -350,19 +369,17 @@ func (c *Cluster) acceptHello(d *directConn) {
 		d.close()
 		return
 	}
-	// The answer goes before the connection is n's: the outbox may write
-	// to it from then on. (One byte on a fresh connection, written under
-	// Cluster.mu: a production version would not.)
+	// The answer is the first thing in the write queue, before anything
+	// the outbox queues once the connection is n's; the writer sends it
+	// (no socket write under Cluster.mu).
 	d.n, d.id = n, id
 	_ = d.conn.SetDeadline(time.Time{})
-	if _, err := d.conn.Write([]byte{'Y'}); err != nil {
-		c.mu.Unlock()
-		d.close()
-		return
-	}
+	d.enqueue([]byte{'Y'})
+	d.kick()
 	c.installLocked(n, d)
 	c.mu.Unlock()
-	c.directWG.Add(1)
+	c.directWG.Add(2)
+	go d.writeLoop()
 	d.read()
 }
 
@@ -398,21 +415,4 @@ func (d *directConn) read() {
 		}
 		d.c.handleLink(d.n.name, d, buf)
 	}
-}
-
-// write queues one message (its 4-byte length prefix included) on the
-// connection's buffer (the outbox's goroutine).
-func (d *directConn) write(msg []byte) error {
-	if !d.dirty {
-		d.dirty = true
-		_ = d.conn.SetWriteDeadline(time.Now().Add(directWriteTimeout))
-	}
-	_, err := d.bw.Write(msg)
-	return err
-}
-
-// flush writes what the batch left in the buffer (the outbox's goroutine).
-func (d *directConn) flush() error {
-	d.dirty = false
-	return d.bw.Flush()
 }

@@ -1,6 +1,10 @@
 package cluster
 
-import "time"
+import (
+	"context"
+	"fmt"
+	"time"
+)
 
 // Crash stops the node's embedded nats-server at once, as if the process
 // had been killed: no bye reaches the other nodes, which find out from the
@@ -71,4 +75,57 @@ func (c *Cluster) CutDirect(peer string) bool {
 	}
 	d.close()
 	return true
+}
+
+// DirectKnobs are test settings of direct connections; zero fields keep
+// the defaults.
+type DirectKnobs struct {
+	// Announce is announced in place of the listener's address.
+	Announce string
+	// Queue bounds each connection's write queue, in bytes.
+	Queue int
+	// WriteTimeout bounds each write of a connection's writer.
+	WriteTimeout time.Duration
+}
+
+// WithDirectKnobs returns cfg with k's settings for direct connections.
+func WithDirectKnobs(cfg Config, k DirectKnobs) Config {
+	cfg.direct = directKnobs{announce: k.Announce, queue: k.Queue, writeTimeout: k.WriteTimeout}
+	return cfg
+}
+
+// DirectAddr is where the node listens for direct connections.
+func (c *Cluster) DirectAddr() string { return c.directAddr }
+
+// DirectUp reports whether the node has a direct connection to peer, and
+// its write queue's bytes.
+func (c *Cluster) DirectUp(peer string) (up bool, queued int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.nodes[peer]
+	if n == nil {
+		return false, 0
+	}
+	d := n.direct.Load()
+	if d == nil {
+		return false, 0
+	}
+	return true, d.queuedBytes()
+}
+
+// WaitDirectDown waits until the node has no direct connection to peer.
+func (c *Cluster) WaitDirectDown(ctx context.Context, peer string) error {
+	for {
+		c.directMu.Lock()
+		down := c.directDown
+		c.directMu.Unlock()
+		if up, _ := c.DirectUp(peer); !up {
+			return nil
+		}
+		select {
+		case <-down:
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: direct connection to %s still up: %w", peer, ctx.Err())
+		}
+	}
 }

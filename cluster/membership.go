@@ -25,6 +25,9 @@ func (c *Cluster) helloSubject() string { return "socketbus." + c.cfg.Name + ".h
 // announcement is "<name> <incarnation>", and " <host:port>" after them
 // when the node takes direct connections (direct.go).
 func (c *Cluster) announcement() []byte {
+	if addr := c.cfg.direct.announce; addr != "" && c.directAddr != "" {
+		return []byte(c.cfg.Node + " " + c.incarnation + " " + addr)
+	}
 	if c.directAddr != "" {
 		return []byte(c.cfg.Node + " " + c.incarnation + " " + c.directAddr)
 	}

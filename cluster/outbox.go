@@ -78,7 +78,7 @@ func (o *outbox) run() {
 	// scratch holds one message after 4 bytes kept for its length on a
 	// direct connection (direct.go); NATS is given scratch[4:].
 	var scratch []byte
-	var flush []*directConn // the connections written to in this batch
+	var kick []*directConn // the connections queued to in this batch
 	for {
 		<-o.wake
 		for {
@@ -119,12 +119,13 @@ func (o *outbox) run() {
 				if d := n.outDirect; d != nil {
 					binary.BigEndian.PutUint32(scratch, uint32(len(scratch)-4))
 					if !d.dirty {
-						flush = append(flush, d)
+						d.dirty = true
+						kick = append(kick, d)
 					}
-					if err := d.write(scratch); err != nil {
-						// Lost, and what the buffer held: the far node
+					if !d.enqueue(scratch) {
+						// Lost, and what the queue held: the far node
 						// sees the gap and resets the link.
-						d.close()
+						d.drop("its write queue is past its bound: the peer does not keep up")
 					}
 				} else {
 					// A failed publish (NATS disconnected) loses the
@@ -137,15 +138,14 @@ func (o *outbox) run() {
 				}
 				drop(m)
 			}
-			// One write per connection per batch (more when a batch
-			// outgrows the buffer).
-			for _, d := range flush {
-				if err := d.flush(); err != nil {
-					d.close()
-				}
+			// One wake-up of each connection's writer per batch: it
+			// writes what the batch queued, and the outbox goes on.
+			for _, d := range kick {
+				d.dirty = false
+				d.kick()
 			}
-			clear(flush)
-			flush = flush[:0]
+			clear(kick)
+			kick = kick[:0]
 			clear(batch)
 			o.mu.Lock()
 			o.spare = batch[:0]
