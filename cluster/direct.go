@@ -42,8 +42,8 @@ import (
 // refuses DirectListen with RouteTLS), a challenge-response hello (this
 // one is an HMAC over fixed fields keyed with RoutePassword, replayable
 // against the same two incarnations), supervision of the connection beyond
-// "redial on the next announcement", and failure tests for half-open
-// connections.
+// "redial on the next announcement" and the read deadline (a connection
+// silent for deadAfter is dropped, direct_reader.go).
 
 // directMagic starts a hello.
 const directMagic = "socketbus-direct/1"
@@ -381,38 +381,4 @@ func (c *Cluster) acceptHello(d *directConn) {
 	c.directWG.Add(2)
 	go d.writeLoop()
 	d.read()
-}
-
-// read reads link messages from the connection and handles them as
-// onMessage does NATS's, once the far node's marker has come through NATS.
-func (d *directConn) read() {
-	defer d.c.directWG.Done()
-	defer d.close()
-	var hdr [4]byte
-	first := true
-	for {
-		if _, err := io.ReadFull(d.br, hdr[:]); err != nil {
-			return
-		}
-		size := binary.BigEndian.Uint32(hdr[:])
-		if size < envelopeSize || size > maxDirectEnvelope {
-			d.c.warnLimitedf("direct", "cluster: direct connection from %s: a message of %d bytes", d.n.name, size)
-			return
-		}
-		// A buffer for this message alone, as nats.go makes: the router
-		// may keep a large chunk in it (parseFrame).
-		buf := make([]byte, size)
-		if _, err := io.ReadFull(d.br, buf); err != nil {
-			return
-		}
-		if first {
-			select {
-			case <-d.ready:
-			case <-d.closed:
-				return
-			}
-			first = false
-		}
-		d.c.handleLink(d.n.name, d, buf)
-	}
 }
