@@ -76,6 +76,11 @@
 //   - No lock of the node is held across a call into NATS (Publish,
 //     Subscribe, Flush, a subscription's Pending) or the embedded
 //     nats-server (Routez): Admit and expire let go of Cluster.mu to ask.
+//   - Direct connections (direct.go): Cluster.directMu and a connection's
+//     write-queue lock (directConn.wmu) are taken under Cluster.mu or with
+//     nothing held, never one under the other, and nothing is locked
+//     under them. No socket is written under any of them: a connection's
+//     writer goroutine writes holding no lock.
 //   - The Server calls the node's methods holding none of its own locks.
 package cluster
 

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/socketbus/socketbus/internal/budget"
 )
 
 // Direct connections between nodes (issue 23, a PROTOTYPE, opt-in with
@@ -91,6 +93,8 @@ type directConn struct {
 	bound   int    // the most queued may be
 	wclosed bool
 	wake    chan struct{}
+	acct    *budget.Account // what the connection is charged to (direct_budget.go)
+	charged int64
 
 	ready     chan struct{} // closed once the far node's marker came through NATS
 	readyOnce sync.Once
@@ -109,6 +113,7 @@ func (d *directConn) close() {
 		d.wmu.Lock()
 		d.wclosed, d.pending = true, nil
 		d.wmu.Unlock()
+		d.releaseCharge()
 		if d.n != nil {
 			d.n.direct.CompareAndSwap(d, nil)
 		}
@@ -220,14 +225,21 @@ func (c *Cluster) maybeDialLocked(n *peerNode) {
 		n.dropped || n.dialing || !(c.cfg.Node < n.name) || time.Now().Before(n.dialAfter) {
 		return
 	}
+	acct, ok := c.chargeDirectLocked(n.name)
+	if !ok {
+		c.refusedDirectLocked(n)
+		return
+	}
 	n.dialing = true
 	c.directWG.Add(1)
-	go c.dialDirect(n, n.directAddr, n.incarnation)
+	go c.dialDirect(n, n.directAddr, n.incarnation, acct)
 }
 
-func (c *Cluster) dialDirect(n *peerNode, addr, inc string) {
+// dialDirect dials n; acct holds the connection's charge, which the
+// connection releases when it closes (or here, if there is none).
+func (c *Cluster) dialDirect(n *peerNode, addr, inc string, acct *budget.Account) {
 	defer c.directWG.Done()
-	d, err := c.dialHello(n, addr, inc)
+	d, err := c.dialHello(n, addr, inc, acct)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n.dialing = false
@@ -250,18 +262,21 @@ func (c *Cluster) dialDirect(n *peerNode, addr, inc string) {
 }
 
 // dialHello dials addr and says hello; the far node answers one byte.
-func (c *Cluster) dialHello(n *peerNode, addr, inc string) (*directConn, error) {
+func (c *Cluster) dialHello(n *peerNode, addr, inc string, acct *budget.Account) (*directConn, error) {
 	ctx, cancel := context.WithTimeout(c.directCtx, directDialTimeout)
 	defer cancel()
 	var dialer net.Dialer
 	conn, err := dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, err
+		acct.Release(c.directCost())
+		return nil, fmt.Errorf("dial: %w", err)
 	}
 	var idb [8]byte
 	_, _ = rand.Read(idb[:])
 	d := newDirectConn(c, n, binary.BigEndian.Uint64(idb[:]), conn)
+	d.setBuffers(acct)
 	if !c.track(d) {
+		d.close()
 		return nil, errors.New("the node is closing")
 	}
 	fields := strings.Join([]string{directMagic, c.cfg.Name, c.cfg.Node, c.incarnation, n.name, inc,
@@ -285,8 +300,7 @@ func newDirectConn(c *Cluster, n *peerNode, id uint64, conn net.Conn) *directCon
 		_ = tc.SetNoDelay(true)
 	}
 	return &directConn{c: c, n: n, id: id, conn: conn,
-		br: bufio.NewReaderSize(conn, directReadBuffer), bound: c.directQueueBound(), wake: make(chan struct{}, 1),
-		ready: make(chan struct{}), closed: make(chan struct{})}
+		wake: make(chan struct{}, 1), ready: make(chan struct{}), closed: make(chan struct{})}
 }
 
 // installLocked makes d n's connection, in place of any other.
@@ -340,7 +354,10 @@ func (c *Cluster) acceptDirect(ln net.Listener) {
 func (c *Cluster) acceptHello(d *directConn) {
 	defer c.directWG.Done()
 	_ = d.conn.SetDeadline(time.Now().Add(directHelloTimeout))
-	line, err := d.br.ReadSlice('\n')
+	// Until the hello checks out, the connection holds this small
+	// buffer only; the dialer sends nothing after its hello before the
+	// answer, so nothing is read past it.
+	line, err := bufio.NewReaderSize(d.conn, maxHello).ReadSlice('\n')
 	if err != nil || len(line) > maxHello {
 		d.close()
 		return
@@ -369,6 +386,13 @@ func (c *Cluster) acceptHello(d *directConn) {
 		d.close()
 		return
 	}
+	acct, ok := c.chargeDirectLocked(from)
+	if !ok {
+		c.mu.Unlock()
+		d.close()
+		return
+	}
+	d.setBuffers(acct)
 	// The answer is the first thing in the write queue, before anything
 	// the outbox queues once the connection is n's; the writer sends it
 	// (no socket write under Cluster.mu).

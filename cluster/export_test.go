@@ -129,3 +129,6 @@ func (c *Cluster) WaitDirectDown(ctx context.Context, peer string) error {
 		}
 	}
 }
+
+// DirectCost is what one direct connection is charged.
+func (c *Cluster) DirectCost() int64 { return c.directCost() }
