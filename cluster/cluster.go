@@ -222,11 +222,15 @@ type Cluster struct {
 	directConns  map[*directConn]struct{}
 	directClosed bool
 	directDown   chan struct{} // closed and replaced (under directMu) when a connection closes
+	directHellos chan struct{} // one token per accepted connection saying hello (direct_hello.go)
 	// directChanged is closed and replaced (under mu) when a connection's
 	// reader may start.
 	directChanged chan struct{}
 	directFrames  atomic.Uint64 // frame messages handled from direct connections
 	natsFrames    atomic.Uint64 // and from NATS
+	// directBadSizes counts connections dropped for a length prefix out
+	// of bounds (direct_reader.go).
+	directBadSizes atomic.Uint64
 
 	acct      *budget.Account              // what the node keeps for other nodes (bounds.go); set with r
 	testHeard atomic.Pointer[func(string)] // tests: called after each announcement is handled
@@ -270,7 +274,8 @@ func New(cfg Config) (*Cluster, error) {
 		needFull: map[string]bool{}, pending: map[uint64]*pendingAck{},
 		dirty: map[wire.ID]struct{}{}, announce: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{}), announcerDone: make(chan struct{}),
-		directConns: map[*directConn]struct{}{}, directChanged: make(chan struct{}), directDown: make(chan struct{})}
+		directConns: map[*directConn]struct{}{}, directChanged: make(chan struct{}), directDown: make(chan struct{}),
+		directHellos: make(chan struct{}, directMaxHellos)}
 	c.directCtx, c.directCancel = context.WithCancel(context.Background())
 	var err error
 	if cfg.NATSURL != "" {

@@ -3,17 +3,11 @@ package cluster
 import (
 	"bufio"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -41,14 +35,12 @@ import (
 // resets the link, as for a message NATS lost.
 //
 // Not in the prototype (a production version needs them): TLS (New
-// refuses DirectListen with RouteTLS), a challenge-response hello (this
-// one is an HMAC over fixed fields keyed with RoutePassword, replayable
-// against the same two incarnations), supervision of the connection beyond
-// "redial on the next announcement" and the read deadline (a connection
-// silent for deadAfter is dropped, direct_reader.go).
-
-// directMagic starts a hello.
-const directMagic = "socketbus-direct/1"
+// refuses DirectListen with RouteTLS), a hello key that is not empty when
+// the routes have no credentials (the hello, direct_hello.go, is keyed
+// with RouteUser and RoutePassword), and supervision of the connection
+// beyond "redial on the next link message or announcement" and the read
+// deadline (a connection silent for deadAfter is dropped,
+// direct_reader.go).
 
 // maxDirectEnvelope is the largest link message the outbox makes: a state
 // message of maxStateEntries channels (a frame message, at most
@@ -57,8 +49,7 @@ const directMagic = "socketbus-direct/1"
 const maxDirectEnvelope = envelopeSize + 12 + maxStateEntries*stateEntrySize
 
 const (
-	directHelloTimeout = 5 * time.Second
-	directDialTimeout  = 2 * time.Second
+	directDialTimeout = 2 * time.Second
 	// directWriteTimeout bounds one write of the connection's writer
 	// (direct_writer.go): a peer that does not read for that long loses
 	// its connection (the link goes back to NATS).
@@ -72,7 +63,6 @@ const (
 	// the largest link message (maxDirectEnvelope) several times over.
 	directQueueBytes = 4 << 20
 	directReadBuffer = 64 << 10
-	maxHello         = 1024
 )
 
 // directConn is a connection to another node.
@@ -209,13 +199,6 @@ func (c *Cluster) WaitDirect(ctx context.Context, peer string) error {
 	}
 }
 
-// helloMAC authenticates a hello's fields with the route password.
-func (c *Cluster) helloMAC(fields string) string {
-	m := hmac.New(sha256.New, []byte("socketbus direct "+c.cfg.RouteUser+"\x00"+c.cfg.RoutePassword))
-	m.Write([]byte(fields))
-	return hex.EncodeToString(m.Sum(nil))
-}
-
 // maybeDialLocked dials n if this node is the one to: both listen, this
 // one's name sorts lower, n has no connection and no dial under way, and
 // this node routes for a Server (so that both subscribe to their links
@@ -261,8 +244,9 @@ func (c *Cluster) dialDirect(n *peerNode, addr, inc string, acct *budget.Account
 	go d.read()
 }
 
-// dialHello dials addr and says hello; the far node answers one byte.
-func (c *Cluster) dialHello(n *peerNode, addr, inc string, acct *budget.Account) (*directConn, error) {
+// dialConn dials addr for a connection to n, gives it its buffers (acct
+// holds their charge) and tracks it.
+func (c *Cluster) dialConn(n *peerNode, addr string, acct *budget.Account) (*directConn, error) {
 	ctx, cancel := context.WithTimeout(c.directCtx, directDialTimeout)
 	defer cancel()
 	var dialer net.Dialer
@@ -279,19 +263,6 @@ func (c *Cluster) dialHello(n *peerNode, addr, inc string, acct *budget.Account)
 		d.close()
 		return nil, errors.New("the node is closing")
 	}
-	fields := strings.Join([]string{directMagic, c.cfg.Name, c.cfg.Node, c.incarnation, n.name, inc,
-		strconv.FormatUint(d.id, 16)}, " ")
-	_ = conn.SetDeadline(time.Now().Add(directHelloTimeout))
-	if _, err := io.WriteString(conn, fields+" "+c.helloMAC(fields)+"\n"); err != nil {
-		d.close()
-		return nil, err
-	}
-	var ok [1]byte
-	if _, err := io.ReadFull(d.br, ok[:]); err != nil || ok[0] != 'Y' {
-		d.close()
-		return nil, fmt.Errorf("hello refused (%v)", err)
-	}
-	_ = conn.SetDeadline(time.Time{})
 	return d, nil
 }
 
@@ -333,76 +304,46 @@ func (c *Cluster) markDirectLocked(n *peerNode, id uint64) {
 	}
 }
 
+// acceptDirect takes connections until the listener closes. At most
+// directMaxHellos of them may be saying hello at once: one past that is
+// closed at once, so that connections that never finish a hello hold
+// little (each holds a few fixed buffers until its hello's deadline).
 func (c *Cluster) acceptDirect(ln net.Listener) {
 	defer c.directWG.Done()
+	backoff := time.Duration(0)
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
-			return // closed (a production version would tell a temporary error apart)
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of descriptors, or a connection reset before it was
+			// taken: try again, less often while it lasts.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			c.warnLimitedf("direct", "cluster: direct connections: accept: %v", err)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-c.directCtx.Done():
+				t.Stop()
+				return
+			}
+			continue
+		}
+		backoff = 0
+		select {
+		case c.directHellos <- struct{}{}:
+		default:
+			c.warnLimitedf("direct", "cluster: direct connection from %s refused: %d hellos under way", conn.RemoteAddr(), directMaxHellos)
+			_ = conn.Close()
+			continue
 		}
 		d := newDirectConn(c, nil, 0, conn)
 		if !c.track(d) {
+			<-c.directHellos
 			return
 		}
 		c.directWG.Add(1)
 		go c.acceptHello(d)
 	}
-}
-
-// acceptHello checks a hello and, if it names a node this one knows, makes
-// the connection that node's and reads it.
-func (c *Cluster) acceptHello(d *directConn) {
-	defer c.directWG.Done()
-	_ = d.conn.SetDeadline(time.Now().Add(directHelloTimeout))
-	// Until the hello checks out, the connection holds this small
-	// buffer only; the dialer sends nothing after its hello before the
-	// answer, so nothing is read past it.
-	line, err := bufio.NewReaderSize(d.conn, maxHello).ReadSlice('\n')
-	if err != nil || len(line) > maxHello {
-		d.close()
-		return
-	}
-	f := strings.Fields(string(line))
-	if len(f) != 8 || f[0] != directMagic || f[1] != c.cfg.Name || f[4] != c.cfg.Node || f[5] != c.incarnation {
-		d.close()
-		return
-	}
-	fields := strings.Join(f[:7], " ")
-	if !hmac.Equal([]byte(f[7]), []byte(c.helloMAC(fields))) {
-		c.warnLimitedf("direct", "cluster: direct connection from %s refused: bad credentials", d.conn.RemoteAddr())
-		d.close()
-		return
-	}
-	id, err := strconv.ParseUint(f[6], 16, 64)
-	if err != nil {
-		d.close()
-		return
-	}
-	from, inc := f[2], f[3]
-	c.mu.Lock()
-	n := c.nodes[from]
-	if c.closing || c.sub == nil || n == nil || n.dropped || n.incarnation != inc || !(from < c.cfg.Node) {
-		c.mu.Unlock()
-		d.close()
-		return
-	}
-	acct, ok := c.chargeDirectLocked(from)
-	if !ok {
-		c.mu.Unlock()
-		d.close()
-		return
-	}
-	d.setBuffers(acct)
-	// The answer is the first thing in the write queue, before anything
-	// the outbox queues once the connection is n's; the writer sends it
-	// (no socket write under Cluster.mu).
-	d.n, d.id = n, id
-	_ = d.conn.SetDeadline(time.Time{})
-	d.enqueue([]byte{'Y'})
-	d.kick()
-	c.installLocked(n, d)
-	c.mu.Unlock()
-	c.directWG.Add(2)
-	go d.writeLoop()
-	d.read()
 }

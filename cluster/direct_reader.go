@@ -37,6 +37,7 @@ func (d *directConn) read() {
 		}
 		size := binary.BigEndian.Uint32(hdr[:])
 		if size < envelopeSize || size > maxDirectEnvelope {
+			d.c.directBadSizes.Add(1)
 			d.drop("a message of " + strconv.FormatUint(uint64(size), 10) + " bytes, past the bounds")
 			return
 		}

@@ -132,3 +132,24 @@ func (c *Cluster) WaitDirectDown(ctx context.Context, peer string) error {
 
 // DirectCost is what one direct connection is charged.
 func (c *Cluster) DirectCost() int64 { return c.directCost() }
+
+// Incarnation is the node's incarnation.
+func (c *Cluster) Incarnation() string { return c.incarnation }
+
+// DirectHello is the hello (its length first) this node would send node
+// to, in incarnation toInc, for a connection with ID id, answering a
+// challenge with nonce.
+func (c *Cluster) DirectHello(nonce []byte, to, toInc string, id uint64) []byte {
+	mine := make([]byte, directNonceSize)
+	return c.appendHello(nil, nonce, to, toInc, id, mine)
+}
+
+// DirectChallengeSize is the size of a challenge: the magic and the nonce.
+const DirectChallengeSize = len(directMagic) + directNonceSize
+
+// DirectMaxHellos is how many accepted connections may say hello at once.
+const DirectMaxHellos = directMaxHellos
+
+// DirectBadSizes counts the connections dropped for a length prefix out
+// of bounds.
+func (c *Cluster) DirectBadSizes() uint64 { return c.directBadSizes.Load() }
