@@ -231,6 +231,7 @@ type Cluster struct {
 	// directBadSizes counts connections dropped for a length prefix out
 	// of bounds (direct_reader.go).
 	directBadSizes atomic.Uint64
+	loseMarkers    atomic.Int64 // a test's (direct_knobs.go)
 
 	acct      *budget.Account              // what the node keeps for other nodes (bounds.go); set with r
 	testHeard atomic.Pointer[func(string)] // tests: called after each announcement is handled
@@ -277,6 +278,7 @@ func New(cfg Config) (*Cluster, error) {
 		directConns: map[*directConn]struct{}{}, directChanged: make(chan struct{}), directDown: make(chan struct{}),
 		directHellos: make(chan struct{}, directMaxHellos)}
 	c.directCtx, c.directCancel = context.WithCancel(context.Background())
+	c.loseMarkers.Store(int64(cfg.direct.loseMarkers))
 	var err error
 	if cfg.NATSURL != "" {
 		opts := append([]nats.Option{nats.Name("socketbus " + cfg.Name + "/" + cfg.Node), nats.MaxReconnects(-1),

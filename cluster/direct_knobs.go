@@ -13,6 +13,9 @@ type directKnobs struct {
 	queue int
 	// writeTimeout replaces directWriteTimeout.
 	writeTimeout time.Duration
+	// loseMarkers is how many of the node's first markers are lost on
+	// their way (not published), as NATS may lose one.
+	loseMarkers int
 }
 
 // directQueueBound is the most a connection's write queue holds.

@@ -12,8 +12,12 @@ import (
 // nothing for as long as a silent node takes to be dropped (deadAfter:
 // three heartbeats by default) is half-open — the far node gone quiet
 // while TCP still looks up — and is dropped: the link goes back to NATS.
-// The same bound holds for the far node's marker, which must come through
-// NATS before the reader hands on the first message.
+// The far node's marker, which must come through NATS before the reader
+// hands on the first message, may be lost (NATS drops a message published
+// before the far server has learnt of this node's subscription, and the
+// marker is the last message of the link on NATS, so no gap shows it):
+// the reader waits for it for directReadyWait, then drops the connection,
+// and the nodes connect again.
 
 // read reads link messages from the connection and handles them as
 // onMessage does NATS's, once the far node's marker has come through NATS.
@@ -49,7 +53,7 @@ func (d *directConn) read() {
 			return
 		}
 		if first {
-			if !d.awaitReady(idle) {
+			if !d.awaitReady(d.c.directReadyWait()) {
 				return
 			}
 			first = false
@@ -81,4 +85,10 @@ func (d *directConn) readFailed(err error) {
 		return
 	}
 	d.drop("read: " + err.Error())
+}
+
+// directReadyWait is how long a reader waits for the far node's marker:
+// three heartbeats, at least a second, at most deadAfter.
+func (c *Cluster) directReadyWait() time.Duration {
+	return min(c.deadAfter(), max(3*c.cfg.Heartbeat, time.Second))
 }

@@ -86,11 +86,14 @@ type DirectKnobs struct {
 	Queue int
 	// WriteTimeout bounds each write of a connection's writer.
 	WriteTimeout time.Duration
+	// LoseMarkers is how many of the node's first markers are not
+	// published, as if NATS had lost them.
+	LoseMarkers int
 }
 
 // WithDirectKnobs returns cfg with k's settings for direct connections.
 func WithDirectKnobs(cfg Config, k DirectKnobs) Config {
-	cfg.direct = directKnobs{announce: k.Announce, queue: k.Queue, writeTimeout: k.WriteTimeout}
+	cfg.direct = directKnobs{announce: k.Announce, queue: k.Queue, writeTimeout: k.WriteTimeout, loseMarkers: k.LoseMarkers}
 	return cfg
 }
 
