@@ -55,6 +55,9 @@ const (
 	// its connection (the link goes back to NATS).
 	directWriteTimeout = 5 * time.Second
 	directRedial       = 50 * time.Millisecond
+	// directFinishTimeout bounds how long a closing node waits for its
+	// connections' queues to go out and the far nodes to close.
+	directFinishTimeout = time.Second
 	// directWriteBuffer: the writer keeps a buffer up to this size
 	// between writes; a larger one, left by a burst, goes.
 	directWriteBuffer = 128 << 10
@@ -83,8 +86,11 @@ type directConn struct {
 	bound   int    // the most queued may be
 	wclosed bool
 	wake    chan struct{}
-	acct    *budget.Account // what the connection is charged to (direct_budget.go)
-	charged int64
+	// writing: the writer runs; finishing: the node closes, and the
+	// writer half-closes the connection once the queue is empty.
+	writing, finishing bool
+	acct               *budget.Account // what the connection is charged to (direct_budget.go)
+	charged            int64
 
 	ready     chan struct{} // closed once the far node's marker came through NATS
 	readyOnce sync.Once
@@ -158,7 +164,25 @@ func (c *Cluster) stopDirect() {
 		conns = append(conns, d)
 	}
 	c.directMu.Unlock()
+	// What the connections' queues hold (the byes) goes out, for
+	// directFinishTimeout at most, before they close.
+	var finishing []*directConn
 	for _, d := range conns {
+		if d.finish() {
+			finishing = append(finishing, d)
+		}
+	}
+	if len(finishing) > 0 {
+		t := time.NewTimer(directFinishTimeout)
+		for _, d := range finishing {
+			select {
+			case <-d.closed:
+			case <-t.C:
+			}
+		}
+		t.Stop()
+	}
+	for _, d := range finishing {
 		d.close()
 	}
 	c.directWG.Wait()

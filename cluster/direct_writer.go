@@ -63,6 +63,9 @@ func (d *directConn) queuedBytes() int {
 func (d *directConn) writeLoop() {
 	defer d.c.directWG.Done()
 	timeout := d.c.directWriteDeadline()
+	d.wmu.Lock()
+	d.writing = true
+	d.wmu.Unlock()
 	var buf []byte
 	for {
 		select {
@@ -73,8 +76,13 @@ func (d *directConn) writeLoop() {
 		for {
 			d.wmu.Lock()
 			buf, d.pending = d.pending, buf[:0]
+			finishing := d.finishing
 			d.wmu.Unlock()
 			if len(buf) == 0 {
+				if finishing {
+					d.closeWrite()
+					return
+				}
 				break
 			}
 			_ = d.conn.SetWriteDeadline(time.Now().Add(timeout))
@@ -99,4 +107,33 @@ func (d *directConn) peerName() string {
 		return d.n.name
 	}
 	return d.conn.RemoteAddr().String()
+}
+
+// finish ends the connection when the node closes: the writer writes what
+// the queue holds (the bye among it) and half-closes the connection; the
+// reader reads on until the far node closes its side. Closing at once
+// would lose what the queue holds, and a socket closed with bytes unread
+// resets the connection, which can discard what the far node had not
+// read yet. finish reports whether there is a writer to wait for (d.closed
+// is closed once the far node has closed its side); if not, d is closed.
+func (d *directConn) finish() bool {
+	d.wmu.Lock()
+	d.finishing = true
+	writing := d.writing
+	d.wmu.Unlock()
+	if !writing {
+		d.close()
+		return false
+	}
+	d.kick()
+	return true
+}
+
+// closeWrite half-closes the connection: the far node reads to its end.
+func (d *directConn) closeWrite() {
+	if tc, ok := d.conn.(interface{ CloseWrite() error }); ok {
+		_ = tc.CloseWrite()
+		return
+	}
+	d.close()
 }
