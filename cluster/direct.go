@@ -29,18 +29,19 @@ import (
 // the link, and writes everything after it to the connection; the far
 // node's reader handles nothing from the connection before the marker has
 // come through NATS, behind every message published before it. A read or
-// write error, or a write queue past its bound, drops the connection, and
-// the link goes back to NATS;
-// messages lost on the way show as a gap in the sequence, and the far node
-// resets the link, as for a message NATS lost.
+// write error, a write queue past its bound, or a connection silent for
+// deadAfter (direct_reader.go) drops the connection, and the link goes
+// back to NATS; messages lost on the way show as a gap in the sequence,
+// and the far node resets the link, as for a message NATS lost. The
+// hello is a challenge-response (direct_hello.go), and a connection's
+// buffers are charged to the cluster account (direct_budget.go).
 //
-// Not in the prototype (a production version needs them): TLS (New
-// refuses DirectListen with RouteTLS), a hello key that is not empty when
-// the routes have no credentials (the hello, direct_hello.go, is keyed
-// with RouteUser and RoutePassword), and supervision of the connection
-// beyond "redial on the next link message or announcement" and the read
-// deadline (a connection silent for deadAfter is dropped,
-// direct_reader.go).
+// Not yet here (a production version needs them; BENCHMARKS.md, "Direct
+// connections between nodes", has the list): TLS (New refuses
+// DirectListen with RouteTLS), a hello key that is secret when the routes
+// have no credentials (it is keyed with RouteUser and RoutePassword), a
+// write queue's bound that a healthy peer's credit cannot pass, and
+// supervision beyond "redial on the next link message or announcement".
 
 // maxDirectEnvelope is the largest link message the outbox makes: a state
 // message of maxStateEntries channels (a frame message, at most
