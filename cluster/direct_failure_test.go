@@ -138,3 +138,58 @@ wait:
 	callRetry(ctx, t, slow, "after")
 	callRetry(ctx, t, fast, "after")
 }
+
+// TestDirectWriteTimeout: as TestDirectSlowReader, but with a queue large
+// enough to hold everything the stalled requests may send: what drops
+// n1's connection to n2 is its writer's write, which does not finish
+// within its deadline (half a second here). The link goes back to NATS,
+// and requests to n2 go on.
+func TestDirectWriteTimeout(t *testing.T) {
+	p := newDirectProxy(t)
+	b := startTestBus(&testBus{t: t, direct: "127.0.0.1:0", knobs: func(name string) cluster.DirectKnobs {
+		k := cluster.DirectKnobs{Queue: 64 << 20, WriteTimeout: 500 * time.Millisecond}
+		if name == "n2" {
+			k.Announce = p.addr()
+		}
+		return k
+	}}, 2)
+	n1, n2 := b.node(0), b.node(1)
+	p.setTarget(n2.c.DirectAddr())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	waitAllDirect(ctx, t, n1, n2)
+	const streams = 16
+	entered := make(chan struct{}, 64)
+	serve(t, dial(t, n2, "stalled"), func(req *socketbus.Request) {
+		entered <- struct{}{}
+		echo(req)
+	})
+	requester := dial(t, n1, "stalled")
+	callRetry(ctx, t, requester, "before")
+	<-entered
+
+	body := bytes.Repeat([]byte("x"), 16<<20)
+	var wg sync.WaitGroup
+	for range streams {
+		wg.Go(func() {
+			got, err := requester.Call(ctx, body)
+			if err != nil && !errors.Is(err, socketbus.ErrPeerGone) || err == nil && len(got) != len("echo:")+len(body) {
+				t.Errorf("a request to the stalled node: %d bytes, %v", len(got), err)
+			}
+		})
+	}
+	for range streams {
+		select {
+		case <-entered:
+		case <-ctx.Done():
+			t.Fatal("the requests did not reach n2's handlers")
+		}
+	}
+	p.stop(up)
+	if err := n1.c.WaitDirectDown(ctx, "n2"); err != nil {
+		t.Fatalf("n1 kept its direct connection to a peer that does not read: %v", err)
+	}
+	p.start(up)
+	wg.Wait()
+	callRetry(ctx, t, requester, "after")
+}
