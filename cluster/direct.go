@@ -256,7 +256,9 @@ func (c *Cluster) dialDirect(n *peerNode, addr, inc string, acct *budget.Account
 		// next link message or announcement from it tries again, not
 		// before directRedial.
 		n.dialAfter = time.Now().Add(directRedial)
-		c.warnLimitedf("direct", "cluster: direct connection to %s (%s): %v", n.name, addr, err)
+		if !errors.Is(err, errNotKnown) {
+			c.warnLimitedf("direct", "cluster: direct connection to %s (%s): %v", n.name, addr, err)
+		}
 		return
 	}
 	if c.closing || n.dropped || c.nodes[n.name] != n {

@@ -31,8 +31,10 @@ import (
 //     the hello names a node it knows, in the incarnation it knows, and
 //     this node in its own, answers 'Y' and an HMAC over the same fields
 //     labelled "accept" — first in the connection's write queue — which
-//     the dialing node checks the same way; otherwise it closes the
-//     connection.
+//     the dialing node checks the same way. A hello that checks out from a
+//     node it has not heard of yet (its announcement is on its way) is
+//     answered 'N', and the dialing node tries again without a warning;
+//     anything else is answered by closing the connection.
 //
 // Each side's MAC covers a nonce the other side just made, so neither can
 // be replayed on another connection, and the labels keep one side's MAC
@@ -53,6 +55,10 @@ const (
 
 // errHello is what a hello that does not check out is refused with.
 var errHello = errors.New("direct hello refused")
+
+// errNotKnown: the far node checked the hello but has not heard of this
+// node (in this incarnation) yet; it answers 'N' instead of 'Y'.
+var errNotKnown = errors.New("the far node has not heard of this node yet")
 
 // helloMAC is the MAC of a hello's fields, for the side label says.
 func (c *Cluster) helloMAC(label string, challenge []byte, fields []string) []byte {
@@ -106,7 +112,11 @@ func (c *Cluster) dialHello(n *peerNode, addr, inc string, acct *budget.Account)
 		return nil, fmt.Errorf("hello: %w", err)
 	}
 	var answer [1 + sha256.Size]byte
-	if _, err := io.ReadFull(d.br, answer[:]); err != nil {
+	if _, err := io.ReadFull(d.br, answer[:1]); err == nil && answer[0] == 'N' {
+		d.close()
+		return nil, errNotKnown
+	}
+	if _, err := io.ReadFull(d.br, answer[1:]); err != nil {
 		d.close()
 		return nil, fmt.Errorf("%w (%w)", errHello, err)
 	}
@@ -203,7 +213,11 @@ func (c *Cluster) checkHello(d *directConn) (n *peerNode, id uint64, answer []by
 	known := n != nil && !n.dropped && n.incarnation == fromInc
 	c.mu.Unlock()
 	if !known {
-		return nil, 0, nil, false // not heard of yet, or restarted: it dials again
+		// Not heard of yet (the usual first dial, before this node has
+		// the dialer's announcement), or restarted: the dialer, whose
+		// hello checked out, is told so, and dials again quietly.
+		_, _ = d.conn.Write([]byte{'N'})
+		return nil, 0, nil, false
 	}
 	answer = append([]byte{'Y'}, c.helloMAC("accept", nonce, f[:7])...)
 	return n, id, answer, true
