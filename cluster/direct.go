@@ -109,10 +109,11 @@ func (d *directConn) close() {
 		_ = d.conn.Close()
 		d.wmu.Lock()
 		d.wclosed, d.pending = true, nil
+		n := d.n // set under wmu too: an accepted connection learns it late
 		d.wmu.Unlock()
 		d.releaseCharge()
-		if d.n != nil {
-			d.n.direct.CompareAndSwap(d, nil)
+		if n != nil {
+			n.direct.CompareAndSwap(d, nil)
 		}
 		d.c.directMu.Lock()
 		delete(d.c.directConns, d)
@@ -305,6 +306,13 @@ func newDirectConn(c *Cluster, n *peerNode, id uint64, conn net.Conn) *directCon
 func (c *Cluster) installLocked(n *peerNode, d *directConn) {
 	if old := n.direct.Swap(d); old != nil {
 		old.close()
+	}
+	select {
+	case <-d.closed:
+		// Closed before it was n's (its close found nothing to clear).
+		n.direct.CompareAndSwap(d, nil)
+		return
+	default:
 	}
 	if n.markedID == d.id {
 		c.readyLocked(d)

@@ -157,7 +157,9 @@ func (c *Cluster) acceptHello(d *directConn) {
 	// The answer is the first thing in the write queue, before anything
 	// the outbox queues once the connection is n's; the writer sends it
 	// (no socket write under Cluster.mu).
-	d.n, d.id = n, id
+	d.wmu.Lock()
+	d.n, d.id = n, id // close may read n at any time (stopDirect)
+	d.wmu.Unlock()
 	_ = d.conn.SetDeadline(time.Time{})
 	d.enqueue(answer)
 	d.kick()
