@@ -186,10 +186,11 @@ type Cluster struct {
 	incarnation string // random, fixed at start: tells a restart apart
 
 	mu       sync.Mutex
-	nodes    map[string]*peerNode // the other nodes heard from
-	changed  chan struct{}        // closed and replaced when the count changes
-	count    int                  // the count the last change saw, itself included
-	needFull map[string]bool      // nodes owed all of this node's state
+	nodes    map[string]*peerNode    // the other nodes heard from
+	changed  chan struct{}           // closed and replaced when the count changes
+	count    int                     // the count the last change saw, itself included
+	needFull map[string]bool         // nodes owed all of this node's state
+	departed map[string]departedNode // nodes that said bye lately (departed.go)
 	pending  map[uint64]*pendingAck
 	token    uint64 // the last join's state token
 	nonce    uint64 // the last link reset's nonce
@@ -272,7 +273,7 @@ func New(cfg Config) (*Cluster, error) {
 	_, _ = rand.Read(inc[:])
 	c := &Cluster{cfg: cfg, incarnation: hex.EncodeToString(inc[:]),
 		nodes: map[string]*peerNode{}, changed: make(chan struct{}), count: 1,
-		needFull: map[string]bool{}, pending: map[uint64]*pendingAck{},
+		needFull: map[string]bool{}, departed: map[string]departedNode{}, pending: map[uint64]*pendingAck{},
 		dirty: map[wire.ID]struct{}{}, announce: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{}), announcerDone: make(chan struct{}),
 		directConns: map[*directConn]struct{}{}, directChanged: make(chan struct{}), directDown: make(chan struct{}),

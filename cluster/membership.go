@@ -104,7 +104,7 @@ func (c *Cluster) heard(announcement string) {
 		n = nil
 	}
 	if n == nil {
-		if !c.admitNodeLocked(name) {
+		if c.departedLocked(name, inc) || !c.admitNodeLocked(name) {
 			return
 		}
 		n = c.addNodeLocked(name)
@@ -138,6 +138,7 @@ func (c *Cluster) expire() {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.expireDepartedLocked()
 	for _, n := range c.nodes {
 		if time.Since(n.heard) > limit {
 			c.dropNodeLocked(n, "the node was not heard from for "+limit.String())

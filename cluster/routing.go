@@ -527,7 +527,7 @@ func (c *Cluster) handleLink(from string, via *directConn, data []byte) {
 		c.natsFrames.Add(1)
 	}
 	if n == nil {
-		if !c.admitNodeLocked(from) {
+		if c.departedLocked(from, "") || !c.admitNodeLocked(from) {
 			return
 		}
 		n = c.addNodeLocked(from)
@@ -619,6 +619,7 @@ func (c *Cluster) handleLink(from string, via *directConn, data []byte) {
 		c.handleClaimedLocked(n, body)
 	case kindBye:
 		c.dropNodeLocked(n, "the node left the bus")
+		c.departLocked(n)
 		c.recountLocked()
 	}
 }
