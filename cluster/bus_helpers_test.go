@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"strings"
@@ -37,7 +38,12 @@ type testBus struct {
 	direct string        // the nodes' DirectListen; "" for none
 	// knobs, when set, gives a node's direct connections' test settings.
 	knobs func(name string) cluster.DirectKnobs
+	// tls, when set, gives a node's RouteTLS.
+	tls func(name string) *tls.Config
 }
+
+// The route credentials of a test bus with direct connections.
+const testRouteUser, testRoutePassword = "bus", "route-s3cret"
 
 func newTestBus(t *testing.T, n int, cfg server.Config) *testBus {
 	t.Helper()
@@ -76,6 +82,14 @@ func (b *testBus) startRouted(name string, routes []string) *testNode {
 	}
 	cfg := cluster.WithDeadAfter(cluster.Config{Name: "bus", Node: name, Listen: "127.0.0.1:0", Routes: routes,
 		DirectListen: b.direct, Heartbeat: hb, Logger: slog.New(slog.NewTextHandler(testWriter{b.t}, nil))}, dead)
+	if b.direct != "" {
+		// The direct connections' hello is keyed with the route
+		// credentials, which the routes then need too.
+		cfg.RouteUser, cfg.RoutePassword = testRouteUser, testRoutePassword
+	}
+	if b.tls != nil {
+		cfg.RouteTLS = b.tls(name)
+	}
 	if b.knobs != nil {
 		cfg = cluster.WithDirectKnobs(cfg, b.knobs(name))
 	}
@@ -84,7 +98,11 @@ func (b *testBus) startRouted(name string, routes []string) *testNode {
 		b.t.Fatalf("cluster.New(%s): %v", name, err)
 	}
 	if len(b.routes) == 0 {
-		b.routes = []string{c.RouteURL()}
+		url := c.RouteURL()
+		if cfg.RoutePassword != "" {
+			url = strings.Replace(url, "nats://", "nats://"+testRouteUser+":"+testRoutePassword+"@", 1)
+		}
+		b.routes = []string{url}
 	}
 	return b.serveNode(c)
 }

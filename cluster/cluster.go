@@ -129,7 +129,11 @@ type Config struct {
 
 	// RouteUser and RoutePassword, when set, are required of the routes
 	// other nodes' embedded nats-servers open to this one; they give them
-	// in their Routes URLs (nats://user:password@host:port).
+	// in their Routes URLs (nats://user:password@host:port). They also
+	// key the hello of direct connections (DirectListen), which needs
+	// RoutePassword: every node of a bus that takes direct connections
+	// is given the same pair. In external mode (NATSURL) they serve only
+	// for that.
 	RouteUser, RoutePassword string
 	// RouteTLS, when set, makes the embedded nats-server's routes speak
 	// TLS with this configuration, both ways: its certificate for routes
@@ -147,16 +151,22 @@ type Config struct {
 	Heartbeat time.Duration
 
 	// Logger, when set, receives the node's logs: at info each node
-	// that joins the bus (once it has exchanged state with this one), at
-	// warn each node dropped and each link reset; warnings that others
-	// can cause are logged at most once a second per kind.
+	// that joins the bus (once it has exchanged state with this one) and
+	// each link from another node that comes on a direct connection
+	// (with the attribute "direct", the other node's name), at warn each
+	// node dropped and each link reset; warnings that others can cause
+	// are logged at most once a second per kind.
 	Logger *slog.Logger
 
 	// DirectListen, when set (host:port, "127.0.0.1:0" picks a free
-	// port), makes the node listen there for direct connections from
-	// other nodes and carry its links to the nodes that listen too on
-	// them rather than through NATS (direct.go). PROTOTYPE (issue 23):
-	// not with RouteTLS.
+	// port), makes the node listen there for direct TCP connections from
+	// other nodes, and carry its links to the nodes that listen too on
+	// them rather than through NATS, which keeps membership, state and
+	// claims; a link goes back to NATS while its connection is down. The
+	// node announces the address it listens on, so the host must be one
+	// the other nodes can reach. It needs RoutePassword (New returns
+	// ErrDirectNeedsCredentials without it). docs/PROTOCOL.md section 21 has the connection's hello and
+	// framing; SECURITY.md what each connection costs.
 	DirectListen string
 
 	// deadAfter, when set, replaces the three heartbeats after which a
@@ -265,6 +275,9 @@ func New(cfg Config) (*Cluster, error) {
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = time.Second
+	}
+	if cfg.DirectListen != "" && cfg.RoutePassword == "" {
+		return nil, ErrDirectNeedsCredentials
 	}
 	if cfg.DirectListen != "" && cfg.RouteTLS != nil {
 		return nil, errors.New("cluster: DirectListen with RouteTLS is not in the prototype: the direct connections would not be encrypted")

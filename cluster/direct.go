@@ -43,6 +43,12 @@ import (
 // write queue's bound that a healthy peer's credit cannot pass, and
 // supervision beyond "redial on the next link message or announcement".
 
+// ErrDirectNeedsCredentials is returned by New for a Config with
+// DirectListen and no RoutePassword: the hello of a direct connection is
+// keyed with RouteUser and RoutePassword, and without a secret anyone who
+// can reach the port could pass it.
+var ErrDirectNeedsCredentials = errors.New("socketbus: cluster: DirectListen needs RoutePassword, the key of the direct connections' hello")
+
 // maxDirectEnvelope is the largest link message the outbox makes: a state
 // message of maxStateEntries channels (a frame message, at most
 // envelopeSize+1+wire.HeaderSize+wire.MaxFramePayload, is smaller). A
@@ -99,7 +105,14 @@ type directConn struct {
 	closed    chan struct{}
 }
 
-func (d *directConn) markReady() { d.readyOnce.Do(func() { close(d.ready) }) }
+// markReady lets the reader start; it reports whether this call did.
+func (d *directConn) markReady() (first bool) {
+	d.readyOnce.Do(func() {
+		close(d.ready)
+		first = true
+	})
+	return first
+}
 
 // close ends the connection; the link goes back to NATS. Any goroutine
 // may call it, with or without Cluster.mu.
@@ -188,41 +201,6 @@ func (c *Cluster) stopDirect() {
 		d.close()
 	}
 	c.directWG.Wait()
-}
-
-// DirectFrames counts the frame messages this node has handled from direct
-// connections and from NATS (prototype: for tests and the bench).
-func (c *Cluster) DirectFrames() (direct, viaNATS uint64) {
-	return c.directFrames.Load(), c.natsFrames.Load()
-}
-
-// WaitDirect waits until the node's link from peer comes on a direct
-// connection: the connection is up and peer's marker has come through
-// NATS (prototype: for tests and the bench).
-func (c *Cluster) WaitDirect(ctx context.Context, peer string) error {
-	for {
-		c.mu.Lock()
-		changed := c.directChanged
-		ok := false
-		if n := c.nodes[peer]; n != nil {
-			if d := n.direct.Load(); d != nil {
-				select {
-				case <-d.ready:
-					ok = true
-				default:
-				}
-			}
-		}
-		c.mu.Unlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return fmt.Errorf("cluster: direct link from %s: %w", peer, ctx.Err())
-		}
-	}
 }
 
 // maybeDialLocked dials n if this node is the one to: both listen, this
@@ -324,9 +302,14 @@ func (c *Cluster) installLocked(n *peerNode, d *directConn) {
 	}
 }
 
-// readyLocked lets d's reader start, and tells whoever waits (tests).
+// readyLocked lets d's reader start, says so at info (the attribute
+// "direct" names the far node: the bench waits for it), and tells whoever
+// waits (tests).
 func (c *Cluster) readyLocked(d *directConn) {
-	d.markReady()
+	if d.markReady() && c.cfg.Logger != nil {
+		c.cfg.Logger.Info("cluster: the link from "+d.n.name+" comes on a direct connection",
+			"bus", c.cfg.Name, "node", c.cfg.Node, "direct", d.n.name)
+	}
 	close(c.directChanged)
 	c.directChanged = make(chan struct{})
 }

@@ -156,3 +156,38 @@ const DirectMaxHellos = directMaxHellos
 // DirectBadSizes counts the connections dropped for a length prefix out
 // of bounds.
 func (c *Cluster) DirectBadSizes() uint64 { return c.directBadSizes.Load() }
+
+// DirectFrames counts the frame messages this node has handled from direct
+// connections and from NATS.
+func (c *Cluster) DirectFrames() (direct, viaNATS uint64) {
+	return c.directFrames.Load(), c.natsFrames.Load()
+}
+
+// WaitDirect waits until the node's link from peer comes on a direct
+// connection: the connection is up and peer's marker has come through
+// NATS.
+func (c *Cluster) WaitDirect(ctx context.Context, peer string) error {
+	for {
+		c.mu.Lock()
+		changed := c.directChanged
+		ok := false
+		if n := c.nodes[peer]; n != nil {
+			if d := n.direct.Load(); d != nil {
+				select {
+				case <-d.ready:
+					ok = true
+				default:
+				}
+			}
+		}
+		c.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: direct link from %s: %w", peer, ctx.Err())
+		}
+	}
+}
