@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
+	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/socketbus/socketbus/cluster"
@@ -22,9 +23,13 @@ type clusterSystem struct{}
 
 func (clusterSystem) Name() string { return clusterName }
 
-// clusterDirect (-cluster-direct) gives the nodes DirectListen: their
-// links go on direct connections between them (a prototype, issue 23).
+// clusterDirect (-cluster-direct, on by default) gives the nodes
+// DirectListen: their links go on direct connections between them.
 var clusterDirect bool
+
+// clusterRoutePassword keys the direct connections' hello (and guards the
+// routes), as DirectListen needs.
+const clusterRoutePassword = "bench-route-secret"
 
 // clusterNodes is the bus's size.
 const clusterNodes = 3
@@ -45,11 +50,18 @@ type clusterDeployment struct {
 func (clusterSystem) Start(ctx context.Context, sh shape) (deployment, error) {
 	d := &clusterDeployment{sbDeployment: newSBDeployment(), natsBefore: natsGoroutines()}
 	var routes []string
+	// The requests' links, both ways, come on their direct connection:
+	// node 1 logs n3's, node 3 n1's (cluster.Config.Logger).
+	direct := []*directWatch{newDirectWatch("n3"), nil, newDirectWatch("n1")}
 	for i := range clusterNodes {
 		name := fmt.Sprintf("n%d", i+1)
 		cfg := cluster.Config{Name: "bench", Node: name, Listen: "127.0.0.1:0", Routes: routes}
 		if clusterDirect {
 			cfg.DirectListen = "127.0.0.1:0"
+			cfg.RouteUser, cfg.RoutePassword = "bench", clusterRoutePassword
+			if w := direct[i]; w != nil {
+				cfg.Logger = slog.New(w)
+			}
 		}
 		c, err := cluster.New(cfg)
 		if err != nil {
@@ -58,6 +70,9 @@ func (clusterSystem) Start(ctx context.Context, sh shape) (deployment, error) {
 		}
 		if i == 0 {
 			routes = []string{c.RouteURL()}
+			if clusterDirect {
+				routes = []string{strings.Replace(c.RouteURL(), "nats://", "nats://bench:"+clusterRoutePassword+"@", 1)}
+			}
 		}
 		// From here the server owns the node and closes it when it closes.
 		srv, err := serveSocketbus(server.Config{Cluster: c})
@@ -78,15 +93,14 @@ func (clusterSystem) Start(ctx context.Context, sh shape) (deployment, error) {
 		}
 	}
 	if clusterDirect {
-		// The requests' links, both ways, on their direct connection.
-		first, last := d.nodes[0], d.nodes[clusterNodes-1]
-		if err := first.WaitDirect(wctx, last.Node()); err != nil {
-			d.Close()
-			return nil, err
-		}
-		if err := last.WaitDirect(wctx, first.Node()); err != nil {
-			d.Close()
-			return nil, err
+		for _, w := range direct {
+			if w == nil {
+				continue
+			}
+			if err := w.wait(wctx); err != nil {
+				d.Close()
+				return nil, err
+			}
 		}
 	}
 	first, last := d.servers[0], d.servers[clusterNodes-1]
@@ -109,13 +123,6 @@ func (clusterSystem) Start(ctx context.Context, sh shape) (deployment, error) {
 // and nats.go that the bus started to end (checkStray does not look at
 // those).
 func (d *clusterDeployment) Close() error {
-	if len(d.nodes) == clusterNodes {
-		// Which way the frames went: node 1 reads the responses, node 3
-		// the requests.
-		d1, n1 := d.nodes[0].DirectFrames()
-		d3, n3 := d.nodes[clusterNodes-1].DirectFrames()
-		fmt.Fprintf(os.Stderr, "cluster: frames read direct/NATS: n1 %d/%d, n3 %d/%d\n", d1, n1, d3, n3)
-	}
 	err := d.sbDeployment.Close()
 	if werr := waitNATSGone(d.natsBefore, natsGrace); werr != nil {
 		err = errors.Join(err, fmt.Errorf("cluster: %w", werr))
