@@ -139,6 +139,9 @@ type Config struct {
 	// TLS with this configuration, both ways: its certificate for routes
 	// it accepts, its roots (RootCAs) for the ones it opens, and with
 	// ClientAuth set, the check of the certificates other nodes present.
+	// Direct connections (DirectListen) speak TLS with it the same way,
+	// in external mode too: a node verifies the one it dials against
+	// RootCAs, for the host of the address that node announces.
 	RouteTLS *tls.Config
 	// NATSOptions are added to the connection to NATSURL (external
 	// mode): credentials (nats.UserCredentials, nats.UserInfo,
@@ -165,7 +168,8 @@ type Config struct {
 	// claims; a link goes back to NATS while its connection is down. The
 	// node announces the address it listens on, so the host must be one
 	// the other nodes can reach. It needs RoutePassword (New returns
-	// ErrDirectNeedsCredentials without it). docs/PROTOCOL.md section 21 has the connection's hello and
+	// ErrDirectNeedsCredentials without it), and speaks TLS when RouteTLS
+	// is set. docs/PROTOCOL.md section 21 has the connection's hello and
 	// framing; SECURITY.md what each connection costs.
 	DirectListen string
 
@@ -246,6 +250,9 @@ type Cluster struct {
 
 	acct      *budget.Account              // what the node keeps for other nodes (bounds.go); set with r
 	testHeard atomic.Pointer[func(string)] // tests: called after each announcement is handled
+	// testDialFailed, tests: called with each failed dial of a direct
+	// connection (direct.go), Cluster.mu held.
+	testDialFailed atomic.Pointer[func(peer string, err error)]
 }
 
 var _ server.Cluster = (*Cluster)(nil)
@@ -278,9 +285,6 @@ func New(cfg Config) (*Cluster, error) {
 	}
 	if cfg.DirectListen != "" && cfg.RoutePassword == "" {
 		return nil, ErrDirectNeedsCredentials
-	}
-	if cfg.DirectListen != "" && cfg.RouteTLS != nil {
-		return nil, errors.New("cluster: DirectListen with RouteTLS is not in the prototype: the direct connections would not be encrypted")
 	}
 	var inc [8]byte
 	_, _ = rand.Read(inc[:])

@@ -77,10 +77,14 @@ const (
 
 // directConn is a connection to another node.
 type directConn struct {
-	c    *Cluster
-	n    *peerNode
-	id   uint64
+	c  *Cluster
+	n  *peerNode
+	id uint64
+	// conn is what the connection is read and written through: raw, or
+	// TLS over it (direct_tls.go). raw is what close closes, which never
+	// blocks (closing TLS would send an alert).
 	conn net.Conn
+	raw  net.Conn
 	br   *bufio.Reader
 	// dirty: queued to in the current batch, its writer not woken yet
 	// (the outbox's goroutine only).
@@ -119,7 +123,7 @@ func (d *directConn) markReady() (first bool) {
 func (d *directConn) close() {
 	d.closeOnce.Do(func() {
 		close(d.closed)
-		_ = d.conn.Close()
+		_ = d.raw.Close()
 		d.wmu.Lock()
 		d.wclosed, d.pending = true, nil
 		n := d.n // set under wmu too: an accepted connection learns it late
@@ -142,7 +146,7 @@ func (c *Cluster) track(d *directConn) bool {
 	c.directMu.Lock()
 	defer c.directMu.Unlock()
 	if c.directClosed {
-		_ = d.conn.Close()
+		_ = d.raw.Close()
 		return false
 	}
 	c.directConns[d] = struct{}{}
@@ -238,6 +242,9 @@ func (c *Cluster) dialDirect(n *peerNode, addr, inc string, acct *budget.Account
 		if !errors.Is(err, errNotKnown) {
 			c.warnLimitedf("direct", "cluster: direct connection to %s (%s): %v", n.name, addr, err)
 		}
+		if f := c.testDialFailed.Load(); f != nil {
+			(*f)(n.name, err)
+		}
 		return
 	}
 	if c.closing || n.dropped || c.nodes[n.name] != n {
@@ -263,7 +270,7 @@ func (c *Cluster) dialConn(n *peerNode, addr string, acct *budget.Account) (*dir
 	}
 	var idb [8]byte
 	_, _ = rand.Read(idb[:])
-	d := newDirectConn(c, n, binary.BigEndian.Uint64(idb[:]), conn)
+	d := newDirectConn(c, n, binary.BigEndian.Uint64(idb[:]), conn, c.clientTLS(conn, addr))
 	d.setBuffers(acct)
 	if !c.track(d) {
 		d.close()
@@ -272,11 +279,13 @@ func (c *Cluster) dialConn(n *peerNode, addr string, acct *budget.Account) (*dir
 	return d, nil
 }
 
-func newDirectConn(c *Cluster, n *peerNode, id uint64, conn net.Conn) *directConn {
-	if tc, ok := conn.(*net.TCPConn); ok {
+// newDirectConn makes a connection over raw, read and written through
+// conn (raw, or TLS over it).
+func newDirectConn(c *Cluster, n *peerNode, id uint64, raw, conn net.Conn) *directConn {
+	if tc, ok := raw.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	return &directConn{c: c, n: n, id: id, conn: conn,
+	return &directConn{c: c, n: n, id: id, conn: conn, raw: raw,
 		wake: make(chan struct{}, 1), ready: make(chan struct{}), closed: make(chan struct{})}
 }
 
@@ -356,7 +365,7 @@ func (c *Cluster) acceptDirect(ln net.Listener) {
 			_ = conn.Close()
 			continue
 		}
-		d := newDirectConn(c, nil, 0, conn)
+		d := newDirectConn(c, nil, 0, conn, c.serverTLS(conn))
 		if !c.track(d) {
 			<-c.directHellos
 			return

@@ -18,7 +18,8 @@ import (
 
 // The hello of a direct connection, a challenge and its response, keyed
 // with the route credentials (RouteUser, RoutePassword), which every node
-// of the bus is given:
+// of the bus is given (New refuses DirectListen without RoutePassword);
+// with RouteTLS it runs inside TLS (direct_tls.go):
 //
 //  1. the accepting node sends directMagic and a random nonce of
 //     directNonceSize bytes (the challenge);
@@ -95,6 +96,10 @@ func (c *Cluster) dialHello(n *peerNode, addr, inc string, acct *budget.Account)
 		return nil, err
 	}
 	_ = d.conn.SetDeadline(time.Now().Add(directHelloTimeout))
+	if err := d.handshake(); err != nil {
+		d.close()
+		return nil, err
+	}
 	var challenge [len(directMagic) + directNonceSize]byte
 	if _, err := io.ReadFull(d.br, challenge[:]); err != nil {
 		d.close()
@@ -179,6 +184,9 @@ func (c *Cluster) checkHello(d *directConn) (n *peerNode, id uint64, answer []by
 		return nil, 0, nil, false
 	}
 	_ = d.conn.SetDeadline(time.Now().Add(directHelloTimeout))
+	if err := d.handshake(); err != nil {
+		return refuse(err.Error())
+	}
 	var challenge [len(directMagic) + directNonceSize]byte
 	copy(challenge[:], directMagic)
 	nonce := challenge[len(directMagic):]

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"time"
 )
@@ -190,4 +191,25 @@ func (c *Cluster) WaitDirect(ctx context.Context, peer string) error {
 			return fmt.Errorf("cluster: direct link from %s: %w", peer, ctx.Err())
 		}
 	}
+}
+
+// OnDirectDialFailed makes the node call f with each failed dial of a
+// direct connection (the node's lock held: f must not call into it).
+func (c *Cluster) OnDirectDialFailed(f func(peer string, err error)) { c.testDialFailed.Store(&f) }
+
+// DirectTLS reports whether the node's direct connection to peer speaks
+// TLS, its handshake done.
+func (c *Cluster) DirectTLS(peer string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.nodes[peer]
+	if n == nil {
+		return false
+	}
+	d := n.direct.Load()
+	if d == nil {
+		return false
+	}
+	tc, ok := d.conn.(*tls.Conn)
+	return ok && tc.ConnectionState().HandshakeComplete
 }
