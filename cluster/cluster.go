@@ -246,7 +246,8 @@ type Cluster struct {
 	// directBadSizes counts connections dropped for a length prefix out
 	// of bounds (direct_reader.go).
 	directBadSizes atomic.Uint64
-	loseMarkers    atomic.Int64 // a test's (direct_knobs.go)
+	directDrops    atomic.Uint64 // connections dropped (direct_writer.go's drop)
+	loseMarkers    atomic.Int64  // a test's (direct_knobs.go)
 
 	acct      *budget.Account              // what the node keeps for other nodes (bounds.go); set with r
 	testHeard atomic.Pointer[func(string)] // tests: called after each announcement is handled

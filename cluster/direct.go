@@ -68,9 +68,10 @@ const (
 	// directWriteBuffer: the writer keeps a buffer up to this size
 	// between writes; a larger one, left by a burst, goes.
 	directWriteBuffer = 128 << 10
-	// directQueueBytes bounds a connection's write queue: past it the
-	// peer is not keeping up, and the connection is dropped. It holds
-	// the largest link message (maxDirectEnvelope) several times over.
+	// directQueueBytes is the base of a connection's write queue's bound,
+	// charged with the connection: the queue passes it only while the
+	// peer reads, each step charged (direct_writer.go). It holds the
+	// largest link message (maxDirectEnvelope) several times over.
 	directQueueBytes = 4 << 20
 	directReadBuffer = 64 << 10
 )
@@ -94,9 +95,14 @@ type directConn struct {
 	wmu     sync.Mutex
 	pending []byte // what waits for the writer
 	queued  int    // bytes in pending and in the writer's hands
-	bound   int    // the most queued may be
-	wclosed bool
-	wake    chan struct{}
+	bound   int    // the most queued may be now: base, and the steps charged past it
+	base    int    // the bound charged with the connection
+	// writeSince is when the writer's write under way began (zero when
+	// none is): the queue does not grow past its base for a writer
+	// stuck since longer than directStall (direct_writer.go).
+	writeSince time.Time
+	wclosed    bool
+	wake       chan struct{}
 	// writing: the writer runs; finishing: the node closes, and the
 	// writer half-closes the connection once the queue is empty.
 	writing, finishing bool

@@ -10,7 +10,9 @@ import (
 // What a direct connection holds is charged to the node's cluster account
 // (bounds.go), as other nodes and their channels are: its read buffer, the
 // one message its reader holds at a time (up to maxDirectEnvelope), and its
-// write queue's bound. The charge is taken before the connection is given
+// write queue's base bound; the steps the queue grows past its base are
+// charged as it takes them, and released as it shrinks back
+// (direct_writer.go). The charge is taken before the connection is given
 // any of them — before the dial on the dialing side, once the hello checks
 // out on the accepting side (which holds only fixed, small buffers until
 // then) — and released when the connection closes. A node whose account
@@ -43,6 +45,7 @@ func (d *directConn) setBuffers(acct *budget.Account) {
 	d.br = bufio.NewReaderSize(d.conn, directReadBuffer)
 	d.wmu.Lock()
 	d.acct, d.charged, d.bound = acct, d.c.directCost(), d.c.directQueueBound()
+	d.base = d.bound
 	closed := d.wclosed
 	d.wmu.Unlock()
 	if closed {

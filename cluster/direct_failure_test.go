@@ -45,11 +45,13 @@ func callRetry(ctx context.Context, t *testing.T, c *socketbus.Client, what stri
 // TestDirectSlowReader: n2 stops reading its direct connection from n1
 // (a proxy in between stops forwarding n1's bytes) while n1 sends it
 // large requests. n1's link to n3 keeps flowing — requests to n3 complete
-// while n1's bytes for n2 pile up — and once n1's write queue for n2 is
-// past its bound, n1 drops that connection and the link goes back to
-// NATS: the requests to n2 end (each once: a response or peer_gone), and
-// new ones go through. The writes are given two minutes, so that only the
-// queue's bound can drop the connection within the test's time.
+// while n1's bytes for n2 pile up — and once n1's write queue for n2
+// would pass its base (1 MiB here) while its writer's write has not
+// finished for directStall, n1 drops that connection and the link goes
+// back to NATS: the requests to n2 end (each once: a response or
+// peer_gone), and new ones go through. The writes are given two minutes,
+// so that only the queue's rule can drop the connection within the test's
+// time.
 func TestDirectSlowReader(t *testing.T) {
 	p := newDirectProxy(t)
 	b := startTestBus(&testBus{t: t, direct: "127.0.0.1:0", knobs: func(name string) cluster.DirectKnobs {

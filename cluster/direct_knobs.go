@@ -13,6 +13,8 @@ type directKnobs struct {
 	queue int
 	// writeTimeout replaces directWriteTimeout.
 	writeTimeout time.Duration
+	// stall replaces directStall.
+	stall time.Duration
 	// loseMarkers is how many of the node's first markers are lost on
 	// their way (not published), as NATS may lose one.
 	loseMarkers int
@@ -32,4 +34,13 @@ func (c *Cluster) directWriteDeadline() time.Duration {
 		return c.cfg.direct.writeTimeout
 	}
 	return directWriteTimeout
+}
+
+// directStallTime is how long a write may go unfinished before the queue
+// stops growing past its base.
+func (c *Cluster) directStallTime() time.Duration {
+	if c.cfg.direct.stall > 0 {
+		return c.cfg.direct.stall
+	}
+	return directStall
 }

@@ -90,11 +90,14 @@ type DirectKnobs struct {
 	// LoseMarkers is how many of the node's first markers are not
 	// published, as if NATS had lost them.
 	LoseMarkers int
+	// Stall is how long a write may go unfinished before the queue stops
+	// growing past its base.
+	Stall time.Duration
 }
 
 // WithDirectKnobs returns cfg with k's settings for direct connections.
 func WithDirectKnobs(cfg Config, k DirectKnobs) Config {
-	cfg.direct = directKnobs{announce: k.Announce, queue: k.Queue, writeTimeout: k.WriteTimeout, loseMarkers: k.LoseMarkers}
+	cfg.direct = directKnobs{announce: k.Announce, queue: k.Queue, writeTimeout: k.WriteTimeout, loseMarkers: k.LoseMarkers, stall: k.Stall}
 	return cfg
 }
 
@@ -213,3 +216,7 @@ func (c *Cluster) DirectTLS(peer string) bool {
 	tc, ok := d.conn.(*tls.Conn)
 	return ok && tc.ConnectionState().HandshakeComplete
 }
+
+// DirectDrops counts the direct connections the node dropped (for an
+// error, a queue that could not grow, silence or a lost marker).
+func (c *Cluster) DirectDrops() uint64 { return c.directDrops.Load() }
