@@ -233,11 +233,15 @@ type Cluster struct {
 	directCtx    context.Context
 	directCancel context.CancelFunc
 	directWG     sync.WaitGroup
-	directMu     sync.Mutex // guards directConns and directClosed; taken under Cluster.mu, nothing under it
+	directMu     sync.Mutex // guards directConns, directClosed and the hellos' counts; taken under Cluster.mu, nothing under it
 	directConns  map[*directConn]struct{}
 	directClosed bool
 	directDown   chan struct{} // closed and replaced (under directMu) when a connection closes
-	directHellos chan struct{} // one token per accepted connection saying hello (direct_hello.go)
+	// directHellos counts the accepted connections saying hello,
+	// directHellosFrom them per IP address (under directMu;
+	// direct_backoff.go).
+	directHellos     int
+	directHellosFrom map[string]int
 	// directChanged is closed and replaced (under mu) when a connection's
 	// reader may start.
 	directChanged chan struct{}
@@ -295,7 +299,7 @@ func New(cfg Config) (*Cluster, error) {
 		dirty: map[wire.ID]struct{}{}, announce: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{}), announcerDone: make(chan struct{}),
 		directConns: map[*directConn]struct{}{}, directChanged: make(chan struct{}), directDown: make(chan struct{}),
-		directHellos: make(chan struct{}, directMaxHellos)}
+		directHellosFrom: map[string]int{}}
 	c.directCtx, c.directCancel = context.WithCancel(context.Background())
 	c.loseMarkers.Store(int64(cfg.direct.loseMarkers))
 	var err error

@@ -242,9 +242,9 @@ func (c *Cluster) dialDirect(n *peerNode, addr, inc string, acct *budget.Account
 	n.dialing = false
 	if err != nil {
 		// The far node may not know this one yet, or not route yet: the
-		// next link message or announcement from it tries again, not
-		// before directRedial.
-		n.dialAfter = time.Now().Add(directRedial)
+		// next link message or announcement from it tries again, after
+		// a back-off (direct_backoff.go).
+		c.dialFailedLocked(n)
 		if !errors.Is(err, errNotKnown) {
 			c.warnLimitedf("direct", "cluster: direct connection to %s (%s): %v", n.name, addr, err)
 		}
@@ -321,7 +321,11 @@ func (c *Cluster) installLocked(n *peerNode, d *directConn) {
 // "direct" names the far node: the bench waits for it), and tells whoever
 // waits (tests).
 func (c *Cluster) readyLocked(d *directConn) {
-	if d.markReady() && c.cfg.Logger != nil {
+	first := d.markReady()
+	if first && d.n != nil {
+		d.n.dialFailures = 0 // the link is on its connection: redial at once next time
+	}
+	if first && c.cfg.Logger != nil {
 		c.cfg.Logger.Info("cluster: the link from "+d.n.name+" comes on a direct connection",
 			"bus", c.cfg.Name, "node", c.cfg.Node, "direct", d.n.name)
 	}
@@ -338,9 +342,11 @@ func (c *Cluster) markDirectLocked(n *peerNode, id uint64) {
 }
 
 // acceptDirect takes connections until the listener closes. At most
-// directMaxHellos of them may be saying hello at once: one past that is
-// closed at once, so that connections that never finish a hello hold
-// little (each holds a few fixed buffers until its hello's deadline).
+// directMaxHellos of them may be saying hello at once, and
+// directMaxHellosPerHost from one address (direct_backoff.go): one past
+// that is closed at once, so that connections that never finish a hello
+// hold little (each holds a few fixed buffers until its hello's
+// deadline).
 func (c *Cluster) acceptDirect(ln net.Listener) {
 	defer c.directWG.Done()
 	backoff := time.Duration(0)
@@ -364,16 +370,15 @@ func (c *Cluster) acceptDirect(ln net.Listener) {
 			continue
 		}
 		backoff = 0
-		select {
-		case c.directHellos <- struct{}{}:
-		default:
-			c.warnLimitedf("direct", "cluster: direct connection from %s refused: %d hellos under way", conn.RemoteAddr(), directMaxHellos)
+		if !c.takeHelloSlot(conn.RemoteAddr()) {
+			c.warnLimitedf("direct", "cluster: direct connection from %s refused: too many hellos under way (%d at most, %d from one address)",
+				conn.RemoteAddr(), directMaxHellos, directMaxHellosPerHost)
 			_ = conn.Close()
 			continue
 		}
 		d := newDirectConn(c, nil, 0, conn, c.serverTLS(conn))
 		if !c.track(d) {
-			<-c.directHellos
+			c.releaseHelloSlot(conn.RemoteAddr())
 			return
 		}
 		c.directWG.Add(1)

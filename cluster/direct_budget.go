@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"bufio"
-	"time"
 
 	"github.com/socketbus/socketbus/internal/budget"
 )
@@ -33,10 +32,10 @@ func (c *Cluster) chargeDirectLocked(peer string) (*budget.Account, bool) {
 	return c.acct, true
 }
 
-// refusedDirectLocked keeps n from being dialed again before a heartbeat
-// has passed, after a charge that failed.
+// refusedDirectLocked keeps n from being dialed again for a while, longer
+// each time, after a charge that failed (direct_backoff.go).
 func (c *Cluster) refusedDirectLocked(n *peerNode) {
-	n.dialAfter = time.Now().Add(c.cfg.Heartbeat)
+	c.dialFailedLocked(n)
 }
 
 // setBuffers gives d what its charge pays for: its read buffer, and its

@@ -140,7 +140,7 @@ func (c *Cluster) dialHello(n *peerNode, addr, inc string, acct *budget.Account)
 func (c *Cluster) acceptHello(d *directConn) {
 	defer c.directWG.Done()
 	n, id, answer, ok := c.checkHello(d)
-	<-c.directHellos
+	c.releaseHelloSlot(d.raw.RemoteAddr())
 	if !ok {
 		d.close()
 		return

@@ -154,8 +154,12 @@ func (c *Cluster) DirectHello(nonce []byte, to, toInc string, id uint64) []byte 
 // DirectChallengeSize is the size of a challenge: the magic and the nonce.
 const DirectChallengeSize = len(directMagic) + directNonceSize
 
-// DirectMaxHellos is how many accepted connections may say hello at once.
-const DirectMaxHellos = directMaxHellos
+// DirectMaxHellos is how many accepted connections may say hello at once,
+// and DirectMaxHellosPerHost how many of them from one IP address.
+const (
+	DirectMaxHellos        = directMaxHellos
+	DirectMaxHellosPerHost = directMaxHellosPerHost
+)
 
 // DirectBadSizes counts the connections dropped for a length prefix out
 // of bounds.

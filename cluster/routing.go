@@ -61,14 +61,17 @@ type peerNode struct {
 	// are guarded by Cluster.mu; outDirect belongs to the outbox.
 	directAddr string
 	dialing    bool
-	dialAfter  time.Time                  // no dial before (a failed one)
-	markedID   uint64                     // the connection its last marker named
-	direct     atomic.Pointer[directConn] // the live connection, if any
-	outDirect  *directConn                // the connection the outbox's link to it uses
-	members    map[wire.ID]int            // its members per channel, from its state
-	rx         map[wire.ID]*router.Member // its receivers, per channel
-	tx         map[wire.ID]*router.Member // the requests it offers, per channel
-	dropped    bool
+	dialAfter  time.Time // no dial before (a failed one: direct_backoff.go)
+	// dialFailures counts the failed dials since the link last came on a
+	// connection.
+	dialFailures int
+	markedID     uint64                     // the connection its last marker named
+	direct       atomic.Pointer[directConn] // the live connection, if any
+	outDirect    *directConn                // the connection the outbox's link to it uses
+	members      map[wire.ID]int            // its members per channel, from its state
+	rx           map[wire.ID]*router.Member // its receivers, per channel
+	tx           map[wire.ID]*router.Member // the requests it offers, per channel
+	dropped      bool
 }
 
 // pendingAck is a join waiting for the other nodes to acknowledge its
