@@ -27,8 +27,12 @@
 // cluster.go starts and stops the node and its NATS; membership.go finds
 // and counts nodes; routing.go is the link state, the state messages and
 // the handling of what other nodes send; envelope.go encodes link
-// messages; outbox.go publishes them. The router's side — remote members
-// and the claim — is internal/router's remote.go.
+// messages; outbox.go publishes them, or queues them for a direct
+// connection: with Config.DirectListen, two nodes carry their links on a
+// TCP connection between them, NATS keeping membership, state and claims
+// (direct.go and the direct_*.go files); departed.go remembers the nodes
+// that said bye. The router's side — remote members and the claim — is
+// internal/router's remote.go.
 //
 // Who starts and stops what: New starts the embedded nats-server (embedded
 // mode) or connects to NATSURL (external mode) and joins the bus; the

@@ -14,34 +14,49 @@ import (
 	"github.com/socketbus/socketbus/internal/budget"
 )
 
-// Direct connections between nodes (issue 23, a PROTOTYPE, opt-in with
-// Config.DirectListen). NATS keeps membership, state and claims; a node
-// that listens says where in its announcement ("<name> <incarnation>
-// <host:port>"), and of two such nodes the one whose name sorts lower
-// dials the other and says hello. Once a link has a live connection, the
-// outbox queues all of that link's messages for the connection's writer
-// (the same envelopes it would publish, each after a 4-byte big-endian
-// length; direct_writer.go), which writes what a batch queued at once;
-// otherwise it publishes on NATS as before.
+// Direct connections between nodes (issue 23; opt-in with
+// Config.DirectListen; docs/PROTOCOL.md section 21.8 has the wire,
+// SECURITY.md the costs and the trust). NATS keeps membership, state and
+// claims; a node that listens says where in its announcement ("<name>
+// <incarnation> <host:port>"), and of two such nodes the one whose name
+// sorts lower dials the other and says hello. Once a link has a live
+// connection, the outbox queues all of that link's messages for the
+// connection's writer (the same envelopes it would publish, each after a
+// 4-byte big-endian length; direct_writer.go), which writes what a batch
+// queued at once; otherwise it publishes on NATS as before.
 //
 // The switch keeps the link's order: the outbox publishes a marker
 // (kindDirect, the connection's ID) on NATS, numbered like any message of
 // the link, and writes everything after it to the connection; the far
 // node's reader handles nothing from the connection before the marker has
 // come through NATS, behind every message published before it. A read or
-// write error, a write queue past its bound, or a connection silent for
-// deadAfter (direct_reader.go) drops the connection, and the link goes
+// write error, a write queue that may not grow, or a connection silent
+// for deadAfter (direct_reader.go) drops the connection, and the link goes
 // back to NATS; messages lost on the way show as a gap in the sequence,
-// and the far node resets the link, as for a message NATS lost. The
-// hello is a challenge-response (direct_hello.go), and a connection's
-// buffers are charged to the cluster account (direct_budget.go).
+// and the far node resets the link, as for a message NATS lost.
 //
-// Not yet here (a production version needs them; BENCHMARKS.md, "Direct
-// connections between nodes", has the list): TLS (New refuses
-// DirectListen with RouteTLS), a hello key that is secret when the routes
-// have no credentials (it is keyed with RouteUser and RoutePassword), a
-// write queue's bound that a healthy peer's credit cannot pass, and
-// supervision beyond "redial on the next link message or announcement".
+// The files: direct.go, the connection, its listener and its dial;
+// direct_hello.go, the challenge-response hello keyed with the route
+// credentials (New refuses DirectListen without RoutePassword:
+// ErrDirectNeedsCredentials); direct_tls.go, TLS with RouteTLS, both ways
+// like the routes; direct_writer.go, the writer and the write queue's
+// bound; direct_reader.go, the reader, its deadline and the wait for the
+// marker; direct_budget.go, what a connection is charged;
+// direct_backoff.go, redialing after a failure and the hellos' slots per
+// address; direct_knobs.go, what tests may change.
+//
+// The write queue's bound (the decision; direct_writer.go has the rule):
+// credit lets a peer be sent more at once than a fixed bound, so the
+// queue has a base charged with the connection and grows past it, each
+// step charged, while its writer keeps writing; it stops growing, and the
+// connection is dropped, when a write has not finished for directStall,
+// when the account refuses, or past directQueueMax. The outbox never
+// waits: a peer that stopped reading loses only its own connection.
+//
+// What is left: a connection is per pair of nodes, not pooled; the
+// announced address is the one listened on (no separate advertise
+// address for NAT); and the hello's key is the route password, so
+// rotating it means restarting every node.
 
 // ErrDirectNeedsCredentials is returned by New for a Config with
 // DirectListen and no RoutePassword: the hello of a direct connection is
