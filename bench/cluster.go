@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/socketbus/socketbus/cluster"
@@ -20,6 +22,14 @@ import (
 type clusterSystem struct{}
 
 func (clusterSystem) Name() string { return clusterName }
+
+// clusterDirect (-cluster-direct, on by default) gives the nodes
+// DirectListen: their links go on direct connections between them.
+var clusterDirect bool
+
+// clusterRoutePassword keys the direct connections' hello (and guards the
+// routes), as DirectListen needs.
+const clusterRoutePassword = "bench-route-secret"
 
 // clusterNodes is the bus's size.
 const clusterNodes = 3
@@ -40,15 +50,29 @@ type clusterDeployment struct {
 func (clusterSystem) Start(ctx context.Context, sh shape) (deployment, error) {
 	d := &clusterDeployment{sbDeployment: newSBDeployment(), natsBefore: natsGoroutines()}
 	var routes []string
+	// The requests' links, both ways, come on their direct connection:
+	// node 1 logs n3's, node 3 n1's (cluster.Config.Logger).
+	direct := []*directWatch{newDirectWatch("n3"), nil, newDirectWatch("n1")}
 	for i := range clusterNodes {
 		name := fmt.Sprintf("n%d", i+1)
-		c, err := cluster.New(cluster.Config{Name: "bench", Node: name, Listen: "127.0.0.1:0", Routes: routes})
+		cfg := cluster.Config{Name: "bench", Node: name, Listen: "127.0.0.1:0", Routes: routes}
+		if clusterDirect {
+			cfg.DirectListen = "127.0.0.1:0"
+			cfg.RouteUser, cfg.RoutePassword = "bench", clusterRoutePassword
+			if w := direct[i]; w != nil {
+				cfg.Logger = slog.New(w)
+			}
+		}
+		c, err := cluster.New(cfg)
 		if err != nil {
 			d.Close()
 			return nil, fmt.Errorf("cluster: node %s: %w", name, err)
 		}
 		if i == 0 {
 			routes = []string{c.RouteURL()}
+			if clusterDirect {
+				routes = []string{strings.Replace(c.RouteURL(), "nats://", "nats://bench:"+clusterRoutePassword+"@", 1)}
+			}
 		}
 		// From here the server owns the node and closes it when it closes.
 		srv, err := serveSocketbus(server.Config{Cluster: c})
@@ -66,6 +90,17 @@ func (clusterSystem) Start(ctx context.Context, sh shape) (deployment, error) {
 		if err := c.WaitNodes(wctx, clusterNodes); err != nil {
 			d.Close()
 			return nil, err
+		}
+	}
+	if clusterDirect {
+		for _, w := range direct {
+			if w == nil {
+				continue
+			}
+			if err := w.wait(wctx); err != nil {
+				d.Close()
+				return nil, err
+			}
 		}
 	}
 	first, last := d.servers[0], d.servers[clusterNodes-1]

@@ -81,6 +81,7 @@ func parseFlags() options {
 	flag.StringVar(&o.serveChild, "serve-child", "", "internal: serve socketbus or NATS for a parent bench's scaling workloads, commanded on stdin")
 	flag.StringVar(&o.systems, "systems", defaultSystems, "comma-separated systems to run: socketbus, NATS, relay, "+callsName+" (fan-out workloads only), "+clusterName+", "+natsClusterName+" (-smoke adds the two clusters unless -systems is given)")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "how long the tput and fanin workloads run")
+	flag.BoolVar(&clusterDirect, "cluster-direct", true, "socketbus-cluster: nodes carry their links on direct connections (cluster.Config.DirectListen), NATS only for membership and state; -cluster-direct=false carries them on NATS")
 	flag.IntVar(&o.headers, "headers", 0, "small headers on every request (a trace context, a tenant, a request ID, then numbered ones); socketbus and NATS carry them, the relay does not")
 	flag.StringVar(&o.md, "md", "", "also write the table as markdown to this file")
 	flag.BoolVar(&o.targets, "targets", false, "add the issue's target and verdict columns, for tracking the performance work")

@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"strings"
@@ -34,7 +35,15 @@ type testBus struct {
 	cfg    server.Config
 	hb     time.Duration // the nodes' heartbeat; 0 means heartbeat
 	dead   time.Duration // silence after which a node is dropped; 0 means testDeadAfter
+	direct string        // the nodes' DirectListen; "" for none
+	// knobs, when set, gives a node's direct connections' test settings.
+	knobs func(name string) cluster.DirectKnobs
+	// tls, when set, gives a node's RouteTLS.
+	tls func(name string) *tls.Config
 }
+
+// The route credentials of a test bus with direct connections.
+const testRouteUser, testRoutePassword = "bus", "route-s3cret"
 
 func newTestBus(t *testing.T, n int, cfg server.Config) *testBus {
 	t.Helper()
@@ -71,13 +80,29 @@ func (b *testBus) startRouted(name string, routes []string) *testNode {
 	if dead == 0 {
 		dead = testDeadAfter
 	}
-	c, err := cluster.New(cluster.WithDeadAfter(cluster.Config{Name: "bus", Node: name, Listen: "127.0.0.1:0", Routes: routes,
-		Heartbeat: hb, Logger: slog.New(slog.NewTextHandler(testWriter{b.t}, nil))}, dead))
+	cfg := cluster.WithDeadAfter(cluster.Config{Name: "bus", Node: name, Listen: "127.0.0.1:0", Routes: routes,
+		DirectListen: b.direct, Heartbeat: hb, Logger: slog.New(slog.NewTextHandler(testWriter{b.t}, nil))}, dead)
+	if b.direct != "" {
+		// The direct connections' hello is keyed with the route
+		// credentials, which the routes then need too.
+		cfg.RouteUser, cfg.RoutePassword = testRouteUser, testRoutePassword
+	}
+	if b.tls != nil {
+		cfg.RouteTLS = b.tls(name)
+	}
+	if b.knobs != nil {
+		cfg = cluster.WithDirectKnobs(cfg, b.knobs(name))
+	}
+	c, err := cluster.New(cfg)
 	if err != nil {
 		b.t.Fatalf("cluster.New(%s): %v", name, err)
 	}
 	if len(b.routes) == 0 {
-		b.routes = []string{c.RouteURL()}
+		url := c.RouteURL()
+		if cfg.RoutePassword != "" {
+			url = strings.Replace(url, "nats://", "nats://"+testRouteUser+":"+testRoutePassword+"@", 1)
+		}
+		b.routes = []string{url}
 	}
 	return b.serveNode(c)
 }

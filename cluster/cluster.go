@@ -27,8 +27,12 @@
 // cluster.go starts and stops the node and its NATS; membership.go finds
 // and counts nodes; routing.go is the link state, the state messages and
 // the handling of what other nodes send; envelope.go encodes link
-// messages; outbox.go publishes them. The router's side — remote members
-// and the claim — is internal/router's remote.go.
+// messages; outbox.go publishes them, or queues them for a direct
+// connection: with Config.DirectListen, two nodes carry their links on a
+// TCP connection between them, NATS keeping membership, state and claims
+// (direct.go and the direct_*.go files); departed.go remembers the nodes
+// that said bye. The router's side — remote members and the claim — is
+// internal/router's remote.go.
 //
 // Who starts and stops what: New starts the embedded nats-server (embedded
 // mode) or connects to NATSURL (external mode) and joins the bus; the
@@ -76,10 +80,16 @@
 //   - No lock of the node is held across a call into NATS (Publish,
 //     Subscribe, Flush, a subscription's Pending) or the embedded
 //     nats-server (Routez): Admit and expire let go of Cluster.mu to ask.
+//   - Direct connections (direct.go): Cluster.directMu and a connection's
+//     write-queue lock (directConn.wmu) are taken under Cluster.mu or with
+//     nothing held, never one under the other, and nothing is locked
+//     under them. No socket is written under any of them: a connection's
+//     writer goroutine writes holding no lock.
 //   - The Server calls the node's methods holding none of its own locks.
 package cluster
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
@@ -123,12 +133,19 @@ type Config struct {
 
 	// RouteUser and RoutePassword, when set, are required of the routes
 	// other nodes' embedded nats-servers open to this one; they give them
-	// in their Routes URLs (nats://user:password@host:port).
+	// in their Routes URLs (nats://user:password@host:port). They also
+	// key the hello of direct connections (DirectListen), which needs
+	// RoutePassword: every node of a bus that takes direct connections
+	// is given the same pair. In external mode (NATSURL) they serve only
+	// for that.
 	RouteUser, RoutePassword string
 	// RouteTLS, when set, makes the embedded nats-server's routes speak
 	// TLS with this configuration, both ways: its certificate for routes
 	// it accepts, its roots (RootCAs) for the ones it opens, and with
 	// ClientAuth set, the check of the certificates other nodes present.
+	// Direct connections (DirectListen) speak TLS with it the same way,
+	// in external mode too: a node verifies the one it dials against
+	// RootCAs, for the host of the address that node announces.
 	RouteTLS *tls.Config
 	// NATSOptions are added to the connection to NATSURL (external
 	// mode): credentials (nats.UserCredentials, nats.UserInfo,
@@ -141,16 +158,33 @@ type Config struct {
 	Heartbeat time.Duration
 
 	// Logger, when set, receives the node's logs: at info each node
-	// that joins the bus (once it has exchanged state with this one), at
-	// warn each node dropped and each link reset; warnings that others
-	// can cause are logged at most once a second per kind.
+	// that joins the bus (once it has exchanged state with this one) and
+	// each link from another node that comes on a direct connection
+	// (with the attribute "direct", the other node's name), at warn each
+	// node dropped and each link reset; warnings that others can cause
+	// are logged at most once a second per kind.
 	Logger *slog.Logger
+
+	// DirectListen, when set (host:port, "127.0.0.1:0" picks a free
+	// port), makes the node listen there for direct TCP connections from
+	// other nodes, and carry its links to the nodes that listen too on
+	// them rather than through NATS, which keeps membership, state and
+	// claims; a link goes back to NATS while its connection is down. The
+	// node announces the address it listens on, so the host must be one
+	// the other nodes can reach. It needs RoutePassword (New returns
+	// ErrDirectNeedsCredentials without it), and speaks TLS when RouteTLS
+	// is set. docs/PROTOCOL.md section 21 has the connection's hello and
+	// framing; SECURITY.md what each connection costs.
+	DirectListen string
 
 	// deadAfter, when set, replaces the three heartbeats after which a
 	// silent node is dropped. Only tests set it (export_test.go): their
 	// heartbeats are short, so that a death shows quickly, and a drop
 	// threshold of three of them is within a loaded machine's pauses.
 	deadAfter time.Duration
+	// direct holds the direct connections' test knobs (export_test.go);
+	// zero values mean the defaults.
+	direct directKnobs
 }
 
 // deadAfter is how long a node may go unheard before it is dropped.
@@ -170,10 +204,11 @@ type Cluster struct {
 	incarnation string // random, fixed at start: tells a restart apart
 
 	mu       sync.Mutex
-	nodes    map[string]*peerNode // the other nodes heard from
-	changed  chan struct{}        // closed and replaced when the count changes
-	count    int                  // the count the last change saw, itself included
-	needFull map[string]bool      // nodes owed all of this node's state
+	nodes    map[string]*peerNode    // the other nodes heard from
+	changed  chan struct{}           // closed and replaced when the count changes
+	count    int                     // the count the last change saw, itself included
+	needFull map[string]bool         // nodes owed all of this node's state
+	departed map[string]departedNode // nodes that said bye lately (departed.go)
 	pending  map[uint64]*pendingAck
 	token    uint64 // the last join's state token
 	nonce    uint64 // the last link reset's nonce
@@ -196,8 +231,37 @@ type Cluster struct {
 
 	warns warnLimiter // rate-limits the warnings others can cause
 
+	// Direct connections (direct.go).
+	directLn     net.Listener
+	directAddr   string // where directLn listens, announced
+	directCtx    context.Context
+	directCancel context.CancelFunc
+	directWG     sync.WaitGroup
+	directMu     sync.Mutex // guards directConns, directClosed and the hellos' counts; taken under Cluster.mu, nothing under it
+	directConns  map[*directConn]struct{}
+	directClosed bool
+	directDown   chan struct{} // closed and replaced (under directMu) when a connection closes
+	// directHellos counts the accepted connections saying hello,
+	// directHellosFrom them per IP address (under directMu;
+	// direct_backoff.go).
+	directHellos     int
+	directHellosFrom map[string]int
+	// directChanged is closed and replaced (under mu) when a connection's
+	// reader may start.
+	directChanged chan struct{}
+	directFrames  atomic.Uint64 // frame messages handled from direct connections
+	natsFrames    atomic.Uint64 // and from NATS
+	// directBadSizes counts connections dropped for a length prefix out
+	// of bounds (direct_reader.go).
+	directBadSizes atomic.Uint64
+	directDrops    atomic.Uint64 // connections dropped (direct_writer.go's drop)
+	loseMarkers    atomic.Int64  // a test's (direct_knobs.go)
+
 	acct      *budget.Account              // what the node keeps for other nodes (bounds.go); set with r
 	testHeard atomic.Pointer[func(string)] // tests: called after each announcement is handled
+	// testDialFailed, tests: called with each failed dial of a direct
+	// connection (direct.go), Cluster.mu held.
+	testDialFailed atomic.Pointer[func(peer string, err error)]
 }
 
 var _ server.Cluster = (*Cluster)(nil)
@@ -228,13 +292,20 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = time.Second
 	}
+	if cfg.DirectListen != "" && cfg.RoutePassword == "" {
+		return nil, ErrDirectNeedsCredentials
+	}
 	var inc [8]byte
 	_, _ = rand.Read(inc[:])
 	c := &Cluster{cfg: cfg, incarnation: hex.EncodeToString(inc[:]),
 		nodes: map[string]*peerNode{}, changed: make(chan struct{}), count: 1,
-		needFull: map[string]bool{}, pending: map[uint64]*pendingAck{},
+		needFull: map[string]bool{}, departed: map[string]departedNode{}, pending: map[uint64]*pendingAck{},
 		dirty: map[wire.ID]struct{}{}, announce: make(chan struct{}, 1),
-		stop: make(chan struct{}), done: make(chan struct{}), announcerDone: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), announcerDone: make(chan struct{}),
+		directConns: map[*directConn]struct{}{}, directChanged: make(chan struct{}), directDown: make(chan struct{}),
+		directHellosFrom: map[string]int{}}
+	c.directCtx, c.directCancel = context.WithCancel(context.Background())
+	c.loseMarkers.Store(int64(cfg.direct.loseMarkers))
 	var err error
 	if cfg.NATSURL != "" {
 		opts := append([]nats.Option{nats.Name("socketbus " + cfg.Name + "/" + cfg.Node), nats.MaxReconnects(-1),
@@ -258,6 +329,11 @@ func New(cfg Config) (*Cluster, error) {
 		}
 	}
 	if err := c.claimName(); err != nil {
+		close(c.done)
+		c.Close()
+		return nil, err
+	}
+	if err := c.startDirect(); err != nil {
 		close(c.done)
 		c.Close()
 		return nil, err
@@ -414,6 +490,7 @@ func (c *Cluster) Close() error {
 				_ = sub.Unsubscribe()
 			}
 		}
+		c.stopDirect()
 		if c.nc != nil {
 			if c.nc.IsConnected() {
 				_ = c.nc.FlushTimeout(time.Second) // the byes

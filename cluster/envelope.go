@@ -26,6 +26,7 @@ const (
 	kindBye       byte = 9  // the node is leaving the bus
 	kindClaim     byte = 10 // token, channel, client ID, key hash: a join asks (clientids.go)
 	kindClaimed   byte = 11 // the claim's token, then 1 if the ID is refused, 0 if not
+	kindDirect    byte = 12 // a connection's ID: the link goes on there (direct.go)
 )
 
 // Roles, in frame messages: which remote member on the destination node

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -21,7 +22,17 @@ import (
 func (c *Cluster) nodeSubject() string  { return "socketbus." + c.cfg.Name + ".node" }
 func (c *Cluster) helloSubject() string { return "socketbus." + c.cfg.Name + ".hello" }
 
-func (c *Cluster) announcement() []byte { return []byte(c.cfg.Node + " " + c.incarnation) }
+// announcement is "<name> <incarnation>", and " <host:port>" after them
+// when the node takes direct connections (direct.go).
+func (c *Cluster) announcement() []byte {
+	if addr := c.cfg.direct.announce; addr != "" && c.directAddr != "" {
+		return []byte(c.cfg.Node + " " + c.incarnation + " " + addr)
+	}
+	if c.directAddr != "" {
+		return []byte(c.cfg.Node + " " + c.incarnation + " " + c.directAddr)
+	}
+	return []byte(c.cfg.Node + " " + c.incarnation)
+}
 
 // joinBus subscribes to the other nodes' announcements, says hello, and
 // starts the heartbeat.
@@ -72,6 +83,7 @@ func (c *Cluster) heartbeat() {
 // heard records an announcement ("<name> <incarnation>") from a node.
 func (c *Cluster) heard(announcement string) {
 	name, inc, _ := strings.Cut(announcement, " ")
+	inc, addr, _ := strings.Cut(inc, " ")
 	if name == c.cfg.Node && inc != "" && inc != c.incarnation {
 		// Its claim and ours crossed before NATS routed them to each
 		// other (names.go): nothing decides now but the operator.
@@ -92,7 +104,7 @@ func (c *Cluster) heard(announcement string) {
 		n = nil
 	}
 	if n == nil {
-		if !c.admitNodeLocked(name) {
+		if c.departedLocked(name, inc) || !c.admitNodeLocked(name) {
 			return
 		}
 		n = c.addNodeLocked(name)
@@ -101,6 +113,12 @@ func (c *Cluster) heard(announcement string) {
 		n.incarnation = inc
 	}
 	n.heard = time.Now()
+	if addr != "" && len(addr) <= 256 {
+		if _, _, err := net.SplitHostPort(addr); err == nil {
+			n.directAddr = addr
+		}
+	}
+	c.maybeDialLocked(n)
 	c.recountLocked()
 }
 
@@ -120,6 +138,7 @@ func (c *Cluster) expire() {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.expireDepartedLocked()
 	for _, n := range c.nodes {
 		if time.Since(n.heard) > limit {
 			c.dropNodeLocked(n, "the node was not heard from for "+limit.String())

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"encoding/binary"
 	"sync"
 
 	"github.com/socketbus/socketbus/internal/frame"
@@ -74,7 +75,10 @@ func (o *outbox) close() {
 
 func (o *outbox) run() {
 	defer close(o.done)
+	// scratch holds one message after 4 bytes kept for its length on a
+	// direct connection (direct.go); NATS is given scratch[4:].
 	var scratch []byte
+	var kick []*directConn // the connections queued to in this batch
 	for {
 		<-o.wake
 		for {
@@ -90,21 +94,58 @@ func (o *outbox) run() {
 			}
 			for i := range batch {
 				m := &batch[i]
-				m.to.outSeq++
-				scratch = appendEnvelope(scratch[:0], m.kind, m.to.outSeq)
+				n := m.to
+				if d := n.direct.Load(); d != n.outDirect {
+					// A connection came up, or went down (back to NATS).
+					n.outDirect = nil
+					if d != nil {
+						// The marker, on NATS behind what went there:
+						// everything after it goes on d.
+						n.outSeq++
+						scratch = appendEnvelope(scratch[:0], kindDirect, n.outSeq)
+						scratch = binary.BigEndian.AppendUint64(scratch, d.id)
+						if o.publish(n, scratch) == nil {
+							n.outDirect = d
+						}
+					}
+				}
+				n.outSeq++
+				scratch = appendEnvelope(append(scratch[:0], 0, 0, 0, 0), m.kind, n.outSeq)
 				if m.kind == kindFrame || m.kind == kindPing || m.kind == kindPong {
 					scratch = appendFrame(scratch, m.role, &m.frame)
 				} else {
 					scratch = append(scratch, m.body...)
 				}
-				// A failed publish (NATS disconnected) loses the message;
-				// the far node sees the gap in the sequence and resets.
-				_ = o.publish(m.to, scratch)
+				if d := n.outDirect; d != nil {
+					binary.BigEndian.PutUint32(scratch, uint32(len(scratch)-4))
+					if !d.dirty {
+						d.dirty = true
+						kick = append(kick, d)
+					}
+					if !d.enqueue(scratch) {
+						// Lost, and what the queue held: the far node
+						// sees the gap and resets the link.
+						d.drop("its write queue is past its bound: the peer does not keep up")
+					}
+				} else {
+					// A failed publish (NATS disconnected) loses the
+					// message; the far node sees the gap in the sequence
+					// and resets.
+					_ = o.publish(n, scratch[4:])
+				}
 				if s := m.frame.Sent; s != nil {
 					s.FrameSent(len(m.frame.Payload))
 				}
 				drop(m)
 			}
+			// One wake-up of each connection's writer per batch: it
+			// writes what the batch queued, and the outbox goes on.
+			for _, d := range kick {
+				d.dirty = false
+				d.kick()
+			}
+			clear(kick)
+			kick = kick[:0]
 			clear(batch)
 			o.mu.Lock()
 			o.spare = batch[:0]

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -53,13 +54,24 @@ type peerNode struct {
 	// (clientids.go); a node that does not is not waited for.
 	answersClaims bool
 
-	outSeq    uint64                     // the last sequence number sent (outbox)
-	inSeq     uint64                     // the next sequence number expected; 0 before the first
-	resetting uint64                     // the nonce of the reset sent and not yet answered
-	members   map[wire.ID]int            // its members per channel, from its state
-	rx        map[wire.ID]*router.Member // its receivers, per channel
-	tx        map[wire.ID]*router.Member // the requests it offers, per channel
-	dropped   bool
+	outSeq    uint64 // the last sequence number sent (outbox)
+	inSeq     uint64 // the next sequence number expected; 0 before the first
+	resetting uint64 // the nonce of the reset sent and not yet answered
+	// Direct connections (direct.go): directAddr, dialing and markedID
+	// are guarded by Cluster.mu; outDirect belongs to the outbox.
+	directAddr string
+	dialing    bool
+	dialAfter  time.Time // no dial before (a failed one: direct_backoff.go)
+	// dialFailures counts the failed dials since the link last came on a
+	// connection.
+	dialFailures int
+	markedID     uint64                     // the connection its last marker named
+	direct       atomic.Pointer[directConn] // the live connection, if any
+	outDirect    *directConn                // the connection the outbox's link to it uses
+	members      map[wire.ID]int            // its members per channel, from its state
+	rx           map[wire.ID]*router.Member // its receivers, per channel
+	tx           map[wire.ID]*router.Member // the requests it offers, per channel
+	dropped      bool
 }
 
 // pendingAck is a join waiting for the other nodes to acknowledge its
@@ -136,6 +148,9 @@ func (c *Cluster) dropNodeLocked(n *peerNode, why string) {
 	delete(c.needFull, n.name)
 	c.clearMembersLocked(n)
 	c.releaseNodeLocked(n)
+	if d := n.direct.Load(); d != nil {
+		d.close()
+	}
 	for _, p := range c.pending {
 		p.forgetLocked(n)
 	}
@@ -188,7 +203,12 @@ func (c *Cluster) Attach(a *server.Attachment) error {
 
 // attach is Attach for the router r.
 func (c *Cluster) attach(r *router.Router) error {
-	out := newOutbox(func(n *peerNode, data []byte) error { return c.nc.Publish(n.subject, data) })
+	out := newOutbox(func(n *peerNode, data []byte) error {
+		if len(data) > 0 && data[0] == kindDirect && c.loseMarkers.Add(-1) >= 0 {
+			return nil // a test's: the marker is lost on the way (direct_knobs.go)
+		}
+		return c.nc.Publish(n.subject, data)
+	})
 	c.mu.Lock()
 	switch {
 	case c.r != nil:
@@ -483,25 +503,49 @@ func (c *Cluster) tick() {
 // onMessage handles one message from another node. NATS calls it on one
 // goroutine for the subscription, in the order the messages came.
 func (c *Cluster) onMessage(msg *nats.Msg) {
-	from := msg.Subject[strings.LastIndexByte(msg.Subject, '.')+1:]
-	kind, seq, body, err := parseEnvelope(msg.Data)
+	c.handleLink(msg.Subject[strings.LastIndexByte(msg.Subject, '.')+1:], nil, msg.Data)
+}
+
+// handleLink handles one message from node from: from NATS (via nil) or
+// read from the direct connection via.
+func (c *Cluster) handleLink(from string, via *directConn, data []byte) {
+	kind, seq, body, err := parseEnvelope(data)
 	if err != nil || from == c.cfg.Node {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closing {
+	if c.closing || c.r == nil {
 		return
 	}
 	n := c.nodes[from]
+	if via != nil {
+		if n == nil || n != via.n || n.direct.Load() != via {
+			return // a connection replaced or dropped: what it still had is stale
+		}
+		if kind == kindFrame {
+			c.directFrames.Add(1)
+		}
+	} else if kind == kindFrame {
+		c.natsFrames.Add(1)
+	}
 	if n == nil {
-		if !c.admitNodeLocked(from) {
+		if c.departedLocked(from, "") || !c.admitNodeLocked(from) {
 			return
 		}
 		n = c.addNodeLocked(from)
 		c.recountLocked()
 	}
 	n.heard = time.Now()
+	c.maybeDialLocked(n)
+	if kind == kindDirect && via == nil {
+		// The link goes on on the connection the marker names: its
+		// reader may start (direct.go). The marker is numbered as any
+		// message of the link.
+		if id, err := parseUint64(body); err == nil {
+			c.markDirectLocked(n, id)
+		}
+	}
 	switch {
 	case kind == kindReset:
 		// The far node lost messages of ours: it has dropped what we were
@@ -578,6 +622,7 @@ func (c *Cluster) onMessage(msg *nats.Msg) {
 		c.handleClaimedLocked(n, body)
 	case kindBye:
 		c.dropNodeLocked(n, "the node left the bus")
+		c.departLocked(n)
 		c.recountLocked()
 	}
 }

@@ -50,6 +50,7 @@ type serveOptions struct {
 	maxMemory                   byteSize
 	clusterName, node           string
 	clusterListen, natsURL      string
+	clusterDirect               string // --cluster-direct: where to take direct connections from other nodes
 	routes                      []string
 	clusterSecurity             clusterSecurity
 	writeTimeout                time.Duration
@@ -134,6 +135,13 @@ channel not in the file admits no one.`,
     --cluster-listen 10.0.0.2:7611 --routes nats://10.0.0.1:7611 --cluster-user bus \
     --cluster-tls-cert node.crt --cluster-tls-key node.key --cluster-tls-ca ca.crt
 
+  # Requests between nodes on direct connections (NATS for membership only),
+  # keyed with the route credentials and encrypted with the routes' TLS:
+  SOCKETBUS_CLUSTER_PASSWORD=s3cret socketbus serve --cluster-name demo --node n2 \
+    --cluster-listen 10.0.0.2:7611 --routes nats://10.0.0.1:7611 --cluster-user bus \
+    --cluster-direct 10.0.0.2:7711 \
+    --cluster-tls-cert node.crt --cluster-tls-key node.key --cluster-tls-ca ca.crt
+
   # Rotate the tokens or the certificate of a running server:
   kill -HUP $(pidof socketbus)
 
@@ -167,6 +175,7 @@ channel not in the file admits no one.`,
 	fs.StringVar(&o.clusterListen, "cluster-listen", defaultClusterListen, "embedded NATS: where this node listens for routes from other nodes, `host:port`")
 	fs.StringSliceVar(&o.routes, "routes", nil, "embedded NATS: other nodes' route `URLs` (nats://host:port), comma-separated")
 	fs.StringVar(&o.natsURL, "nats", "", "instead of embedding NATS, use the existing NATS cluster at these `URLs`")
+	fs.StringVar(&o.clusterDirect, "cluster-direct", "", "carry requests between this node and the others that set it on direct TCP connections, accepted on `host:port` (announced to them: a host they can reach), NATS only for membership; needs --cluster-user and --cluster-password, and speaks TLS with --cluster-tls-cert (off when empty)")
 	o.clusterSecurity.addFlags(fs)
 	fs.DurationVar(&o.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "how long a connection may accept no bytes before it is cut off")
 	fs.DurationVar(&o.joinTimeout, "join-timeout", server.DefaultJoinTimeout, "how long a new connection may take to finish TLS and join")
@@ -190,6 +199,14 @@ const minMaxMemory = server.MinMaxMemory
 func (o *serveOptions) checkAddresses() error {
 	if _, _, err := net.SplitHostPort(withDefaultPort(o.addr, defaultPort)); err != nil {
 		return usagef("--addr %q: %w", o.addr, err)
+	}
+	if o.clusterDirect != "" {
+		if o.clusterName == "" {
+			return usagef("--cluster-direct needs --cluster-name")
+		}
+		if _, _, err := net.SplitHostPort(o.clusterDirect); err != nil {
+			return usagef("--cluster-direct %q: %w", o.clusterDirect, err)
+		}
 	}
 	if o.clusterName == "" || o.natsURL != "" {
 		return nil
@@ -278,11 +295,11 @@ func (o *serveOptions) config(log *slog.Logger) (server.Config, *reloadable, err
 			_, port, _ := net.SplitHostPort(o.addr)
 			node = strings.NewReplacer(".", "-", ":", "-", " ", "-").Replace(host + "-" + port)
 		}
-		if err := o.clusterSecurity.check(o.natsURL != ""); err != nil {
+		if err := o.clusterSecurity.check(o.natsURL != "", o.clusterDirect != ""); err != nil {
 			return cfg, nil, err
 		}
 		ccfg := cluster.Config{Name: o.clusterName, Node: node, Listen: o.clusterListen,
-			Routes: append([]string(nil), o.routes...), NATSURL: o.natsURL, Logger: log}
+			Routes: append([]string(nil), o.routes...), NATSURL: o.natsURL, DirectListen: o.clusterDirect, Logger: log}
 		if err := o.clusterSecurity.apply(&ccfg); err != nil {
 			return cfg, nil, err
 		}
@@ -292,7 +309,7 @@ func (o *serveOptions) config(log *slog.Logger) (server.Config, *reloadable, err
 		}
 		cfg.Cluster = c // the server closes it
 		log.Info("cluster", "name", o.clusterName, "node", node, "listen", c.RouteURL(), "routes", strings.Join(o.routes, ","),
-			"nats", o.natsURL, "security", o.clusterSecurity.describe())
+			"nats", o.natsURL, "direct", o.clusterDirect, "security", o.clusterSecurity.describe())
 	}
 	if o.tokens != "" {
 		// The server logs each refusal, rate-limited, with its remote

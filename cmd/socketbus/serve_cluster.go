@@ -23,17 +23,22 @@ type clusterSecurity struct {
 }
 
 func (s *clusterSecurity) addFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&s.user, "cluster-user", "", "routes between nodes: the `user` a route from another node must give, and that this node gives (with --cluster-password; with --nats, the NATS user)")
+	fs.StringVar(&s.user, "cluster-user", "", "routes between nodes: the `user` a route from another node must give, and that this node gives (with --cluster-password; with --nats, the NATS user); with --cluster-direct, with the password, the key of the direct connections' hello")
 	fs.StringVar(&s.password, "cluster-password", "", "routes between nodes: the `password` that goes with --cluster-user (prefer the environment variable: ps shows flags)")
-	fs.StringVar(&s.tlsCert, "cluster-tls-cert", "", "routes between nodes speak TLS with the certificate in PEM `file`, both ways (with --cluster-tls-key; with --nats, the client certificate)")
+	fs.StringVar(&s.tlsCert, "cluster-tls-cert", "", "routes between nodes speak TLS with the certificate in PEM `file`, both ways (with --cluster-tls-key; with --nats, the client certificate), and so do direct connections (--cluster-direct)")
 	fs.StringVar(&s.tlsKey, "cluster-tls-key", "", "the private key of --cluster-tls-cert, a PEM `file`")
 	fs.StringVar(&s.tlsCA, "cluster-tls-ca", "", "trust only the CA certificates in PEM `file` for routes, and require every other node to present a certificate they signed (mutual TLS; with --nats, the NATS servers' CA)")
 }
 
-// check refuses flags that go only in pairs, or only with others.
-func (s *clusterSecurity) check(external bool) error {
+// check refuses flags that go only in pairs, or only with others; direct
+// connections (--cluster-direct) need the credentials, which key their
+// hello.
+func (s *clusterSecurity) check(external, direct bool) error {
 	if (s.user == "") != (s.password == "") {
 		return usagef("--cluster-user and --cluster-password go together")
+	}
+	if direct && s.password == "" {
+		return usagef("--cluster-direct needs --cluster-user and --cluster-password: they key the direct connections' hello")
 	}
 	if (s.tlsCert == "") != (s.tlsKey == "") {
 		return usagef("--cluster-tls-cert and --cluster-tls-key go together")
@@ -46,7 +51,8 @@ func (s *clusterSecurity) check(external bool) error {
 
 // apply sets cfg's route credentials and TLS (embedded NATS) or its NATS
 // options (external), and gives the credentials to the routes this node
-// opens.
+// opens. Direct connections (cfg.DirectListen) take the same credentials
+// and TLS, in external mode too.
 func (s *clusterSecurity) apply(cfg *cluster.Config) error {
 	if cfg.NATSURL != "" {
 		if s.user != "" {
@@ -58,7 +64,13 @@ func (s *clusterSecurity) apply(cfg *cluster.Config) error {
 		if s.tlsCA != "" {
 			cfg.NATSOptions = append(cfg.NATSOptions, nats.RootCAs(s.tlsCA))
 		}
-		return nil
+		if cfg.DirectListen == "" {
+			return nil
+		}
+		// Direct connections between nodes: the same credentials key
+		// their hello, and the same certificate and CA make their TLS.
+		cfg.RouteUser, cfg.RoutePassword = s.user, s.password
+		return s.routeTLS(cfg)
 	}
 	cfg.RouteUser, cfg.RoutePassword = s.user, s.password
 	if s.user != "" {
@@ -73,6 +85,12 @@ func (s *clusterSecurity) apply(cfg *cluster.Config) error {
 			}
 		}
 	}
+	return s.routeTLS(cfg)
+}
+
+// routeTLS sets cfg.RouteTLS from the certificate, key and CA flags, if
+// there is a certificate: for the routes and the direct connections.
+func (s *clusterSecurity) routeTLS(cfg *cluster.Config) error {
 	if s.tlsCert == "" {
 		return nil
 	}

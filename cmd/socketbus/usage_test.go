@@ -24,6 +24,9 @@ func TestUsageMistakesExitTwo(t *testing.T) {
 		{[]string{"send", "--channel", "x", "--data", "y", "--json"}, "--json needs --all or --publish"},
 		{[]string{"serve", "--cluster-name", "b", "--routes", "bad"}, `--routes "bad"`},
 		{[]string{"serve", "--cluster-name", "b", "--cluster-listen", "nowhere"}, `--cluster-listen "nowhere"`},
+		{[]string{"serve", "--cluster-name", "b", "--cluster-direct", "nowhere"}, `--cluster-direct "nowhere"`},
+		{[]string{"serve", "--cluster-direct", "127.0.0.1:0"}, "--cluster-direct needs --cluster-name"},
+		{[]string{"serve", "--cluster-name", "b", "--cluster-direct", "127.0.0.1:0"}, "--cluster-direct needs --cluster-user and --cluster-password"},
 	} {
 		res := runCmd(t, bin, nil, "", c.args...)
 		if res.code != exitUsage || !strings.Contains(res.stderr, c.want) {
