@@ -39,6 +39,9 @@ type Client struct {
 	// push credit of one connection, from the last join's answer (0: not
 	// announced): Serve's push credit stays within it (PROTOCOL.md §7).
 	pushLimit atomic.Int64
+	// joinedWindow is the stream window the last join's answer
+	// announced, which newConn gives the connection it makes.
+	joinedWindow atomic.Int64
 
 	mu      sync.Mutex
 	sends   map[ID]*sendCall // Sends in flight, by request ID
@@ -203,13 +206,14 @@ func (c *Client) connect(ctx context.Context, addr string) (net.Conn, int64, err
 		return nil, 0, err
 	}
 	c.pushLimit.Store(settings.maxPolls)
+	c.joinedWindow.Store(int64(settings.window))
 	return nc, settings.maxMessage, nil
 }
 
 // newConn makes a joined connection, to addrs[idx], the client's current
 // one, numbered gen; the caller starts it (start).
 func (c *Client) newConn(nc net.Conn, addr string, idx int, gen uint64) *clientConn {
-	cc := &clientConn{addr: addr, addrIndex: idx, gen: gen}
+	cc := &clientConn{addr: addr, addrIndex: idx, gen: gen, window: int(c.joinedWindow.Load())}
 	cc.conn = frameconn.New(nc, frameconn.Config{
 		PingInterval: c.opts.pingInterval,
 		PingHeader:   wire.Header{ClientID: c.id, ChannelID: c.channel},
@@ -231,7 +235,15 @@ func (c *Client) start(cc *clientConn) {
 type joinSettings struct {
 	maxMessage int64 // the server's MaxMessageBytes; 0 = none
 	maxPolls   int64 // its limit on a connection's polls, held requests and push credit; 0 = not announced
+	// window is the credit a stream may hold on the connection (the
+	// server's StreamWindow, at most maxClientWindow); the protocol's
+	// implicit window when not announced.
+	window int
 }
+
+// maxClientWindow bounds the stream window a client uses, whatever the
+// server announces: what one body it reads may hold in its buffer.
+const maxClientWindow = 1 << 20
 
 // handshake sends the join frame and reads the server's answer, before the
 // connection's goroutines start.
@@ -270,6 +282,10 @@ func handshake(ctx context.Context, nc net.Conn, version uint8, clientID, channe
 		}
 		if len(payload) >= 12 {
 			settings.maxPolls = int64(binary.BigEndian.Uint32(payload[8:]))
+		}
+		settings.window = wire.StreamWindow
+		if len(payload) >= 16 {
+			settings.window = min(max(int(binary.BigEndian.Uint32(payload[12:])), wire.StreamWindow), maxClientWindow)
 		}
 		return settings, nil
 	case h.Type == wire.TypeError:

@@ -22,6 +22,10 @@ type clientConn struct {
 	addr      string
 	addrIndex int    // its place in Client.addrs
 	gen       uint64 // its number: the client's connections count from 1
+	// window is the stream window the server announced when it was
+	// joined: the credit a body read on it may hold (docs/PROTOCOL.md
+	// section 12).
+	window int
 
 	// noticed says the client has read this connection's drain notice;
 	// its reader sets it. goodbye says the client has read its goodbye:

@@ -232,7 +232,7 @@ func (c *Client) nextPushed(ctx context.Context, p *pushState) (*Request, error)
 			if !r.whole {
 				// Taking it: the body's window opens to the full size,
 				// which also tells the server it can no longer be returned.
-				_ = c.sendOn(r.cc, c.creditFrame(wire.FlagReceive, r.ID, wire.StreamWindow-wire.InitialRequestCredit))
+				_ = c.sendOn(r.cc, c.creditFrame(wire.FlagReceive, r.ID, r.body.window-wire.InitialRequestCredit))
 			}
 			return r, nil
 		}

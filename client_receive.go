@@ -176,7 +176,7 @@ func (c *Client) deliver(cc *clientConn, h *wire.Header, payload []byte) error {
 	r.window.init()
 	r.window.cc = cc
 	r.body = newInStream(c, wire.FlagReceive, r.ID)
-	r.body.cc = cc
+	r.body.setConn(cc, !(c.opts.version >= wire.Version2 && pollID == (ID{}))) // a pushed one opens when taken
 	r.Body = r.body
 	r.deadline = time.Now().Add(time.Duration(h.TimeoutMillis) * time.Millisecond)
 	if whole {

@@ -201,7 +201,8 @@ func (c *Client) sendAttempt(ctx context.Context, id ID, body io.Reader, rp *rep
 	// It goes out on the current connection, and the whole call stays on
 	// it: body, credit, response (client_conn.go).
 	call.cc = c.conn.Load()
-	call.window.cc, call.resp.cc = call.cc, call.cc
+	call.window.cc = call.cc
+	call.resp.setConn(call.cc, true)
 	c.sends[call.id] = call
 	c.mu.Unlock()
 	defer func() {

@@ -46,8 +46,10 @@ func TestHardeningStalledRequester(t *testing.T) {
 	const (
 		writeTimeout = 3 * time.Second
 		heavy        = 32
-		heavySize    = 1 << 20
-		rounds       = 10
+		// Four stream windows (server.Config.StreamWindow), so that the
+		// server holds only part of each response.
+		heavySize = 4 * server.DefaultStreamWindow
+		rounds    = 10
 	)
 	srv, addr := startServer(t, server.Config{WriteTimeout: writeTimeout})
 	channel := socketbus.ChannelFromName("hard-stalled-requester")

@@ -3,6 +3,7 @@ package socketbus_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"testing"
 	"time"
 
@@ -47,8 +48,8 @@ func TestPushCreditWithinTheAnnouncedLimit(t *testing.T) {
 			break
 		}
 	}
-	if len(answer.payload) != 12 || answer.payload[11] != 4 {
-		t.Fatalf("join answer payload %x, want 12 bytes ending in the limit 4", answer.payload)
+	if len(answer.payload) != 16 || binary.BigEndian.Uint32(answer.payload[8:]) != 4 || binary.BigEndian.Uint32(answer.payload[12:]) != server.DefaultStreamWindow {
+		t.Fatalf("join answer payload %x, want 16 bytes: the limit 4 at 8, the stream window at 12", answer.payload)
 	}
 }
 

@@ -40,6 +40,7 @@ type inStream struct {
 	ended    bool
 	err      error // terminal error; reported once the buffer is drained
 	consumed int   // bytes consumed since the last grant
+	window   int   // the most it buffers: its connection's window (setConn)
 	wake     chan struct{}
 	first    [1][]byte // chunks' first backing array: a whole body costs no slice
 	reading  bool      // the consumer holds a piece of chunks[0], from next to consume
@@ -48,12 +49,28 @@ type inStream struct {
 }
 
 func newInStream(c *Client, flags wire.Flags, id ID) *inStream {
-	s := &inStream{c: c, flags: flags, id: id, nextSeq: 1, wake: make(chan struct{}, 1)}
+	s := &inStream{c: c, flags: flags, id: id, nextSeq: 1, wake: make(chan struct{}, 1), window: wire.StreamWindow}
 	s.chunks = s.first[:0]
 	return s
 }
 
 func (s *inStream) signal() { poke(s.wake) }
+
+// setConn makes cc the stream's connection, before its first frame
+// arrives, and its window cc's. When that is more than the protocol's
+// implicit window, the difference is granted with the first grant, once
+// the reader has consumed a piece (so never before the stream has
+// started); open says so. A pushed request's body opens its window when
+// it is taken instead (nextPushed).
+func (s *inStream) setConn(cc *clientConn, open bool) {
+	s.cc = cc
+	if cc.window > wire.StreamWindow {
+		s.window = cc.window
+		if open {
+			s.consumed = s.window - wire.StreamWindow
+		}
+	}
+}
 
 // push adds a chunk or end frame of the stream. It takes ownership of the
 // payload. A frame out of sequence, or more bytes than the window allows,
@@ -79,9 +96,9 @@ func (s *inStream) push(f frame.Frame) error {
 		s.signal()
 		return nil
 	}
-	if s.buffered+len(f.Payload) > wire.StreamWindow {
+	if s.buffered+len(f.Payload) > s.window {
 		f.Release()
-		return wire.Errorf(wire.CodeProtocol, "stream %x: %d bytes over the window", h.RequestID, s.buffered+len(f.Payload)-wire.StreamWindow)
+		return wire.Errorf(wire.CodeProtocol, "stream %x: %d bytes over the window", h.RequestID, s.buffered+len(f.Payload)-s.window)
 	}
 	if len(f.Payload) == 0 {
 		f.Release()
@@ -248,7 +265,7 @@ func (s *inStream) consume(n int) {
 	}
 	s.consumed += n
 	grant := 0
-	if !s.ended && s.err == nil && s.consumed >= wire.StreamWindow/2 {
+	if !s.ended && s.err == nil && s.consumed >= s.window/2 {
 		grant, s.consumed = s.consumed, 0
 	}
 	s.mu.Unlock()

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/socketbus/socketbus/internal/wire"
 )
 
 // Config configures a Server. The zero value is a working
@@ -34,6 +36,15 @@ type Config struct {
 	// server holds up to one stream window (256 KiB) of the body per
 	// member, charged to the sender's memory account. Zero means 1024.
 	MaxGatherMembers int
+
+	// StreamWindow is the most credit a stream may hold on each hop
+	// between a client and the server: what the server holds of a body
+	// for it, and what a client reading a body may grant. The join's
+	// acknowledgement announces it (docs/PROTOCOL.md sections 7 and 12).
+	// Zero means DefaultStreamWindow; it is at least the protocol's
+	// implicit window (wire's 256 KiB) and at most a 32nd of MaxMemory,
+	// so that a connection's share of the budget holds two windows.
+	StreamWindow int
 
 	// MaxChannelQueueBytes caps the request-body bytes the server accepts
 	// for requests queued on one channel before a receiver takes them.
@@ -150,6 +161,7 @@ const (
 	DefaultMaxMemory            = 1 << 30
 	DefaultMaxHeaderBytes       = 16 << 10
 	DefaultMaxGatherMembers     = 1024
+	DefaultStreamWindow         = 1 << 20
 )
 
 // MaxHeaderBytesLimit is the largest MaxHeaderBytes: the largest header
@@ -181,6 +193,8 @@ func (cfg Config) withDefaults() Config {
 	orDefault(&cfg.MaxGatherMembers, DefaultMaxGatherMembers)
 	cfg.MaxHeaderBytes = min(cfg.MaxHeaderBytes, MaxHeaderBytesLimit)
 	cfg.MaxMemory = max(cfg.MaxMemory, MinMaxMemory)
+	orDefault(&cfg.StreamWindow, DefaultStreamWindow)
+	cfg.StreamWindow = max(min(cfg.StreamWindow, int(cfg.MaxMemory/32)), wire.StreamWindow)
 	return cfg
 }
 

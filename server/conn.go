@@ -243,12 +243,13 @@ func (c *serverConn) handshake() (*wire.Header, error) {
 	c.member = m
 	s.mu.Unlock()
 	// The acknowledgement carries the server's settings: its body limit,
-	// and its limit on a connection's polls, held requests and push
-	// credit (docs/PROTOCOL.md section 7).
+	// its limit on a connection's polls, held requests and push credit,
+	// and its stream window (docs/PROTOCOL.md section 7).
 	ack := wire.Header{Version: h.Version, Type: wire.TypeStart, Flags: wire.FlagJoin, RequestID: h.RequestID,
 		ClientID: h.ClientID, ChannelID: h.ChannelID, Final: true}
-	settings := binary.BigEndian.AppendUint64(frame.GetBuffer(12)[:0], uint64(max(s.cfg.MaxMessageBytes, 0)))
+	settings := binary.BigEndian.AppendUint64(frame.GetBuffer(16)[:0], uint64(max(s.cfg.MaxMessageBytes, 0)))
 	settings = binary.BigEndian.AppendUint32(settings, uint32(min(max(s.cfg.MaxInFlightPerClient, 0), 1<<31)))
+	settings = binary.BigEndian.AppendUint32(settings, uint32(s.cfg.StreamWindow))
 	conn.Enqueue(frame.Frame{Header: ack, Payload: settings, Pooled: true})
 	if name != "" {
 		s.names.hold(h.ChannelID, name)

@@ -71,6 +71,7 @@ func New(cfg Config) *Server {
 		MaxMessageBytes:             cfg.MaxMessageBytes,
 		MaxHeaderBytes:              cfg.MaxHeaderBytes,
 		MaxGatherMembers:            cfg.MaxGatherMembers,
+		Window:                      cfg.StreamWindow,
 		MaxChannelQueueBytes:        cfg.MaxChannelQueueBytes,
 		MaxInFlightPerClient:        cfg.MaxInFlightPerClient,
 		MaxQueuedRequestsPerChannel: cfg.MaxQueuedRequestsPerChannel,

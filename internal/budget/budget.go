@@ -122,6 +122,20 @@ func (x *Account) tryAdd(n, limit int64) bool {
 	}
 }
 
+// HalfFree reports whether every level up to the root has at least half
+// of its limit free (a level without a limit counts as free): room for
+// memory a stream could do without, such as a window beyond the
+// protocol's implicit one, that leaves as much again for what must not be
+// refused.
+func (a *Account) HalfFree() bool {
+	for x := a; x != nil; x = x.parent {
+		if x.limit > 0 && x.used.Load() > x.limit/2 {
+			return false
+		}
+	}
+	return true
+}
+
 // Charge charges n bytes whatever the limits.
 func (a *Account) Charge(n int64) {
 	if a == nil || n <= 0 {

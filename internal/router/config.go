@@ -17,7 +17,7 @@ type Config struct {
 	MaxQueuedRequestsPerChannel int           // 0 = no limit
 	MaxInFlightPerClient        int           // requests a client may have open as sender; 0 = no limit
 	MaxPollsPerClient           int           // Receive calls a client may have waiting, plus requests it holds; 0 = no limit
-	Window                      int           // per-stream window; 0 = wire.StreamWindow
+	Window                      int           // the most credit per stream on a connection's hop; 0 = wire.StreamWindow (implicit credit is always wire.StreamWindow)
 	MaxHeaderBytes              int           // largest header block (v3); 0 = DefaultMaxHeaderBytes, at most wire.MaxHeaderBlock
 	MaxGatherMembers            int           // members one gather or publish may reach; 0 = GatherMembers
 

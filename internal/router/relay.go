@@ -29,7 +29,7 @@ func (ch *channel) assignLocked(req *request, m *Member, pollID wire.ID) {
 	m.held[req.id] = req
 	m.received++
 	rl := &req.body
-	rl.downCredit = ch.r.cfg.Window
+	rl.downCredit = wire.StreamWindow // implicit (docs/PROTOCOL.md section 12)
 	if req.state == reqPushed {
 		// A pushed request's implicit credit is its sender's, 16 KiB: the
 		// server keeps a copy of what it forwards until the receiver takes
@@ -174,7 +174,17 @@ func (ch *channel) grantAmountLocked(req *request, response, hold bool) int {
 	if rl.ended || req.state == reqEnded {
 		return 0
 	}
-	window := req.payer(response).window() // the upstream's
+	payer := req.payer(response)
+	window := payer.window() // the upstream's
+	if initial := payer.initialCredit(); window > initial && !payer.acct.HalfFree() {
+		// A window beyond the implicit one is for when memory is
+		// plentiful: past half of any of the payer's accounts, streams
+		// grow no further than the protocol's, and new requests still
+		// find room (TestCrossNodeMemoryBudget: 16 streams of 2 MiB on
+		// one channel's 8 MiB share were refused at their start with
+		// 1 MiB windows).
+		window = initial
+	}
 	if !response && req.sender.remote == 0 {
 		// A request body's window grows with what it has carried, to
 		// twice its bytes so far (slow start): a body that has sent 16 KiB
@@ -192,8 +202,15 @@ func (ch *channel) grantAmountLocked(req *request, response, hold bool) int {
 	// under its initial credit never costs a grant; a larger one waits
 	// one round trip, once, for its first.
 	low := window / 2
-	if !response && !rl.granted {
+	switch {
+	case !response && !rl.granted:
 		low = 0
+	case !rl.granted:
+		// A response's first grant comes once half its implicit credit
+		// is used, as with a window of that size: a window larger than
+		// it (server.Config.StreamWindow) costs a short response no
+		// grant, and opens for a long one at that mark.
+		low = min(low, req.payer(response).initialCredit()/2)
 	}
 	if rl.upOutstanding > low {
 		return 0

@@ -79,9 +79,20 @@ const remoteWindowFactor = 4
 // charged to the memory budget as any window is.
 func (m *Member) window() int {
 	if m.remote != 0 {
-		return remoteWindowFactor * m.r.cfg.Window
+		return remoteWindowFactor * wire.StreamWindow
 	}
 	return m.r.cfg.Window
+}
+
+// initialCredit is the credit a stream has on the hop between m and the
+// router before any grant: the protocol's implicit window for a
+// connection (which may grant up to window() in all, once the server has
+// announced it), all of the window for a remote member.
+func (m *Member) initialCredit() int {
+	if m.remote != 0 {
+		return remoteWindowFactor * wire.StreamWindow
+	}
+	return wire.StreamWindow
 }
 
 // countsAsPeer reports whether m is a peer to the channel's senders.

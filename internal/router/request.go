@@ -249,10 +249,10 @@ func (m *Member) handleResponseLocked(f *frame.Frame) error {
 		ch.takeLocked(req)
 		req.to(reqResponding)
 		req.resp.nextSeq, req.resp.downSeq = 1, 1
-		req.resp.upOutstanding = m.window()
-		req.resp.downCredit = req.sender.window()
+		req.resp.upOutstanding = m.initialCredit()
+		req.resp.downCredit = req.sender.initialCredit()
 		if req.gather != nil {
-			req.resp.downCredit = ch.r.cfg.Window // a reply's window, whoever its sender (24.5)
+			req.resp.downCredit = wire.StreamWindow // a reply's window, whoever its sender (24.5)
 		}
 		// A version-1 response's window is implicit: the receiver may send
 		// it all without asking. It is charged whether or not the budget

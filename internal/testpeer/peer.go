@@ -42,6 +42,9 @@ type Conn struct {
 	ID      uuid.UUID // the client ID the headers carry
 	Channel uuid.UUID // the channel the headers carry, once joined
 	Version uint8     // the protocol version the headers carry: wire.Version unless a test sets it
+	// Settings is the payload of the join's acknowledgement, once
+	// joined (docs/PROTOCOL.md section 7).
+	Settings []byte
 }
 
 // ioTimeout bounds every read and write, so that a broken test fails
@@ -140,6 +143,7 @@ func (r *Conn) JoinChannel(channel uuid.UUID, token []byte) error {
 	if h.Type != wire.TypeStart || h.Flags != wire.FlagJoin || h.RequestID != join.RequestID || h.Version != r.Version {
 		return fmt.Errorf("join answer: got %v, want a version %d join acknowledgement for %x", h, r.Version, join.RequestID[:4])
 	}
+	r.Settings = p
 	return nil
 }
 
