@@ -102,6 +102,7 @@ type directConn struct {
 	conn net.Conn
 	raw  net.Conn
 	br   *bufio.Reader
+	rbuf []byte // a frame message's prefix (readMessage); the reader's
 	// dirty: queued to in the current batch, its writer not woken yet
 	// (the outbox's goroutine only).
 	dirty bool

@@ -5,6 +5,9 @@ import (
 	"io"
 	"strconv"
 	"time"
+
+	"github.com/socketbus/socketbus/internal/frame"
+	"github.com/socketbus/socketbus/internal/wire"
 )
 
 // The reader of a direct connection. The far node sends on every link at
@@ -45,20 +48,19 @@ func (d *directConn) read() {
 			d.drop("a message of " + strconv.FormatUint(uint64(size), 10) + " bytes, past the bounds")
 			return
 		}
-		// A buffer for this message alone, as nats.go makes: the router
-		// may keep a large chunk in it (parseFrame).
-		buf := make([]byte, size)
-		if _, err := io.ReadFull(d.br, buf); err != nil {
+		buf, payload, err := d.readMessage(int(size))
+		if err != nil {
 			d.readFailed(err)
 			return
 		}
 		if first {
 			if !d.awaitReady(d.c.directReadyWait()) {
+				frame.PutBuffer(payload)
 				return
 			}
 			first = false
 		}
-		d.c.handleLink(d.n.name, d, buf)
+		d.c.handleLinkPayload(d.n.name, d, buf, payload)
 	}
 }
 
@@ -91,4 +93,43 @@ func (d *directConn) readFailed(err error) {
 // three heartbeats, at least a second, at most deadAfter.
 func (c *Cluster) directReadyWait() time.Duration {
 	return min(c.deadAfter(), max(3*c.cfg.Heartbeat, time.Second))
+}
+
+// framePrefix is a frame message up to its payload: the envelope, the
+// role and the frame's header.
+const framePrefix = envelopeSize + 1 + wire.HeaderSize
+
+// readMessage reads a message of size bytes. A frame message's payload
+// is read into a pooled buffer of its own (payload), which the router
+// owns from then on as it owns a frame read from a client's socket, and
+// prefix, d's to reuse, holds the rest: the frame's header is parsed
+// from it before the next read. Any other message is read whole into a
+// buffer of its own, which its handler may keep.
+func (d *directConn) readMessage(size int) (prefix, payload []byte, err error) {
+	head := min(size, framePrefix)
+	if cap(d.rbuf) < head {
+		d.rbuf = make([]byte, framePrefix)
+	}
+	prefix = d.rbuf[:head]
+	if _, err := io.ReadFull(d.br, prefix); err != nil {
+		return nil, nil, err
+	}
+	rest := size - head
+	if prefix[0] == kindFrame && rest == 0 {
+		return prefix, nil, nil // a frame without payload: nothing of it is kept
+	}
+	if prefix[0] != kindFrame || head < framePrefix || rest > wire.MaxFramePayload {
+		whole := make([]byte, size)
+		copy(whole, prefix)
+		if _, err := io.ReadFull(d.br, whole[head:]); err != nil {
+			return nil, nil, err
+		}
+		return whole, nil, nil
+	}
+	payload = frame.GetBuffer(rest)
+	if _, err := io.ReadFull(d.br, payload); err != nil {
+		frame.PutBuffer(payload)
+		return nil, nil, err
+	}
+	return prefix, payload, nil
 }

@@ -157,7 +157,7 @@ func (d *directConn) writeLoop() {
 				d.drop("write: " + err.Error())
 				return
 			}
-			if cap(buf) > directWriteBuffer {
+			if cap(buf) > directKeepBuffer {
 				buf = nil // a burst's buffer is not kept
 			}
 		}
@@ -228,3 +228,5 @@ func (d *directConn) closeWrite() {
 	}
 	d.close()
 }
+
+const directKeepBuffer = 1 << 20

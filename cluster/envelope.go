@@ -98,6 +98,23 @@ func parseEnvelope(data []byte) (kind byte, seq uint64, body []byte, err error) 
 // read from a socket, so a copy here would be one more of the 64 KiB
 // copies a chunk costs between nodes.
 func parseFrame(body []byte) (role byte, f frame.Frame, err error) {
+	return parseFramePayload(body, nil)
+}
+
+// parseFramePayload is parseFrame for a message whose payload, when not
+// nil, came in a pooled buffer of its own: the frame takes it (Pooled),
+// or it is released on an error.
+func parseFramePayload(body, pooled []byte) (role byte, f frame.Frame, err error) {
+	if pooled != nil {
+		defer func() {
+			if err != nil {
+				frame.PutBuffer(pooled)
+			}
+		}()
+		if len(body) != 1+wire.HeaderSize {
+			return 0, f, errShort
+		}
+	}
 	if len(body) < 1+wire.HeaderSize {
 		return 0, f, errShort
 	}
@@ -107,11 +124,17 @@ func parseFrame(body []byte) (role byte, f frame.Frame, err error) {
 		return 0, f, fmt.Errorf("cluster: frame header: %w", err)
 	}
 	payload := body[1+wire.HeaderSize:]
+	if pooled != nil {
+		payload = pooled
+	}
 	if int(h.Length) != len(payload) {
 		return 0, f, fmt.Errorf("cluster: frame of %d bytes says %d", len(payload), h.Length)
 	}
 	f.Header = h
-	if len(payload) > 0 {
+	switch {
+	case pooled != nil:
+		f.Payload, f.Pooled = pooled, true
+	case len(payload) > 0:
 		f.Payload = payload[:len(payload):len(payload)]
 	}
 	return role, f, nil

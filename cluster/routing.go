@@ -509,6 +509,21 @@ func (c *Cluster) onMessage(msg *nats.Msg) {
 // handleLink handles one message from node from: from NATS (via nil) or
 // read from the direct connection via.
 func (c *Cluster) handleLink(from string, via *directConn, data []byte) {
+	c.handleLinkPayload(from, via, data, nil)
+}
+
+// handleLinkPayload is handleLink for a frame message whose payload, when
+// not nil, was read into a pooled buffer of its own (direct_reader.go):
+// the router owns it from then on, and it is released here when the
+// message goes no further.
+func (c *Cluster) handleLinkPayload(from string, via *directConn, data, payload []byte) {
+	if payload != nil {
+		defer func() {
+			if payload != nil {
+				frame.PutBuffer(payload)
+			}
+		}()
+	}
 	kind, seq, body, err := parseEnvelope(data)
 	if err != nil || from == c.cfg.Node {
 		return
@@ -574,7 +589,8 @@ func (c *Cluster) handleLink(from string, via *directConn, data []byte) {
 	n.inSeq = seq + 1
 	switch kind {
 	case kindFrame:
-		c.handleFrameLocked(n, body)
+		c.handleFrameLocked(n, body, payload)
+		payload = nil // the frame's now
 	case kindPing:
 		role, f, err := parseFrame(body)
 		if err == nil {
@@ -641,8 +657,8 @@ func (c *Cluster) resetLinkLocked(n *peerNode, why string) {
 
 // handleFrameLocked hands a frame from n's router to the remote member it
 // is for.
-func (c *Cluster) handleFrameLocked(n *peerNode, body []byte) {
-	role, f, err := parseFrame(body)
+func (c *Cluster) handleFrameLocked(n *peerNode, body, payload []byte) {
+	role, f, err := parseFramePayload(body, payload)
 	if err != nil {
 		c.resetLinkLocked(n, err.Error())
 		return
