@@ -228,5 +228,3 @@ func (d *directConn) closeWrite() {
 	}
 	d.close()
 }
-
-const directKeepBuffer = 1 << 20
