@@ -164,6 +164,11 @@ const (
 	DefaultStreamWindow         = 1 << 20
 )
 
+// MinStreamWindow is the smallest StreamWindow: the protocol's implicit
+// credit per stream and hop, which every client may use without a grant
+// (docs/PROTOCOL.md section 12).
+const MinStreamWindow = wire.StreamWindow
+
 // MaxHeaderBytesLimit is the largest MaxHeaderBytes: the largest header
 // block one frame can carry (docs/PROTOCOL.md section 23.1).
 const MaxHeaderBytesLimit = 32 << 10
@@ -194,7 +199,7 @@ func (cfg Config) withDefaults() Config {
 	cfg.MaxHeaderBytes = min(cfg.MaxHeaderBytes, MaxHeaderBytesLimit)
 	cfg.MaxMemory = max(cfg.MaxMemory, MinMaxMemory)
 	orDefault(&cfg.StreamWindow, DefaultStreamWindow)
-	cfg.StreamWindow = max(min(cfg.StreamWindow, int(cfg.MaxMemory/32)), wire.StreamWindow)
+	cfg.StreamWindow = max(min(cfg.StreamWindow, int(cfg.MaxMemory/32)), MinStreamWindow)
 	return cfg
 }
 

@@ -48,6 +48,7 @@ type serveOptions struct {
 	maxHeaderBytes              byteSize
 	maxChannelQueueBytes        byteSize
 	maxMemory                   byteSize
+	streamWindow                byteSize
 	clusterName, node           string
 	clusterListen, natsURL      string
 	clusterDirect               string // --cluster-direct: where to take direct connections from other nodes
@@ -167,8 +168,10 @@ channel not in the file admits no one.`,
 	fs.DurationVar(&o.defaultTimeout, "default-timeout", server.DefaultRequestTimeout, "timeout of requests sent without one")
 	fs.Var(&o.maxMessageBytes, "max-message-bytes", "largest request or response body (0: no limit)")
 	o.maxHeaderBytes = server.DefaultMaxHeaderBytes
+	o.streamWindow = server.DefaultStreamWindow
 	fs.Var(&o.maxHeaderBytes, "max-header-bytes", "largest header block of a request, response or failure (protocol v3; at most 32KiB)")
 	fs.Var(&o.maxChannelQueueBytes, "max-channel-queue-bytes", "request-body bytes held for one channel's queued requests before senders wait")
+	fs.Var(&o.streamWindow, "stream-window", "most bytes of one body in flight on each hop between a client and the server (announced to clients; at least 256KiB, at most --max-memory/32)")
 	fs.Var(&o.maxMemory, "max-memory", "memory the server may hold for frames, all connections together; also sets the Go runtime's soft memory limit to this plus 64MiB unless GOMEMLIMIT is set")
 	fs.StringVar(&o.clusterName, "cluster-name", "", "join the bus of this `name`: nodes with the same name form one bus through NATS (off when empty)")
 	fs.StringVar(&o.node, "node", "", "this node's `name`, unique in the bus (default: the host name and --addr's port)")
@@ -256,6 +259,9 @@ func (o *serveOptions) config(log *slog.Logger) (server.Config, *reloadable, err
 	if o.maxHeaderBytes > server.MaxHeaderBytesLimit {
 		return server.Config{}, nil, usagef("--max-header-bytes %s: at most %s", formatBytes(int64(o.maxHeaderBytes)), formatBytes(server.MaxHeaderBytesLimit))
 	}
+	if o.streamWindow < server.MinStreamWindow {
+		return server.Config{}, nil, usagef("--stream-window %s: the smallest window is %s", formatBytes(int64(o.streamWindow)), formatBytes(server.MinStreamWindow))
+	}
 	if o.maxMemory != 0 && o.maxMemory < minMaxMemory {
 		return server.Config{}, nil, usagef("--max-memory %s: the smallest budget is %s", formatBytes(int64(o.maxMemory)), formatBytes(minMaxMemory))
 	}
@@ -273,6 +279,7 @@ func (o *serveOptions) config(log *slog.Logger) (server.Config, *reloadable, err
 		MaxQueuedRequestsPerChannel: o.maxQueuedRequestsPerChannel,
 		MaxGatherMembers:            o.maxGatherMembers,
 		MaxMemory:                   int64(o.maxMemory),
+		StreamWindow:                int(o.streamWindow),
 		WebSocketOrigins:            o.wsOrigins,
 		Logger:                      log,
 	}

@@ -19,6 +19,7 @@ func TestUsageMistakesExitTwo(t *testing.T) {
 		{[]string{"serve", "--addr", "bad:port:x"}, `--addr "bad:port:x"`},
 		{[]string{"serve", "--max-memory", "100"}, "the smallest budget is 8 MiB"},
 		{[]string{"serve", "--max-gather-members", "-1"}, "--max-gather-members cannot be negative"},
+		{[]string{"serve", "--stream-window", "64KiB"}, "--stream-window 64 KiB: the smallest window is 256 KiB"},
 		{[]string{"send", "--channel", "x", "--data", "y", "--all", "--publish"}, "[all publish] were all set"},
 		{[]string{"send", "--channel", "x", "--data", "y", "--all", "--out", "f"}, "--out does not go with --all"},
 		{[]string{"send", "--channel", "x", "--data", "y", "--json"}, "--json needs --all or --publish"},
