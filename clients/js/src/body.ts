@@ -5,9 +5,6 @@
 import { SocketbusError } from './errors.js';
 import { maxFramePayload, streamWindow } from './wire.js';
 
-/** The reader of a body grants once it has consumed half a window. */
-const grantThreshold = streamWindow / 2;
-
 /**
  * InboundBody is a body arriving in frames. The stream pulls one chunk at a
  * time, so what is counted as consumed is what the application has read;
@@ -22,14 +19,22 @@ export class InboundBody {
   private consumed = 0;
   private credit: number;
   private discarding = false;
+  /** The reader grants once it has consumed half the window. */
+  private readonly threshold: number;
 
   /**
    * credit is the peer's implicit credit (bytes it may send before a
    * grant); grant sends a credit frame; onCancel runs when the reader
-   * cancels the stream.
+   * cancels the stream. window is the connection's announced window: when
+   * it is larger than the implicit credit, the difference goes with the
+   * first grant, once the reader has consumed a piece (open; a pushed
+   * request opens its window when taken instead).
    */
-  constructor(credit: number, private readonly grant: (n: number) => void, onCancel?: (reason: unknown) => void) {
+  constructor(credit: number, private readonly grant: (n: number) => void, onCancel?: (reason: unknown) => void,
+    window = streamWindow, open = false) {
     this.credit = credit;
+    this.threshold = window / 2;
+    if (open && window > credit) this.consumed = window - credit;
     this.stream = new ReadableStream<Uint8Array>({
       pull: (controller) => this.pull(controller),
       cancel: (reason) => {
@@ -96,7 +101,7 @@ export class InboundBody {
 
   private consumedBytes(n: number): void {
     this.consumed += n;
-    if (this.consumed >= grantThreshold && !this.ended) {
+    if (this.consumed >= this.threshold && !this.ended) {
       const g = this.consumed;
       this.consumed = 0;
       this.credit += g;

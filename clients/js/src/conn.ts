@@ -6,7 +6,7 @@ import { SocketbusError } from './errors.js';
 import type { Transport } from './transport.js';
 import {
   FlagJoin, FlagPing, TypeEnd, TypeError, TypeStart, WireError, codeNames, decodeHeader, encodeHeader, errorPayload, frameBytes,
-  headerSize, isDrainPing, parseErrorVersion, errorPayload3, version3, zeroId, type Header,
+  headerSize, isDrainPing, maxClientWindow, parseErrorVersion, errorPayload3, streamWindow, version3, zeroId, type Header,
 } from './wire.js';
 
 /** Keepalive: check every half interval; ping after one silent interval; close after two. */
@@ -28,6 +28,8 @@ export class Conn {
   readonly version = version3;
   /** maxMessageBytes is the server's body limit (0: none), from the join's acknowledgement. */
   maxMessageBytes = 0;
+  /** window is the stream window the join's acknowledgement announced, within maxClientWindow (section 12). */
+  window = streamWindow;
   closed = false;
   /** drained is set once the server's drain ping arrived (section 17). */
   drained = false;
@@ -69,6 +71,10 @@ export class Conn {
           if (payload.length >= 8) {
             const dv = new DataView(payload.buffer, payload.byteOffset, 8);
             c.maxMessageBytes = dv.getUint32(0) * 2 ** 32 + dv.getUint32(4);
+          }
+          if (payload.length >= 16) {
+            const w = new DataView(payload.buffer, payload.byteOffset + 12, 4).getUint32(0);
+            c.window = Math.min(Math.max(w, streamWindow), maxClientWindow);
           }
           c.handler = () => {};
           c.onLost = () => {};

@@ -8,7 +8,7 @@ import { SocketbusError } from './errors.js';
 import { formatUUID, idKey } from './uuid.js';
 import {
   CodeRemote, FlagCredit, FlagReceive, FlagResponse, TypeChunk, TypeEnd, TypeError, TypeStart, WireError,
-  checkAppCode, creditPayload, maxWholeResponse, noHeaders, parseCredit, pushedCredit, streamWindow, takeGrant, type Header,
+  checkAppCode, creditPayload, maxWholeResponse, noHeaders, parseCredit, pushedCredit, streamWindow, type Header,
 } from './wire.js';
 import { serverError } from './outgoing.js';
 import { encodeFields, toHeaders } from './headers.js';
@@ -48,8 +48,10 @@ export class InRequest implements IncomingRequest {
     } else {
       // A pushed request: 16 KiB of implicit credit; taking it grants the
       // rest of a window.
+      const takeGrant = conn.window - pushedCredit;
       this.in = new InboundBody(pushedCredit,
-        (n) => { if (!this.finished && !conn.closed) conn.frame(conn.header(TypeChunk, FlagReceive | FlagCredit, rid), creditPayload(n)); });
+        (n) => { if (!this.finished && !conn.closed) conn.frame(conn.header(TypeChunk, FlagReceive | FlagCredit, rid), creditPayload(n)); },
+        undefined, conn.window);
       this.body = this.in.stream;
       this.in.granted(takeGrant);
       conn.frame(conn.header(TypeChunk, FlagReceive | FlagCredit, rid), creditPayload(takeGrant));

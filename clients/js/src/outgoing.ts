@@ -130,7 +130,7 @@ export class OutCall {
         this.resp = new InboundBody(streamWindow,
           (n) => { if (!this.done && !conn.closed) conn.frame(conn.header(TypeChunk, FlagResponse | FlagCredit, this.id), creditPayload(n)); },
           () => this.fail(new SocketbusError('cancelled', 'socketbus: cancelled: the response body was cancelled'),
-            CodeCancelled, 'the sender cancelled the request'));
+            CodeCancelled, 'the sender cancelled the request'), conn.window, true);
         if (end !== payload.length) throw new WireError(1, 'a response start with bytes after its header block');
         this.resolve({ headers, from, body: this.resp.stream });
         return;

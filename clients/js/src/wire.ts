@@ -10,16 +10,17 @@ export const version1 = 1;
 export const version2 = 2;
 /** Version 3 (docs/PROTOCOL.md section 23): headers, application error codes. The client joins with it. */
 export const version3 = 3;
-/** Per-stream window on every hop. */
+/** Per-stream implicit credit on every hop, and the window of a server that announces none. */
 export const streamWindow = 256 << 10;
+/** The most of one body this client lets a server send ahead, whatever window it announces (section 12). */
+export const maxClientWindow = 1 << 20;
 /** Credit a request body has from its start, on the first hop. */
 export const initialRequestCredit = 16 << 10;
 /** The largest whole request and whole response (section 20.1). */
 export const maxWholeRequest = initialRequestCredit;
 export const maxWholeResponse = maxFramePayload;
-/** A pushed request's implicit body credit, and the grant that takes it. */
+/** A pushed request's implicit body credit; taking it grants the rest of the connection's window. */
 export const pushedCredit = 16 << 10;
-export const takeGrant = streamWindow - pushedCredit;
 
 /** Frame types. */
 export const TypeStart = 1, TypeChunk = 2, TypeEnd = 3, TypeError = 4;

@@ -1,14 +1,16 @@
 // Flow control: 64 MiB each way through a slow reader. The bytes the
 // source has produced and the reader not yet consumed stay within the
 // windows on the way (the sender's credit, the server's window, the
-// receiver's window: about 800 KiB), whatever the body's size.
+// receiver's window: three stream windows, about 800 KiB with 256 KiB
+// windows), whatever the body's size. Run with the protocol's implicit
+// window (--stream-window 256KiB) and with the default announced one
+// (1 MiB), the bound twice the three windows in each.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, channelFromName } from '../dist/index.js';
 import { startServer } from './helpers.mjs';
 
 const total = 64 << 20;
-const bound = 3 << 19; // 1.5 MiB
 
 /** source streams total bytes, counting what it produced, only as it is pulled. */
 function source(counter) {
@@ -41,9 +43,11 @@ async function slowRead(stream, counter) {
   return got;
 }
 
-test('64 MiB up and 64 MiB back through slow readers, within the windows', async () => {
-  const srv = await startServer();
-  const channel = channelFromName('js-flow');
+for (const [window, args] of [[256 << 10, ['--stream-window', '256KiB']], [1 << 20, []]]) {
+test(`64 MiB up and 64 MiB back through slow readers, within ${window >> 10} KiB windows`, async () => {
+  const bound = 2 * 3 * window; // 1.5 MiB with 256 KiB windows
+  const srv = await startServer(...args);
+  const channel = channelFromName(`js-flow-${window}`);
   const a = await connect({ servers: [srv.addr], channel });
   const b = await connect({ servers: [srv.addr], channel });
   const up = { produced: 0, consumed: 0, maxInFlight: 0 };
@@ -71,3 +75,4 @@ test('64 MiB up and 64 MiB back through slow readers, within the windows', async
   assert.ok(up.maxInFlight <= bound, `request body: ${up.maxInFlight} bytes in flight, want at most ${bound}`);
   assert.ok(down.maxInFlight <= bound, `response body: ${down.maxInFlight} bytes in flight, want at most ${bound}`);
 });
+}
