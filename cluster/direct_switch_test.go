@@ -105,17 +105,24 @@ func TestDirectAtMostOnceAcrossSwitch(t *testing.T) {
 		res := call(key, []byte(key+"|"))
 		select {
 		case <-entered:
+			cut(i)
+			release <- struct{}{}
+			r := <-res
+			ended(r)
+			if r.err != nil {
+				peerGone++
+			}
 		case r := <-res:
-			t.Fatalf("%s ended before its handler ran: %v", key, r.err)
+			// The reset that the last cut caused can reach the far node
+			// after this request has left: it ends the request there
+			// before delivery, and here with peer_gone, once (CI saw it
+			// once in the fourth session's runs). Anything else fails.
+			if !errors.Is(r.err, socketbus.ErrPeerGone) {
+				t.Fatalf("%s ended before its handler ran: %v", key, r.err)
+			}
+			peerGone++
 		case <-ctx.Done():
 			t.Fatal("the handler did not run")
-		}
-		cut(i)
-		release <- struct{}{}
-		r := <-res
-		ended(r)
-		if r.err != nil {
-			peerGone++
 		}
 
 		// The body streams when the connection is cut.
@@ -123,7 +130,7 @@ func TestDirectAtMostOnceAcrossSwitch(t *testing.T) {
 		key = fmt.Sprintf("streaming%d", i)
 		res = call(key, append([]byte(key+"|"), bytes.Repeat([]byte("s"), 4<<20)...))
 		cut(i + 1)
-		r = <-res
+		r := <-res
 		ended(r)
 		if r.err != nil {
 			peerGone++
