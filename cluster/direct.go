@@ -83,11 +83,14 @@ const (
 	// directWriteBuffer: a batch this large wakes the writer before the
 	// batch ends.
 	directWriteBuffer = 128 << 10
-	// directKeepBuffer: the writer keeps a buffer up to this size
-	// between batches, within the queue's charged base: a large body's
-	// batches, each a window's worth, regrew theirs from nothing every
-	// time (growslice was a tenth of a 16 MiB cross-node transfer's CPU).
-	directKeepBuffer = 1 << 20
+	// directBlock is the size of the blocks the write queue holds its
+	// bytes in, each written whole; directSpareBlocks of them are kept
+	// between batches, within the queue's charged base. One growing
+	// buffer was regrown and copied from nothing for every batch a large
+	// body made (growslice was a tenth of a 16 MiB cross-node transfer's
+	// CPU).
+	directBlock       = 256 << 10
+	directSpareBlocks = 4
 	// directQueueBytes is the base of a connection's write queue's bound,
 	// charged with the connection: the queue passes it only while the
 	// peer reads, each step charged (direct_writer.go). It holds the
@@ -114,10 +117,11 @@ type directConn struct {
 
 	// The write queue (direct_writer.go), guarded by wmu.
 	wmu     sync.Mutex
-	pending []byte // what waits for the writer
-	queued  int    // bytes in pending and in the writer's hands
-	bound   int    // the most queued may be now: base, and the steps charged past it
-	base    int    // the bound charged with the connection
+	pending [][]byte // what waits for the writer, in blocks of directBlock (direct_writer.go)
+	spare   [][]byte // empty blocks kept for the next batches, at most directSpareBlocks
+	queued  int      // bytes in pending and in the writer's hands
+	bound   int      // the most queued may be now: base, and the steps charged past it
+	base    int      // the bound charged with the connection
 	// writeSince is when the writer's write under way began (zero when
 	// none is): the queue does not grow past its base for a writer
 	// stuck since longer than directStall (direct_writer.go).
@@ -152,7 +156,7 @@ func (d *directConn) close() {
 		close(d.closed)
 		_ = d.raw.Close()
 		d.wmu.Lock()
-		d.wclosed, d.pending = true, nil
+		d.wclosed, d.pending, d.spare = true, nil, nil
 		n := d.n // set under wmu too: an accepted connection learns it late
 		d.wmu.Unlock()
 		d.releaseCharge()

@@ -166,7 +166,7 @@ func (c *Cluster) acceptHello(d *directConn) {
 	d.n, d.id = n, id // close may read n at any time (stopDirect)
 	d.wmu.Unlock()
 	_ = d.conn.SetDeadline(time.Time{})
-	d.enqueue(answer)
+	d.enqueue(answer, nil)
 	d.kick()
 	c.installLocked(n, d)
 	c.mu.Unlock()

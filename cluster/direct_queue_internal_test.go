@@ -31,7 +31,7 @@ func TestDirectQueueGrowsCharged(t *testing.T) {
 	msg := make([]byte, 64<<10)
 	const total = 3 << 20
 	for queued := 0; queued < total; queued += len(msg) {
-		if !d.enqueue(msg) {
+		if !d.enqueue(msg[:77], msg[77:]) {
 			t.Fatalf("enqueue refused at %d bytes queued (base %d), with a writer not stuck", queued, base)
 		}
 	}
@@ -42,16 +42,25 @@ func TestDirectQueueGrowsCharged(t *testing.T) {
 	// The writer writes the queue down (the far side reads it all): the
 	// steps past the base go back.
 	d.wmu.Lock()
-	buf := d.pending
+	blocks := d.pending
 	d.pending = nil
 	d.wmu.Unlock()
+	size := 0
+	for _, b := range blocks {
+		size += len(b)
+	}
+	if size != total {
+		t.Fatalf("the queue's blocks hold %d bytes, want %d", size, total)
+	}
 	read := make(chan error, 1)
 	go func() {
-		_, err := io.CopyN(io.Discard, far, int64(len(buf)))
+		_, err := io.CopyN(io.Discard, far, int64(size))
 		read <- err
 	}()
-	if err := d.write(buf, 10*time.Second); err != nil {
-		t.Fatalf("write: %v", err)
+	for _, b := range blocks {
+		if err := d.write(b, 10*time.Second); err != nil {
+			t.Fatalf("write: %v", err)
+		}
 	}
 	if err := <-read; err != nil {
 		t.Fatalf("read: %v", err)
@@ -66,7 +75,7 @@ func TestDirectQueueGrowsCharged(t *testing.T) {
 	d.writeSince = time.Now().Add(-2 * directStall)
 	d.wmu.Unlock()
 	filled := 0
-	for d.enqueue(msg) {
+	for d.enqueue(msg, nil) {
 		filled += len(msg)
 		if filled > base {
 			t.Fatalf("the queue grew to %d bytes past its base %d while its writer was stuck", filled, base)
@@ -75,7 +84,7 @@ func TestDirectQueueGrowsCharged(t *testing.T) {
 	d.wmu.Lock()
 	d.writeSince = time.Time{}
 	d.wmu.Unlock()
-	if d.enqueue(make([]byte, directQueueMax)) {
+	if d.enqueue(make([]byte, directQueueMax), nil) {
 		t.Fatalf("the queue grew past directQueueMax (%d)", directQueueMax)
 	}
 	d.close()

@@ -46,24 +46,53 @@ const (
 	directStall = 2 * time.Second
 )
 
-// enqueue appends msg (its length prefix included) to the write queue; it
-// never blocks. false: the connection is closed, or its queue may not grow
-// to hold msg (see above); the caller drops the connection.
-func (d *directConn) enqueue(msg []byte) bool {
+// enqueue appends a message, head then tail (its length prefix at the
+// head's start), to the write queue; it never blocks. false: the
+// connection is closed, or its queue may not grow to hold the message
+// (see above); the caller drops the connection.
+func (d *directConn) enqueue(head, tail []byte) bool {
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
 	if d.wclosed {
 		return false
 	}
-	if need := d.queued + len(msg); need > d.bound && !d.growLocked(need) {
+	if need := d.queued + len(head) + len(tail); need > d.bound && !d.growLocked(need) {
 		return false
 	}
-	d.pending = append(d.pending, msg...)
-	d.queued += len(msg)
-	if len(d.pending) >= directWriteBuffer {
+	d.queued += len(head) + len(tail)
+	d.appendLocked(head)
+	d.appendLocked(tail)
+	if n := len(d.pending); n > 1 || n == 1 && len(d.pending[0]) >= directWriteBuffer {
 		d.kick() // a large batch: the writer starts before it ends
 	}
 	return true
+}
+
+// appendLocked copies msg into the queue's blocks.
+func (d *directConn) appendLocked(msg []byte) {
+	for len(msg) > 0 {
+		last := len(d.pending) - 1
+		if last < 0 || len(d.pending[last]) == cap(d.pending[last]) {
+			d.pending = append(d.pending, d.blockLocked())
+			last++
+		}
+		b := d.pending[last]
+		n := copy(b[len(b):cap(b)], msg)
+		d.pending[last] = b[:len(b)+n]
+		msg = msg[n:]
+	}
+}
+
+// blockLocked returns an empty block for the queue: a spare one, or a new
+// one.
+func (d *directConn) blockLocked() []byte {
+	if n := len(d.spare); n > 0 {
+		b := d.spare[n-1]
+		d.spare[n-1] = nil
+		d.spare = d.spare[:n-1]
+		return b
+	}
+	return make([]byte, 0, directBlock)
 }
 
 // growLocked raises the queue's bound to hold need bytes, a step at a time
@@ -134,7 +163,7 @@ func (d *directConn) writeLoop() {
 	d.wmu.Lock()
 	d.writing = true
 	d.wmu.Unlock()
-	var buf []byte
+	var blocks [][]byte
 	for {
 		select {
 		case <-d.wake:
@@ -143,29 +172,39 @@ func (d *directConn) writeLoop() {
 		}
 		for {
 			d.wmu.Lock()
-			buf, d.pending = d.pending, buf[:0]
+			blocks, d.pending = d.pending, blocks[:0]
 			finishing := d.finishing
 			d.wmu.Unlock()
-			if len(buf) == 0 {
+			if len(blocks) == 0 {
 				if finishing {
 					d.closeWrite()
 					return
 				}
 				break
 			}
-			if err := d.write(buf, timeout); err != nil {
-				d.drop("write: " + err.Error())
-				return
-			}
-			if cap(buf) > directKeepBuffer {
-				buf = nil // a burst's buffer is not kept
+			for i, b := range blocks {
+				if err := d.write(b, timeout); err != nil {
+					d.wmu.Lock()
+					for _, rest := range blocks[i+1:] {
+						d.wroteLocked(len(rest)) // not queued any more either
+					}
+					d.wmu.Unlock()
+					d.drop("write: " + err.Error())
+					return
+				}
+				d.wmu.Lock()
+				if len(d.spare) < directSpareBlocks {
+					d.spare = append(d.spare, b[:0])
+				}
+				d.wmu.Unlock()
+				blocks[i] = nil
 			}
 		}
 	}
 }
 
-// write writes buf in chunks of directWriteChunk at most, each within
-// timeout, and accounts for each as it goes.
+// write writes buf (one block) in chunks of directWriteChunk at most,
+// each within timeout, and accounts for each as it goes.
 func (d *directConn) write(buf []byte, timeout time.Duration) error {
 	for len(buf) > 0 {
 		chunk := buf[:min(len(buf), directWriteChunk)]

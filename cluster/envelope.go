@@ -63,11 +63,16 @@ func appendEnvelope(b []byte, kind byte, seq uint64) []byte {
 }
 
 func appendFrame(b []byte, role byte, f *frame.Frame) []byte {
+	return append(appendFrameHead(b, role, f), f.Payload...)
+}
+
+// appendFrameHead appends a frame message's body up to the payload: the
+// role and the frame's header.
+func appendFrameHead(b []byte, role byte, f *frame.Frame) []byte {
 	b = append(b, role)
 	h := f.Header
 	h.Length = uint32(len(f.Payload))
-	b = wire.AppendHeader(b, &h)
-	return append(b, f.Payload...)
+	return wire.AppendHeader(b, &h)
 }
 
 func appendState(b []byte, token uint64, states []channelState) []byte {

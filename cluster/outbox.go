@@ -111,23 +111,32 @@ func (o *outbox) run() {
 				}
 				n.outSeq++
 				scratch = appendEnvelope(append(scratch[:0], 0, 0, 0, 0), m.kind, n.outSeq)
-				if m.kind == kindFrame || m.kind == kindPing || m.kind == kindPong {
-					scratch = appendFrame(scratch, m.role, &m.frame)
-				} else {
-					scratch = append(scratch, m.body...)
-				}
 				if d := n.outDirect; d != nil {
-					binary.BigEndian.PutUint32(scratch, uint32(len(scratch)-4))
+					// The message's head here, its payload straight into
+					// the connection's queue: one copy of a chunk, not two.
+					var tail []byte
+					if m.kind == kindFrame || m.kind == kindPing || m.kind == kindPong {
+						scratch = appendFrameHead(scratch, m.role, &m.frame)
+						tail = m.frame.Payload
+					} else {
+						tail = m.body
+					}
+					binary.BigEndian.PutUint32(scratch, uint32(len(scratch)-4+len(tail)))
 					if !d.dirty {
 						d.dirty = true
 						kick = append(kick, d)
 					}
-					if !d.enqueue(scratch) {
+					if !d.enqueue(scratch, tail) {
 						// Lost, and what the queue held: the far node
 						// sees the gap and resets the link.
 						d.drop("its write queue is past its bound: the peer does not keep up")
 					}
 				} else {
+					if m.kind == kindFrame || m.kind == kindPing || m.kind == kindPong {
+						scratch = appendFrame(scratch, m.role, &m.frame)
+					} else {
+						scratch = append(scratch, m.body...)
+					}
 					// A failed publish (NATS disconnected) loses the
 					// message; the far node sees the gap in the sequence
 					// and resets.
