@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/socketbus/socketbus/internal/budget"
+	"github.com/socketbus/socketbus/internal/frame"
 )
 
 // Direct connections between nodes (issue 23; opt-in with
@@ -111,6 +112,9 @@ type directConn struct {
 	raw  net.Conn
 	br   *bufio.Reader
 	rbuf []byte // a frame message's prefix (readMessage); the reader's
+	// batch collects the local connections the reader's frames were
+	// queued for, flushed once a burst is handled; the reader's.
+	batch frame.Batch
 	// dirty: queued to in the current batch, its writer not woken yet
 	// (the outbox's goroutine only).
 	dirty bool

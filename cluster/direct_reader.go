@@ -27,11 +27,18 @@ import (
 func (d *directConn) read() {
 	defer d.c.directWG.Done()
 	defer d.close()
+	defer d.batch.Flush()
 	idle := d.c.deadAfter()
 	var hdr [4]byte
 	var armed time.Time // when the read deadline was last pushed back
 	first := true
 	for {
+		if d.br.Buffered() == 0 {
+			// The burst is handled: its frames for local connections
+			// are written now, a batch per connection, on this
+			// goroutine when they are small (frameconn's inline writes).
+			d.batch.Flush()
+		}
 		// The deadline moves with the messages; pushing it back once per
 		// eighth of it, rather than per message, costs little.
 		if now := time.Now(); now.Sub(armed) > idle/8 {

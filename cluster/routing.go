@@ -589,7 +589,7 @@ func (c *Cluster) handleLinkPayload(from string, via *directConn, data, payload 
 	n.inSeq = seq + 1
 	switch kind {
 	case kindFrame:
-		c.handleFrameLocked(n, body, payload)
+		c.handleFrameLocked(n, via, body, payload)
 		payload = nil // the frame's now
 	case kindPing:
 		role, f, err := parseFrame(body)
@@ -657,7 +657,7 @@ func (c *Cluster) resetLinkLocked(n *peerNode, why string) {
 
 // handleFrameLocked hands a frame from n's router to the remote member it
 // is for.
-func (c *Cluster) handleFrameLocked(n *peerNode, body, payload []byte) {
+func (c *Cluster) handleFrameLocked(n *peerNode, via *directConn, body, payload []byte) {
 	role, f, err := parseFramePayload(body, payload)
 	if err != nil {
 		c.resetLinkLocked(n, err.Error())
@@ -695,7 +695,11 @@ func (c *Cluster) handleFrameLocked(n *peerNode, body, payload []byte) {
 		c.resetLinkLocked(n, fmt.Sprintf("frame for role %d", role))
 		return
 	}
-	if err := m.HandleRemote(f); err != nil {
+	var batch *frame.Batch
+	if via != nil {
+		batch = &via.batch // the reader flushes it (direct_reader.go)
+	}
+	if err := m.HandleRemoteIn(f, batch); err != nil {
 		// The router ended that request on both nodes; the link goes on.
 		c.warnLimitedf("refused", "cluster: a request from %s refused: %v", n.name, err)
 	}

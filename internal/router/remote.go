@@ -258,16 +258,25 @@ func (m *Member) Holding() int {
 // both nodes (endRemoteLocked), and is returned for the caller to log.
 // Nothing else crossing the link is touched: a link fault is the link's
 // (lost or malformed link messages), never one request's.
-func (m *Member) HandleRemote(f frame.Frame) error {
-	err := m.handleRemote(&f)
+func (m *Member) HandleRemote(f frame.Frame) error { return m.HandleRemoteIn(f, nil) }
+
+// HandleRemoteIn is HandleRemote for a caller that reads frames in
+// bursts, as a connection's reader does: the frames it makes for local
+// connections join batch, which the caller flushes once the burst is
+// handled (with no router or cluster lock held), rather than each
+// waking its connection's writer.
+func (m *Member) HandleRemoteIn(f frame.Frame, batch *frame.Batch) error {
+	err := m.handleRemote(&f, batch)
 	f.Release()
 	return err
 }
 
-func (m *Member) handleRemote(f *frame.Frame) error {
+func (m *Member) handleRemote(f *frame.Frame, batch *frame.Batch) error {
 	ch := m.ch
 	ch.mu.Lock()
+	ch.batch = batch
 	defer func() {
+		ch.batch = nil
 		ch.noticeLocked()
 		ch.mu.Unlock()
 	}()
