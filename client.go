@@ -39,9 +39,6 @@ type Client struct {
 	// push credit of one connection, from the last join's answer (0: not
 	// announced): Serve's push credit stays within it (PROTOCOL.md §7).
 	pushLimit atomic.Int64
-	// joinedWindow is the stream window the last join's answer
-	// announced, which newConn gives the connection it makes.
-	joinedWindow atomic.Int64
 
 	mu      sync.Mutex
 	sends   map[ID]*sendCall // Sends in flight, by request ID
@@ -120,34 +117,34 @@ func Dial(ctx context.Context, addr string, channel ID, opts ...DialOption) (*Cl
 		polls:   make(map[ID]uint64),
 		done:    make(chan struct{}),
 	}
-	nc, maxMessage, idx, err := c.connectFirst(ctx)
+	nc, settings, idx, err := c.connectFirst(ctx)
 	if err != nil {
 		return nil, err
 	}
-	c.maxMessage, c.callLimit = maxMessage, callLimitFor(maxMessage)
+	c.maxMessage, c.callLimit = settings.maxMessage, callLimitFor(settings.maxMessage)
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	c.link.init(c.addrs[idx])
 	c.link.addrIndex = idx
 	if o.onConnection != nil {
 		c.events = newEventQueue(o.onConnection, &c.wg, c.link.stop)
 	}
-	c.start(c.newConn(nc, c.addrs[idx], idx, 1))
+	c.start(c.newConn(nc, c.addrs[idx], idx, 1, settings.window))
 	return c, nil
 }
 
 // connectFirst joins the first of the client's servers that takes the
 // join, in the order of c.addrs, and says which it was.
-func (c *Client) connectFirst(ctx context.Context) (net.Conn, int64, int, error) {
+func (c *Client) connectFirst(ctx context.Context) (net.Conn, joinSettings, int, error) {
 	var errs []error
 	for i, addr := range c.addrs {
 		attempt, cancel := ctx, context.CancelFunc(func() {})
 		if dl, ok := ctx.Deadline(); ok && i < len(c.addrs)-1 {
 			attempt, cancel = context.WithTimeout(ctx, time.Until(dl)/time.Duration(len(c.addrs)-i))
 		}
-		nc, maxMessage, err := c.connect(attempt, addr)
+		nc, settings, err := c.connect(attempt, addr)
 		cancel()
 		if err == nil {
-			return nc, maxMessage, i, nil
+			return nc, settings, i, nil
 		}
 		errs = append(errs, err)
 		if ctx.Err() != nil || errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrConflict) {
@@ -155,14 +152,14 @@ func (c *Client) connectFirst(ctx context.Context) (net.Conn, int64, int, error)
 		}
 	}
 	if len(errs) == 1 {
-		return nil, 0, 0, errs[0]
+		return nil, joinSettings{}, 0, errs[0]
 	}
-	return nil, 0, 0, fmt.Errorf("socketbus: none of %d servers took the join: %w", len(c.addrs), errors.Join(errs...))
+	return nil, joinSettings{}, 0, fmt.Errorf("socketbus: none of %d servers took the join: %w", len(c.addrs), errors.Join(errs...))
 }
 
 // connect dials addr and joins, within ctx (or two ping intervals when ctx
 // has no deadline): the part of Dial a reconnect repeats.
-func (c *Client) connect(ctx context.Context, addr string) (net.Conn, int64, error) {
+func (c *Client) connect(ctx context.Context, addr string) (net.Conn, joinSettings, error) {
 	o := &c.opts
 	// Keepalive starts after the join; until then, without a deadline of
 	// the caller's, a server that accepts and says nothing is given two
@@ -179,7 +176,7 @@ func (c *Client) connect(ctx context.Context, addr string) (net.Conn, int64, err
 	}
 	nc, err := dial(ctx, "tcp", addr)
 	if err != nil {
-		return nil, 0, fmt.Errorf("socketbus: dial %s: %w", addr, err)
+		return nil, joinSettings{}, fmt.Errorf("socketbus: dial %s: %w", addr, err)
 	}
 	if o.tls != nil {
 		cfg := o.tls.Clone()
@@ -194,7 +191,7 @@ func (c *Client) connect(ctx context.Context, addr string) (net.Conn, int64, err
 		tc := tls.Client(nc, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
-			return nil, 0, fmt.Errorf("socketbus: TLS handshake with %s: %w", addr, err)
+			return nil, joinSettings{}, fmt.Errorf("socketbus: TLS handshake with %s: %w", addr, err)
 		}
 		nc = tc
 	}
@@ -203,17 +200,17 @@ func (c *Client) connect(ctx context.Context, addr string) (net.Conn, int64, err
 	if err != nil {
 		err = answer.explain(ctx, err)
 		nc.Close()
-		return nil, 0, err
+		return nil, joinSettings{}, err
 	}
 	c.pushLimit.Store(settings.maxPolls)
-	c.joinedWindow.Store(int64(settings.window))
-	return nc, settings.maxMessage, nil
+	return nc, settings, nil
 }
 
 // newConn makes a joined connection, to addrs[idx], the client's current
-// one, numbered gen; the caller starts it (start).
-func (c *Client) newConn(nc net.Conn, addr string, idx int, gen uint64) *clientConn {
-	cc := &clientConn{addr: addr, addrIndex: idx, gen: gen, window: int(c.joinedWindow.Load())}
+// one, numbered gen, whose join announced the stream window window; the
+// caller starts it (start).
+func (c *Client) newConn(nc net.Conn, addr string, idx int, gen uint64, window int) *clientConn {
+	cc := &clientConn{addr: addr, addrIndex: idx, gen: gen, window: window}
 	cc.conn = frameconn.New(nc, frameconn.Config{
 		PingInterval: c.opts.pingInterval,
 		PingHeader:   wire.Header{ClientID: c.id, ChannelID: c.channel},

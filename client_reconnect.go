@@ -288,7 +288,7 @@ func (c *Client) redial(cause error) {
 			}
 			cancel()
 		}()
-		nc, _, err := c.connect(ctx, addr)
+		nc, settings, err := c.connect(ctx, addr)
 		cancel()
 		if err != nil {
 			last = err
@@ -311,7 +311,7 @@ func (c *Client) redial(cause error) {
 		if h := hooksFor(c); h != nil && h.install != nil {
 			h.install()
 		}
-		if c.install(nc, addr, next) {
+		if c.install(nc, addr, next, settings.window) {
 			c.events.emit(ConnectionEvent{State: ConnectionRestored, Addr: addr, Attempt: dials})
 		}
 		return
@@ -322,11 +322,12 @@ func (c *Client) redial(cause error) {
 	c.finish(err)
 }
 
-// install makes nc, joined to addrs[idx], the client's current
-// connection, retiring the current one if it is still open (a move), and
-// moves the waiting Receives' polls and a Serve's push credit onto it. It
-// reports false when the client is closing, and nc is closed.
-func (c *Client) install(nc net.Conn, addr string, idx int) bool {
+// install makes nc, joined to addrs[idx] with the stream window window,
+// the client's current connection, retiring the current one if it is
+// still open (a move), and moves the waiting Receives' polls and a
+// Serve's push credit onto it. It reports false when the client is
+// closing, and nc is closed.
+func (c *Client) install(nc net.Conn, addr string, idx int, window int) bool {
 	c.mu.Lock()
 	c.link.dialing = false
 	if c.link.closing {
@@ -340,7 +341,7 @@ func (c *Client) install(nc net.Conn, addr string, idx int) bool {
 		back = c.retireLocked(old)
 	}
 	clear(c.polls) // made on the old connection, which refuses or lost them
-	cc := c.newConn(nc, addr, idx, old.gen+1)
+	cc := c.newConn(nc, addr, idx, old.gen+1, window)
 	c.link.addr, c.link.addrIndex = addr, idx
 	c.link.gen = cc.gen
 	c.link.connected, c.link.draining = true, false

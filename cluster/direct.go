@@ -111,7 +111,7 @@ type directConn struct {
 	conn net.Conn
 	raw  net.Conn
 	br   *bufio.Reader
-	rbuf []byte // a frame message's prefix (readMessage); the reader's
+	rbuf [framePrefix]byte // a frame message's prefix (readMessage); the reader's
 	// batch collects the local connections the reader's frames were
 	// queued for, flushed once a burst is handled; the reader's.
 	batch frame.Batch

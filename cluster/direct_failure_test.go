@@ -53,16 +53,8 @@ func callRetry(ctx context.Context, t *testing.T, c *socketbus.Client, what stri
 // so that only the queue's rule can drop the connection within the test's
 // time.
 func TestDirectSlowReader(t *testing.T) {
-	p := newDirectProxy(t)
-	b := startTestBus(&testBus{t: t, direct: "127.0.0.1:0", knobs: func(name string) cluster.DirectKnobs {
-		k := cluster.DirectKnobs{Queue: 1 << 20, WriteTimeout: 2 * time.Minute}
-		if name == "n2" {
-			k.Announce = p.addr()
-		}
-		return k
-	}}, 3)
+	p, b := busBehindProxy(t, 3, cluster.DirectKnobs{Queue: 1 << 20, WriteTimeout: 2 * time.Minute})
 	n1, n2, n3 := b.node(0), b.node(1), b.node(2)
-	p.setTarget(n2.c.DirectAddr())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	waitAllDirect(ctx, t, n1, n2, n3)
@@ -81,28 +73,7 @@ func TestDirectSlowReader(t *testing.T) {
 	// The requests' bodies are under way (claimed by n2, each with a
 	// window of credit) when n2 stops reading: what the windows allow
 	// is more than the sockets' buffers and n1's queue hold.
-	body := bytes.Repeat([]byte("x"), 16<<20)
-	var wg sync.WaitGroup
-	errs := make(chan error, streams)
-	for range streams {
-		wg.Go(func() {
-			got, err := slow.Call(ctx, body)
-			switch {
-			case errors.Is(err, socketbus.ErrPeerGone):
-			case err != nil:
-				errs <- err
-			case len(got) != len("echo:")+len(body):
-				errs <- errors.New("a short response")
-			}
-		})
-	}
-	for range streams {
-		select {
-		case <-entered:
-		case <-ctx.Done():
-			t.Fatal("the requests did not reach n2's handlers")
-		}
-	}
+	streamsDone := startLargeCalls(ctx, t, slow, entered, streams)
 	p.stop(up)
 	// n1's link to n3 flows while its bytes for n2 pile up, until n1
 	// drops the connection to n2.
@@ -132,11 +103,7 @@ wait:
 	}
 	t.Logf("n1 → n3: %d requests while n1's queue for n2 grew (to %d bytes seen)", calls, maxQueued)
 	p.start(up)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Errorf("a request to the slow node: %v", err)
-	}
+	streamsDone()
 	callRetry(ctx, t, slow, "after")
 	callRetry(ctx, t, fast, "after")
 }
@@ -147,16 +114,8 @@ wait:
 // within its deadline (half a second here). The link goes back to NATS,
 // and requests to n2 go on.
 func TestDirectWriteTimeout(t *testing.T) {
-	p := newDirectProxy(t)
-	b := startTestBus(&testBus{t: t, direct: "127.0.0.1:0", knobs: func(name string) cluster.DirectKnobs {
-		k := cluster.DirectKnobs{Queue: 64 << 20, WriteTimeout: 500 * time.Millisecond}
-		if name == "n2" {
-			k.Announce = p.addr()
-		}
-		return k
-	}}, 2)
+	p, b := busBehindProxy(t, 2, cluster.DirectKnobs{Queue: 64 << 20, WriteTimeout: 500 * time.Millisecond})
 	n1, n2 := b.node(0), b.node(1)
-	p.setTarget(n2.c.DirectAddr())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	waitAllDirect(ctx, t, n1, n2)
@@ -170,13 +129,44 @@ func TestDirectWriteTimeout(t *testing.T) {
 	callRetry(ctx, t, requester, "before")
 	<-entered
 
+	streamsDone := startLargeCalls(ctx, t, requester, entered, streams)
+	p.stop(up)
+	if err := n1.c.WaitDirectDown(ctx, "n2"); err != nil {
+		t.Fatalf("n1 kept its direct connection to a peer that does not read: %v", err)
+	}
+	p.start(up)
+	streamsDone()
+	callRetry(ctx, t, requester, "after")
+}
+
+// busBehindProxy starts a bus of nodes with direct connections and knobs
+// k, n2's announced behind a proxy that the test can stop.
+func busBehindProxy(t *testing.T, nodes int, k cluster.DirectKnobs) (*directProxy, *testBus) {
+	p := newDirectProxy(t)
+	b := startTestBus(&testBus{t: t, direct: "127.0.0.1:0", knobs: func(name string) cluster.DirectKnobs {
+		nk := k
+		if name == "n2" {
+			nk.Announce = p.addr()
+		}
+		return nk
+	}}, nodes)
+	p.setTarget(b.node(1).c.DirectAddr())
+	return p, b
+}
+
+// startLargeCalls makes streams calls of 16 MiB through requester and
+// returns once the handler has taken each (it sends on entered). Each
+// must end with its echo or peer_gone, which the returned function
+// waits for.
+func startLargeCalls(ctx context.Context, t *testing.T, requester *socketbus.Client, entered <-chan struct{}, streams int) (wait func()) {
+	t.Helper()
 	body := bytes.Repeat([]byte("x"), 16<<20)
 	var wg sync.WaitGroup
 	for range streams {
 		wg.Go(func() {
 			got, err := requester.Call(ctx, body)
 			if err != nil && !errors.Is(err, socketbus.ErrPeerGone) || err == nil && len(got) != len("echo:")+len(body) {
-				t.Errorf("a request to the stalled node: %d bytes, %v", len(got), err)
+				t.Errorf("a large request to the node that stops reading: %d bytes, %v", len(got), err)
 			}
 		})
 	}
@@ -187,11 +177,5 @@ func TestDirectWriteTimeout(t *testing.T) {
 			t.Fatal("the requests did not reach n2's handlers")
 		}
 	}
-	p.stop(up)
-	if err := n1.c.WaitDirectDown(ctx, "n2"); err != nil {
-		t.Fatalf("n1 kept its direct connection to a peer that does not read: %v", err)
-	}
-	p.start(up)
-	wg.Wait()
-	callRetry(ctx, t, requester, "after")
+	return wg.Wait
 }

@@ -67,7 +67,7 @@ func (d *directConn) read() {
 			}
 			first = false
 		}
-		d.c.handleLinkPayload(d.n.name, d, buf, payload)
+		d.c.handleLink(d.n.name, d, buf, payload)
 	}
 }
 
@@ -114,9 +114,6 @@ const framePrefix = envelopeSize + 1 + wire.HeaderSize
 // buffer of its own, which its handler may keep.
 func (d *directConn) readMessage(size int) (prefix, payload []byte, err error) {
 	head := min(size, framePrefix)
-	if cap(d.rbuf) < head {
-		d.rbuf = make([]byte, framePrefix)
-	}
 	prefix = d.rbuf[:head]
 	if _, err := io.ReadFull(d.br, prefix); err != nil {
 		return nil, nil, err

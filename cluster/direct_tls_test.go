@@ -1,7 +1,6 @@
 package cluster_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -27,22 +26,7 @@ func TestDirectTLS(t *testing.T) {
 		t.Fatalf("direct connections over TLS: n1 %v, n2 %v; want both", n1.c.DirectTLS("n2"), n2.c.DirectTLS("n1"))
 	}
 	serve(t, dial(t, n2, "sealed"), echo)
-	requester := dial(t, n1, "sealed")
-	direct1, nats1 := n1.c.DirectFrames()
-	direct2, nats2 := n2.c.DirectFrames()
-	body := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
-	got, err := requester.Call(ctx, body)
-	if err != nil || !bytes.Equal(got, append([]byte("echo:"), body...)) {
-		t.Fatalf("a request across TLS direct connections: %d bytes, %v", len(got), err)
-	}
-	d1, v1 := n1.c.DirectFrames()
-	d2, v2 := n2.c.DirectFrames()
-	if v1 != nats1 || v2 != nats2 {
-		t.Fatalf("frames over NATS during the request: n1 %d, n2 %d, want 0", v1-nats1, v2-nats2)
-	}
-	if d1-direct1 < 16 || d2-direct2 < 16 {
-		t.Fatalf("frames over the direct connections: n1 %d, n2 %d, want 16 or more each", d1-direct1, d2-direct2)
-	}
+	callAllDirect(ctx, t, dial(t, n1, "sealed"), n1, n2)
 }
 
 // TestDirectTLSUntrusted: n1 (the node that dials) does not trust n2's

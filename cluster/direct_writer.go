@@ -21,7 +21,7 @@ import "time"
 // half its base. What tells a peer that stopped reading from a busy one is
 // the writer, not the queue's size: the connection is dropped when the
 // queue would pass its base while one write of the writer (at most
-// directWriteChunk) has not finished for directStall — the peer has not
+// one block, directBlock) has not finished for directStall — the peer has not
 // read for that long — or when the account refuses the step, or past
 // directQueueMax (what the NATS path lets wait for one subscription,
 // pendingBytes) whatever the budget; and a write that does not finish
@@ -37,10 +37,6 @@ const (
 	// directQueueMax bounds the queue whatever the budget: the most the
 	// NATS path lets wait for one subscription (pendingBytes).
 	directQueueMax = pendingBytes
-	// directWriteChunk is the most one write of the writer carries, so
-	// that the time since the last one finished says whether the peer
-	// reads.
-	directWriteChunk = 256 << 10
 	// directStall: a queue past its base while a write has not finished
 	// for this long is a peer that stopped reading.
 	directStall = 2 * time.Second
@@ -192,43 +188,32 @@ func (d *directConn) writeLoop() {
 					d.drop("write: " + err.Error())
 					return
 				}
-				d.wmu.Lock()
-				if len(d.spare) < directSpareBlocks {
-					d.spare = append(d.spare, b[:0])
-				}
-				d.wmu.Unlock()
 				blocks[i] = nil
 			}
 		}
 	}
 }
 
-// write writes buf (one block) in chunks of directWriteChunk at most,
-// each within timeout, and accounts for each as it goes.
-func (d *directConn) write(buf []byte, timeout time.Duration) error {
-	for len(buf) > 0 {
-		chunk := buf[:min(len(buf), directWriteChunk)]
-		buf = buf[len(chunk):]
-		now := time.Now()
-		d.wmu.Lock()
-		d.writeSince = now
-		d.wmu.Unlock()
-		_ = d.conn.SetWriteDeadline(now.Add(timeout))
-		_, err := d.conn.Write(chunk)
-		d.wmu.Lock()
-		release := d.wroteLocked(len(chunk))
-		acct := d.acct
-		d.wmu.Unlock()
-		acct.Release(release)
-		if err != nil {
-			// What the rest held is not queued any more either.
-			d.wmu.Lock()
-			d.wroteLocked(len(buf))
-			d.wmu.Unlock()
-			return err
-		}
+// write writes one block of the queue within timeout, accounts for it,
+// and keeps the block for reuse when fewer than directSpareBlocks are
+// spare. A block is at most directBlock, so the time since the writer's
+// last write finished says whether the peer reads.
+func (d *directConn) write(b []byte, timeout time.Duration) error {
+	now := time.Now()
+	d.wmu.Lock()
+	d.writeSince = now
+	d.wmu.Unlock()
+	_ = d.conn.SetWriteDeadline(now.Add(timeout))
+	_, err := d.conn.Write(b)
+	d.wmu.Lock()
+	release := d.wroteLocked(len(b)) // written, or not queued any more
+	if err == nil && len(d.spare) < directSpareBlocks {
+		d.spare = append(d.spare, b[:0])
 	}
-	return nil
+	acct := d.acct
+	d.wmu.Unlock()
+	acct.Release(release)
+	return err
 }
 
 // peerName names the far node, or its address before its hello.

@@ -62,12 +62,8 @@ func appendEnvelope(b []byte, kind byte, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(b, seq)
 }
 
-func appendFrame(b []byte, role byte, f *frame.Frame) []byte {
-	return append(appendFrameHead(b, role, f), f.Payload...)
-}
-
 // appendFrameHead appends a frame message's body up to the payload: the
-// role and the frame's header.
+// role and the frame's header (the payload follows it).
 func appendFrameHead(b []byte, role byte, f *frame.Frame) []byte {
 	b = append(b, role)
 	h := f.Header

@@ -61,16 +61,21 @@ func (c *Cluster) ClaimRaces() int {
 	return c.races
 }
 
+// directToLocked returns the node's live direct connection to peer, or
+// nil; c.mu is held.
+func (c *Cluster) directToLocked(peer string) *directConn {
+	if n := c.nodes[peer]; n != nil {
+		return n.direct.Load()
+	}
+	return nil
+}
+
 // CutDirect closes the node's direct connection to peer, if any, as a
 // cut would: the link goes back to NATS until the next dial.
 func (c *Cluster) CutDirect(peer string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := c.nodes[peer]
-	if n == nil {
-		return false
-	}
-	d := n.direct.Load()
+	d := c.directToLocked(peer)
 	if d == nil {
 		return false
 	}
@@ -109,11 +114,7 @@ func (c *Cluster) DirectAddr() string { return c.directAddr }
 func (c *Cluster) DirectUp(peer string) (up bool, queued int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := c.nodes[peer]
-	if n == nil {
-		return false, 0
-	}
-	d := n.direct.Load()
+	d := c.directToLocked(peer)
 	if d == nil {
 		return false, 0
 	}
@@ -179,13 +180,11 @@ func (c *Cluster) WaitDirect(ctx context.Context, peer string) error {
 		c.mu.Lock()
 		changed := c.directChanged
 		ok := false
-		if n := c.nodes[peer]; n != nil {
-			if d := n.direct.Load(); d != nil {
-				select {
-				case <-d.ready:
-					ok = true
-				default:
-				}
+		if d := c.directToLocked(peer); d != nil {
+			select {
+			case <-d.ready:
+				ok = true
+			default:
 			}
 		}
 		c.mu.Unlock()
@@ -209,11 +208,7 @@ func (c *Cluster) OnDirectDialFailed(f func(peer string, err error)) { c.testDia
 func (c *Cluster) DirectTLS(peer string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := c.nodes[peer]
-	if n == nil {
-		return false
-	}
-	d := n.direct.Load()
+	d := c.directToLocked(peer)
 	if d == nil {
 		return false
 	}

@@ -110,17 +110,17 @@ func (o *outbox) run() {
 					}
 				}
 				n.outSeq++
+				// The message is its head, in scratch, and its tail: the
+				// frame's payload or the body, which a direct connection
+				// copies straight into its queue (one copy of a chunk,
+				// not two).
 				scratch = appendEnvelope(append(scratch[:0], 0, 0, 0, 0), m.kind, n.outSeq)
+				tail := m.body
+				if m.kind == kindFrame || m.kind == kindPing || m.kind == kindPong {
+					scratch = appendFrameHead(scratch, m.role, &m.frame)
+					tail = m.frame.Payload
+				}
 				if d := n.outDirect; d != nil {
-					// The message's head here, its payload straight into
-					// the connection's queue: one copy of a chunk, not two.
-					var tail []byte
-					if m.kind == kindFrame || m.kind == kindPing || m.kind == kindPong {
-						scratch = appendFrameHead(scratch, m.role, &m.frame)
-						tail = m.frame.Payload
-					} else {
-						tail = m.body
-					}
 					binary.BigEndian.PutUint32(scratch, uint32(len(scratch)-4+len(tail)))
 					if !d.dirty {
 						d.dirty = true
@@ -132,11 +132,7 @@ func (o *outbox) run() {
 						d.drop("its write queue is past its bound: the peer does not keep up")
 					}
 				} else {
-					if m.kind == kindFrame || m.kind == kindPing || m.kind == kindPong {
-						scratch = appendFrame(scratch, m.role, &m.frame)
-					} else {
-						scratch = append(scratch, m.body...)
-					}
+					scratch = append(scratch, tail...)
 					// A failed publish (NATS disconnected) loses the
 					// message; the far node sees the gap in the sequence
 					// and resets.

@@ -503,20 +503,15 @@ func (c *Cluster) tick() {
 // onMessage handles one message from another node. NATS calls it on one
 // goroutine for the subscription, in the order the messages came.
 func (c *Cluster) onMessage(msg *nats.Msg) {
-	c.handleLink(msg.Subject[strings.LastIndexByte(msg.Subject, '.')+1:], nil, msg.Data)
+	c.handleLink(msg.Subject[strings.LastIndexByte(msg.Subject, '.')+1:], nil, msg.Data, nil)
 }
 
 // handleLink handles one message from node from: from NATS (via nil) or
-// read from the direct connection via.
-func (c *Cluster) handleLink(from string, via *directConn, data []byte) {
-	c.handleLinkPayload(from, via, data, nil)
-}
-
-// handleLinkPayload is handleLink for a frame message whose payload, when
+// read from the direct connection via. A frame message's payload, when
 // not nil, was read into a pooled buffer of its own (direct_reader.go):
 // the router owns it from then on, and it is released here when the
 // message goes no further.
-func (c *Cluster) handleLinkPayload(from string, via *directConn, data, payload []byte) {
+func (c *Cluster) handleLink(from string, via *directConn, data, payload []byte) {
 	if payload != nil {
 		defer func() {
 			if payload != nil {

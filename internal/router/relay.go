@@ -210,7 +210,7 @@ func (ch *channel) grantAmountLocked(req *request, response, hold bool) int {
 		// is used, as with a window of that size: a window larger than
 		// it (server.Config.StreamWindow) costs a short response no
 		// grant, and opens for a long one at that mark.
-		low = min(low, req.payer(response).initialCredit()/2)
+		low = min(low, payer.initialCredit()/2)
 	}
 	if rl.upOutstanding > low {
 		return 0

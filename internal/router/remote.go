@@ -79,7 +79,7 @@ const remoteWindowFactor = 4
 // charged to the memory budget as any window is.
 func (m *Member) window() int {
 	if m.remote != 0 {
-		return remoteWindowFactor * wire.StreamWindow
+		return m.initialCredit() // the whole window, from the start
 	}
 	return m.r.cfg.Window
 }
