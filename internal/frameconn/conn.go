@@ -35,11 +35,14 @@ type Config struct {
 	PingInterval time.Duration
 	PingHeader   wire.Header
 	// MaxQueuedBytes bounds the write queue as far as the peer can grow it:
-	// while frames costing more than this much memory (FrameCost) are
-	// queued, the reader stops reading, so a peer that sends without
-	// reading (pings, requests that are refused) meets its own TCP
-	// backpressure instead of growing our memory. Zero means 4 MiB. The
-	// writer never waits for the reader, so this cannot deadlock.
+	// while frames that no credit bounds (without a frame.SentNotifier)
+	// cost more than this much memory (FrameCost) queued, the reader stops
+	// reading, so a peer that sends without reading (pings, requests that
+	// are refused) meets its own TCP backpressure instead of growing our
+	// memory. Zero means 4 MiB. The writer never waits for the reader, and
+	// stream frames, which the peer's own credit bounds, never pause it:
+	// two ends that each queue the other more stream bytes than this keep
+	// reading each other, where pausing on them would deadlock both.
 	MaxQueuedBytes int
 	// MaxControlBytes bounds the memory of queued frames that no flow
 	// control bounds — everything but relayed stream bytes, which carry a
@@ -130,8 +133,13 @@ type Conn struct {
 	pingSeen   int64       // FramesIn at the last tick
 	missed     int         // silent half-interval ticks since the peer last spoke
 
-	queuedBytes  atomic.Int64 // memory of the frames in queue, not yet written (FrameCost)
-	controlBytes atomic.Int64 // the part of queuedBytes without a frame.SentNotifier
+	queuedBytes atomic.Int64 // memory of the frames in queue, not yet written (FrameCost)
+	// unboundedBytes is the part of queuedBytes that no credit bounds (no
+	// frame.SentNotifier): the reader pauses on it (MaxQueuedBytes).
+	unboundedBytes atomic.Int64
+	// controlBytes is the part of queuedBytes charged to the account: no
+	// frame.SentNotifier and no frame.Payer (MaxControlBytes).
+	controlBytes atomic.Int64
 	// account is what the connection charges (Config.Account, or what
 	// SetAccount set); acctMu keeps the control frames' charges and
 	// controlBytes in step with a SetAccount that comes while a frame is

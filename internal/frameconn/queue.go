@@ -115,6 +115,7 @@ func (c *Conn) queued(f *frame.Frame) {
 	if f.Sent != nil {
 		return // flow control bounds it, and the relay pays for it
 	}
+	c.unboundedBytes.Add(cost)
 	if f.Payer != nil {
 		f.Payer.Charge(cost) // bounded by what the reader asked for
 		return
@@ -132,8 +133,11 @@ func (c *Conn) queued(f *frame.Frame) {
 func (c *Conn) written(f *frame.Frame) {
 	cost := frame.Cost(f)
 	c.queuedBytes.Add(-cost)
+	if f.Sent != nil {
+		return
+	}
+	c.unboundedBytes.Add(-cost)
 	switch {
-	case f.Sent != nil:
 	case f.Payer != nil:
 		f.Payer.Release(cost)
 	default:

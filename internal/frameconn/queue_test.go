@@ -137,3 +137,56 @@ func TestSlowConsumerCut(t *testing.T) {
 		}
 	})
 }
+
+// TestStreamFramesDoNotPauseTheReader: two connections that each queue
+// the other more flow-controlled stream bytes (frames with a
+// SentNotifier) than MaxQueuedBytes both keep reading, so both queues
+// drain. Before, each reader paused on its own queue: neither side read
+// what the other wrote, and the two writers waited on each other for ever
+// (in production, until the server's WriteTimeout cut the client and its
+// requests ended with peer_gone). Stream bytes are bounded by the credit
+// the peer granted; only what the peer can grow without it pauses.
+func TestStreamFramesDoNotPauseTheReader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := net.Pipe()
+		const limit, frames = 4 << 10, 8
+		var handled [2]atomic.Int32
+		ends := [2]*frameconn.Conn{
+			frameconn.New(a, frameconn.Config{MaxQueuedBytes: limit}),
+			frameconn.New(b, frameconn.Config{MaxQueuedBytes: limit}),
+		}
+		for i, c := range ends {
+			c.Start(func(f frame.Frame) error {
+				f.Release()
+				handled[i].Add(1)
+				return nil
+			})
+		}
+		var sent [2]sentCounter
+		for i, c := range ends {
+			fs := make([]frame.Frame, frames)
+			for seq := range fs {
+				fs[seq] = chunk(uint32(seq), make([]byte, 2*limit))
+				fs[seq].Sent = &sent[i]
+			}
+			if err := c.EnqueueAll(fs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		for i := range ends {
+			if got := handled[1-i].Load(); got != frames {
+				t.Errorf("side %d queued %d stream frames to the other, which read %d of them", i, frames, got)
+			}
+			if got, want := sent[i].n.Load(), int64(frames*2*limit); got != want {
+				t.Errorf("side %d: %d stream bytes written, want %d", i, got, want)
+			}
+		}
+		for _, c := range ends {
+			c.Close(nil)
+		}
+		for _, c := range ends {
+			c.Wait()
+		}
+	})
+}

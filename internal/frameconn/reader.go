@@ -23,7 +23,7 @@ func (c *Conn) readLoop(h Handler) {
 		if c.br.Buffered() == 0 {
 			c.batch.Flush() // the burst is handled: write what it produced
 		}
-		for c.queuedBytes.Load() > int64(c.cfg.MaxQueuedBytes) {
+		for c.unboundedBytes.Load() > int64(c.cfg.MaxQueuedBytes) {
 			c.batch.Flush()
 			select {
 			case <-c.drained:
