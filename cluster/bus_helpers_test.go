@@ -40,6 +40,8 @@ type testBus struct {
 	knobs func(name string) cluster.DirectKnobs
 	// tls, when set, gives a node's RouteTLS.
 	tls func(name string) *tls.Config
+	// logged, when set, is given every line a node's cluster logs.
+	logged func(node, line string)
 }
 
 // The route credentials of a test bus with direct connections.
@@ -81,7 +83,7 @@ func (b *testBus) startRouted(name string, routes []string) *testNode {
 		dead = testDeadAfter
 	}
 	cfg := cluster.WithDeadAfter(cluster.Config{Name: "bus", Node: name, Listen: "127.0.0.1:0", Routes: routes,
-		DirectListen: b.direct, Heartbeat: hb, Logger: slog.New(slog.NewTextHandler(testWriter{b.t}, nil))}, dead)
+		DirectListen: b.direct, Heartbeat: hb, Logger: slog.New(slog.NewTextHandler(testWriter{t: b.t, tap: b.tap(name)}, nil))}, dead)
 	if b.direct != "" {
 		// The direct connections' hello is keyed with the route
 		// credentials, which the routes then need too.
@@ -113,6 +115,11 @@ func (b *testBus) serveNode(c *cluster.Cluster) *testNode {
 	name := c.Node()
 	cfg := b.cfg
 	cfg.Cluster = c
+	if cfg.Logger == nil {
+		// The server's warnings (a connection it cut, and why) explain a
+		// failure the cluster's logs do not.
+		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t: b.t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
 	srv := server.New(cfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -167,12 +174,28 @@ func (b *testBus) close() {
 	}
 }
 
-// testWriter sends a node's log lines to the test's log.
-type testWriter struct{ t *testing.T }
+// testWriter sends a node's log lines to the test's log, and to tap if
+// set.
+type testWriter struct {
+	t   *testing.T
+	tap func(line string)
+}
 
 func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
+	line := strings.TrimSpace(string(p))
+	w.t.Log(line)
+	if w.tap != nil {
+		w.tap(line)
+	}
 	return len(p), nil
+}
+
+// tap returns what node's log lines go to besides the test's log.
+func (b *testBus) tap(node string) func(line string) {
+	if b.logged == nil {
+		return nil
+	}
+	return func(line string) { b.logged(node, line) }
 }
 
 // dial connects a client to node n; it does not reconnect unless opts say.

@@ -256,6 +256,7 @@ type Cluster struct {
 	directBadSizes atomic.Uint64
 	directDrops    atomic.Uint64 // connections dropped (direct_writer.go's drop)
 	loseMarkers    atomic.Int64  // a test's (direct_knobs.go)
+	loseFull       atomic.Int64  // a test's (direct_knobs.go)
 
 	acct      *budget.Account              // what the node keeps for other nodes (bounds.go); set with r
 	testHeard atomic.Pointer[func(string)] // tests: called after each announcement is handled
@@ -306,6 +307,7 @@ func New(cfg Config) (*Cluster, error) {
 		directHellosFrom: map[string]int{}}
 	c.directCtx, c.directCancel = context.WithCancel(context.Background())
 	c.loseMarkers.Store(int64(cfg.direct.loseMarkers))
+	c.loseFull.Store(int64(cfg.direct.loseFullStates))
 	var err error
 	if cfg.NATSURL != "" {
 		opts := append([]nats.Option{nats.Name("socketbus " + cfg.Name + "/" + cfg.Node), nats.MaxReconnects(-1),

@@ -1,6 +1,9 @@
 package cluster
 
-import "time"
+import (
+	"encoding/binary"
+	"time"
+)
 
 // directKnobs are what tests may change about direct connections
 // (export_test.go's WithDirectKnobs); a zero field means the default.
@@ -18,6 +21,24 @@ type directKnobs struct {
 	// loseMarkers is how many of the node's first markers are lost on
 	// their way (not published), as NATS may lose one.
 	loseMarkers int
+	// loseFullStates is how many of the node's first state messages with
+	// a token (full states, and joins' states) published on NATS are lost
+	// on their way.
+	loseFullStates int
+}
+
+// lostByTest reports whether a test's knob loses the message data (its
+// envelope first) instead of publishing it.
+func (c *Cluster) lostByTest(data []byte) bool {
+	switch {
+	case len(data) == 0:
+		return false
+	case data[0] == kindDirect:
+		return c.loseMarkers.Load() > 0 && c.loseMarkers.Add(-1) >= 0
+	case data[0] == kindState && len(data) >= envelopeSize+8 && binary.BigEndian.Uint64(data[envelopeSize:]) != 0:
+		return c.loseFull.Load() > 0 && c.loseFull.Add(-1) >= 0
+	}
+	return false
 }
 
 // directQueueBound is the most a connection's write queue holds.

@@ -95,6 +95,10 @@ type DirectKnobs struct {
 	// LoseMarkers is how many of the node's first markers are not
 	// published, as if NATS had lost them.
 	LoseMarkers int
+	// LoseFullStates is how many of the node's first state messages with
+	// a token (full states, and joins' states) are not published, as if
+	// NATS had lost them.
+	LoseFullStates int
 	// Stall is how long a write may go unfinished before the queue stops
 	// growing past its base.
 	Stall time.Duration
@@ -102,7 +106,7 @@ type DirectKnobs struct {
 
 // WithDirectKnobs returns cfg with k's settings for direct connections.
 func WithDirectKnobs(cfg Config, k DirectKnobs) Config {
-	cfg.direct = directKnobs{announce: k.Announce, queue: k.Queue, writeTimeout: k.WriteTimeout, loseMarkers: k.LoseMarkers, stall: k.Stall}
+	cfg.direct = directKnobs{announce: k.Announce, queue: k.Queue, writeTimeout: k.WriteTimeout, loseMarkers: k.LoseMarkers, loseFullStates: k.LoseFullStates, stall: k.Stall}
 	return cfg
 }
 

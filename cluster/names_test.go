@@ -35,7 +35,7 @@ func TestDuplicateNodeNameRefused(t *testing.T) {
 	serve(t, dial(t, n2, "names"), count, socketbus.WithConcurrency(4))
 
 	dup, err := cluster.New(cluster.WithDeadAfter(cluster.Config{Name: "bus", Node: "n2", Listen: "127.0.0.1:0",
-		Routes: b.routes, Heartbeat: heartbeat, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))}, testDeadAfter))
+		Routes: b.routes, Heartbeat: heartbeat, Logger: slog.New(slog.NewTextHandler(testWriter{t: t}, nil))}, testDeadAfter))
 	if err == nil {
 		t.Errorf("cluster.New with a live node's name: got no error, want ErrNodeNameTaken")
 		// Let it serve, as it would: its receivers take that name's traffic too.

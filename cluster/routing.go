@@ -50,6 +50,12 @@ type peerNode struct {
 	since       time.Time // when it was first heard
 	acked       bool      // it has acknowledged a state of ours (liveness.go)
 	fullToken   uint64    // the token of the last full state sent to it
+	// fullAcked: it has acknowledged that full state; fullSent is when it
+	// was sent, and fullRepeats how many times it went again unanswered.
+	// One not acknowledged within fullStateRetry is sent again (tick).
+	fullAcked   bool
+	fullSent    time.Time
+	fullRepeats int
 	// answersClaims: its acks say it answers claims on client IDs
 	// (clientids.go); a node that does not is not waited for.
 	answersClaims bool
@@ -204,8 +210,8 @@ func (c *Cluster) Attach(a *server.Attachment) error {
 // attach is Attach for the router r.
 func (c *Cluster) attach(r *router.Router) error {
 	out := newOutbox(func(n *peerNode, data []byte) error {
-		if len(data) > 0 && data[0] == kindDirect && c.loseMarkers.Add(-1) >= 0 {
-			return nil // a test's: the marker is lost on the way (direct_knobs.go)
+		if c.lostByTest(data) {
+			return nil // a test's: lost on the way (direct_knobs.go)
 		}
 		return c.nc.Publish(n.subject, data)
 	})
@@ -417,8 +423,9 @@ func (c *Cluster) announcer() {
 			c.mu.Lock()
 			c.token++
 			token := c.token
+			now := time.Now()
 			for _, n := range full {
-				n.fullToken = token
+				n.fullToken, n.fullAcked, n.fullSent = token, false, now
 			}
 			// A link reset may have lost the claims of joins waiting for
 			// the node's answer: they are sent again.
@@ -472,6 +479,14 @@ func (c *Cluster) sendState(nodes []*peerNode, channels []wire.ID, token uint64)
 	}
 }
 
+// fullStateRetry is how long a full state may go unacknowledged before
+// it is sent again: two heartbeats, doubling with each repeat that went
+// unanswered up to sixteen, so that a node that never answers (its
+// Server never started, or a forged announcement) costs little.
+func (c *Cluster) fullStateRetry(repeats int) time.Duration {
+	return 2 * c.cfg.Heartbeat << min(repeats, 3)
+}
+
 // tick runs every heartbeat: a heartbeat on every link (so a lost message
 // shows as a gap within one), resets not yet answered sent again, and
 // remote members with nothing left to do let go.
@@ -485,6 +500,15 @@ func (c *Cluster) tick() {
 		c.out.push(outMsg{to: n, kind: kindHeartbeat})
 		if n.resetting != 0 {
 			c.out.push(outMsg{to: n, kind: kindReset, body: binary.BigEndian.AppendUint64(nil, n.resetting)})
+		}
+		if n.fullToken != 0 && !n.fullAcked && time.Since(n.fullSent) > c.fullStateRetry(n.fullRepeats) {
+			// The full state, or its ack, was lost — NATS drops what
+			// it routes before the far node's interest has reached it,
+			// or on a route it replaces — and a link's first messages
+			// leave no gap to see: it goes again.
+			c.needFull[n.name] = true
+			n.fullRepeats++
+			c.wakeAnnouncer()
 		}
 		for id, m := range n.tx {
 			if m.Holding() == 0 {
@@ -621,6 +645,7 @@ func (c *Cluster) handleLink(from string, via *directConn, data, payload []byte)
 			p.ackedLocked(n)
 		}
 		if token == n.fullToken {
+			n.fullAcked, n.fullRepeats = true, 0
 			for t, p := range c.pending {
 				if t < token {
 					p.ackedLocked(n)

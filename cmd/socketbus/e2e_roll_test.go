@@ -57,6 +57,14 @@ func startRollBus(t *testing.T, bin string) *rollBus {
 	for _, n := range b.nodes {
 		b.start(n)
 	}
+	// A failure names one node's log; the others' tell the other side.
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, n := range b.nodes {
+				t.Logf("%s's stderr:\n%s", n.name, n.stderr)
+			}
+		}
+	})
 	for _, n := range b.nodes {
 		b.waitJoined(n, 1)
 	}
