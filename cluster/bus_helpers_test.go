@@ -223,3 +223,21 @@ func serve(t *testing.T, c *socketbus.Client, h socketbus.HandlerFunc, opts ...s
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 }
+
+// logState logs what every node's server holds: its memory and requests,
+// and each connection's streams, traffic and queue. A test logs it before
+// failing on a request that stalled.
+func (b *testBus) logState() {
+	b.mu.Lock()
+	nodes := append([]*testNode(nil), b.nodes...)
+	b.mu.Unlock()
+	for _, n := range nodes {
+		st := n.srv.Stats()
+		b.t.Logf("%s: memory %d of %d bytes (peak %d, cuts %d), %d requests in flight",
+			n.name, st.MemoryBytes, st.MemoryLimit, st.MemoryPeakBytes, st.MemoryCuts, st.InFlight)
+		for _, c := range n.srv.Conns() {
+			b.t.Logf("%s:   conn %s: sending %d receiving %d polls %d, in %d B / out %d B, queued %d B, memory %d B, idle %v",
+				n.name, c.RemoteAddr, c.Sending, c.Receiving, c.Polls, c.BytesIn, c.BytesOut, c.QueuedBytes, c.MemoryBytes, c.Idle)
+		}
+	}
+}

@@ -289,6 +289,7 @@ func TestCrossNodeMemoryBudget(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
+		b.logState() // what a stalled transfer left behind
 		t.Fatalf("a transfer: %v", err)
 	}
 	for i := range 2 {
