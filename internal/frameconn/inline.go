@@ -86,19 +86,25 @@ func (c *Conn) writeInline() {
 		// The writer's last deadline has passed; it arms a new one.
 		err, n = nil, 0
 	}
+	written := len(buf)
 	if err == nil && (werr == nil || errors.Is(werr, syscall.EAGAIN)) && n < len(buf) {
 		// The socket is full: the writer writes the rest, with its
-		// deadline, and finishes the batch.
+		// deadline, and finishes the batch — unless it stopped while
+		// this write ran (the connection closed), and nobody will.
 		c.mu.Lock()
-		c.rest, c.restBatch = buf[n:], batch
+		if !c.writerGone {
+			c.rest, c.restBatch = buf[n:], batch
+			c.mu.Unlock()
+			c.wake()
+			return
+		}
 		c.mu.Unlock()
-		c.wake()
-		return
+		err, written = ErrClosed, n
 	}
 	if err == nil {
 		err = werr
 	}
-	c.finishBatch(batch, len(buf), err)
+	c.finishBatch(batch, written, err)
 	c.mu.Lock()
 	c.spare = batch[:0]
 	c.busy = false
