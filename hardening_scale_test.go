@@ -56,7 +56,8 @@ func hardRaiseNoFile(t testing.TB, want uint64) error {
 // once, each doing one round trip (2,000 under the race detector, whose
 // bookkeeping makes 10,000 take minutes). The clients run in a helper
 // process, so that neither process needs more than one descriptor per
-// connection. The server's live heap per idle connection is reported.
+// connection. The server's live heap per idle connection is reported,
+// and its goroutines per idle connection checked.
 func TestHardeningManyConnections(t *testing.T) {
 	n := 10000
 	if hardRace || testing.Short() {
@@ -99,10 +100,11 @@ func TestHardeningManyConnections(t *testing.T) {
 		childOut.WriteString(line + "\n")
 	}
 	elapsed := time.Since(start)
-	var conns int
+	var conns, idleGoroutines int
 	var perConn float64
 	if report != "" {
 		conns = srv.Stats().Connections - baseConns
+		idleGoroutines = runtime.NumGoroutine() - baseline
 		perConn = float64(hardLiveHeap()-before) / float64(conns)
 	}
 	stdin.Close() // the clients close and the helper exits
@@ -124,6 +126,12 @@ func TestHardeningManyConnections(t *testing.T) {
 	}
 	if conns != n {
 		t.Errorf("open connections at the server while the clients idled: got %d, want %d", conns, n)
+	}
+	// Two goroutines per idle connection, and their stacks: the one that
+	// accepted it, which reads it, and its writer. (A third waited for
+	// the two to end, before.)
+	if idleGoroutines > 2*conns+100 {
+		t.Errorf("%d goroutines at the server for %d idle connections, want at most 2 each", idleGoroutines, conns)
 	}
 	if open > baseConns || goroutines > baseline {
 		t.Errorf("after the clients left: %d connections (baseline %d), %d goroutines (baseline %d)", open, baseConns, goroutines, baseline)

@@ -103,8 +103,7 @@ func (c *serverConn) run(refusal *wire.Error) {
 	}
 	s.joined.Add(1)
 	c.logJoined()
-	c.conn.Start(c.handle)
-	c.conn.Wait()
+	c.conn.Serve(c.handle) // this goroutine reads
 	c.logClosed()
 }
 

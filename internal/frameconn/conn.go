@@ -220,6 +220,23 @@ func (c *Conn) Start(h Handler) {
 	c.wg.Add(2)
 	go c.readLoop(h)
 	go c.writeLoop()
+	c.startKeepalive()
+}
+
+// Serve runs the connection until both its reader and its writer have
+// stopped: the writer on a goroutine of its own, the reader on the
+// calling goroutine. It is Start then Wait with one goroutine, and its
+// stack, fewer per connection.
+func (c *Conn) Serve(h Handler) {
+	c.wg.Add(2)
+	go c.writeLoop()
+	c.startKeepalive()
+	c.readLoop(h)
+	c.wg.Wait()
+}
+
+// startKeepalive arms the first keepalive tick, if the connection pings.
+func (c *Conn) startKeepalive() {
 	if c.cfg.PingInterval > 0 {
 		c.mu.Lock()
 		if c.err == nil {
