@@ -71,7 +71,8 @@ func (c *Client) sendPieceKeeping(w *sendWindow, flags wire.Flags, id ID, body i
 		count = 1
 	}
 	if got > 0 || seq == 1 {
-		frames[count] = frame.Frame{Header: c.header(wire.TypeChunk, flags, id), Payload: buf[:got], Pooled: true}
+		frames[count] = frame.Frame{Header: c.header(wire.TypeChunk, flags, id), Payload: buf[:got], Pooled: true,
+			FlowControlled: true} // the server's credit bounds it: it does not pause the reader
 		frames[count].Header.Sequence = seq
 		seq++
 		count++

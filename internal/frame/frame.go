@@ -12,7 +12,12 @@ type Frame struct {
 	// pool once written, and the receiver of a read frame owns it.
 	Pooled bool
 	// Sent, when set, is told the payload length once the frame is written.
+	// A frame with one is relayed stream data: the peer's credit bounds it.
 	Sent SentNotifier
+	// FlowControlled says the peer's credit bounds the frame, as it does a
+	// body's chunk that its sender queues: like a frame with Sent, it
+	// does not pause the connection's reader (frameconn's MaxQueuedBytes).
+	FlowControlled bool
 	// Lazy frames do not wake the writer: they go out with the next write
 	// something else causes. For acknowledgements nobody waits on.
 	Lazy bool

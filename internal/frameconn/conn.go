@@ -35,8 +35,8 @@ type Config struct {
 	PingInterval time.Duration
 	PingHeader   wire.Header
 	// MaxQueuedBytes bounds the write queue as far as the peer can grow it:
-	// while frames that no credit bounds (without a frame.SentNotifier)
-	// cost more than this much memory (FrameCost) queued, the reader stops
+	// while frames that no credit bounds (neither a frame.SentNotifier
+	// nor FlowControlled) cost more than this much memory (FrameCost) queued, the reader stops
 	// reading, so a peer that sends without reading (pings, requests that
 	// are refused) meets its own TCP backpressure instead of growing our
 	// memory. Zero means 4 MiB. The writer never waits for the reader, and
@@ -134,8 +134,9 @@ type Conn struct {
 	missed     int         // silent half-interval ticks since the peer last spoke
 
 	queuedBytes atomic.Int64 // memory of the frames in queue, not yet written (FrameCost)
-	// unboundedBytes is the part of queuedBytes that no credit bounds (no
-	// frame.SentNotifier): the reader pauses on it (MaxQueuedBytes).
+	// unboundedBytes is the part of queuedBytes that no credit bounds
+	// (neither a frame.SentNotifier nor FlowControlled): the reader pauses
+	// on it (MaxQueuedBytes).
 	unboundedBytes atomic.Int64
 	// controlBytes is the part of queuedBytes charged to the account: no
 	// frame.SentNotifier and no frame.Payer (MaxControlBytes).

@@ -115,7 +115,9 @@ func (c *Conn) queued(f *frame.Frame) {
 	if f.Sent != nil {
 		return // flow control bounds it, and the relay pays for it
 	}
-	c.unboundedBytes.Add(cost)
+	if !f.FlowControlled {
+		c.unboundedBytes.Add(cost)
+	}
 	if f.Payer != nil {
 		f.Payer.Charge(cost) // bounded by what the reader asked for
 		return
@@ -136,7 +138,9 @@ func (c *Conn) written(f *frame.Frame) {
 	if f.Sent != nil {
 		return
 	}
-	c.unboundedBytes.Add(-cost)
+	if !f.FlowControlled {
+		c.unboundedBytes.Add(-cost)
+	}
 	switch {
 	case f.Payer != nil:
 		f.Payer.Release(cost)

@@ -138,12 +138,14 @@ func TestSlowConsumerCut(t *testing.T) {
 	})
 }
 
-// TestStreamFramesDoNotPauseTheReader: two connections that each queue
-// the other more flow-controlled stream bytes (frames with a
-// SentNotifier) than MaxQueuedBytes both keep reading, so both queues
-// drain. Before, each reader paused on its own queue: neither side read
-// what the other wrote, and the two writers waited on each other for ever
-// (in production, until the server's WriteTimeout cut the client and its
+// TestStreamFramesDoNotPauseTheReader: a server and a client that each
+// queue the other more stream bytes than MaxQueuedBytes — the server
+// relayed ones (frames with a SentNotifier) and control frames besides,
+// the client its own body's chunks (FlowControlled) — both end up
+// reading, so both queues drain.
+// Before, each reader paused on its own queue: neither side read what the
+// other wrote, and the two writers waited on each other for ever (in
+// production, until the server's WriteTimeout cut the client and its
 // requests ended with peer_gone). Stream bytes are bounded by the credit
 // the peer granted; only what the peer can grow without it pauses.
 func TestStreamFramesDoNotPauseTheReader(t *testing.T) {
@@ -151,7 +153,7 @@ func TestStreamFramesDoNotPauseTheReader(t *testing.T) {
 		a, b := net.Pipe()
 		const limit, frames = 4 << 10, 8
 		var handled [2]atomic.Int32
-		ends := [2]*frameconn.Conn{
+		ends := [2]*frameconn.Conn{ // the server's end, the client's
 			frameconn.New(a, frameconn.Config{MaxQueuedBytes: limit}),
 			frameconn.New(b, frameconn.Config{MaxQueuedBytes: limit}),
 		}
@@ -162,25 +164,34 @@ func TestStreamFramesDoNotPauseTheReader(t *testing.T) {
 				return nil
 			})
 		}
-		var sent [2]sentCounter
+		// The server queues the client relayed stream frames, and control
+		// frames past the limit too, on which it rightly pauses until the
+		// client reads; the client queues its own body's chunks.
+		var relayed sentCounter
+		queued := [2]int{2 * frames, frames}
 		for i, c := range ends {
-			fs := make([]frame.Frame, frames)
+			fs := make([]frame.Frame, queued[i])
 			for seq := range fs {
 				fs[seq] = chunk(uint32(seq), make([]byte, 2*limit))
-				fs[seq].Sent = &sent[i]
+				switch {
+				case i == 1:
+					fs[seq].FlowControlled = true
+				case seq < frames:
+					fs[seq].Sent = &relayed
+				}
 			}
 			if err := c.EnqueueAll(fs); err != nil {
 				t.Fatal(err)
 			}
 		}
 		synctest.Wait()
-		for i := range ends {
-			if got := handled[1-i].Load(); got != frames {
-				t.Errorf("side %d queued %d stream frames to the other, which read %d of them", i, frames, got)
+		for i, who := range []string{"the server", "the client"} {
+			if got := handled[1-i].Load(); got != int32(queued[i]) {
+				t.Errorf("%s queued %d frames to the other, which read %d of them", who, queued[i], got)
 			}
-			if got, want := sent[i].n.Load(), int64(frames*2*limit); got != want {
-				t.Errorf("side %d: %d stream bytes written, want %d", i, got, want)
-			}
+		}
+		if got, want := relayed.n.Load(), int64(frames*2*limit); got != want {
+			t.Errorf("%d relayed stream bytes written, want %d", got, want)
 		}
 		for _, c := range ends {
 			c.Close(nil)
