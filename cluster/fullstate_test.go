@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 // restart's startup once did in CI.
 func TestLostFullStateIsSentAgain(t *testing.T) {
 	joined := make(chan struct{})
+	var joinedOnce sync.Once
 	b := startTestBus(&testBus{t: t,
 		knobs: func(name string) cluster.DirectKnobs {
 			if name == "n1" {
@@ -29,7 +31,7 @@ func TestLostFullStateIsSentAgain(t *testing.T) {
 		},
 		logged: func(node, line string) {
 			if node == "n1" && strings.Contains(line, "node n2 joined the bus") {
-				close(joined) // once: a node logs another's join once
+				joinedOnce.Do(func() { close(joined) })
 			}
 		},
 	}, 1)

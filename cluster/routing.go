@@ -50,10 +50,10 @@ type peerNode struct {
 	since       time.Time // when it was first heard
 	acked       bool      // it has acknowledged a state of ours (liveness.go)
 	fullToken   uint64    // the token of the last full state sent to it
-	// fullAcked: it has acknowledged that full state; fullSent is when it
-	// was sent, and fullRepeats how many times it went again unanswered.
-	// One not acknowledged within fullStateRetry is sent again (tick).
-	fullAcked   bool
+	// fullSent is when that full state was sent, zero once it is
+	// acknowledged, and fullRepeats how many times it went again
+	// unanswered: one not acknowledged within fullStateRetry is sent
+	// again (tick).
 	fullSent    time.Time
 	fullRepeats int
 	// answersClaims: its acks say it answers claims on client IDs
@@ -425,7 +425,7 @@ func (c *Cluster) announcer() {
 			token := c.token
 			now := time.Now()
 			for _, n := range full {
-				n.fullToken, n.fullAcked, n.fullSent = token, false, now
+				n.fullToken, n.fullSent = token, now
 			}
 			// A link reset may have lost the claims of joins waiting for
 			// the node's answer: they are sent again.
@@ -501,7 +501,7 @@ func (c *Cluster) tick() {
 		if n.resetting != 0 {
 			c.out.push(outMsg{to: n, kind: kindReset, body: binary.BigEndian.AppendUint64(nil, n.resetting)})
 		}
-		if n.fullToken != 0 && !n.fullAcked && time.Since(n.fullSent) > c.fullStateRetry(n.fullRepeats) {
+		if !n.fullSent.IsZero() && time.Since(n.fullSent) > c.fullStateRetry(n.fullRepeats) {
 			// The full state, or its ack, was lost — NATS drops what
 			// it routes before the far node's interest has reached it,
 			// or on a route it replaces — and a link's first messages
@@ -645,7 +645,7 @@ func (c *Cluster) handleLink(from string, via *directConn, data, payload []byte)
 			p.ackedLocked(n)
 		}
 		if token == n.fullToken {
-			n.fullAcked, n.fullRepeats = true, 0
+			n.fullSent, n.fullRepeats = time.Time{}, 0
 			for t, p := range c.pending {
 				if t < token {
 					p.ackedLocked(n)

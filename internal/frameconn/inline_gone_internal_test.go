@@ -1,8 +1,6 @@
 package frameconn
 
 import (
-	"net"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -10,12 +8,6 @@ import (
 	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
 )
-
-// account is a frame.Memory that counts what it holds.
-type account struct{ n atomic.Int64 }
-
-func (a *account) Charge(n int64)  { a.n.Add(n) }
-func (a *account) Release(n int64) { a.n.Add(-n) }
 
 // TestInlineRestAfterTheWriterStopped: an inline write that the socket
 // takes only in part, while the connection closes and its writer stops,
@@ -25,27 +17,8 @@ func (a *account) Release(n int64) { a.n.Add(-n) }
 // frames' pooled payloads leaked (seen once in TestCrossNodeChaos), the
 // account kept their charge, and WaitWrites never returned.
 func TestInlineRestAfterTheWriterStopped(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		nc, _ := ln.Accept()
-		accepted <- nc
-	}()
-	near, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	far := <-accepted
-	if far == nil {
-		t.Fatal("accept failed")
-	}
-	defer far.Close()
-
-	acct := &account{}
+	near, _ := Pair(t)
+	acct := &Memory{}
 	c := New(near, Config{InlineWrites: true, Account: acct})
 	if c.raw == nil {
 		t.Fatal("a TCP connection offers no raw socket for inline writes")
@@ -79,7 +52,7 @@ func TestInlineRestAfterTheWriterStopped(t *testing.T) {
 	if q := c.QueuedBytes(); q != 0 {
 		t.Fatalf("QueuedBytes = %d after the close, want 0", q)
 	}
-	if n := acct.n.Load(); n != 0 {
+	if n := acct.Held(); n != 0 {
 		t.Fatalf("the account holds %d bytes after the close, want 0", n)
 	}
 }

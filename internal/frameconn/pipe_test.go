@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/socketbus/socketbus/internal/frame"
+	"github.com/socketbus/socketbus/internal/frameconn"
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
@@ -41,10 +42,7 @@ func readRaw(r io.Reader) (wire.Header, []byte, error) {
 }
 
 // memory is a frame.Memory that keeps its balance.
-type memory struct{ n atomic.Int64 }
-
-func (m *memory) Charge(n int64)  { m.n.Add(n) }
-func (m *memory) Release(n int64) { m.n.Add(-n) }
+type memory = frameconn.Memory
 
 // sentCounter is a frame.SentNotifier that counts the bytes it is told of.
 type sentCounter struct{ n atomic.Int64 }

@@ -91,7 +91,7 @@ func TestSlowConsumerCut(t *testing.T) {
 			}
 		}
 		isOpen("control frames costing exactly MaxControlBytes")
-		if got, want := account.n.Load(), int64(frames*frame.Overhead); got < want {
+		if got, want := account.Held(), int64(frames*frame.Overhead); got < want {
 			t.Fatalf("account charged %d, want at least the %d of the queued control frames", got, want)
 		}
 
@@ -103,7 +103,7 @@ func TestSlowConsumerCut(t *testing.T) {
 			t.Fatal(err)
 		}
 		isOpen("a relayed frame and a paid-for one beyond MaxControlBytes")
-		if got, want := payer.n.Load(), frame.Cost(&paid); got != want {
+		if got, want := payer.Held(), frame.Cost(&paid); got != want {
 			t.Fatalf("payer charged %d, want %d", got, want)
 		}
 
@@ -126,10 +126,10 @@ func TestSlowConsumerCut(t *testing.T) {
 			t.Fatalf("Enqueue after the cut = %v, want ErrClosed", err)
 		}
 		c.Wait()
-		if n := account.n.Load(); n != 0 {
+		if n := account.Held(); n != 0 {
 			t.Fatalf("account holds %d after the close, want 0", n)
 		}
-		if n := payer.n.Load(); n != 0 {
+		if n := payer.Held(); n != 0 {
 			t.Fatalf("payer holds %d after the close, want 0", n)
 		}
 		if q := c.QueuedBytes(); q != 0 {
