@@ -197,3 +197,17 @@ func (tr *TrackedRequest) requestLocked() *request {
 	}
 	return tr.req
 }
+
+// WaitingEntries returns how many entries the channel's FIFO of waiting
+// receivers holds: one per Receive poll, one per run of push credit.
+func (r *Router) WaitingEntries(channel wire.ID) int {
+	r.mu.Lock()
+	ch := r.channels[channel]
+	r.mu.Unlock()
+	if ch == nil {
+		return 0
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.polls.n
+}

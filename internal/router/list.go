@@ -71,14 +71,17 @@ func (l *fifo[T, P]) remove(x *T) {
 // requestList holds the requests waiting for a receiver, oldest first.
 type requestList = fifo[request, *request]
 
-// poll is one waiting Receive, or one unit of a v2 member's push credit
-// (pushed, with the zero ID): either takes one request, first come, first
-// served.
+// poll is one waiting Receive, or a run of a v2 member's push credit
+// (pushed, with the zero ID): a Receive takes one request, a run one per
+// unit, first come, first served.
 type poll struct {
 	link[poll]
 	id     [16]byte
 	m      *Member
 	pushed bool
+	// units is a run's length: the units of credit the member granted
+	// one after another, with no other receiver waiting between them.
+	units int
 }
 
 // pollList holds the Receives waiting for a request, oldest first.

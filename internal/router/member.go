@@ -24,7 +24,8 @@ type Member struct {
 	ended tombstones           // requests that ended while this member could still send for them
 	gone  bool
 	// pushCredit is how many requests the server may still push to this
-	// (version 2) member: its poll entries with pushed set.
+	// (version 2) member: the units of its runs among the waiting
+	// receivers (push.go).
 	pushCredit int
 
 	// Remote members (remote.go): the role, whether a remote receiver is

@@ -21,7 +21,7 @@ func (ch *channel) noticeLocked() {
 	if o == nil {
 		return
 	}
-	members, ready := ch.localMembersLocked(), ch.polls.n
+	members, ready := ch.localMembersLocked(), ch.readyLocked()
 	if members == ch.seenMembers && ready == ch.seenReady {
 		return
 	}
@@ -41,7 +41,7 @@ func (r *Router) ChannelCounts(channel wire.ID) (members, ready int) {
 	}
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	return ch.localMembersLocked(), ch.polls.n
+	return ch.localMembersLocked(), ch.readyLocked()
 }
 
 // Channels returns the IDs of the channels that have a local member.

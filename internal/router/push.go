@@ -7,11 +7,13 @@ import (
 
 // Pushed requests (protocol v2, docs/PROTOCOL.md section 20). A v2 member
 // states how many requests it can take with a push credit frame
-// (start|receive, the zero ID, a 4-byte count); each unit is a poll entry
-// with pushed set in the channel's FIFO of waiting receivers, so pushes and
-// Receive polls of every member are served in the order they came. A
-// member's credit is the number of its handlers that are idle, so a busy
-// member holds nothing it is not running.
+// (start|receive, the zero ID, a 4-byte count); its units wait in the
+// channel's FIFO of waiting receivers, so pushes and Receive polls of every
+// member are served in the order they came. Units granted one after
+// another, with no other receiver between them, are one entry of that FIFO
+// (a run: poll.units), so credit costs the server an entry per grant, not
+// per unit. A member's credit is the number of its handlers that are idle,
+// so a busy member holds nothing it is not running.
 //
 // A pushed request may go back to the queue (a return: error|receive
 // returned) as long as the member has not taken it: it has not granted
@@ -19,8 +21,7 @@ import (
 // a copy of every body byte it forwarded (retained, charged to the
 // member's account), so that the request can be delivered again whole.
 
-// maxPushCredit bounds a member's push credit whatever the limits: each
-// unit is a poll entry the server holds.
+// maxPushCredit bounds a member's push credit whatever the limits.
 const maxPushCredit = 1 << 16
 
 // MaxReturns bounds how many times receivers may return one request. A
@@ -74,10 +75,7 @@ func (m *Member) handlePushLocked(f *frame.Frame) error {
 			}
 			ch.pushLocked(req, m)
 		}
-		for ; grant > 0; grant-- {
-			m.pushCredit++
-			ch.polls.push(ch.newPushPollLocked(m))
-		}
+		ch.addPushCreditLocked(m, grant)
 		return nil
 	case wire.TypeEnd:
 		if !h.Final || h.Sequence != 0 || h.Length != 0 {
@@ -134,7 +132,8 @@ func (ch *channel) dropPushCreditLocked(m *Member) bool {
 		next := p.next
 		if p.pushed && p.m == m {
 			ch.polls.remove(p)
-			m.pushCredit--
+			m.pushCredit -= p.units
+			ch.extraUnits -= p.units - 1
 			ch.freePushPollLocked(p)
 		}
 		p = next
@@ -143,22 +142,54 @@ func (ch *channel) dropPushCreditLocked(m *Member) bool {
 	return true
 }
 
-// takePollLocked removes p, a waiting receiver, from the channel: it is
-// about to be handed a request.
-func (ch *channel) takePollLocked(p *poll) {
-	ch.polls.remove(p)
-	if p.pushed {
-		p.m.pushCredit--
-	} else {
-		delete(p.m.polls, p.id)
+// addPushCreditLocked adds n units of m's push credit behind the channel's
+// waiting receivers: to the last entry when it is a run of m's, in a new
+// run otherwise.
+func (ch *channel) addPushCreditLocked(m *Member, n int) {
+	if n <= 0 {
+		return
 	}
+	m.pushCredit += n
+	if t := ch.polls.tail; t != nil && t.pushed && t.m == m {
+		t.units += n
+		ch.extraUnits += n
+		return
+	}
+	p := ch.newPushPollLocked(m)
+	p.units = n
+	ch.extraUnits += n - 1
+	ch.polls.push(p)
 }
+
+// takePollLocked takes one waiting receiver from p, which is about to be
+// handed a request: p itself, or one unit of its run. It reports whether p
+// left the channel's waiting receivers (a run of several units stays, one
+// shorter).
+func (ch *channel) takePollLocked(p *poll) (removed bool) {
+	if !p.pushed {
+		ch.polls.remove(p)
+		delete(p.m.polls, p.id)
+		return true
+	}
+	p.m.pushCredit--
+	if p.units > 1 {
+		p.units--
+		ch.extraUnits--
+		return false
+	}
+	ch.polls.remove(p)
+	return true
+}
+
+// readyLocked returns how many receivers wait on the channel: Receive
+// polls and units of push credit.
+func (ch *channel) readyLocked() int { return ch.polls.n + ch.extraUnits }
 
 // maxFreePolls bounds the channel's free list of push-credit entries.
 const maxFreePolls = 1024
 
-// newPushPollLocked returns a unit of push credit for m, from the
-// channel's free list when it has one.
+// newPushPollLocked returns an entry for a run of m's push credit, from
+// the channel's free list when it has one.
 func (ch *channel) newPushPollLocked(m *Member) *poll {
 	if k := len(ch.freePolls); k > 0 {
 		p := ch.freePolls[k-1]
@@ -170,20 +201,22 @@ func (ch *channel) newPushPollLocked(m *Member) *poll {
 	return &poll{m: m, pushed: true}
 }
 
-// freePushPollLocked keeps a used unit of push credit for reuse.
+// freePushPollLocked keeps a used run of push credit for reuse.
 func (ch *channel) freePushPollLocked(p *poll) {
 	if len(ch.freePolls) < maxFreePolls {
-		p.m = nil
+		p.m, p.units = nil, 0
 		ch.freePolls = append(ch.freePolls, p)
 	}
 }
 
-// placeLocked hands req to p (a poll or a unit of push credit).
+// placeLocked hands req to p (a poll, or a unit of a run of push credit).
 func (ch *channel) placeLocked(req *request, p *poll) {
-	ch.takePollLocked(p)
+	removed := ch.takePollLocked(p)
 	if p.pushed {
 		m := p.m
-		ch.freePushPollLocked(p)
+		if removed {
+			ch.freePushPollLocked(p)
+		}
 		ch.pushLocked(req, m)
 		return
 	}

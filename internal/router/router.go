@@ -80,8 +80,11 @@ type channel struct {
 	// seenMembers and seenReady are the local member and waiting receiver
 	// counts the observer was last told about (observe.go).
 	seenMembers, seenReady int
-	// freePolls are used units of push credit, kept for reuse (push.go).
-	freePolls []*poll
+	// freePolls are used entries for runs of push credit, kept for reuse
+	// (push.go); extraUnits counts the units of the waiting runs past
+	// their first, so that polls.n + extraUnits is the receivers waiting.
+	freePolls  []*poll
+	extraUnits int
 	// batch is the write batch of the connection whose frame is being
 	// handled, nil outside Member.Handle (timers, write notifications).
 	batch *frame.Batch

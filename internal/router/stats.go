@@ -46,7 +46,7 @@ func (r *Router) Stats() Stats {
 		cs := ChannelStats{
 			ID:               ch.id,
 			Clients:          ch.localMembersLocked(),
-			ReceiversWaiting: ch.polls.n,
+			ReceiversWaiting: ch.readyLocked(),
 			Queued:           ch.queue.n,
 			InFlight:         len(ch.requests) - ch.queue.n,
 		}
