@@ -32,10 +32,10 @@ type serveOptions struct {
 
 // defaultServeConcurrency is how many requests Serve handles at once
 // without WithConcurrency; Serve's doc comment says how it was chosen.
-const defaultServeConcurrency = 64
+const defaultServeConcurrency = 512
 
 // WithConcurrency makes Serve run at most n handlers at once, and wait in
-// n Receive calls while fewer run. An n below 1 means the default, 64.
+// n Receive calls while fewer run. An n below 1 means the default, 512.
 func WithConcurrency(n int) ServeOption {
 	return func(o *serveOptions) { o.concurrency = n }
 }
@@ -59,19 +59,25 @@ const (
 // credit; a second one running at the same time, or one on a version-1
 // connection, waits in n Receive calls instead.
 //
-// The default n is 64, which is also the push credit. BenchmarkServe
-// (serve_bench_test.go: 128-byte echo round trips, 64 concurrent callers
-// on four clients, loopback, 2 CPUs) gave a median of 98 µs per round trip
-// with n = 1, 28 µs with 4, 23 µs with 16, 14 µs with 64 and 17 µs with
-// 256 (measured with Receive loops; BENCHMARKS.md has the figures with
-// push credit): throughput grows until there is a handler for every
-// caller and is flat beyond, and the prototypes found a push depth
-// of 16 too shallow for 256 requesters on one responder and 64 enough.
-// 64 handlers cost 64 units of credit at the server, well inside its
-// per-client limit (MaxInFlightPerClient, 1024 by default, which caps
-// polls, held requests and push credit together). Over push credit the
-// handler goroutines start as requests need them, so an idle Serve holds
-// one; waiting in Receive calls, it holds n.
+// The default n is 512, which is also the push credit. The credit bounds
+// the requests one Serve has in flight, so a Serve handles at most n per
+// round trip between the server and its handlers: the bandwidth-delay
+// product of the path to its server, which includes the time its
+// handlers wait to be scheduled. BenchmarkServe (serve_bench_test.go:
+// 128-byte echo round trips, 64 concurrent callers on four clients,
+// loopback, 2 CPUs) gave 98 µs per round trip with n = 1, 23 µs with 16
+// and 14 µs with 64, and is flat beyond: throughput grows until there is a
+// handler for every caller. With 256 requesters on one responder (the
+// bench's fanin), a credit of 64 ran out while the responder's handlers
+// waited for a processor, and left 40% of the CPU idle on one node and
+// 58% across nodes; at 512 the idle fell to 20% and 9%, and fanin across
+// nodes rose from 0.83x NATS's cluster to 1.05–1.33x (BENCHMARKS.md).
+// 512 units cost the server one entry per grant, not per unit, and leave
+// half of its per-client limit (MaxInFlightPerClient, 1,024 by default,
+// which caps polls, held requests and push credit together) for a second
+// Serve's Receive calls. Over push credit the handler goroutines start as
+// requests need them, so an idle Serve holds one; waiting in Receive
+// calls, it holds n.
 //
 // A handler that returns without answering its request (Respond or Fail)
 // has it answered for it: the requester gets a *RemoteError with the

@@ -63,7 +63,7 @@ export interface ResponseStream {
 
 /** ServeOptions configure serve. */
 export interface ServeOptions {
-  /** Most handlers running at once (default 64); the server pushes no more requests than that. */
+  /** Most handlers running at once (default 512, as the Go client's Serve); the server pushes no more requests than that. */
   concurrency?: number;
   /** Aborting stops serving: no new requests; serve settles when running handlers return. */
   signal?: AbortSignal;

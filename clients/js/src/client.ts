@@ -181,7 +181,7 @@ class BusClient implements Client {
     if (this.serving) {
       return Promise.reject(new SocketbusError('unsupported', 'socketbus: one serve at a time on a client (use another client)'));
     }
-    const concurrency = Math.max(1, Math.floor(opts.concurrency ?? 64));
+    const concurrency = Math.max(1, Math.floor(opts.concurrency ?? 512));
     const st = new ServeState(handler, concurrency, () => this.conn);
     this.serving = st;
     if (this.conn && !this.conn.closed) st.grantAll(this.conn);
