@@ -53,6 +53,7 @@ type options struct {
 	cpuProfile   string
 	memProfile   string
 	blockProfile string
+	trace        string
 	// scaleDuration is how long each throughput point of scale-conns and
 	// scale-channels runs.
 	scaleDuration time.Duration
@@ -88,6 +89,7 @@ func parseFlags() options {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the whole run to this file")
 	flag.StringVar(&o.blockProfile, "blockprofile", "", "write a blocking profile of the whole run to this file")
+	flag.StringVar(&o.trace, "trace", "", "write an execution trace of the whole run to this file (go tool trace): which goroutine a workload waits on")
 	flag.Parse()
 	if o.smoke {
 		set := map[string]bool{}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 )
 
 // startProfiles starts the profiles the flags ask for and returns a
@@ -23,6 +24,22 @@ func startProfiles(o options) (stop func() error, err error) {
 	if o.blockProfile != "" {
 		runtime.SetBlockProfileRate(1)
 	}
+	var tr *os.File
+	if o.trace != "" {
+		if tr, err = os.Create(o.trace); err == nil {
+			err = trace.Start(tr)
+		}
+		if err != nil {
+			if cpu != nil {
+				pprof.StopCPUProfile()
+				cpu.Close()
+			}
+			if tr != nil {
+				tr.Close()
+			}
+			return nil, fmt.Errorf("trace: %w", err)
+		}
+	}
 	return func() error {
 		var first error
 		keep := func(err error) {
@@ -33,6 +50,10 @@ func startProfiles(o options) (stop func() error, err error) {
 		if cpu != nil {
 			pprof.StopCPUProfile()
 			keep(cpu.Close())
+		}
+		if tr != nil {
+			trace.Stop()
+			keep(tr.Close())
 		}
 		if o.memProfile != "" {
 			keep(writeProfile("allocs", o.memProfile))
