@@ -49,7 +49,7 @@
 // Receives may be in flight on one connection: frames of different requests
 // interleave on the wire and are demultiplexed by request ID.
 //
-// Serve runs its Handler on at most 64 requests at once by default
+// Serve runs its Handler on at most 512 requests at once by default
 // (WithConcurrency sets another limit). It does not ask for each request:
 // it tells the server once how many requests it can take — as many as it
 // has idle handlers — and the server pushes them ahead, up to that many,
