@@ -69,9 +69,10 @@ const (
 // and 14 µs with 64, and is flat beyond: throughput grows until there is a
 // handler for every caller. With 256 requesters on one responder (the
 // bench's fanin), a credit of 64 ran out while the responder's handlers
-// waited for a processor, and left 40% of the CPU idle on one node and
-// 58% across nodes; at 512 the idle fell to 20% and 9%, and fanin across
-// nodes rose from 0.83x NATS's cluster to 1.05–1.33x (BENCHMARKS.md).
+// waited for a processor: the two cores were idle for 41% of one core's
+// time on one node and 58% across nodes. At 512 the idle fell to 17% and
+// 12%, and fanin across nodes rose from 0.83x NATS's cluster to
+// 1.05–1.33x (BENCHMARKS.md, "Serve's push credit").
 // 512 units cost the server one entry per grant, not per unit, and leave
 // half of its per-client limit (MaxInFlightPerClient, 1,024 by default,
 // which caps polls, held requests and push credit together) for a second
