@@ -3,6 +3,7 @@ package router
 import (
 	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
+	"slices"
 )
 
 // Memory. A relay is charged, to the account of the member that sends it
@@ -121,9 +122,14 @@ func (rl *relay) keepLocked(f *frame.Frame) {
 		rl.pending = append(rl.pending, take(f))
 		return
 	}
-	// Copy it: the large part in power-of-two pieces, the rest coalesced.
-	// f's own buffer is released by Handle.
-	p := f.Payload
+	// Copy it. f's own buffer is released by Handle.
+	rl.pending = appendCopies(rl.pending, f.Header, f.Payload)
+}
+
+// appendCopies appends chunks holding a copy of p to pending: the large
+// part in power-of-two pieces, each filling its buffer, the rest coalesced
+// into pending's last chunk when it has room, or into a buffer of its own.
+func appendCopies(pending []frame.Frame, h wire.Header, p []byte) []frame.Frame {
 	for len(p) >= smallChunk {
 		size := smallChunk
 		for size*2 <= len(p) {
@@ -131,21 +137,32 @@ func (rl *relay) keepLocked(f *frame.Frame) {
 		}
 		buf := frame.GetBuffer(size)
 		copy(buf, p)
-		rl.pending = append(rl.pending, frame.Frame{Header: f.Header, Payload: buf, Pooled: true})
+		pending = append(pending, frame.Frame{Header: h, Payload: buf, Pooled: true})
 		p = p[size:]
 	}
 	if len(p) == 0 {
-		return
+		return pending
 	}
-	if k := len(rl.pending); k > 0 {
-		last := &rl.pending[k-1]
+	if k := len(pending); k > 0 {
+		last := &pending[k-1]
 		if last.Header.Type == wire.TypeChunk && len(last.Payload) > 0 && cap(last.Payload)-len(last.Payload) >= len(p) {
 			last.Payload = append(last.Payload, p...)
-			return
+			return pending
 		}
 	}
 	buf := append(frame.GetBuffer(coalesceSize)[:0], p...)
-	rl.pending = append(rl.pending, frame.Frame{Header: f.Header, Payload: buf, Pooled: true})
+	return append(pending, frame.Frame{Header: h, Payload: buf, Pooled: true})
+}
+
+// splitLocked cuts the chunk rl.pending[i] after its first k bytes. Each
+// part is copied as keepLocked copies a chunk, so that what the relay holds
+// stays under 3/2 of its payload, and the original's buffer is released.
+func (rl *relay) splitLocked(i, k int) {
+	f := &rl.pending[i]
+	parts := appendCopies(nil, f.Header, f.Payload[:k])
+	parts = append(parts, appendCopies(nil, f.Header, f.Payload[k:])...)
+	f.Release()
+	rl.pending = slices.Replace(rl.pending, i, i+1, parts...)
 }
 
 // starveLocked records that a grant for req was held back for memory.

@@ -110,7 +110,23 @@ func (ch *channel) pumpLocked(req *request, response bool) {
 		f := rl.pending[sent]
 		n := len(f.Payload)
 		if n > rl.downCredit {
-			break
+			if rl.downCredit == 0 || f.Header.Type != wire.TypeChunk {
+				break
+			}
+			// The downstream's credit ends inside this chunk. It asked
+			// for bytes, not frames (docs/PROTOCOL.md section 8), and
+			// may wait for all of them before it grants more: once the
+			// bytes before the chunk are written (its next grant usually
+			// comes with them), the chunk is cut to fill the credit.
+			if rl.inFlight.Load() > 0 {
+				rl.waiting.Store(true)
+				if rl.inFlight.Load() > 0 {
+					held = true
+					break // the writer pumps again when they are written
+				}
+			}
+			rl.splitLocked(sent, rl.downCredit)
+			continue
 		}
 		if f.Header.Type == wire.TypeChunk && n > 0 && 4*n < 3*cap(f.Payload) && rl.inFlight.Load() > 0 {
 			rl.waiting.Store(true)
