@@ -1,9 +1,10 @@
 package router
 
 import (
+	"slices"
+
 	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
-	"slices"
 )
 
 // Memory. A relay is charged, to the account of the member that sends it

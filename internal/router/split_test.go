@@ -47,7 +47,14 @@ func TestReceiverGetsAllItsCredit(t *testing.T) {
 		u.sent += n
 	}
 	rp.written()
-	if got, want := rp.bytesTo(u.id, wire.FlagReceive), min(granted, u.sent); got != want {
+	got := rp.bytesTo(u.id, wire.FlagReceive)
+	if granted != wire.StreamWindow+window {
+		t.Fatalf("the receiver was handed %d bytes of its implicit %d, and never granted its window", got, wire.StreamWindow)
+	}
+	if u.sent <= granted {
+		t.Fatalf("the sender sent %d bytes, no more than the receiver granted (%d): the credit was not what bound the stream", u.sent, granted)
+	}
+	if got != granted {
 		t.Fatalf("the receiver granted %d bytes and was handed %d, with %d sent and all it was handed written", granted, got, u.sent)
 	}
 }
