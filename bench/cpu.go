@@ -16,3 +16,14 @@ func processCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// processSwitches returns the context switches of the process's threads,
+// voluntary and involuntary (getrusage RUSAGE_SELF), or -1 where they
+// cannot be read.
+func processSwitches() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return -1
+	}
+	return int64(ru.Nvcsw + ru.Nivcsw)
+}

@@ -33,7 +33,7 @@ func gatherWorkloads(smoke bool) []workload {
 	return []workload{
 		{name: "gather", requesters: 1, responders: 16, requestSize: 128, responseSize: 128, fanout: true,
 			warmup: 200, count: 2000,
-			metrics: []metric{p50, p99, reqRate.named("gathers/s"), sysRT.named("syscalls/gather"), cpuRT.named("CPU µs/gather")}},
+			metrics: []metric{p50, p99, reqRate.named("gathers/s"), sysRT.named("syscalls/gather"), switchRT.named("switches/gather"), cpuRT.named("CPU µs/gather")}},
 		{name: "gather-large", requesters: 1, responders: 8, requestSize: large, responseSize: 128, fanout: true,
 			warmup: 1, count: 5, sampleHeap: true,
 			metrics: []metric{mbRate.named("body MB/s"), heap}},

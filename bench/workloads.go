@@ -73,6 +73,12 @@ type result struct {
 	// cpu is the CPU time, user and system, the whole process used during
 	// the timed round trips (getrusage), or -1 where it cannot be read.
 	cpu time.Duration
+	// switches is the number of times the process's threads were switched
+	// off a CPU during the timed round trips, voluntarily (a thread that
+	// sleeps: the Go runtime parks an idle thread, and wakes one for a
+	// goroutine another readied) or not (getrusage), or -1 where it
+	// cannot be read.
+	switches int64
 }
 
 // syscallsPerRoundTrip is syscalls ÷ round trips, or 0 when unknown.
@@ -81,6 +87,14 @@ func (r result) syscallsPerRoundTrip() float64 {
 		return 0
 	}
 	return float64(r.syscalls) / float64(r.requests)
+}
+
+// switchesPerRoundTrip is switches ÷ round trips, or 0 when unknown.
+func (r result) switchesPerRoundTrip() float64 {
+	if r.switches < 0 || r.requests == 0 {
+		return 0
+	}
+	return float64(r.switches) / float64(r.requests)
 }
 
 // cpuPerRoundTrip is the process's CPU time per round trip in µs, or 0
@@ -105,6 +119,10 @@ var (
 	heap    = metric{name: "peak heap MiB", lowerBetter: true, value: func(r result) float64 { return float64(r.peakHeap) / (1 << 20) }}
 	sysRT   = metric{name: "syscalls/rt", lowerBetter: true, value: result.syscallsPerRoundTrip}
 	cpuRT   = metric{name: "CPU µs/req", lowerBetter: true, value: result.cpuPerRoundTrip}
+	// switchRT shows the cost of hand-offs between goroutines: a thread
+	// that sleeps when its goroutine hands work to another one, and is
+	// woken for the next, is switched off its CPU twice.
+	switchRT = metric{name: "switches/rt", lowerBetter: true, value: result.switchesPerRoundTrip}
 )
 
 // withTargets returns m with targets set.
@@ -126,16 +144,16 @@ func workloads(duration time.Duration, smoke bool, headers int) []workload {
 	ws := []workload{
 		{name: "lat", requesters: 1, responders: 1, requestSize: 128, responseSize: 128,
 			warmup: 1000, count: 20000,
-			metrics: []metric{p50.withTargets(0.7, 0).withClusterTargets(1.6, 0.9), p99, sysRT, cpuRT}},
+			metrics: []metric{p50.withTargets(0.7, 0).withClusterTargets(1.6, 0.9), p99, sysRT, switchRT, cpuRT}},
 		{name: "tput", requesters: 32, responders: 4, requestSize: 128, responseSize: 128,
 			warmup: 10, duration: duration,
-			metrics: []metric{reqRate.withTargets(1.5, 0).withClusterTargets(0, 1.2), p50, p99, sysRT, cpuRT}},
+			metrics: []metric{reqRate.withTargets(1.5, 0).withClusterTargets(0, 1.2), p50, p99, sysRT, switchRT, cpuRT}},
 		{name: "large", requesters: 1, responders: 1, requestSize: 16 << 20, responseSize: 16 << 20,
 			warmup: 1, count: 20, sampleHeap: true,
 			metrics: []metric{mbRate.withTargets(1.5, 0.7).withClusterTargets(0.7, 1.5), heap.withTargets(0.5, 0)}},
 		{name: "fanin", requesters: 256, responders: 1, requestSize: 1024, responseSize: 1024,
 			warmup: 10, duration: duration,
-			metrics: []metric{reqRate.withTargets(1.5, 0).withClusterTargets(0, 1.2), p99, sysRT, cpuRT}},
+			metrics: []metric{reqRate.withTargets(1.5, 0).withClusterTargets(0, 1.2), p99, sysRT, switchRT, cpuRT}},
 	}
 	for i := range ws {
 		ws[i].headers = headers
@@ -194,7 +212,7 @@ func run(ctx context.Context, sys system, w workload) (res result, err error) {
 	if counting {
 		res.frames = -fc.Frames()
 	}
-	sys0, cpu0 := processSyscalls(), processCPU()
+	sys0, cpu0, sw0 := processSyscalls(), processCPU(), processSwitches()
 	var deadline time.Time
 	start := time.Now()
 	if w.count == 0 {
@@ -202,7 +220,7 @@ func run(ctx context.Context, sys system, w workload) (res result, err error) {
 	}
 	lats, err := drive(ctx, reqs, request, respSize, w.count, deadline)
 	res.elapsed = time.Since(start)
-	cpu1 := processCPU()
+	cpu1, sw1 := processCPU(), processSwitches()
 	if sampler != nil {
 		res.peakHeap = sampler.Stop()
 	}
@@ -216,6 +234,10 @@ func run(ctx context.Context, sys system, w workload) (res result, err error) {
 	res.cpu = -1
 	if cpu0 >= 0 && cpu1 >= 0 {
 		res.cpu = cpu1 - cpu0
+	}
+	res.switches = -1
+	if sw0 >= 0 && sw1 >= 0 {
+		res.switches = sw1 - sw0
 	}
 	if err != nil {
 		return res, err
