@@ -10,20 +10,18 @@ import (
 // processCPU returns the CPU time the process has used, user and system
 // together (getrusage RUSAGE_SELF), or -1 where it cannot be read.
 func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return -1
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	cpu, _ := processUsage()
+	return cpu
 }
 
-// processSwitches returns the context switches of the process's threads,
-// voluntary and involuntary (getrusage RUSAGE_SELF), or -1 where they
-// cannot be read.
-func processSwitches() int64 {
+// processUsage returns, from one getrusage (RUSAGE_SELF) call, the CPU
+// time the process has used, user and system together, and the context
+// switches of its threads, voluntary and involuntary; both are -1 where
+// they cannot be read.
+func processUsage() (cpu time.Duration, switches int64) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return -1
+		return -1, -1
 	}
-	return int64(ru.Nvcsw + ru.Nivcsw)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), int64(ru.Nvcsw + ru.Nivcsw)
 }

@@ -7,9 +7,9 @@ import "time"
 // processCPU returns -1: the process's CPU time is not read here.
 func processCPU() time.Duration { return -1 }
 
-// processSwitches returns -1: the process's context switches are not read
-// here.
-func processSwitches() int64 { return -1 }
+// processUsage returns -1 twice: the process's CPU time and context
+// switches are not read here.
+func processUsage() (cpu time.Duration, switches int64) { return -1, -1 }
 
 // raiseFileLimit leaves the limit on open files as it is and returns
 // zeros: it is not read here.

@@ -119,9 +119,10 @@ var (
 	heap    = metric{name: "peak heap MiB", lowerBetter: true, value: func(r result) float64 { return float64(r.peakHeap) / (1 << 20) }}
 	sysRT   = metric{name: "syscalls/rt", lowerBetter: true, value: result.syscallsPerRoundTrip}
 	cpuRT   = metric{name: "CPU µs/req", lowerBetter: true, value: result.cpuPerRoundTrip}
-	// switchRT shows the cost of hand-offs between goroutines: a thread
-	// that sleeps when its goroutine hands work to another one, and is
-	// woken for the next, is switched off its CPU twice.
+	// switchRT shows the cost of hand-offs between goroutines: each time
+	// a thread sleeps for want of work (the Go runtime parks a thread it
+	// woke for a goroutine another one readied, once it finds nothing to
+	// run) counts one switch, as does a thread preempted by one just woken.
 	switchRT = metric{name: "switches/rt", lowerBetter: true, value: result.switchesPerRoundTrip}
 )
 
@@ -212,7 +213,8 @@ func run(ctx context.Context, sys system, w workload) (res result, err error) {
 	if counting {
 		res.frames = -fc.Frames()
 	}
-	sys0, cpu0, sw0 := processSyscalls(), processCPU(), processSwitches()
+	sys0 := processSyscalls()
+	cpu0, sw0 := processUsage()
 	var deadline time.Time
 	start := time.Now()
 	if w.count == 0 {
@@ -220,7 +222,7 @@ func run(ctx context.Context, sys system, w workload) (res result, err error) {
 	}
 	lats, err := drive(ctx, reqs, request, respSize, w.count, deadline)
 	res.elapsed = time.Since(start)
-	cpu1, sw1 := processCPU(), processSwitches()
+	cpu1, sw1 := processUsage()
 	if sampler != nil {
 		res.peakHeap = sampler.Stop()
 	}

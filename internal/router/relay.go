@@ -86,6 +86,18 @@ func (ch *channel) assignLocked(req *request, m *Member, pollID wire.ID) {
 	ch.regrantQueuedLocked()
 }
 
+// writesPending reports whether bytes of the relay are still queued for
+// the downstream socket; if so, the downstream's writer is asked to pump
+// again once they are written. A write that finishes between the two looks
+// is seen either here or by the writer, which then finds waiting set.
+func (rl *relay) writesPending() bool {
+	if rl.inFlight.Load() == 0 {
+		return false
+	}
+	rl.waiting.Store(true)
+	return rl.inFlight.Load() > 0
+}
+
 // pumpLocked forwards a relay's pending frames while downstream credit
 // lasts, then tops up the upstream's credit. A chunk whose buffer is less
 // than 3/4 full (a coalescing buffer still filling) waits while earlier
@@ -118,20 +130,14 @@ func (ch *channel) pumpLocked(req *request, response bool) {
 			// may wait for all of them before it grants more: once the
 			// bytes before the chunk are written (its next grant usually
 			// comes with them), the chunk is cut to fill the credit.
-			if rl.inFlight.Load() > 0 {
-				rl.waiting.Store(true)
-				if rl.inFlight.Load() > 0 {
-					held = true
-					break // the writer pumps again when they are written
-				}
+			if held = rl.writesPending(); held {
+				break // the writer pumps again when they are written
 			}
 			rl.splitLocked(sent, rl.downCredit)
 			continue
 		}
-		if f.Header.Type == wire.TypeChunk && n > 0 && 4*n < 3*cap(f.Payload) && rl.inFlight.Load() > 0 {
-			rl.waiting.Store(true)
-			if rl.inFlight.Load() > 0 {
-				held = true
+		if f.Header.Type == wire.TypeChunk && n > 0 && 4*n < 3*cap(f.Payload) {
+			if held = rl.writesPending(); held {
 				break // the writer pumps again when they are written
 			}
 		}
