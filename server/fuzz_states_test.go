@@ -91,6 +91,9 @@ func FuzzServerStates(f *testing.F) {
 					t.Fatalf("after step %s: %v\nprogram:\n%s", log[len(log)-1], err, strings.Join(log, "\n"))
 				}
 			}
+			if err := fzCheckOpenOnce(conns); err != nil {
+				t.Fatalf("after step %s: %v\nprogram:\n%s", log[len(log)-1], err, strings.Join(log, "\n"))
+			}
 			if err := fzCheckStats(srv.Stats(), cfg); err != nil {
 				t.Fatalf("after step %s: %v\nprogram:\n%s", log[len(log)-1], err, strings.Join(log, "\n"))
 			}
@@ -178,6 +181,13 @@ var fzStateSeeds = [][]byte{
 	{fzOp(1, fzPoll), fzOp(0, fzStart), 1, fzOp(0, fzRaw), 2, 0, 3, 1, 2, 0, 4, 0, fzOp(3, fzStart), 3},
 	// The other channel's connection alone: refused starts, pings.
 	{fzOp(3, fzStart), 0, fzOp(3, fzPing), 8, fzOp(3, fzRaw), 1, 2, 0, 0, 0, 0, 0, 0},
+	// An ID taken again while its receiver may still send for it (CI found
+	// it, with a peer_gone end): conn 1 is handed conn 0's request, conn 0
+	// cancels it, conn 1 polls again, and conn 2 starts a request of its
+	// own under the same ID. Handing it to conn 1 would make conn 1's late
+	// frames for the first one frames of conn 2's.
+	{fzOp(1, fzPoll), fzOp(0, fzStart), 3, fzOp(0, fzCancel), 0, 0, fzOp(1, fzPoll),
+		fzOp(2, fzRaw), 0, 0, 0, 0, 0, 0, 0, 0},
 }
 
 func fzOp(conn, action int) byte { return byte(action*fzConns + conn) }
@@ -222,7 +232,8 @@ type fzHeld struct {
 	bytes, granted int // body bytes received, and granted back
 	ended          int // error frames received for it
 	respStarted    bool
-	respEnded      bool
+	respEnded      bool // it wrote its response's end
+	failed         bool // it wrote error|response
 	respSeq        uint32
 	respChunks     int
 	respCredit     int
@@ -359,16 +370,25 @@ func (c *fzConn) handle(h wire.Header, p []byte) {
 	case h.Flags == wire.FlagReceive:
 		switch {
 		case h.Type == wire.TypeStart && len(p) == 16:
-			if c.held[id] != nil {
-				c.violations = append(c.violations, fmt.Sprintf("request %x delivered twice", id[:4]))
-				return
+			// An ID comes to a connection again only as a new request
+			// (another client may take an ID once it is unknown), and only
+			// once the connection itself ended its response to the first:
+			// it never answers the server's tombstone pings, so an end of
+			// the server's, or its own error|response, leaves the ID in use
+			// for the rest of the program.
+			if r := c.held[id]; r != nil {
+				if !r.respEnded || r.ended > 0 {
+					c.violations = append(c.violations, fmt.Sprintf("request %x delivered twice", id[:4]))
+					return
+				}
+			} else {
+				c.heldOrder = append(c.heldOrder, id)
 			}
 			// The poll it answers is no longer waiting (a withdrawn poll
 			// may still be answered; the connection keeps the request, as
 			// the library does).
 			delete(c.polls, socketbus.ID(p))
 			c.held[id] = &fzHeld{respCredit: wire.StreamWindow}
-			c.heldOrder = append(c.heldOrder, id)
 		case h.Type == wire.TypeChunk:
 			if r := c.held[id]; r != nil {
 				r.bytes += len(p)
@@ -634,6 +654,9 @@ func (c *fzConn) act(action int, p *fzProgram, conns []*fzConn, chA, chB socketb
 		}
 		h := c.header(wire.TypeError, wire.FlagResponse, id)
 		h.Final = true
+		c.mu.Lock()
+		r.failed = true
+		c.mu.Unlock()
 		c.write(h, wire.AppendError(nil, wire.CodeRemote, "fuzz says no"))
 		return fmt.Sprintf("fail %x", id[:4])
 	case fzGrantResp:
@@ -714,6 +737,32 @@ func (c *fzConn) raw(p *fzProgram, conns []*fzConn, chA, chB socketbus.ID) strin
 	}
 	c.write(h, payload)
 	return fmt.Sprintf("raw %v", h)
+}
+
+// fzCheckOpenOnce checks that no request ID is open at two connections at
+// once: handed to each, and neither has seen it end (an error frame) or
+// ended it (its response's end, or error|response). Every connection has
+// read what the server sent it before the step's pongs, so a request that
+// ended before another started under its ID is seen ended.
+func fzCheckOpenOnce(conns []*fzConn) error {
+	openAt := map[socketbus.ID]int{}
+	for _, c := range conns {
+		c.mu.Lock()
+		if c.dead == "" {
+			for id, r := range c.held {
+				if r.ended > 0 || r.respEnded || r.failed {
+					continue
+				}
+				if other, dup := openAt[id]; dup {
+					c.mu.Unlock()
+					return fmt.Errorf("request %x is open at connections %d and %d at once", id[:4], other, c.idx)
+				}
+				openAt[id] = c.idx
+			}
+		}
+		c.mu.Unlock()
+	}
+	return nil
 }
 
 // fzCheckStats checks what must hold of a server's Stats at any time.

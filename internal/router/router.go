@@ -64,8 +64,12 @@ type channel struct {
 	mu       sync.Mutex
 	members  map[wire.ID]*Member
 	requests map[wire.ID]*request
-	queue    requestList // requests waiting for a receiver, oldest first
-	polls    pollList    // receivers waiting for a request, oldest first
+	// ended counts, for each request ID, the members holding it as a
+	// tombstone (tombstones.go): the ID stays in use on the channel until
+	// none does.
+	ended endedIDs
+	queue requestList // requests waiting for a receiver, oldest first
+	polls pollList    // receivers waiting for a request, oldest first
 	// reserved is the credit granted to queued requests beyond their
 	// initial credit; it is bounded by Config.MaxChannelQueueBytes.
 	reserved int64
@@ -137,6 +141,7 @@ func (r *Router) JoinKeyed(clientID, channelID wire.ID, version uint8, key []byt
 	m := &Member{r: r, ch: ch, id: clientID, peer: p, version: version,
 		sent: make(map[wire.ID]*request), held: make(map[wire.ID]*request), polls: make(map[wire.ID]*poll)}
 	m.ended.limit = r.cfg.tombstoneLimit()
+	m.ended.channel = &ch.ended
 	m.acct = ch.acct.Child(r.cfg.MemoryPerMember)
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
@@ -200,6 +205,7 @@ func (m *Member) Leave() {
 		ch.polls.remove(p)
 	}
 	clear(m.polls)
+	m.ended.forget() // a member gone sends nothing more: its IDs are free
 	ch.dropPushCreditLocked(m)
 	ch.failOrphansLocked()
 	ch.noticeLocked()

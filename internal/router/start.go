@@ -39,7 +39,15 @@ func (m *Member) checkStartLocked(f *frame.Frame) (startFrame, error) {
 	case !s.whole && (h.Final || bodyLen != 0):
 		return s, protocolErrorf("a request start frame has sequence 0, no final bit and no payload but its header block")
 	}
-	if _, live := m.ch.requests[h.RequestID]; live || m.ended.has(h.RequestID) {
+	// An ID that any member still holds as a tombstone is in use too: its
+	// holder may still send frames for the request that ended, and they
+	// must not be taken for frames of a new one handed to it. A closing
+	// router hands nothing to anyone (admitLocked refuses it), and its
+	// refusal lets another node's request go back to its origin (a
+	// request a draining node failed while it was pushed to a receiver
+	// here, re-sent by its sender on that node).
+	_, live := m.ch.requests[h.RequestID]
+	if live || m.ended.has(h.RequestID) || m.ch.ended.has(h.RequestID) && !m.r.closed.Load() {
 		return s, protocolErrorf("request ID %x is already in use", h.RequestID)
 	}
 	return s, nil

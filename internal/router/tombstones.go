@@ -22,12 +22,18 @@ import (
 // graceCapacity cleared IDs, for clients less careful than the protocol
 // asks. A client that never answers pings keeps at most limit IDs waiting;
 // beyond that the oldest go to the grace ring too.
+//
+// While a member holds an ID here, in either state, the ID is in use on
+// its channel (channel.ended counts the holders): a request started under
+// it again is refused, so that the member is never handed a new request
+// under an ID it may still send frames for.
 type tombstones struct {
-	set   map[wire.ID]uint64 // ID -> the generation whose pong clears it; 0 once cleared (in grace)
-	order []tombstone        // waiting IDs, oldest first; generations ascend
-	head  int                // order[:head] are cleared
-	gen   uint64             // the newest generation opened
-	limit int
+	channel *endedIDs          // the channel's count of holders, kept with set
+	set     map[wire.ID]uint64 // ID -> the generation whose pong clears it; 0 once cleared (in grace)
+	order   []tombstone        // waiting IDs, oldest first; generations ascend
+	head    int                // order[:head] are cleared
+	gen     uint64             // the newest generation opened
+	limit   int
 
 	grace     []wire.ID // cleared IDs still dropped quietly, a ring
 	graceNext int
@@ -83,6 +89,9 @@ func (t *tombstones) add(id wire.ID) uint64 {
 	if len(t.order)-t.head >= t.limit {
 		t.evictOldest()
 	}
+	if _, held := t.set[id]; !held {
+		t.channel.add(id)
+	}
 	t.set[id] = t.gen
 	t.order = append(t.order, tombstone{id, t.gen})
 	return t.gen
@@ -123,9 +132,54 @@ func (t *tombstones) toGrace(id wire.ID) {
 	}
 	if old := t.grace[t.graceNext]; t.set[old] == 0 {
 		delete(t.set, old)
+		t.channel.remove(old)
 	}
 	t.grace[t.graceNext] = id
 	t.graceNext = (t.graceNext + 1) % graceCapacity
+}
+
+// forget drops every ID, for a member that has left.
+func (t *tombstones) forget() {
+	for id := range t.set {
+		t.channel.remove(id)
+	}
+	t.set, t.order, t.head, t.grace, t.graceNext = nil, nil, 0, nil, 0
+}
+
+// endedIDs counts, for each request ID, the members of a channel holding
+// it as a tombstone. A nil *endedIDs (a tombstones of no channel's, in
+// tests) counts nothing.
+type endedIDs map[wire.ID]int32
+
+func (e *endedIDs) has(id wire.ID) bool {
+	_, ok := (*e)[id]
+	return ok
+}
+
+func (e *endedIDs) add(id wire.ID) {
+	if e == nil {
+		return
+	}
+	if *e == nil {
+		*e = make(endedIDs)
+	}
+	(*e)[id]++
+}
+
+func (e *endedIDs) remove(id wire.ID) {
+	if e == nil {
+		return
+	}
+	switch n := (*e)[id]; {
+	case n == 0:
+		return
+	case n > 1:
+		(*e)[id] = n - 1
+	case len(*e) == 1:
+		*e = nil // do not keep a burst's worth of buckets
+	default:
+		delete(*e, id)
+	}
 }
 
 // compact reclaims the cleared front of order once it is half the slice.

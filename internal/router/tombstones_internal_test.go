@@ -66,3 +66,40 @@ func TestTombstonesBoundedWithoutPongs(t *testing.T) {
 		t.Fatalf("order slice capacity %d with 100 waiting, want it compacted", got)
 	}
 }
+
+// TestTombstonesCountedOnTheirChannel checks that the channel's count of
+// holders follows a member's set through evictions to the grace ring, out
+// of it, and a departure, with a second member holding some of the IDs.
+func TestTombstonesCountedOnTheirChannel(t *testing.T) {
+	var chEnded endedIDs
+	a := tombstones{limit: 10, channel: &chEnded}
+	b := tombstones{limit: 10, channel: &chEnded}
+	shared := uuid.New()
+	a.add(shared)
+	b.add(shared)
+	a.add(shared) // again: still one holder
+	if got := chEnded[shared]; got != 2 {
+		t.Fatalf("holders of an ID both members hold: got %d, want 2", got)
+	}
+	for i := 0; i < 3000; i++ {
+		a.add(uuid.New())
+		distinct := len(a.set) + len(b.set)
+		if a.has(shared) {
+			distinct--
+		}
+		if len(chEnded) != distinct {
+			t.Fatalf("after %d IDs: the channel counts %d IDs, the members hold %d distinct", i+1, len(chEnded), distinct)
+		}
+	}
+	if a.has(shared) || chEnded[shared] != 1 {
+		t.Fatalf("the shared ID, pushed out of a's grace ring: a has it %v, holders %d; want false, 1", a.has(shared), chEnded[shared])
+	}
+	a.forget()
+	if len(chEnded) != 1 || !chEnded.has(shared) {
+		t.Fatalf("after a's departure the channel counts %d IDs, want b's 1", len(chEnded))
+	}
+	b.forget()
+	if chEnded != nil {
+		t.Fatalf("after both departures the channel keeps a map of %d IDs, want none", len(chEnded))
+	}
+}

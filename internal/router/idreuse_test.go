@@ -1,0 +1,67 @@
+package router_test
+
+import (
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/socketbus/socketbus/internal/router"
+	"github.com/socketbus/socketbus/internal/wire"
+)
+
+// TestIDInUseWhileAMemberMaySendForIt checks that a request ID stays in
+// use on its channel while any member holds it as a tombstone: another
+// client's start under it is a protocol error, and nobody is handed a new
+// request under an ID its receiver may still send frames for (CI's
+// FuzzServerStates found b handed c's request under the ID of a's, which
+// b had held until a cancelled it). The ID is free again once every
+// holder has left.
+func TestIDInUseWhileAMemberMaySendForIt(t *testing.T) {
+	h := newHarness(t, router.Config{})
+	a, b, c := h.join("a"), h.join("b"), h.join("c")
+	b.poll(t, uuid.New())
+	id := uuid.New()
+	a.start(t, id, 0) // its body stays open: a holds the ID too
+	b.peer.waitFor(t, "delivery", isDelivery(id))
+	a.handle(t, a.frame(wire.TypeError, wire.FlagRequest, id, 0, true, wire.AppendError(nil, wire.CodeCancelled, "gave up")))
+	if _, e := b.peer.waitError(t, id); e.Code != wire.CodeCancelled {
+		t.Fatalf("receiver got %v, want cancelled", e)
+	}
+
+	startUnder := func(m member) error {
+		return m.Handle(m.frame(wire.TypeStart, wire.FlagRequest, id, 0, false, nil), nil)
+	}
+	b.poll(t, uuid.New())
+	wantProtocolError(t, "c's start under the ID b holds", startUnder(c))
+	if n := len(b.peer.matching(isDelivery(id))); n != 1 {
+		t.Fatalf("b was handed request %x %d times, want once", id[:4], n)
+	}
+	// b's response to the first, crossing the cancel, goes nowhere.
+	b.respond(t, id, "late")
+	for _, m := range []member{a, c} {
+		if n := len(m.peer.matching(func(h *wire.Header) bool { return h.RequestID == id && h.Flags == wire.FlagResponse })); n != 0 {
+			t.Fatalf("%s got %d response frames for the cancelled request, want 0", m.peer.name, n)
+		}
+	}
+
+	// b's pong clears the tombstone, which stays in its grace ring: still
+	// in use.
+	for _, f := range b.peer.all() {
+		if gen, ok := router.PongGeneration(f.Header.RequestID); ok && f.Header.Flags == wire.FlagPing {
+			b.Pong(gen)
+		}
+	}
+	wantProtocolError(t, "c's start after b's pong", startUnder(c))
+
+	// Each holder counts: with b gone, a still holds it.
+	b.Leave()
+	wantProtocolError(t, "c's start with a still holding the ID", startUnder(c))
+	a.Leave()
+
+	d := h.join("d")
+	d.poll(t, uuid.New())
+	if err := startUnder(c); err != nil {
+		t.Fatalf("c's start once every holder has left: got %v, want nil", err)
+	}
+	d.peer.waitFor(t, "delivery of c's request", isDelivery(id))
+}
