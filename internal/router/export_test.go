@@ -211,3 +211,7 @@ func (r *Router) WaitingEntries(channel wire.ID) int {
 	defer ch.mu.Unlock()
 	return ch.polls.n
 }
+
+// TombstoneCost is what each ended request ID a member remembers costs
+// its account.
+const TombstoneCost = tombstoneCost

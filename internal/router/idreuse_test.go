@@ -5,6 +5,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/socketbus/socketbus/internal/budget"
 	"github.com/socketbus/socketbus/internal/router"
 	"github.com/socketbus/socketbus/internal/wire"
 )
@@ -64,4 +65,33 @@ func TestIDInUseWhileAMemberMaySendForIt(t *testing.T) {
 		t.Fatalf("c's start once every holder has left: got %v, want nil", err)
 	}
 	d.peer.waitFor(t, "delivery of c's request", isDelivery(id))
+}
+
+// TestTombstonesChargedToTheirMember checks that the ended IDs a member
+// remembers are charged to its account, and given back when it leaves: a
+// client that piles up refused starts and never answers pings holds
+// memory the budget sees.
+func TestTombstonesChargedToTheirMember(t *testing.T) {
+	root := budget.New(1<<30, nil)
+	h := newHarness(t, router.Config{Memory: root})
+	a := h.join("a") // alone: every start is refused with no_peers
+	base := root.Used()
+	const n = 300
+	for i := 0; i < n; i++ {
+		id := uuid.New()
+		a.start(t, id, 0)
+		if _, e := a.peer.waitError(t, id); e.Code != wire.CodeNoPeers {
+			t.Fatalf("start %d: got %v, want no_peers", i, e)
+		}
+	}
+	if got, want := root.Used()-base, int64(n*router.TombstoneCost); got != want {
+		t.Fatalf("memory charged for %d refused starts: got %d bytes, want %d (%d each)", n, got, want, router.TombstoneCost)
+	}
+	if got := a.Account().Used(); got < n*router.TombstoneCost {
+		t.Fatalf("a's account holds %d bytes, want at least the %d of its %d ended IDs", got, n*router.TombstoneCost, n)
+	}
+	a.Leave()
+	if got := root.Used(); got != base {
+		t.Fatalf("memory charged once a has left: got %d bytes, want %d", got, base)
+	}
 }

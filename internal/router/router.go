@@ -143,6 +143,7 @@ func (r *Router) JoinKeyed(clientID, channelID wire.ID, version uint8, key []byt
 	m.ended.limit = r.cfg.tombstoneLimit()
 	m.ended.channel = &ch.ended
 	m.acct = ch.acct.Child(r.cfg.MemoryPerMember)
+	m.ended.acct = m.acct
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	if _, dup := ch.members[clientID]; dup {

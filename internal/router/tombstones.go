@@ -3,6 +3,7 @@ package router
 import (
 	"encoding/binary"
 
+	"github.com/socketbus/socketbus/internal/budget"
 	"github.com/socketbus/socketbus/internal/frame"
 	"github.com/socketbus/socketbus/internal/wire"
 )
@@ -27,8 +28,14 @@ import (
 // its channel (channel.ended counts the holders): a request started under
 // it again is refused, so that the member is never handed a new request
 // under an ID it may still send frames for.
+//
+// Each ID held costs its member's account tombstoneCost, whatever the
+// limits (a refused start must leave one): a client that piles up ended
+// requests and never answers pings is the heaviest connection to cut when
+// memory runs short.
 type tombstones struct {
 	channel *endedIDs          // the channel's count of holders, kept with set
+	acct    *budget.Account    // the member's, charged for each ID in set
 	set     map[wire.ID]uint64 // ID -> the generation whose pong clears it; 0 once cleared (in grace)
 	order   []tombstone        // waiting IDs, oldest first; generations ascend
 	head    int                // order[:head] are cleared
@@ -41,6 +48,13 @@ type tombstones struct {
 
 // graceCapacity is how many IDs cleared by a pong are still remembered.
 const graceCapacity = 1024
+
+// tombstoneCost is what one ID held costs in memory: its entries in the
+// set, the order and the grace ring, and in the channel's count of
+// holders. Measured at 115 bytes per ID with 2,048 IDs held by each of 200
+// members of one channel (heap in use after a GC), 87 without the
+// channel's count; rounded up.
+const tombstoneCost = 128
 
 type tombstone struct {
 	id  wire.ID
@@ -91,6 +105,7 @@ func (t *tombstones) add(id wire.ID) uint64 {
 	}
 	if _, held := t.set[id]; !held {
 		t.channel.add(id)
+		t.acct.Charge(tombstoneCost)
 	}
 	t.set[id] = t.gen
 	t.order = append(t.order, tombstone{id, t.gen})
@@ -133,6 +148,7 @@ func (t *tombstones) toGrace(id wire.ID) {
 	if old := t.grace[t.graceNext]; t.set[old] == 0 {
 		delete(t.set, old)
 		t.channel.remove(old)
+		t.acct.Release(tombstoneCost)
 	}
 	t.grace[t.graceNext] = id
 	t.graceNext = (t.graceNext + 1) % graceCapacity
@@ -143,6 +159,7 @@ func (t *tombstones) forget() {
 	for id := range t.set {
 		t.channel.remove(id)
 	}
+	t.acct.Release(int64(len(t.set)) * tombstoneCost)
 	t.set, t.order, t.head, t.grace, t.graceNext = nil, nil, 0, nil, 0
 }
 
