@@ -215,3 +215,6 @@ func (r *Router) WaitingEntries(channel wire.ID) int {
 // TombstoneCost is what each ended request ID a member remembers costs
 // its account.
 const TombstoneCost = tombstoneCost
+
+// GraceTTL is how long an ID a member's pong cleared is still in use.
+const GraceTTL = graceTTL

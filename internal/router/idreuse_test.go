@@ -2,6 +2,8 @@ package router_test
 
 import (
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -94,4 +96,49 @@ func TestTombstonesChargedToTheirMember(t *testing.T) {
 	if got := root.Used(); got != base {
 		t.Fatalf("memory charged once a has left: got %d bytes, want %d", got, base)
 	}
+}
+
+// TestIDFreeGraceTTLAfterThePong checks, on synctest's clock, that an ID
+// whose holder has answered its tombstone ping stays in use for GraceTTL
+// and then is free, with its charge given back: an honest connection does
+// not keep its ended IDs, and pay for them, for the rest of its life.
+func TestIDFreeGraceTTLAfterThePong(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		root := budget.New(1<<30, nil)
+		h := newHarness(t, router.Config{Memory: root})
+		a, b, c := h.join("a"), h.join("b"), h.join("c")
+		base := root.Used()
+		b.poll(t, uuid.New())
+		id := uuid.New()
+		a.send(t, id, "body") // its body ends: only b will hold the ID
+		b.peer.waitFor(t, "delivery", isDelivery(id))
+		a.handle(t, a.frame(wire.TypeError, wire.FlagRequest, id, 0, true, wire.AppendError(nil, wire.CodeCancelled, "gave up")))
+		if got, want := root.Used(), base+router.TombstoneCost; got != want {
+			t.Fatalf("charged with b's tombstone: got %d, want %d", got, want)
+		}
+		for _, f := range b.peer.all() {
+			if gen, ok := router.PongGeneration(f.Header.RequestID); ok && f.Header.Flags == wire.FlagPing {
+				b.Pong(gen)
+			}
+		}
+		startUnder := func() error {
+			return c.Handle(c.frame(wire.TypeStart, wire.FlagRequest, id, 0, false, nil), nil)
+		}
+		time.Sleep(router.GraceTTL - time.Millisecond)
+		synctest.Wait()
+		wantProtocolError(t, "c's start just before GraceTTL has passed", startUnder())
+
+		time.Sleep(time.Millisecond)
+		synctest.Wait() // b's timer has run
+		if got := root.Used(); got != base {
+			t.Fatalf("charged GraceTTL after the pong: got %d, want %d", got, base)
+		}
+		b.poll(t, uuid.New())
+		if err := startUnder(); err != nil {
+			t.Fatalf("c's start GraceTTL after the pong: got %v, want nil", err)
+		}
+		if n := len(b.peer.matching(isDelivery(id))); n != 2 {
+			t.Fatalf("b was handed a request under %x %d times, want twice: the cancelled one and c's", id[:4], n)
+		}
+	})
 }

@@ -12,7 +12,8 @@ import (
 
 // Router is the registry of channels and their members.
 type Router struct {
-	cfg Config
+	cfg   Config
+	epoch time.Time // sinceEpoch's start: monotonic, and a test bubble's own
 
 	mu       sync.Mutex // guards channels and keys; closed is set under it
 	channels map[wire.ID]*channel
@@ -47,12 +48,17 @@ func New(cfg Config) *Router {
 	}
 	r := &Router{
 		cfg:      cfg,
+		epoch:    time.Now(),
 		channels: make(map[wire.ID]*channel),
 		idle:     make(chan struct{}, 1),
 	}
 	cfg.Memory.OnRelease(r.memoryFreed)
 	return r
 }
+
+// sinceEpoch is the time since the router was made, on the monotonic
+// clock.
+func (r *Router) sinceEpoch() time.Duration { return time.Since(r.epoch) }
 
 // channel is one channel's state. mu guards every field below it and the
 // mutable state of its members and requests.

@@ -2,6 +2,7 @@ package router
 
 import (
 	"encoding/binary"
+	"time"
 
 	"github.com/socketbus/socketbus/internal/budget"
 	"github.com/socketbus/socketbus/internal/frame"
@@ -19,46 +20,76 @@ import (
 // 8). A member reads its connection in order and answers pings in order, so
 // its pong for generation g comes after every frame it sent before it read
 // the ends up to g: once the pong arrives, no late frame for those IDs can
-// follow, and they move from the set to a grace ring of the last
-// graceCapacity cleared IDs, for clients less careful than the protocol
-// asks. A client that never answers pings keeps at most limit IDs waiting;
-// beyond that the oldest go to the grace ring too.
+// follow, and they move from the set to the grace queue, for clients less
+// careful than the protocol asks: there they stay for graceTTL, and at most
+// the last graceCapacity of them. A client that never answers pings keeps
+// at most limit IDs waiting; beyond that the oldest go to the grace queue
+// too.
 //
 // While a member holds an ID here, in either state, the ID is in use on
 // its channel (channel.ended counts the holders): a request started under
 // it again is refused, so that the member is never handed a new request
 // under an ID it may still send frames for.
 //
-// Each ID held costs its member's account tombstoneCost, whatever the
-// limits (a refused start must leave one): a client that piles up ended
-// requests and never answers pings is the heaviest connection to cut when
-// memory runs short.
+// The set's size at its largest since it was last made anew costs the
+// member's account tombstoneCost an ID, whatever the limits (a refused
+// start must leave one): a client that piles up ended requests and never
+// answers pings is the heaviest connection to cut when memory runs short.
+// A set down to a quarter of that is made anew and the rest given back,
+// and an honest connection's grace queue drains within graceTTL.
 type tombstones struct {
 	channel *endedIDs          // the channel's count of holders, kept with set
-	acct    *budget.Account    // the member's, charged for each ID in set
-	set     map[wire.ID]uint64 // ID -> the generation whose pong clears it; 0 once cleared (in grace)
+	acct    *budget.Account    // the member's, charged setPeak × tombstoneCost
+	set     map[wire.ID]uint64 // ID -> the generation whose pong clears it, or inGrace|its grace entry's seq
+	setPeak int                // len(set) at its largest since it was made
 	order   []tombstone        // waiting IDs, oldest first; generations ascend
 	head    int                // order[:head] are cleared
 	gen     uint64             // the newest generation opened
 	limit   int
 
-	grace     []wire.ID // cleared IDs still dropped quietly, a ring
-	graceNext int
+	grace      []graceEntry // cleared IDs still dropped quietly, oldest first
+	graceHead  int          // grace[:graceHead] are forgotten
+	graceSeq   uint64       // the newest grace entry's seq
+	graceTimer *time.Timer  // armed while grace has IDs (armGraceLocked)
 }
+
+// inGrace marks a set value as a grace entry's seq rather than a
+// generation (generations count from 1 and never reach it).
+const inGrace = 1 << 63
 
 // graceCapacity is how many IDs cleared by a pong are still remembered.
 const graceCapacity = 1024
 
+// graceTTL is how long an ID cleared by a pong is still remembered: a
+// careless client's late frames follow its read of the end closely, and a
+// long-lived connection that has seen many requests cancelled does not
+// keep (and pay for) graceCapacity IDs for the rest of its life.
+const graceTTL = 10 * time.Second
+
 // tombstoneCost is what one ID held costs in memory: its entries in the
-// set, the order and the grace ring, and in the channel's count of
-// holders. Measured at 115 bytes per ID with 2,048 IDs held by each of 200
-// members of one channel (heap in use after a GC), 87 without the
-// channel's count; rounded up.
+// set, the order and the grace queue, and in the channel's count of
+// holders. Measured at 97 to 125 bytes per ID (heap in use after a GC),
+// with 100 to 2,048 IDs held by each of 200 members of one channel,
+// waiting for their pong or in grace; rounded up.
 const tombstoneCost = 128
+
+// shrinkFloor is the peak below which a shrinking set is kept as it is
+// until it is empty.
+const shrinkFloor = 64
 
 type tombstone struct {
 	id  wire.ID
 	gen uint64
+}
+
+// graceEntry is an ID in the grace queue, when its pong cleared it (as
+// time since the router's epoch), and its seq: an ID cleared, added again
+// and cleared again has two entries, and only the later one's seq is in
+// the set.
+type graceEntry struct {
+	id  wire.ID
+	at  time.Duration
+	seq uint64
 }
 
 // pingMarker starts the request ID of the router's tombstone pings, so
@@ -95,30 +126,34 @@ func (t *tombstones) waiting() int { return len(t.order) - t.head }
 
 // add records id in a new generation and returns that generation, which
 // the caller closes with a tombstone ping sent after the frame ending id.
-func (t *tombstones) add(id wire.ID) uint64 {
+// now is the time since the router's epoch.
+func (t *tombstones) add(id wire.ID, now time.Duration) uint64 {
 	if t.set == nil {
 		t.set = make(map[wire.ID]uint64)
 	}
 	t.gen++
 	if len(t.order)-t.head >= t.limit {
-		t.evictOldest()
+		t.evictOldest(now)
 	}
 	if _, held := t.set[id]; !held {
 		t.channel.add(id)
-		t.acct.Charge(tombstoneCost)
 	}
 	t.set[id] = t.gen
+	if n := len(t.set); n > t.setPeak {
+		t.acct.Charge(int64(n-t.setPeak) * tombstoneCost)
+		t.setPeak = n
+	}
 	t.order = append(t.order, tombstone{id, t.gen})
 	return t.gen
 }
 
-func (t *tombstones) evictOldest() {
+func (t *tombstones) evictOldest(now time.Duration) {
 	for t.head < len(t.order) {
 		e := t.order[t.head]
 		t.order[t.head] = tombstone{}
 		t.head++
 		if g, ok := t.set[e.id]; ok && g == e.gen {
-			t.toGrace(e.id)
+			t.toGrace(e.id, now)
 			break
 		}
 	}
@@ -126,32 +161,75 @@ func (t *tombstones) evictOldest() {
 }
 
 // pong clears every ID of generation gen and older.
-func (t *tombstones) pong(gen uint64) {
+func (t *tombstones) pong(gen uint64, now time.Duration) {
 	for t.head < len(t.order) && t.order[t.head].gen <= gen {
 		e := t.order[t.head]
 		t.order[t.head] = tombstone{}
 		t.head++
 		if g, ok := t.set[e.id]; ok && g == e.gen {
-			t.toGrace(e.id)
+			t.toGrace(e.id, now)
 		}
 	}
 	t.compact()
 }
 
-// toGrace moves a cleared ID to the grace ring, pushing out the oldest.
-func (t *tombstones) toGrace(id wire.ID) {
-	t.set[id] = 0
-	if len(t.grace) < graceCapacity {
-		t.grace = append(t.grace, id)
+// toGrace moves a cleared ID to the grace queue, pushing out the oldest
+// past graceCapacity.
+func (t *tombstones) toGrace(id wire.ID, now time.Duration) {
+	t.graceSeq++
+	t.set[id] = inGrace | t.graceSeq
+	if len(t.grace)-t.graceHead >= graceCapacity {
+		t.dropGrace()
+	}
+	t.grace = append(t.grace, graceEntry{id, now, t.graceSeq})
+}
+
+// expireGrace forgets the IDs cleared at or before cutoff.
+func (t *tombstones) expireGrace(cutoff time.Duration) {
+	for t.graceHead < len(t.grace) && t.grace[t.graceHead].at <= cutoff {
+		t.dropGrace()
+	}
+}
+
+// dropGrace forgets the oldest ID in the grace queue, unless it has been
+// added again since: it waits for a pong then, or is later in the queue.
+func (t *tombstones) dropGrace() {
+	e := t.grace[t.graceHead]
+	t.grace[t.graceHead] = graceEntry{}
+	t.graceHead++
+	if g, ok := t.set[e.id]; ok && g == inGrace|e.seq {
+		delete(t.set, e.id)
+		t.channel.remove(e.id)
+		t.shrink()
+	}
+	switch {
+	case t.graceHead == len(t.grace):
+		t.grace, t.graceHead = nil, 0 // an idle member keeps nothing
+	case t.graceHead > len(t.grace)/2:
+		n := copy(t.grace, t.grace[t.graceHead:])
+		clear(t.grace[n:])
+		t.grace, t.graceHead = t.grace[:n], 0
+	}
+}
+
+// shrink makes the set anew once it is down to a quarter of its peak (a
+// Go map keeps its largest size), and gives back the charge for the rest.
+func (t *tombstones) shrink() {
+	n := len(t.set)
+	if n > t.setPeak/4 || n > 0 && t.setPeak < shrinkFloor {
 		return
 	}
-	if old := t.grace[t.graceNext]; t.set[old] == 0 {
-		delete(t.set, old)
-		t.channel.remove(old)
-		t.acct.Release(tombstoneCost)
+	t.acct.Release(int64(t.setPeak-n) * tombstoneCost)
+	t.setPeak = n
+	if n == 0 {
+		t.set = nil
+		return
 	}
-	t.grace[t.graceNext] = id
-	t.graceNext = (t.graceNext + 1) % graceCapacity
+	set := make(map[wire.ID]uint64, n)
+	for id, g := range t.set {
+		set[id] = g
+	}
+	t.set = set
 }
 
 // forget drops every ID, for a member that has left.
@@ -159,53 +237,17 @@ func (t *tombstones) forget() {
 	for id := range t.set {
 		t.channel.remove(id)
 	}
-	t.acct.Release(int64(len(t.set)) * tombstoneCost)
-	t.set, t.order, t.head, t.grace, t.graceNext = nil, nil, 0, nil, 0
-}
-
-// endedIDs counts, for each request ID, the members of a channel holding
-// it as a tombstone. A nil *endedIDs (a tombstones of no channel's, in
-// tests) counts nothing.
-type endedIDs map[wire.ID]int32
-
-func (e *endedIDs) has(id wire.ID) bool {
-	_, ok := (*e)[id]
-	return ok
-}
-
-func (e *endedIDs) add(id wire.ID) {
-	if e == nil {
-		return
+	t.acct.Release(int64(t.setPeak) * tombstoneCost)
+	if t.graceTimer != nil {
+		t.graceTimer.Stop()
 	}
-	if *e == nil {
-		*e = make(endedIDs)
-	}
-	(*e)[id]++
-}
-
-func (e *endedIDs) remove(id wire.ID) {
-	if e == nil {
-		return
-	}
-	switch n := (*e)[id]; {
-	case n == 0:
-		return
-	case n > 1:
-		(*e)[id] = n - 1
-	case len(*e) == 1:
-		*e = nil // do not keep a burst's worth of buckets
-	default:
-		delete(*e, id)
-	}
+	*t = tombstones{channel: t.channel, acct: t.acct, limit: t.limit, gen: t.gen}
 }
 
 // compact reclaims the cleared front of order once it is half the slice.
 func (t *tombstones) compact() {
 	if t.head == len(t.order) {
-		t.order, t.head = t.order[:0], 0
-		if cap(t.order) > t.limit {
-			t.order = nil // do not keep a burst's worth of memory
-		}
+		t.order, t.head = nil, 0 // an idle member keeps nothing
 		return
 	}
 	if t.head > len(t.order)/2 {
@@ -225,7 +267,8 @@ func (ch *channel) tombstoneLocked(m *Member, id wire.ID) {
 	if m.gone || m.remote == RemoteSender {
 		return
 	}
-	ch.send(m, tombstonePing(ch, m, m.ended.add(id)))
+	ch.send(m, tombstonePing(ch, m, m.ended.add(id, ch.r.sinceEpoch())))
+	m.armGraceLocked() // the add may have pushed an ID to grace
 }
 
 // Pong handles a pong from m's connection whose request ID carries a
@@ -233,5 +276,31 @@ func (ch *channel) tombstoneLocked(m *Member, id wire.ID) {
 func (m *Member) Pong(gen uint64) {
 	m.ch.mu.Lock()
 	defer m.ch.mu.Unlock()
-	m.ended.pong(gen)
+	m.ended.pong(gen, m.r.sinceEpoch())
+	m.armGraceLocked()
+}
+
+// armGraceLocked arms m's timer for the oldest ID in its grace queue, if
+// it has one and no timer is armed.
+func (m *Member) armGraceLocked() {
+	t := &m.ended
+	if m.gone || t.graceTimer != nil || t.graceHead == len(t.grace) {
+		return
+	}
+	wait := t.grace[t.graceHead].at + graceTTL - m.r.sinceEpoch()
+	t.graceTimer = time.AfterFunc(max(wait, 0), m.expireGrace)
+}
+
+// expireGrace forgets the IDs in m's grace queue older than graceTTL, and
+// arms the timer again for the rest.
+func (m *Member) expireGrace() {
+	ch := m.ch
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if m.gone {
+		return
+	}
+	m.ended.graceTimer = nil
+	m.ended.expireGrace(m.r.sinceEpoch() - graceTTL)
+	m.armGraceLocked()
 }
