@@ -7,13 +7,6 @@ import (
 	"time"
 )
 
-// processCPU returns the CPU time the process has used, user and system
-// together (getrusage RUSAGE_SELF), or -1 where it cannot be read.
-func processCPU() time.Duration {
-	cpu, _ := processUsage()
-	return cpu
-}
-
 // processUsage returns, from one getrusage (RUSAGE_SELF) call, the CPU
 // time the process has used, user and system together, and the context
 // switches of its threads, voluntary and involuntary; both are -1 where

@@ -4,9 +4,6 @@ package main
 
 import "time"
 
-// processCPU returns -1: the process's CPU time is not read here.
-func processCPU() time.Duration { return -1 }
-
 // processUsage returns -1 twice: the process's CPU time and context
 // switches are not read here.
 func processUsage() (cpu time.Duration, switches int64) { return -1, -1 }

@@ -81,6 +81,13 @@ type result struct {
 	switches int64
 }
 
+// processCPU returns the CPU time the process has used, user and system
+// together, or -1 where it cannot be read (processUsage).
+func processCPU() time.Duration {
+	cpu, _ := processUsage()
+	return cpu
+}
+
 // syscallsPerRoundTrip is syscalls ÷ round trips, or 0 when unknown.
 func (r result) syscallsPerRoundTrip() float64 {
 	if r.syscalls < 0 || r.requests == 0 {

@@ -3,8 +3,7 @@ package router
 import "github.com/socketbus/socketbus/internal/wire"
 
 // endedIDs counts, for each request ID, the members of a channel holding
-// it as a tombstone (tombstones.go). A nil *endedIDs (the tombstones of no
-// channel, in tests) counts nothing.
+// it as a tombstone (tombstones.go).
 type endedIDs struct {
 	n    map[wire.ID]int32
 	peak int // len(n) at its largest since it was made
@@ -16,9 +15,6 @@ func (e *endedIDs) has(id wire.ID) bool {
 }
 
 func (e *endedIDs) add(id wire.ID) {
-	if e == nil {
-		return
-	}
 	if e.n == nil {
 		e.n = make(map[wire.ID]int32)
 	}
@@ -27,9 +23,6 @@ func (e *endedIDs) add(id wire.ID) {
 }
 
 func (e *endedIDs) remove(id wire.ID) {
-	if e == nil {
-		return
-	}
 	switch c := e.n[id]; {
 	case c == 0:
 		return
@@ -38,15 +31,30 @@ func (e *endedIDs) remove(id wire.ID) {
 		return
 	}
 	delete(e.n, id)
-	// A Go map keeps its largest size: make it anew at a quarter of it.
-	if n := len(e.n); n == 0 || e.peak >= shrinkFloor && n <= e.peak/4 {
-		m := make(map[wire.ID]int32, n)
-		for k, v := range e.n {
-			m[k] = v
-		}
-		if n == 0 {
-			m = nil
-		}
-		e.n, e.peak = m, n
+	if n, remade := remadeSmaller(e.n, e.peak); remade {
+		e.n, e.peak = n, len(n)
 	}
+}
+
+// shrinkFloor is the peak below which a shrinking map is kept as it is
+// until it is empty.
+const shrinkFloor = 64
+
+// remadeSmaller returns m made anew, and true, once it is down to a
+// quarter of peak, its size at its largest (a Go map keeps that size
+// however few it holds): nil when it is empty, and kept until then when
+// its peak is under shrinkFloor.
+func remadeSmaller[V any](m map[wire.ID]V, peak int) (map[wire.ID]V, bool) {
+	n := len(m)
+	switch {
+	case n == 0:
+		return nil, true
+	case n > peak/4 || peak < shrinkFloor:
+		return m, false
+	}
+	small := make(map[wire.ID]V, n)
+	for k, v := range m {
+		small[k] = v
+	}
+	return small, true
 }

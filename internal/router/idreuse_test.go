@@ -49,11 +49,7 @@ func TestIDInUseWhileAMemberMaySendForIt(t *testing.T) {
 
 	// b's pong clears the tombstone, which stays in its grace ring: still
 	// in use.
-	for _, f := range b.peer.all() {
-		if gen, ok := router.PongGeneration(f.Header.RequestID); ok && f.Header.Flags == wire.FlagPing {
-			b.Pong(gen)
-		}
-	}
+	answerTombstonePings(t, b)
 	wantProtocolError(t, "c's start after b's pong", startUnder(c))
 
 	// Each holder counts: with b gone, a still holds it.
@@ -116,11 +112,7 @@ func TestIDFreeGraceTTLAfterThePong(t *testing.T) {
 		if got, want := root.Used(), base+router.TombstoneCost; got != want {
 			t.Fatalf("charged with b's tombstone: got %d, want %d", got, want)
 		}
-		for _, f := range b.peer.all() {
-			if gen, ok := router.PongGeneration(f.Header.RequestID); ok && f.Header.Flags == wire.FlagPing {
-				b.Pong(gen)
-			}
-		}
+		answerTombstonePings(t, b)
 		startUnder := func() error {
 			return c.Handle(c.frame(wire.TypeStart, wire.FlagRequest, id, 0, false, nil), nil)
 		}
@@ -141,4 +133,21 @@ func TestIDFreeGraceTTLAfterThePong(t *testing.T) {
 			t.Fatalf("b was handed a request under %x %d times, want twice: the cancelled one and c's", id[:4], n)
 		}
 	})
+}
+
+// answerTombstonePings answers every tombstone ping m has been sent, as
+// its client would, and fails the test if there was none: the ID that
+// ended must have been remembered for m.
+func answerTombstonePings(t *testing.T, m member) {
+	t.Helper()
+	answered := 0
+	for _, f := range m.peer.all() {
+		if gen, ok := router.PongGeneration(f.Header.RequestID); ok && f.Header.Flags == wire.FlagPing {
+			m.Pong(gen)
+			answered++
+		}
+	}
+	if answered == 0 {
+		t.Fatalf("%s was sent no tombstone ping to answer", m.peer.name)
+	}
 }

@@ -40,7 +40,7 @@ import (
 type tombstones struct {
 	channel *endedIDs          // the channel's count of holders, kept with set
 	acct    *budget.Account    // the member's, charged setPeak × tombstoneCost
-	set     map[wire.ID]uint64 // ID -> the generation whose pong clears it, or inGrace|its grace entry's seq
+	set     map[wire.ID]uint64 // ID -> the generation whose pong clears it, inGrace|that generation once cleared
 	setPeak int                // len(set) at its largest since it was made
 	order   []tombstone        // waiting IDs, oldest first; generations ascend
 	head    int                // order[:head] are cleared
@@ -49,12 +49,11 @@ type tombstones struct {
 
 	grace      []graceEntry // cleared IDs still dropped quietly, oldest first
 	graceHead  int          // grace[:graceHead] are forgotten
-	graceSeq   uint64       // the newest grace entry's seq
 	graceTimer *time.Timer  // armed while grace has IDs (armGraceLocked)
 }
 
-// inGrace marks a set value as a grace entry's seq rather than a
-// generation (generations count from 1 and never reach it).
+// inGrace marks a set value as cleared: the generation it was added in,
+// now in the grace queue (generations count from 1 and never reach it).
 const inGrace = 1 << 63
 
 // graceCapacity is how many IDs cleared by a pong are still remembered.
@@ -73,23 +72,19 @@ const graceTTL = 10 * time.Second
 // waiting for their pong or in grace; rounded up.
 const tombstoneCost = 128
 
-// shrinkFloor is the peak below which a shrinking set is kept as it is
-// until it is empty.
-const shrinkFloor = 64
-
 type tombstone struct {
 	id  wire.ID
 	gen uint64
 }
 
-// graceEntry is an ID in the grace queue, when its pong cleared it (as
-// time since the router's epoch), and its seq: an ID cleared, added again
-// and cleared again has two entries, and only the later one's seq is in
-// the set.
+// graceEntry is an ID in the grace queue, the generation it was added in,
+// and when its pong cleared it (as time since the router's epoch). An ID
+// cleared, added again and cleared again has two entries; the set holds
+// the later one's generation.
 type graceEntry struct {
 	id  wire.ID
+	gen uint64
 	at  time.Duration
-	seq uint64
 }
 
 // pingMarker starts the request ID of the router's tombstone pings, so
@@ -153,7 +148,7 @@ func (t *tombstones) evictOldest(now time.Duration) {
 		t.order[t.head] = tombstone{}
 		t.head++
 		if g, ok := t.set[e.id]; ok && g == e.gen {
-			t.toGrace(e.id, now)
+			t.toGrace(e, now)
 			break
 		}
 	}
@@ -167,7 +162,7 @@ func (t *tombstones) pong(gen uint64, now time.Duration) {
 		t.order[t.head] = tombstone{}
 		t.head++
 		if g, ok := t.set[e.id]; ok && g == e.gen {
-			t.toGrace(e.id, now)
+			t.toGrace(e, now)
 		}
 	}
 	t.compact()
@@ -175,13 +170,12 @@ func (t *tombstones) pong(gen uint64, now time.Duration) {
 
 // toGrace moves a cleared ID to the grace queue, pushing out the oldest
 // past graceCapacity.
-func (t *tombstones) toGrace(id wire.ID, now time.Duration) {
-	t.graceSeq++
-	t.set[id] = inGrace | t.graceSeq
+func (t *tombstones) toGrace(e tombstone, now time.Duration) {
+	t.set[e.id] = inGrace | e.gen
 	if len(t.grace)-t.graceHead >= graceCapacity {
 		t.dropGrace()
 	}
-	t.grace = append(t.grace, graceEntry{id, now, t.graceSeq})
+	t.grace = append(t.grace, graceEntry{e.id, e.gen, now})
 }
 
 // expireGrace forgets the IDs cleared at or before cutoff.
@@ -197,10 +191,13 @@ func (t *tombstones) dropGrace() {
 	e := t.grace[t.graceHead]
 	t.grace[t.graceHead] = graceEntry{}
 	t.graceHead++
-	if g, ok := t.set[e.id]; ok && g == inGrace|e.seq {
+	if g, ok := t.set[e.id]; ok && g == inGrace|e.gen {
 		delete(t.set, e.id)
 		t.channel.remove(e.id)
-		t.shrink()
+		if set, remade := remadeSmaller(t.set, t.setPeak); remade {
+			t.acct.Release(int64(t.setPeak-len(set)) * tombstoneCost)
+			t.set, t.setPeak = set, len(set)
+		}
 	}
 	switch {
 	case t.graceHead == len(t.grace):
@@ -212,26 +209,6 @@ func (t *tombstones) dropGrace() {
 	}
 }
 
-// shrink makes the set anew once it is down to a quarter of its peak (a
-// Go map keeps its largest size), and gives back the charge for the rest.
-func (t *tombstones) shrink() {
-	n := len(t.set)
-	if n > t.setPeak/4 || n > 0 && t.setPeak < shrinkFloor {
-		return
-	}
-	t.acct.Release(int64(t.setPeak-n) * tombstoneCost)
-	t.setPeak = n
-	if n == 0 {
-		t.set = nil
-		return
-	}
-	set := make(map[wire.ID]uint64, n)
-	for id, g := range t.set {
-		set[id] = g
-	}
-	t.set = set
-}
-
 // forget drops every ID, for a member that has left.
 func (t *tombstones) forget() {
 	for id := range t.set {
@@ -241,7 +218,7 @@ func (t *tombstones) forget() {
 	if t.graceTimer != nil {
 		t.graceTimer.Stop()
 	}
-	*t = tombstones{channel: t.channel, acct: t.acct, limit: t.limit, gen: t.gen}
+	*t = tombstones{channel: t.channel, acct: t.acct, limit: t.limit}
 }
 
 // compact reclaims the cleared front of order once it is half the slice.

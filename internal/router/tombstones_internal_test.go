@@ -11,7 +11,7 @@ import (
 )
 
 func TestTombstonesClearOnPong(t *testing.T) {
-	ts := tombstones{limit: 4096}
+	ts := tombstones{limit: 4096, channel: new(endedIDs)}
 	ids := make([]wire.ID, 3000)
 	gens := make([]uint64, len(ids))
 	for i := range ids {
@@ -46,7 +46,7 @@ func TestTombstonesClearOnPong(t *testing.T) {
 }
 
 func TestTombstonesBoundedWithoutPongs(t *testing.T) {
-	ts := tombstones{limit: 100}
+	ts := tombstones{limit: 100, channel: new(endedIDs)}
 	var first wire.ID
 	for i := 0; i < 10000; i++ {
 		id := uuid.New()
@@ -159,7 +159,7 @@ func TestGraceExpiresAndGivesBackItsCharge(t *testing.T) {
 // once.
 func TestGraceIDClearedTwice(t *testing.T) {
 	root := budget.New(1<<30, nil)
-	ts := tombstones{limit: 4096, acct: root}
+	ts := tombstones{limit: 4096, channel: new(endedIDs), acct: root}
 	id := uuid.New()
 	ts.pong(ts.add(id, 0), 0)
 	ts.pong(ts.add(id, 0), 5*time.Second)
