@@ -207,7 +207,7 @@ func New(nc net.Conn, cfg Config) *Conn {
 	// The read buffer starts small and grows with bursts (readbuf.go); a
 	// large payload bypasses it and is read straight into its own.
 	c.br = newReadBuffer(nc)
-	if sc, ok := nc.(syscall.Conn); ok && cfg.InlineWrites {
+	if sc, ok := nc.(syscall.Conn); ok && cfg.InlineWrites && inlineWritesSupported {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.raw = rc
 			c.inlineWrite = c.rawWrite

@@ -13,13 +13,6 @@ import (
 	"github.com/socketbus/socketbus/internal/wire"
 )
 
-// rawWrite makes one write attempt of inlineBuf; it never waits for the
-// socket.
-func (c *Conn) rawWrite(fd uintptr) bool {
-	c.inlineN, c.inlineErr = syscall.Write(int(fd), c.inlineBuf)
-	return true
-}
-
 // inlineLimit bounds the bytes an inline write copies: more goes to the
 // writer goroutine.
 const inlineLimit = 16 << 10
